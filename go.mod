@@ -1,0 +1,3 @@
+module github.com/txkit/txkit
+
+go 1.26
