@@ -1,0 +1,139 @@
+// Package mongofx provides a *mongo.Client to an Fx application, with its
+// lifecycle: the client is pinged when the application starts and
+// disconnected when it stops.
+//
+//	fx.New(
+//		fx.Supply(mongofx.Config{URI: os.Getenv("MONGODB_URI"), AppName: "credits"}),
+//		mongofx.Module,
+//		tx.Module,
+//		…
+//	)
+//
+// # Embedded mode
+//
+// With an empty URI and Embedded set, the module starts an in-process
+// mongotest server and connects to it, so the application runs with no
+// MongoDB installed. Its data lives in memory only and is gone when the
+// application stops; the module says so loudly in the log.
+package mongofx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/txkit/txkit/mongotest"
+)
+
+// Module provides a *mongo.Client built from the graph's [Config].
+var Module = fx.Module("mongofx", fx.Provide(New))
+
+// Config says where and how to connect.
+type Config struct {
+	// URI is the connection string, e.g.
+	// "mongodb://localhost:27017/?replicaSet=rs0". Transactions need a
+	// replica set or a sharded cluster.
+	URI string
+	// AppName is reported to the server and shows in its logs; the
+	// driver's default when empty.
+	AppName string
+	// ConnectTimeout bounds the opening of each connection; the driver's
+	// default (30s) when zero.
+	ConnectTimeout time.Duration
+	// ServerSelectionTimeout bounds the wait for a suitable server, and so
+	// the start-up ping; the driver's default (30s) when zero.
+	ServerSelectionTimeout time.Duration
+	// Embedded, with an empty URI, starts an in-memory mongotest server
+	// and connects to it. Ignored when URI is set.
+	Embedded bool
+}
+
+// Params are the dependencies of [New].
+type Params struct {
+	fx.In
+
+	Lifecycle fx.Lifecycle
+	Config    Config
+	Logger    *zap.Logger `optional:"true"`
+}
+
+// ErrNoURI is returned by [New] when Config has neither a URI nor Embedded.
+var ErrNoURI = errors.New("mongofx: Config.URI is empty; set it, or set Embedded for an in-memory server")
+
+// New returns a client for p.Config and registers its lifecycle: ping on
+// start, disconnect on stop (then, in embedded mode, close the server).
+// The driver connects lazily, so New itself does no network I/O.
+func New(p Params) (*mongo.Client, error) {
+	log := p.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("mongofx")
+
+	uri := p.Config.URI
+	var srv *mongotest.Server
+	if uri == "" {
+		if !p.Config.Embedded {
+			return nil, ErrNoURI
+		}
+		var err error
+		srv, err = mongotest.NewServer(mongotest.WithLogger(log.Named("mongotest")))
+		if err != nil {
+			return nil, fmt.Errorf("mongofx: start embedded server: %w", err)
+		}
+		uri = srv.URI()
+		log.Warn("EMBEDDED IN-MEMORY MONGODB: data lives in memory only and is lost when the application stops; set Config.URI for a real deployment",
+			zap.String("uri", uri))
+	}
+
+	client, err := mongo.Connect(clientOptions(p.Config, uri))
+	if err != nil {
+		if srv != nil {
+			_ = srv.Close()
+		}
+		return nil, fmt.Errorf("mongofx: connect: %w", err)
+	}
+
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if err := client.Ping(ctx, nil); err != nil {
+				return fmt.Errorf("mongofx: ping %s: %w", redact(uri), err)
+			}
+			log.Info("connected to MongoDB", zap.String("uri", redact(uri)), zap.Bool("embedded", srv != nil))
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			err := client.Disconnect(ctx)
+			if err != nil {
+				err = fmt.Errorf("mongofx: disconnect: %w", err)
+			}
+			if srv != nil {
+				if cerr := srv.Close(); cerr != nil {
+					err = errors.Join(err, fmt.Errorf("mongofx: close embedded server: %w", cerr))
+				}
+			}
+			return err
+		},
+	})
+	return client, nil
+}
+
+func clientOptions(cfg Config, uri string) *options.ClientOptions {
+	opts := options.Client().ApplyURI(uri)
+	if cfg.AppName != "" {
+		opts.SetAppName(cfg.AppName)
+	}
+	if cfg.ConnectTimeout > 0 {
+		opts.SetConnectTimeout(cfg.ConnectTimeout)
+	}
+	if cfg.ServerSelectionTimeout > 0 {
+		opts.SetServerSelectionTimeout(cfg.ServerSelectionTimeout)
+	}
+	return opts
+}

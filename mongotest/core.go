@@ -1,0 +1,66 @@
+package mongotest
+
+import (
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/engine"
+)
+
+// core is the server's state behind the wire layer: storage, sessions,
+// cursors and fail points.
+type core struct {
+	engine     *engine.Engine
+	sessions   *sessions
+	cursors    *cursors
+	failpoints *failpoints
+	started    time.Time
+
+	mu       sync.Mutex
+	lifetime time.Duration // transactionLifetimeLimitSeconds
+}
+
+func newCore(lifetime time.Duration) *core {
+	if lifetime <= 0 {
+		lifetime = 60 * time.Second
+	}
+	c := &core{
+		engine:     engine.New(),
+		cursors:    newCursors(),
+		failpoints: &failpoints{},
+		started:    time.Now(),
+		lifetime:   lifetime,
+	}
+	c.sessions = newSessions(c)
+	return c
+}
+
+func (c *core) txnLifetime() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lifetime
+}
+
+func (c *core) setTxnLifetime(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lifetime = d
+}
+
+func (c *core) parameters() bson.D {
+	return bson.D{
+		{Key: "transactionLifetimeLimitSeconds", Value: int32(c.txnLifetime().Seconds())},
+		{Key: "featureCompatibilityVersion", Value: bson.D{{Key: "version", Value: "7.0"}}},
+		{Key: "enableTestCommands", Value: true},
+		{Key: "logicalSessionTimeoutMinutes", Value: int32(logicalSessionTimeoutMinutes)},
+	}
+}
+
+// housekeep aborts transactions past their lifetime and forgets idle
+// sessions; the server runs it periodically until Close.
+func (c *core) housekeep(now time.Time) {
+	c.sessions.reap(now, c.txnLifetime(), logicalSessionTimeoutMinutes*time.Minute)
+	c.cursors.reap(now)
+}

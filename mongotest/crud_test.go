@@ -1,0 +1,144 @@
+package mongotest_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/txkit/txkit/mongotest"
+)
+
+func newClient(t *testing.T) *mongo.Client {
+	t.Helper()
+	srv := mongotest.Start(t)
+	c, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	return c
+}
+
+func TestCRUDRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	coll := newClient(t).Database("db").Collection("c")
+
+	res, err := coll.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 1}}, bson.D{{Key: "_id", Value: 2}, {Key: "n", Value: 2}}})
+	require.NoError(t, err)
+	require.Len(t, res.InsertedIDs, 2)
+
+	up, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 10}}}})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), up.MatchedCount)
+	require.Equal(t, int64(1), up.ModifiedCount)
+
+	var got bson.M
+	require.NoError(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&got))
+	require.EqualValues(t, 11, got["n"])
+
+	n, err := coll.CountDocuments(ctx, bson.D{{Key: "n", Value: bson.D{{Key: "$gt", Value: 1}}}})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
+
+	del, err := coll.DeleteMany(ctx, bson.D{})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), del.DeletedCount)
+}
+
+func TestDuplicateKey(t *testing.T) {
+	ctx := context.Background()
+	coll := newClient(t).Database("db").Collection("c")
+	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}})
+	require.NoError(t, err)
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}})
+	require.True(t, mongo.IsDuplicateKeyError(err), "got %v", err)
+}
+
+func TestTransactionCommitAndAbort(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t)
+	coll := client.Database("db").Collection("c")
+	sess, err := client.StartSession()
+	require.NoError(t, err)
+	defer sess.EndSession(ctx)
+
+	_, err = sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
+		if err != nil {
+			return nil, err
+		}
+		n, err := coll.CountDocuments(context.Background(), bson.D{})
+		require.NoError(t, err)
+		require.Zero(t, n, "uncommitted insert is invisible outside")
+		return nil, nil
+	})
+	require.NoError(t, err)
+
+	boom := errors.New("boom")
+	_, err = sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}})
+		require.NoError(t, err)
+		return nil, boom
+	})
+	require.ErrorIs(t, err, boom)
+	n, err := coll.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+}
+
+func TestConcurrentTransfersKeepTotal(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t)
+	coll := client.Database("db").Collection("acct")
+	const accounts = 4
+	for i := 0; i < accounts; i++ {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "bal", Value: int64(100)}})
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			sess, err := client.StartSession()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer sess.EndSession(ctx)
+			for i := 0; i < 20; i++ {
+				from, to := (w+i)%accounts, (w+i+1)%accounts
+				_, err := sess.WithTransaction(ctx, func(ctx context.Context) (any, error) {
+					if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: from}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "bal", Value: int64(-1)}}}}); err != nil {
+						return nil, err
+					}
+					_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: to}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "bal", Value: int64(1)}}}})
+					return nil, err
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	cur, err := coll.Aggregate(ctx, mongo.Pipeline{})
+	_ = cur
+	_ = err
+	var total int64
+	c2, err := coll.Find(ctx, bson.D{})
+	require.NoError(t, err)
+	var docs []struct {
+		Bal int64 `bson:"bal"`
+	}
+	require.NoError(t, c2.All(ctx, &docs))
+	for _, d := range docs {
+		total += d.Bal
+	}
+	require.Equal(t, int64(accounts*100), total)
+}

@@ -1,0 +1,279 @@
+package mongotest
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// failpoints holds the failCommand fail point, configured with MongoDB's
+// configureFailPoint command (or Server.FailCommand, which sends the same
+// document down the same path).
+type failpoints struct {
+	mu sync.Mutex
+	fp *failPoint
+}
+
+type failPoint struct {
+	alwaysOn    bool
+	times       int64 // remaining activations when > 0 (mode {times})
+	skip        int64 // activations to let pass first (mode {skip})
+	probability float64
+	hasTimes    bool
+
+	commands       map[string]bool
+	appName        string
+	closeConn      bool
+	errorCode      int32
+	hasErrorCode   bool
+	errorLabels    []string
+	hasLabels      bool
+	wce            bson.D
+	block          time.Duration
+	errmsg         string
+}
+
+// match returns the fail point to apply to req, consuming one activation.
+func (f *failpoints) match(req *request) *failPoint {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fp := f.fp
+	if fp == nil || !fp.commands[req.name] {
+		return nil
+	}
+	if fp.appName != "" && fp.appName != req.conn.appName {
+		return nil
+	}
+	if fp.skip > 0 {
+		fp.skip--
+		return nil
+	}
+	if fp.probability > 0 && fp.probability < 1 && rand.Float64() >= fp.probability {
+		return nil
+	}
+	if fp.hasTimes {
+		fp.times--
+		if fp.times <= 0 {
+			f.fp = nil
+		}
+	}
+	return fp
+}
+
+func (f *failpoints) set(fp *failPoint) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fp = fp
+}
+
+func cmdConfigureFailPoint(o *op) (bson.D, error) {
+	name, ok := o.cmd[0].Value.(string)
+	if !ok {
+		return nil, typeErr("configureFailPoint", o.cmd[0].Value, "string")
+	}
+	if name != "failCommand" {
+		return nil, merr.New(merr.BadValue, "mongotest supports only the failCommand fail point, not %s", name)
+	}
+	fp, err := parseFailPoint(o.cmd)
+	if err != nil {
+		return nil, err
+	}
+	o.s.core.failpoints.set(fp)
+	return ok1(bson.E{Key: "count", Value: int32(0)}), nil
+}
+
+func parseFailPoint(cmd bson.D) (*failPoint, error) {
+	mode, ok := bsonkit.Get(cmd, "mode")
+	if !ok {
+		return nil, merr.New(merr.BadValue, "Missing mode")
+	}
+	fp := &failPoint{}
+	switch m := mode.(type) {
+	case string:
+		switch m {
+		case "off":
+			return nil, nil
+		case "alwaysOn":
+			fp.alwaysOn = true
+		default:
+			return nil, merr.New(merr.BadValue, "unknown mode: %s", m)
+		}
+	case bson.D:
+		for _, e := range m {
+			n, ok := bsonkit.ToInt64(e.Value)
+			switch {
+			case e.Key == "times" && ok:
+				if n <= 0 {
+					return nil, nil
+				}
+				fp.times, fp.hasTimes = n, true
+			case e.Key == "skip" && ok:
+				fp.skip, fp.alwaysOn = n, true
+			case e.Key == "activationProbability":
+				p, _ := bsonkit.ToFloat(e.Value)
+				if p < 0 || p > 1 {
+					return nil, merr.New(merr.BadValue, "activationProbability must be between 0.0 and 1.0")
+				}
+				fp.probability = p
+			default:
+				return nil, merr.New(merr.BadValue, "'mode' must be one of 'off', 'alwaysOn', 'times', 'skip' and 'activationProbability'")
+			}
+		}
+	default:
+		return nil, merr.New(merr.TypeMismatch, "'mode' must be a string or JSON object")
+	}
+	data, err := docField(cmd, "data")
+	if err != nil {
+		return nil, err
+	}
+	fp.commands = map[string]bool{}
+	if cmds, ok := bsonkit.Get(data, "failCommands"); ok {
+		arr, ok := cmds.(bson.A)
+		if !ok {
+			return nil, typeErr("failCommands", cmds, "array")
+		}
+		for _, c := range arr {
+			if s, ok := c.(string); ok {
+				fp.commands[s] = true
+			}
+		}
+	} else {
+		return nil, merr.New(merr.BadValue, "failCommand fail point requires data.failCommands")
+	}
+	for _, e := range data {
+		switch e.Key {
+		case "closeConnection":
+			fp.closeConn, _ = e.Value.(bool)
+		case "errorCode":
+			n, ok := bsonkit.ToInt64(e.Value)
+			if !ok {
+				return nil, typeErr("errorCode", e.Value, "int")
+			}
+			fp.errorCode, fp.hasErrorCode = int32(n), true
+		case "errorLabels":
+			arr, ok := e.Value.(bson.A)
+			if !ok {
+				return nil, typeErr("errorLabels", e.Value, "array")
+			}
+			fp.hasLabels = true
+			fp.errorLabels = []string{}
+			for _, l := range arr {
+				if s, ok := l.(string); ok {
+					fp.errorLabels = append(fp.errorLabels, s)
+				}
+			}
+		case "writeConcernError":
+			d, ok := e.Value.(bson.D)
+			if !ok {
+				return nil, typeErr("writeConcernError", e.Value, "object")
+			}
+			fp.wce = d
+		case "blockConnection":
+			if b, _ := e.Value.(bool); b {
+				fp.block = time.Millisecond // refined by blockTimeMS
+			}
+		case "appName":
+			fp.appName, _ = e.Value.(string)
+		case "errmsg":
+			fp.errmsg, _ = e.Value.(string)
+		}
+	}
+	if fp.block > 0 {
+		ms, _ := bsonkit.ToInt64(field(data, "blockTimeMS"))
+		fp.block = time.Duration(ms) * time.Millisecond
+	}
+	return fp, nil
+}
+
+// applyFailPoint acts on a matched fail point. handled reports that the
+// command must not run and reply is its answer (nil: no reply at all).
+func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort bool) (reply bson.D, handled bool) {
+	if fp.block > 0 {
+		t := time.NewTimer(fp.block)
+		select {
+		case <-t.C:
+		case <-o.ctx.Done():
+			t.Stop()
+		}
+	}
+	if fp.closeConn {
+		o.req.conn.closeAfter = true
+		return nil, true
+	}
+	if fp.hasErrorCode {
+		msg := fp.errmsg
+		if msg == "" {
+			msg = "Failing command via 'failCommand' failpoint"
+		}
+		e := merr.New(fp.errorCode, "%s", msg)
+		e.Labels = fp.labelsFor(fp.errorCode, inTxn, commitOrAbort, o.retry != nil)
+		return e.Doc(), true
+	}
+	if fp.wce != nil {
+		o.failWCE = fp
+	}
+	return nil, false
+}
+
+// labelsFor returns the labels a failed command gets: the fail point's own
+// when it names them, otherwise the ones the server would add.
+func (fp *failPoint) labelsFor(code int32, inTxn, commitOrAbort, retryableWrite bool) []string {
+	if fp.hasLabels {
+		return append([]string(nil), fp.errorLabels...)
+	}
+	var labels []string
+	if inTxn && !commitOrAbort && isTransientCode(code) {
+		labels = append(labels, labelTransient)
+	}
+	if (retryableWrite || commitOrAbort) && isRetryableCode(code) {
+		labels = append(labels, labelRetryable)
+	}
+	return labels
+}
+
+// withWriteConcernError adds the fail point's writeConcernError to a
+// successful reply, as the server does after running the command.
+func (o *op) withWriteConcernError(reply bson.D) bson.D {
+	fp := o.failWCE
+	if fp == nil || isErrorReply(reply) || reply == nil {
+		return reply
+	}
+	wce := bsonkit.CloneDoc(fp.wce)
+	if _, ok := bsonkit.Get(wce, "codeName"); !ok {
+		if code, ok := bsonkit.ToInt64(field(wce, "code")); ok {
+			wce = append(wce, bson.E{Key: "codeName", Value: merr.Name(int32(code))})
+		}
+	}
+	reply = append(reply, bson.E{Key: "writeConcernError", Value: wce})
+	var labels []string
+	if fp.hasLabels {
+		labels = fp.errorLabels
+	} else if code, ok := bsonkit.ToInt64(field(wce, "code")); ok && (o.retry != nil || o.name == "commitTransaction" || o.name == "abortTransaction") && isRetryableCode(int32(code)) {
+		labels = []string{labelRetryable}
+	}
+	if len(labels) > 0 {
+		arr := bson.A{}
+		for _, l := range labels {
+			arr = append(arr, l)
+		}
+		reply = append(reply, bson.E{Key: "errorLabels", Value: arr})
+	}
+	return reply
+}
+
+// FailCommand configures the failCommand fail point, exactly as
+// db.adminCommand({configureFailPoint: "failCommand", mode, data}) does.
+// Pass mode "off" to clear it.
+func (s *Server) FailCommand(mode any, data bson.D) error {
+	fp, err := parseFailPoint(bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: mode}, {Key: "data", Value: data}})
+	if err != nil {
+		return err
+	}
+	s.core.failpoints.set(fp)
+	return nil
+}

@@ -1,0 +1,216 @@
+package aggregate
+
+import (
+	"math"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+	"github.com/txkit/txkit/mongotest/internal/query"
+)
+
+// Server codes for pipeline parse errors.
+const (
+	codeStageOneField    int32 = 40323
+	codeUnknownStage     int32 = 40324
+	codeMatchNotObject   int32 = 15959
+	codeSortNotObject    int32 = 15973
+	codeSortEmpty        int32 = 15976
+	codeLimitNotPositive int32 = 15958
+	codeLimitBad         int32 = 5107201
+	codeSkipBad          int32 = 5107200
+	codeCountDollar      int32 = 40158
+	codeCountDot         int32 = 40160
+	codeCountNotString   int32 = 40156
+)
+
+// Pipeline is a compiled aggregation pipeline. It is immutable and safe for
+// concurrent use.
+type Pipeline struct {
+	stages []stage
+}
+
+// stage transforms the documents flowing through the pipeline. It may
+// return its input documents but never modifies them.
+type stage func(docs []bson.D) ([]bson.D, error)
+
+var stageParsers map[string]func(spec any) (stage, error)
+
+func init() {
+	stageParsers = map[string]func(spec any) (stage, error){
+		"$match":     parseMatch,
+		"$project":   parseProject,
+		"$addFields": parseAddFields,
+		"$set":       parseAddFields,
+		"$unset":     parseUnset,
+		"$sort":      parseSort,
+		"$skip":      parseSkip,
+		"$limit":     parseLimit,
+		"$count":     parseCount,
+		"$group":     parseGroup,
+		"$unwind":    parseUnwind,
+	}
+}
+
+// unsupported are real server stages mongotest does not implement.
+var unsupported = []string{
+	"$lookup", "$graphLookup", "$out", "$merge", "$unionWith", "$facet", "$bucket",
+	"$bucketAuto", "$sortByCount", "$replaceRoot", "$replaceWith", "$sample",
+	"$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions",
+	"$redact", "$setWindowFields", "$densify", "$fill", "$documents", "$changeStream",
+	"$search", "$searchMeta", "$planCacheStats", "$listLocalSessions",
+}
+
+// Compile parses a pipeline: an array of single-field stage documents.
+func Compile(pipeline bson.A) (*Pipeline, error) {
+	p := &Pipeline{stages: make([]stage, 0, len(pipeline))}
+	for _, s := range pipeline {
+		d, ok := s.(bson.D)
+		if !ok {
+			return nil, merr.New(merr.TypeMismatch, "Each element of the 'pipeline' array must be an object")
+		}
+		if len(d) != 1 {
+			return nil, merr.New(codeStageOneField, "A pipeline stage specification object must contain exactly one field.")
+		}
+		name := d[0].Key
+		parse, ok := stageParsers[name]
+		if !ok {
+			if slices.Contains(unsupported, name) {
+				return nil, merr.New(merr.IllegalOperation, "%s is not supported by mongotest", name)
+			}
+			return nil, merr.New(codeUnknownStage, "Unrecognized pipeline stage name: '%s'", name)
+		}
+		st, err := parse(d[0].Value)
+		if err != nil {
+			return nil, err
+		}
+		p.stages = append(p.stages, st)
+	}
+	return p, nil
+}
+
+// Run passes docs, the input collection in natural order, through the
+// pipeline. The input documents are not modified and the output shares no
+// memory with them.
+func (p *Pipeline) Run(docs []bson.D) ([]bson.D, error) {
+	cur := docs
+	for _, st := range p.stages {
+		var err error
+		if cur, err = st(cur); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]bson.D, len(cur))
+	for i, d := range cur {
+		out[i] = bsonkit.CloneDoc(d)
+	}
+	return out, nil
+}
+
+func parseMatch(spec any) (stage, error) {
+	d, ok := spec.(bson.D)
+	if !ok {
+		return nil, merr.New(codeMatchNotObject, "the match filter must be an expression in an object")
+	}
+	f, err := query.Compile(d)
+	if err != nil {
+		return nil, err
+	}
+	return func(docs []bson.D) ([]bson.D, error) {
+		out := make([]bson.D, 0, len(docs))
+		for _, doc := range docs {
+			if f.Match(doc) {
+				out = append(out, doc)
+			}
+		}
+		return out, nil
+	}, nil
+}
+
+func parseSort(spec any) (stage, error) {
+	d, ok := spec.(bson.D)
+	if !ok {
+		return nil, merr.New(codeSortNotObject, "the $sort key specification must be an object")
+	}
+	if len(d) == 0 {
+		return nil, merr.New(codeSortEmpty, "$sort stage must have at least one sort key")
+	}
+	s, err := query.CompileSort(d)
+	if err != nil {
+		return nil, err
+	}
+	return func(docs []bson.D) ([]bson.D, error) {
+		out := slices.Clone(docs)
+		slices.SortStableFunc(out, s.Compare)
+		return out, nil
+	}, nil
+}
+
+// count parses the argument of $skip or $limit: an integral number.
+func count(stageName string, spec any, code int32) (int64, error) {
+	f, ok := bsonkit.ToFloat(spec)
+	if !bsonkit.IsNumber(spec) || !ok || math.IsNaN(f) {
+		return 0, merr.New(code, "invalid argument to %s stage: Expected a number in: %s: %s", stageName, stageName, formatValue(spec))
+	}
+	n, ok := bsonkit.ToInt64(spec)
+	if !ok {
+		return 0, merr.New(code, "invalid argument to %s stage: Cannot represent as a 64-bit integer: %s: %s", stageName, stageName, formatValue(spec))
+	}
+	if n < 0 {
+		return 0, merr.New(code, "invalid argument to %s stage: Expected a non-negative number in: %s: %s", stageName, stageName, formatValue(spec))
+	}
+	return n, nil
+}
+
+func parseSkip(spec any) (stage, error) {
+	n, err := count("$skip", spec, codeSkipBad)
+	if err != nil {
+		return nil, err
+	}
+	return func(docs []bson.D) ([]bson.D, error) {
+		if n >= int64(len(docs)) {
+			return nil, nil
+		}
+		return docs[n:], nil
+	}, nil
+}
+
+func parseLimit(spec any) (stage, error) {
+	n, err := count("$limit", spec, codeLimitBad)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, merr.New(codeLimitNotPositive, "the limit must be positive")
+	}
+	return func(docs []bson.D) ([]bson.D, error) {
+		if n < int64(len(docs)) {
+			return docs[:n], nil
+		}
+		return docs, nil
+	}, nil
+}
+
+func parseCount(spec any) (stage, error) {
+	name, ok := spec.(string)
+	switch {
+	case !ok || name == "":
+		return nil, merr.New(codeCountNotString, "the count field must be a non-empty string")
+	case strings.HasPrefix(name, "$"):
+		return nil, merr.New(codeCountDollar, "the count field cannot be a $-prefixed path")
+	case strings.Contains(name, "."):
+		return nil, merr.New(codeCountDot, "the count field cannot contain '.'")
+	}
+	return func(docs []bson.D) ([]bson.D, error) {
+		if len(docs) == 0 {
+			return nil, nil
+		}
+		var n any = int32(len(docs))
+		if len(docs) > math.MaxInt32 {
+			n = int64(len(docs))
+		}
+		return []bson.D{{{Key: name, Value: n}}}, nil
+	}, nil
+}

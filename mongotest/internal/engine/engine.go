@@ -1,0 +1,290 @@
+// Package engine is mongotest's storage: databases, collections and indexes
+// over multi-version documents, with snapshot-isolated transactions that
+// detect write conflicts the way MongoDB's storage engine does (first
+// writer wins, checked at write time).
+//
+// One mutex guards all state. Operations are short and in memory, so a
+// single lock keeps the invariants obvious; readers and writers of different
+// transactions still interleave between operations, which is what isolation
+// is about.
+package engine
+
+import (
+	"sort"
+	"strings"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// Engine holds every database of one server.
+type Engine struct {
+	mu     sync.Mutex
+	clock  uint64 // timestamp of the last commit
+	seq    uint64 // insertion order of records
+	dbs    map[string]*database
+	active map[*Txn]struct{}
+}
+
+type database struct {
+	name  string
+	colls map[string]*collection
+}
+
+type collection struct {
+	db, name string
+	uuid     bson.Binary
+	options  bson.D
+	records  map[string]*record
+	order    []*record // natural (insertion) order; holes are compacted lazily
+	dead     int       // records in order that were removed from records
+	indexes  []*index
+}
+
+type record struct {
+	key      string
+	seq      uint64
+	versions []version // ascending ts; the last is the newest committed
+	owner    *Txn      // uncommitted writer, if any
+	removed  bool
+}
+
+type version struct {
+	ts  uint64
+	doc bson.D // nil: deleted
+}
+
+// New returns an empty engine.
+func New() *Engine {
+	return &Engine{dbs: map[string]*database{}, active: map[*Txn]struct{}{}}
+}
+
+// latest returns the newest committed version.
+func (r *record) latest() (version, bool) {
+	if len(r.versions) == 0 {
+		return version{}, false
+	}
+	return r.versions[len(r.versions)-1], true
+}
+
+// at returns the document visible at snapshot ts (nil if none).
+func (r *record) at(ts uint64) bson.D {
+	for i := len(r.versions) - 1; i >= 0; i-- {
+		if r.versions[i].ts <= ts {
+			return r.versions[i].doc
+		}
+	}
+	return nil
+}
+
+// Namespace is a database and collection name pair.
+type Namespace struct{ DB, Coll string }
+
+// String renders "db.coll".
+func (n Namespace) String() string { return n.DB + "." + n.Coll }
+
+func (e *Engine) coll(ns Namespace) *collection {
+	d := e.dbs[ns.DB]
+	if d == nil {
+		return nil
+	}
+	return d.colls[ns.Coll]
+}
+
+// ensureColl returns ns, creating it (and its _id index) when missing.
+func (e *Engine) ensureColl(ns Namespace, options bson.D) (*collection, bool) {
+	if c := e.coll(ns); c != nil {
+		return c, false
+	}
+	d := e.dbs[ns.DB]
+	if d == nil {
+		d = &database{name: ns.DB, colls: map[string]*collection{}}
+		e.dbs[ns.DB] = d
+	}
+	c := &collection{db: ns.DB, name: ns.Coll, options: options, records: map[string]*record{}, uuid: newUUID()}
+	c.indexes = []*index{{name: "_id_", keys: bson.D{{Key: "_id", Value: int32(1)}}, paths: [][]string{{"_id"}}, entries: map[string]map[*record]struct{}{}}}
+	d.colls[ns.Coll] = c
+	return c, true
+}
+
+// ValidateNamespace checks collection and database names as MongoDB does.
+func ValidateNamespace(ns Namespace) error {
+	if ns.DB == "" || strings.ContainsAny(ns.DB, "/\\. \"$\x00") || len(ns.DB) > 63 {
+		return merr.New(merr.InvalidNamespace, "Invalid database name: '%s'", ns.DB)
+	}
+	if ns.Coll == "" || strings.Contains(ns.Coll, "$") || strings.Contains(ns.Coll, "\x00") || strings.HasPrefix(ns.Coll, ".") || strings.HasPrefix(ns.Coll, "system.") {
+		return merr.New(merr.InvalidNamespace, "Invalid namespace specified '%s'", ns.String())
+	}
+	return nil
+}
+
+// CreateCollection creates ns, or fails with NamespaceExists.
+func (e *Engine) CreateCollection(ns Namespace, options bson.D) error {
+	if err := ValidateNamespace(ns); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, created := e.ensureColl(ns, options); !created {
+		return merr.New(merr.NamespaceExists, "Collection %s already exists.", ns.String())
+	}
+	return nil
+}
+
+// DropCollection removes ns; it reports whether it existed. A collection
+// with writes pending in an open transaction cannot be dropped.
+func (e *Engine) DropCollection(ns Namespace) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.coll(ns)
+	if c == nil {
+		return false, nil
+	}
+	for _, r := range c.records {
+		if r.owner != nil {
+			return false, merr.New(merr.ObjectIsBusy, "Cannot drop collection %s: it is in use by a transaction", ns.String())
+		}
+	}
+	delete(e.dbs[ns.DB].colls, ns.Coll)
+	return true, nil
+}
+
+// DropDatabase removes a database and everything in it.
+func (e *Engine) DropDatabase(db string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.dbs, db)
+}
+
+// CollectionInfo describes a collection for listCollections.
+type CollectionInfo struct {
+	Name    string
+	UUID    bson.Binary
+	Options bson.D
+}
+
+// Collections lists a database's collections by name.
+func (e *Engine) Collections(db string) []CollectionInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := e.dbs[db]
+	if d == nil {
+		return nil
+	}
+	out := make([]CollectionInfo, 0, len(d.colls))
+	for _, c := range d.colls {
+		out = append(out, CollectionInfo{Name: c.name, UUID: c.uuid, Options: c.options})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// DatabaseInfo describes a database for listDatabases.
+type DatabaseInfo struct {
+	Name  string
+	Size  int64
+	Empty bool
+}
+
+// Databases lists databases that hold at least one collection.
+func (e *Engine) Databases() []DatabaseInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []DatabaseInfo
+	for name, d := range e.dbs {
+		if len(d.colls) == 0 {
+			continue
+		}
+		var size int64
+		for _, c := range d.colls {
+			for _, r := range c.records {
+				if v, ok := r.latest(); ok && v.doc != nil {
+					size += docSize(v.doc)
+				}
+			}
+		}
+		out = append(out, DatabaseInfo{Name: name, Size: size, Empty: size == 0})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// HasCollection reports whether ns exists.
+func (e *Engine) HasCollection(ns Namespace) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.coll(ns) != nil
+}
+
+func docSize(d bson.D) int64 {
+	b, err := bson.Marshal(d)
+	if err != nil {
+		return 0
+	}
+	return int64(len(b))
+}
+
+func newUUID() bson.Binary {
+	id := bson.NewObjectID()
+	id2 := bson.NewObjectID()
+	data := make([]byte, 16)
+	copy(data, id[:])
+	copy(data[12:], id2[8:12])
+	data[6] = (data[6] & 0x0f) | 0x40
+	data[8] = (data[8] & 0x3f) | 0x80
+	return bson.Binary{Subtype: 4, Data: data}
+}
+
+// oldestSnapshot is the lowest snapshot any open transaction reads at.
+func (e *Engine) oldestSnapshot() uint64 {
+	oldest := e.clock
+	for t := range e.active {
+		if t.snap < oldest {
+			oldest = t.snap
+		}
+	}
+	return oldest
+}
+
+// prune drops versions no snapshot can see any more.
+func (e *Engine) prune(c *collection, r *record, oldest uint64) {
+	// Keep the newest version at or below oldest, and everything after it.
+	keep := 0
+	for i := len(r.versions) - 1; i >= 0; i-- {
+		if r.versions[i].ts <= oldest {
+			keep = i
+			break
+		}
+	}
+	if keep > 0 {
+		r.versions = append(r.versions[:0], r.versions[keep:]...)
+	}
+	if len(r.versions) == 1 && r.versions[0].doc == nil && r.owner == nil && r.versions[0].ts <= oldest {
+		delete(c.records, r.key)
+		r.removed = true
+		c.dead++
+		if c.dead > 64 && c.dead > len(c.order)/2 {
+			live := c.order[:0]
+			for _, x := range c.order {
+				if !x.removed {
+					live = append(live, x)
+				}
+			}
+			clear(c.order[len(live):])
+			c.order = live
+			c.dead = 0
+		}
+	}
+}
+
+// idKey returns the record key of a document's _id.
+func idKey(doc bson.D) (string, any, bool) {
+	id, ok := bsonkit.Get(doc, "_id")
+	if !ok {
+		return "", nil, false
+	}
+	return keyOf(id), id, true
+}

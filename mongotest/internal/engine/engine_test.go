@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+var ns = Namespace{DB: "db", Coll: "c"}
+
+func count(t *Txn) int {
+	n := 0
+	t.Scan(ns, func(bson.D) bool { n++; return true })
+	return n
+}
+
+func TestSnapshotIsolation(t *testing.T) {
+	e := New()
+	w := e.Begin()
+	require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: 1}}))
+	r := e.Begin()
+	require.Equal(t, 0, count(r), "uncommitted insert is invisible")
+	w.Commit()
+	require.Equal(t, 0, count(r), "a snapshot does not see later commits")
+	require.Equal(t, 1, count(e.Begin()))
+	require.Equal(t, bson.D{{Key: "_id", Value: 1}}, e.Begin().FindID(ns, int64(1)), "1 and 1L are the same _id")
+}
+
+func TestFirstWriterWins(t *testing.T) {
+	e := New()
+	seed := e.Begin()
+	doc := bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}}
+	require.NoError(t, seed.Insert(ns, doc))
+	seed.Commit()
+
+	a, b := e.Begin(), e.Begin()
+	require.NoError(t, a.Replace(ns, doc, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 1}}))
+	var c *Conflict
+	require.ErrorAs(t, b.Replace(ns, doc, bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 2}}), &c)
+	a.Commit()
+	require.ErrorAs(t, b.Replace(ns, doc, doc), &c, "changed after b's snapshot")
+	b.Abort()
+	require.Equal(t, int32(1), int32(e.Begin().FindID(ns, 1)[1].Value.(int)))
+}
+
+func TestUniqueIndexAcrossTransactions(t *testing.T) {
+	e := New()
+	_, _, _, err := e.CreateIndexes(ns, []IndexSpec{{Name: "k_1", Keys: bson.D{{Key: "k", Value: 1}}, Unique: true}})
+	require.NoError(t, err)
+	a, b := e.Begin(), e.Begin()
+	require.NoError(t, a.Insert(ns, bson.D{{Key: "_id", Value: 1}, {Key: "k", Value: "x"}}))
+	var c *Conflict
+	require.ErrorAs(t, b.Insert(ns, bson.D{{Key: "_id", Value: 2}, {Key: "k", Value: "x"}}), &c)
+	a.Commit()
+	plain := e.Begin()
+	err = plain.Insert(ns, bson.D{{Key: "_id", Value: 3}, {Key: "k", Value: "x"}})
+	var me *merr.Error
+	require.True(t, errors.As(err, &me))
+	require.Equal(t, merr.DuplicateKey, me.Code)
+}
+
+func TestAbortDiscards(t *testing.T) {
+	e := New()
+	a := e.Begin()
+	require.NoError(t, a.Insert(ns, bson.D{{Key: "_id", Value: "a"}}))
+	a.Abort()
+	require.Equal(t, 0, count(e.Begin()))
+	b := e.Begin()
+	require.NoError(t, b.Insert(ns, bson.D{{Key: "_id", Value: "a"}}))
+	b.Commit()
+	require.Equal(t, 1, count(e.Begin()))
+}

@@ -1,0 +1,292 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// IndexSpec is a parsed createIndexes entry.
+type IndexSpec struct {
+	Name    string
+	Keys    bson.D
+	Unique  bool
+	Sparse  bool
+	Partial func(bson.D) bool // nil: every document
+	Spec    bson.D            // the document listIndexes reports
+}
+
+type index struct {
+	name    string
+	keys    bson.D
+	paths   [][]string
+	unique  bool
+	sparse  bool
+	partial func(bson.D) bool
+	spec    bson.D
+	// entries maps an encoded key to every record some version of which
+	// had it: a superset, always verified against the version a reader sees.
+	entries map[string]map[*record]struct{}
+}
+
+func (ix *index) isID() bool { return ix.name == "_id_" }
+
+// keysOf returns the encoded index keys of doc; nil when doc is not indexed.
+func (ix *index) keysOf(doc bson.D) []string {
+	if doc == nil || (ix.partial != nil && !ix.partial(doc)) {
+		return nil
+	}
+	parts := make([][]any, len(ix.paths))
+	present := false
+	for i, p := range ix.paths {
+		vals := lookup(doc, p)
+		if len(vals) == 0 {
+			vals = []any{nil}
+		} else {
+			present = true
+		}
+		parts[i] = vals
+	}
+	if ix.sparse && !present {
+		return nil
+	}
+	keys := []string{""}
+	for _, vals := range parts {
+		next := make([]string, 0, len(keys)*len(vals))
+		for _, k := range keys {
+			for _, v := range vals {
+				next = append(next, k+keyOf(v)+"\x01")
+			}
+		}
+		keys = next
+	}
+	return dedupe(keys)
+}
+
+func dedupe(keys []string) []string {
+	if len(keys) < 2 {
+		return keys
+	}
+	seen := make(map[string]struct{}, len(keys))
+	out := keys[:0]
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (ix *index) add(r *record, doc bson.D) {
+	for _, k := range ix.keysOf(doc) {
+		set := ix.entries[k]
+		if set == nil {
+			set = map[*record]struct{}{}
+			ix.entries[k] = set
+		}
+		set[r] = struct{}{}
+	}
+}
+
+func hasKey(keys []string, k string) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// keyValue renders doc's key for an E11000 message and keyValue field.
+func (ix *index) keyValue(doc bson.D) bson.D {
+	out := bson.D{}
+	for i, p := range ix.paths {
+		vals := lookup(doc, p)
+		var v any
+		if len(vals) > 0 {
+			v = vals[0]
+		}
+		out = append(out, bson.E{Key: ix.keys[i].Key, Value: v})
+	}
+	return out
+}
+
+func duplicateKey(ns Namespace, ix *index, doc bson.D) *merr.Error {
+	kv := ix.keyValue(doc)
+	parts := make([]string, len(kv))
+	for i, e := range kv {
+		parts[i] = fmt.Sprintf("%s: %s", e.Key, render(e.Value))
+	}
+	err := merr.New(merr.DuplicateKey, "E11000 duplicate key error collection: %s index: %s dup key: { %s }", ns.String(), ix.name, strings.Join(parts, ", "))
+	err.Extra = bson.D{{Key: "keyPattern", Value: bsonkit.CloneDoc(ix.keys)}, {Key: "keyValue", Value: kv}}
+	return err
+}
+
+// render prints a value roughly as the server's E11000 message does.
+func render(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", x)
+	case nil:
+		return "null"
+	case bson.ObjectID:
+		return fmt.Sprintf("ObjectId('%s')", x.Hex())
+	case int64:
+		return fmt.Sprintf("%d", x)
+	}
+	return fmt.Sprint(v)
+}
+
+// CreateIndexes builds specs on ns, creating the collection if needed.
+// It returns the index count before and after and whether it created ns.
+func (e *Engine) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int, created bool, err error) {
+	if err := ValidateNamespace(ns); err != nil {
+		return 0, 0, false, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c, created := e.ensureColl(ns, nil)
+	before = len(c.indexes)
+	var added []*index
+	for _, s := range specs {
+		if ex := c.findIndex(s.Name); ex != nil {
+			if keysEqual(ex.keys, s.Keys) && ex.unique == s.Unique && ex.sparse == s.Sparse {
+				continue
+			}
+			if keysEqual(ex.keys, s.Keys) {
+				return 0, 0, created, merr.New(merr.IndexOptionsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %v, existing index: %v", s.Spec, ex.spec)
+			}
+			return 0, 0, created, merr.New(merr.IndexKeySpecsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %v, existing index: %v", s.Spec, ex.spec)
+		}
+		if ex := c.findIndexByKeys(s.Keys); ex != nil && s.Partial == nil && ex.partial == nil {
+			if ex.unique == s.Unique && ex.sparse == s.Sparse {
+				continue
+			}
+			return 0, 0, created, merr.New(merr.IndexOptionsConflict, "Index already exists with a different name: %s", ex.name)
+		}
+		ix := &index{name: s.Name, keys: s.Keys, unique: s.Unique, sparse: s.Sparse, partial: s.Partial, spec: s.Spec, entries: map[string]map[*record]struct{}{}}
+		for _, k := range s.Keys {
+			ix.paths = append(ix.paths, strings.Split(k.Key, "."))
+		}
+		// Build from every version still held, so older snapshots stay covered.
+		seen := map[string]bson.D{}
+		for _, r := range c.order {
+			if r.removed {
+				continue
+			}
+			for _, v := range r.versions {
+				ix.add(r, v.doc)
+			}
+			if ix.unique {
+				if v, ok := r.latest(); ok && v.doc != nil {
+					for _, k := range ix.keysOf(v.doc) {
+						if _, dup := seen[k]; dup {
+							return 0, 0, created, duplicateKey(ns, ix, v.doc)
+						}
+						seen[k] = v.doc
+					}
+				}
+			}
+		}
+		added = append(added, ix)
+	}
+	c.indexes = append(c.indexes, added...)
+	return before, len(c.indexes), created, nil
+}
+
+func keysEqual(a, b bson.D) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key != b[i].Key || !bsonkit.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *collection) findIndex(name string) *index {
+	for _, ix := range c.indexes {
+		if ix.name == name {
+			return ix
+		}
+	}
+	return nil
+}
+
+func (c *collection) findIndexByKeys(keys bson.D) *index {
+	for _, ix := range c.indexes {
+		if keysEqual(ix.keys, keys) {
+			return ix
+		}
+	}
+	return nil
+}
+
+// ListIndexes returns the index specs of ns, or NamespaceNotFound.
+func (e *Engine) ListIndexes(ns Namespace) ([]bson.D, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.coll(ns)
+	if c == nil {
+		return nil, merr.New(merr.NamespaceNotFound, "ns does not exist: %s", ns.String())
+	}
+	out := make([]bson.D, 0, len(c.indexes))
+	for _, ix := range c.indexes {
+		if ix.isID() {
+			out = append(out, bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"}})
+			continue
+		}
+		out = append(out, bsonkit.CloneDoc(ix.spec))
+	}
+	return out, nil
+}
+
+// DropIndexes drops the named indexes ("*": all but _id_). It returns the
+// index count before the drop.
+func (e *Engine) DropIndexes(ns Namespace, names []string, keys bson.D) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.coll(ns)
+	if c == nil {
+		return 0, merr.New(merr.NamespaceNotFound, "ns not found %s", ns.String())
+	}
+	before := len(c.indexes)
+	if keys != nil {
+		ix := c.findIndexByKeys(keys)
+		if ix == nil {
+			return 0, merr.New(merr.IndexNotFound, "can't find index with key: %v", keys)
+		}
+		names = []string{ix.name}
+	}
+	if len(names) == 1 && names[0] == "*" {
+		c.indexes = c.indexes[:1]
+		return before, nil
+	}
+	for _, n := range names {
+		if n == "_id_" {
+			return 0, merr.New(merr.InvalidOptions, "cannot drop _id index")
+		}
+		if c.findIndex(n) == nil {
+			return 0, merr.New(merr.IndexNotFound, "index not found with name [%s]", n)
+		}
+	}
+	kept := c.indexes[:0]
+	for _, ix := range c.indexes {
+		drop := false
+		for _, n := range names {
+			drop = drop || ix.name == n
+		}
+		if !drop {
+			kept = append(kept, ix)
+		}
+	}
+	c.indexes = kept
+	return before, nil
+}

@@ -1,0 +1,163 @@
+package engine
+
+import (
+	"encoding/binary"
+	"math"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+)
+
+// keyOf encodes v so that values MongoDB considers equal (1, 1.0, 1L) get
+// the same key. It is used for _id lookup and index keys, never for order.
+func keyOf(v any) string {
+	var b strings.Builder
+	writeKey(&b, v)
+	return b.String()
+}
+
+func writeKey(b *strings.Builder, v any) {
+	b.WriteByte(byte(bsonkit.TypeRank(v)))
+	switch x := v.(type) {
+	case nil, bson.Null, bson.Undefined, bson.MinKey, bson.MaxKey:
+	case int32, int64, int, float64, bson.Decimal128:
+		writeNumberKey(b, x)
+	case string:
+		b.WriteString(x)
+		b.WriteByte(0)
+	case bson.Symbol:
+		b.WriteString(string(x))
+		b.WriteByte(0)
+	case bson.D:
+		b.WriteByte('{')
+		for _, e := range x {
+			b.WriteString(e.Key)
+			b.WriteByte(0)
+			writeKey(b, e.Value)
+		}
+		b.WriteByte('}')
+	case bson.A:
+		b.WriteByte('[')
+		for _, e := range x {
+			writeKey(b, e)
+		}
+		b.WriteByte(']')
+	case bson.ObjectID:
+		b.Write(x[:])
+	case bool:
+		if x {
+			b.WriteByte(1)
+		} else {
+			b.WriteByte(0)
+		}
+	case bson.DateTime:
+		var buf [8]byte
+		binary.BigEndian.PutUint64(buf[:], uint64(x))
+		b.Write(buf[:])
+	case bson.Binary:
+		b.WriteByte(x.Subtype)
+		b.WriteString(strconv.Itoa(len(x.Data)))
+		b.WriteByte(':')
+		b.Write(x.Data)
+	default:
+		// Rare types: their printed form is exact enough for equality.
+		raw, err := bson.Marshal(bson.D{{Key: "v", Value: x}})
+		if err == nil {
+			b.Write(raw)
+		}
+	}
+}
+
+func writeNumberKey(b *strings.Builder, v any) {
+	if i, ok := bsonkit.ToInt64(v); ok {
+		b.WriteByte('i')
+		b.WriteString(strconv.FormatInt(i, 10))
+		return
+	}
+	if d, ok := v.(bson.Decimal128); ok {
+		// Non-integral decimals equal a double only when exactly representable.
+		if bi, exp, err := d.BigInt(); err == nil {
+			r := new(big.Rat).SetInt(bi)
+			scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(exp))), nil)
+			if exp < 0 {
+				r.Quo(r, new(big.Rat).SetInt(scale))
+			} else {
+				r.Mul(r, new(big.Rat).SetInt(scale))
+			}
+			if f, exact := r.Float64(); exact {
+				writeFloatKey(b, f)
+				return
+			}
+			b.WriteByte('r')
+			b.WriteString(r.RatString())
+			return
+		}
+		b.WriteByte('d')
+		b.WriteString(d.String())
+		return
+	}
+	f, _ := bsonkit.ToFloat(v)
+	writeFloatKey(b, f)
+}
+
+func writeFloatKey(b *strings.Builder, f float64) {
+	if math.IsNaN(f) {
+		b.WriteString("nan")
+		return
+	}
+	if f == math.Trunc(f) && f >= -9.223372036854776e18 && f < 9.223372036854776e18 {
+		b.WriteByte('i')
+		b.WriteString(strconv.FormatInt(int64(f), 10))
+		return
+	}
+	b.WriteByte('f')
+	b.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// lookup resolves a dotted path for index keys: arrays along the path
+// expand to their elements (multikey), numeric components index arrays.
+func lookup(v any, path []string) []any {
+	if len(path) == 0 {
+		if a, ok := v.(bson.A); ok {
+			if len(a) == 0 {
+				return []any{nil}
+			}
+			return a
+		}
+		return []any{v}
+	}
+	switch x := v.(type) {
+	case bson.D:
+		f, ok := bsonkit.Get(x, path[0])
+		if !ok {
+			return nil
+		}
+		return lookup(f, path[1:])
+	case bson.A:
+		if i, err := strconv.Atoi(path[0]); err == nil && i >= 0 {
+			if i < len(x) {
+				return lookup(x[i], path[1:])
+			}
+			return nil
+		}
+		var out []any
+		for _, e := range x {
+			if _, ok := e.(bson.D); ok {
+				out = append(out, lookup(e, path)...)
+			}
+		}
+		return out
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+package engine
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// Txn is a unit of work that reads one snapshot plus its own writes and
+// publishes its writes atomically at Commit. Plain (non-transaction)
+// operations use a Txn too, for one statement.
+type Txn struct {
+	e      *Engine
+	snap   uint64
+	writes map[*record]bson.D // pending document per record (nil: delete)
+	order  []pendingWrite
+	done   chan struct{}
+	state  txnState
+	ts     uint64 // commit timestamp
+}
+
+type pendingWrite struct {
+	c *collection
+	r *record
+}
+
+type txnState int
+
+const (
+	txnOpen txnState = iota
+	txnCommitted
+	txnAborted
+)
+
+// Conflict is a write conflict with another open transaction.
+type Conflict struct{ holder *Txn }
+
+func (c *Conflict) Error() string { return "write conflict" }
+
+// Wait blocks until the conflicting transaction ends or ctx is done.
+func (c *Conflict) Wait(ctx context.Context) error {
+	if c.holder == nil {
+		return nil
+	}
+	select {
+	case <-c.holder.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Begin starts a transaction reading the latest committed snapshot.
+func (e *Engine) Begin() *Txn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := &Txn{e: e, snap: e.clock, done: make(chan struct{})}
+	e.active[t] = struct{}{}
+	return t
+}
+
+// Snapshot returns the commit timestamp this transaction reads at.
+func (t *Txn) Snapshot() uint64 { return t.snap }
+
+// Done is closed when the transaction commits or aborts.
+func (t *Txn) Done() <-chan struct{} { return t.done }
+
+// Dirty reports whether the transaction has pending writes.
+func (t *Txn) Dirty() bool { return len(t.order) > 0 }
+
+func (t *Txn) visible(r *record) bson.D {
+	if d, ok := t.writes[r]; ok {
+		return d
+	}
+	return r.at(t.snap)
+}
+
+// Scan calls fn with each document visible to t in natural order until fn
+// returns false. Documents are shared: callers must not modify them.
+func (t *Txn) Scan(ns Namespace, fn func(doc bson.D) bool) {
+	t.e.mu.Lock()
+	c := t.e.coll(ns)
+	if c == nil {
+		t.e.mu.Unlock()
+		return
+	}
+	docs := make([]bson.D, 0, len(c.order))
+	for _, r := range c.order {
+		if r.removed {
+			continue
+		}
+		if d := t.visible(r); d != nil {
+			docs = append(docs, d)
+		}
+	}
+	t.e.mu.Unlock()
+	for _, d := range docs {
+		if !fn(d) {
+			return
+		}
+	}
+}
+
+// FindID returns the document with _id id visible to t, or nil.
+func (t *Txn) FindID(ns Namespace, id any) bson.D {
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	c := t.e.coll(ns)
+	if c == nil {
+		return nil
+	}
+	r := c.records[keyOf(id)]
+	if r == nil {
+		return nil
+	}
+	return t.visible(r)
+}
+
+// Insert adds doc (which must carry _id), creating ns if needed. It fails
+// with a duplicate key error or a *Conflict.
+func (t *Txn) Insert(ns Namespace, doc bson.D) error {
+	key, _, ok := idKey(doc)
+	if !ok {
+		return merr.New(merr.InternalError, "document without _id")
+	}
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	c, _ := t.e.ensureColl(ns, nil)
+	r := c.records[key]
+	if r != nil {
+		if err := t.claim(r); err != nil {
+			return err
+		}
+		if t.visible(r) != nil {
+			return duplicateKey(ns, c.indexes[0], doc)
+		}
+	} else {
+		t.e.seq++
+		r = &record{key: key, seq: t.e.seq}
+		c.records[key] = r
+		c.order = append(c.order, r)
+	}
+	return t.put(ns, c, r, doc)
+}
+
+// Replace swaps the visible document with old's _id for doc.
+func (t *Txn) Replace(ns Namespace, old, doc bson.D) error {
+	return t.write(ns, old, doc)
+}
+
+// Delete removes the visible document with old's _id.
+func (t *Txn) Delete(ns Namespace, old bson.D) error {
+	return t.write(ns, old, nil)
+}
+
+func (t *Txn) write(ns Namespace, old, doc bson.D) error {
+	key, _, ok := idKey(old)
+	if !ok {
+		return merr.New(merr.InternalError, "document without _id")
+	}
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	c := t.e.coll(ns)
+	if c == nil || c.records[key] == nil {
+		return &Conflict{} // it vanished under us: the caller retries
+	}
+	r := c.records[key]
+	if err := t.claim(r); err != nil {
+		return err
+	}
+	if t.visible(r) == nil {
+		return &Conflict{}
+	}
+	return t.put(ns, c, r, doc)
+}
+
+func (t *Txn) checkOpen() error {
+	if t.state != txnOpen {
+		return merr.New(merr.NoSuchTransaction, "transaction is no longer open")
+	}
+	return nil
+}
+
+// claim makes t the writer of r: first writer wins, and a record committed
+// after t's snapshot is a conflict too.
+func (t *Txn) claim(r *record) error {
+	if r.owner != nil && r.owner != t {
+		return &Conflict{holder: r.owner}
+	}
+	if v, ok := r.latest(); ok && v.ts > t.snap {
+		return &Conflict{}
+	}
+	return nil
+}
+
+// put records doc as r's pending version after the unique index checks.
+func (t *Txn) put(ns Namespace, c *collection, r *record, doc bson.D) error {
+	if doc != nil {
+		for _, ix := range c.indexes[1:] {
+			if !ix.unique {
+				continue
+			}
+			if err := t.checkUnique(ns, ix, r, doc); err != nil {
+				return err
+			}
+		}
+		for _, ix := range c.indexes[1:] {
+			ix.add(r, doc)
+		}
+	}
+	if t.writes == nil {
+		t.writes = map[*record]bson.D{}
+	}
+	if _, seen := t.writes[r]; !seen {
+		t.order = append(t.order, pendingWrite{c: c, r: r})
+	}
+	t.writes[r] = doc
+	r.owner = t
+	return nil
+}
+
+func (t *Txn) checkUnique(ns Namespace, ix *index, self *record, doc bson.D) error {
+	for _, k := range ix.keysOf(doc) {
+		for other := range ix.entries[k] {
+			if other == self || other.removed {
+				continue
+			}
+			if d := t.visible(other); d != nil && hasKey(ix.keysOf(d), k) {
+				return duplicateKey(ns, ix, doc)
+			}
+			if other.owner != nil && other.owner != t {
+				if d := other.owner.writes[other]; d != nil && hasKey(ix.keysOf(d), k) {
+					return &Conflict{holder: other.owner}
+				}
+			}
+			if v, ok := other.latest(); ok && v.ts > t.snap && v.doc != nil && hasKey(ix.keysOf(v.doc), k) {
+				return &Conflict{}
+			}
+		}
+	}
+	return nil
+}
+
+// Commit publishes every write atomically and returns the commit timestamp.
+func (t *Txn) Commit() uint64 {
+	e := t.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t.state != txnOpen {
+		return t.ts
+	}
+	t.state = txnCommitted
+	delete(e.active, t)
+	if len(t.order) > 0 {
+		e.clock++
+		t.ts = e.clock
+		oldest := e.oldestSnapshot()
+		for _, w := range t.order {
+			w.r.versions = append(w.r.versions, version{ts: t.ts, doc: t.writes[w.r]})
+			w.r.owner = nil
+			if !w.r.removed && w.c.records[w.r.key] == w.r {
+				e.prune(w.c, w.r, oldest)
+			}
+		}
+	} else {
+		t.ts = e.clock
+	}
+	close(t.done)
+	return t.ts
+}
+
+// Abort discards every write.
+func (t *Txn) Abort() {
+	e := t.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t.state != txnOpen {
+		return
+	}
+	t.state = txnAborted
+	delete(e.active, t)
+	for _, w := range t.order {
+		w.r.owner = nil
+		if len(w.r.versions) == 0 && w.c.records[w.r.key] == w.r {
+			delete(w.c.records, w.r.key)
+			w.r.removed = true
+			w.c.dead++
+		}
+	}
+	close(t.done)
+}
+
+// ClusterTime is the timestamp of the last commit.
+func (e *Engine) ClusterTime() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.clock
+}

@@ -1,0 +1,170 @@
+package query
+
+import (
+	"strconv"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// path is a dotted field path split once at compile time.
+type path struct {
+	raw   string
+	parts []string
+	// index holds each part's value as an array offset, or -1.
+	index []int
+}
+
+func newPath(raw string) path {
+	parts := strings.Split(raw, ".")
+	index := make([]int, len(parts))
+	for i, p := range parts {
+		index[i] = arrayOffset(p)
+	}
+	return path{raw: raw, parts: parts, index: index}
+}
+
+// arrayOffset returns p as an array offset when it is all digits, as
+// MongoDB's path iterator requires, or -1.
+func arrayOffset(p string) int {
+	if p == "" {
+		return -1
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return -1
+		}
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// visitor receives the values a path yields. missing reports a branch where
+// the path does not exist (MongoDB's EOO element). Returning true stops the
+// walk: the visitor has found a match.
+type visitor interface {
+	visit(v any, missing bool) bool
+}
+
+// leafMode says what a path yields when it ends at an array.
+type leafMode uint8
+
+const (
+	// leafTraverse yields each element and then the array itself, as
+	// comparisons, $in, $type and $exists need.
+	leafTraverse leafMode = iota
+	// leafWhole yields the array itself, as $size and $elemMatch need.
+	leafWhole
+	// leafElements yields only the elements, as sort keys need.
+	leafElements
+)
+
+// walk feeds vis every value p yields in doc, mirroring MongoDB's
+// BSONElementIterator, and reports whether vis stopped the walk.
+func (p *path) walk(doc bson.D, mode leafMode, vis visitor) bool {
+	return p.walkDoc(doc, 0, mode, vis)
+}
+
+func (p *path) walkDoc(d bson.D, i int, mode leafMode, vis visitor) bool {
+	v, ok := field(d, p.parts[i])
+	if !ok {
+		return vis.visit(nil, true)
+	}
+	if i == len(p.parts)-1 {
+		return walkLeaf(v, mode, vis)
+	}
+	switch x := v.(type) {
+	case bson.D:
+		return p.walkDoc(x, i+1, mode, vis)
+	case bson.A:
+		return p.walkArray(x, i+1, mode, vis)
+	}
+	return vis.visit(nil, true)
+}
+
+// walkArray applies parts[i:] to each element of a. Documents are searched
+// for the remaining path; a numeric part also selects the element at that
+// offset. Nested arrays are entered only through an offset, and an array
+// that yields nothing yields no "missing" either.
+func (p *path) walkArray(a bson.A, i int, mode leafMode, vis visitor) bool {
+	offset := p.index[i]
+	last := i == len(p.parts)-1
+	for j, el := range a {
+		if d, ok := el.(bson.D); ok {
+			if p.walkDoc(d, i, mode, vis) {
+				return true
+			}
+			if j == offset {
+				if last {
+					if vis.visit(el, false) {
+						return true
+					}
+				} else if p.walkDoc(d, i+1, mode, vis) {
+					return true
+				}
+			}
+			continue
+		}
+		if j != offset {
+			continue
+		}
+		if last {
+			if vis.visit(el, false) {
+				return true
+			}
+			continue
+		}
+		if sub, ok := el.(bson.A); ok && p.walkArray(sub, i+1, mode, vis) {
+			return true
+		}
+	}
+	return false
+}
+
+func walkLeaf(v any, mode leafMode, vis visitor) bool {
+	if a, ok := v.(bson.A); ok && mode != leafWhole {
+		for _, el := range a {
+			if vis.visit(el, false) {
+				return true
+			}
+		}
+		if mode == leafElements {
+			return false
+		}
+	}
+	return vis.visit(v, false)
+}
+
+func field(d bson.D, key string) (any, bool) {
+	for i := range d {
+		if d[i].Key == key {
+			return d[i].Value, true
+		}
+	}
+	return nil, false
+}
+
+// Lookup returns the values path reaches in doc, with MongoDB's array
+// traversal: a component applied to an array of documents reaches into each
+// element ({a: [{b: 1}, {b: 2}]} yields 1 and 2 for "a.b"), and a numeric
+// component also indexes the array ("a.0.b"). An array at the end of the path
+// is returned whole, not expanded. Branches where the path is absent
+// contribute nothing; found reports whether any value was reached.
+func Lookup(doc bson.D, path string) (values []any, found bool) {
+	p := newPath(path)
+	c := collector{}
+	p.walk(doc, leafWhole, &c)
+	return c.values, len(c.values) > 0
+}
+
+type collector struct{ values []any }
+
+func (c *collector) visit(v any, missing bool) bool {
+	if !missing {
+		c.values = append(c.values, v)
+	}
+	return false
+}

@@ -1,0 +1,276 @@
+package query
+
+import (
+	"math"
+	"regexp"
+	"sort"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+)
+
+// A predicate tests one value a path yields; it is the visitor of a walk.
+
+type cmpOp uint8
+
+const (
+	opEQ cmpOp = iota
+	opLT
+	opLTE
+	opGT
+	opGTE
+)
+
+// cmpPred is $eq, $lt, $lte, $gt and $gte (and a plain `field: value`).
+type cmpPred struct {
+	op  cmpOp
+	rhs any
+}
+
+func (p *cmpPred) visit(v any, missing bool) bool { return compareMatch(p.op, v, missing, p.rhs) }
+
+// compareMatch follows ComparisonMatchExpression::matchesSingleElement:
+// values of different canonical types never compare, except that null,
+// undefined and a missing field are alike for the inclusive operators, and
+// MinKey/MaxKey bound everything.
+func compareMatch(op cmpOp, v any, missing bool, rhs any) bool {
+	if missing {
+		// A missing field is MongoDB's EOO, which compares like undefined.
+		switch rhs.(type) {
+		case nil, bson.Null:
+			return op == opEQ || op == opLTE || op == opGTE
+		case bson.MaxKey:
+			return op == opLT || op == opLTE
+		case bson.MinKey:
+			return op == opGT || op == opGTE
+		}
+		return false
+	}
+	if bsonkit.TypeRank(v) != bsonkit.TypeRank(rhs) {
+		switch rhs.(type) {
+		case bson.MaxKey:
+			return op == opLT || op == opLTE
+		case bson.MinKey:
+			return op == opGT || op == opGTE
+		}
+		return false
+	}
+	if op != opEQ {
+		lnan, rnan := isNaN(v), isNaN(rhs)
+		if lnan || rnan {
+			return (op == opLTE || op == opGTE) && lnan && rnan
+		}
+	}
+	c := bsonkit.Compare(v, rhs)
+	switch op {
+	case opLT:
+		return c < 0
+	case opLTE:
+		return c <= 0
+	case opGT:
+		return c > 0
+	case opGTE:
+		return c >= 0
+	}
+	return c == 0
+}
+
+func isNaN(v any) bool {
+	switch n := v.(type) {
+	case float64:
+		return math.IsNaN(n)
+	case bson.Decimal128:
+		return n.IsNaN()
+	}
+	return false
+}
+
+func isNull(v any) bool {
+	switch v.(type) {
+	case nil, bson.Null:
+		return true
+	}
+	return false
+}
+
+// inPred is $in: equality with any listed value, or a match of any listed
+// regex. A listed null also matches undefined and missing fields.
+type inPred struct {
+	sorted  []any // sorted by bsonkit.Compare for binary search
+	regexes []*regexPred
+	hasNull bool
+}
+
+func newInPred(values []any, regexes []*regexPred) *inPred {
+	p := &inPred{regexes: regexes}
+	for _, v := range values {
+		if isNull(v) {
+			p.hasNull = true
+		}
+	}
+	p.sorted = values
+	sort.SliceStable(p.sorted, func(i, j int) bool { return bsonkit.Compare(p.sorted[i], p.sorted[j]) < 0 })
+	return p
+}
+
+func (p *inPred) visit(v any, missing bool) bool {
+	if missing {
+		return p.hasNull
+	}
+	if _, ok := v.(bson.Undefined); ok && p.hasNull {
+		return true
+	}
+	i := sort.Search(len(p.sorted), func(i int) bool { return bsonkit.Compare(p.sorted[i], v) >= 0 })
+	if i < len(p.sorted) && bsonkit.Compare(p.sorted[i], v) == 0 {
+		return true
+	}
+	for _, r := range p.regexes {
+		if r.visit(v, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// existsPred is $exists: true; $exists: false is its negation.
+type existsPred struct{}
+
+func (existsPred) visit(_ any, missing bool) bool { return !missing }
+
+// typePred is $type over a set of BSON type codes.
+type typePred struct {
+	codes  []int32
+	number bool
+}
+
+func (p *typePred) visit(v any, missing bool) bool {
+	if missing {
+		return false
+	}
+	if p.number && bsonkit.IsNumber(v) {
+		return true
+	}
+	c := bsonkit.TypeCode(v)
+	for _, want := range p.codes {
+		if c == want {
+			return true
+		}
+	}
+	return false
+}
+
+// regexPred is $regex and a regex used as a value: strings and symbols match
+// the pattern, stored regexes match when pattern and options are identical.
+type regexPred struct {
+	re      *regexp.Regexp
+	pattern string
+	options string
+}
+
+func (p *regexPred) visit(v any, _ bool) bool {
+	switch s := v.(type) {
+	case string:
+		return p.re.MatchString(s)
+	case bson.Symbol:
+		return p.re.MatchString(string(s))
+	case bson.Regex:
+		return s.Pattern == p.pattern && s.Options == p.options
+	}
+	return false
+}
+
+// modPred is $mod: the dividend is truncated to an integer first.
+type modPred struct{ divisor, remainder int64 }
+
+func (p *modPred) visit(v any, missing bool) bool {
+	if missing {
+		return false
+	}
+	var dividend int64
+	switch n := v.(type) {
+	case int32:
+		dividend = int64(n)
+	case int64:
+		dividend = n
+	case float64, bson.Decimal128:
+		f, ok := bsonkit.ToFloat(n)
+		if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+			return false
+		}
+		f = math.Trunc(f)
+		if f < -9.223372036854776e18 || f >= 9.223372036854776e18 {
+			return false
+		}
+		dividend = int64(f)
+	default:
+		return false
+	}
+	if p.divisor == -1 {
+		return p.remainder == 0 // avoids MinInt64 % -1 overflow; x % -1 is always 0
+	}
+	return dividend%p.divisor == p.remainder
+}
+
+// sizePred is $size; it sees leaf arrays whole.
+type sizePred struct{ n int }
+
+func (p *sizePred) visit(v any, _ bool) bool {
+	a, ok := v.(bson.A)
+	return ok && len(a) == p.n
+}
+
+// elemMatchDocPred is $elemMatch with a full filter over document elements.
+type elemMatchDocPred struct{ filter *Filter }
+
+func (p *elemMatchDocPred) visit(v any, _ bool) bool {
+	a, ok := v.(bson.A)
+	if !ok {
+		return false
+	}
+	for _, el := range a {
+		switch x := el.(type) {
+		case bson.D:
+			if p.filter.Match(x) {
+				return true
+			}
+		case bson.A:
+			// MongoDB treats a nested array as an object keyed "0", "1", ...
+			if p.filter.Match(arrayAsDoc(x)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func arrayAsDoc(a bson.A) bson.D {
+	d := make(bson.D, len(a))
+	for i, v := range a {
+		d[i] = bson.E{Key: itoa(i), Value: v}
+	}
+	return d
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// elemMatchValuePred is $elemMatch with operators applied to each element.
+type elemMatchValuePred struct{ expr fieldExpr }
+
+func (p *elemMatchValuePred) visit(v any, _ bool) bool {
+	a, ok := v.(bson.A)
+	if !ok {
+		return false
+	}
+	for _, el := range a {
+		if p.expr.matchElem(el) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,236 @@
+package update
+
+import (
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// Update is a compiled update: either operators or a replacement document.
+// It is immutable and safe for concurrent use.
+type Update struct {
+	replacement bson.D
+	isReplace   bool
+	root        *node
+	spec        bson.D
+	// identifiers are the $[identifier] names used, for array filters.
+	identifiers map[string]string
+}
+
+// Options are the per-application inputs of [Update.Apply].
+type Options struct {
+	// Insert is set when applying to a document an upsert is inserting:
+	// $setOnInsert takes effect and _id may be set, but not changed from the
+	// value seeded by the query.
+	Insert bool
+	// Now is the time $currentDate writes; zero means time.Now().
+	Now bson.DateTime
+	// Timestamp is what $currentDate {$type: "timestamp"} writes; zero
+	// derives one from Now.
+	Timestamp bson.Timestamp
+	// ArrayFilters bind the $[identifier] components of the update's paths.
+	ArrayFilters []bson.D
+}
+
+// Compile parses an update specification: a bson.D of update operators or a
+// replacement document. Pipeline updates (bson.A) are not supported.
+func Compile(spec any) (*Update, error) {
+	var d bson.D
+	switch s := spec.(type) {
+	case nil:
+	case bson.D:
+		d = s
+	case bson.A:
+		return nil, merr.New(merr.BadValue, "pipeline-style updates are not supported by mongotest")
+	default:
+		return nil, merr.New(merr.FailedToParse, "Update argument must be either an object or an array")
+	}
+	if len(d) == 0 || !strings.HasPrefix(d[0].Key, "$") {
+		return compileReplacement(d)
+	}
+	u := &Update{root: &node{}, spec: d, identifiers: map[string]string{}}
+	for _, e := range d {
+		parse, ok := operators[e.Key]
+		if !ok {
+			return nil, merr.New(merr.FailedToParse,
+				"Unknown modifier: %s. Expected a valid update modifier or pipeline-style update specified as an array", e.Key)
+		}
+		args, ok := e.Value.(bson.D)
+		if !ok {
+			return nil, merr.New(merr.FailedToParse,
+				"Modifiers operate on fields but we found type %s instead. For example: {$mod: {<field>: ...}} not {%s}",
+				typeName(e.Value), formatElem(e.Key, e.Value))
+		}
+		for _, a := range args {
+			parts, err := splitPath(a.Key)
+			if err != nil {
+				return nil, err
+			}
+			if err := parse(u, e.Key, parts, a); err != nil {
+				return nil, err
+			}
+		}
+	}
+	u.root.sortKeys()
+	return u, nil
+}
+
+func compileReplacement(d bson.D) (*Update, error) {
+	for _, e := range d {
+		if strings.HasPrefix(e.Key, "$") {
+			return nil, merr.New(merr.DollarPrefixedFieldName,
+				"The dollar ($) prefixed field '%s' in '%s' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith.",
+				e.Key, e.Key)
+		}
+	}
+	return &Update{replacement: bsonkit.CloneDoc(d), isReplace: true}, nil
+}
+
+// IsReplacement reports whether u replaces whole documents.
+func (u *Update) IsReplacement() bool { return u.isReplace }
+
+// state is what modifiers see of one Apply call.
+type state struct {
+	opts    Options
+	orig    bson.D
+	filters map[string]func(any) bool
+}
+
+func (s *state) arrayFilter(k, _ string) (func(any) bool, error) {
+	id := k[2 : len(k)-1]
+	if id == "" {
+		return nil, nil
+	}
+	return s.filters[id], nil
+}
+
+// Apply returns doc with the update applied, and whether it differs from
+// doc byte for byte. doc is never modified. When o.Insert is set, _id is
+// moved to the front as the server stores inserted documents.
+func (u *Update) Apply(doc bson.D, o Options) (bson.D, bool, error) {
+	if o.Now == 0 {
+		o.Now = bson.NewDateTimeFromTime(time.Now())
+	}
+	var out bson.D
+	var err error
+	if u.isReplace {
+		out, err = u.replace(doc)
+	} else {
+		out, err = u.modify(doc, o)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if id, ok := bsonkit.Get(out, "_id"); ok {
+		if _, isArray := id.(bson.A); isArray {
+			return nil, false, merr.New(merr.InvalidIdField, "The '_id' value cannot be of type array")
+		}
+		if o.Insert {
+			out = idFirst(out)
+		}
+	}
+	return out, !identical(doc, out), nil
+}
+
+func (u *Update) replace(doc bson.D) (bson.D, error) {
+	id, hasID := bsonkit.Get(doc, "_id")
+	newID, newHasID := bsonkit.Get(u.replacement, "_id")
+	if !hasID {
+		return bsonkit.CloneDoc(u.replacement), nil
+	}
+	if newHasID && !bsonkit.Equal(id, newID) {
+		return nil, merr.New(merr.ImmutableField,
+			"After applying the update, the (immutable) field '_id' was found to have been altered to %s",
+			formatElem("_id", newID))
+	}
+	out := make(bson.D, 0, len(u.replacement)+1)
+	out = append(out, bson.E{Key: "_id", Value: bsonkit.Clone(id)})
+	for _, e := range u.replacement {
+		if e.Key != "_id" {
+			out = append(out, bson.E{Key: e.Key, Value: bsonkit.Clone(e.Value)})
+		}
+	}
+	return out, nil
+}
+
+func (u *Update) modify(doc bson.D, o Options) (bson.D, error) {
+	s := &state{opts: o, orig: doc}
+	if err := u.bindArrayFilters(s); err != nil {
+		return nil, err
+	}
+	v, _, err := u.root.apply(s, field{value: bsonkit.CloneDoc(doc), exists: true})
+	if err != nil {
+		return nil, err
+	}
+	out, _ := v.(bson.D)
+	if out == nil {
+		out = bson.D{}
+	}
+	id, hasID := bsonkit.Get(doc, "_id")
+	if !hasID {
+		return out, nil
+	}
+	newID, newHasID := bsonkit.Get(out, "_id")
+	switch {
+	case newHasID && bsonkit.Equal(id, newID):
+		return out, nil
+	case !o.Insert:
+		return nil, merr.New(merr.ImmutableField,
+			"Performing an update on the path '_id' would modify the immutable field '_id'")
+	case !newHasID:
+		return nil, merr.New(merr.ImmutableField,
+			"After applying the update, the (immutable) field '_id' was found to have been removed")
+	}
+	return nil, merr.New(merr.ImmutableField,
+		"After applying the update, the (immutable) field '_id' was found to have been altered to %s",
+		formatElem("_id", newID))
+}
+
+// bindArrayFilters compiles o.ArrayFilters and checks they match the
+// update's $[identifier] components one to one.
+func (u *Update) bindArrayFilters(s *state) error {
+	if len(s.opts.ArrayFilters) == 0 && len(u.identifiers) == 0 {
+		return nil
+	}
+	s.filters = map[string]func(any) bool{}
+	for _, f := range s.opts.ArrayFilters {
+		id, match, err := compileArrayFilter(f)
+		if err != nil {
+			return err
+		}
+		if _, dup := s.filters[id]; dup {
+			return merr.New(merr.FailedToParse, "Found multiple array filters with the same top-level field name %s", id)
+		}
+		if _, used := u.identifiers[id]; !used {
+			return merr.New(merr.FailedToParse,
+				"The array filter for identifier '%s' was not used in the update %s", id, formatValue(u.spec))
+		}
+		s.filters[id] = match
+	}
+	for id, path := range u.identifiers {
+		if _, ok := s.filters[id]; !ok {
+			return merr.New(merr.BadValue, "No array filter found for identifier '%s' in path '%s'", id, path)
+		}
+	}
+	return nil
+}
+
+func idFirst(d bson.D) bson.D {
+	for i, e := range d {
+		if e.Key == "_id" {
+			if i == 0 {
+				return d
+			}
+			out := make(bson.D, 0, len(d))
+			out = append(out, e)
+			out = append(out, d[:i]...)
+			return append(out, d[i+1:]...)
+		}
+	}
+	return d
+}
+
+func typeName(v any) string { return bsonkit.TypeAlias(v) }

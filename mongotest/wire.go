@@ -1,0 +1,471 @@
+package mongotest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/wiremessage"
+	"go.uber.org/zap"
+)
+
+// Limits the server advertises in hello and enforces on the wire.
+const (
+	headerLen          = 16
+	maxMessageSize     = 48_000_000
+	maxBSONObjectSize  = 16 * 1024 * 1024
+	maxWriteBatchSize  = 100_000
+	msgRequiredFlagsLo = 0xffff // OP_MSG bits 0-15 must be understood
+)
+
+// Error codes the wire layer answers with (MongoDB's error_codes.yml).
+const (
+	codeInternalError      = 1
+	codeFailedToParse      = 9
+	codeInvalidBSON        = 22
+	codeCommandNotFound    = 59
+	codeOpMsgMissingDB     = 40571
+	codeUnsupportedOpQuery = 352
+)
+
+// request is one decoded command, handed to [Server.dispatch].
+type request struct {
+	db   string // the $db field (OP_MSG) or the namespace's database (OP_QUERY)
+	name string // the first key of cmd, as sent
+	// cmd is the command body with every OP_MSG document sequence merged in
+	// as an array field named after its identifier ("documents", ...).
+	cmd  bson.D
+	conn *conn
+	// raw is the kind-0 body as received, without document sequences. It is
+	// not retained by the wire layer and may be kept by dispatch.
+	raw []byte
+	// moreToCome is set for unacknowledged OP_MSG requests: the command runs
+	// but its reply is discarded.
+	moreToCome bool
+	requestID  int32
+}
+
+// conn is one client connection. Its goroutine reads a request, dispatches
+// it and writes the reply, one at a time; nothing else writes to nc, so
+// dispatch may use the conn's fields without locking.
+type conn struct {
+	id  int64
+	srv *Server
+	nc  net.Conn
+	log *zap.Logger
+
+	// appName is the handshake's client.application.name, set by hello.
+	appName string
+
+	// closeAfter, when dispatch sets it, closes the connection once the
+	// current request's reply is written. Together with a nil reply from
+	// dispatch (which sends nothing) it emulates failCommand's
+	// closeConnection: the client sees the socket close mid-request.
+	closeAfter bool
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	id := s.nextConnID.Add(1)
+	return &conn{
+		id:  id,
+		srv: s,
+		nc:  nc,
+		log: s.log.With(zap.Int64("conn", id), zap.String("remote", nc.RemoteAddr().String())),
+	}
+}
+
+func (c *conn) serve(ctx context.Context) {
+	defer c.nc.Close()
+	c.log.Debug("connection opened")
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		wm, err := readMessage(r)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				c.log.Debug("connection closed")
+			} else {
+				c.log.Info("closing connection", zap.Error(err))
+			}
+			return
+		}
+		out, keep := c.handle(ctx, wm)
+		if out != nil {
+			if _, err := c.nc.Write(out); err != nil {
+				c.log.Debug("write reply", zap.Error(err))
+				return
+			}
+		}
+		if !keep || c.closeAfter {
+			c.log.Debug("closing connection on request")
+			return
+		}
+	}
+}
+
+// readMessage reads one wire message, header included.
+func readMessage(r io.Reader) ([]byte, error) {
+	var lenBuf [4]byte
+	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		return nil, err
+	}
+	n := int32(binary.LittleEndian.Uint32(lenBuf[:]))
+	if n < headerLen || n > maxMessageSize {
+		return nil, fmt.Errorf("invalid message length %d", n)
+	}
+	wm := make([]byte, n)
+	copy(wm, lenBuf[:])
+	if _, err := io.ReadFull(r, wm[4:]); err != nil {
+		return nil, fmt.Errorf("read message body: %w", err)
+	}
+	return wm, nil
+}
+
+// handle answers one wire message. It returns the reply to write (nil for
+// none) and whether the connection stays open.
+func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
+	m, err := decodeMessage(wm)
+	var cmd bson.D
+	if err == nil {
+		cmd, err = m.command()
+	}
+	if err != nil {
+		var we *wireError
+		if !errors.As(err, &we) || we.fatal || m == nil {
+			c.log.Info("unusable message", zap.Error(err))
+			return nil, false
+		}
+		c.log.Debug("malformed request", zap.Error(err))
+		if m.moreToCome() {
+			return nil, true
+		}
+		return c.encodeReply(m, c.srv.finishReply(errorReply(we.code, we.codeName, we.msg))), true
+	}
+
+	req := &request{
+		db:         m.db,
+		name:       cmd[0].Key,
+		cmd:        cmd,
+		conn:       c,
+		raw:        m.body,
+		moreToCome: m.moreToCome(),
+		requestID:  m.requestID,
+	}
+	reply := c.srv.serveRequest(ctx, req)
+	if reply == nil || req.moreToCome {
+		return nil, true
+	}
+	return c.encodeReply(m, c.srv.finishReply(reply)), true
+}
+
+// serveRequest runs the request's handler (dispatch), turning a panic into an InternalError reply
+// so that one bad request never takes the server down.
+func (s *Server) serveRequest(ctx context.Context, req *request) (reply bson.D) {
+	defer func() {
+		if r := recover(); r != nil {
+			req.conn.log.Error("command panicked",
+				zap.String("command", req.name), zap.Any("panic", r), zap.StackSkip("stack", 1))
+			reply = errorReply(codeInternalError, "InternalError",
+				fmt.Sprintf("internal error executing %s: %v", req.name, r))
+		}
+	}()
+	return s.handler(ctx, req)
+}
+
+// encodeReply frames reply as the answer to m: OP_MSG for OP_MSG, OP_REPLY
+// for OP_QUERY.
+func (c *conn) encodeReply(m *message, reply bson.D) []byte {
+	doc, err := bson.Marshal(reply)
+	if err != nil {
+		c.log.Error("marshal reply", zap.Error(err))
+		doc, _ = bson.Marshal(c.srv.finishReply(errorReply(codeInternalError, "InternalError",
+			"cannot encode reply: "+err.Error())))
+	}
+	reqID := c.srv.nextReqID.Add(1)
+	dst := make([]byte, 0, headerLen+25+len(doc))
+	var idx int32
+	if m.opCode == wiremessage.OpQuery {
+		idx, dst = wiremessage.AppendHeaderStart(dst, reqID, m.requestID, wiremessage.OpReply)
+		var flags wiremessage.ReplyFlag
+		if m.queryFailure {
+			flags = wiremessage.QueryFailure
+		}
+		dst = wiremessage.AppendReplyFlags(dst, flags)
+		dst = wiremessage.AppendReplyCursorID(dst, 0)
+		dst = wiremessage.AppendReplyStartingFrom(dst, 0)
+		dst = wiremessage.AppendReplyNumberReturned(dst, 1)
+	} else {
+		idx, dst = wiremessage.AppendHeaderStart(dst, reqID, m.requestID, wiremessage.OpMsg)
+		dst = wiremessage.AppendMsgFlags(dst, 0)
+		dst = wiremessage.AppendMsgSectionType(dst, wiremessage.SingleDocument)
+	}
+	dst = append(dst, doc...)
+	return bsoncore.UpdateLength(dst, idx, int32(len(dst)-int(idx)))
+}
+
+// finishReply appends $clusterTime and operationTime to reply unless
+// dispatch set them already (a write reports its own tick as operationTime).
+func (s *Server) finishReply(reply bson.D) bson.D {
+	var hasCT, hasOT bool
+	for _, e := range reply {
+		switch e.Key {
+		case "$clusterTime":
+			hasCT = true
+		case "operationTime":
+			hasOT = true
+		}
+	}
+	now := s.clusterTime()
+	if !hasCT {
+		reply = append(reply, bson.E{Key: "$clusterTime", Value: clusterTimeDoc(now)})
+	}
+	if !hasOT {
+		reply = append(reply, bson.E{Key: "operationTime", Value: now})
+	}
+	return reply
+}
+
+// clusterTimeDoc is the gossiped $clusterTime; the signature is a dummy, as
+// on a server without auth keys.
+func clusterTimeDoc(ts bson.Timestamp) bson.D {
+	return bson.D{
+		{Key: "clusterTime", Value: ts},
+		{Key: "signature", Value: bson.D{
+			{Key: "hash", Value: bson.Binary{Subtype: 0, Data: make([]byte, 20)}},
+			{Key: "keyId", Value: int64(0)},
+		}},
+	}
+}
+
+// okReply returns {ok: 1} followed by fields.
+func okReply(fields ...bson.E) bson.D {
+	return append(bson.D{{Key: "ok", Value: 1.0}}, fields...)
+}
+
+// errorReply returns a command error document as MongoDB shapes it; the
+// driver turns it into a mongo.CommandError with this code and name.
+func errorReply(code int32, codeName, errmsg string) bson.D {
+	return bson.D{
+		{Key: "ok", Value: 0.0},
+		{Key: "errmsg", Value: errmsg},
+		{Key: "code", Value: code},
+		{Key: "codeName", Value: codeName},
+	}
+}
+
+// wireError is a malformed request. A fatal one closes the connection; any
+// other is answered with an error reply carrying code and codeName.
+type wireError struct {
+	code     int32
+	codeName string
+	msg      string
+	fatal    bool
+}
+
+func (e *wireError) Error() string { return e.msg }
+
+func fatalf(format string, args ...any) error {
+	return &wireError{msg: fmt.Sprintf(format, args...), fatal: true}
+}
+
+func parseErrorf(format string, args ...any) error {
+	return &wireError{code: codeFailedToParse, codeName: "FailedToParse", msg: fmt.Sprintf(format, args...)}
+}
+
+// message is a decoded OP_MSG or OP_QUERY.
+type message struct {
+	requestID int32
+	opCode    wiremessage.OpCode
+	flags     wiremessage.MsgFlag // OP_MSG only
+	body      bsoncore.Document
+	sequences []docSequence // OP_MSG only
+	db        string        // from the namespace for OP_QUERY; from $db after command()
+	// queryFailure marks an OP_QUERY answered with an error, which OP_REPLY
+	// flags as QueryFailure.
+	queryFailure bool
+}
+
+type docSequence struct {
+	identifier string
+	docs       []bsoncore.Document
+}
+
+func (m *message) moreToCome() bool {
+	return m.opCode == wiremessage.OpMsg && m.flags&wiremessage.MoreToCome != 0
+}
+
+// decodeMessage parses the framing of one wire message, header included.
+// It returns a nil message only with a fatal error (unusable header or
+// opcode); otherwise the message is complete enough to be answered.
+// It never panics, whatever wm holds.
+func decodeMessage(wm []byte) (*message, error) {
+	length, reqID, _, opCode, rem, ok := wiremessage.ReadHeader(wm)
+	if !ok {
+		return nil, fatalf("message shorter than its header: %d bytes", len(wm))
+	}
+	if int(length) != len(wm) || length > maxMessageSize {
+		return nil, fatalf("message length %d does not match %d bytes received", length, len(wm))
+	}
+	m := &message{requestID: reqID, opCode: opCode}
+	switch opCode {
+	case wiremessage.OpMsg:
+		return m, m.decodeMsg(rem)
+	case wiremessage.OpQuery:
+		return m, m.decodeQuery(rem)
+	case wiremessage.OpCompressed:
+		return nil, fatalf("OP_COMPRESSED received but no compressor was negotiated")
+	default:
+		return nil, fatalf("unsupported opcode %d", int32(opCode))
+	}
+}
+
+func (m *message) decodeMsg(src []byte) error {
+	flags, src, ok := wiremessage.ReadMsgFlags(src)
+	if !ok {
+		return fatalf("OP_MSG without flags")
+	}
+	m.flags = flags
+	if unknown := flags & msgRequiredFlagsLo &^ (wiremessage.ChecksumPresent | wiremessage.MoreToCome); unknown != 0 {
+		return parseErrorf("unrecognized required OP_MSG flags %#x", uint32(unknown))
+	}
+	if flags&wiremessage.ChecksumPresent != 0 {
+		if len(src) < 4 {
+			return parseErrorf("OP_MSG checksum flag set but message has no checksum")
+		}
+		src = src[:len(src)-4] // not verified: loopback TCP already checks integrity
+	}
+	seen := make(map[string]bool)
+	for len(src) > 0 {
+		var kind wiremessage.SectionType
+		kind, src, _ = wiremessage.ReadMsgSectionType(src)
+		switch kind {
+		case wiremessage.SingleDocument:
+			if m.body != nil {
+				return parseErrorf("OP_MSG has more than one body section")
+			}
+			doc, rest, ok := wiremessage.ReadMsgSectionSingleDocument(src)
+			if !ok {
+				return &wireError{code: codeInvalidBSON, codeName: "InvalidBSON", msg: "OP_MSG body section is truncated"}
+			}
+			m.body, src = doc, rest
+		case wiremessage.DocumentSequence:
+			id, docs, rest, ok := wiremessage.ReadMsgSectionDocumentSequence(src)
+			if !ok {
+				return parseErrorf("OP_MSG document sequence is malformed")
+			}
+			if seen[id] {
+				return parseErrorf("OP_MSG has duplicate document sequence %q", id)
+			}
+			seen[id] = true
+			m.sequences = append(m.sequences, docSequence{identifier: id, docs: docs})
+			src = rest
+		default:
+			return parseErrorf("unknown OP_MSG section kind %d", kind)
+		}
+	}
+	if m.body == nil {
+		return parseErrorf("OP_MSG has no body section")
+	}
+	return nil
+}
+
+func (m *message) decodeQuery(src []byte) error {
+	if len(src) < 4 {
+		return fatalf("OP_QUERY without flags")
+	}
+	src = src[4:] // flags: none of them matter for commands
+	i := bytes.IndexByte(src, 0)
+	if i < 0 {
+		return fatalf("OP_QUERY namespace is not terminated")
+	}
+	ns := string(src[:i])
+	src = src[i+1:]
+	if len(src) < 8 {
+		return fatalf("OP_QUERY without numberToSkip/numberToReturn")
+	}
+	src = src[8:]
+	doc, _, ok := bsoncore.ReadDocument(src)
+	m.queryFailure = true // until proven a valid command
+	if !ok {
+		return &wireError{code: codeInvalidBSON, codeName: "InvalidBSON", msg: "OP_QUERY query document is truncated"}
+	}
+	m.body = doc
+	// A trailing returnFieldsSelector is meaningless for commands; ignore it.
+	db, coll, found := strings.Cut(ns, ".")
+	if !found || coll != "$cmd" || db == "" {
+		return &wireError{code: codeUnsupportedOpQuery, codeName: "UnsupportedOpQueryCommand",
+			msg: fmt.Sprintf("OP_QUERY is only supported for commands on <db>.$cmd, not %q", ns)}
+	}
+	m.db = db
+	m.queryFailure = false
+	return nil
+}
+
+// command converts the body, with document sequences merged in, to a
+// bson.D and sets m.db from $db for OP_MSG.
+func (m *message) command() (bson.D, error) {
+	body := m.body
+	if m.opCode == wiremessage.OpQuery {
+		// Legacy wrapped form {$query: {...}, $readPreference: ...}.
+		if q, ok := body.Lookup("$query").DocumentOK(); ok {
+			body = q
+		}
+	}
+	cmd, err := unmarshalDoc(body)
+	if err != nil {
+		return nil, err
+	}
+	if len(cmd) == 0 {
+		return nil, parseErrorf("empty command document")
+	}
+	for _, seq := range m.sequences {
+		for _, e := range cmd {
+			if e.Key == seq.identifier {
+				return nil, parseErrorf("duplicate field %q in command body and document sequence", seq.identifier)
+			}
+		}
+		arr := make(bson.A, 0, len(seq.docs))
+		for _, raw := range seq.docs {
+			d, err := unmarshalDoc(raw)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, d)
+		}
+		cmd = append(cmd, bson.E{Key: seq.identifier, Value: arr})
+	}
+	if m.opCode == wiremessage.OpMsg {
+		var dbVal any
+		for _, e := range cmd {
+			if e.Key == "$db" {
+				dbVal = e.Value
+				break
+			}
+		}
+		db, ok := dbVal.(string)
+		if !ok || db == "" {
+			return nil, &wireError{code: codeOpMsgMissingDB, codeName: "Location40571",
+				msg: "OP_MSG requests require a $db argument"}
+		}
+		m.db = db
+	}
+	return cmd, nil
+}
+
+func unmarshalDoc(raw bsoncore.Document) (bson.D, error) {
+	if err := raw.Validate(); err != nil {
+		return nil, &wireError{code: codeInvalidBSON, codeName: "InvalidBSON", msg: "invalid BSON: " + err.Error()}
+	}
+	var d bson.D
+	if err := bson.Unmarshal(raw, &d); err != nil {
+		return nil, &wireError{code: codeInvalidBSON, codeName: "InvalidBSON", msg: "invalid BSON: " + err.Error()}
+	}
+	return d, nil
+}

@@ -1,0 +1,92 @@
+package tx
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrNoTransaction is returned by a [Mandatory] scope whose ctx carries
+	// no transaction.
+	ErrNoTransaction = errors.New("tx: no transaction in context")
+
+	// ErrTransactionExists is returned by a [Never] scope whose ctx carries
+	// a transaction.
+	ErrTransactionExists = errors.New("tx: transaction already in context")
+
+	// ErrUnexpectedRollback is returned when the outermost scope tries to
+	// commit a transaction that a joined inner scope marked rollback-only
+	// (by failing, or by calling [SetRollbackOnly]). The transaction was
+	// aborted: nothing of it was committed. The error also wraps the inner
+	// scope's failure, if any.
+	ErrUnexpectedRollback = errors.New("tx: transaction was marked rollback-only by an inner scope")
+
+	// ErrNestedNotSupported is returned by a [Nested] scope: MongoDB has no
+	// savepoints, so a transaction cannot contain a partial rollback.
+	ErrNestedNotSupported = errors.New("tx: nested transactions (savepoints) are not supported by MongoDB")
+
+	// ErrRetriesExhausted is matched by a [RetryError]: a transaction kept
+	// failing with retryable errors until its attempt limit or time budget
+	// ran out.
+	ErrRetriesExhausted = errors.New("tx: retries exhausted")
+
+	// ErrOptionConflict is returned by a scope that would join a transaction
+	// but was given options that the transaction cannot honour, such as a
+	// different write concern or its own retry policy.
+	ErrOptionConflict = errors.New("tx: options conflict with the joined transaction")
+
+	// ErrTransient is returned by [Tx.Commit] when MongoDB aborted the
+	// transaction with a TransientTransactionError (a write conflict, a
+	// primary step-down…). Running the whole unit of work again would
+	// likely succeed, but a manual scope cannot re-run your code: do it
+	// yourself, or use [Runner.Run], which does. The error also wraps the
+	// driver's error.
+	ErrTransient = errors.New("tx: transaction aborted by a transient error; run it again")
+
+	// ErrTxDone is returned by [Tx.Commit] on a Tx already committed or
+	// rolled back.
+	ErrTxDone = errors.New("tx: transaction already committed or rolled back")
+)
+
+// RetryError is returned when a transaction kept failing with retryable
+// errors (TransientTransactionError, UnknownTransactionCommitResult) until
+// its attempt limit or time budget ran out. It matches
+// [ErrRetriesExhausted] and wraps the last attempt's error, so
+// errors.Is/As see both.
+type RetryError struct {
+	Name     string        // the scope's name
+	Attempts int           // how many times the callback ran
+	Elapsed  time.Duration // time spent in the scope
+	Limit    string        // what ran out, e.g. "attempt limit 3"
+	Err      error         // the last attempt's error
+}
+
+// Error implements the error interface.
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("tx %s: gave up after %d attempt(s) in %s (%s reached): %v",
+		e.Name, e.Attempts, e.Elapsed.Round(time.Millisecond), e.Limit, e.Err)
+}
+
+// Unwrap returns [ErrRetriesExhausted] and the last attempt's error.
+func (e *RetryError) Unwrap() []error { return []error{ErrRetriesExhausted, e.Err} }
+
+// PanicError reports a panic in an after-commit hook to the [Observer]
+// (a hook's panic cannot undo the commit, so it is not re-raised).
+type PanicError struct {
+	Value any    // what the hook panicked with
+	Stack []byte // the hook's goroutine stack at the panic
+}
+
+// Error implements the error interface.
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// errPanicked is the [Event.Err] of a scope aborted because its callback
+// panicked (the panic itself continues, untouched, after the cleanup).
+var errPanicked = errors.New("tx: callback panicked or called runtime.Goexit")

@@ -1,0 +1,267 @@
+package tx_test
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/txkit/txkit/internal/testenv"
+	"github.com/txkit/txkit/tx"
+)
+
+// env is one test's world: a client that records the commands it sends, a
+// fresh database and collection, and a Runner reporting to rec.
+type env struct {
+	uri    string
+	client *mongo.Client
+	mon    *monitor
+	db     *mongo.Database
+	coll   *mongo.Collection
+	rec    *recorder
+	runner *tx.Runner
+}
+
+func newEnv(t *testing.T, opts ...tx.Option) *env {
+	t.Helper()
+	uri := testenv.URI(t)
+	return newEnvAt(t, uri, opts...)
+}
+
+// newEnvAt connects another env to uri, to share a server.
+func newEnvAt(t *testing.T, uri string, opts ...tx.Option) *env {
+	t.Helper()
+	mon := &monitor{}
+	client := testenv.Connect(t, uri, options.Client().SetMonitor(mon.commandMonitor()))
+	db := testenv.NewDB(t, client)
+	coll := db.Collection("docs")
+	// Create the collection up front: a real server may refuse to create
+	// one inside a transaction that also reads it.
+	require.NoError(t, db.CreateCollection(context.Background(), "docs"))
+	rec := &recorder{}
+	runner := tx.NewRunner(client, append([]tx.Option{tx.WithObserver(rec)}, opts...)...)
+	t.Cleanup(func() {
+		assert.Zero(t, client.NumberSessionsInProgress(), "sessions left checked out")
+	})
+	mon.reset()
+	return &env{uri: uri, client: client, mon: mon, db: db, coll: coll, rec: rec, runner: runner}
+}
+
+// count returns how many documents match filter, read outside any
+// transaction.
+func (e *env) count(t *testing.T, filter any) int64 {
+	t.Helper()
+	if filter == nil {
+		filter = bson.D{}
+	}
+	n, err := e.coll.CountDocuments(context.Background(), filter)
+	require.NoError(t, err)
+	return n
+}
+
+// failCommand makes the next times runs of cmds fail with code and labels.
+// times < 0 means always.
+func (e *env) failCommand(t *testing.T, times int, data bson.D) {
+	t.Helper()
+	mode := any(bson.D{{Key: "times", Value: times}})
+	if times < 0 {
+		mode = "alwaysOn"
+	}
+	testenv.FailCommand(t, e.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: mode},
+		{Key: "data", Value: data},
+	})
+}
+
+func failData(cmd string, code int, labels ...string) bson.D {
+	d := bson.D{{Key: "failCommands", Value: bson.A{cmd}}, {Key: "errorCode", Value: code}}
+	if labels != nil {
+		a := bson.A{}
+		for _, l := range labels {
+			a = append(a, l)
+		}
+		d = append(d, bson.E{Key: "errorLabels", Value: a})
+	}
+	return d
+}
+
+// Error codes used with failCommand.
+const (
+	codeWriteConflict      = 112
+	codeNoSuchTransaction  = 251
+	codeWriteConcernFailed = 64
+	codeMaxTimeMSExpired   = 50
+	codeInternalError      = 1
+)
+
+// command is one command the client sent, as the server received it.
+type command struct {
+	Name       string
+	DB         string
+	LSID       string // hex of lsid.id, "" without a session
+	TxnNumber  int64  // 0 when absent
+	Autocommit *bool  // present (false) only inside a transaction
+	StartTxn   bool
+	Body       bson.Raw
+	Failed     bool
+	Err        string
+}
+
+// monitor records the commands a client sends, skipping the driver's
+// handshakes.
+type monitor struct {
+	mu      sync.Mutex
+	cmds    []*command
+	byReqID map[int64]*command
+}
+
+func (m *monitor) commandMonitor() *event.CommandMonitor {
+	return &event.CommandMonitor{
+		Started: func(_ context.Context, ev *event.CommandStartedEvent) {
+			switch ev.CommandName {
+			case "hello", "isMaster", "ismaster", "ping", "endSessions", "buildInfo", "getLastError", "saslStart", "saslContinue":
+				return
+			}
+			c := &command{Name: ev.CommandName, DB: ev.DatabaseName, Body: ev.Command}
+			if lsid, err := ev.Command.LookupErr("lsid", "id"); err == nil {
+				_, data := lsid.Binary()
+				c.LSID = hex.EncodeToString(data)
+			}
+			if v, err := ev.Command.LookupErr("txnNumber"); err == nil {
+				c.TxnNumber = v.AsInt64()
+			}
+			if v, err := ev.Command.LookupErr("autocommit"); err == nil {
+				b := v.Boolean()
+				c.Autocommit = &b
+			}
+			if v, err := ev.Command.LookupErr("startTransaction"); err == nil {
+				c.StartTxn = v.Boolean()
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if m.byReqID == nil {
+				m.byReqID = map[int64]*command{}
+			}
+			m.cmds = append(m.cmds, c)
+			m.byReqID[ev.RequestID] = c
+		},
+		Failed: func(_ context.Context, ev *event.CommandFailedEvent) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if c := m.byReqID[ev.RequestID]; c != nil {
+				c.Failed, c.Err = true, ev.Failure.Error()
+			}
+		},
+	}
+}
+
+func (m *monitor) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cmds, m.byReqID = nil, nil
+}
+
+// named returns the recorded commands called name, in order.
+func (m *monitor) named(name string) []command {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []command
+	for _, c := range m.cmds {
+		if c.Name == name {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
+// sessions returns the distinct server sessions (lsids) the commands used.
+func (m *monitor) sessions() map[string]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := map[string]bool{}
+	for _, c := range m.cmds {
+		if c.LSID != "" {
+			s[c.LSID] = true
+		}
+	}
+	return s
+}
+
+// recorder is an Observer that keeps every event.
+type recorder struct {
+	mu     sync.Mutex
+	events []tx.Event
+	notify func(tx.Event)
+}
+
+func (r *recorder) Observe(e tx.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	notify := r.notify
+	r.mu.Unlock()
+	if notify != nil {
+		notify(e)
+	}
+}
+
+func (r *recorder) all() []tx.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]tx.Event(nil), r.events...)
+}
+
+func (r *recorder) kinds() []tx.EventKind {
+	var ks []tx.EventKind
+	for _, e := range r.all() {
+		ks = append(ks, e.Kind)
+	}
+	return ks
+}
+
+func (r *recorder) of(kind tx.EventKind) []tx.Event {
+	var out []tx.Event
+	for _, e := range r.all() {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = nil
+}
+
+// errBusiness stands for a business rule saying no.
+var errBusiness = errors.New("insufficient credits")
+
+// businessError is an error type a caller matches with errors.As.
+type businessError struct{ Account string }
+
+func (e *businessError) Error() string { return "account " + e.Account + " is frozen" }
+
+func doc(id any, kv ...any) bson.D {
+	d := bson.D{{Key: "_id", Value: id}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		d = append(d, bson.E{Key: kv[i].(string), Value: kv[i+1]})
+	}
+	return d
+}
+
+func ctxTimeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,192 @@
+package tx
+
+import (
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+)
+
+// Defaults of a [Runner] that is given no options.
+const (
+	// DefaultRetryBudget bounds how long a scope keeps retrying when no
+	// [WithTimeout] is given: MongoDB's convenient-transaction limit.
+	DefaultRetryBudget = 120 * time.Second
+
+	// DefaultBackoffInitial, DefaultBackoffMultiplier and DefaultBackoffMax
+	// shape the wait before each retry of the callback: the bound starts at
+	// DefaultBackoffInitial, grows by DefaultBackoffMultiplier per retry up
+	// to DefaultBackoffMax, and the actual wait is a random fraction of it.
+	DefaultBackoffInitial    = 5 * time.Millisecond
+	DefaultBackoffMultiplier = 1.5
+	DefaultBackoffMax        = 500 * time.Millisecond
+
+	// cleanupTimeout bounds abortTransaction and endSession, which run on a
+	// context that ignores the caller's cancellation.
+	cleanupTimeout = 10 * time.Second
+)
+
+// An Option configures a [Runner] (as a default for every call) or a single
+// call of [Runner.Run], [Do] or [Runner.Begin] (overriding the default).
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// optionSet records which options a call set explicitly, so that a joined
+// scope can tell its own wishes from the runner's defaults.
+type optionSet uint8
+
+const (
+	setTimeout optionSet = 1 << iota
+	setMaxAttempts
+	setBackoff
+	setReadConcern
+	setWriteConcern
+	setReadPref
+)
+
+type config struct {
+	name         string
+	propagation  Propagation
+	timeout      time.Duration
+	maxAttempts  int
+	backoff      Backoff
+	readConcern  *readconcern.ReadConcern
+	writeConcern *writeconcern.WriteConcern
+	readPref     *readpref.ReadPref
+	observer     Observer
+	set          optionSet
+	err          error
+}
+
+func defaultConfig() config {
+	return config{
+		propagation:  Required,
+		backoff:      Backoff{Initial: DefaultBackoffInitial, Multiplier: DefaultBackoffMultiplier, Max: DefaultBackoffMax},
+		readConcern:  readconcern.Snapshot(),
+		writeConcern: writeconcern.Majority(),
+		readPref:     readpref.Primary(),
+		observer:     nopObserver{},
+	}
+}
+
+// WithName names the scope in events, logs and errors. Without it the name
+// is the calling function's, e.g. "credits.(*Service).Deduct".
+func WithName(name string) Option {
+	return optionFunc(func(c *config) { c.name = name })
+}
+
+// WithPropagation sets how the scope relates to a transaction already in
+// ctx. The default is [Required].
+func WithPropagation(p Propagation) Option {
+	return optionFunc(func(c *config) { c.propagation = p })
+}
+
+// WithTimeout bounds the whole scope: every attempt of the callback, the
+// waits between them and the commit. The callback's ctx carries the
+// deadline. Zero, the default, adds no deadline; retries then stop after
+// [DefaultRetryBudget]. In a scope that joins an enclosing transaction, it
+// bounds only that scope's callback.
+func WithTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		c.timeout = max(d, 0)
+		c.set |= setTimeout
+	})
+}
+
+// WithMaxAttempts bounds how many times the callback runs, and how many
+// times one commit is sent. Zero, the default, means no limit other than
+// the time budget (see [WithTimeout]).
+func WithMaxAttempts(n int) Option {
+	return optionFunc(func(c *config) {
+		c.maxAttempts = max(n, 0)
+		c.set |= setMaxAttempts
+	})
+}
+
+// Backoff shapes the wait before each retry of the callback. Retry k
+// (k = 1, 2, …) waits a uniformly random duration in
+// [0, min(Initial × Multiplier^(k-1), Max)). Zero fields take the defaults
+// ([DefaultBackoffInitial], [DefaultBackoffMultiplier], [DefaultBackoffMax]).
+type Backoff struct {
+	Initial    time.Duration
+	Multiplier float64
+	Max        time.Duration
+}
+
+// WithBackoff sets the wait between retries of the callback.
+func WithBackoff(b Backoff) Option {
+	if b.Initial <= 0 {
+		b.Initial = DefaultBackoffInitial
+	}
+	if b.Multiplier < 1 {
+		b.Multiplier = DefaultBackoffMultiplier
+	}
+	if b.Max <= 0 {
+		b.Max = DefaultBackoffMax
+	}
+	return optionFunc(func(c *config) {
+		c.backoff = b
+		c.set |= setBackoff
+	})
+}
+
+// WithTransactionOptions sets the read concern, write concern and read
+// preference of the transaction; fields it leaves unset keep their previous
+// value. The defaults are read concern "snapshot", write concern "majority"
+// and read preference "primary":
+//
+//	tx.WithTransactionOptions(options.Transaction().SetReadConcern(readconcern.Majority()))
+func WithTransactionOptions(opts options.Lister[options.TransactionOptions]) Option {
+	return optionFunc(func(c *config) {
+		if opts == nil {
+			return
+		}
+		var to options.TransactionOptions
+		for _, set := range opts.List() {
+			if err := set(&to); err != nil {
+				c.err = fmt.Errorf("transaction options: %w", err)
+				return
+			}
+		}
+		if to.ReadConcern != nil {
+			c.readConcern = to.ReadConcern
+			c.set |= setReadConcern
+		}
+		if to.WriteConcern != nil {
+			c.writeConcern = to.WriteConcern
+			c.set |= setWriteConcern
+		}
+		if to.ReadPreference != nil {
+			c.readPref = to.ReadPreference
+			c.set |= setReadPref
+		}
+	})
+}
+
+// WithObserver sets who is told about the scope's events. The default
+// discards them; [Module] defaults to a [ZapObserver] when a logger is
+// available. A nil observer discards events.
+func WithObserver(o Observer) Option {
+	return optionFunc(func(c *config) {
+		if o == nil {
+			o = nopObserver{}
+		}
+		c.observer = o
+	})
+}
+
+// transactionOptions builds the driver's options from c.
+func (c *config) transactionOptions() *options.TransactionOptionsBuilder {
+	return options.Transaction().
+		SetReadConcern(c.readConcern).
+		SetWriteConcern(c.writeConcern).
+		SetReadPreference(c.readPref)
+}
