@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/mongotest/internal/aggregate"
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/merr"
@@ -807,7 +808,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 			return nil, merr.New(merr.FailedToParse, "The 'cursor' option is required, except for aggregate with the explain argument")
 		}
 	}
-	p, err := compilePipeline(stages)
+	p, err := aggregate.Compile(stages)
 	if err != nil {
 		return nil, err
 	}

@@ -20,12 +20,12 @@ const defaultBatchSize = 101
 const maxBatchBytes = 16 * 1024 * 1024
 
 type cursor struct {
-	id       int64
-	ns       string
-	docs     []bson.D
-	lastUse  time.Time
-	sessKey  string
-	pos      int
+	id      int64
+	ns      string
+	docs    []bson.D
+	lastUse time.Time
+	sessKey string
+	pos     int
 }
 
 type cursors struct {

@@ -26,16 +26,16 @@ type failPoint struct {
 	probability float64
 	hasTimes    bool
 
-	commands       map[string]bool
-	appName        string
-	closeConn      bool
-	errorCode      int32
-	hasErrorCode   bool
-	errorLabels    []string
-	hasLabels      bool
-	wce            bson.D
-	block          time.Duration
-	errmsg         string
+	commands     map[string]bool
+	appName      string
+	closeConn    bool
+	errorCode    int32
+	hasErrorCode bool
+	errorLabels  []string
+	hasLabels    bool
+	wce          bson.D
+	block        time.Duration
+	errmsg       string
 }
 
 // match returns the fail point to apply to req, consuming one activation.

@@ -14,6 +14,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
 	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
@@ -264,4 +266,16 @@ func ctxTimeout(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func txnOptsMajorityWrite() *options.TransactionOptionsBuilder {
+	return options.Transaction().SetWriteConcern(writeconcern.Majority())
+}
+
+func txnOptsW1() *options.TransactionOptionsBuilder {
+	return options.Transaction().SetWriteConcern(writeconcern.W1())
+}
+
+func txnOptsLocalRead() *options.TransactionOptionsBuilder {
+	return options.Transaction().SetReadConcern(readconcern.Local())
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -247,16 +248,9 @@ func (p *elemMatchDocPred) visit(v any, _ bool) bool {
 func arrayAsDoc(a bson.A) bson.D {
 	d := make(bson.D, len(a))
 	for i, v := range a {
-		d[i] = bson.E{Key: itoa(i), Value: v}
+		d[i] = bson.E{Key: strconv.Itoa(i), Value: v}
 	}
 	return d
-}
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
 }
 
 // elemMatchValuePred is $elemMatch with operators applied to each element.
