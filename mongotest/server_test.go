@@ -408,7 +408,6 @@ func fixLength(b []byte) []byte {
 	return b
 }
 
-
 func BenchmarkServerStart(b *testing.B) {
 	b.Run("start and close", func(b *testing.B) {
 		for b.Loop() {

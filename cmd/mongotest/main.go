@@ -23,9 +23,16 @@ import (
 	"github.com/txkit/txkit/mongotest"
 )
 
+// errUsage reports bad flags, which the flag package has already printed.
+var errUsage = errors.New("usage")
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "mongotest:", err)
+	switch err := run(os.Args[1:]); {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, err) // errors from package mongotest name it already
 		os.Exit(1)
 	}
 }
@@ -38,12 +45,12 @@ func run(args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return errUsage
 	}
 
 	log, err := zap.NewProduction() // JSON to stderr
 	if err != nil {
-		return fmt.Errorf("create logger: %w", err)
+		return fmt.Errorf("mongotest: create logger: %w", err)
 	}
 	defer func() { _ = log.Sync() }()
 
@@ -60,7 +67,7 @@ func run(args []string) error {
 	}
 	if _, err := fmt.Fprintln(os.Stdout, srv.URI()); err != nil {
 		_ = srv.Close()
-		return fmt.Errorf("print URI: %w", err)
+		return fmt.Errorf("mongotest: print URI: %w", err)
 	}
 
 	<-ctx.Done()

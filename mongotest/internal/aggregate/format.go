@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 )
 
@@ -108,4 +109,3 @@ func formatDouble(f float64) string {
 	}
 	return s
 }
-

@@ -29,6 +29,7 @@ const (
 	NamespaceExists                    int32 = 48
 	MaxTimeMSExpired                   int32 = 50
 	DollarPrefixedFieldName            int32 = 52
+	EmptyFieldName                     int32 = 56
 	InvalidIdField                     int32 = 53
 	NotSingleValueField                int32 = 54
 	CommandNotFound                    int32 = 59
@@ -82,6 +83,7 @@ var names = map[int32]string{
 	NamespaceExists:                    "NamespaceExists",
 	MaxTimeMSExpired:                   "MaxTimeMSExpired",
 	DollarPrefixedFieldName:            "DollarPrefixedFieldName",
+	EmptyFieldName:                     "EmptyFieldName",
 	InvalidIdField:                     "InvalidIdField",
 	NotSingleValueField:                "NotSingleValueField",
 	CommandNotFound:                    "CommandNotFound",

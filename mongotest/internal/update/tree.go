@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
@@ -221,14 +222,12 @@ func (n *node) applyArray(s *state, f field, a bson.A) (bson.A, error) {
 	for _, k := range n.keys {
 		child := n.children[k]
 		if isArrayUpdate(k) {
-			match, err := s.arrayFilter(k, f.path)
-			if err != nil {
-				return nil, err
-			}
+			match := s.arrayFilter(k)
 			for i := range a {
 				if match != nil && !match(a[i]) {
 					continue
 				}
+				var err error
 				if a[i], err = applyElem(s, f, child, i, a[i], true); err != nil {
 					return nil, err
 				}

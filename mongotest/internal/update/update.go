@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
@@ -99,12 +100,14 @@ type state struct {
 	filters map[string]func(any) bool
 }
 
-func (s *state) arrayFilter(k, _ string) (func(any) bool, error) {
-	id := k[2 : len(k)-1]
-	if id == "" {
-		return nil, nil
+// arrayFilter returns the matcher for a "$[identifier]" component, or nil
+// for "$[]", which selects every element. bindArrayFilters has checked that
+// every identifier has one.
+func (s *state) arrayFilter(k string) func(any) bool {
+	if id := k[2 : len(k)-1]; id != "" {
+		return s.filters[id]
 	}
-	return s.filters[id], nil
+	return nil
 }
 
 // Apply returns doc with the update applied, and whether it differs from

@@ -1,0 +1,167 @@
+package credits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/txkit/txkit/tx"
+)
+
+// Service is the credits ledger. Create it with [NewService] (or get it
+// from [Module]); it is safe for concurrent use.
+type Service struct {
+	db       *mongo.Database
+	runner   *tx.Runner
+	cfg      config
+	accounts *mongo.Collection
+	entries  *mongo.Collection
+	holds    *mongo.Collection
+	idem     *mongo.Collection
+
+	// writes counts fast-path writes per stripe of accounts, to decide when
+	// a writer copies its account's embedded entries out.
+	writes [64]atomic.Int64
+	seed   maphash.Seed
+
+	flushing sync.Map // account → struct{}: a copy in progress here
+
+	mu   sync.Mutex
+	stop chan struct{} // closed by Stop
+	done chan struct{} // closed when the sweeper has returned
+}
+
+// NewService returns a ledger stored in db that runs its transactions with
+// r. Call [Service.EnsureSchema] once before use, and [Service.Start] to
+// run the background sweeper ([Module] does both).
+func NewService(db *mongo.Database, r *tx.Runner, opts ...Option) *Service {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	return &Service{
+		db:       db,
+		runner:   r,
+		cfg:      cfg,
+		accounts: db.Collection(cfg.prefix + "accounts"),
+		entries:  db.Collection(cfg.prefix + "entries"),
+		holds:    db.Collection(cfg.prefix + "holds"),
+		idem:     db.Collection(cfg.prefix + "idempotency"),
+		seed:     maphash.MakeSeed(),
+	}
+}
+
+// codeNamespaceExists is MongoDB's answer to creating a collection twice.
+const codeNamespaceExists = 48
+
+// EnsureSchema creates the service's collections and indexes. It is
+// idempotent. Collections are created up front because MongoDB may refuse
+// to create one inside a transaction.
+func (s *Service) EnsureSchema(ctx context.Context) error {
+	for _, c := range []*mongo.Collection{s.accounts, s.entries, s.holds, s.idem} {
+		err := s.db.CreateCollection(ctx, c.Name())
+		var ce mongo.CommandError
+		if err != nil && !(errors.As(err, &ce) && ce.Code == codeNamespaceExists) {
+			return fmt.Errorf("credits: create collection %s: %w", c.Name(), err)
+		}
+	}
+	indexes := []struct {
+		coll   *mongo.Collection
+		models []mongo.IndexModel
+	}{
+		{s.entries, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "account", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
+		}},
+		{s.holds, []mongo.IndexModel{
+			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "expiresAt", Value: 1}}},
+			{Keys: bson.D{{Key: "account", Value: 1}, {Key: "status", Value: 1}}},
+		}},
+		{s.accounts, []mongo.IndexModel{
+			// Only accounts with entries still embedded are indexed: the
+			// sweeper's work list.
+			{Keys: bson.D{{Key: "pendingSince", Value: 1}}, Options: options.Index().SetSparse(true)},
+		}},
+	}
+	for _, ix := range indexes {
+		if _, err := ix.coll.Indexes().CreateMany(ctx, ix.models); err != nil {
+			return fmt.Errorf("credits: create indexes on %s: %w", ix.coll.Name(), err)
+		}
+	}
+	return nil
+}
+
+// Start starts the background sweeper, which releases expired holds and
+// copies embedded entries to the entries collection every sweep interval
+// (see [WithSweepInterval]). It does nothing if the sweeper already runs.
+// Stop it with [Service.Stop].
+func (s *Service) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
+		return
+	}
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go s.sweepLoop(s.stop, s.done)
+}
+
+// Stop stops the sweeper and waits for it to return; a sweep in progress
+// is interrupted. It does nothing if the sweeper is not running.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	stop, done := s.stop, s.done
+	s.stop, s.done = nil, nil
+	s.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	close(stop)
+	<-done
+}
+
+func (s *Service) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(s.cfg.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.cfg.log.Warn("credits: sweep failed", zapError(err))
+			}
+		}
+	}
+}
+
+// now returns the service clock's time at BSON's millisecond precision, so
+// that a result equals what a later read of it returns.
+func (s *Service) now() time.Time {
+	return s.cfg.now().UTC().Truncate(time.Millisecond)
+}
+
+func newID() string { return bson.NewObjectID().Hex() }
+
+// run runs fn in the caller's transaction or a new one.
+func (s *Service) run(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	return s.runner.Run(ctx, fn, tx.WithName(name))
+}

@@ -1,0 +1,46 @@
+package tx
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestBackoffSchedule(t *testing.T) {
+	b := Backoff{Initial: DefaultBackoffInitial, Multiplier: DefaultBackoffMultiplier, Max: DefaultBackoffMax}
+	tests := []struct {
+		give int
+		want time.Duration
+	}{
+		{give: 1, want: 5 * time.Millisecond},
+		{give: 2, want: 7500 * time.Microsecond},
+		{give: 3, want: 11250 * time.Microsecond},
+		{give: 10, want: 192216796 * time.Nanosecond}, // 5ms × 1.5⁹
+		{give: 12, want: 432487792 * time.Nanosecond},
+		{give: 13, want: 500 * time.Millisecond}, // capped
+		{give: 1000, want: 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, b.bound(tt.give), "bound of retry %d", tt.give)
+		assert.Zero(t, b.delay(tt.give, 0), "jitter 0")
+		assert.Equal(t, b.bound(tt.give)/2, b.delay(tt.give, 0.5), "jitter ½")
+	}
+}
+
+func TestShortFuncName(t *testing.T) {
+	tests := []struct {
+		give, want string
+	}{
+		{give: "github.com/txkit/txkit/modules/credits.(*Service).Deduct", want: "credits.(*Service).Deduct"},
+		{give: "github.com/txkit/txkit/modules/credits.(*Service).Deduct.func1", want: "credits.(*Service).Deduct"},
+		{give: "github.com/txkit/txkit/modules/credits.(*Service).Deduct.func1.2", want: "credits.(*Service).Deduct"},
+		{give: "main.main.gowrap1", want: "main.main"},
+		{give: "main.run", want: "main.run"},
+		{give: "example.com/x.Handler[...]", want: "x.Handler[...]"},
+		{give: "", want: "tx"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, shortFuncName(tt.give), tt.give)
+	}
+}
