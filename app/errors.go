@@ -31,6 +31,7 @@ var businessErrors = []struct {
 	{credits.ErrHoldNotFound, http.StatusNotFound, codeHoldNotFound, "no such hold"},
 	{credits.ErrInvalidAmount, http.StatusBadRequest, codeInvalidAmount, "amount must be a positive integer number of credits"},
 	{credits.ErrInvalidAccount, http.StatusBadRequest, codeInvalidAccount, "invalid account id"},
+	{credits.ErrInvalidOption, http.StatusBadRequest, codeBadRequest, "invalid parameter (idempotency key, reason, ttl or cursor)"},
 	{payments.ErrPaymentNotFound, http.StatusNotFound, codePaymentNotFound, "no such payment"},
 	{payments.ErrInvalidTransition, http.StatusConflict, codeInvalidTransition, "the payment's current status does not allow this operation"},
 	{payments.ErrDuplicateProviderRef, http.StatusConflict, codeDuplicateProviderRef, "a payment with this provider and provider_ref already exists"},

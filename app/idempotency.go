@@ -39,8 +39,13 @@ const (
 )
 
 // validIdempotencyKey is what a key may look like: printable ASCII without
-// spaces, up to 255 characters (a UUID, a ULID, "order-42/attempt-1" …).
-var validIdempotencyKey = regexp.MustCompile(`^[\x21-\x7e]{1,255}$`)
+// spaces, up to 200 characters (a UUID, a ULID, "order-42/attempt-1" …).
+var validIdempotencyKey = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
+
+// ledgerKey is the ledger idempotency key of an HTTP key. The prefix keeps
+// clients' keys apart from those the modules use themselves (a payment's
+// completion credits its account under a key of its own).
+func ledgerKey(key string) string { return "http:" + key }
 
 // storedResponse is a response in the store.
 type storedResponse struct {
@@ -88,7 +93,7 @@ func idempotencyKeyOf(r *http.Request) (string, error) {
 		return "", errBadRequest(codeMissingIdempotencyKey, "this request changes money and needs an Idempotency-Key header (e.g. a UUID), reused for its retries")
 	}
 	if !validIdempotencyKey.MatchString(key) {
-		return "", errBadRequest(codeMissingIdempotencyKey, "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces")
+		return "", errBadRequest(codeMissingIdempotencyKey, "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces")
 	}
 	return key, nil
 }

@@ -142,3 +142,23 @@ func TestConcurrentTransfersKeepTotal(t *testing.T) {
 	}
 	require.Equal(t, int64(accounts*100), total)
 }
+
+// BenchmarkInsertFind measures one insert plus one find by _id through the
+// driver, the round trip every test pays.
+func BenchmarkInsertFind(b *testing.B) {
+	ctx := context.Background()
+	srv := mongotest.Start(b)
+	client := connect(b, srv)
+	coll := client.Database("bench").Collection("c")
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}, {Key: "v", Value: "x"}}); err != nil {
+			b.Fatal(err)
+		}
+		if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: i}}).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.uber.org/zap"
 
 	"github.com/txkit/txkit/tx"
 )
@@ -35,8 +36,8 @@ type Service struct {
 	flushing sync.Map // account → struct{}: a copy in progress here
 
 	mu   sync.Mutex
-	stop chan struct{} // closed by Stop
-	done chan struct{} // closed when the sweeper has returned
+	stop context.CancelFunc // stops the sweeper
+	done chan struct{}      // closed when the sweeper has returned
 }
 
 // NewService returns a ledger stored in db that runs its transactions with
@@ -110,8 +111,9 @@ func (s *Service) Start() {
 	if s.stop != nil {
 		return
 	}
-	s.stop, s.done = make(chan struct{}), make(chan struct{})
-	go s.sweepLoop(s.stop, s.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop, s.done = cancel, make(chan struct{})
+	go s.sweepLoop(ctx, s.done)
 }
 
 // Stop stops the sweeper and waits for it to return; a sweep in progress
@@ -124,30 +126,21 @@ func (s *Service) Stop() {
 	if stop == nil {
 		return
 	}
-	close(stop)
+	stop()
 	<-done
 }
 
-func (s *Service) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
+func (s *Service) sweepLoop(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	t := time.NewTicker(s.cfg.sweepEvery)
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-				s.cfg.log.Warn("credits: sweep failed", zapError(err))
+				s.cfg.log.Warn("credits: sweep failed", zap.Error(err))
 			}
 		}
 	}
