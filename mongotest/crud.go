@@ -124,77 +124,33 @@ func (o *op) commandLevel(err error) bool {
 	return (o.txn != nil && me.Code == merr.WriteConflict) || me.Code == merr.MaxTimeMSExpired
 }
 
-func ordered(cmd bson.D) (bool, error) { return boolField(cmd, "ordered", true) }
-
-// prepareInsert validates doc and gives it an _id (first) when missing.
-func prepareInsert(v any) (bson.D, error) {
-	doc, ok := v.(bson.D)
-	if !ok {
-		return nil, typeErr("documents", v, "object")
-	}
-	id, has := bsonkit.Get(doc, "_id")
-	if !has {
-		doc = append(bson.D{{Key: "_id", Value: bson.NewObjectID()}}, doc...)
-	} else {
-		switch id.(type) {
-		case bson.A:
-			return nil, merr.New(merr.InvalidIdField, "The '_id' value cannot be of type array")
-		case bson.Regex:
-			return nil, merr.New(merr.InvalidIdField, "can't use a regex for _id")
-		}
-		if doc[0].Key != "_id" {
-			out := make(bson.D, 0, len(doc))
-			out = append(out, bson.E{Key: "_id", Value: id})
-			doc = append(out, bsonkit.Delete(bsonkit.CloneDoc(doc), "_id")...)
-		}
-	}
-	if err := checkSize(doc); err != nil {
-		return nil, err
-	}
-	return doc, nil
-}
-
-func checkSize(doc bson.D) error {
-	b, err := bson.Marshal(doc)
-	if err != nil {
-		return merr.New(merr.BadValue, "%v", err)
-	}
-	if len(b) > maxDocSize {
-		return merr.New(merr.BSONObjectTooLarge, "object to insert too large. size in bytes: %d, max size: %d", len(b), maxDocSize)
-	}
-	return nil
-}
-
-func cmdInsert(o *op) (bson.D, error) {
-	ns, err := o.ns()
-	if err != nil {
-		return nil, err
-	}
-	docs, ok, err := arrayField(o.cmd, "documents")
+// writeBatch runs the statements of an insert, update or delete command:
+// each statement once (a retried statement reports its first result),
+// stopping at the first error when ordered. Errors that fail the whole
+// command end it; the others become writeErrors.
+func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), fold func(result any)) (bson.A, error) {
+	name := o.name
+	stmts, ok, err := arrayField(o.cmd, field)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, merr.New(merr.FailedToParse, "BSON field 'insert.documents' is missing but a required field")
+		return nil, merr.New(merr.FailedToParse, "BSON field '%s.%s' is missing but a required field", name, field)
 	}
-	if len(docs) == 0 {
+	if len(stmts) == 0 {
 		return nil, merr.New(merr.InvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
 	}
-	ord, err := ordered(o.cmd)
+	ord, err := boolField(o.cmd, "ordered", true)
 	if err != nil {
 		return nil, err
 	}
-	n := int32(0)
 	var werrs bson.A
-	for i, v := range docs {
-		if _, done := o.retry.done(i); done {
-			n++
+	for i, v := range stmts {
+		if cached, done := o.retry.done(i); done {
+			fold(cached)
 			continue
 		}
-		doc, err := prepareInsert(v)
-		if err == nil {
-			err = o.atomic(func(t *engine.Txn) error { return t.Insert(ns, doc) })
-		}
+		res, err := each(i, v)
 		if err != nil {
 			if o.commandLevel(err) {
 				return nil, err
@@ -205,17 +161,40 @@ func cmdInsert(o *op) (bson.D, error) {
 			}
 			continue
 		}
-		n++
-		o.retry.record(i, true)
+		o.retry.record(i, res)
+		fold(res)
 	}
-	reply := bson.D{{Key: "n", Value: n}}
+	return werrs, nil
+}
+
+func withWriteErrors(reply bson.D, werrs bson.A) bson.D {
 	if len(werrs) > 0 {
 		reply = append(reply, bson.E{Key: "writeErrors", Value: werrs})
 	}
-	return append(reply, bson.E{Key: "ok", Value: 1.0}), nil
+	return append(reply, bson.E{Key: "ok", Value: 1.0})
+}
+
+func cmdInsert(o *op) (bson.D, error) {
+	ns, err := o.ns()
+	if err != nil {
+		return nil, err
+	}
+	n := int32(0)
+	werrs, err := o.writeBatch("documents", func(_ int, v any) (any, error) {
+		doc, err := prepareInsert(v)
+		if err != nil {
+			return nil, err
+		}
+		return true, o.atomic(func(t *engine.Txn) error { return t.Insert(ns, doc) })
+	}, func(any) { n++ })
+	if err != nil {
+		return nil, err
+	}
+	return withWriteErrors(bson.D{{Key: "n", Value: n}}, werrs), nil
 }
 
 type updateResult struct {
+	index       int32 // the statement's position, for upserted
 	n, modified int32
 	upserted    any
 	hasUpsert   bool
@@ -226,54 +205,28 @@ func cmdUpdate(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	stmts, ok, err := arrayField(o.cmd, "updates")
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, merr.New(merr.FailedToParse, "BSON field 'update.updates' is missing but a required field")
-	}
-	if len(stmts) == 0 {
-		return nil, merr.New(merr.InvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
-	}
-	ord, err := ordered(o.cmd)
-	if err != nil {
-		return nil, err
-	}
 	var n, modified int32
-	var upserted, werrs bson.A
-	for i, v := range stmts {
-		var res updateResult
-		if cached, done := o.retry.done(i); done {
-			res = cached.(updateResult)
-		} else {
-			res, err = o.updateOne(ns, v)
-			if err != nil {
-				if o.commandLevel(err) {
-					return nil, err
-				}
-				werrs = append(werrs, writeErrorDoc(i, err))
-				if ord {
-					break
-				}
-				continue
-			}
-			o.retry.record(i, res)
-		}
+	var upserted bson.A
+	werrs, err := o.writeBatch("updates", func(i int, v any) (any, error) {
+		res, err := o.updateOne(ns, v)
+		res.index = int32(i)
+		return res, err
+	}, func(r any) {
+		res := r.(updateResult)
 		n += res.n
 		modified += res.modified
 		if res.hasUpsert {
-			upserted = append(upserted, bson.D{{Key: "index", Value: int32(i)}, {Key: "_id", Value: res.upserted}})
+			upserted = append(upserted, bson.D{{Key: "index", Value: res.index}, {Key: "_id", Value: res.upserted}})
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	reply := bson.D{{Key: "n", Value: n}, {Key: "nModified", Value: modified}}
 	if len(upserted) > 0 {
 		reply = append(reply, bson.E{Key: "upserted", Value: upserted})
 	}
-	if len(werrs) > 0 {
-		reply = append(reply, bson.E{Key: "writeErrors", Value: werrs})
-	}
-	return append(reply, bson.E{Key: "ok", Value: 1.0}), nil
+	return withWriteErrors(reply, werrs), nil
 }
 
 func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
@@ -388,46 +341,14 @@ func cmdDelete(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	stmts, ok, err := arrayField(o.cmd, "deletes")
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, merr.New(merr.FailedToParse, "BSON field 'delete.deletes' is missing but a required field")
-	}
-	if len(stmts) == 0 {
-		return nil, merr.New(merr.InvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
-	}
-	ord, err := ordered(o.cmd)
-	if err != nil {
-		return nil, err
-	}
 	var n int32
-	var werrs bson.A
-	for i, v := range stmts {
-		if cached, done := o.retry.done(i); done {
-			n += cached.(int32)
-			continue
-		}
-		removed, err := o.deleteOne(ns, v)
-		if err != nil {
-			if o.commandLevel(err) {
-				return nil, err
-			}
-			werrs = append(werrs, writeErrorDoc(i, err))
-			if ord {
-				break
-			}
-			continue
-		}
-		o.retry.record(i, removed)
-		n += removed
+	werrs, err := o.writeBatch("deletes", func(_ int, v any) (any, error) {
+		return o.deleteOne(ns, v)
+	}, func(r any) { n += r.(int32) })
+	if err != nil {
+		return nil, err
 	}
-	reply := bson.D{{Key: "n", Value: n}}
-	if len(werrs) > 0 {
-		reply = append(reply, bson.E{Key: "writeErrors", Value: werrs})
-	}
-	return append(reply, bson.E{Key: "ok", Value: 1.0}), nil
+	return withWriteErrors(bson.D{{Key: "n", Value: n}}, werrs), nil
 }
 
 func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
@@ -829,4 +750,43 @@ func cmdAggregate(o *op) (bson.D, error) {
 	}
 	reply, _ := o.s.core.cursors.open(o, ns.String(), out, int(bs), false)
 	return reply, nil
+}
+
+// prepareInsert validates doc and gives it an _id (first) when missing.
+func prepareInsert(v any) (bson.D, error) {
+	doc, ok := v.(bson.D)
+	if !ok {
+		return nil, typeErr("documents", v, "object")
+	}
+	id, has := bsonkit.Get(doc, "_id")
+	if !has {
+		doc = append(bson.D{{Key: "_id", Value: bson.NewObjectID()}}, doc...)
+	} else {
+		switch id.(type) {
+		case bson.A:
+			return nil, merr.New(merr.InvalidIdField, "The '_id' value cannot be of type array")
+		case bson.Regex:
+			return nil, merr.New(merr.InvalidIdField, "can't use a regex for _id")
+		}
+		if doc[0].Key != "_id" {
+			out := make(bson.D, 0, len(doc))
+			out = append(out, bson.E{Key: "_id", Value: id})
+			doc = append(out, bsonkit.Delete(bsonkit.CloneDoc(doc), "_id")...)
+		}
+	}
+	if err := checkSize(doc); err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+func checkSize(doc bson.D) error {
+	b, err := bson.Marshal(doc)
+	if err != nil {
+		return merr.New(merr.BadValue, "%v", err)
+	}
+	if len(b) > maxDocSize {
+		return merr.New(merr.BSONObjectTooLarge, "object to insert too large. size in bytes: %d, max size: %d", len(b), maxDocSize)
+	}
+	return nil
 }

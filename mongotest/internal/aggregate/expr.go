@@ -62,7 +62,7 @@ func compileExpr(v any) (expr, error) {
 			if len(x) != 1 {
 				return nil, merr.New(codeExprOneField,
 					"an expression specification must contain exactly one field, the name of the expression. Found %d fields in %s",
-					len(x), formatValue(x))
+					len(x), bsonkit.FormatValue(x))
 			}
 			return compileOperator(x[0].Key, x[0].Value)
 		}

@@ -278,6 +278,6 @@ func writeKey(b *strings.Builder, v any) {
 			b.WriteString("n" + strconv.FormatFloat(f, 'g', -1, 64))
 			return
 		}
-		b.WriteString(bsonkit.TypeAlias(v) + ":" + formatValue(v))
+		b.WriteString(bsonkit.TypeAlias(v) + ":" + bsonkit.FormatValue(v))
 	}
 }

@@ -448,7 +448,7 @@ func evalArrayElemAt(args []any) (any, error) {
 	}
 	i, ok := bsonkit.ToInt64(args[1])
 	if !ok || i < math.MinInt32 || i > math.MaxInt32 {
-		return nil, merr.New(28691, "$arrayElemAt's second argument must be representable as a 32-bit integer: %s", formatValue(args[1]))
+		return nil, merr.New(28691, "$arrayElemAt's second argument must be representable as a 32-bit integer: %s", bsonkit.FormatValue(args[1]))
 	}
 	if i < 0 {
 		i += int64(len(arr))

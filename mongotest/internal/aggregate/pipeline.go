@@ -153,14 +153,14 @@ func parseSort(spec any) (stage, error) {
 func count(stageName string, spec any, code int32) (int64, error) {
 	f, ok := bsonkit.ToFloat(spec)
 	if !bsonkit.IsNumber(spec) || !ok || math.IsNaN(f) {
-		return 0, merr.New(code, "invalid argument to %s stage: Expected a number in: %s: %s", stageName, stageName, formatValue(spec))
+		return 0, merr.New(code, "invalid argument to %s stage: Expected a number in: %s: %s", stageName, stageName, bsonkit.FormatValue(spec))
 	}
 	n, ok := bsonkit.ToInt64(spec)
 	if !ok {
-		return 0, merr.New(code, "invalid argument to %s stage: Cannot represent as a 64-bit integer: %s: %s", stageName, stageName, formatValue(spec))
+		return 0, merr.New(code, "invalid argument to %s stage: Cannot represent as a 64-bit integer: %s: %s", stageName, stageName, bsonkit.FormatValue(spec))
 	}
 	if n < 0 {
-		return 0, merr.New(code, "invalid argument to %s stage: Expected a non-negative number in: %s: %s", stageName, stageName, formatValue(spec))
+		return 0, merr.New(code, "invalid argument to %s stage: Expected a non-negative number in: %s: %s", stageName, stageName, bsonkit.FormatValue(spec))
 	}
 	return n, nil
 }

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -120,26 +119,11 @@ func duplicateKey(ns Namespace, ix *index, doc bson.D) *merr.Error {
 	kv := ix.keyValue(doc)
 	parts := make([]string, len(kv))
 	for i, e := range kv {
-		parts[i] = fmt.Sprintf("%s: %s", e.Key, render(e.Value))
+		parts[i] = bsonkit.FormatElem(e.Key, e.Value)
 	}
 	err := merr.New(merr.DuplicateKey, "E11000 duplicate key error collection: %s index: %s dup key: { %s }", ns.String(), ix.name, strings.Join(parts, ", "))
 	err.Extra = bson.D{{Key: "keyPattern", Value: bsonkit.CloneDoc(ix.keys)}, {Key: "keyValue", Value: kv}}
 	return err
-}
-
-// render prints a value roughly as the server's E11000 message does.
-func render(v any) string {
-	switch x := v.(type) {
-	case string:
-		return fmt.Sprintf("%q", x)
-	case nil:
-		return "null"
-	case bson.ObjectID:
-		return fmt.Sprintf("ObjectId('%s')", x.Hex())
-	case int64:
-		return fmt.Sprintf("%d", x)
-	}
-	return fmt.Sprint(v)
 }
 
 // CreateIndexes builds specs on ns, creating the collection if needed.

@@ -127,7 +127,7 @@ func (m pushMod) apply(s *state, f field) (any, bool, error) {
 		if !ok {
 			return nil, false, merr.New(merr.BadValue,
 				"The field '%s' must be an array but is of type %s in document {%s}",
-				f.name, typeName(f.value), idString(s.orig))
+				f.name, typeName(f.value), bsonkit.IDString(s.orig))
 		}
 		arr = a
 	}
@@ -168,7 +168,7 @@ func parseAddToSet(u *Update, _ string, parts []string, a bson.E) error {
 		return merr.New(merr.TypeMismatch, "The argument to $each in $addToSet must be an array but it was of type %s", typeName(d[0].Value))
 	}
 	if len(d) > 1 {
-		return merr.New(merr.BadValue, "Found unexpected fields after $each in $addToSet: %s", formatValue(d))
+		return merr.New(merr.BadValue, "Found unexpected fields after $each in $addToSet: %s", bsonkit.FormatValue(d))
 	}
 	return u.insert(parts, addToSetMod{each: each})
 }
@@ -229,11 +229,11 @@ type popMod struct{ first bool }
 
 func parsePop(u *Update, _ string, parts []string, a bson.E) error {
 	if !bsonkit.IsNumber(a.Value) {
-		return merr.New(merr.FailedToParse, "Expected a number in: %s", formatElem(a.Key, a.Value))
+		return merr.New(merr.FailedToParse, "Expected a number in: %s", bsonkit.FormatElem(a.Key, a.Value))
 	}
 	n, _ := bsonkit.ToFloat(a.Value)
 	if n != 1 && n != -1 {
-		return merr.New(merr.FailedToParse, "$pop expects 1 or -1, found: %s", formatValue(a.Value))
+		return merr.New(merr.FailedToParse, "$pop expects 1 or -1, found: %s", bsonkit.FormatValue(a.Value))
 	}
 	return u.insert(parts, popMod{first: n == -1})
 }

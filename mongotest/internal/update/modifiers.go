@@ -76,7 +76,7 @@ func parseArith(u *Update, op string, parts []string, a bson.E) error {
 		if op == "$mul" {
 			verb = "multiply"
 		}
-		return merr.New(merr.TypeMismatch, "Cannot %s with non-numeric argument: {%s}", verb, formatElem(a.Key, a.Value))
+		return merr.New(merr.TypeMismatch, "Cannot %s with non-numeric argument: {%s}", verb, bsonkit.FormatElem(a.Key, a.Value))
 	}
 	return u.insert(parts, arithMod{op: op, val: a.Value})
 }
@@ -91,7 +91,7 @@ func (m arithMod) apply(s *state, f field) (any, bool, error) {
 	if !bsonkit.IsNumber(f.value) {
 		return nil, false, merr.New(merr.TypeMismatch,
 			"Cannot apply %s to a value of non-numeric type. {%s} has the field '%s' of non-numeric type %s",
-			m.op, idString(s.orig), f.name, typeName(f.value))
+			m.op, bsonkit.IDString(s.orig), f.name, typeName(f.value))
 	}
 	var r any
 	var err error
@@ -103,7 +103,7 @@ func (m arithMod) apply(s *state, f field) (any, bool, error) {
 	if errors.Is(err, bsonkit.ErrOverflow) {
 		return nil, false, merr.New(merr.BadValue,
 			"Failed to apply %s operations to current value (%s) for document {%s}",
-			m.op, numberString(f.value), idString(s.orig))
+			m.op, numberString(f.value), bsonkit.IDString(s.orig))
 	}
 	return r, err == nil, err
 }
@@ -112,13 +112,13 @@ func (m arithMod) apply(s *state, f field) (any, bool, error) {
 func numberString(v any) string {
 	switch v.(type) {
 	case int32:
-		return "(NumberInt)" + formatValue(v)
+		return "(NumberInt)" + bsonkit.FormatValue(v)
 	case int64:
-		return "(NumberLong)" + formatValue(v)
+		return "(NumberLong)" + bsonkit.FormatValue(v)
 	case float64:
-		return "(NumberDouble)" + formatValue(v)
+		return "(NumberDouble)" + bsonkit.FormatValue(v)
 	}
-	return "(NumberDecimal)" + formatValue(v)
+	return "(NumberDecimal)" + bsonkit.FormatValue(v)
 }
 
 func zeroLike(v any) any {
@@ -207,7 +207,7 @@ type renameMod struct {
 func parseRename(u *Update, _ string, from []string, a bson.E) error {
 	to, ok := a.Value.(string)
 	if !ok {
-		return merr.New(merr.BadValue, "The 'to' field for $rename must be a string: %s", formatElem(a.Key, a.Value))
+		return merr.New(merr.BadValue, "The 'to' field for $rename must be a string: %s", bsonkit.FormatElem(a.Key, a.Value))
 	}
 	toParts, err := splitPath(to)
 	if err != nil {
@@ -220,10 +220,10 @@ func parseRename(u *Update, _ string, from []string, a bson.E) error {
 		return merr.New(merr.BadValue, "The destination field for $rename may not be dynamic: %s", to)
 	}
 	if a.Key == to {
-		return merr.New(merr.BadValue, "The source and target field for $rename must differ: %s", formatElem(a.Key, a.Value))
+		return merr.New(merr.BadValue, "The source and target field for $rename must differ: %s", bsonkit.FormatElem(a.Key, a.Value))
 	}
 	if strings.HasPrefix(to, a.Key+".") || strings.HasPrefix(a.Key, to+".") {
-		return merr.New(merr.BadValue, "The source and target field for $rename must not be on the same path: %s", formatElem(a.Key, a.Value))
+		return merr.New(merr.BadValue, "The source and target field for $rename must not be on the same path: %s", bsonkit.FormatElem(a.Key, a.Value))
 	}
 	if err := u.insert(from, unsetMod{}); err != nil {
 		return err
@@ -241,7 +241,7 @@ func (m renameMod) apply(s *state, f field) (any, bool, error) {
 	if f.inArray != "" {
 		return nil, false, merr.New(merr.BadValue,
 			"The destination field cannot be an array element, '%s' in doc with %s has an array field called '%s'",
-			f.path, idString(s.orig), f.inArray)
+			f.path, bsonkit.IDString(s.orig), f.inArray)
 	}
 	return bsonkit.Clone(v), true, nil
 }
@@ -261,14 +261,14 @@ func parseBit(u *Update, _ string, parts []string, a bson.E) error {
 		if e.Key != "and" && e.Key != "or" && e.Key != "xor" {
 			return merr.New(merr.BadValue,
 				"The $bit modifier only supports 'and', 'or', and 'xor', not '%s' which is an unknown operator: {%s}",
-				e.Key, formatElem(e.Key, e.Value))
+				e.Key, bsonkit.FormatElem(e.Key, e.Value))
 		}
 		switch e.Value.(type) {
 		case int32, int64:
 		default:
 			return merr.New(merr.BadValue,
 				"The $bit modifier field must be an Integer(32/64 bit); a '%s' is not supported here: {%s}",
-				typeName(e.Value), formatElem(e.Key, e.Value))
+				typeName(e.Value), bsonkit.FormatElem(e.Key, e.Value))
 		}
 	}
 	return u.insert(parts, bitMod{ops: ops})
@@ -284,7 +284,7 @@ func (m bitMod) apply(s *state, f field) (any, bool, error) {
 	default:
 		return nil, false, merr.New(merr.BadValue,
 			"Cannot apply $bit to a value of non-integral type.{%s} has the field %s of non-integer type %s",
-			idString(s.orig), f.name, typeName(f.value))
+			bsonkit.IDString(s.orig), f.name, typeName(f.value))
 	}
 	for _, e := range m.ops {
 		x, _ := bsonkit.ToInt64(cur)

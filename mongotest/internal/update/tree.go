@@ -152,7 +152,7 @@ func (n *node) apply(s *state, f field) (any, bool, error) {
 		}
 		if _, ok := f.value.(bson.A); !ok {
 			return nil, false, merr.New(merr.BadValue,
-				"Cannot apply array updates to non-array element %s", formatElem(f.name, f.value))
+				"Cannot apply array updates to non-array element %s", bsonkit.FormatElem(f.name, f.value))
 		}
 	}
 	switch v := f.value.(type) {
@@ -190,7 +190,7 @@ func (n *node) notViable(s *state, f field, k string) error {
 	}
 	if ok {
 		return merr.New(merr.PathNotViable,
-			"Cannot create field '%s' in element {%s}", k, formatElem(f.name, f.value))
+			"Cannot create field '%s' in element {%s}", k, bsonkit.FormatElem(f.name, f.value))
 	}
 	return nil
 }
@@ -290,7 +290,7 @@ func lookupSource(doc bson.D, parts []string, from string) (any, bool, error) {
 			if j, ok := arrayIndex(parts[i+1]); ok && j < len(a) {
 				return nil, false, merr.New(merr.BadValue,
 					"The source field cannot be an array element, '%s' in doc with %s has an array field called '%s'",
-					from, idString(doc), p)
+					from, bsonkit.IDString(doc), p)
 			}
 			return nil, false, nil
 		}

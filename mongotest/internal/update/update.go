@@ -63,7 +63,7 @@ func Compile(spec any) (*Update, error) {
 		if !ok {
 			return nil, merr.New(merr.FailedToParse,
 				"Modifiers operate on fields but we found type %s instead. For example: {$mod: {<field>: ...}} not {%s}",
-				typeName(e.Value), formatElem(e.Key, e.Value))
+				typeName(e.Value), bsonkit.FormatElem(e.Key, e.Value))
 		}
 		for _, a := range args {
 			parts, err := splitPath(a.Key)
@@ -147,7 +147,7 @@ func (u *Update) replace(doc bson.D) (bson.D, error) {
 	if newHasID && !bsonkit.Equal(id, newID) {
 		return nil, merr.New(merr.ImmutableField,
 			"After applying the update, the (immutable) field '_id' was found to have been altered to %s",
-			formatElem("_id", newID))
+			bsonkit.FormatElem("_id", newID))
 	}
 	out := make(bson.D, 0, len(u.replacement)+1)
 	out = append(out, bson.E{Key: "_id", Value: bsonkit.Clone(id)})
@@ -189,7 +189,7 @@ func (u *Update) modify(doc bson.D, o Options) (bson.D, error) {
 	}
 	return nil, merr.New(merr.ImmutableField,
 		"After applying the update, the (immutable) field '_id' was found to have been altered to %s",
-		formatElem("_id", newID))
+		bsonkit.FormatElem("_id", newID))
 }
 
 // bindArrayFilters compiles o.ArrayFilters and checks they match the
@@ -209,7 +209,7 @@ func (u *Update) bindArrayFilters(s *state) error {
 		}
 		if _, used := u.identifiers[id]; !used {
 			return merr.New(merr.FailedToParse,
-				"The array filter for identifier '%s' was not used in the update %s", id, formatValue(u.spec))
+				"The array filter for identifier '%s' was not used in the update %s", id, bsonkit.FormatValue(u.spec))
 		}
 		s.filters[id] = match
 	}

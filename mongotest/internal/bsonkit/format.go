@@ -1,4 +1,4 @@
-package update
+package bsonkit
 
 import (
 	"encoding/hex"
@@ -7,18 +7,16 @@ import (
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-
-	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 )
 
-// formatElem renders a field the way the server's error messages do:
+// FormatElem renders a field the way the server's error messages do:
 // `x: "a"`.
-func formatElem(name string, v any) string {
-	return name + ": " + formatValue(v)
+func FormatElem(name string, v any) string {
+	return name + ": " + FormatValue(v)
 }
 
-// formatValue renders v in the server's BSONElement::toString style.
-func formatValue(v any) string {
+// FormatValue renders v in the server's BSONElement::toString style.
+func FormatValue(v any) string {
 	var b strings.Builder
 	writeValue(&b, v)
 	return b.String()
@@ -87,7 +85,7 @@ func writeValue(b *strings.Builder, v any) {
 	case bson.MaxKey:
 		b.WriteString("MaxKey")
 	default:
-		b.WriteString(bsonkit.TypeAlias(v))
+		b.WriteString(TypeAlias(v))
 	}
 }
 
@@ -107,11 +105,11 @@ func formatDouble(f float64) string {
 	return s
 }
 
-// idString renders the document's _id for error messages: "_id: 1", or
+// IDString renders the document's _id for error messages: "_id: 1", or
 // "no id".
-func idString(doc bson.D) string {
-	if id, ok := bsonkit.Get(doc, "_id"); ok {
-		return formatElem("_id", id)
+func IDString(doc bson.D) string {
+	if id, ok := Get(doc, "_id"); ok {
+		return FormatElem("_id", id)
 	}
 	return "no id"
 }
