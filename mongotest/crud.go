@@ -77,6 +77,20 @@ func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter
 		}
 		return nil
 	}
+	if eq := plainEqualities(filter); len(eq) > 0 {
+		if docs, used := t.ScanEqual(ns, eq); used {
+			out := docs[:0]
+			for _, d := range docs {
+				if f.Match(d) {
+					out = append(out, d)
+					if limit > 0 && len(out) == limit {
+						break
+					}
+				}
+			}
+			return out
+		}
+	}
 	var out []bson.D
 	t.Scan(ns, func(d bson.D) bool {
 		if f.Match(d) {
@@ -85,6 +99,28 @@ func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter
 		return limit <= 0 || len(out) < limit
 	})
 	return out
+}
+
+// plainEqualities returns the filter's top-level `field: value` pairs
+// whose value an index lookup can serve: not an operator document, array,
+// regex or null (null also matches missing fields).
+func plainEqualities(filter bson.D) bson.D {
+	var eq bson.D
+	for _, e := range filter {
+		if len(e.Key) > 0 && e.Key[0] == '$' {
+			continue
+		}
+		switch v := e.Value.(type) {
+		case nil, bson.A, bson.Regex, bson.Undefined:
+			continue
+		case bson.D:
+			if len(v) > 0 && len(v[0].Key) > 0 && v[0].Key[0] == '$' {
+				continue
+			}
+		}
+		eq = append(eq, e)
+	}
+	return eq
 }
 
 // idEquality recognises {_id: <plain value>}.

@@ -74,3 +74,32 @@ func TestAbortDiscards(t *testing.T) {
 	b.Commit()
 	require.Equal(t, 1, count(e.Begin()))
 }
+
+func TestScanEqualUsesIndexAndSnapshot(t *testing.T) {
+	e := New()
+	_, _, _, err := e.CreateIndexes(ns, []IndexSpec{{Name: "a_1_b_1", Keys: bson.D{{Key: "a", Value: 1}, {Key: "b", Value: 1}}}})
+	require.NoError(t, err)
+	w := e.Begin()
+	require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: "x"}, {Key: "b", Value: int32(1)}}))
+	require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: "x"}, {Key: "b", Value: 2.0}}))
+	require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: 3}, {Key: "a", Value: "y"}, {Key: "b", Value: int64(1)}}))
+	w.Commit()
+
+	r := e.Begin()
+	docs, used := r.ScanEqual(ns, bson.D{{Key: "b", Value: int64(1)}, {Key: "a", Value: "x"}})
+	require.True(t, used)
+	require.Len(t, docs, 1)
+	require.Equal(t, 1, docs[0][0].Value)
+
+	_, used = r.ScanEqual(ns, bson.D{{Key: "a", Value: "x"}})
+	require.False(t, used, "a prefix does not cover the compound index")
+
+	// An update moving a document out of the key is seen per snapshot.
+	u := e.Begin()
+	require.NoError(t, u.Replace(ns, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: "z"}, {Key: "b", Value: int32(1)}}))
+	u.Commit()
+	docs, _ = r.ScanEqual(ns, bson.D{{Key: "a", Value: "x"}, {Key: "b", Value: 1}})
+	require.Len(t, docs, 1, "the old snapshot still sees the old version")
+	docs, _ = e.Begin().ScanEqual(ns, bson.D{{Key: "a", Value: "x"}, {Key: "b", Value: 1}})
+	require.Empty(t, docs)
+}
