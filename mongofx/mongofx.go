@@ -100,26 +100,30 @@ func New(p Params) (*mongo.Client, error) {
 		return nil, fmt.Errorf("mongofx: connect: %w", err)
 	}
 
+	// Fx runs OnStop only for hooks whose OnStart succeeded, so a failed
+	// ping releases the client (and the server) itself.
+	stop := func(ctx context.Context) error {
+		err := client.Disconnect(ctx)
+		if err != nil {
+			err = fmt.Errorf("mongofx: disconnect: %w", err)
+		}
+		if srv != nil {
+			if cerr := srv.Close(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("mongofx: close embedded server: %w", cerr))
+			}
+		}
+		return err
+	}
 	p.Lifecycle.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			if err := client.Ping(ctx, nil); err != nil {
-				return fmt.Errorf("mongofx: ping %s: %w", redact(uri), err)
+				err = fmt.Errorf("mongofx: ping %s: %w", redact(uri), err)
+				return errors.Join(err, stop(context.WithoutCancel(ctx)))
 			}
 			log.Info("connected to MongoDB", zap.String("uri", redact(uri)), zap.Bool("embedded", srv != nil))
 			return nil
 		},
-		OnStop: func(ctx context.Context) error {
-			err := client.Disconnect(ctx)
-			if err != nil {
-				err = fmt.Errorf("mongofx: disconnect: %w", err)
-			}
-			if srv != nil {
-				if cerr := srv.Close(); cerr != nil {
-					err = errors.Join(err, fmt.Errorf("mongofx: close embedded server: %w", cerr))
-				}
-			}
-			return err
-		},
+		OnStop: stop,
 	})
 	return client, nil
 }

@@ -169,8 +169,10 @@ func (ss *sessions) reap(now time.Time, lifetime, idle time.Duration) {
 }
 
 // kill aborts the open transactions of the given sessions (nil: all) and
-// forgets them.
-func (ss *sessions) kill(keys []string) {
+// forgets them. self is the session the killing command runs on, if any:
+// its caller already holds self.mu, so it is handled without locking
+// (locking it again would deadlock the command on itself).
+func (ss *sessions) kill(keys []string, self *session) {
 	ss.mu.Lock()
 	var victims []*session
 	if keys == nil {
@@ -191,6 +193,11 @@ func (ss *sessions) kill(keys []string) {
 	// transaction can only finish once that transaction is aborted.
 	var busy []*session
 	for _, s := range victims {
+		if s == self {
+			ss.abortOpen(s, "session killed")
+			s.ended = true
+			continue
+		}
 		if !s.mu.TryLock() {
 			busy = append(busy, s)
 			continue
@@ -208,7 +215,7 @@ func (ss *sessions) kill(keys []string) {
 }
 
 // closeAll aborts every open transaction (server shutdown).
-func (ss *sessions) closeAll() { ss.kill(nil) }
+func (ss *sessions) closeAll() { ss.kill(nil, nil) }
 
 // execute runs o under its session's rules: transactions, retryable
 // writes, fail points, error labels.
@@ -335,6 +342,16 @@ func (ss *sessions) inTransaction(o *op, h handler, s *session, n int64) (bson.D
 		ss.started++
 		ss.mu.Unlock()
 	} else {
+		if isCommit || isAbort {
+			// MongoDB evaluates failCommand before looking at the
+			// transaction's state, so a retried commit meets it too.
+			if fp := ss.c.failpoints.match(o.req); fp != nil {
+				o.txn = s.txn
+				if reply, handled := o.s.applyFailPoint(o, fp, true, true); handled {
+					return reply, nil
+				}
+			}
+		}
 		if n > s.txnNumber || (n == s.txnNumber && s.state == txnNone) {
 			return nil, noSuchTxn(n, s.txnNumber)
 		}
@@ -367,12 +384,14 @@ func (ss *sessions) inTransaction(o *op, h handler, s *session, n int64) (bson.D
 		}
 	}
 	o.txn = s.txn
-	if fp := ss.c.failpoints.match(o.req); fp != nil {
-		if reply, handled := o.s.applyFailPoint(o, fp, true, isCommit || isAbort); handled {
-			if !isCommit && !isAbort && isErrorReply(reply) {
-				ss.abortOpen(s, "command failed")
+	if start || (!isCommit && !isAbort) {
+		if fp := ss.c.failpoints.match(o.req); fp != nil {
+			if reply, handled := o.s.applyFailPoint(o, fp, true, false); handled {
+				if isErrorReply(reply) {
+					ss.abortOpen(s, "command failed")
+				}
+				return reply, nil
 			}
-			return reply, nil
 		}
 	}
 	reply, err := h.run(o)
@@ -492,7 +511,7 @@ func cmdEndSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys)
+	o.s.core.sessions.kill(keys, o.sess)
 	return ok1(), nil
 }
 
@@ -505,12 +524,12 @@ func cmdKillSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys)
+	o.s.core.sessions.kill(keys, o.sess)
 	return ok1(), nil
 }
 
 func cmdKillAllSessions(o *op) (bson.D, error) {
-	o.s.core.sessions.kill(nil)
+	o.s.core.sessions.kill(nil, o.sess)
 	return ok1(), nil
 }
 

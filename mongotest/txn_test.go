@@ -452,3 +452,16 @@ func TestUniqueIndexHoldsAcrossConcurrentWriters(t *testing.T) {
 	require.Equal(t, int32(1), wins.Load())
 	require.Equal(t, int64(1), countDocs(t, coll, bson.D{{Key: "k", Value: "same"}}))
 }
+
+func TestFailPointMeetsARetriedCommit(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, s.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 1}}), 1, true)))
+	require.NoError(t, srv.FailCommand(bson.D{{Key: "times", Value: 2}}, bson.D{{Key: "failCommands", Value: bson.A{"commitTransaction"}}, {Key: "writeConcernError", Value: bson.D{{Key: "code", Value: 64}, {Key: "errmsg", Value: "x"}}}}))
+	for i := 0; i < 2; i++ {
+		reply := s.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false))
+		requireOK(t, reply)
+		require.NotNil(t, replyField(reply, "writeConcernError"), "commit %d: %v", i, reply)
+	}
+	requireOK(t, s.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false)))
+}

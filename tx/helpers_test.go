@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +32,13 @@ type env struct {
 	coll   *mongo.Collection
 	rec    *recorder
 	runner *tx.Runner
+
+	// commitFaults is set once a test fakes a commit failure. The driver
+	// (and the transactions spec) forbid aborting after a commit attempt,
+	// so the server keeps such a transaction until the pooled session is
+	// reused or the transaction lifetime limit ends it: only then may one
+	// be left open.
+	commitFaults atomic.Bool
 }
 
 func newEnv(t *testing.T, opts ...tx.Option) *env {
@@ -51,11 +59,17 @@ func newEnvAt(t *testing.T, uri string, opts ...tx.Option) *env {
 	require.NoError(t, db.CreateCollection(context.Background(), "docs"))
 	rec := &recorder{}
 	runner := tx.NewRunner(client, append([]tx.Option{tx.WithObserver(rec)}, opts...)...)
+	e := &env{uri: uri, client: client, mon: mon, db: db, coll: coll, rec: rec, runner: runner}
 	t.Cleanup(func() {
 		assert.Zero(t, client.NumberSessionsInProgress(), "sessions left checked out")
+		// A shared deployment has other tests' transactions.
+		if !testenv.Real() && !e.commitFaults.Load() {
+			open, _ := serverStatus(t, client)
+			assert.Zero(t, open, "transactions left open on the server")
+		}
 	})
 	mon.reset()
-	return &env{uri: uri, client: client, mon: mon, db: db, coll: coll, rec: rec, runner: runner}
+	return e
 }
 
 // count returns how many documents match filter, read outside any
@@ -74,6 +88,15 @@ func (e *env) count(t *testing.T, filter any) int64 {
 // times < 0 means always.
 func (e *env) failCommand(t *testing.T, times int, data bson.D) {
 	t.Helper()
+	for _, el := range data {
+		if cmds, ok := el.Value.(bson.A); ok && el.Key == "failCommands" {
+			for _, c := range cmds {
+				if c == "commitTransaction" {
+					e.commitFaults.Store(true)
+				}
+			}
+		}
+	}
 	mode := any(bson.D{{Key: "times", Value: times}})
 	if times < 0 {
 		mode = "alwaysOn"
@@ -278,4 +301,21 @@ func txnOptsW1() *options.TransactionOptionsBuilder {
 
 func txnOptsLocalRead() *options.TransactionOptionsBuilder {
 	return options.Transaction().SetReadConcern(readconcern.Local())
+}
+
+// serverStatus returns the server's count of open transactions and of the
+// logical sessions it knows.
+func serverStatus(t *testing.T, client *mongo.Client) (openTxns, sessions int64) {
+	t.Helper()
+	var st struct {
+		Transactions struct {
+			CurrentOpen int64 `bson:"currentOpen"`
+		} `bson:"transactions"`
+		Sessions struct {
+			Active int64 `bson:"activeSessionsCount"`
+		} `bson:"logicalSessionRecordCache"`
+	}
+	err := client.Database("admin").RunCommand(context.Background(), bson.D{{Key: "serverStatus", Value: 1}}).Decode(&st)
+	require.NoError(t, err)
+	return st.Transactions.CurrentOpen, st.Sessions.Active
 }

@@ -24,7 +24,7 @@ func checkJoin(st *txState, cfg *config, pc uintptr) error {
 		diffs = append(diffs, fmt.Sprintf("read preference %s, the transaction has %s", rpString(cfg.readPref), rpString(st.cfg.readPref)))
 	}
 	if cfg.set&setMaxAttempts != 0 && cfg.maxAttempts != st.cfg.maxAttempts {
-		diffs = append(diffs, fmt.Sprintf("max attempts %d, the transaction has %d (only the outermost scope retries)", cfg.maxAttempts, st.cfg.maxAttempts))
+		diffs = append(diffs, fmt.Sprintf("max attempts %s, the transaction has %s (only the outermost scope retries)", attemptsString(cfg.maxAttempts), attemptsString(st.cfg.maxAttempts)))
 	}
 	if cfg.set&setBackoff != 0 && cfg.backoff != st.cfg.backoff {
 		diffs = append(diffs, fmt.Sprintf("backoff %+v, the transaction has %+v (only the outermost scope retries)", cfg.backoff, st.cfg.backoff))
@@ -59,4 +59,11 @@ func rpString(rp *readpref.ReadPref) string {
 		return "(server default)"
 	}
 	return rp.String()
+}
+
+func attemptsString(n int) string {
+	if n == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprint(n)
 }

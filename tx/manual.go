@@ -188,8 +188,8 @@ var errRolledBack = errors.New("tx: joined scope rolled back")
 // error) if MongoDB aborted the transaction with a transient error, and
 // [ErrUnexpectedRollback] if a joined scope marked it rollback-only. A
 // scope that joined a transaction leaves the commit to its owner. If ctx is
-// done, Commit aborts instead and returns ctx's error. Commit on an ended
-// Tx returns [ErrTxDone].
+// done, Commit aborts instead and returns an error wrapping ctx's. Commit
+// on an ended Tx returns [ErrTxDone].
 func (t *Tx) Commit(ctx context.Context) error {
 	if t == nil || t.done {
 		return ErrTxDone
@@ -214,6 +214,7 @@ func (t *Tx) Commit(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		st.abort(ctx)
 		st.end(ctx)
+		err = fmt.Errorf("tx %s: not committed: %w", st.name(), err)
 		st.observe(EventAbort, err, false)
 		return err
 	}

@@ -296,10 +296,10 @@ func TestPropagationErrors(t *testing.T) {
 	noop := func(context.Context) error { return nil }
 
 	tests := []struct {
-		name  string
-		give  tx.Propagation
-		inTx  bool
-		want  error
+		name string
+		give tx.Propagation
+		inTx bool
+		want error
 	}{
 		{name: "Mandatory without a transaction", give: tx.Mandatory, want: tx.ErrNoTransaction},
 		{name: "Mandatory with a transaction joins", give: tx.Mandatory, inTx: true},

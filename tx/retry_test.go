@@ -213,10 +213,10 @@ func TestRetriesStop(t *testing.T) {
 
 		start := time.Now()
 		err := e.runner.Run(ctx, insertAndUpdate(e.coll, 1),
-			tx.WithTimeout(300*time.Millisecond),
+			tx.WithTimeout(500*time.Millisecond),
 			tx.WithBackoff(tx.Backoff{Initial: 20 * time.Millisecond, Multiplier: 1.5, Max: 50 * time.Millisecond}))
 		require.ErrorIs(t, err, tx.ErrRetriesExhausted)
-		assert.Contains(t, err.Error(), "time budget 300ms")
+		assert.Contains(t, err.Error(), "time budget 500ms")
 		assert.Less(t, time.Since(start), 2*time.Second)
 		var re *tx.RetryError
 		require.ErrorAs(t, err, &re)

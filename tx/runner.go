@@ -49,6 +49,15 @@ func (r *Runner) Client() *mongo.Client {
 
 // config returns the runner's defaults overridden by opts.
 func (r *Runner) config(opts []Option) config {
+	if len(opts) == 0 && r != nil && r.cfg.observer != nil {
+		return r.cfg // the common case, kept free of allocations
+	}
+	return r.configWith(opts)
+}
+
+// configWith is config's slow path: applying options through an interface
+// makes the config escape to the heap.
+func (r *Runner) configWith(opts []Option) config {
 	var cfg config
 	if r == nil || r.cfg.observer == nil {
 		cfg = defaultConfig()
@@ -328,7 +337,7 @@ func (r *Runner) runNew(ctx context.Context, cfg *config, pc uintptr, fn func(co
 		if ctx.Err() != nil {
 			st.abort(ctx)
 			st.end(ctx)
-			err := ctx.Err()
+			err := fmt.Errorf("tx %s: not committed: %w", st.name(), ctx.Err())
 			st.observe(EventAbort, err, false)
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
 )
 
@@ -241,6 +242,11 @@ func TestSessionsAreEndedAndReused(t *testing.T) {
 	// session to the next one: the server saw a single lsid, not twelve.
 	assert.Len(t, e.mon.sessions(), 1, "server-side sessions used")
 	assert.EqualValues(t, 4, e.count(t, nil))
+	if !testenv.Real() { // MongoDB refreshes its session cache lazily
+		open, sessions := serverStatus(t, e.client)
+		assert.Zero(t, open, "no transaction left open")
+		assert.LessOrEqual(t, sessions, int64(2), "the server knows the one session (and the count's own)")
+	}
 }
 
 func TestRunnerIsSafeForConcurrentUse(t *testing.T) {

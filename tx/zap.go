@@ -8,9 +8,10 @@ import (
 var _ Observer = (*ZapObserver)(nil)
 
 // ZapObserver logs scope events with zap: begin, commit and end at debug
-// level, retries at warn, aborts caused by the callback's own errors (a
-// business rule said no) at info, cancellations at info, and only
-// infrastructure failures (see [Event.Infrastructure]) at error.
+// level, retries at warn, aborts and rollback-only marks caused by the
+// callback's own errors (a business rule said no) or by a cancellation at
+// info, and only infrastructure failures (see [Event.Infrastructure]) at
+// error.
 type ZapObserver struct {
 	log *zap.Logger
 }
@@ -46,11 +47,9 @@ func (o *ZapObserver) Observe(e Event) {
 		if e.Kind == EventRollbackOnly {
 			msg = "transaction marked rollback-only"
 		}
-		switch {
-		case e.Infrastructure:
+		level = zapcore.InfoLevel
+		if e.Infrastructure {
 			level = zapcore.ErrorLevel
-		case e.Err != nil:
-			level = zapcore.InfoLevel
 		}
 	case EventHookPanic:
 		level, msg = zapcore.ErrorLevel, "after-commit hook panicked"
