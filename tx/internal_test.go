@@ -27,20 +27,3 @@ func TestBackoffSchedule(t *testing.T) {
 		assert.Equal(t, b.bound(tt.give)/2, b.delay(tt.give, 0.5), "jitter ½")
 	}
 }
-
-func TestShortFuncName(t *testing.T) {
-	tests := []struct {
-		give, want string
-	}{
-		{give: "github.com/txkit/txkit/modules/credits.(*Service).Deduct", want: "credits.(*Service).Deduct"},
-		{give: "github.com/txkit/txkit/modules/credits.(*Service).Deduct.func1", want: "credits.(*Service).Deduct"},
-		{give: "github.com/txkit/txkit/modules/credits.(*Service).Deduct.func1.2", want: "credits.(*Service).Deduct"},
-		{give: "main.main.gowrap1", want: "main.main"},
-		{give: "main.run", want: "main.run"},
-		{give: "example.com/x.Handler[...]", want: "x.Handler[...]"},
-		{give: "", want: "tx"},
-	}
-	for _, tt := range tests {
-		assert.Equal(t, tt.want, shortFuncName(tt.give), tt.give)
-	}
-}

@@ -2,8 +2,8 @@ package tx
 
 import (
 	"runtime"
-	"strings"
-	"sync"
+
+	"github.com/txkit/txkit/internal/funcname"
 )
 
 // callerPC returns the program counter of the function skip frames above
@@ -17,8 +17,6 @@ func callerPC(skip int) uintptr {
 	return pcs[0]
 }
 
-var callerNames sync.Map // uintptr → string
-
 // scopeName returns name, or the short name of the function at pc, e.g.
 // "credits.(*Service).Deduct" for a call inside
 // github.com/txkit/txkit/modules/credits.(*Service).Deduct.
@@ -26,53 +24,8 @@ func scopeName(name string, pc uintptr) string {
 	if name != "" {
 		return name
 	}
-	if pc == 0 {
-		return "tx"
+	if n := funcname.ForPC(pc); n != "" {
+		return n
 	}
-	if n, ok := callerNames.Load(pc); ok {
-		return n.(string)
-	}
-	frame, _ := runtime.CallersFrames([]uintptr{pc}).Next()
-	n := shortFuncName(frame.Function)
-	callerNames.Store(pc, n)
-	return n
-}
-
-// shortFuncName turns "github.com/a/b/credits.(*Service).Deduct.func1" into
-// "credits.(*Service).Deduct": the package path goes, and so do the
-// suffixes the compiler gives closures, which name no one's code.
-func shortFuncName(fn string) string {
-	if fn == "" {
-		return "tx"
-	}
-	if i := strings.LastIndexByte(fn, '/'); i >= 0 {
-		fn = fn[i+1:]
-	}
-	for {
-		i := strings.LastIndexByte(fn, '.')
-		if i < 0 || !isClosureSuffix(fn[i+1:]) {
-			return fn
-		}
-		fn = fn[:i]
-	}
-}
-
-// isClosureSuffix reports whether s is "func7", "gowrap2", "deferwrap1" or
-// a bare number, as in "F.func1.2".
-func isClosureSuffix(s string) bool {
-	for _, p := range [...]string{"func", "gowrap", "deferwrap"} {
-		if rest, ok := strings.CutPrefix(s, p); ok {
-			s = rest
-			break
-		}
-	}
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
+	return "tx"
 }

@@ -3,13 +3,10 @@ package batch
 import (
 	"context"
 	"errors"
-	"fmt"
-	"reflect"
 	"runtime"
 	"strconv"
-	"strings"
-	"sync"
 
+	"github.com/txkit/txkit/internal/funcname"
 	"github.com/txkit/txkit/tx"
 )
 
@@ -45,7 +42,7 @@ func (e *Executor) Execute(ctx context.Context, steps ...Step) error {
 			return &StepError{Index: i, Name: s.Name, Err: errNilStep}
 		}
 		if s.Name == "" {
-			s.Name = funcName(reflect.ValueOf(s.Run).Pointer())
+			s.Name = funcname.Of(s.Run)
 		}
 		named[i] = s
 	}
@@ -104,7 +101,7 @@ func Collect[T any](ctx context.Context, e *Executor, steps ...func(ctx context.
 			return nil, &StepError{Index: i, Err: errNilStep}
 		}
 		wrapped[i] = Step{
-			Name: funcName(reflect.ValueOf(fn).Pointer()),
+			Name: funcname.Of(fn),
 			Run: func(ctx context.Context) error {
 				v, err := fn(ctx)
 				results[i] = v
@@ -126,71 +123,8 @@ func callerName() string {
 	if runtime.Callers(3, pcs[:]) < 1 {
 		return "batch"
 	}
-	pc := pcs[0]
-	if n, ok := callerNames.Load(pc); ok {
-		return n.(string)
+	if n := funcname.ForPC(pcs[0]); n != "" {
+		return n
 	}
-	frame, _ := runtime.CallersFrames(pcs[:]).Next()
-	n := shortFuncName(frame.Function)
-	callerNames.Store(pc, n)
-	return n
-}
-
-// callerNames and funcNames cache the names of call sites and of
-// functions: resolving a PC is slow, and a program has few of them.
-var callerNames, funcNames sync.Map // uintptr → string
-
-// funcName returns the short name of the function whose entry is pc.
-func funcName(pc uintptr) string {
-	if n, ok := funcNames.Load(pc); ok {
-		return n.(string)
-	}
-	f := runtime.FuncForPC(pc)
-	if f == nil {
-		return fmt.Sprintf("func@%#x", pc)
-	}
-	n := shortFuncName(f.Name())
-	funcNames.Store(pc, n)
-	return n
-}
-
-// shortFuncName turns "github.com/a/b/credits.(*Service).Deduct.func1" into
-// "credits.(*Service).Deduct", as package tx names scopes: the package path
-// goes, and so do the suffixes the compiler gives closures and method
-// values, which name no one's code.
-func shortFuncName(fn string) string {
-	if fn == "" {
-		return "batch"
-	}
-	if i := strings.LastIndexByte(fn, '/'); i >= 0 {
-		fn = fn[i+1:]
-	}
-	fn = strings.TrimSuffix(fn, "-fm")
-	for {
-		i := strings.LastIndexByte(fn, '.')
-		if i < 0 || !isClosureSuffix(fn[i+1:]) {
-			return fn
-		}
-		fn = fn[:i]
-	}
-}
-
-// isClosureSuffix reports whether s is "func7", "gowrap2", "deferwrap1" or
-// a bare number, as in "F.func1.2".
-func isClosureSuffix(s string) bool {
-	for _, p := range [...]string{"func", "gowrap", "deferwrap"} {
-		if rest, ok := strings.CutPrefix(s, p); ok {
-			s = rest
-			break
-		}
-	}
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
+	return "batch"
 }
