@@ -31,8 +31,8 @@ type api struct {
 	tokenSum [sha256.Size]byte
 }
 
-// APIParams are the dependencies of [NewHandler].
-type APIParams struct {
+// HandlerParams are the dependencies of [NewHandler].
+type HandlerParams struct {
 	fx.In
 
 	Lifecycle fx.Lifecycle
@@ -47,7 +47,7 @@ type APIParams struct {
 
 // NewHandler returns the service's whole HTTP handler and registers the
 // creation of its collections' indexes at start.
-func NewHandler(p APIParams) http.Handler {
+func NewHandler(p HandlerParams) http.Handler {
 	a := &api{
 		cfg:      p.Config,
 		log:      p.Logger.Named("api"),

@@ -31,11 +31,11 @@ type Server struct {
 type ServerParams struct {
 	fx.In
 
-	Lifecycle fx.Lifecycle
+	Lifecycle  fx.Lifecycle
 	Shutdowner fx.Shutdowner
-	Config    Config
-	Handler   http.Handler
-	Logger    *zap.Logger
+	Config     Config
+	Handler    http.Handler
+	Logger     *zap.Logger
 }
 
 // NewServer returns the server of p.Handler and registers its lifecycle.

@@ -93,7 +93,7 @@ func idempotencyKeyOf(r *http.Request) (string, error) {
 		return "", errBadRequest(codeMissingIdempotencyKey, "this request changes money and needs an Idempotency-Key header (e.g. a UUID), reused for its retries")
 	}
 	if !validIdempotencyKey.MatchString(key) {
-		return "", errBadRequest(codeMissingIdempotencyKey, "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces")
+		return "", errBadRequest(codeInvalidIdempotencyKey, "Idempotency-Key must be 1 to 200 printable ASCII characters without spaces")
 	}
 	return key, nil
 }

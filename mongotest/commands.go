@@ -30,6 +30,9 @@ type op struct {
 	// failWCE is a matched fail point whose writeConcernError is added
 	// to the reply after the command runs.
 	failWCE *failPoint
+	// dropReply: close the connection instead of replying, as
+	// onPrimaryTransactionalWrite does once the command has run.
+	dropReply bool
 }
 
 type handler struct {
@@ -133,11 +136,60 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 		defer cancel()
 	}
 	reply, err := s.core.sessions.execute(o, h)
+	if o.dropReply && o.req.conn != nil {
+		o.req.conn.closeAfter = true
+		return nil, nil
+	}
 	if err != nil {
 		o.logError(err)
 		return nil, err
 	}
+	if wce := unsatisfiableWriteConcern(o, h); wce != nil && !isErrorReply(reply) {
+		if _, has := bsonkit.Get(reply, "writeConcernError"); !has {
+			reply = append(reply, bson.E{Key: "writeConcernError", Value: wce})
+		}
+	}
 	return o.withWriteConcernError(reply), nil
+}
+
+// unsatisfiableWriteConcern returns the writeConcernError MongoDB reports
+// after applying a write whose write concern this one-member replica set
+// can never satisfy (w greater than 1, or an unknown tag), or nil.
+func unsatisfiableWriteConcern(o *op, h handler) bson.D {
+	switch {
+	case h.write:
+	case o.name == "commitTransaction", o.name == "abortTransaction",
+		o.name == "create", o.name == "drop", o.name == "dropDatabase",
+		o.name == "createIndexes", o.name == "dropIndexes":
+	default:
+		return nil
+	}
+	wc, ok := field(o.cmd, "writeConcern").(bson.D)
+	if !ok {
+		return nil
+	}
+	switch w := field(wc, "w").(type) {
+	case string:
+		if w == "majority" {
+			return nil
+		}
+		return bson.D{
+			{Key: "code", Value: int32(79)},
+			{Key: "codeName", Value: "UnknownReplWriteConcern"},
+			{Key: "errmsg", Value: fmt.Sprintf("No write concern mode named '%s' found in replica set configuration", w)},
+		}
+	case nil:
+		return nil
+	default:
+		if n, ok := bsonkit.ToInt64(w); !ok || n <= 1 {
+			return nil
+		}
+		return bson.D{
+			{Key: "code", Value: int32(100)},
+			{Key: "codeName", Value: "UnsatisfiableWriteConcern"},
+			{Key: "errmsg", Value: "Not enough data-bearing nodes"},
+		}
+	}
 }
 
 // field returns cmd's top-level field (nil when missing).

@@ -52,9 +52,34 @@ func (o *op) atomic(fn func(t *engine.Txn) error) error {
 			t.Abort()
 			return err
 		}
+		if err := o.txnWriteFailPoint(); err != nil {
+			t.Abort()
+			return err
+		}
 		t.Commit()
 		return nil
 	}
+}
+
+// txnWriteFailPoint applies onPrimaryTransactionalWrite to a retryable
+// write statement about to commit: the connection closes without a reply
+// and, with failBeforeCommitExceptionCode, the statement fails unapplied.
+func (o *op) txnWriteFailPoint() error {
+	if o.retry == nil {
+		return nil
+	}
+	fp := o.s.core.failpoints.matchTxnWrite()
+	println("DEBUG txnwrite", o.name, fp != nil, o.retry.txnNumber)
+	if fp == nil {
+		return nil
+	}
+	if fp.closeConn {
+		o.dropReply = true
+	}
+	if fp.hasErrorCode {
+		return merr.New(fp.errorCode, "Failing write for %d due to failpoint. The write must not be reflected.", o.retry.txnNumber)
+	}
+	return nil
 }
 
 // read runs fn against the transaction's snapshot, or the latest data.

@@ -17,6 +17,9 @@ import (
 type failpoints struct {
 	mu sync.Mutex
 	fp *failPoint
+	// txnWrite is onPrimaryTransactionalWrite: it fires as a retryable
+	// write statement is about to commit (see [op.atomic]).
+	txnWrite *failPoint
 }
 
 type failPoint struct {
@@ -49,6 +52,25 @@ func (f *failpoints) match(req *request) *failPoint {
 	if fp.appName != "" && fp.appName != req.conn.appName {
 		return nil
 	}
+	return consume(&f.fp)
+}
+
+// matchTxnWrite returns the onPrimaryTransactionalWrite fail point when it
+// fires, consuming one activation.
+func (f *failpoints) matchTxnWrite() *failPoint {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.txnWrite == nil {
+		return nil
+	}
+	return consume(&f.txnWrite)
+}
+
+// consume applies *slot's mode to one evaluation: nil when it lets this
+// one pass; the fail point, and one activation fewer, when it fires.
+// f.mu must be held.
+func consume(slot **failPoint) *failPoint {
+	fp := *slot
 	if fp.skip > 0 {
 		fp.skip--
 		return nil
@@ -59,7 +81,7 @@ func (f *failpoints) match(req *request) *failPoint {
 	if fp.hasTimes {
 		fp.times--
 		if fp.times <= 0 {
-			f.fp = nil
+			*slot = nil
 		}
 	}
 	return fp
@@ -76,18 +98,65 @@ func cmdConfigureFailPoint(o *op) (bson.D, error) {
 	if !ok {
 		return nil, typeErr("configureFailPoint", o.cmd[0].Value, "string")
 	}
-	if name != "failCommand" {
-		return nil, merr.New(merr.BadValue, "mongotest supports only the failCommand fail point, not %s", name)
+	switch name {
+	case "failCommand":
+		fp, err := parseFailPoint(o.cmd)
+		if err != nil {
+			return nil, err
+		}
+		o.s.core.failpoints.set(fp)
+	case "onPrimaryTransactionalWrite":
+		fp, err := parseTxnWriteFailPoint(o.cmd)
+		if err != nil {
+			return nil, err
+		}
+		f := o.s.core.failpoints
+		f.mu.Lock()
+		f.txnWrite = fp
+		f.mu.Unlock()
+	default:
+		return nil, merr.New(merr.BadValue, "mongotest supports only the failCommand and onPrimaryTransactionalWrite fail points, not %s", name)
 	}
-	fp, err := parseFailPoint(o.cmd)
-	if err != nil {
-		return nil, err
-	}
-	o.s.core.failpoints.set(fp)
 	return ok1(bson.E{Key: "count", Value: int32(0)}), nil
 }
 
+// parseTxnWriteFailPoint parses onPrimaryTransactionalWrite. As on
+// MongoDB, it closes the connection unless data.closeConnection is false,
+// and with data.failBeforeCommitExceptionCode it also fails the statement
+// with that code so that its write is not applied.
+func parseTxnWriteFailPoint(cmd bson.D) (*failPoint, error) {
+	fp, err := parseMode(cmd)
+	if fp == nil || err != nil {
+		return nil, err
+	}
+	data, err := docField(cmd, "data")
+	if err != nil {
+		return nil, err
+	}
+	fp.closeConn = true
+	if v, ok := bsonkit.Get(data, "closeConnection"); ok {
+		fp.closeConn, _ = v.(bool)
+	}
+	if v, ok := bsonkit.Get(data, "failBeforeCommitExceptionCode"); ok {
+		n, ok := bsonkit.ToInt64(v)
+		if !ok {
+			return nil, typeErr("failBeforeCommitExceptionCode", v, "int")
+		}
+		fp.errorCode, fp.hasErrorCode = int32(n), true
+	}
+	return fp, nil
+}
+
 func parseFailPoint(cmd bson.D) (*failPoint, error) {
+	fp, err := parseMode(cmd)
+	if fp == nil || err != nil {
+		return nil, err
+	}
+	return parseFailCommandData(cmd, fp)
+}
+
+// parseMode parses a fail point's mode; nil, nil means "off".
+func parseMode(cmd bson.D) (*failPoint, error) {
 	mode, ok := bsonkit.Get(cmd, "mode")
 	if !ok {
 		return nil, merr.New(merr.BadValue, "Missing mode")
@@ -127,6 +196,10 @@ func parseFailPoint(cmd bson.D) (*failPoint, error) {
 	default:
 		return nil, merr.New(merr.TypeMismatch, "'mode' must be a string or JSON object")
 	}
+	return fp, nil
+}
+
+func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
 	data, err := docField(cmd, "data")
 	if err != nil {
 		return nil, err

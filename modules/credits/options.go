@@ -23,6 +23,7 @@ type config struct {
 	sweepEvery time.Duration
 	flushEvery int64
 	prefix     string
+	fastWrites int
 }
 
 func defaultConfig() config {
@@ -30,8 +31,9 @@ func defaultConfig() config {
 		log:        zap.NewNop(),
 		now:        time.Now,
 		sweepEvery: 5 * time.Second,
-		flushEvery: 64,
+		flushEvery: 256,
 		prefix:     "credit_",
+		fastWrites: 32,
 	}
 }
 
@@ -68,11 +70,27 @@ func WithSweepInterval(d time.Duration) Option {
 
 // WithFlushEvery sets after how many fast-path writes an account's embedded
 // entries are copied to the entries collection by the writer itself (the
-// sweeper copies the rest). The default is 64.
+// sweeper copies the rest). The default is 256.
 func WithFlushEvery(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {
 			c.flushEvery = int64(n)
+		}
+	})
+}
+
+// WithMaxFastWrites bounds how many fast-path writes (see the package
+// documentation) one Service sends at a time; 32 by default. It must stay
+// well below the client's connection pool size (maxPoolSize, 100 by
+// default): MongoDB makes a plain write that meets a document written by
+// an uncommitted transaction wait for that transaction, on its connection.
+// Were every connection taken by such waiting writes, the transaction
+// could never get one to commit, and all of them would wait until the
+// server's transaction lifetime limit.
+func WithMaxFastWrites(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.fastWrites = n
 		}
 	})
 }

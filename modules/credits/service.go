@@ -35,6 +35,12 @@ type Service struct {
 
 	flushing sync.Map // account → struct{}: a copy in progress here
 
+	// fast bounds the fast-path writes in flight (see WithMaxFastWrites).
+	fast chan struct{}
+	// lanes queue this process's fast-path writes per stripe of accounts
+	// (see combine.go).
+	lanes [64]lane
+
 	mu   sync.Mutex
 	stop context.CancelFunc // stops the sweeper
 	done chan struct{}      // closed when the sweeper has returned
@@ -50,7 +56,7 @@ func NewService(db *mongo.Database, r *tx.Runner, opts ...Option) *Service {
 			o.apply(&cfg)
 		}
 	}
-	return &Service{
+	s := &Service{
 		db:       db,
 		runner:   r,
 		cfg:      cfg,
@@ -59,7 +65,9 @@ func NewService(db *mongo.Database, r *tx.Runner, opts ...Option) *Service {
 		holds:    db.Collection(cfg.prefix + "holds"),
 		idem:     db.Collection(cfg.prefix + "idempotency"),
 		seed:     maphash.MakeSeed(),
+		fast:     make(chan struct{}, cfg.fastWrites),
 	}
+	return s
 }
 
 // codeNamespaceExists is MongoDB's answer to creating a collection twice.

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/txkit/txkit/modules/credits"
+	"github.com/txkit/txkit/modules/payments"
+	"github.com/txkit/txkit/mongofx"
+	"github.com/txkit/txkit/tx"
+)
+
+// newApp returns the service's application; extra options come last, so
+// that callers (the demo) can populate or decorate.
+func newApp(cfg Config, extra ...fx.Option) *fx.App {
+	return fx.New(appOptions(cfg), fx.Options(extra...))
+}
+
+// appOptions composes the service: the reference for composing txkit
+// modules in an Fx application. newApp and the end-to-end tests (through
+// fxtest) both use it.
+func appOptions(cfg Config) fx.Option {
+	opts := []fx.Option{
+		fx.Supply(cfg),
+		fx.Provide(newLogger),
+		fx.WithLogger(func(log *zap.Logger) fxevent.Logger {
+			return &fxevent.ZapLogger{Logger: log.Named("fx")}
+		}),
+		// Stopping drains HTTP first (its hooks were appended last), then
+		// the modules' background work, then the database client.
+		fx.StopTimeout(cfg.ShutdownTimeout + cfg.MongoTimeout),
+
+		fx.Provide(mongoConfig),
+		mongofx.Module,
+		tx.Module,
+		fx.Provide(database),
+		credits.Module,
+		payments.Module,
+
+		fx.Provide(NewHandler, NewServer),
+		fx.Invoke(func(*Server) {}),
+	}
+	if cfg.Out != nil {
+		opts = append(opts, fx.Invoke(printBanner))
+	}
+	return fx.Options(opts...)
+}
+
+// newLogger builds the service's logger from Config.LogFormat.
+func newLogger(cfg Config) (*zap.Logger, error) {
+	var zc zap.Config
+	if cfg.LogFormat == "console" {
+		zc = zap.NewDevelopmentConfig()
+		zc.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+	} else {
+		zc = zap.NewProductionConfig()
+		zc.EncoderConfig.TimeKey = "time"
+		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	}
+	log, err := zc.Build()
+	if err != nil {
+		return nil, fmt.Errorf("build logger: %w", err)
+	}
+	return log.Named("txkit"), nil
+}
+
+func mongoConfig(cfg Config) mongofx.Config {
+	return mongofx.Config{
+		URI:                    cfg.MongoURI,
+		AppName:                "txkit",
+		Embedded:               cfg.embedded(),
+		ServerSelectionTimeout: cfg.MongoTimeout,
+		ConnectTimeout:         cfg.MongoTimeout,
+	}
+}
+
+func database(c *mongo.Client, cfg Config) *mongo.Database { return c.Database(cfg.DB) }
+
+// printBanner prints, once the server listens, where it is and, in
+// embedded mode, the generated secrets with a curl that works as printed.
+// It is printed, not logged: secrets never go to the log.
+func printBanner(lc fx.Lifecycle, cfg Config, srv *Server) {
+	lc.Append(fx.Hook{OnStart: func(context.Context) error {
+		w := cfg.Out
+		base := srv.URL()
+		fmt.Fprintf(w, "\ntxkit credits service listening on %s\n", base)
+		if cfg.embedded() {
+			fmt.Fprintln(w, "DATABASE: embedded in-memory server; every change is lost when the service stops (set MONGODB_URI for a real replica set)")
+		}
+		if cfg.tokenGenerated {
+			fmt.Fprintf(w, "generated API token (set TXKIT_API_TOKEN to choose one):\n  export TXKIT_API_TOKEN=%s\n", cfg.APIToken)
+		}
+		if cfg.secretGenerated {
+			fmt.Fprintf(w, "generated webhook secret (set TXKIT_WEBHOOK_SECRET to choose one):\n  export TXKIT_WEBHOOK_SECRET=%s\n", cfg.WebhookSecret)
+		}
+		tok := "$TXKIT_API_TOKEN"
+		if cfg.tokenGenerated {
+			tok = cfg.APIToken
+		}
+		fmt.Fprintf(w, "try:\n  curl -s -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -H 'Idempotency-Key: welcome-alice' -d '{\"amount\":100,\"reason\":\"welcome\"}' %s/v1/accounts/alice/credits\n", tok, base)
+		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/v1/accounts/alice\n\n", tok, base)
+		return nil
+	}})
+}
+
+// run is main without os.Exit: it returns the process's exit code.
+func run(args []string, getenv func(string) string) int {
+	if len(args) > 0 && args[0] == "demo" {
+		return runDemo(args[1:], os.Stdout)
+	}
+	cfg, err := loadConfig(args, getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "txkit:", err)
+		return 2
+	}
+	cfg.Out = os.Stdout
+	app := newApp(cfg)
+	startCtx, cancel := context.WithTimeout(context.Background(), cfg.MongoTimeout+15*time.Second)
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		fmt.Fprintln(os.Stderr, "txkit: start:", err)
+		return 1
+	}
+	sig := <-app.Wait() // SIGINT, SIGTERM, or a fatal server error
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout+cfg.MongoTimeout)
+	defer cancel()
+	if err := app.Stop(stopCtx); err != nil {
+		fmt.Fprintln(os.Stderr, "txkit: stop:", err)
+		return 1
+	}
+	return sig.ExitCode
+}

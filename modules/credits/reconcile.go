@@ -1,0 +1,214 @@
+package credits
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/txkit/txkit/tx"
+)
+
+// Reconcile checks the ledger's invariants for every account, on one
+// snapshot: balance = sum of its entries (copied out or still embedded),
+// held = sum of its open holds, available = balance - held, and none of
+// them negative. It reports every mismatch; an error means the check
+// could not run.
+//
+// It reads the whole ledger in one snapshot transaction, which a real
+// MongoDB bounds by transactionLifetimeLimitSeconds (60s by default).
+func (s *Service) Reconcile(ctx context.Context) (Report, error) {
+	r, err := tx.Do(ctx, s.runner, s.reconcile, tx.WithName("credits.Reconcile"))
+	if err != nil {
+		return Report{}, fmt.Errorf("credits: reconcile: %w", err)
+	}
+	return r, nil
+}
+
+// sum is a total computed by the server or here; !exact when it does not
+// fit an int64.
+type sum struct {
+	v     int64
+	exact bool
+}
+
+func (a sum) add(n int64) sum {
+	r, overflow := addInt64(a.v, n)
+	return sum{v: r, exact: a.exact && !overflow}
+}
+
+func addInt64(a, b int64) (int64, bool) {
+	r := a + b
+	return r, (a > 0 && b > 0 && r < 0) || (a < 0 && b < 0 && r >= 0)
+}
+
+func (s *Service) reconcile(ctx context.Context) (Report, error) {
+	var r Report
+	entrySums, n, err := s.groupSums(ctx, s.entries, bson.D{})
+	if err != nil {
+		return r, fmt.Errorf("sum entries: %w", err)
+	}
+	r.Entries = n
+	heldSums, _, err := s.groupSums(ctx, s.holds, bson.D{{Key: "status", Value: HoldOpen}})
+	if err != nil {
+		return r, fmt.Errorf("sum holds: %w", err)
+	}
+
+	cur, err := s.accounts.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return r, fmt.Errorf("read accounts: %w", err)
+	}
+	defer cur.Close(ctx)
+	seen := map[string]bool{}
+	for cur.Next(ctx) {
+		var acc accountDoc
+		if err := cur.Decode(&acc); err != nil {
+			return r, fmt.Errorf("decode account: %w", err)
+		}
+		r.Accounts++
+		seen[acc.ID] = true
+		bal, ok := entrySums[acc.ID]
+		if !ok {
+			bal = sum{exact: true}
+		}
+		pending, err := s.notCopied(ctx, acc.Pending)
+		if err != nil {
+			return r, err
+		}
+		for _, e := range pending {
+			bal = bal.add(e.Amount)
+			r.Entries++
+		}
+		held, ok := heldSums[acc.ID]
+		if !ok {
+			held = sum{exact: true}
+		}
+		r.Mismatches = append(r.Mismatches, check(acc, bal, held)...)
+	}
+	if err := cur.Err(); err != nil {
+		return r, fmt.Errorf("read accounts: %w", err)
+	}
+	for _, m := range []map[string]sum{entrySums, heldSums} {
+		for id, v := range m {
+			if !seen[id] {
+				r.Mismatches = append(r.Mismatches, Mismatch{Account: id, Field: "account", Computed: v.v,
+					Detail: "entries or open holds of an account that does not exist"})
+				seen[id] = true
+			}
+		}
+	}
+	return r, nil
+}
+
+func check(acc accountDoc, bal, held sum) []Mismatch {
+	var ms []Mismatch
+	mismatch := func(field string, stored int64, computed sum, detail string) {
+		if !computed.exact {
+			detail = "sum overflows int64"
+		}
+		ms = append(ms, Mismatch{Account: acc.ID, Field: field, Stored: stored, Computed: computed.v, Detail: detail})
+	}
+	if !bal.exact || bal.v != acc.Balance {
+		mismatch("balance", acc.Balance, bal, "balance differs from the sum of its entries")
+	}
+	if !held.exact || held.v != acc.Held {
+		mismatch("held", acc.Held, held, "held differs from the sum of its open holds")
+	}
+	avail, overflow := addInt64(acc.Balance, -acc.Held)
+	if acc.Held == math.MinInt64 {
+		overflow = true
+	}
+	if overflow || avail != acc.Available {
+		mismatch("available", acc.Available, sum{v: avail, exact: !overflow}, "available differs from balance - held")
+	}
+	switch {
+	case acc.Balance < 0:
+		mismatch("balance", acc.Balance, bal, "negative balance")
+	case acc.Held < 0:
+		mismatch("held", acc.Held, held, "negative held amount")
+	case acc.Available < 0:
+		mismatch("available", acc.Available, sum{v: avail, exact: !overflow}, "negative available balance")
+	}
+	return ms
+}
+
+// groupSums sums the amount field of coll's documents matching match, per
+// account, on the server. A sum that overflows int64 comes back as a
+// double (MongoDB's rule), which marks it inexact.
+func (s *Service) groupSums(ctx context.Context, coll *mongo.Collection, match bson.D) (map[string]sum, int64, error) {
+	cur, err := coll.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$match", Value: match}},
+		{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: "$account"},
+			{Key: "sum", Value: bson.D{{Key: "$sum", Value: "$amount"}}},
+			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
+		}}},
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	var rows []struct {
+		ID  string        `bson:"_id"`
+		Sum bson.RawValue `bson:"sum"`
+		N   int64         `bson:"n"`
+	}
+	if err := cur.All(ctx, &rows); err != nil {
+		return nil, 0, err
+	}
+	out := make(map[string]sum, len(rows))
+	var total int64
+	for _, row := range rows {
+		total += row.N
+		switch row.Sum.Type {
+		case bson.TypeInt64:
+			out[row.ID] = sum{v: row.Sum.Int64(), exact: true}
+		case bson.TypeInt32:
+			out[row.ID] = sum{v: int64(row.Sum.Int32()), exact: true}
+		default:
+			f, _ := row.Sum.DoubleOK()
+			v := int64(math.MaxInt64)
+			if f < 0 {
+				v = math.MinInt64
+			}
+			out[row.ID] = sum{v: v, exact: false}
+		}
+	}
+	return out, total, nil
+}
+
+// notCopied returns the embedded entries that are not yet in the entries
+// collection (a copy may have inserted them but not yet removed them).
+func (s *Service) notCopied(ctx context.Context, pending []Entry) ([]Entry, error) {
+	if len(pending) == 0 {
+		return nil, nil
+	}
+	ids := make(bson.A, len(pending))
+	for i, e := range pending {
+		ids[i] = e.ID
+	}
+	cur, err := s.entries.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("read copied entries: %w", err)
+	}
+	var copied []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &copied); err != nil {
+		return nil, fmt.Errorf("read copied entries: %w", err)
+	}
+	done := make(map[string]bool, len(copied))
+	for _, c := range copied {
+		done[c.ID] = true
+	}
+	out := pending[:0:0]
+	for _, e := range pending {
+		if !done[e.ID] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,401 @@
+// Package payments is the payment state machine: a payment is created
+// pending, then completed (which credits the account, in the same
+// transaction), failed, or — once completed — refunded (which takes the
+// credits back, in the same transaction).
+//
+//	pending ──Complete──▶ completed ──Refund──▶ refunded
+//	   │
+//	   └──────Fail──────▶ failed
+//
+// Every transition is a guarded write whose filter names the state it
+// leaves, so two concurrent transitions cannot both apply; a transition
+// to the state a payment is already in returns it unchanged (webhooks
+// arrive more than once, and concurrently). Credits move through package
+// credits with an idempotency key derived from the payment id, in the
+// transaction of the transition: the payment's state and the ledger change
+// together or not at all.
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/txkit/txkit/modules/credits"
+	"github.com/txkit/txkit/tx"
+)
+
+// Status is a payment's state.
+type Status string
+
+// The states of a payment.
+const (
+	StatusPending   Status = "pending"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusRefunded  Status = "refunded"
+)
+
+// Errors, matched with errors.Is. Credit errors (such as
+// credits.ErrInsufficientCredits from Refund) come wrapped as they are.
+var (
+	ErrPaymentNotFound      = errors.New("payments: payment not found")
+	ErrInvalidTransition    = errors.New("payments: invalid status transition")
+	ErrDuplicateProviderRef = errors.New("payments: provider reference already used")
+	ErrInvalidPayment       = errors.New("payments: invalid payment")
+)
+
+// Payment is a purchase of credits.
+type Payment struct {
+	ID            string    `bson:"_id"`
+	Account       string    `bson:"account"`
+	AmountMinor   int64     `bson:"amountMinor"` // in the currency's minor unit
+	Currency      string    `bson:"currency"`    // ISO 4217, e.g. "EUR"
+	Credits       int64     `bson:"credits"`
+	Provider      string    `bson:"provider"`
+	ProviderRef   string    `bson:"providerRef"`
+	Status        Status    `bson:"status"`
+	FailureReason string    `bson:"failureReason,omitempty"`
+	CreditEntryID string    `bson:"creditEntryId,omitempty"`
+	RefundEntryID string    `bson:"refundEntryId,omitempty"`
+	CreatedAt     time.Time `bson:"createdAt"`
+	UpdatedAt     time.Time `bson:"updatedAt"`
+}
+
+// NewPayment describes a payment to create.
+type NewPayment struct {
+	Account     string
+	AmountMinor int64
+	Currency    string
+	Credits     int64
+	Provider    string
+	ProviderRef string
+}
+
+// ListQuery selects a page of an account's payments, newest first.
+type ListQuery struct {
+	Status Status // all when empty
+	Limit  int    // 50 when zero, at most 1000
+	Cursor string // from the previous page
+}
+
+// An Option configures a [Service].
+type Option interface{ apply(*Service) }
+
+type optionFunc func(*Service)
+
+func (f optionFunc) apply(s *Service) { f(s) }
+
+// WithClock sets the clock that stamps payments; time.Now by default.
+func WithClock(now func() time.Time) Option {
+	return optionFunc(func(s *Service) {
+		if now != nil {
+			s.now = now
+		}
+	})
+}
+
+// WithCollection sets the payments collection's name ("payments").
+func WithCollection(name string) Option {
+	return optionFunc(func(s *Service) { s.collName = name })
+}
+
+// Service runs the payment state machine. It is safe for concurrent use.
+type Service struct {
+	db       *mongo.Database
+	runner   *tx.Runner
+	credits  *credits.Service
+	coll     *mongo.Collection
+	collName string
+	now      func() time.Time
+}
+
+// NewService returns a Service storing payments in db, running its
+// transactions with r and crediting through c. Call
+// [Service.EnsureSchema] once before use ([Module] does).
+func NewService(db *mongo.Database, r *tx.Runner, c *credits.Service, opts ...Option) *Service {
+	s := &Service{db: db, runner: r, credits: c, collName: "payments", now: time.Now}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(s)
+		}
+	}
+	s.coll = db.Collection(s.collName)
+	return s
+}
+
+// EnsureSchema creates the payments collection and its indexes; it is
+// idempotent.
+func (s *Service) EnsureSchema(ctx context.Context) error {
+	err := s.db.CreateCollection(ctx, s.collName)
+	var ce mongo.CommandError
+	if err != nil && !(errors.As(err, &ce) && ce.Code == 48) { // NamespaceExists
+		return fmt.Errorf("payments: create collection: %w", err)
+	}
+	_, err = s.coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
+		{Keys: bson.D{{Key: "provider", Value: 1}, {Key: "providerRef", Value: 1}}, Options: options.Index().SetUnique(true)},
+		{Keys: bson.D{{Key: "account", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
+	})
+	if err != nil {
+		return fmt.Errorf("payments: create indexes: %w", err)
+	}
+	return nil
+}
+
+var (
+	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
+	refPattern      = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+	providerPattern = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+)
+
+func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// Create records a pending payment. (Provider, ProviderRef) is unique:
+// a second payment with the same pair fails with [ErrDuplicateProviderRef].
+func (s *Service) Create(ctx context.Context, p NewPayment) (Payment, error) {
+	if err := validate(p); err != nil {
+		return Payment{}, fmt.Errorf("payments: create: %w", err)
+	}
+	now := s.clock()
+	pay := Payment{
+		ID: bson.NewObjectID().Hex(), Account: p.Account, AmountMinor: p.AmountMinor, Currency: p.Currency,
+		Credits: p.Credits, Provider: p.Provider, ProviderRef: p.ProviderRef, Status: StatusPending,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	_, err := s.coll.InsertOne(ctx, pay)
+	if mongo.IsDuplicateKeyError(err) {
+		return Payment{}, fmt.Errorf("payments: create: %w: %s/%s", ErrDuplicateProviderRef, p.Provider, p.ProviderRef)
+	}
+	if err != nil {
+		return Payment{}, fmt.Errorf("payments: create: %w", err)
+	}
+	return pay, nil
+}
+
+func validate(p NewPayment) error {
+	switch {
+	case credits.ValidateAccount(p.Account) != nil:
+		return fmt.Errorf("%w: %w", ErrInvalidPayment, credits.ValidateAccount(p.Account))
+	case p.AmountMinor <= 0:
+		return fmt.Errorf("%w: amount %d is not positive", ErrInvalidPayment, p.AmountMinor)
+	case p.Credits <= 0:
+		return fmt.Errorf("%w: credits %d is not positive", ErrInvalidPayment, p.Credits)
+	case !currencyPattern.MatchString(p.Currency):
+		return fmt.Errorf("%w: currency %.20q is not an ISO 4217 code", ErrInvalidPayment, p.Currency)
+	case !providerPattern.MatchString(p.Provider):
+		return fmt.Errorf("%w: provider %.70q must match %s", ErrInvalidPayment, p.Provider, providerPattern)
+	case !refPattern.MatchString(p.ProviderRef):
+		return fmt.Errorf("%w: provider reference %.140q must match %s", ErrInvalidPayment, p.ProviderRef, refPattern)
+	}
+	return nil
+}
+
+// Get returns a payment.
+func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
+	p, err := s.get(ctx, id)
+	if err != nil {
+		return Payment{}, fmt.Errorf("payments: get %.140q: %w", id, err)
+	}
+	return p, nil
+}
+
+func (s *Service) get(ctx context.Context, id string) (Payment, error) {
+	if !refPattern.MatchString(id) {
+		return Payment{}, ErrPaymentNotFound
+	}
+	var p Payment
+	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&p)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return p, ErrPaymentNotFound
+	}
+	if err != nil {
+		return p, fmt.Errorf("read payment: %w", err)
+	}
+	return p, nil
+}
+
+// Complete moves a pending payment to completed and credits its account,
+// in one transaction: both happen or neither does. Completing a completed
+// payment returns it unchanged and credits nothing; completing a failed
+// or refunded one fails with [ErrInvalidTransition].
+func (s *Service) Complete(ctx context.Context, id string) (Payment, error) {
+	p, err := tx.Do(ctx, s.runner, func(ctx context.Context) (Payment, error) {
+		p, err := s.get(ctx, id)
+		if err != nil {
+			return p, err
+		}
+		switch p.Status {
+		case StatusCompleted:
+			return p, nil
+		case StatusPending:
+		default:
+			return p, fmt.Errorf("%w: %s → %s", ErrInvalidTransition, p.Status, StatusCompleted)
+		}
+		e, err := s.credits.Add(ctx, p.Account, p.Credits,
+			credits.IdempotencyKey("payment:"+p.ID+":complete"),
+			credits.Ref("payment", p.ID), credits.Reason("payment "+p.Provider+"/"+p.ProviderRef))
+		if err != nil {
+			return p, err
+		}
+		return s.transition(ctx, p, StatusPending, StatusCompleted, bson.E{Key: "creditEntryId", Value: e.ID})
+	}, tx.WithName("payments.Complete"))
+	if err != nil {
+		return Payment{}, fmt.Errorf("payments: complete %.140q: %w", id, err)
+	}
+	return p, nil
+}
+
+// CompleteByRef is [Service.Complete] for the payment with the provider's
+// reference, as a provider's webhook names it.
+func (s *Service) CompleteByRef(ctx context.Context, provider, ref string) (Payment, error) {
+	if !providerPattern.MatchString(provider) || !refPattern.MatchString(ref) {
+		return Payment{}, fmt.Errorf("payments: complete %.70s/%.140s: %w", provider, ref, ErrPaymentNotFound)
+	}
+	var p Payment
+	err := s.coll.FindOne(ctx, bson.D{{Key: "provider", Value: provider}, {Key: "providerRef", Value: ref}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&p)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		err = ErrPaymentNotFound
+	}
+	if err != nil {
+		return Payment{}, fmt.Errorf("payments: complete %s/%s: %w", provider, ref, err)
+	}
+	return s.Complete(ctx, p.ID)
+}
+
+// Fail moves a pending payment to failed. Failing a failed payment returns
+// it unchanged; failing a completed or refunded one fails with
+// [ErrInvalidTransition].
+func (s *Service) Fail(ctx context.Context, id, reason string) (Payment, error) {
+	if len(reason) > 512 {
+		reason = reason[:512]
+	}
+	p, err := tx.Do(ctx, s.runner, func(ctx context.Context) (Payment, error) {
+		p, err := s.get(ctx, id)
+		if err != nil {
+			return p, err
+		}
+		switch p.Status {
+		case StatusFailed:
+			return p, nil
+		case StatusPending:
+		default:
+			return p, fmt.Errorf("%w: %s → %s", ErrInvalidTransition, p.Status, StatusFailed)
+		}
+		return s.transition(ctx, p, StatusPending, StatusFailed, bson.E{Key: "failureReason", Value: reason})
+	}, tx.WithName("payments.Fail"))
+	if err != nil {
+		return Payment{}, fmt.Errorf("payments: fail %.140q: %w", id, err)
+	}
+	return p, nil
+}
+
+// Refund moves a completed payment to refunded and deducts its credits, in
+// one transaction. If the credits were spent, it fails with
+// credits.ErrInsufficientCredits and nothing changes. Refunding a refunded
+// payment returns it unchanged; refunding a pending or failed one fails
+// with [ErrInvalidTransition].
+func (s *Service) Refund(ctx context.Context, id string) (Payment, error) {
+	p, err := tx.Do(ctx, s.runner, func(ctx context.Context) (Payment, error) {
+		p, err := s.get(ctx, id)
+		if err != nil {
+			return p, err
+		}
+		switch p.Status {
+		case StatusRefunded:
+			return p, nil
+		case StatusCompleted:
+		default:
+			return p, fmt.Errorf("%w: %s → %s", ErrInvalidTransition, p.Status, StatusRefunded)
+		}
+		e, err := s.credits.Deduct(ctx, p.Account, p.Credits,
+			credits.IdempotencyKey("payment:"+p.ID+":refund"),
+			credits.Ref("payment", p.ID), credits.Reason("refund "+p.Provider+"/"+p.ProviderRef))
+		if err != nil {
+			return p, err
+		}
+		return s.transition(ctx, p, StatusCompleted, StatusRefunded, bson.E{Key: "refundEntryId", Value: e.ID})
+	}, tx.WithName("payments.Refund"))
+	if err != nil {
+		return Payment{}, fmt.Errorf("payments: refund %.140q: %w", id, err)
+	}
+	return p, nil
+}
+
+// transition moves p from one state to another with a guarded write. In a
+// snapshot transaction a concurrent transition is a write conflict (and
+// the runner re-runs the whole transaction), so a guard that matches
+// nothing means the state was not what the caller read.
+func (s *Service) transition(ctx context.Context, p Payment, from, to Status, set ...bson.E) (Payment, error) {
+	now := s.clock()
+	upd := append(bson.D{{Key: "status", Value: to}, {Key: "updatedAt", Value: now}}, set...)
+	res, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: p.ID}, {Key: "status", Value: from}}, bson.D{{Key: "$set", Value: upd}})
+	if err != nil {
+		return p, fmt.Errorf("update payment: %w", err)
+	}
+	if res.MatchedCount != 1 {
+		return p, fmt.Errorf("%w: %s is no longer %s", ErrInvalidTransition, p.ID, from)
+	}
+	p.Status, p.UpdatedAt = to, now
+	for _, e := range set {
+		switch e.Key {
+		case "creditEntryId":
+			p.CreditEntryID = e.Value.(string)
+		case "refundEntryId":
+			p.RefundEntryID = e.Value.(string)
+		case "failureReason":
+			p.FailureReason = e.Value.(string)
+		}
+	}
+	return p, nil
+}
+
+// List returns a page of account's payments, newest first, and the cursor
+// of the next page ("" after the last).
+func (s *Service) List(ctx context.Context, account string, q ListQuery) ([]Payment, string, error) {
+	if err := credits.ValidateAccount(account); err != nil {
+		return nil, "", fmt.Errorf("payments: list: %w: %w", ErrInvalidPayment, err)
+	}
+	limit := q.Limit
+	switch {
+	case limit == 0:
+		limit = 50
+	case limit < 0 || limit > 1000:
+		return nil, "", fmt.Errorf("payments: list: %w: limit %d not in 1..1000", ErrInvalidPayment, limit)
+	}
+	filter := bson.D{{Key: "account", Value: account}}
+	switch q.Status {
+	case "":
+	case StatusPending, StatusCompleted, StatusFailed, StatusRefunded:
+		filter = append(filter, bson.E{Key: "status", Value: string(q.Status)})
+	default:
+		return nil, "", fmt.Errorf("payments: list: %w: unknown status %.20q", ErrInvalidPayment, q.Status)
+	}
+	if q.Cursor != "" {
+		if !refPattern.MatchString(q.Cursor) {
+			return nil, "", fmt.Errorf("payments: list: %w: bad cursor", ErrInvalidPayment)
+		}
+		// Ids are ObjectIDs, which grow with creation time: the cursor is
+		// the last id of the previous page.
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: q.Cursor}}})
+	}
+	cur, err := s.coll.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(limit+1)))
+	if err != nil {
+		return nil, "", fmt.Errorf("payments: list: %w", err)
+	}
+	var ps []Payment
+	if err := cur.All(ctx, &ps); err != nil {
+		return nil, "", fmt.Errorf("payments: list: %w", err)
+	}
+	if len(ps) <= limit {
+		return ps, "", nil
+	}
+	ps = ps[:limit]
+	return ps, ps[limit-1].ID, nil
+}

@@ -1,0 +1,149 @@
+package mongotest_test
+
+// Behaviours found by running MongoDB's unified driver specification tests
+// (transactions, retryable-writes, sessions) against mongotest.
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+)
+
+func TestKillAllSessionsOnASession(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := newClient(t)
+	coll := client.Database("db").Collection("c")
+
+	sess, err := client.StartSession()
+	require.NoError(t, err)
+	defer sess.EndSession(ctx)
+	require.NoError(t, sess.StartTransaction())
+	sctx := mongo.NewSessionContext(ctx, sess)
+	_, err = coll.InsertOne(sctx, bson.D{{Key: "_id", Value: 1}})
+	require.NoError(t, err)
+
+	// The driver sends killAllSessions with an implicit lsid of its own:
+	// the command must not wait for its own session.
+	require.NoError(t, client.Database("admin").RunCommand(ctx, bson.D{{Key: "killAllSessions", Value: bson.A{}}}).Err())
+
+	err = sess.CommitTransaction(ctx)
+	var se mongo.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.True(t, se.HasErrorCode(251), "commit after killAllSessions: %v", err) // NoSuchTransaction
+	n, err := coll.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}
+
+func TestUnsatisfiableWriteConcern(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t)
+
+	tests := []struct {
+		name     string
+		give     *writeconcern.WriteConcern
+		wantCode int
+	}{
+		{name: "w greater than the members is applied and reported", give: &writeconcern.WriteConcern{W: 2}, wantCode: 100},
+		{name: "an unknown tag is applied and reported", give: &writeconcern.WriteConcern{W: "dc1"}, wantCode: 79},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			coll := client.Database("db").Collection("wc", options.Collection().SetWriteConcern(tt.give))
+			_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}})
+			var we mongo.WriteException
+			require.ErrorAs(t, err, &we)
+			require.NotNil(t, we.WriteConcernError)
+			assert.Equal(t, tt.wantCode, we.WriteConcernError.Code)
+			n, err := client.Database("db").Collection("wc").CountDocuments(ctx, bson.D{{Key: "_id", Value: i}})
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, n, "the write is applied")
+		})
+	}
+
+	t.Run("a commit with w greater than the members commits and reports", func(t *testing.T) {
+		coll := client.Database("db").Collection("wctxn")
+		sess, err := client.StartSession()
+		require.NoError(t, err)
+		defer sess.EndSession(ctx)
+		require.NoError(t, sess.StartTransaction(options.Transaction().SetWriteConcern(&writeconcern.WriteConcern{W: 10})))
+		_, err = coll.InsertOne(mongo.NewSessionContext(ctx, sess), bson.D{{Key: "_id", Value: 1}})
+		require.NoError(t, err)
+		err = sess.CommitTransaction(ctx)
+		var wce mongo.WriteConcernError
+		var ce mongo.CommandError
+		if !errors.As(err, &ce) {
+			var we mongo.WriteException
+			require.ErrorAs(t, err, &we, "commit: %v", err)
+			require.NotNil(t, we.WriteConcernError)
+			wce = *we.WriteConcernError
+		} else {
+			wce.Code = int(ce.Code)
+		}
+		assert.Equal(t, 100, wce.Code)
+		n, err := coll.CountDocuments(ctx, bson.D{})
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, n)
+	})
+}
+
+func TestOnPrimaryTransactionalWrite(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	tests := []struct {
+		name    string
+		give    bson.D // the fail point's mode and data
+		wantErr bool
+		wantN   int64
+	}{
+		{
+			name:  "a write whose reply is lost is not applied twice on retry",
+			give:  bson.D{{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}}},
+			wantN: 1,
+		},
+		{
+			name: "a write failed before commit is applied by the retry",
+			give: bson.D{
+				{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+				{Key: "data", Value: bson.D{{Key: "failBeforeCommitExceptionCode", Value: 1}}},
+			},
+			wantN: 1,
+		},
+		{
+			name: "a write failed on both attempts is not applied",
+			give: bson.D{
+				{Key: "mode", Value: bson.D{{Key: "times", Value: 2}}},
+				{Key: "data", Value: bson.D{{Key: "failBeforeCommitExceptionCode", Value: 1}}},
+			},
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := newClient(t)
+			coll := client.Database("db").Collection("c")
+			cmd := append(bson.D{{Key: "configureFailPoint", Value: "onPrimaryTransactionalWrite"}}, tt.give...)
+			require.NoError(t, client.Database("admin").RunCommand(ctx, cmd).Err())
+
+			_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}, options.UpdateOne().SetUpsert(true))
+			if tt.wantErr {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+			}
+			n, err := coll.CountDocuments(ctx, bson.D{{Key: "n", Value: 1}})
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantN, n)
+		})
+	}
+}
