@@ -135,7 +135,9 @@ func TestOnPrimaryTransactionalWrite(t *testing.T) {
 			cmd := append(bson.D{{Key: "configureFailPoint", Value: "onPrimaryTransactionalWrite"}}, tt.give...)
 			require.NoError(t, client.Database("admin").RunCommand(ctx, cmd).Err())
 
-			_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}, options.UpdateOne().SetUpsert(true))
+			// No deadline: with one the driver retries until it passes
+			// instead of once.
+			_, err := coll.InsertOne(context.Background(), bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 1}})
 			if tt.wantErr {
 				require.Error(t, err)
 			} else {
@@ -144,6 +146,52 @@ func TestOnPrimaryTransactionalWrite(t *testing.T) {
 			n, err := coll.CountDocuments(ctx, bson.D{{Key: "n", Value: 1}})
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantN, n)
+		})
+	}
+}
+
+func TestCommitFailCommandLabels(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name          string
+		give          bson.D // failCommand data
+		wantTransient bool
+	}{
+		{
+			name:          "NoSuchTransaction is transient",
+			give:          bson.D{{Key: "errorCode", Value: 251}},
+			wantTransient: true,
+		},
+		{
+			name:          "WriteConflict is transient",
+			give:          bson.D{{Key: "errorCode", Value: 112}},
+			wantTransient: true,
+		},
+		{
+			name: "Interrupted is not transient",
+			give: bson.D{{Key: "errorCode", Value: 11601}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := newClient(t)
+			data := append(bson.D{{Key: "failCommands", Value: bson.A{"commitTransaction"}}}, tt.give...)
+			require.NoError(t, client.Database("admin").RunCommand(ctx, bson.D{
+				{Key: "configureFailPoint", Value: "failCommand"},
+				{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+				{Key: "data", Value: data},
+			}).Err())
+			sess, err := client.StartSession()
+			require.NoError(t, err)
+			defer sess.EndSession(ctx)
+			require.NoError(t, sess.StartTransaction())
+			_, err = client.Database("db").Collection("c").InsertOne(mongo.NewSessionContext(ctx, sess), bson.D{{Key: "_id", Value: 1}})
+			require.NoError(t, err)
+
+			err = sess.CommitTransaction(ctx)
+			var se mongo.ServerError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, tt.wantTransient, se.HasErrorLabel("TransientTransactionError"), "labels of %v", err)
 		})
 	}
 }

@@ -17,6 +17,10 @@ import (
 
 const maxDocSize = 16 * 1024 * 1024
 
+// codeMissingField is the code MongoDB 7.0's command parser gives a missing
+// required field (codeName Location40414).
+const codeMissingField int32 = 40414
+
 // runPlain runs a command outside a multi-document transaction.
 func (c *core) runPlain(o *op, h handler) (bson.D, error) { return h.run(o) }
 
@@ -69,7 +73,6 @@ func (o *op) txnWriteFailPoint() error {
 		return nil
 	}
 	fp := o.s.core.failpoints.matchTxnWrite()
-	println("DEBUG txnwrite", o.name, fp != nil, o.retry.txnNumber)
 	if fp == nil {
 		return nil
 	}
@@ -196,7 +199,7 @@ func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), f
 		return nil, err
 	}
 	if !ok {
-		return nil, merr.New(merr.FailedToParse, "BSON field '%s.%s' is missing but a required field", name, field)
+		return nil, merr.New(codeMissingField, "BSON field '%s.%s' is missing but a required field", name, field)
 	}
 	if len(stmts) == 0 {
 		return nil, merr.New(merr.InvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
@@ -301,7 +304,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	}
 	spec, has := bsonkit.Get(stmt, "u")
 	if !has {
-		return updateResult{}, merr.New(merr.FailedToParse, "BSON field 'update.updates.u' is missing but a required field")
+		return updateResult{}, merr.New(codeMissingField, "BSON field 'update.updates.u' is missing but a required field")
 	}
 	multi, err := boolField(stmt, "multi", false)
 	if err != nil {
@@ -779,7 +782,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, merr.New(merr.FailedToParse, "BSON field 'aggregate.pipeline' is missing but a required field")
+		return nil, merr.New(codeMissingField, "BSON field 'aggregate.pipeline' is missing but a required field")
 	}
 	cur, err := docField(o.cmd, "cursor")
 	if err != nil {

@@ -295,12 +295,15 @@ func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort bool)
 
 // labelsFor returns the labels a failed command gets: the fail point's own
 // when it names them, otherwise the ones the server would add.
+// An errorCode reply never carries the fail point's writeConcernError (the
+// command fails before write concern is waited for), so NoSuchTransaction
+// on commit is transient here.
 func (fp *failPoint) labelsFor(code int32, inTxn, commitOrAbort, retryableWrite bool) []string {
 	if fp.hasLabels {
 		return append([]string(nil), fp.errorLabels...)
 	}
 	var labels []string
-	if inTxn && !commitOrAbort && isTransientCode(code) {
+	if inTxn && ((!commitOrAbort && isTransientCode(code)) || (commitOrAbort && isTransientCommitCode(code, false))) {
 		labels = append(labels, labelTransient)
 	}
 	if (retryableWrite || commitOrAbort) && isRetryableCode(code) {

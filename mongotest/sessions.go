@@ -486,6 +486,22 @@ func isTransientCode(code int32) bool {
 	return isRetryableCode(code)
 }
 
+// isTransientCommitCode: errors of commitTransaction or abortTransaction
+// after which the whole transaction may be retried. Unlike other commands
+// in a transaction, retryable codes do not qualify (the commit itself is
+// retried), and NoSuchTransaction only without a write concern error, as
+// the data could otherwise still be rolled back (MongoDB's
+// isTransientTransactionError).
+func isTransientCommitCode(code int32, hasWriteConcernError bool) bool {
+	switch code {
+	case merr.WriteConflict, 24 /* LockTimeout */, 267 /* PreparedTransactionInProgress */, 246 /* SnapshotUnavailable */, 239 /* SnapshotTooOld */ :
+		return true
+	case merr.NoSuchTransaction:
+		return !hasWriteConcernError
+	}
+	return false
+}
+
 func sessionKeys(arr bson.A) ([]string, error) {
 	keys := make([]string, 0, len(arr))
 	for _, v := range arr {

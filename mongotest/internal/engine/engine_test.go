@@ -103,3 +103,49 @@ func TestScanEqualUsesIndexAndSnapshot(t *testing.T) {
 	docs, _ = e.Begin().ScanEqual(ns, bson.D{{Key: "a", Value: "x"}, {Key: "b", Value: 1}})
 	require.Empty(t, docs)
 }
+
+func TestCreateIndexesConflicts(t *testing.T) {
+	spec := func(name string, keys bson.D, unique bool, partial bson.D) IndexSpec {
+		s := bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: keys}, {Key: "name", Value: name}}
+		if partial != nil {
+			s = append(s, bson.E{Key: "partialFilterExpression", Value: partial})
+		}
+		return IndexSpec{Name: name, Keys: keys, Unique: unique, Spec: s}
+	}
+	a := bson.D{{Key: "a", Value: int32(1)}}
+	b := bson.D{{Key: "b", Value: int32(1)}}
+	active := bson.D{{Key: "s", Value: "active"}}
+	tests := []struct {
+		name     string
+		give     IndexSpec
+		wantCode int32 // 0: accepted
+		wantN    int   // indexes after
+	}{
+		{name: "identical index is a no-op", give: spec("a_1", a, true, nil), wantN: 2},
+		{name: "same name, other keys", give: spec("a_1", b, true, nil), wantCode: merr.IndexKeySpecsConflict, wantN: 2},
+		{name: "same name, other partial filter", give: spec("a_1", a, true, active), wantCode: merr.IndexKeySpecsConflict, wantN: 2},
+		{name: "same name, other options", give: spec("a_1", a, false, nil), wantCode: merr.IndexOptionsConflict, wantN: 2},
+		{name: "same keys, other name", give: spec("x", a, true, nil), wantCode: merr.IndexOptionsConflict, wantN: 2},
+		{name: "same keys, other name and options", give: spec("x", a, false, nil), wantCode: merr.IndexOptionsConflict, wantN: 2},
+		{name: "same keys, other partial filter", give: spec("x", a, false, active), wantN: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New()
+			_, _, _, err := e.CreateIndexes(ns, []IndexSpec{spec("a_1", a, true, nil)})
+			require.NoError(t, err)
+			_, after, _, err := e.CreateIndexes(ns, []IndexSpec{tt.give})
+			if tt.wantCode == 0 {
+				require.NoError(t, err)
+				require.Equal(t, tt.wantN, after)
+				return
+			}
+			var me *merr.Error
+			require.ErrorAs(t, err, &me)
+			require.Equal(t, tt.wantCode, me.Code)
+			specs, err := e.ListIndexes(ns)
+			require.NoError(t, err)
+			require.Len(t, specs, tt.wantN)
+		})
+	}
+}

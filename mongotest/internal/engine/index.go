@@ -138,20 +138,22 @@ func (e *Engine) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after i
 	before = len(c.indexes)
 	var added []*index
 	for _, s := range specs {
+		// As MongoDB 7.0: the key pattern and partial filter identify an
+		// index; unique and sparse are options of that index.
 		if ex := c.findIndex(s.Name); ex != nil {
-			if keysEqual(ex.keys, s.Keys) && ex.unique == s.Unique && ex.sparse == s.Sparse {
-				continue
+			if !keysEqual(ex.keys, s.Keys) || !samePartial(ex.spec, s.Spec) {
+				return 0, 0, created, merr.New(merr.IndexKeySpecsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %v, existing index: %v", s.Spec, ex.spec)
 			}
-			if keysEqual(ex.keys, s.Keys) {
-				return 0, 0, created, merr.New(merr.IndexOptionsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %v, existing index: %v", s.Spec, ex.spec)
-			}
-			return 0, 0, created, merr.New(merr.IndexKeySpecsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %v, existing index: %v", s.Spec, ex.spec)
-		}
-		if ex := c.findIndexByKeys(s.Keys); ex != nil && s.Partial == nil && ex.partial == nil {
 			if ex.unique == s.Unique && ex.sparse == s.Sparse {
 				continue
 			}
-			return 0, 0, created, merr.New(merr.IndexOptionsConflict, "Index already exists with a different name: %s", ex.name)
+			return 0, 0, created, merr.New(merr.IndexOptionsConflict, "An equivalent index already exists with the same name but different options. Requested index: %v, existing index: %v", s.Spec, ex.spec)
+		}
+		if ex := c.findIndexByKeys(s.Keys, s.Spec); ex != nil {
+			if ex.unique == s.Unique && ex.sparse == s.Sparse {
+				return 0, 0, created, merr.New(merr.IndexOptionsConflict, "Index already exists with a different name: %s", ex.name)
+			}
+			return 0, 0, created, merr.New(merr.IndexOptionsConflict, "An equivalent index already exists with a different name and options. Requested index: %v, existing index: %v", s.Spec, ex.spec)
 		}
 		ix := &index{name: s.Name, keys: s.Keys, unique: s.Unique, sparse: s.Sparse, partial: s.Partial, spec: s.Spec, entries: map[string]map[*record]struct{}{}}
 		for _, k := range s.Keys {
@@ -204,13 +206,23 @@ func (c *collection) findIndex(name string) *index {
 	return nil
 }
 
-func (c *collection) findIndexByKeys(keys bson.D) *index {
+// findIndexByKeys returns the index with keys and the partial filter of
+// spec (nil spec: any filter).
+func (c *collection) findIndexByKeys(keys, spec bson.D) *index {
 	for _, ix := range c.indexes {
-		if keysEqual(ix.keys, keys) {
+		if keysEqual(ix.keys, keys) && (spec == nil || samePartial(ix.spec, spec)) {
 			return ix
 		}
 	}
 	return nil
+}
+
+// samePartial reports whether two index specs have the same
+// partialFilterExpression (or neither has one).
+func samePartial(a, b bson.D) bool {
+	pa, hasA := bsonkit.Get(a, "partialFilterExpression")
+	pb, hasB := bsonkit.Get(b, "partialFilterExpression")
+	return hasA == hasB && (!hasA || bsonkit.Equal(pa, pb))
 }
 
 // ListIndexes returns the index specs of ns, or NamespaceNotFound.
@@ -243,7 +255,7 @@ func (e *Engine) DropIndexes(ns Namespace, names []string, keys bson.D) (int, er
 	}
 	before := len(c.indexes)
 	if keys != nil {
-		ix := c.findIndexByKeys(keys)
+		ix := c.findIndexByKeys(keys, nil)
 		if ix == nil {
 			return 0, merr.New(merr.IndexNotFound, "can't find index with key: %v", keys)
 		}
