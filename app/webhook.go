@@ -16,7 +16,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/txkit/txkit/modules/payments"
 	"github.com/txkit/txkit/tx"
@@ -189,28 +188,6 @@ func (a *api) webhook(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// paymentsCollection is the payments module's default collection.
-const paymentsCollection = "payments"
-
-// failByRef fails the payment with the provider's reference. The payments
-// module has CompleteByRef but no FailByRef, so the id is looked up here,
-// by the fields of payments.Payment's documented bson tags; the transition
-// itself is the module's. (Asked for: payments.FailByRef.)
-func (s *webhookStore) failByRef(ctx context.Context, provider, ref, reason string) (payments.Payment, error) {
-	var p struct {
-		ID string `bson:"_id"`
-	}
-	err := s.coll.Database().Collection(paymentsCollection).FindOne(ctx,
-		bson.D{{Key: "provider", Value: provider}, {Key: "providerRef", Value: ref}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&p)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return payments.Payment{}, fmt.Errorf("fail payment %s/%s: %w", provider, ref, payments.ErrPaymentNotFound)
-	}
-	if err != nil {
-		return payments.Payment{}, fmt.Errorf("fail payment %s/%s: %w", provider, ref, err)
-	}
-	return s.payments.Fail(ctx, p.ID, reason)
-}
 
 // process applies ev once: the event record and the payment transition
 // commit together or not at all.
@@ -228,7 +205,7 @@ func (s *webhookStore) process(ctx context.Context, ev webhookEvent) (webhookRes
 		if ev.Type == eventPaymentSucceeded {
 			p, err = s.payments.CompleteByRef(ctx, ev.Provider, ev.ProviderRef)
 		} else {
-			p, err = s.failByRef(ctx, ev.Provider, ev.ProviderRef, or(ev.Reason, "provider reported failure"))
+			p, err = s.payments.FailByRef(ctx, ev.Provider, ev.ProviderRef, or(ev.Reason, "provider reported failure"))
 		}
 		if err != nil {
 			return webhookResult{}, err

@@ -254,19 +254,39 @@ func (s *Service) Complete(ctx context.Context, id string) (Payment, error) {
 // CompleteByRef is [Service.Complete] for the payment with the provider's
 // reference, as a provider's webhook names it.
 func (s *Service) CompleteByRef(ctx context.Context, provider, ref string) (Payment, error) {
+	id, err := s.idByRef(ctx, provider, ref)
+	if err != nil {
+		return Payment{}, fmt.Errorf("payments: complete %.70s/%.140s: %w", provider, ref, err)
+	}
+	return s.Complete(ctx, id)
+}
+
+// FailByRef is [Service.Fail] for the payment with the provider's
+// reference, as a provider's webhook names it.
+func (s *Service) FailByRef(ctx context.Context, provider, ref, reason string) (Payment, error) {
+	id, err := s.idByRef(ctx, provider, ref)
+	if err != nil {
+		return Payment{}, fmt.Errorf("payments: fail %.70s/%.140s: %w", provider, ref, err)
+	}
+	return s.Fail(ctx, id, reason)
+}
+
+// idByRef returns the id of the payment with the provider's reference. A
+// reference that is not a plain id never reaches a query.
+func (s *Service) idByRef(ctx context.Context, provider, ref string) (string, error) {
 	if !providerPattern.MatchString(provider) || !refPattern.MatchString(ref) {
-		return Payment{}, fmt.Errorf("payments: complete %.70s/%.140s: %w", provider, ref, ErrPaymentNotFound)
+		return "", ErrPaymentNotFound
 	}
 	var p Payment
 	err := s.coll.FindOne(ctx, bson.D{{Key: "provider", Value: provider}, {Key: "providerRef", Value: ref}},
 		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&p)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		err = ErrPaymentNotFound
+		return "", ErrPaymentNotFound
 	}
 	if err != nil {
-		return Payment{}, fmt.Errorf("payments: complete %s/%s: %w", provider, ref, err)
+		return "", err
 	}
-	return s.Complete(ctx, p.ID)
+	return p.ID, nil
 }
 
 // Fail moves a pending payment to failed. Failing a failed payment returns

@@ -105,6 +105,25 @@ func TestCompleteCreditsOnce(t *testing.T) {
 	assert.Equal(t, int64(1), e.entries(t, p.ID))
 }
 
+func TestFailByRefFailsThePendingPayment(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p := e.create(t, 100)
+
+	failed, err := e.payments.FailByRef(ctx, "stripe", p.ProviderRef, "card declined")
+	require.NoError(t, err)
+	assert.Equal(t, payments.StatusFailed, failed.Status)
+	got, err := e.payments.Get(ctx, p.ID)
+	require.NoError(t, err)
+	assert.Equal(t, payments.StatusFailed, got.Status, "stored as failed")
+	assert.Equal(t, int64(0), e.balance(t))
+	assert.Equal(t, int64(0), e.entries(t, p.ID))
+
+	_, err = e.payments.CompleteByRef(ctx, "stripe", p.ProviderRef)
+	require.ErrorIs(t, err, payments.ErrInvalidTransition, "a failed payment never completes")
+	assert.Equal(t, int64(0), e.balance(t))
+}
+
 func TestTransitions(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -209,6 +228,10 @@ func TestCreateValidates(t *testing.T) {
 		_, err := e.payments.Complete(context.Background(), "nope")
 		require.ErrorIs(t, err, payments.ErrPaymentNotFound)
 		_, err = e.payments.CompleteByRef(context.Background(), "stripe", "nope")
+		require.ErrorIs(t, err, payments.ErrPaymentNotFound)
+		_, err = e.payments.FailByRef(context.Background(), "stripe", "nope", "declined")
+		require.ErrorIs(t, err, payments.ErrPaymentNotFound)
+		_, err = e.payments.FailByRef(context.Background(), "stripe", `{"$gt":""}`, "declined")
 		require.ErrorIs(t, err, payments.ErrPaymentNotFound)
 		_, err = e.payments.Get(context.Background(), "{$ne:1}")
 		require.ErrorIs(t, err, payments.ErrPaymentNotFound)
