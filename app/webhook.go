@@ -188,7 +188,6 @@ func (a *api) webhook(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-
 // process applies ev once: the event record and the payment transition
 // commit together or not at all.
 func (s *webhookStore) process(ctx context.Context, ev webhookEvent) (webhookResult, error) {
