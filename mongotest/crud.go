@@ -314,6 +314,10 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if err != nil {
 		return updateResult{}, err
 	}
+	filters, err := arrayFilters(stmt)
+	if err != nil {
+		return updateResult{}, err
+	}
 	f, err := query.Compile(filter)
 	if err != nil {
 		return updateResult{}, err
@@ -333,7 +337,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 			limit = 0
 		}
 		docs := matching(t, ns, filter, f, limit)
-		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime()}
+		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
 		for _, d := range docs {
 			nd, changed, err := u.Apply(d, opts)
 			if err != nil {
@@ -343,7 +347,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 			if !changed {
 				continue
 			}
-			if err := checkSize(nd); err != nil {
+			if err := checkUpdatedSize(nd); err != nil {
 				return err
 			}
 			if err := t.Replace(ns, d, nd); err != nil {
@@ -367,6 +371,24 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 		return nil
 	})
 	return res, err
+}
+
+// arrayFilters returns the arrayFilters of an update statement or
+// findAndModify, which bind the $[identifier] parts of its paths.
+func arrayFilters(d bson.D) ([]bson.D, error) {
+	arr, _, err := arrayField(d, "arrayFilters")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bson.D, 0, len(arr))
+	for _, v := range arr {
+		f, ok := v.(bson.D)
+		if !ok {
+			return nil, typeErr("arrayFilters", v, "object")
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // upsertDoc builds the document an upsert inserts.
@@ -630,6 +652,10 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 	if remove && (upsert || returnNew) {
 		return nil, merr.New(merr.FailedToParse, "Cannot specify both an update and remove=true")
 	}
+	filters, err := arrayFilters(o.cmd)
+	if err != nil {
+		return nil, err
+	}
 	var u *update.Update
 	if hasUpdate {
 		if u, err = update.Compile(spec); err != nil {
@@ -648,7 +674,7 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 		if srt != nil {
 			sort.SliceStable(docs, func(i, j int) bool { return srt.Compare(docs[i], docs[j]) < 0 })
 		}
-		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime()}
+		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
 		if len(docs) == 0 {
 			if remove || !upsert {
 				lastError = bson.D{{Key: "n", Value: int32(0)}}
@@ -685,7 +711,7 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 			return err
 		}
 		if changed {
-			if err := checkSize(nd); err != nil {
+			if err := checkUpdatedSize(nd); err != nil {
 				return err
 			}
 			if err := t.Replace(ns, d, nd); err != nil {
@@ -851,6 +877,19 @@ func checkSize(doc bson.D) error {
 	}
 	if len(b) > maxDocSize {
 		return merr.New(merr.BSONObjectTooLarge, "object to insert too large. size in bytes: %d, max size: %d", len(b), maxDocSize)
+	}
+	return nil
+}
+
+// checkUpdatedSize enforces the document size limit after an update, with
+// the error MongoDB 7.0 gives there.
+func checkUpdatedSize(doc bson.D) error {
+	b, err := bson.Marshal(doc)
+	if err != nil {
+		return merr.New(merr.BadValue, "%v", err)
+	}
+	if len(b) > maxDocSize {
+		return merr.New(merr.Location17419, "Resulting document after update is larger than %d", maxDocSize)
 	}
 	return nil
 }

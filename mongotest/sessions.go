@@ -223,6 +223,11 @@ func (ss *sessions) execute(o *op, h handler) (bson.D, error) {
 	lsidV, hasLsid := bsonkit.Get(o.cmd, "lsid")
 	txnNumV, hasTxn := bsonkit.Get(o.cmd, "txnNumber")
 	autocommitV, hasAutocommit := bsonkit.Get(o.cmd, "autocommit")
+	if !hasAutocommit {
+		if err := checkPlainReadConcern(o.name, o.cmd); err != nil {
+			return nil, err
+		}
+	}
 	if !hasLsid {
 		if hasTxn {
 			return nil, merr.New(merr.InvalidOptions, "Transaction number requires a session ID to also be specified")
@@ -453,6 +458,23 @@ func checkTxnReadConcern(cmd bson.D) error {
 		return merr.New(merr.InvalidOptions, "readConcern level must be snapshot when atClusterTime is specified")
 	}
 	return nil
+}
+
+// checkPlainReadConcern refuses, as MongoDB 5.0+ does, a snapshot read
+// concern outside a transaction on any command but the snapshot reads.
+func checkPlainReadConcern(name string, cmd bson.D) error {
+	rc, err := docField(cmd, "readConcern")
+	if err != nil || rc == nil {
+		return err
+	}
+	if level, _ := bsonkit.Get(rc, "level"); level != "snapshot" {
+		return nil
+	}
+	switch name {
+	case "find", "aggregate", "distinct", "getMore":
+		return nil
+	}
+	return merr.New(merr.InvalidOptions, "Command %s does not support %s :: caused by :: read concern not supported", name, bsonkit.FormatValue(rc))
 }
 
 func hasWriteErrors(reply bson.D) bool {
