@@ -1,67 +1,13 @@
 package decorator_test
 
 import (
-	"os"
-	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
+	"github.com/txkit/txkit/internal/doccheck"
 )
 
-// TestDocsShowTestedCode checks that every Go sample in docs/decorators.md is an
-// excerpt of this package's compiled code, whose examples go test runs: the
-// guide cannot drift from working code.
+// TestDocsShowTestedCode checks that every Go sample in docs/decorators.md
+// is an excerpt of this package's compiled code, whose examples go test runs.
 func TestDocsShowTestedCode(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/decorators.md")
-	require.NoError(t, err)
-	var sources []string
-	for _, name := range []string{"example_test.go", "internal/example/ledger.go", "internal/example/ledger_tx.go"} {
-		src, err := os.ReadFile(name)
-		require.NoError(t, err)
-		sources = append(sources, "\n"+strings.Join(normalize(string(src)), "\n")+"\n")
-	}
-
-	blocks := goBlocks(string(doc))
-	require.NotEmpty(t, blocks)
-	for i, b := range blocks {
-		lines := normalize(b)
-		require.NotEmpty(t, lines, "sample %d is empty", i+1)
-		sample := "\n" + strings.Join(lines, "\n") + "\n"
-		found := false
-		for _, src := range sources {
-			found = found || strings.Contains(src, sample)
-		}
-		assert.True(t, found, "sample %d of docs/decorators.md is not in the package's code:\n%s", i+1, b)
-	}
-}
-
-// goBlocks returns the contents of the ```go fences in markdown.
-func goBlocks(md string) []string {
-	var blocks []string
-	var cur []string
-	in := false
-	for _, line := range strings.Split(md, "\n") {
-		switch {
-		case !in && strings.TrimSpace(line) == "```go":
-			in, cur = true, nil
-		case in && strings.TrimSpace(line) == "```":
-			in = false
-			blocks = append(blocks, strings.Join(cur, "\n"))
-		case in:
-			cur = append(cur, line)
-		}
-	}
-	return blocks
-}
-
-// normalize drops indentation and blank lines, which excerpting changes.
-func normalize(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
+	doccheck.Excerpts(t, "../../docs/decorators.md", "example_test.go", "internal/example/ledger.go", "internal/example/ledger_tx.go")
 }
