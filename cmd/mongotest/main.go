@@ -14,11 +14,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/txkit/txkit/mongotest"
 )
@@ -27,7 +29,10 @@ import (
 var errUsage = errors.New("usage")
 
 func main() {
-	switch err := run(os.Args[1:]); {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
 	case err == nil:
 	case errors.Is(err, errUsage):
 		os.Exit(2)
@@ -37,8 +42,11 @@ func main() {
 	}
 }
 
-func run(args []string) error {
+// run serves until ctx is done, printing the URI on stdout and logging
+// JSON to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mongotest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:27017", "TCP address to listen on")
 	replSet := fs.String("replset", "rs0", "replica set name to report")
 	if err := fs.Parse(args); err != nil {
@@ -48,14 +56,12 @@ func run(args []string) error {
 		return errUsage
 	}
 
-	log, err := zap.NewProduction() // JSON to stderr
-	if err != nil {
-		return fmt.Errorf("mongotest: create logger: %w", err)
-	}
+	log := zap.New(zapcore.NewCore(
+		zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		zapcore.AddSync(stderr),
+		zap.InfoLevel,
+	))
 	defer func() { _ = log.Sync() }()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	srv, err := mongotest.NewServer(
 		mongotest.WithAddr(*addr),
@@ -65,7 +71,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintln(os.Stdout, srv.URI()); err != nil {
+	if _, err := fmt.Fprintln(stdout, srv.URI()); err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("mongotest: print URI: %w", err)
 	}
