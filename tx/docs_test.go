@@ -12,3 +12,8 @@ import (
 func TestDocsShowTestedCode(t *testing.T) {
 	doccheck.Excerpts(t, "../docs/transactions.md", "example_test.go")
 }
+
+// TestReadmeShowsTestedCode does the same for the README's sample.
+func TestReadmeShowsTestedCode(t *testing.T) {
+	doccheck.Excerpts(t, "../README.md", "example_test.go")
+}
