@@ -195,3 +195,40 @@ func TestCommitFailCommandLabels(t *testing.T) {
 		})
 	}
 }
+
+func TestSnapshotReadConcernOutsideTransaction(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t)
+	db := client.Database("db")
+	_, err := db.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
+	require.NoError(t, err)
+	snapshot := bson.D{{Key: "level", Value: "snapshot"}}
+
+	tests := []struct {
+		name    string
+		give    bson.D
+		wantErr bool
+	}{
+		{name: "insert is refused", give: bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: 2}}}}}, wantErr: true},
+		{name: "findAndModify is refused", give: bson.D{{Key: "findAndModify", Value: "c"}, {Key: "query", Value: bson.D{}}, {Key: "remove", Value: true}}, wantErr: true},
+		{name: "listCollections is refused", give: bson.D{{Key: "listCollections", Value: 1}}, wantErr: true},
+		{name: "find is a snapshot read", give: bson.D{{Key: "find", Value: "c"}}},
+		{name: "distinct is a snapshot read", give: bson.D{{Key: "distinct", Value: "c"}, {Key: "key", Value: "_id"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := append(tt.give, bson.E{Key: "readConcern", Value: snapshot})
+			err := db.RunCommand(ctx, cmd).Err()
+			if !tt.wantErr {
+				require.NoError(t, err)
+				return
+			}
+			var se mongo.ServerError
+			require.ErrorAs(t, err, &se)
+			assert.True(t, se.HasErrorCode(72), "want InvalidOptions, got %v", err)
+		})
+	}
+	n, err := db.Collection("c").CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n, "a refused write must not be applied")
+}
