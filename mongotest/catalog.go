@@ -305,7 +305,7 @@ func cmdCollStats(o *op) (bson.D, error) {
 	}
 	var n int32
 	var size int64
-	o.read(func(t *engine.Txn) {
+	_ = o.read(func(t *engine.Txn) {
 		t.Scan(ns, func(d bson.D) bool {
 			n++
 			b, _ := bson.Marshal(d)

@@ -27,6 +27,8 @@ type op struct {
 	txn      *engine.Txn // the session's open transaction, when the command runs in one
 	retry    *retryRecord
 	deadline time.Time
+	// atClusterTime is the snapshot a snapshot read ran at, for its reply.
+	atClusterTime *bson.Timestamp
 	// failWCE is a matched fail point whose writeConcernError is added
 	// to the reply after the command runs.
 	failWCE *failPoint
@@ -358,6 +360,13 @@ func cmdSetParameter(o *op) (bson.D, error) {
 			}
 			was = append(was, bson.E{Key: "was", Value: int32(o.s.core.txnLifetime().Seconds())})
 			o.s.core.setTxnLifetime(time.Duration(n) * time.Second)
+		case "minSnapshotHistoryWindowInSeconds":
+			n, ok := bsonkit.ToInt64(e.Value)
+			if !ok || n < 0 {
+				return nil, merr.New(merr.BadValue, "minSnapshotHistoryWindowInSeconds must be greater than or equal to 0")
+			}
+			was = append(was, bson.E{Key: "was", Value: int32(o.s.core.historyWindow().Seconds())})
+			o.s.core.setHistoryWindow(time.Duration(n) * time.Second)
 		case "maxTransactionLockRequestTimeoutMillis", "enableTestCommands":
 			// accepted, no effect on a single in-memory node
 		default:

@@ -20,18 +20,20 @@ type core struct {
 
 	mu       sync.Mutex
 	lifetime time.Duration // transactionLifetimeLimitSeconds
+	history  time.Duration // minSnapshotHistoryWindowInSeconds
 }
 
-func newCore(lifetime time.Duration) *core {
+func newCore(lifetime time.Duration, tick func() bson.Timestamp) *core {
 	if lifetime <= 0 {
 		lifetime = 60 * time.Second
 	}
 	c := &core{
-		engine:     engine.New(),
+		engine:     engine.New(tick),
 		cursors:    newCursors(),
 		failpoints: &failpoints{},
 		started:    time.Now(),
 		lifetime:   lifetime,
+		history:    300 * time.Second,
 	}
 	c.sessions = newSessions(c)
 	return c
@@ -49,9 +51,22 @@ func (c *core) setTxnLifetime(d time.Duration) {
 	c.lifetime = d
 }
 
+func (c *core) historyWindow() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.history
+}
+
+func (c *core) setHistoryWindow(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.history = d
+}
+
 func (c *core) parameters() bson.D {
 	return bson.D{
 		{Key: "transactionLifetimeLimitSeconds", Value: int32(c.txnLifetime().Seconds())},
+		{Key: "minSnapshotHistoryWindowInSeconds", Value: int32(c.historyWindow().Seconds())},
 		{Key: "featureCompatibilityVersion", Value: bson.D{{Key: "version", Value: "7.0"}}},
 		{Key: "enableTestCommands", Value: true},
 		{Key: "logicalSessionTimeoutMinutes", Value: int32(logicalSessionTimeoutMinutes)},
@@ -61,6 +76,6 @@ func (c *core) parameters() bson.D {
 // housekeep aborts transactions past their lifetime and forgets idle
 // sessions; the server runs it periodically until Close.
 func (c *core) housekeep(now time.Time) {
-	c.sessions.reap(now, c.txnLifetime(), logicalSessionTimeoutMinutes*time.Minute)
+	c.sessions.reap(now, c.txnLifetime(), logicalSessionTimeoutMinutes*time.Minute, c.historyWindow())
 	c.cursors.reap(now)
 }

@@ -85,15 +85,58 @@ func (o *op) txnWriteFailPoint() error {
 	return nil
 }
 
-// read runs fn against the transaction's snapshot, or the latest data.
-func (o *op) read(fn func(t *engine.Txn)) {
+// read runs fn against the transaction's snapshot or, outside one, the
+// snapshot the command's read concern asks for.
+func (o *op) read(fn func(t *engine.Txn)) error {
 	if o.txn != nil {
 		fn(o.txn)
-		return
+		return nil
 	}
-	t := o.s.core.engine.Begin()
+	t, err := o.beginSnapshot(true)
+	if err != nil {
+		return err
+	}
 	defer t.Abort()
 	fn(t)
+	return nil
+}
+
+// beginSnapshot starts the engine transaction a read concern asks for:
+// the latest data, or for level "snapshot" the data at atClusterTime (or
+// now), recorded for the reply. A snapshot read outside a transaction
+// (pin) keeps its snapshot readable for the session's later snapshot
+// reads, for the history window.
+func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
+	e := o.s.core.engine
+	rc, err := docField(o.cmd, "readConcern")
+	if err != nil {
+		return nil, err
+	}
+	if level, _ := bsonkit.Get(rc, "level"); level != "snapshot" {
+		return e.Begin(), nil
+	}
+	var t *engine.Txn
+	var at bson.Timestamp
+	if v, ok := bsonkit.Get(rc, "atClusterTime"); ok {
+		ct, ok := v.(bson.Timestamp)
+		if !ok {
+			return nil, typeErr("readConcern.atClusterTime", v, "timestamp")
+		}
+		ts, err := e.SnapshotAt(ct, o.s.clusterTime())
+		if err != nil {
+			return nil, err
+		}
+		t, at = e.BeginAt(ts), ct
+	} else {
+		t = e.Begin()
+		at = e.ClusterTimeOf(t.Snapshot())
+	}
+	if pin && o.sess != nil && o.sess.unpin == nil {
+		o.sess.unpin = t.Pin()
+		o.sess.pinnedAt = time.Now()
+	}
+	o.atClusterTime = &at
+	return t, nil
 }
 
 // matching returns the documents of ns that f matches, in natural order;
@@ -589,7 +632,9 @@ func cmdFind(o *op) (bson.D, error) {
 		single = true
 	}
 	var docs []bson.D
-	o.read(func(t *engine.Txn) { docs = fs.run(t, ns) })
+	if err := o.read(func(t *engine.Txn) { docs = fs.run(t, ns) }); err != nil {
+		return nil, err
+	}
 	if fs.limit > 0 && bs > 0 && bs >= fs.limit {
 		single = true
 	}
@@ -749,7 +794,9 @@ func cmdCount(o *op) (bson.D, error) {
 	}
 	fs.sort, fs.projection = nil, nil
 	var docs []bson.D
-	o.read(func(t *engine.Txn) { docs = fs.run(t, ns) })
+	if err := o.read(func(t *engine.Txn) { docs = fs.run(t, ns) }); err != nil {
+		return nil, err
+	}
 	return ok1(bson.E{Key: "n", Value: int32(len(docs))}), nil
 }
 
@@ -767,7 +814,9 @@ func cmdDistinct(o *op) (bson.D, error) {
 		return nil, err
 	}
 	var docs []bson.D
-	o.read(func(t *engine.Txn) { docs = fs.run(t, ns) })
+	if err := o.read(func(t *engine.Txn) { docs = fs.run(t, ns) }); err != nil {
+		return nil, err
+	}
 	var values []any
 	for _, d := range docs {
 		vals, _ := query.Lookup(d, key)
@@ -782,7 +831,11 @@ func cmdDistinct(o *op) (bson.D, error) {
 		}
 	}
 	sort.SliceStable(values, func(i, j int) bool { return bsonkit.Compare(values[i], values[j]) < 0 })
-	return ok1(bson.E{Key: "values", Value: bson.A(values)}), nil
+	reply := ok1(bson.E{Key: "values", Value: bson.A(values)})
+	if o.atClusterTime != nil {
+		reply = append(reply, bson.E{Key: "atClusterTime", Value: *o.atClusterTime})
+	}
+	return reply, nil
 }
 
 func appendDistinct(values []any, v any) []any {
@@ -831,9 +884,11 @@ func cmdAggregate(o *op) (bson.D, error) {
 		bs = defaultBatchSize
 	}
 	var input []bson.D
-	o.read(func(t *engine.Txn) {
+	if err := o.read(func(t *engine.Txn) {
 		t.Scan(ns, func(d bson.D) bool { input = append(input, d); return true })
-	})
+	}); err != nil {
+		return nil, err
+	}
 	out, err := p.Run(input)
 	if err != nil {
 		return nil, err

@@ -69,7 +69,7 @@ func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bo
 		first, rest = batch(docs, batchSize)
 	}
 	if single || len(rest) == 0 {
-		return cursorDoc(ns, "firstBatch", first, 0), 0
+		return o.withClusterTime(cursorDoc(ns, "firstBatch", first, 0)), 0
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -79,7 +79,17 @@ func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bo
 		cur.sessKey = o.sess.key
 	}
 	c.m[id] = cur
-	return cursorDoc(ns, "firstBatch", first, id), id
+	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id
+}
+
+// withClusterTime adds a snapshot read's atClusterTime to its cursor.
+func (o *op) withClusterTime(reply bson.D) bson.D {
+	if o == nil || o.atClusterTime == nil {
+		return reply
+	}
+	cur := reply[0].Value.(bson.D)
+	reply[0].Value = append(cur, bson.E{Key: "atClusterTime", Value: *o.atClusterTime})
+	return reply
 }
 
 func cursorDoc(ns, key string, docs []bson.D, id int64) bson.D {

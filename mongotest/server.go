@@ -84,7 +84,7 @@ func NewServer(opts ...Option) (*Server, error) {
 		connGone:  make(chan struct{}),
 	}
 	s.handler = s.dispatch
-	s.core = newCore(o.txnLifetime)
+	s.core = newCore(o.txnLifetime, s.clock.tick)
 	s.clock.tick()
 
 	s.wg.Add(2)

@@ -44,6 +44,30 @@ type session struct {
 	abortedReason string
 	retry         *retryRecord
 	ended         bool
+	// unpin releases the snapshot this session's snapshot reads use,
+	// pinned at pinnedAt for the history window.
+	unpin    func()
+	pinnedAt time.Time
+}
+
+// unpinOlder releases s's snapshot once it is older than window; s.mu
+// must be held.
+func (s *session) unpinOlder(now time.Time, window time.Duration) {
+	if s.unpin != nil && now.Sub(s.pinnedAt) > window {
+		s.unpin()
+		s.unpin = nil
+	}
+}
+
+// end forgets the session's open transaction and pinned snapshot; s.mu
+// must be held.
+func (ss *sessions) end(s *session, reason string) {
+	ss.abortOpen(s, reason)
+	if s.unpin != nil {
+		s.unpin()
+		s.unpin = nil
+	}
+	s.ended = true
 }
 
 // retryRecord remembers the outcome of each statement of the newest
@@ -140,8 +164,9 @@ func (ss *sessions) abortOpen(s *session, reason string) {
 	}
 }
 
-// reap aborts transactions older than lifetime and forgets idle sessions.
-func (ss *sessions) reap(now time.Time, lifetime, idle time.Duration) {
+// reap aborts transactions older than lifetime, releases snapshots older
+// than the history window and forgets idle sessions.
+func (ss *sessions) reap(now time.Time, lifetime, idle, window time.Duration) {
 	ss.mu.Lock()
 	all := make([]*session, 0, len(ss.m))
 	for _, s := range ss.m {
@@ -155,9 +180,10 @@ func (ss *sessions) reap(now time.Time, lifetime, idle time.Duration) {
 		if s.state == txnInProgress && now.Sub(s.started) > lifetime {
 			ss.abortOpen(s, "transaction lifetime limit exceeded")
 		}
+		s.unpinOlder(now, window)
 		expired := now.Sub(s.lastUse) > idle
 		if expired {
-			ss.abortOpen(s, "session expired")
+			ss.end(s, "session expired")
 		}
 		s.mu.Unlock()
 		if expired {
@@ -194,22 +220,19 @@ func (ss *sessions) kill(keys []string, self *session) {
 	var busy []*session
 	for _, s := range victims {
 		if s == self {
-			ss.abortOpen(s, "session killed")
-			s.ended = true
+			ss.end(s, "session killed")
 			continue
 		}
 		if !s.mu.TryLock() {
 			busy = append(busy, s)
 			continue
 		}
-		ss.abortOpen(s, "session killed")
-		s.ended = true
+		ss.end(s, "session killed")
 		s.mu.Unlock()
 	}
 	for _, s := range busy {
 		s.mu.Lock()
-		ss.abortOpen(s, "session killed")
-		s.ended = true
+		ss.end(s, "session killed")
 		s.mu.Unlock()
 	}
 }
@@ -340,7 +363,11 @@ func (ss *sessions) inTransaction(o *op, h handler, s *session, n int64) (bson.D
 		s.txnNumber = n
 		s.retry = nil
 		s.state = txnInProgress
-		s.txn = ss.c.engine.Begin()
+		txn, err := o.beginSnapshot(false)
+		if err != nil {
+			return nil, err
+		}
+		s.txn = txn
 		s.started = time.Now()
 		s.abortedReason = ""
 		ss.mu.Lock()

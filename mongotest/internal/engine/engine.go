@@ -27,6 +27,16 @@ type Engine struct {
 	seq    uint64 // insertion order of records
 	dbs    map[string]*database
 	active map[*Txn]struct{}
+
+	// Cluster times of commits, for snapshot reads at a cluster time:
+	// stamps[i] is the cluster time of commit stampBase+i.
+	tick      func() bson.Timestamp
+	stamps    []bson.Timestamp
+	stampBase uint64
+	// horizon is the oldest snapshot still complete: versions older than
+	// what the snapshots at or after it see may have been pruned.
+	horizon uint64
+	pins    map[uint64]int // snapshots kept readable for snapshot sessions
 }
 
 type database struct {
@@ -57,9 +67,16 @@ type version struct {
 	doc bson.D // nil: deleted
 }
 
-// New returns an empty engine.
-func New() *Engine {
-	return &Engine{dbs: map[string]*database{}, active: map[*Txn]struct{}{}}
+// New returns an empty engine whose commits are stamped with the cluster
+// times tick returns (nil: a counter).
+func New(tick func() bson.Timestamp) *Engine {
+	if tick == nil {
+		var n uint32
+		tick = func() bson.Timestamp { n++; return bson.Timestamp{T: 1, I: n} }
+	}
+	e := &Engine{dbs: map[string]*database{}, active: map[*Txn]struct{}{}, tick: tick, pins: map[uint64]int{}}
+	e.stamps = []bson.Timestamp{tick()}
+	return e
 }
 
 // latest returns the newest committed version.
@@ -246,6 +263,11 @@ func (e *Engine) oldestSnapshot() uint64 {
 			oldest = t.snap
 		}
 	}
+	for ts := range e.pins {
+		if ts < oldest {
+			oldest = ts
+		}
+	}
 	return oldest
 }
 
@@ -262,6 +284,7 @@ func (e *Engine) prune(c *collection, r *record, oldest uint64) {
 	if keep > 0 {
 		r.versions = append(r.versions[:0], r.versions[keep:]...)
 	}
+	e.advanceHorizon(oldest)
 	if len(r.versions) == 1 && r.versions[0].doc == nil && r.owner == nil && r.versions[0].ts <= oldest {
 		delete(c.records, r.key)
 		r.removed = true

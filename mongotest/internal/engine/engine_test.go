@@ -19,7 +19,7 @@ func count(t *Txn) int {
 }
 
 func TestSnapshotIsolation(t *testing.T) {
-	e := New()
+	e := New(nil)
 	w := e.Begin()
 	require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: 1}}))
 	r := e.Begin()
@@ -31,7 +31,7 @@ func TestSnapshotIsolation(t *testing.T) {
 }
 
 func TestFirstWriterWins(t *testing.T) {
-	e := New()
+	e := New(nil)
 	seed := e.Begin()
 	doc := bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}}
 	require.NoError(t, seed.Insert(ns, doc))
@@ -48,7 +48,7 @@ func TestFirstWriterWins(t *testing.T) {
 }
 
 func TestUniqueIndexAcrossTransactions(t *testing.T) {
-	e := New()
+	e := New(nil)
 	_, _, _, err := e.CreateIndexes(ns, []IndexSpec{{Name: "k_1", Keys: bson.D{{Key: "k", Value: 1}}, Unique: true}})
 	require.NoError(t, err)
 	a, b := e.Begin(), e.Begin()
@@ -64,7 +64,7 @@ func TestUniqueIndexAcrossTransactions(t *testing.T) {
 }
 
 func TestAbortDiscards(t *testing.T) {
-	e := New()
+	e := New(nil)
 	a := e.Begin()
 	require.NoError(t, a.Insert(ns, bson.D{{Key: "_id", Value: "a"}}))
 	a.Abort()
@@ -76,7 +76,7 @@ func TestAbortDiscards(t *testing.T) {
 }
 
 func TestScanEqualUsesIndexAndSnapshot(t *testing.T) {
-	e := New()
+	e := New(nil)
 	_, _, _, err := e.CreateIndexes(ns, []IndexSpec{{Name: "a_1_b_1", Keys: bson.D{{Key: "a", Value: 1}, {Key: "b", Value: 1}}}})
 	require.NoError(t, err)
 	w := e.Begin()
@@ -131,7 +131,7 @@ func TestCreateIndexesConflicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := New()
+			e := New(nil)
 			_, _, _, err := e.CreateIndexes(ns, []IndexSpec{spec("a_1", a, true, nil)})
 			require.NoError(t, err)
 			_, after, _, err := e.CreateIndexes(ns, []IndexSpec{tt.give})

@@ -262,6 +262,7 @@ func (t *Txn) Commit() uint64 {
 	if len(t.order) > 0 {
 		e.clock++
 		t.ts = e.clock
+		e.stamps = append(e.stamps, e.tick())
 		oldest := e.oldestSnapshot()
 		for _, w := range t.order {
 			w.r.versions = append(w.r.versions, version{ts: t.ts, doc: t.writes[w.r]})

@@ -45,6 +45,7 @@ const (
 	NoSuchSession                      int32 = 206
 	IncompleteTransactionHistory       int32 = 217
 	TransactionTooOld                  int32 = 225
+	SnapshotTooOld                     int32 = 239
 	NoSuchTransaction                  int32 = 251
 	TransactionCommitted               int32 = 256
 	TransactionTooLarge                int32 = 257
@@ -99,6 +100,7 @@ var names = map[int32]string{
 	NoSuchSession:                      "NoSuchSession",
 	IncompleteTransactionHistory:       "IncompleteTransactionHistory",
 	TransactionTooOld:                  "TransactionTooOld",
+	SnapshotTooOld:                     "SnapshotTooOld",
 	NoSuchTransaction:                  "NoSuchTransaction",
 	TransactionCommitted:               "TransactionCommitted",
 	TransactionTooLarge:                "TransactionTooLarge",
