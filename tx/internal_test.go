@@ -1,10 +1,12 @@
 package tx
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 func TestBackoffSchedule(t *testing.T) {
@@ -26,4 +28,12 @@ func TestBackoffSchedule(t *testing.T) {
 		assert.Zero(t, b.delay(tt.give, 0), "jitter 0")
 		assert.Equal(t, b.bound(tt.give)/2, b.delay(tt.give, 0.5), "jitter ½")
 	}
+}
+
+func TestTransientErrorsAreNotInfrastructureUntilRetriesRunOut(t *testing.T) {
+	conflict := mongo.CommandError{Code: 112, Name: "WriteConflict", Labels: []string{labelTransient}}
+	assert.False(t, isInfrastructure(conflict), "a write conflict is retried, not a failure")
+	assert.False(t, isInfrastructure(fmt.Errorf("debit: %w", conflict)))
+	assert.True(t, isInfrastructure(&RetryError{Err: conflict}), "running out of retries is")
+	assert.True(t, isInfrastructure(mongo.CommandError{Code: 8000, Name: "AtlasError"}))
 }

@@ -131,6 +131,13 @@ func isInfrastructure(err error) bool {
 	if isContextError(err) {
 		return false // the caller gave up; nothing is broken
 	}
+	var re *RetryError
+	if errors.As(err, &re) {
+		return true // retries ran out
+	}
+	if hasLabel(err, labelTransient) {
+		return false // expected under concurrency; the outermost scope retries
+	}
 	var se mongo.ServerError
 	switch {
 	case errors.As(err, &se):
@@ -140,8 +147,7 @@ func isInfrastructure(err error) bool {
 	case errors.Is(err, errPanicked):
 		return true
 	}
-	var re *RetryError
-	return errors.As(err, &re)
+	return false
 }
 
 // isContextError reports whether err is a cancellation or deadline.
