@@ -31,7 +31,7 @@ func cmdCreate(o *op) (bson.D, error) {
 	if o.txn != nil && o.s.core.engine.HasCollection(ns) {
 		return nil, merr.New(merr.NamespaceExists, "Collection %s already exists.", ns.String())
 	}
-	if err := o.s.core.engine.CreateCollection(ns, options); err != nil {
+	if err := o.atomic(func(t *engine.Txn) error { return t.CreateCollection(ns, options) }); err != nil {
 		return nil, err
 	}
 	return ok1(), nil
@@ -161,7 +161,12 @@ func cmdCreateIndexes(o *op) (bson.D, error) {
 		}
 		specs = append(specs, s)
 	}
-	before, after, created, err := o.s.core.engine.CreateIndexes(ns, specs)
+	var before, after int
+	var created bool
+	err = o.atomic(func(t *engine.Txn) (err error) {
+		before, after, created, err = t.CreateIndexes(ns, specs)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

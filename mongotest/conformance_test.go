@@ -232,3 +232,95 @@ func TestSnapshotReadConcernOutsideTransaction(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, n, "a refused write must not be applied")
 }
+
+func TestCollectionCreatedInTransaction(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t)
+	db := client.Database("ddltxn")
+
+	names := func(t *testing.T) []string {
+		got, err := db.ListCollectionNames(ctx, bson.D{})
+		require.NoError(t, err)
+		return got
+	}
+	indexNames := func(t *testing.T, coll string) []string {
+		specs, err := db.Collection(coll).Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for _, s := range specs {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+
+	tests := []struct {
+		name      string
+		give      func(sctx context.Context, coll string) error
+		commit    bool
+		wantColl  bool
+		wantIndex bool
+	}{
+		{
+			name:     "a create command commits with the transaction",
+			give:     func(sctx context.Context, coll string) error { return db.CreateCollection(sctx, coll) },
+			commit:   true,
+			wantColl: true,
+		},
+		{
+			name: "an implicit create by insert commits with the transaction",
+			give: func(sctx context.Context, coll string) error {
+				_, err := db.Collection(coll).InsertOne(sctx, bson.D{{Key: "_id", Value: 1}})
+				return err
+			},
+			commit:   true,
+			wantColl: true,
+		},
+		{
+			name: "an index on a collection created in the transaction commits with it",
+			give: func(sctx context.Context, coll string) error {
+				if err := db.CreateCollection(sctx, coll); err != nil {
+					return err
+				}
+				_, err := db.Collection(coll).Indexes().CreateOne(sctx, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}, Options: options.Index().SetName("t_1")})
+				return err
+			},
+			commit:    true,
+			wantColl:  true,
+			wantIndex: true,
+		},
+		{
+			name:   "an aborted transaction leaves no collection behind",
+			give:   func(sctx context.Context, coll string) error { return db.CreateCollection(sctx, coll) },
+			commit: false,
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			coll := "c" + string(rune('a'+i))
+			sess, err := client.StartSession()
+			require.NoError(t, err)
+			defer sess.EndSession(ctx)
+			require.NoError(t, sess.StartTransaction())
+			require.NoError(t, tt.give(mongo.NewSessionContext(ctx, sess), coll))
+
+			assert.NotContains(t, names(t), coll, "invisible before commit")
+			assert.NotContains(t, indexNames(t, coll), "t_1", "index invisible before commit")
+
+			if tt.commit {
+				require.NoError(t, sess.CommitTransaction(ctx))
+			} else {
+				require.NoError(t, sess.AbortTransaction(ctx))
+			}
+			if tt.wantColl {
+				assert.Contains(t, names(t), coll)
+			} else {
+				assert.NotContains(t, names(t), coll)
+			}
+			if tt.wantIndex {
+				assert.Contains(t, indexNames(t, coll), "t_1")
+			}
+		})
+	}
+}

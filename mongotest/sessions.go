@@ -367,6 +367,7 @@ func (ss *sessions) inTransaction(o *op, h handler, s *session, n int64) (bson.D
 		if err != nil {
 			return nil, err
 		}
+		txn.SetMultiDocument()
 		s.txn = txn
 		s.started = time.Now()
 		s.abortedReason = ""

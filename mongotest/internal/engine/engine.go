@@ -52,6 +52,9 @@ type collection struct {
 	order    []*record // natural (insertion) order; holes are compacted lazily
 	dead     int       // records in order that were removed from records
 	indexes  []*index
+	// creator is the open multi-document transaction that created the
+	// collection: until it commits, no one else sees the collection.
+	creator *Txn
 }
 
 type record struct {
@@ -111,6 +114,17 @@ func (e *Engine) coll(ns Namespace) *collection {
 	return d.colls[ns.Coll]
 }
 
+// collFor returns ns as t sees it (t nil: outside any transaction). A
+// collection created by another transaction that is still open is not
+// there yet, as in MongoDB, where DDL in a transaction commits with it.
+func (e *Engine) collFor(ns Namespace, t *Txn) *collection {
+	c := e.coll(ns)
+	if c != nil && c.creator != nil && c.creator != t {
+		return nil
+	}
+	return c
+}
+
 // ensureColl returns ns, creating it (and its _id index) when missing.
 func (e *Engine) ensureColl(ns Namespace, options bson.D) (*collection, bool) {
 	if c := e.coll(ns); c != nil {
@@ -138,14 +152,20 @@ func ValidateNamespace(ns Namespace) error {
 	return nil
 }
 
-// CreateCollection creates ns, or fails with NamespaceExists.
-func (e *Engine) CreateCollection(ns Namespace, options bson.D) error {
+// CreateCollection creates ns, or fails with NamespaceExists or a
+// *Conflict while another open transaction is creating it.
+func (t *Txn) CreateCollection(ns Namespace, options bson.D) error {
 	if err := ValidateNamespace(ns); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if _, created := e.ensureColl(ns, options); !created {
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	if _, created, err := t.ensureColl(ns, options); err != nil {
+		return err
+	} else if !created {
 		return merr.New(merr.NamespaceExists, "Collection %s already exists.", ns.String())
 	}
 	return nil
@@ -156,7 +176,7 @@ func (e *Engine) CreateCollection(ns Namespace, options bson.D) error {
 func (e *Engine) DropCollection(ns Namespace) (bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.coll(ns)
+	c := e.collFor(ns, nil)
 	if c == nil {
 		return false, nil
 	}
@@ -193,6 +213,9 @@ func (e *Engine) Collections(db string) []CollectionInfo {
 	}
 	out := make([]CollectionInfo, 0, len(d.colls))
 	for _, c := range d.colls {
+		if c.creator != nil {
+			continue
+		}
 		out = append(out, CollectionInfo{Name: c.name, UUID: c.uuid, Options: c.options})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -216,12 +239,20 @@ func (e *Engine) Databases() []DatabaseInfo {
 			continue
 		}
 		var size int64
+		visible := 0
 		for _, c := range d.colls {
+			if c.creator != nil {
+				continue
+			}
+			visible++
 			for _, r := range c.records {
 				if v, ok := r.latest(); ok && v.doc != nil {
 					size += docSize(v.doc)
 				}
 			}
+		}
+		if visible == 0 {
+			continue
 		}
 		out = append(out, DatabaseInfo{Name: name, Size: size, Empty: size == 0})
 	}
@@ -233,7 +264,7 @@ func (e *Engine) Databases() []DatabaseInfo {
 func (e *Engine) HasCollection(ns Namespace) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.coll(ns) != nil
+	return e.collFor(ns, nil) != nil
 }
 
 func docSize(d bson.D) int64 {

@@ -129,12 +129,29 @@ func duplicateKey(ns Namespace, ix *index, doc bson.D) *merr.Error {
 // CreateIndexes builds specs on ns, creating the collection if needed.
 // It returns the index count before and after and whether it created ns.
 func (e *Engine) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int, created bool, err error) {
+	t := e.Begin()
+	defer t.Commit()
+	return t.CreateIndexes(ns, specs)
+}
+
+// CreateIndexes is [Engine.CreateIndexes] by t: in a multi-document
+// transaction it may build indexes only on a collection t creates, which
+// others see with its indexes once t commits. A collection another open
+// transaction is creating is a *Conflict.
+func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int, created bool, err error) {
 	if err := ValidateNamespace(ns); err != nil {
 		return 0, 0, false, err
 	}
+	e := t.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c, created := e.ensureColl(ns, nil)
+	if err := t.checkOpen(); err != nil {
+		return 0, 0, false, err
+	}
+	c, created, err := t.ensureColl(ns, nil)
+	if err != nil {
+		return 0, 0, false, err
+	}
 	before = len(c.indexes)
 	var added []*index
 	for _, s := range specs {
@@ -168,8 +185,15 @@ func (e *Engine) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after i
 			for _, v := range r.versions {
 				ix.add(r, v.doc)
 			}
+			if d := t.writes[r]; d != nil {
+				ix.add(r, d)
+			}
 			if ix.unique {
-				if v, ok := r.latest(); ok && v.doc != nil {
+				v, _ := r.latest()
+				if d, ok := t.writes[r]; ok {
+					v.doc = d
+				}
+				if v.doc != nil {
 					for _, k := range ix.keysOf(v.doc) {
 						if _, dup := seen[k]; dup {
 							return 0, 0, created, duplicateKey(ns, ix, v.doc)
@@ -229,7 +253,7 @@ func samePartial(a, b bson.D) bool {
 func (e *Engine) ListIndexes(ns Namespace) ([]bson.D, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.coll(ns)
+	c := e.collFor(ns, nil)
 	if c == nil {
 		return nil, merr.New(merr.NamespaceNotFound, "ns does not exist: %s", ns.String())
 	}
@@ -249,7 +273,7 @@ func (e *Engine) ListIndexes(ns Namespace) ([]bson.D, error) {
 func (e *Engine) DropIndexes(ns Namespace, names []string, keys bson.D) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.coll(ns)
+	c := e.collFor(ns, nil)
 	if c == nil {
 		return 0, merr.New(merr.NamespaceNotFound, "ns not found %s", ns.String())
 	}

@@ -14,7 +14,7 @@ import (
 func (t *Txn) ScanEqual(ns Namespace, eq bson.D) ([]bson.D, bool) {
 	t.e.mu.Lock()
 	defer t.e.mu.Unlock()
-	c := t.e.coll(ns)
+	c := t.e.collFor(ns, t)
 	if c == nil {
 		return nil, true
 	}

@@ -19,6 +19,10 @@ type Txn struct {
 	done   chan struct{}
 	state  txnState
 	ts     uint64 // commit timestamp
+	// multi: a multi-document transaction, whose new collections stay
+	// invisible to others until it commits (created lists them).
+	multi   bool
+	created []*collection
 }
 
 type pendingWrite struct {
@@ -61,6 +65,28 @@ func (e *Engine) Begin() *Txn {
 	return t
 }
 
+// SetMultiDocument marks t as a multi-document transaction: collections
+// and indexes it creates become visible to others only when it commits,
+// and disappear if it aborts.
+func (t *Txn) SetMultiDocument() { t.multi = true }
+
+// ensureColl returns ns for a write by t, creating it when missing. A
+// collection another open transaction is creating is a *Conflict.
+func (t *Txn) ensureColl(ns Namespace, options bson.D) (*collection, bool, error) {
+	if c := t.e.coll(ns); c != nil {
+		if c.creator != nil && c.creator != t {
+			return nil, false, &Conflict{holder: c.creator}
+		}
+		return c, false, nil
+	}
+	c, _ := t.e.ensureColl(ns, options)
+	if t.multi {
+		c.creator = t
+		t.created = append(t.created, c)
+	}
+	return c, true, nil
+}
+
 // Snapshot returns the commit timestamp this transaction reads at.
 func (t *Txn) Snapshot() uint64 { return t.snap }
 
@@ -68,7 +94,7 @@ func (t *Txn) Snapshot() uint64 { return t.snap }
 func (t *Txn) Done() <-chan struct{} { return t.done }
 
 // Dirty reports whether the transaction has pending writes.
-func (t *Txn) Dirty() bool { return len(t.order) > 0 }
+func (t *Txn) Dirty() bool { return len(t.order) > 0 || len(t.created) > 0 }
 
 func (t *Txn) visible(r *record) bson.D {
 	if d, ok := t.writes[r]; ok {
@@ -81,7 +107,7 @@ func (t *Txn) visible(r *record) bson.D {
 // returns false. Documents are shared: callers must not modify them.
 func (t *Txn) Scan(ns Namespace, fn func(doc bson.D) bool) {
 	t.e.mu.Lock()
-	c := t.e.coll(ns)
+	c := t.e.collFor(ns, t)
 	if c == nil {
 		t.e.mu.Unlock()
 		return
@@ -107,7 +133,7 @@ func (t *Txn) Scan(ns Namespace, fn func(doc bson.D) bool) {
 func (t *Txn) FindID(ns Namespace, id any) bson.D {
 	t.e.mu.Lock()
 	defer t.e.mu.Unlock()
-	c := t.e.coll(ns)
+	c := t.e.collFor(ns, t)
 	if c == nil {
 		return nil
 	}
@@ -130,7 +156,10 @@ func (t *Txn) Insert(ns Namespace, doc bson.D) error {
 	if err := t.checkOpen(); err != nil {
 		return err
 	}
-	c, _ := t.e.ensureColl(ns, nil)
+	c, _, err := t.ensureColl(ns, nil)
+	if err != nil {
+		return err
+	}
 	r := c.records[key]
 	if r != nil {
 		if err := t.claim(r); err != nil {
@@ -168,7 +197,7 @@ func (t *Txn) write(ns Namespace, old, doc bson.D) error {
 	if err := t.checkOpen(); err != nil {
 		return err
 	}
-	c := t.e.coll(ns)
+	c := t.e.collFor(ns, t)
 	if c == nil || c.records[key] == nil {
 		return &Conflict{} // it vanished under us: the caller retries
 	}
@@ -259,7 +288,10 @@ func (t *Txn) Commit() uint64 {
 	}
 	t.state = txnCommitted
 	delete(e.active, t)
-	if len(t.order) > 0 {
+	for _, c := range t.created {
+		c.creator = nil
+	}
+	if len(t.order) > 0 || len(t.created) > 0 {
 		e.clock++
 		t.ts = e.clock
 		e.stamps = append(e.stamps, e.tick())
@@ -288,6 +320,11 @@ func (t *Txn) Abort() {
 	}
 	t.state = txnAborted
 	delete(e.active, t)
+	for _, c := range t.created {
+		if d := e.dbs[c.db]; d != nil && d.colls[c.name] == c {
+			delete(d.colls, c.name)
+		}
+	}
 	for _, w := range t.order {
 		w.r.owner = nil
 		if len(w.r.versions) == 0 && w.c.records[w.r.key] == w.r {
