@@ -15,6 +15,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+
+	"github.com/txkit/txkit/mongotest"
 )
 
 func TestKillAllSessionsOnASession(t *testing.T) {
@@ -323,4 +325,28 @@ func TestCollectionCreatedInTransaction(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRetriesSurviveClosedConnections repeats what the retryable-writes
+// specification tests do: the server closes the connection of a write,
+// and the driver's single retry must succeed. A server that woke the
+// driver's monitor on its own closes raced the driver's pool clearing and
+// failed the retry now and then.
+func TestRetriesSurviveClosedConnections(t *testing.T) {
+	ctx := context.Background()
+	srv := mongotest.Start(t)
+	client := connect(t, srv)
+	admin := client.Database("admin")
+	coll := client.Database("db").Collection("closed")
+	for i := range 60 {
+		require.NoError(t, admin.RunCommand(ctx, bson.D{{Key: "configureFailPoint", Value: "onPrimaryTransactionalWrite"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 1}}}}).Err())
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}})
+		require.NoError(t, err, "write %d committed before its connection closed", i)
+		require.NoError(t, srv.FailCommand(bson.D{{Key: "times", Value: 1}}, bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "closeConnection", Value: true}}))
+		_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1000 + i}})
+		require.NoError(t, err, "write %d whose connection closed first", i)
+	}
+	n, err := coll.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	require.Equal(t, int64(120), n, "every write applied exactly once")
 }

@@ -70,6 +70,10 @@ type conn struct {
 	// dispatch (which sends nothing) it emulates failCommand's
 	// closeConnection: the client sees the socket close mid-request.
 	closeAfter bool
+
+	// clientClosed is set when the client closed the connection (rather
+	// than the server, for a fault or a bad message); see connClosed.
+	clientClosed bool
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -90,6 +94,7 @@ func (c *conn) serve(ctx context.Context) {
 		wm, err := readMessage(r)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				c.clientClosed = errors.Is(err, io.EOF)
 				c.log.Debug("connection closed")
 			} else {
 				c.log.Info("closing connection", zap.Error(err))
