@@ -312,10 +312,15 @@ func (e *Engine) prune(c *collection, r *record, oldest uint64) {
 			break
 		}
 	}
+	var gone []bson.D
 	if keep > 0 {
+		for _, v := range r.versions[:keep] {
+			gone = append(gone, v.doc)
+		}
 		r.versions = append(r.versions[:0], r.versions[keep:]...)
 	}
 	e.advanceHorizon(oldest)
+	defer c.unindex(r, gone...)
 	if len(r.versions) == 1 && r.versions[0].doc == nil && r.owner == nil && r.versions[0].ts <= oldest {
 		delete(c.records, r.key)
 		r.removed = true

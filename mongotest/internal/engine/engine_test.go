@@ -149,3 +149,48 @@ func TestCreateIndexesConflicts(t *testing.T) {
 		})
 	}
 }
+
+// indexSize counts the (key, record) pairs of ns's index name.
+func indexSize(e *Engine, name string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, set := range e.coll(ns).findIndex(name).entries {
+		n += len(set)
+	}
+	return n
+}
+
+func TestIndexEntriesDoNotGrowWithOverwrites(t *testing.T) {
+	e := New(nil)
+	_, _, _, err := e.CreateIndexes(ns, []IndexSpec{{Name: "v_1", Keys: bson.D{{Key: "v", Value: 1}}}})
+	require.NoError(t, err)
+	w := e.Begin()
+	require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 0}}))
+	w.Commit()
+	for i := 1; i <= 100; i++ {
+		u := e.Begin()
+		require.NoError(t, u.Replace(ns, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: i}}))
+		require.NoError(t, u.Replace(ns, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: -i}}))
+		u.Commit()
+	}
+	a := e.Begin()
+	require.NoError(t, a.Replace(ns, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "aborted"}}))
+	a.Abort()
+	require.LessOrEqual(t, indexSize(e, "v_1"), 2, "only keys some version still has")
+
+	docs, used := e.Begin().ScanEqual(ns, bson.D{{Key: "v", Value: -100}})
+	require.True(t, used)
+	require.Len(t, docs, 1, "the live key is still found")
+	docs, _ = e.Begin().ScanEqual(ns, bson.D{{Key: "v", Value: "aborted"}})
+	require.Empty(t, docs)
+
+	// A reader holding an old snapshot keeps its versions, and their keys.
+	r := e.Begin()
+	u := e.Begin()
+	require.NoError(t, u.Replace(ns, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "new"}}))
+	u.Commit()
+	docs, _ = r.ScanEqual(ns, bson.D{{Key: "v", Value: -100}})
+	require.Len(t, docs, 1, "the old snapshot still finds its version through the index")
+	r.Abort()
+}

@@ -310,3 +310,47 @@ func (e *Engine) DropIndexes(ns Namespace, names []string, keys bson.D) (int, er
 	c.indexes = kept
 	return before, nil
 }
+
+// unindex removes r from the index entries of keys that only the gone
+// documents had: keys no version r still holds (nor its pending write)
+// has. Entries stay a superset of what any snapshot can see, without
+// growing for ever. e.mu must be held.
+func (c *collection) unindex(r *record, gone ...bson.D) {
+	if len(gone) == 0 || len(c.indexes) < 2 {
+		return
+	}
+	var live []bson.D
+	if !r.removed {
+		for _, v := range r.versions {
+			if v.doc != nil {
+				live = append(live, v.doc)
+			}
+		}
+		if r.owner != nil {
+			if d := r.owner.writes[r]; d != nil {
+				live = append(live, d)
+			}
+		}
+	}
+	for _, ix := range c.indexes[1:] {
+		kept := map[string]struct{}{}
+		for _, d := range live {
+			for _, k := range ix.keysOf(d) {
+				kept[k] = struct{}{}
+			}
+		}
+		for _, d := range gone {
+			for _, k := range ix.keysOf(d) {
+				if _, ok := kept[k]; ok {
+					continue
+				}
+				if set := ix.entries[k]; set != nil {
+					delete(set, r)
+					if len(set) == 0 {
+						delete(ix.entries, k)
+					}
+				}
+			}
+		}
+	}
+}

@@ -248,11 +248,15 @@ func (t *Txn) put(ns Namespace, c *collection, r *record, doc bson.D) error {
 	if t.writes == nil {
 		t.writes = map[*record]bson.D{}
 	}
-	if _, seen := t.writes[r]; !seen {
+	prev, seen := t.writes[r]
+	if !seen {
 		t.order = append(t.order, pendingWrite{c: c, r: r})
 	}
 	t.writes[r] = doc
 	r.owner = t
+	if prev != nil {
+		c.unindex(r, prev) // an earlier write of this transaction, now replaced
+	}
 	return nil
 }
 
@@ -332,6 +336,7 @@ func (t *Txn) Abort() {
 			w.r.removed = true
 			w.c.dead++
 		}
+		w.c.unindex(w.r, t.writes[w.r])
 	}
 	close(t.done)
 }
