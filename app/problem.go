@@ -44,6 +44,7 @@ const (
 	codeInsufficientCredits   = "insufficient_credits"
 	codeInvalidTransition     = "invalid_transition"
 	codeIdempotencyConflict   = "idempotency_conflict"
+	codeEventConflict         = "event_conflict"
 	codeHoldExpired           = "hold_expired"
 	codeHoldClosed            = "hold_closed"
 	codeDuplicateProviderRef  = "duplicate_provider_ref"

@@ -59,7 +59,8 @@ type webhookResult struct {
 
 // eventRecord is a processed event.
 type eventRecord struct {
-	ID          string    `bson:"_id"`
+	ID          string    `bson:"_id"` // eventKey: provider/id
+	EventID     string    `bson:"event_id"`
 	Type        string    `bson:"type"`
 	Provider    string    `bson:"provider"`
 	ProviderRef string    `bson:"provider_ref"`
@@ -189,13 +190,20 @@ func (a *api) webhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 // process applies ev once: the event record and the payment transition
-// commit together or not at all.
+// commit together or not at all. Events are recorded per provider, and a
+// repeat must be the same event: an id reused for different contents is a
+// conflict, never silently taken for a redelivery.
 func (s *webhookStore) process(ctx context.Context, ev webhookEvent) (webhookResult, error) {
+	key := eventKey(ev)
+	duplicate := webhookResult{ID: ev.ID, Status: "duplicate", Detail: "event already processed; nothing changed"}
 	res, err := tx.Do(ctx, s.runner, func(ctx context.Context) (webhookResult, error) {
 		var prev eventRecord
-		err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: ev.ID}}).Decode(&prev)
+		err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&prev)
 		if err == nil {
-			return webhookResult{ID: ev.ID, Status: "duplicate", Detail: "event already processed; nothing changed"}, nil
+			if !prev.sameEvent(ev) {
+				return webhookResult{}, errEventConflict
+			}
+			return duplicate, nil
 		}
 		if !errors.Is(err, mongo.ErrNoDocuments) {
 			return webhookResult{}, err
@@ -210,7 +218,7 @@ func (s *webhookStore) process(ctx context.Context, ev webhookEvent) (webhookRes
 			return webhookResult{}, err
 		}
 		_, err = s.coll.InsertOne(ctx, eventRecord{
-			ID: ev.ID, Type: ev.Type, Provider: ev.Provider, ProviderRef: ev.ProviderRef,
+			ID: key, EventID: ev.ID, Type: ev.Type, Provider: ev.Provider, ProviderRef: ev.ProviderRef,
 			PaymentID: p.ID, ReceivedAt: s.now().UTC(),
 		})
 		if err != nil {
@@ -223,13 +231,33 @@ func (s *webhookStore) process(ctx context.Context, ev webhookEvent) (webhookRes
 	case err == nil:
 		return res, nil
 	case mongo.IsDuplicateKeyError(err):
-		// A concurrent delivery of the same event committed first.
-		return webhookResult{ID: ev.ID, Status: "duplicate", Detail: "event already processed; nothing changed"}, nil
+		// A concurrent delivery may have committed first: only the same
+		// event recorded under this key makes this one a redelivery.
+		var prev eventRecord
+		if ferr := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&prev); ferr == nil {
+			if prev.sameEvent(ev) {
+				return duplicate, nil
+			}
+			return webhookResult{}, errEventConflict
+		}
 	case errors.Is(err, payments.ErrInvalidTransition):
-		// The payment is past this event (completed by the API, or a
-		// different event id for the same outcome). Retrying cannot help,
-		// so answer 200 and let the provider stop redelivering.
+		// The payment is past this event (a failure reported after the
+		// payment completed, or a success after its refund). Retrying
+		// cannot help, so answer 200 and let the provider stop redelivering.
 		return webhookResult{ID: ev.ID, Status: "ignored", Detail: "the payment's status does not allow this event; nothing changed"}, nil
 	}
 	return webhookResult{}, err
+}
+
+// errEventConflict answers an event id that was already used, by the same
+// provider, for a different event.
+var errEventConflict = &apiError{Status: http.StatusConflict, Code: codeEventConflict, Detail: "this event id was already used by this provider for a different event"}
+
+// eventKey records events per provider: ids are unique only within one.
+// "/" cannot appear in a valid id, so keys never collide.
+func eventKey(ev webhookEvent) string { return ev.Provider + "/" + ev.ID }
+
+// sameEvent reports whether the recorded event is ev again.
+func (r eventRecord) sameEvent(ev webhookEvent) bool {
+	return r.Type == ev.Type && r.Provider == ev.Provider && r.ProviderRef == ev.ProviderRef
 }

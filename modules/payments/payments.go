@@ -220,10 +220,13 @@ func (s *Service) get(ctx context.Context, id string) (Payment, error) {
 	return p, nil
 }
 
-// Complete moves a pending payment to completed and credits its account,
-// in one transaction: both happen or neither does. Completing a completed
-// payment returns it unchanged and credits nothing; completing a failed
-// or refunded one fails with [ErrInvalidTransition].
+// Complete moves a pending (or failed) payment to completed and credits
+// its account, in one transaction: both happen or neither does. A failed
+// payment can still complete because a provider's failure is not final: a
+// customer may retry with another card, and the provider then reports
+// success for the same reference. Completing a completed payment returns
+// it unchanged and credits nothing; completing a refunded one fails with
+// [ErrInvalidTransition].
 func (s *Service) Complete(ctx context.Context, id string) (Payment, error) {
 	p, err := tx.Do(ctx, s.runner, func(ctx context.Context) (Payment, error) {
 		p, err := s.get(ctx, id)
@@ -233,7 +236,10 @@ func (s *Service) Complete(ctx context.Context, id string) (Payment, error) {
 		switch p.Status {
 		case StatusCompleted:
 			return p, nil
-		case StatusPending:
+		case StatusPending, StatusFailed:
+			// A failure is not final: a customer may retry with another card
+			// and the provider then reports success for the same reference.
+			// Money that arrived is credited.
 		default:
 			return p, fmt.Errorf("%w: %s → %s", ErrInvalidTransition, p.Status, StatusCompleted)
 		}
@@ -243,7 +249,7 @@ func (s *Service) Complete(ctx context.Context, id string) (Payment, error) {
 		if err != nil {
 			return p, err
 		}
-		return s.transition(ctx, p, StatusPending, StatusCompleted, bson.E{Key: "creditEntryId", Value: e.ID})
+		return s.transition(ctx, p, p.Status, StatusCompleted, bson.E{Key: "creditEntryId", Value: e.ID})
 	}, tx.WithName("payments.Complete"))
 	if err != nil {
 		return Payment{}, fmt.Errorf("payments: complete %.140q: %w", id, err)

@@ -119,9 +119,16 @@ func TestFailByRefFailsThePendingPayment(t *testing.T) {
 	assert.Equal(t, int64(0), e.balance(t))
 	assert.Equal(t, int64(0), e.entries(t, p.ID))
 
-	_, err = e.payments.CompleteByRef(ctx, "stripe", p.ProviderRef)
-	require.ErrorIs(t, err, payments.ErrInvalidTransition, "a failed payment never completes")
-	assert.Equal(t, int64(0), e.balance(t))
+	// The customer retries with another card: the provider's success wins.
+	done, err := e.payments.CompleteByRef(ctx, "stripe", p.ProviderRef)
+	require.NoError(t, err)
+	assert.Equal(t, payments.StatusCompleted, done.Status)
+	assert.Equal(t, int64(100), e.balance(t), "money that arrived is credited")
+	assert.Equal(t, int64(1), e.entries(t, p.ID))
+
+	_, err = e.payments.FailByRef(ctx, "stripe", p.ProviderRef, "late failure")
+	require.ErrorIs(t, err, payments.ErrInvalidTransition, "a late failure never undoes a completion")
+	assert.Equal(t, int64(100), e.balance(t))
 }
 
 func TestTransitions(t *testing.T) {
@@ -135,7 +142,7 @@ func TestTransitions(t *testing.T) {
 	}{
 		{name: "pending fails", give: fail, want: payments.StatusFailed},
 		{name: "failed fails again unchanged", setup: failed, give: fail, want: payments.StatusFailed},
-		{name: "failed cannot complete", setup: failed, give: complete, wantErr: payments.ErrInvalidTransition},
+		{name: "failed completes when the provider reports success after all", setup: failed, give: complete, want: payments.StatusCompleted, balance: 100},
 		{name: "failed cannot be refunded", setup: failed, give: refund, wantErr: payments.ErrInvalidTransition},
 		{name: "pending cannot be refunded", give: refund, wantErr: payments.ErrInvalidTransition},
 		{name: "completed cannot fail", setup: completed, give: fail, wantErr: payments.ErrInvalidTransition, balance: 100},
