@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,11 +15,14 @@ import (
 // Write combining. Writes to one document are applied one at a time by the
 // server, so a hot account's throughput is one write per round trip at
 // best, however many callers wait. A lane queues this process's fast-path
-// writes for a stripe of accounts; one caller at a time leads: it takes
-// the queued writes for its account and sends them as ONE guarded update
-// (one $inc of their total, one $push of all their entries), then hands
-// the lead to the next caller in the queue. Callers that queued while a
-// write was in flight share the next round trip.
+// writes for one account; one caller at a time leads: it takes the queued
+// writes and sends them as ONE guarded update (one $inc of their total,
+// one $push of all their entries), then hands the lead to the next caller
+// in the queue. Callers that queued while a write was in flight share the
+// next round trip. Lanes are per account, so a write stuck behind another
+// transaction holds up writes to that account only; and a caller whose
+// context ends while its write is still queued (not yet sent) leaves the
+// queue with ctx's error: nothing of it was written.
 //
 // The combined guard is exact: the update applies only if the account can
 // take every entry of the batch in some order (credits first), which any
@@ -46,16 +50,26 @@ var errLead = fmt.Errorf("credits: internal: lead the lane")
 // combinedWrite applies e through its lane, combined with concurrent
 // writes to the same account. It returns e's own outcome.
 func (s *Service) combinedWrite(ctx context.Context, e Entry) error {
-	l := &s.lanes[s.stripe(e.Account)]
+	l := s.lane(e.Account)
 	r := &fastReq{e: e, done: make(chan error, 1)}
 	l.lock()
 	l.queue = append(l.queue, r)
 	if l.busy {
 		l.unlock()
-		// Once queued, the write may be sent by another caller: wait for
-		// its outcome whatever ctx says.
-		if err := <-r.done; err != errLead {
-			return err
+		select {
+		case err := <-r.done:
+			if err != errLead {
+				return err
+			}
+		case <-ctx.Done():
+			if l.leave(r) {
+				return ctx.Err()
+			}
+			// Already taken into a batch (or handed the lead): its outcome
+			// is on the way and must be waited for.
+			if err := <-r.done; err != errLead {
+				return err
+			}
 		}
 		l.lock()
 	}
@@ -64,7 +78,8 @@ func (s *Service) combinedWrite(ctx context.Context, e Entry) error {
 	l.unlock()
 
 	// The batch belongs to several callers: one caller's cancellation
-	// must not fail the others' writes.
+	// must not fail the others' writes, and once sent a write's outcome
+	// must be known, so the write is not cut short.
 	s.writeBatch(context.WithoutCancel(ctx), batch)
 
 	l.lock()
@@ -72,23 +87,74 @@ func (s *Service) combinedWrite(ctx context.Context, e Entry) error {
 		l.queue[0].done <- errLead
 	} else {
 		l.busy = false
+		s.dropLane(e.Account, l)
 	}
 	l.unlock()
 	return <-r.done
+}
+
+// lane returns account's lane, creating it.
+func (s *Service) lane(account string) *lane {
+	s.lanesMu.Lock()
+	defer s.lanesMu.Unlock()
+	l := s.lanes[account]
+	if l == nil {
+		l = &lane{}
+		if s.lanes == nil {
+			s.lanes = map[string]*lane{}
+		}
+		s.lanes[account] = l
+	}
+	return l
+}
+
+// dropLane forgets account's lane l once it is idle; l.mu is held. A
+// caller that already holds l then leads it alone, which only costs
+// combining, never correctness: every write is guarded on its own.
+func (s *Service) dropLane(account string, l *lane) {
+	s.lanesMu.Lock()
+	defer s.lanesMu.Unlock()
+	if s.lanes[account] == l {
+		delete(s.lanes, account)
+	}
+}
+
+// leave removes r from the queue if no leader has taken it yet. If r had
+// just been handed the lead, the lead goes on to the next queued request.
+// It reports whether r left.
+func (l *lane) leave(r *fastReq) bool {
+	l.lock()
+	defer l.unlock()
+	i := slices.Index(l.queue, r)
+	if i < 0 {
+		return false
+	}
+	l.queue = slices.Delete(l.queue, i, i+1)
+	select {
+	case err := <-r.done: // can only be errLead: r was queued, not taken
+		_ = err
+		if len(l.queue) > 0 {
+			l.queue[0].done <- errLead
+		} else {
+			l.busy = false
+		}
+	default:
+	}
+	return true
 }
 
 func (l *lane) lock()   { l.mu.Lock() }
 func (l *lane) unlock() { l.mu.Unlock() }
 
 // take removes from the queue the leader's request (at its head) and the
-// queued requests for the same account, up to maxBatch.
+// requests queued after it, up to maxBatch.
 func (l *lane) take(leader *fastReq) []*fastReq {
 	batch := []*fastReq{leader}
 	rest := l.queue[:0]
 	for _, q := range l.queue {
 		switch {
 		case q == leader:
-		case q.e.Account == leader.e.Account && len(batch) < maxBatch:
+		case len(batch) < maxBatch:
 			batch = append(batch, q)
 		default:
 			rest = append(rest, q)

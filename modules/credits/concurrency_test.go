@@ -179,3 +179,54 @@ func indexOf(xs []string, x string) int {
 	}
 	return -1
 }
+
+// A fast-path write that waits behind another transaction on its account
+// holds up writes to that account only, and a queued write whose caller
+// gives up leaves without being applied.
+func TestAWaitingWriteBlocksOnlyItsAccount(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.svc.Add(ctx, "x", 100)
+	require.NoError(t, err)
+
+	inTx, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- e.runner.Run(ctx, func(ctx context.Context) error {
+			if _, err := e.svc.Add(ctx, "x", 1); err != nil { // x is written, uncommitted
+				return err
+			}
+			once.Do(func() { close(inTx) })
+			<-release
+			return nil
+		})
+	}()
+	<-inTx
+	xDone := make(chan error, 1)
+	go func() { _, err := e.svc.Add(ctx, "x", 10); xDone <- err }() // leads x's lane, waits on the transaction
+
+	// Another write to x queues behind it; its caller gives up while queued.
+	queued, cancel := context.WithCancel(ctx)
+	qDone := make(chan error, 1)
+	go func() { _, err := e.svc.Add(queued, "x", 1000); qDone <- err }()
+	cancel()
+
+	// Every other account is served meanwhile (enough of them that any
+	// grouping of accounts other than one per account would catch one).
+	for i := range 300 {
+		_, err := e.svc.Add(ctx, fmt.Sprintf("y%d", i), 1)
+		require.NoError(t, err, "write to y%d while x waits", i)
+	}
+	assert.Equal(t, int64(1), e.balance(t, "y299").Balance)
+
+	close(release)
+	require.NoError(t, <-txDone)
+	require.NoError(t, <-xDone)
+	if err := <-qDone; err != nil {
+		require.ErrorIs(t, err, context.Canceled)
+		assert.Equal(t, int64(111), e.balance(t, "x").Balance, "the abandoned write was not applied")
+	} else {
+		assert.Equal(t, int64(1111), e.balance(t, "x").Balance, "the write was sent before its caller gave up")
+	}
+}

@@ -37,9 +37,10 @@ type Service struct {
 
 	// fast bounds the fast-path writes in flight (see WithMaxFastWrites).
 	fast chan struct{}
-	// lanes queue this process's fast-path writes per stripe of accounts
-	// (see combine.go).
-	lanes [64]lane
+	// lanes queue this process's fast-path writes per account (see
+	// combine.go); a lane lives while writes to its account are queued.
+	lanesMu sync.Mutex
+	lanes   map[string]*lane
 
 	mu   sync.Mutex
 	stop context.CancelFunc // stops the sweeper
