@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -43,15 +44,33 @@ func cmdDrop(o *op) (bson.D, error) {
 		return nil, err
 	}
 	idx, _ := o.s.core.engine.ListIndexes(ns)
-	if _, err := o.s.core.engine.DropCollection(ns); err != nil {
+	if err := o.waitFor(func() error { _, err := o.s.core.engine.DropCollection(ns); return err }); err != nil {
 		return nil, err
 	}
 	return ok1(bson.E{Key: "nIndexesWas", Value: int32(len(idx))}, bson.E{Key: "ns", Value: ns.String()}), nil
 }
 
 func cmdDropDatabase(o *op) (bson.D, error) {
-	o.s.core.engine.DropDatabase(o.db)
+	if err := o.waitFor(func() error { return o.s.core.engine.DropDatabase(o.db) }); err != nil {
+		return nil, err
+	}
 	return ok1(bson.E{Key: "dropped", Value: o.db}), nil
+}
+
+// waitFor runs a catalog change, waiting out the open transactions that
+// use what it changes (bounded by maxTimeMS), as MongoDB waits for their
+// locks.
+func (o *op) waitFor(change func() error) error {
+	for {
+		err := change()
+		var c *engine.Conflict
+		if !errors.As(err, &c) {
+			return err
+		}
+		if werr := c.Wait(o.ctx); werr != nil {
+			return merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")
+		}
+	}
 }
 
 // indexName is MongoDB's default name: key_1_other_-1.

@@ -43,7 +43,7 @@ func (o *op) atomic(fn func(t *engine.Txn) error) error {
 	}
 	for {
 		t := o.s.core.engine.Begin()
-		err := fn(t)
+		err := o.runOrAbort(t, fn)
 		var c *engine.Conflict
 		if errors.As(err, &c) {
 			t.Abort()
@@ -85,6 +85,21 @@ func (o *op) txnWriteFailPoint() error {
 	return nil
 }
 
+// runOrAbort runs fn on t, aborting t if fn panics (the panic goes on to
+// the wire layer, which answers InternalError): a half-done plain write
+// must not keep its documents owned, nor its snapshot pinned, for ever.
+func (o *op) runOrAbort(t *engine.Txn, fn func(t *engine.Txn) error) error {
+	done := false
+	defer func() {
+		if !done {
+			t.Abort()
+		}
+	}()
+	err := fn(t)
+	done = true
+	return err
+}
+
 // read runs fn against the transaction's snapshot or, outside one, the
 // snapshot the command's read concern asks for.
 func (o *op) read(fn func(t *engine.Txn)) error {
@@ -122,11 +137,11 @@ func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 		if !ok {
 			return nil, typeErr("readConcern.atClusterTime", v, "timestamp")
 		}
-		ts, err := e.SnapshotAt(ct, o.s.clusterTime())
-		if err != nil {
+		var err error
+		if t, err = e.BeginAtClusterTime(ct, o.s.clusterTime()); err != nil {
 			return nil, err
 		}
-		t, at = e.BeginAt(ts), ct
+		at = ct
 	} else {
 		t = e.Begin()
 		at = e.ClusterTimeOf(t.Snapshot())

@@ -111,14 +111,10 @@ func (ss *sessions) count() int {
 func (ss *sessions) txnStats() bson.D {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	open := int64(0)
-	for _, s := range ss.m {
-		if s.txn != nil && s.state == txnInProgress {
-			open++
-		}
-	}
+	// Every started transaction ends committed or aborted, counted under
+	// ss.mu: no session's own state (guarded by its lock) is read here.
 	return bson.D{
-		{Key: "currentOpen", Value: open},
+		{Key: "currentOpen", Value: ss.started - ss.commits - ss.aborts},
 		{Key: "totalStarted", Value: ss.started},
 		{Key: "totalCommitted", Value: ss.commits},
 		{Key: "totalAborted", Value: ss.aborts},
@@ -339,7 +335,15 @@ func (ss *sessions) retryableWrite(o *op, h handler, s *session, n int64) (bson.
 	return reply, err
 }
 
-func (ss *sessions) inTransaction(o *op, h handler, s *session, n int64) (bson.D, error) {
+func (ss *sessions) inTransaction(o *op, h handler, s *session, n int64) (reply bson.D, err error) {
+	defer func() {
+		// A command that panics fails, and a failed command aborts its
+		// transaction, as any other error does.
+		if p := recover(); p != nil {
+			ss.abortOpen(s, "command failed")
+			panic(p)
+		}
+	}()
 	start, _ := boolField(o.cmd, "startTransaction", false)
 	isCommit := o.name == "commitTransaction"
 	isAbort := o.name == "abortTransaction"
@@ -362,12 +366,15 @@ func (ss *sessions) inTransaction(o *op, h handler, s *session, n int64) (bson.D
 		ss.abortOpen(s, "superseded")
 		s.txnNumber = n
 		s.retry = nil
-		s.state = txnInProgress
 		txn, err := o.beginSnapshot(false)
 		if err != nil {
+			// As on MongoDB, the transaction that could not start is
+			// aborted: its next statement gets NoSuchTransaction.
+			s.state, s.txn, s.abortedReason = txnAborted, nil, "its snapshot could not be opened"
 			return nil, err
 		}
 		txn.SetMultiDocument()
+		s.state = txnInProgress
 		s.txn = txn
 		s.started = time.Now()
 		s.abortedReason = ""
@@ -427,7 +434,7 @@ func (ss *sessions) inTransaction(o *op, h handler, s *session, n int64) (bson.D
 			}
 		}
 	}
-	reply, err := h.run(o)
+	reply, err = h.run(o)
 	switch {
 	case isCommit:
 		if err == nil {

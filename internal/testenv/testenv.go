@@ -92,26 +92,51 @@ func Connect(tb testing.TB, uri string, opts ...*options.ClientOptions) *mongo.C
 	return client
 }
 
-// DB returns a new database with a unique name on a new [Client], dropped
-// when the test ends.
+// DB returns a new database with a unique name on a new [Client]. Against
+// $MONGODB_URI it is dropped when the test ends, after the client has
+// disconnected: ending its sessions aborts any transaction a test left
+// open (a failed commit is never aborted by the driver), which a drop
+// would otherwise wait for. A mongotest server ends with the test anyway.
 func DB(tb testing.TB) *mongo.Database {
 	tb.Helper()
-	return NewDB(tb, Client(tb))
+	uri := URI(tb)
+	name := dbName(tb.Name())
+	if Real() {
+		tb.Cleanup(func() { dropDatabase(tb, uri, name) }) // runs after the client's cleanup
+	}
+	return Connect(tb, uri).Database(name)
 }
 
 // NewDB returns a database with a unique name on client, dropped when the
-// test ends.
+// test ends if it lives on $MONGODB_URI.
 func NewDB(tb testing.TB, client *mongo.Client) *mongo.Database {
 	tb.Helper()
 	db := client.Database(dbName(tb.Name()))
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := db.Drop(ctx); err != nil && !errors.Is(err, mongo.ErrClientDisconnected) {
-			tb.Errorf("testenv: drop database %s: %v", db.Name(), err)
-		}
-	})
+	if Real() {
+		tb.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := db.Drop(ctx); err != nil && !errors.Is(err, mongo.ErrClientDisconnected) {
+				tb.Errorf("testenv: drop database %s: %v", db.Name(), err)
+			}
+		})
+	}
 	return db
+}
+
+// dropDatabase drops name on a client of its own.
+func dropDatabase(tb testing.TB, uri, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		tb.Errorf("testenv: connect to drop %s: %v", name, err)
+		return
+	}
+	defer func() { _ = client.Disconnect(ctx) }()
+	if err := client.Database(name).Drop(ctx); err != nil {
+		tb.Errorf("testenv: drop database %s: %v", name, err)
+	}
 }
 
 // codeCommandNotFound is MongoDB's CommandNotFound, the answer of a

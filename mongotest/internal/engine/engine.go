@@ -171,8 +171,9 @@ func (t *Txn) CreateCollection(ns Namespace, options bson.D) error {
 	return nil
 }
 
-// DropCollection removes ns; it reports whether it existed. A collection
-// with writes pending in an open transaction cannot be dropped.
+// DropCollection removes ns; it reports whether it existed. While an open
+// transaction uses the collection (it read or wrote it), the drop is a
+// *Conflict to wait on: MongoDB's drop waits for the transaction's locks.
 func (e *Engine) DropCollection(ns Namespace) (bool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -180,20 +181,45 @@ func (e *Engine) DropCollection(ns Namespace) (bool, error) {
 	if c == nil {
 		return false, nil
 	}
-	for _, r := range c.records {
-		if r.owner != nil {
-			return false, merr.New(merr.ObjectIsBusy, "Cannot drop collection %s: it is in use by a transaction", ns.String())
-		}
+	if holder := e.userOf(c); holder != nil {
+		return false, &Conflict{holder: holder}
 	}
 	delete(e.dbs[ns.DB].colls, ns.Coll)
 	return true, nil
 }
 
-// DropDatabase removes a database and everything in it.
-func (e *Engine) DropDatabase(db string) {
+// DropDatabase removes a database and everything in it, or returns a
+// *Conflict while an open transaction uses one of its collections.
+func (e *Engine) DropDatabase(db string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if d := e.dbs[db]; d != nil {
+		for _, c := range d.colls {
+			if holder := e.userOf(c); holder != nil {
+				return &Conflict{holder: holder}
+			}
+		}
+	}
 	delete(e.dbs, db)
+	return nil
+}
+
+// userOf returns an open transaction that uses c, if any; e.mu is held.
+func (e *Engine) userOf(c *collection) *Txn {
+	if c.creator != nil {
+		return c.creator
+	}
+	for t := range e.active {
+		if _, ok := t.touched[c]; ok {
+			return t
+		}
+	}
+	for _, r := range c.records {
+		if r.owner != nil {
+			return r.owner
+		}
+	}
+	return nil
 }
 
 // CollectionInfo describes a collection for listCollections.

@@ -194,3 +194,45 @@ func TestIndexEntriesDoNotGrowWithOverwrites(t *testing.T) {
 	require.Len(t, docs, 1, "the old snapshot still finds its version through the index")
 	r.Abort()
 }
+
+func TestKeysOfDistinctValuesNeverCollide(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b any
+	}{
+		{name: "a string holding what a document encodes to", a: bson.D{{Key: "a", Value: "x"}, {Key: "b", Value: "y"}}, b: bson.D{{Key: "a", Value: "x\x00b\x00" + string([]byte{keyOf("y")[0]}) + "y"}}},
+		{name: "strings with NUL bytes", a: "a\x00b", b: "a\x00c"},
+		{name: "array elements against one string", a: bson.A{"a", "b"}, b: bson.A{"a" + keyOf("b")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.NotEqual(t, keyOf(tt.a), keyOf(tt.b))
+			e := New(nil)
+			w := e.Begin()
+			require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: tt.a}}))
+			require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: tt.b}}), "a distinct _id is not a duplicate")
+		})
+	}
+	// Compound keys: the parts of two keys never run into each other.
+	ix := &index{paths: [][]string{{"a"}, {"b"}}, keys: bson.D{{Key: "a", Value: 1}, {Key: "b", Value: 1}}}
+	k1 := ix.keysOf(bson.D{{Key: "a", Value: "x"}, {Key: "b", Value: "y"}})
+	k2 := ix.keysOf(bson.D{{Key: "a", Value: "x" + keyPart("y")[:0]}, {Key: "b", Value: "y"}})
+	require.Equal(t, k1, k2, "same values, same key")
+	k3 := ix.keysOf(bson.D{{Key: "a", Value: "x\x01" + keyOf("y")}, {Key: "b", Value: nil}})
+	require.NotEqual(t, k1, k3)
+}
+
+func TestReadAtClusterTimeKeepsItsHistory(t *testing.T) {
+	e := New(nil)
+	w := e.Begin()
+	require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "old"}}))
+	w.Commit()
+	ct := e.ClusterTimeOf(e.ClusterTime())
+	r, err := e.BeginAtClusterTime(ct, ct)
+	require.NoError(t, err)
+	defer r.Abort()
+	u := e.Begin()
+	require.NoError(t, u.Replace(ns, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "new"}}))
+	u.Commit()
+	require.Equal(t, "old", r.FindID(ns, 1)[1].Value, "a reader at a cluster time keeps its versions")
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strconv"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -58,12 +59,19 @@ func (ix *index) keysOf(doc bson.D) []string {
 		next := make([]string, 0, len(keys)*len(vals))
 		for _, k := range keys {
 			for _, v := range vals {
-				next = append(next, k+keyOf(v)+"\x01")
+				next = append(next, k+keyPart(v))
 			}
 		}
 		keys = next
 	}
 	return dedupe(keys)
+}
+
+// keyPart encodes one field of a compound key, length-first, so that the
+// parts of two keys can never run into each other.
+func keyPart(v any) string {
+	k := keyOf(v)
+	return strconv.Itoa(len(k)) + ":" + k
 }
 
 func dedupe(keys []string) []string {
@@ -151,6 +159,14 @@ func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int,
 	c, created, err := t.ensureColl(ns, nil)
 	if err != nil {
 		return 0, 0, false, err
+	}
+	// As MongoDB's index build waits for the transactions writing the
+	// collection, a build does not start while another has a pending
+	// write there: the new index could not see it.
+	for _, r := range c.order {
+		if r.owner != nil && r.owner != t && !r.removed {
+			return 0, 0, created, &Conflict{holder: r.owner}
+		}
 	}
 	before = len(c.indexes)
 	var added []*index

@@ -27,11 +27,9 @@ func writeKey(b *strings.Builder, v any) {
 	case int32, int64, int, float64, bson.Decimal128:
 		writeNumberKey(b, x)
 	case string:
-		b.WriteString(x)
-		b.WriteByte(0)
+		writeString(b, x)
 	case bson.Symbol:
-		b.WriteString(string(x))
-		b.WriteByte(0)
+		writeString(b, string(x))
 	case bson.D:
 		b.WriteByte('{')
 		for _, e := range x {
@@ -70,6 +68,14 @@ func writeKey(b *strings.Builder, v any) {
 			b.Write(raw)
 		}
 	}
+}
+
+// writeString writes s length-first: strings may hold any byte, NUL too,
+// so no terminator could end them unambiguously.
+func writeString(b *strings.Builder, s string) {
+	b.WriteString(strconv.Itoa(len(s)))
+	b.WriteByte(':')
+	b.WriteString(s)
 }
 
 func writeNumberKey(b *strings.Builder, v any) {

@@ -15,6 +15,7 @@ func (t *Txn) ScanEqual(ns Namespace, eq bson.D) ([]bson.D, bool) {
 	t.e.mu.Lock()
 	defer t.e.mu.Unlock()
 	c := t.e.collFor(ns, t)
+	t.touch(c)
 	if c == nil {
 		return nil, true
 	}
@@ -25,7 +26,7 @@ func (t *Txn) ScanEqual(ns Namespace, eq bson.D) ([]bson.D, bool) {
 	key := ""
 	for _, k := range ix.keys {
 		v, _ := getField(eq, k.Key)
-		key += keyOf(v) + "\x01"
+		key += keyPart(v)
 	}
 	cands := make([]*record, 0, len(ix.entries[key]))
 	for r := range ix.entries[key] {

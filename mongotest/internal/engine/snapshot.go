@@ -32,13 +32,27 @@ func (e *Engine) ClusterTimeOf(ts uint64) bson.Timestamp {
 	return e.stamps[ts-e.stampBase]
 }
 
-// SnapshotAt returns the snapshot that a read at cluster time ct sees: the
+// BeginAtClusterTime starts a transaction reading at cluster time ct, as
+// snapshotAt resolves it; checking the history and registering the reader
+// happen under one lock, so no commit can prune what it needs in between.
+func (e *Engine) BeginAtClusterTime(ct, now bson.Timestamp) (*Txn, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ts, err := e.snapshotAt(ct, now)
+	if err != nil {
+		return nil, err
+	}
+	t := &Txn{e: e, snap: ts, done: make(chan struct{})}
+	e.active[t] = struct{}{}
+	return t, nil
+}
+
+// snapshotAt returns the snapshot that a read at cluster time ct sees: the
 // newest commit at or before ct. It fails with SnapshotTooOld when that
 // snapshot's history is gone, and with InvalidOptions when ct is later
 // than every commit and than now.
-func (e *Engine) SnapshotAt(ct, now bson.Timestamp) (uint64, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// e.mu must be held.
+func (e *Engine) snapshotAt(ct, now bson.Timestamp) (uint64, error) {
 	after := func(a, b bson.Timestamp) bool { return a.T > b.T || (a.T == b.T && a.I > b.I) }
 	last := e.stamps[len(e.stamps)-1]
 	if after(ct, last) && after(ct, now) {
@@ -54,18 +68,6 @@ func (e *Engine) SnapshotAt(ct, now bson.Timestamp) (uint64, error) {
 		return 0, merr.New(merr.SnapshotTooOld, "Read timestamp Timestamp(%d, %d) is older than the oldest available timestamp.", ct.T, ct.I)
 	}
 	return ts, nil
-}
-
-// BeginAt starts a transaction reading snapshot ts (from SnapshotAt).
-func (e *Engine) BeginAt(ts uint64) *Txn {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ts > e.clock {
-		ts = e.clock
-	}
-	t := &Txn{e: e, snap: ts, done: make(chan struct{})}
-	e.active[t] = struct{}{}
-	return t
 }
 
 // Pin keeps t's snapshot readable after t ends, until the returned

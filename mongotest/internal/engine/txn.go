@@ -23,6 +23,21 @@ type Txn struct {
 	// invisible to others until it commits (created lists them).
 	multi   bool
 	created []*collection
+	// touched are the collections a multi-document transaction has read
+	// or written: dropping one waits for the transaction, as MongoDB's
+	// collection locks make it.
+	touched map[*collection]struct{}
+}
+
+// touch records that t used c; e.mu must be held.
+func (t *Txn) touch(c *collection) {
+	if !t.multi || c == nil {
+		return
+	}
+	if t.touched == nil {
+		t.touched = map[*collection]struct{}{}
+	}
+	t.touched[c] = struct{}{}
 }
 
 type pendingWrite struct {
@@ -108,6 +123,7 @@ func (t *Txn) visible(r *record) bson.D {
 func (t *Txn) Scan(ns Namespace, fn func(doc bson.D) bool) {
 	t.e.mu.Lock()
 	c := t.e.collFor(ns, t)
+	t.touch(c)
 	if c == nil {
 		t.e.mu.Unlock()
 		return
@@ -134,6 +150,7 @@ func (t *Txn) FindID(ns Namespace, id any) bson.D {
 	t.e.mu.Lock()
 	defer t.e.mu.Unlock()
 	c := t.e.collFor(ns, t)
+	t.touch(c)
 	if c == nil {
 		return nil
 	}
@@ -160,6 +177,7 @@ func (t *Txn) Insert(ns Namespace, doc bson.D) error {
 	if err != nil {
 		return err
 	}
+	t.touch(c)
 	r := c.records[key]
 	if r != nil {
 		if err := t.claim(r); err != nil {
@@ -198,6 +216,7 @@ func (t *Txn) write(ns Namespace, old, doc bson.D) error {
 		return err
 	}
 	c := t.e.collFor(ns, t)
+	t.touch(c)
 	if c == nil || c.records[key] == nil {
 		return &Conflict{} // it vanished under us: the caller retries
 	}

@@ -149,7 +149,7 @@ func (m pushMod) apply(s *state, f field) (any, bool, error) {
 		switch {
 		case n >= 0 && n < int64(len(arr)):
 			arr = arr[:n]
-		case n < 0 && -n < int64(len(arr)):
+		case n < 0 && n > -int64(len(arr)): // n > -len: -n cannot overflow
 			arr = arr[int64(len(arr))+n:]
 		}
 	}

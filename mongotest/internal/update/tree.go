@@ -254,6 +254,9 @@ func (n *node) applyArray(s *state, f field, a bson.A) (bson.A, error) {
 			return nil, err
 		}
 		if ok {
+			if i-len(a) > maxBackfill {
+				return nil, merr.New(merr.BadValue, "can't backfill array to larger than %d elements", maxBackfill)
+			}
 			for len(a) < i {
 				a = append(a, nil)
 			}
@@ -297,3 +300,7 @@ func lookupSource(doc bson.D, parts []string, from string) (any, bool, error) {
 	}
 	return cur, true, nil
 }
+
+// maxBackfill is how many nulls MongoDB pads an array with at most when an
+// update sets an element past its end.
+const maxBackfill = 1500000

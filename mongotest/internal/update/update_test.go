@@ -290,3 +290,34 @@ func TestUpsertFlow(t *testing.T) {
 	require.True(t, changed)
 	require.Equal(t, doc(`{"_id": 1, "k": {"x": "v"}, "count": 1, "created": true, "n": 1}`), got)
 }
+
+func TestHostileUpdatesFailCleanly(t *testing.T) {
+	tests := []struct {
+		name   string
+		update string
+		want   string
+	}{
+		{
+			name:   "setting an element far past the end does not pad the array",
+			update: `{"$set": {"a.99999999999": 1}}`,
+		},
+		{
+			name:   "$slice of the smallest int64 keeps the array",
+			update: `{"$push": {"a": {"$each": [3], "$slice": {"$numberLong": "-9223372036854775808"}}}}`,
+			want:   `{"_id": 1, "a": [1, 2, 3]}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := Compile(doc(tt.update))
+			require.NoError(t, err)
+			got, _, err := u.Apply(doc(`{"_id": 1, "a": [1, 2]}`), Options{})
+			if tt.want == "" {
+				requireCode(t, err, merr.BadValue, "can't backfill array to larger than 1500000 elements")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, doc(tt.want), got)
+		})
+	}
+}
