@@ -36,4 +36,8 @@ var (
 	// idempotency key, reason or reference too long or badly formed, a
 	// non-positive hold TTL, a bad history cursor.
 	ErrInvalidOption = errors.New("credits: invalid option")
+	// ErrContended is returned when a write without an idempotency key
+	// lost its guarded update to concurrent writers of the same account
+	// several times in a row. Nothing was written; the call may be retried.
+	ErrContended = errors.New("credits: account too contended, nothing written; retry")
 )

@@ -264,8 +264,11 @@ func (s *Service) fastPost(ctx context.Context, e Entry) (Entry, error) {
 			s.noteWrite(ctx, e.Account)
 			return e, nil
 		}
-		if !errors.Is(err, errAgain) || try == 4 {
+		if !errors.Is(err, errAgain) {
 			return Entry{}, err
+		}
+		if try == 4 {
+			return Entry{}, ErrContended
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -300,7 +301,12 @@ func (s *Service) idByRef(ctx context.Context, provider, ref string) (string, er
 // [ErrInvalidTransition].
 func (s *Service) Fail(ctx context.Context, id, reason string) (Payment, error) {
 	if len(reason) > 512 {
-		reason = reason[:512]
+		// Cut at a rune boundary: a reason is stored as valid UTF-8.
+		cut := 512
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
 	}
 	p, err := tx.Do(ctx, s.runner, func(ctx context.Context) (Payment, error) {
 		p, err := s.get(ctx, id)

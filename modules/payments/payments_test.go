@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -288,4 +290,17 @@ func TestListPagesNewestFirst(t *testing.T) {
 	ps, _, err := e.payments.List(context.Background(), "user-1", payments.ListQuery{Status: payments.StatusCompleted})
 	require.NoError(t, err)
 	assert.Empty(t, ps)
+}
+
+func TestFailKeepsALongReasonValidUTF8(t *testing.T) {
+	e := newEnv(t)
+	p := e.create(t, 100)
+	reason := strings.Repeat("é", 400) // 800 bytes: a byte cut at 512 would split a rune
+	failed, err := e.payments.Fail(context.Background(), p.ID, reason)
+	require.NoError(t, err)
+	got, err := e.payments.Get(context.Background(), failed.ID)
+	require.NoError(t, err)
+	assert.True(t, utf8.ValidString(got.FailureReason), "stored reason is valid UTF-8")
+	assert.LessOrEqual(t, len(got.FailureReason), 512)
+	assert.True(t, strings.HasPrefix(reason, got.FailureReason))
 }
