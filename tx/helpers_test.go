@@ -20,6 +20,7 @@ import (
 
 	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
+	"github.com/txkit/txkit/tx/txtest"
 )
 
 // env is one test's world: a client that records the commands it sends, a
@@ -30,7 +31,7 @@ type env struct {
 	mon    *monitor
 	db     *mongo.Database
 	coll   *mongo.Collection
-	rec    *recorder
+	rec    *txtest.Recorder
 	runner *tx.Runner
 
 	// commitFaults is set once a test fakes a commit failure. The driver
@@ -57,7 +58,7 @@ func newEnvAt(t *testing.T, uri string, opts ...tx.Option) *env {
 	// Create the collection up front: a real server may refuse to create
 	// one inside a transaction that also reads it.
 	require.NoError(t, db.CreateCollection(context.Background(), "docs"))
-	rec := &recorder{}
+	rec := &txtest.Recorder{}
 	runner := tx.NewRunner(client, append([]tx.Option{tx.WithObserver(rec)}, opts...)...)
 	e := &env{uri: uri, client: client, mon: mon, db: db, coll: coll, rec: rec, runner: runner}
 	t.Cleanup(func() {
@@ -220,53 +221,6 @@ func (m *monitor) sessions() map[string]bool {
 		}
 	}
 	return s
-}
-
-// recorder is an Observer that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []tx.Event
-	notify func(tx.Event)
-}
-
-func (r *recorder) Observe(e tx.Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	notify := r.notify
-	r.mu.Unlock()
-	if notify != nil {
-		notify(e)
-	}
-}
-
-func (r *recorder) all() []tx.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]tx.Event(nil), r.events...)
-}
-
-func (r *recorder) kinds() []tx.EventKind {
-	var ks []tx.EventKind
-	for _, e := range r.all() {
-		ks = append(ks, e.Kind)
-	}
-	return ks
-}
-
-func (r *recorder) of(kind tx.EventKind) []tx.Event {
-	var out []tx.Event
-	for _, e := range r.all() {
-		if e.Kind == kind {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func (r *recorder) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = nil
 }
 
 // errBusiness stands for a business rule saying no.

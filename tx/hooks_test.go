@@ -152,7 +152,7 @@ func TestPanickingHookDoesNotUncommit(t *testing.T) {
 	assert.EqualValues(t, 1, e.count(t, nil))
 	assert.Equal(t, []string{"after the panic"}, log.get(), "later hooks still run")
 
-	panics := e.rec.of(tx.EventHookPanic)
+	panics := e.rec.Of(tx.EventHookPanic)
 	require.Len(t, panics, 1)
 	var pe *tx.PanicError
 	require.ErrorAs(t, panics[0].Err, &pe)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
+	"github.com/txkit/txkit/tx/txtest"
 )
 
 func TestModule(t *testing.T) {
@@ -35,7 +36,7 @@ func TestModule(t *testing.T) {
 
 	t.Run("without a logger, with default options", func(t *testing.T) {
 		var runner *tx.Runner
-		rec := &recorder{}
+		rec := &txtest.Recorder{}
 		fxtest.New(t,
 			fx.Supply(client),
 			tx.Module,
@@ -44,14 +45,14 @@ func TestModule(t *testing.T) {
 		).RequireStart().RequireStop()
 
 		require.NoError(t, runner.Run(context.Background(), func(context.Context) error { return nil }))
-		require.NotEmpty(t, rec.all())
-		assert.Equal(t, "from defaults", rec.all()[0].Name)
+		require.NotEmpty(t, rec.Events())
+		assert.Equal(t, "from defaults", rec.Events()[0].Name)
 	})
 
 	t.Run("WithObserver in Defaults wins over the logger", func(t *testing.T) {
 		core, logs := observer.New(zapcore.DebugLevel)
 		var runner *tx.Runner
-		rec := &recorder{}
+		rec := &txtest.Recorder{}
 		fxtest.New(t,
 			fx.Supply(client, zap.New(core)),
 			tx.Module,
@@ -60,7 +61,7 @@ func TestModule(t *testing.T) {
 		).RequireStart().RequireStop()
 
 		require.NoError(t, runner.Run(context.Background(), func(context.Context) error { return nil }))
-		assert.NotEmpty(t, rec.all())
+		assert.NotEmpty(t, rec.Events())
 		assert.Zero(t, logs.Len())
 	})
 }

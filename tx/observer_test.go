@@ -23,9 +23,9 @@ func TestEventsOfACommittedTransaction(t *testing.T) {
 		return e.runner.Run(ctx, insertAndUpdate(e.coll, 1), tx.WithName("inner"))
 	}))
 
-	evs := e.rec.all()
+	evs := e.rec.Events()
 	require.Len(t, evs, 4)
-	assert.Equal(t, []tx.EventKind{tx.EventBegin, tx.EventBegin, tx.EventEnd, tx.EventCommit}, e.rec.kinds())
+	assert.Equal(t, []tx.EventKind{tx.EventBegin, tx.EventBegin, tx.EventEnd, tx.EventCommit}, e.rec.Kinds())
 
 	outerName := "tx_test.TestEventsOfACommittedTransaction"
 	assert.Equal(t, outerName, evs[0].Name, "the default name is the caller's")
@@ -72,7 +72,7 @@ func TestDefaultNamesComeFromTheCaller(t *testing.T) {
 	}
 
 	var names []string
-	for _, ev := range e.rec.of(tx.EventBegin) {
+	for _, ev := range e.rec.Of(tx.EventBegin) {
 		names = append(names, ev.Name)
 	}
 	want := []string{
@@ -92,12 +92,12 @@ func TestEventsOfAnAbort(t *testing.T) {
 	}, tx.WithName("outer"))
 	require.ErrorIs(t, err, tx.ErrUnexpectedRollback)
 
-	assert.Equal(t, []tx.EventKind{tx.EventBegin, tx.EventBegin, tx.EventRollbackOnly, tx.EventAbort}, e.rec.kinds())
-	rb := e.rec.of(tx.EventRollbackOnly)[0]
+	assert.Equal(t, []tx.EventKind{tx.EventBegin, tx.EventBegin, tx.EventRollbackOnly, tx.EventAbort}, e.rec.Kinds())
+	rb := e.rec.Of(tx.EventRollbackOnly)[0]
 	assert.Equal(t, "inner", rb.Name)
 	assert.ErrorIs(t, rb.Err, errBusiness)
 	assert.False(t, rb.Infrastructure)
-	abort := e.rec.of(tx.EventAbort)[0]
+	abort := e.rec.Of(tx.EventAbort)[0]
 	assert.Equal(t, "outer", abort.Name)
 	assert.ErrorIs(t, abort.Err, tx.ErrUnexpectedRollback)
 }

@@ -51,7 +51,7 @@ func TestRequiredJoinsTheCallersTransaction(t *testing.T) {
 	assert.Len(t, e.mon.named("commitTransaction"), 2, "one commit per attempt, by the outer scope only")
 
 	joined := 0
-	for _, ev := range e.rec.of(tx.EventBegin) {
+	for _, ev := range e.rec.Of(tx.EventBegin) {
 		if ev.Joined {
 			joined++
 		}
@@ -93,7 +93,7 @@ func TestInnerFailureMarksRollbackOnly(t *testing.T) {
 			assert.Zero(t, e.count(t, nil), "no partial commit")
 			assert.Empty(t, e.mon.named("commitTransaction"))
 			assert.Len(t, e.mon.named("abortTransaction"), 1)
-			rb := e.rec.of(tx.EventRollbackOnly)
+			rb := e.rec.Of(tx.EventRollbackOnly)
 			require.Len(t, rb, 1)
 			assert.Equal(t, "inner", rb[0].Name)
 		})
@@ -394,7 +394,7 @@ func TestCallOptionsOverrideRunnerDefaults(t *testing.T) {
 	e.failCommand(t, 1, failData("insert", codeWriteConflict, "TransientTransactionError"))
 	require.NoError(t, e.runner.Run(ctx, insertAndUpdate(e.coll, 1), tx.WithMaxAttempts(2), tx.WithName("call")))
 	names := map[string]bool{}
-	for _, ev := range e.rec.all() {
+	for _, ev := range e.rec.Events() {
 		names[ev.Name] = true
 	}
 	assert.Equal(t, map[string]bool{"default": true, "call": true}, names)

@@ -39,7 +39,7 @@ func TestTransientErrorRerunsTheWholeCallback(t *testing.T) {
 	assert.Len(t, e.mon.named("commitTransaction"), 1)
 	assert.Len(t, e.mon.named("abortTransaction"), 2, "each failed attempt is aborted")
 
-	retries := e.rec.of(tx.EventRetry)
+	retries := e.rec.Of(tx.EventRetry)
 	require.Len(t, retries, 2)
 	for i, r := range retries {
 		assert.Equal(t, i+1, r.Attempt)
@@ -49,7 +49,7 @@ func TestTransientErrorRerunsTheWholeCallback(t *testing.T) {
 		require.ErrorAs(t, r.Err, &ce, "the retry event carries the cause")
 		assert.EqualValues(t, codeWriteConflict, ce.Code)
 	}
-	commits := e.rec.of(tx.EventCommit)
+	commits := e.rec.Of(tx.EventCommit)
 	require.Len(t, commits, 1)
 	assert.Equal(t, 3, commits[0].Attempt)
 }
@@ -92,7 +92,7 @@ func TestUnknownCommitResultRetriesTheCommitOnly(t *testing.T) {
 			assert.Equal(t, commits[0].TxnNumber, commits[tt.times].TxnNumber, "the same transaction's commit")
 			assert.EqualValues(t, 1, e.count(t, doc(1, "v", 2)))
 
-			retries := e.rec.of(tx.EventRetry)
+			retries := e.rec.Of(tx.EventRetry)
 			require.Len(t, retries, tt.times)
 			for _, r := range retries {
 				assert.True(t, r.CommitOnly)
@@ -115,8 +115,8 @@ func TestMaxTimeMSExpiredCommitIsNotRetried(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	assert.EqualValues(t, codeMaxTimeMSExpired, ce.Code)
 	assert.Len(t, e.mon.named("commitTransaction"), 1)
-	assert.Empty(t, e.rec.of(tx.EventRetry))
-	aborts := e.rec.of(tx.EventAbort)
+	assert.Empty(t, e.rec.Of(tx.EventRetry))
+	aborts := e.rec.Of(tx.EventAbort)
 	require.Len(t, aborts, 1)
 	assert.True(t, aborts[0].Infrastructure)
 }
@@ -148,7 +148,7 @@ func TestBusinessErrorsAreNotRetried(t *testing.T) {
 	})
 	require.ErrorIs(t, err, errBusiness)
 	assert.Equal(t, 1, runs)
-	assert.Empty(t, e.rec.of(tx.EventRetry))
+	assert.Empty(t, e.rec.Of(tx.EventRetry))
 }
 
 func TestNonTransientServerErrorsAreNotRetried(t *testing.T) {
@@ -162,7 +162,7 @@ func TestNonTransientServerErrorsAreNotRetried(t *testing.T) {
 	})
 	require.Error(t, err)
 	assert.Equal(t, 1, runs)
-	aborts := e.rec.of(tx.EventAbort)
+	aborts := e.rec.Of(tx.EventAbort)
 	require.Len(t, aborts, 1)
 	assert.True(t, aborts[0].Infrastructure)
 }
@@ -229,11 +229,11 @@ func TestRetriesStop(t *testing.T) {
 		// that cannot end before it.
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		e.rec.notify = func(ev tx.Event) {
+		e.rec.OnObserve(func(ev tx.Event) {
 			if ev.Kind == tx.EventRetry {
 				cancel()
 			}
-		}
+		})
 		e.failCommand(t, -1, failData("insert", codeWriteConflict, "TransientTransactionError"))
 
 		start := time.Now()
@@ -252,7 +252,7 @@ func TestBackoffIsJitteredAndCapped(t *testing.T) {
 	require.NoError(t, e.runner.Run(ctx, insertAndUpdate(e.coll, 1)))
 
 	bounds := []time.Duration{4, 8, 10, 10, 10} // ms: ×2 from 4, capped at 10
-	retries := e.rec.of(tx.EventRetry)
+	retries := e.rec.Of(tx.EventRetry)
 	require.Len(t, retries, len(bounds))
 	for i, r := range retries {
 		assert.GreaterOrEqual(t, r.Backoff, time.Duration(0))
@@ -281,11 +281,11 @@ func TestRealWriteConflictIsRetried(t *testing.T) {
 	}
 	aWrote, bConflicted := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	b.rec.notify = func(ev tx.Event) {
+	b.rec.OnObserve(func(ev tx.Event) {
 		if ev.Kind == tx.EventRetry {
 			once.Do(func() { close(bConflicted) })
 		}
-	}
+	})
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -312,7 +312,7 @@ func TestRealWriteConflictIsRetried(t *testing.T) {
 	require.NoError(t, aColl.FindOne(ctx, doc("c")).Decode(&got))
 	assert.Equal(t, 2, got.N, "no lost update")
 
-	retries := b.rec.of(tx.EventRetry)
+	retries := b.rec.Of(tx.EventRetry)
 	require.NotEmpty(t, retries)
 	var ce mongo.CommandError
 	require.ErrorAs(t, retries[0].Err, &ce)

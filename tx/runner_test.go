@@ -104,7 +104,7 @@ func TestAbortOnError(t *testing.T) {
 			aborts := e.mon.named("abortTransaction")
 			require.Len(t, aborts, 1)
 			assert.False(t, aborts[0].Failed)
-			assert.Len(t, e.rec.of(tx.EventAbort), i+1)
+			assert.Len(t, e.rec.Of(tx.EventAbort), i+1)
 		})
 	}
 }
@@ -134,7 +134,7 @@ func TestAbortOnPanic(t *testing.T) {
 	_, err := e.coll.InsertOne(wctx, doc(1))
 	require.NoError(t, err)
 
-	aborted := e.rec.of(tx.EventAbort)
+	aborted := e.rec.Of(tx.EventAbort)
 	require.Len(t, aborted, 1)
 	assert.True(t, aborted[0].Infrastructure, "a panic is a failure, not a business decision")
 }

@@ -230,3 +230,19 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// FailTransient makes the next times runs of cmd by client fail with a
+// WriteConflict labelled TransientTransactionError, as a conflicting
+// transaction would: the fault a transaction runner must retry.
+func FailTransient(tb testing.TB, client *mongo.Client, cmd string, times int) {
+	tb.Helper()
+	FailCommand(tb, client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: times}}},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{cmd}},
+			{Key: "errorCode", Value: 112}, // WriteConflict
+			{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}},
+		}},
+	})
+}

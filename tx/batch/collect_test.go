@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
 	"github.com/txkit/txkit/tx/batch"
 )
@@ -49,7 +50,7 @@ func TestCollect(t *testing.T) {
 	t.Run("returns the results of the attempt that committed", func(t *testing.T) {
 		e := newEnv(t)
 		ctx := ctxTimeout(t)
-		e.failTransient(t, "insert", 1)
+		testenv.FailTransient(t, e.client, "insert", 1)
 		attempt := 0
 
 		got, err := batch.Collect(ctx, batch.NewExecutor(e.runner),
@@ -59,7 +60,7 @@ func TestCollect(t *testing.T) {
 
 		require.NoError(t, err)
 		assert.Equal(t, []int{2, 20}, got)
-		assert.Len(t, e.rec.of(tx.EventRetry, "batch_test.TestCollect"), 1)
+		assert.Len(t, eventsOf(e.rec, tx.EventRetry, "batch_test.TestCollect"), 1)
 	})
 
 	t.Run("joins the transaction in ctx", func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
 	"github.com/txkit/txkit/tx/batch"
 )
@@ -38,7 +39,7 @@ func TestExecuteCommitsAllSteps(t *testing.T) {
 	assert.ElementsMatch(t, []string{"a", "b"}, e.ids(t))
 	require.Len(t, sessions, 2)
 	assert.Same(t, sessions[0], sessions[1], "every step shares one session")
-	assert.Len(t, e.rec.of(tx.EventCommit, "batch_test.TestExecuteCommitsAllSteps"), 1,
+	assert.Len(t, eventsOf(e.rec, tx.EventCommit, "batch_test.TestExecuteCommitsAllSteps"), 1,
 		"one transaction, named after the caller of Execute")
 }
 
@@ -62,7 +63,7 @@ func TestExecuteRollsBackEverythingOnFailure(t *testing.T) {
 	assert.EqualError(t, err, "batch step 2 (check): insufficient credits")
 	assert.False(t, ran, "no step runs after a failure")
 	assert.Empty(t, e.ids(t), "the steps before the failure were rolled back")
-	assert.Len(t, e.rec.of(tx.EventAbort, "batch_test.TestExecuteRollsBackEverythingOnFailure"), 1)
+	assert.Len(t, eventsOf(e.rec, tx.EventAbort, "batch_test.TestExecuteRollsBackEverythingOnFailure"), 1)
 }
 
 func TestExecuteRollsBackOnServerError(t *testing.T) {
@@ -101,9 +102,9 @@ func TestExecuteJoinsTheTransactionInContext(t *testing.T) {
 
 		require.NoError(t, err)
 		assert.ElementsMatch(t, []string{"outer", "inner"}, e.ids(t))
-		assert.Len(t, e.rec.of(tx.EventCommit, "outer"), 1)
+		assert.Len(t, eventsOf(e.rec, tx.EventCommit, "outer"), 1)
 		var got []string
-		for _, ev := range e.rec.all() {
+		for _, ev := range e.rec.Events() {
 			got = append(got, ev.Kind.String()+" "+ev.Name)
 		}
 		batchName := "batch_test.TestExecuteJoinsTheTransactionInContext"
@@ -153,7 +154,7 @@ func TestExecuteJoinsTheTransactionInContext(t *testing.T) {
 func TestExecuteRetriesTheWholeBatch(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxTimeout(t)
-	e.failTransient(t, "update", 1)
+	testenv.FailTransient(t, e.client, "update", 1)
 	var runs [3]int
 
 	err := batch.NewExecutor(e.runner).Execute(ctx,
@@ -178,8 +179,8 @@ func TestExecuteRetriesTheWholeBatch(t *testing.T) {
 	require.NoError(t, e.coll.FindOne(ctx, bson.D{{Key: "_id", Value: "a"}}).Decode(&got))
 	assert.EqualValues(t, 1, got["n"], "the first attempt left nothing behind")
 	name := "batch_test.TestExecuteRetriesTheWholeBatch"
-	assert.Len(t, e.rec.of(tx.EventRetry, name), 1)
-	assert.Len(t, e.rec.of(tx.EventCommit, name), 1)
+	assert.Len(t, eventsOf(e.rec, tx.EventRetry, name), 1)
+	assert.Len(t, eventsOf(e.rec, tx.EventCommit, name), 1)
 }
 
 func TestExecuteHonoursOptions(t *testing.T) {
@@ -187,7 +188,7 @@ func TestExecuteHonoursOptions(t *testing.T) {
 		e := newEnv(t)
 		err := batch.NewExecutor(e.runner, tx.WithName("refund")).Execute(ctxTimeout(t), batch.Step{Name: "a", Run: e.insert("a")})
 		require.NoError(t, err)
-		assert.Len(t, e.rec.of(tx.EventCommit, "refund"), 1)
+		assert.Len(t, eventsOf(e.rec, tx.EventCommit, "refund"), 1)
 	})
 
 	t.Run("RequiresNew commits apart from the caller's transaction", func(t *testing.T) {
@@ -233,7 +234,7 @@ func TestExecuteHonoursOptions(t *testing.T) {
 
 	t.Run("WithMaxAttempts bounds the retries", func(t *testing.T) {
 		e := newEnv(t)
-		e.failTransient(t, "insert", 2)
+		testenv.FailTransient(t, e.client, "insert", 2)
 		runs := 0
 		err := batch.NewExecutor(e.runner, tx.WithMaxAttempts(2)).Execute(ctxTimeout(t),
 			batch.Step{Name: "a", Run: func(ctx context.Context) error { runs++; return e.insert("a")(ctx) }})
@@ -269,7 +270,7 @@ func TestExecuteReportsEachStep(t *testing.T) {
 	require.ErrorIs(t, err, errBusiness)
 
 	var names []string
-	for _, ev := range e.rec.all() {
+	for _, ev := range e.rec.Events() {
 		names = append(names, ev.Kind.String()+" "+ev.Name)
 	}
 	assert.Equal(t, []string{
@@ -278,10 +279,10 @@ func TestExecuteReportsEachStep(t *testing.T) {
 		"begin step 1 log", "rollback-only step 1 log",
 		"abort refund",
 	}, names)
-	end := e.rec.of(tx.EventEnd, "step 0 credit")[0]
+	end := eventsOf(e.rec, tx.EventEnd, "step 0 credit")[0]
 	assert.Positive(t, end.Duration, "the step's duration is reported")
 	assert.True(t, end.Joined && end.Transactional, "the step joined the batch's transaction")
-	failed := e.rec.of(tx.EventRollbackOnly, "step 1 log")[0]
+	failed := eventsOf(e.rec, tx.EventRollbackOnly, "step 1 log")[0]
 	assert.ErrorIs(t, failed.Err, errBusiness)
 }
 
@@ -306,11 +307,11 @@ func TestExecuteRefusesAStepWithoutFunction(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, 1, se.Index)
 	assert.False(t, ran, "nothing runs when the batch is malformed")
-	assert.Empty(t, e.rec.all(), "no transaction was started")
+	assert.Empty(t, e.rec.Events(), "no transaction was started")
 }
 
 func TestExecuteWithoutStepsDoesNothing(t *testing.T) {
 	e := newEnv(t)
 	require.NoError(t, batch.NewExecutor(e.runner).Execute(ctxTimeout(t)))
-	assert.Empty(t, e.rec.all())
+	assert.Empty(t, e.rec.Events())
 }

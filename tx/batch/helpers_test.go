@@ -2,7 +2,6 @@ package batch_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
+	"github.com/txkit/txkit/tx/txtest"
 )
 
 // env is one test's world: a fresh collection and a Runner that reports to
@@ -19,7 +19,7 @@ import (
 type env struct {
 	client *mongo.Client
 	coll   *mongo.Collection
-	rec    *recorder
+	rec    *txtest.Recorder
 	runner *tx.Runner
 }
 
@@ -29,7 +29,7 @@ func newEnv(t *testing.T) *env {
 	db := testenv.NewDB(t, client)
 	// A real server may refuse to create a collection inside a transaction.
 	require.NoError(t, db.CreateCollection(context.Background(), "docs"))
-	rec := &recorder{}
+	rec := &txtest.Recorder{}
 	return &env{client: client, coll: db.Collection("docs"), rec: rec, runner: tx.NewRunner(client, tx.WithObserver(rec))}
 }
 
@@ -57,52 +57,19 @@ func (e *env) insert(id string) func(context.Context) error {
 	}
 }
 
-// failCommand makes the next times runs of cmd fail with a write conflict
-// labelled TransientTransactionError.
-func (e *env) failTransient(t *testing.T, cmd string, times int) {
-	t.Helper()
-	testenv.FailCommand(t, e.client, bson.D{
-		{Key: "configureFailPoint", Value: "failCommand"},
-		{Key: "mode", Value: bson.D{{Key: "times", Value: times}}},
-		{Key: "data", Value: bson.D{
-			{Key: "failCommands", Value: bson.A{cmd}},
-			{Key: "errorCode", Value: 112}, // WriteConflict
-			{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}},
-		}},
-	})
-}
-
-// recorder is an Observer that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []tx.Event
-}
-
-func (r *recorder) Observe(e tx.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) all() []tx.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]tx.Event(nil), r.events...)
-}
-
-// of returns the events of kind named name.
-func (r *recorder) of(kind tx.EventKind, name string) []tx.Event {
-	var out []tx.Event
-	for _, e := range r.all() {
-		if e.Kind == kind && e.Name == name {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func ctxTimeout(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// eventsOf returns the recorded events of kind named name.
+func eventsOf(r *txtest.Recorder, kind tx.EventKind, name string) []tx.Event {
+	var out []tx.Event
+	for _, e := range r.Of(kind) {
+		if e.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
 }

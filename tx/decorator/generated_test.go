@@ -12,6 +12,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 
+	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
 	"github.com/txkit/txkit/tx/decorator/internal/example"
 )
@@ -28,7 +29,7 @@ func newLedger(t *testing.T, e *env) (example.Ledger, *example.Store) {
 	ctx := ctxTimeout(t)
 	require.NoError(t, ledger.Open(ctx, "alice", 100))
 	require.NoError(t, ledger.Open(ctx, "bob", 0))
-	e.rec.reset()
+	e.rec.Reset()
 	return ledger, store
 }
 
@@ -55,7 +56,7 @@ func TestGeneratedDecoratorCommits(t *testing.T) {
 	assert.NotEmpty(t, id)
 	assert.Equal(t, [2]int64{70, 30}, balances(t, store))
 	assert.EqualValues(t, 1, count(t, e.db.Collection("entries")))
-	assert.Equal(t, []string{"begin example.Ledger.Transfer", "commit example.Ledger.Transfer"}, e.rec.names())
+	assert.Equal(t, []string{"begin example.Ledger.Transfer", "commit example.Ledger.Transfer"}, names(e.rec))
 }
 
 func TestGeneratedDecoratorRollsBack(t *testing.T) {
@@ -68,7 +69,7 @@ func TestGeneratedDecoratorRollsBack(t *testing.T) {
 	require.ErrorIs(t, err, example.ErrNoAccount)
 	assert.Equal(t, [2]int64{100, 0}, balances(t, store), "the debit was rolled back")
 	assert.Zero(t, count(t, e.db.Collection("entries")))
-	assert.Equal(t, []string{"begin example.Ledger.Transfer", "abort example.Ledger.Transfer"}, e.rec.names())
+	assert.Equal(t, []string{"begin example.Ledger.Transfer", "abort example.Ledger.Transfer"}, names(e.rec))
 }
 
 func TestGeneratedDecoratorJoinsTheCallersTransaction(t *testing.T) {
@@ -93,13 +94,13 @@ func TestGeneratedDecoratorJoinsTheCallersTransaction(t *testing.T) {
 		"begin example.Ledger.Transfer", "end example.Ledger.Transfer",
 		"begin example.Ledger.Transfer", "rollback-only example.Ledger.Transfer",
 		"abort pay",
-	}, e.rec.names())
+	}, names(e.rec))
 }
 
 func TestGeneratedDecoratorRetries(t *testing.T) {
 	e := newEnv(t)
 	ledger, store := newLedger(t, e)
-	e.failTransient(t, "insert", 1) // the ledger entry, after both updates
+	testenv.FailTransient(t, e.client, "insert", 1) // the ledger entry, after both updates
 
 	_, err := ledger.Transfer(ctxTimeout(t), "alice", "bob", 30)
 
@@ -109,7 +110,7 @@ func TestGeneratedDecoratorRetries(t *testing.T) {
 	assert.Equal(t, []string{
 		"begin example.Ledger.Transfer", "retry example.Ledger.Transfer",
 		"begin example.Ledger.Transfer", "commit example.Ledger.Transfer",
-	}, e.rec.names())
+	}, names(e.rec))
 }
 
 func TestGeneratedDecoratorHonoursDirectives(t *testing.T) {
@@ -129,7 +130,7 @@ func TestGeneratedDecoratorHonoursDirectives(t *testing.T) {
 		require.ErrorIs(t, err, example.ErrInsufficientCredits)
 		assert.EqualValues(t, 1, count(t, e.db.Collection("audit")), "the audit line survived the rollback")
 		assert.Equal(t, [2]int64{100, 0}, balances(t, store))
-		assert.Contains(t, e.rec.names(), "commit ledger.audit")
+		assert.Contains(t, names(e.rec), "commit ledger.audit")
 	})
 
 	t.Run("none runs without a transaction", func(t *testing.T) {
@@ -141,7 +142,7 @@ func TestGeneratedDecoratorHonoursDirectives(t *testing.T) {
 
 		require.NoError(t, err)
 		assert.Equal(t, []bool{false}, spy.inTx)
-		assert.Empty(t, e.rec.names(), "no scope at all")
+		assert.Empty(t, names(e.rec), "no scope at all")
 	})
 
 	t.Run("timeout on the interface applies to every method", func(t *testing.T) {
@@ -158,7 +159,7 @@ func TestGeneratedDecoratorHonoursDirectives(t *testing.T) {
 	t.Run("a method without ctx passes through", func(t *testing.T) {
 		e := newEnv(t)
 		assert.Equal(t, "spy", example.Transactional(&spyLedger{}, e.runner).Name())
-		assert.Empty(t, e.rec.names())
+		assert.Empty(t, names(e.rec))
 	})
 }
 
@@ -176,7 +177,7 @@ func TestGeneratedDecoratorWithFx(t *testing.T) {
 
 	require.NoError(t, ledger.Open(ctxTimeout(t), "alice", 5))
 
-	assert.Equal(t, []string{"begin example.Ledger.Open", "commit example.Ledger.Open"}, e.rec.names(),
+	assert.Equal(t, []string{"begin example.Ledger.Open", "commit example.Ledger.Open"}, names(e.rec),
 		"the consumer got the transactional Ledger")
 }
 

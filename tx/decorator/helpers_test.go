@@ -2,7 +2,6 @@ package decorator_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
+	"github.com/txkit/txkit/tx/txtest"
 )
 
 // env is one test's world: a fresh database and a Runner that reports to
@@ -20,7 +20,7 @@ type env struct {
 	client *mongo.Client
 	db     *mongo.Database
 	coll   *mongo.Collection
-	rec    *recorder
+	rec    *txtest.Recorder
 	runner *tx.Runner
 }
 
@@ -32,7 +32,7 @@ func newEnv(t *testing.T) *env {
 	for _, c := range []string{"docs", "accounts", "entries", "audit"} {
 		require.NoError(t, db.CreateCollection(context.Background(), c))
 	}
-	rec := &recorder{}
+	rec := &txtest.Recorder{}
 	return &env{client: client, db: db, coll: db.Collection("docs"), rec: rec, runner: tx.NewRunner(client, tx.WithObserver(rec))}
 }
 
@@ -45,52 +45,17 @@ func count(t *testing.T, coll *mongo.Collection) int64 {
 	return n
 }
 
-// failTransient makes the next times runs of cmd fail with a write
-// conflict labelled TransientTransactionError.
-func (e *env) failTransient(t *testing.T, cmd string, times int) {
-	t.Helper()
-	testenv.FailCommand(t, e.client, bson.D{
-		{Key: "configureFailPoint", Value: "failCommand"},
-		{Key: "mode", Value: bson.D{{Key: "times", Value: times}}},
-		{Key: "data", Value: bson.D{
-			{Key: "failCommands", Value: bson.A{cmd}},
-			{Key: "errorCode", Value: 112}, // WriteConflict
-			{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}},
-		}},
-	})
-}
-
-// recorder is an Observer that keeps every event.
-type recorder struct {
-	mu     sync.Mutex
-	events []tx.Event
-}
-
-func (r *recorder) Observe(e tx.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
-}
-
-func (r *recorder) reset() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = nil
-}
-
-// names returns "kind name" of every event.
-func (r *recorder) names() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for _, e := range r.events {
-		out = append(out, e.Kind.String()+" "+e.Name)
-	}
-	return out
-}
-
 func ctxTimeout(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// names returns "kind name" of each recorded event.
+func names(r *txtest.Recorder) []string {
+	var out []string
+	for _, e := range r.Events() {
+		out = append(out, e.Kind.String()+" "+e.Name)
+	}
+	return out
 }

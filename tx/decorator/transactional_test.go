@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
 	"github.com/txkit/txkit/tx/decorator"
 )
@@ -111,7 +112,7 @@ func TestTransactionalCommitsAndRollsBack(t *testing.T) {
 	assert.Equal(t, []string{
 		"begin decorator_test.(*repo).insertTwo", "commit decorator_test.(*repo).insertTwo",
 		"begin decorator_test.(*repo).insertTwo", "abort decorator_test.(*repo).insertTwo",
-	}, e.rec.names(), "the transaction is named after the wrapped method")
+	}, names(e.rec), "the transaction is named after the wrapped method")
 }
 
 func TestTransactionalJoinsTheTransactionInContext(t *testing.T) {
@@ -132,13 +133,13 @@ func TestTransactionalJoinsTheTransactionInContext(t *testing.T) {
 		"begin outer",
 		"begin decorator_test.(*repo).insertTwo", "end decorator_test.(*repo).insertTwo",
 		"abort outer",
-	}, e.rec.names())
+	}, names(e.rec))
 }
 
 func TestTransactionalRetriesTheWholeFunction(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxTimeout(t)
-	e.failTransient(t, "insert", 1)
+	testenv.FailTransient(t, e.client, "insert", 1)
 	calls := 0
 	r := &repo{coll: e.coll}
 	insertTwo := decorator.Transactional2(e.runner, func(ctx context.Context, id string, fail bool) (int, error) {
@@ -159,7 +160,7 @@ func TestTransactionalHonoursOptions(t *testing.T) {
 		e := newEnv(t)
 		fn := decorator.TransactionalErr(e.runner, func(context.Context) error { return nil }, tx.WithName("named"))
 		require.NoError(t, fn(ctxTimeout(t)))
-		assert.Equal(t, []string{"begin named", "commit named"}, e.rec.names())
+		assert.Equal(t, []string{"begin named", "commit named"}, names(e.rec))
 	})
 
 	t.Run("RequiresNew commits apart from the caller", func(t *testing.T) {
@@ -205,7 +206,7 @@ func TestTransactionalHonoursOptions(t *testing.T) {
 
 	t.Run("WithMaxAttempts bounds the retries", func(t *testing.T) {
 		e := newEnv(t)
-		e.failTransient(t, "insert", 2)
+		testenv.FailTransient(t, e.client, "insert", 2)
 		calls := 0
 		fn := decorator.TransactionalErr(e.runner, func(ctx context.Context) error {
 			calls++
