@@ -1,0 +1,52 @@
+package mongotest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Idle sessions expire after logicalSessionTimeoutMinutes, aborting their
+// open transaction, and idle cursors after 10 minutes: housekeeping is run
+// here with a clock moved forward rather than by waiting.
+func TestIdleSessionsAndCursorsExpire(t *testing.T) {
+	ctx := context.Background()
+	srv := Start(t)
+	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+	require.NoError(t, err)
+	defer func() { _ = client.Disconnect(ctx) }()
+	coll := client.Database("db").Collection("c")
+	for i := range 5 {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}})
+		require.NoError(t, err)
+	}
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(2))
+	require.NoError(t, err)
+	defer cur.Close(ctx)
+
+	sess, err := client.StartSession()
+	require.NoError(t, err)
+	defer sess.EndSession(ctx)
+	require.NoError(t, sess.StartTransaction())
+	_, err = coll.InsertOne(mongo.NewSessionContext(ctx, sess), bson.D{{Key: "_id", Value: "pending"}})
+	require.NoError(t, err)
+	require.Positive(t, srv.core.sessions.count())
+
+	srv.core.housekeep(time.Now().Add(logicalSessionTimeoutMinutes*time.Minute + time.Minute))
+
+	require.Zero(t, srv.core.sessions.count(), "idle sessions are forgotten")
+	n, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: "pending"}})
+	require.NoError(t, err)
+	require.Zero(t, n, "the expired session's transaction was aborted")
+	require.ErrorContains(t, sess.CommitTransaction(ctx), "NoSuchTransaction")
+	for cur.Next(ctx) {
+	}
+	var ce mongo.ServerError
+	require.ErrorAs(t, cur.Err(), &ce)
+	require.True(t, ce.HasErrorCode(43), "the idle cursor was reaped: %v", cur.Err())
+}
