@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -26,6 +27,9 @@ type cursor struct {
 	lastUse time.Time
 	sessKey string
 	pos     int
+	// txn is the transaction the cursor was opened in: when it ends, so
+	// does the cursor, as on MongoDB.
+	txn *engine.Txn
 }
 
 type cursors struct {
@@ -78,6 +82,7 @@ func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bo
 	if o.sess != nil {
 		cur.sessKey = o.sess.key
 	}
+	cur.txn = o.txn
 	c.m[id] = cur
 	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id
 }
@@ -120,6 +125,10 @@ func cmdGetMore(o *op) (bson.D, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	cur := cs.m[id]
+	if cur != nil && cur.txn != nil && txnEnded(cur.txn) {
+		delete(cs.m, id)
+		cur = nil
+	}
 	if cur == nil {
 		return nil, merr.New(merr.CursorNotFound, "cursor id %d not found", id)
 	}
@@ -160,4 +169,14 @@ func cmdKillCursors(o *op) (bson.D, error) {
 	}
 	return ok1(bson.E{Key: "cursorsKilled", Value: killed}, bson.E{Key: "cursorsNotFound", Value: notFound},
 		bson.E{Key: "cursorsAlive", Value: bson.A{}}, bson.E{Key: "cursorsUnknown", Value: bson.A{}}), nil
+}
+
+// txnEnded reports whether t has committed or aborted.
+func txnEnded(t *engine.Txn) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
+	}
 }

@@ -465,3 +465,17 @@ func TestFailPointMeetsARetriedCommit(t *testing.T) {
 	}
 	requireOK(t, s.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false)))
 }
+
+func TestCursorsOfATransactionEndWithIt(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}}, bson.D{{Key: "_id", Value: 3}})))
+	reply := s.run("db", append(txnCmd(bson.D{{Key: "find", Value: "c"}}, 1, true), bson.E{Key: "batchSize", Value: 1}))
+	requireOK(t, reply)
+	id := replyField(replyField(reply, "cursor").(bson.D), "id").(int64)
+	require.NotZero(t, id)
+	more := txnCmd(bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}, {Key: "batchSize", Value: 1}}, 1, false)
+	requireOK(t, s.run("db", more))
+	requireOK(t, s.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false)))
+	requireCode(t, s.run("db", bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}}), 43, "CursorNotFound")
+}
