@@ -54,6 +54,9 @@ func batch(docs []bson.D, n int) (head, rest []bson.D) {
 	if n <= 0 || n > len(docs) {
 		n = len(docs)
 	}
+	if n <= 1 {
+		return docs[:n], docs[n:] // one document always fits: no need to measure it
+	}
 	size := 0
 	for i := 0; i < n; i++ {
 		b, _ := bson.Marshal(docs[i])
