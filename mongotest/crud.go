@@ -665,34 +665,12 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	filter, err := docField(o.cmd, "query")
+	// query, sort and fields parse as a find's filter, sort and projection.
+	fs, err := parseFind(o.cmd, "query")
 	if err != nil {
 		return nil, err
 	}
-	f, err := query.Compile(filter)
-	if err != nil {
-		return nil, err
-	}
-	sortSpec, err := docField(o.cmd, "sort")
-	if err != nil {
-		return nil, err
-	}
-	var srt *query.Sort
-	if len(sortSpec) > 0 {
-		if srt, err = query.CompileSort(sortSpec); err != nil {
-			return nil, err
-		}
-	}
-	fields, err := docField(o.cmd, "fields")
-	if err != nil {
-		return nil, err
-	}
-	var proj *query.Projection
-	if len(fields) > 0 {
-		if proj, err = query.CompileProjection(fields); err != nil {
-			return nil, err
-		}
-	}
+	filter, f, srt, proj := fs.filter, fs.f, fs.sort, fs.projection
 	remove, err := boolField(o.cmd, "remove", false)
 	if err != nil {
 		return nil, err
