@@ -206,15 +206,11 @@ func cmdListIndexes(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, err := docField(o.cmd, "cursor")
+	bs, err := cursorBatchSize(o.cmd)
 	if err != nil {
 		return nil, err
 	}
-	bs, has, _ := intField(cur, "batchSize")
-	if !has {
-		bs = defaultBatchSize
-	}
-	reply, _ := o.s.core.cursors.open(o, ns.String(), specs, int(bs), false)
+	reply, _ := o.s.core.cursors.open(o, ns.String(), specs, bs, false)
 	return reply, nil
 }
 
@@ -279,15 +275,11 @@ func cmdListCollections(o *op) (bson.D, error) {
 			docs = append(docs, d)
 		}
 	}
-	cur, err := docField(o.cmd, "cursor")
+	bs, err := cursorBatchSize(o.cmd)
 	if err != nil {
 		return nil, err
 	}
-	bs, has, _ := intField(cur, "batchSize")
-	if !has {
-		bs = defaultBatchSize
-	}
-	reply, _ := o.s.core.cursors.open(o, o.db+".$cmd.listCollections", docs, int(bs), false)
+	reply, _ := o.s.core.cursors.open(o, o.db+".$cmd.listCollections", docs, bs, false)
 	return reply, nil
 }
 

@@ -869,12 +869,9 @@ func cmdAggregate(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	bs, hasBS, err := intField(cur, "batchSize")
+	bs, err := cursorBatchSize(o.cmd)
 	if err != nil {
 		return nil, err
-	}
-	if !hasBS {
-		bs = defaultBatchSize
 	}
 	var input []bson.D
 	if err := o.read(func(t *engine.Txn) {
@@ -886,7 +883,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply, _ := o.s.core.cursors.open(o, ns.String(), out, int(bs), false)
+	reply, _ := o.s.core.cursors.open(o, ns.String(), out, bs, false)
 	return reply, nil
 }
 

@@ -183,3 +183,23 @@ func txnEnded(t *engine.Txn) bool {
 		return false
 	}
 }
+
+// cursorBatchSize reads a command's cursor: {batchSize} option, the size
+// of the first batch (defaultBatchSize when unset).
+func cursorBatchSize(cmd bson.D) (int, error) {
+	cur, err := docField(cmd, "cursor")
+	if err != nil {
+		return 0, err
+	}
+	bs, has, err := intField(cur, "batchSize")
+	if err != nil {
+		return 0, err
+	}
+	if bs < 0 {
+		return 0, merr.New(merr.BadValue, "BatchSize value must be non-negative, but received: %d", bs)
+	}
+	if !has {
+		return defaultBatchSize, nil
+	}
+	return int(bs), nil
+}
