@@ -261,10 +261,6 @@ func dialAddr(a net.Addr) string {
 // reply carries as $clusterTime and (by default) operationTime.
 func (s *Server) clusterTime() bson.Timestamp { return s.clock.now() }
 
-// tick advances the logical clock and returns the new time. Call it once
-// per write (or commit) and report the result as that write's operationTime.
-func (s *Server) tick() bson.Timestamp { return s.clock.tick() }
-
 // clock is a hybrid logical clock: T follows wall-clock seconds and I
 // counts ticks within one second, so values only ever grow even when the
 // wall clock steps back.

@@ -393,6 +393,7 @@ func opMsg(reqID int32, flags wiremessage.MsgFlag, body bsoncore.Document, trail
 }
 
 func opQuery(reqID int32, ns string, query bsoncore.Document) []byte {
+	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	idx, b := wiremessage.AppendHeaderStart(nil, reqID, 0, wiremessage.OpQuery)
 	b = wiremessage.AppendQueryFlags(b, 0)
 	b = wiremessage.AppendQueryFullCollectionName(b, ns)
