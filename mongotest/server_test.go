@@ -21,10 +21,11 @@ import (
 	"github.com/txkit/txkit/mongotest"
 )
 
-// connect returns a driver client for srv, disconnected in t.Cleanup.
+// connect returns a driver client for srv, connected in memory through its
+// dialer and disconnected in t.Cleanup.
 func connect(t testing.TB, srv *mongotest.Server) *mongo.Client {
 	t.Helper()
-	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()).SetAppName("mongotest-test"))
+	client, err := mongo.Connect(srv.ClientOptions().SetAppName("mongotest-test"))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
