@@ -79,11 +79,26 @@ func lookup(ctx context.Context, client *mongo.Client) *txState {
 	return nil
 }
 
-// InTransaction reports whether ctx carries a live transaction started by a
-// [Runner], that is whether collection calls made with ctx are part of a
-// transaction.
+// InTransaction reports whether collection calls made with ctx are part of
+// a running transaction: one started by a [Runner], or one the caller
+// started with the driver (sess.StartTransaction, then
+// mongo.NewSessionContext). Inside a [NotSupported] scope it is false.
 func InTransaction(ctx context.Context) bool {
-	return activeState(ctx) != nil
+	if activeState(ctx) != nil {
+		return true
+	}
+	if suspendedAt(ctx) {
+		return false
+	}
+	sess := mongo.SessionFromContext(ctx)
+	return sess != nil && sess.TransactionRunning()
+}
+
+// suspendedAt reports whether the innermost state in ctx hides the
+// transactions further out (a [NotSupported] scope).
+func suspendedAt(ctx context.Context) bool {
+	st := topState(ctx)
+	return st != nil && st.suspended
 }
 
 // AfterCommit registers fn to run after the transaction in ctx finally

@@ -45,6 +45,14 @@ var (
 	// driver's error.
 	ErrTransient = errors.New("tx: transaction aborted by a transient error; run it again")
 
+	// ErrCommitUnknown is matched (errors.Is) by the error of a scope whose
+	// commit was sent but whose outcome could not be learned: the
+	// transaction may or may not have committed. Do not blindly run a
+	// keyless operation again after it; read the data, or repeat the call
+	// with the same idempotency key. Its after-commit hooks did not run.
+	// The error also wraps the last error of the commit.
+	ErrCommitUnknown = errors.New("tx: commit outcome unknown; the transaction may have committed")
+
 	// ErrTxDone is returned by [Tx.Commit] on a Tx already committed or
 	// rolled back.
 	ErrTxDone = errors.New("tx: transaction already committed or rolled back")

@@ -330,7 +330,7 @@ func (r *Runner) runNew(ctx context.Context, cfg *config, pc uintptr, fn func(co
 		}
 		if err != nil {
 			st.abort(ctx)
-			if hasLabel(err, labelTransient) {
+			if IsRetryable(err) {
 				if retryErr := st.retry(ctx, st.attempt, err, false); retryErr != nil {
 					st.end(ctx)
 					st.observe(EventAbort, retryErr, true)
@@ -418,10 +418,13 @@ func (st *txState) commit(ctx, hookCtx context.Context) (again bool, err error) 
 			return true, err
 		}
 		if !hasLabel(err, labelUnknownCommit) || isMaxTimeMSExpired(err) {
+			if commitOutcomeUnknown(err) {
+				return false, commitUnknown(st, err)
+			}
 			return false, fmt.Errorf("tx %s: commit: %w", st.name(), err)
 		}
 		if retryErr := st.retry(ctx, commits, err, true); retryErr != nil {
-			return false, retryErr
+			return false, commitUnknown(st, retryErr)
 		}
 	}
 }
@@ -499,6 +502,17 @@ func (st *txState) runHook(ctx context.Context, h func(context.Context)) {
 		}
 	}()
 	h(ctx)
+}
+
+// commitOutcomeUnknown reports whether a failed commit may have applied:
+// MongoDB said so (UnknownTransactionCommitResult), or no answer arrived
+// (network error, timeout, cancellation).
+func commitOutcomeUnknown(err error) bool {
+	return hasLabel(err, labelUnknownCommit) || mongo.IsNetworkError(err) || mongo.IsTimeout(err) || isContextError(err)
+}
+
+func commitUnknown(st *txState, err error) error {
+	return fmt.Errorf("%w (transaction %s): %w", ErrCommitUnknown, st.name(), err)
 }
 
 func unexpectedRollback(st *txState, cause error) error {
