@@ -17,6 +17,9 @@ func cmdAggregate(o *op) (bson.D, error) {
 	if err := engine.ValidateNamespace(ns); err != nil {
 		return nil, err
 	}
+	if err := checkHint(o.s.core.engine, ns, field(o.cmd, "hint")); err != nil {
+		return nil, err
+	}
 	stages, ok, err := arrayField(o.cmd, "pipeline")
 	if err != nil {
 		return nil, err

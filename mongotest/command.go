@@ -31,6 +31,9 @@ type op struct {
 	// failWCE is a matched fail point whose writeConcernError is added
 	// to the reply after the command runs.
 	failWCE *failPoint
+	// noCursorTimeout: a cursor this command opens is never reaped for
+	// being idle.
+	noCursorTimeout bool
 	// dropReply: close the connection instead of replying, as
 	// onPrimaryTransactionalWrite does once the command has run.
 	dropReply bool
@@ -55,6 +58,9 @@ type handler struct {
 	admin bool
 	// ends: commitTransaction or abortTransaction.
 	ends txnEnd
+	// fields: the command's own fields; nil for commands that take any
+	// (the admin and diagnostic ones), which check what they read.
+	fields fields
 }
 
 // txnEnd is how a command ends a transaction.
@@ -72,11 +78,11 @@ func (h handler) endsTxn() bool { return h.ends != endsNothing }
 var commands map[string]handler
 
 func init() {
-	write := func(run func(*op) (bson.D, error)) handler {
-		return handler{run: run, inTxn: true, write: true, writeConcern: true}
+	write := func(run func(*op) (bson.D, error), f fields) handler {
+		return handler{run: run, inTxn: true, write: true, writeConcern: true, fields: f}
 	}
-	ddl := func(run func(*op) (bson.D, error), inTxn bool) handler {
-		return handler{run: run, inTxn: inTxn, writeConcern: true}
+	ddl := func(run func(*op) (bson.D, error), inTxn bool, f fields) handler {
+		return handler{run: run, inTxn: inTxn, writeConcern: true, fields: f}
 	}
 	commands = map[string]handler{
 		"ping":                    {run: cmdPing},
@@ -85,32 +91,32 @@ func init() {
 		"getParameter":            {run: cmdGetParameter, admin: true},
 		"setParameter":            {run: cmdSetParameter, admin: true},
 		"serverStatus":            {run: cmdServerStatus},
-		"listDatabases":           {run: cmdListDatabases, admin: true},
-		"listCollections":         {run: cmdListCollections},
-		"create":                  ddl(cmdCreate, true),
-		"drop":                    ddl(cmdDrop, false),
-		"dropDatabase":            ddl(cmdDropDatabase, false),
-		"createIndexes":           ddl(cmdCreateIndexes, true),
-		"listIndexes":             {run: cmdListIndexes},
-		"dropIndexes":             ddl(cmdDropIndexes, false),
-		"insert":                  write(cmdInsert),
-		"update":                  write(cmdUpdate),
-		"delete":                  write(cmdDelete),
-		"find":                    {run: cmdFind, inTxn: true, snapshotRead: true},
-		"getMore":                 {run: cmdGetMore, inTxn: true, snapshotRead: true},
-		"killCursors":             {run: cmdKillCursors, inTxn: true},
-		"findAndModify":           write(cmdFindAndModify),
-		"findandmodify":           write(cmdFindAndModify),
-		"count":                   {run: cmdCount},
-		"distinct":                {run: cmdDistinct, inTxn: true, snapshotRead: true},
-		"aggregate":               {run: cmdAggregate, inTxn: true, snapshotRead: true},
+		"listDatabases":           {run: cmdListDatabases, admin: true, fields: listDatabasesFields},
+		"listCollections":         {run: cmdListCollections, fields: listCollectionsFields},
+		"create":                  ddl(cmdCreate, true, createFields),
+		"drop":                    ddl(cmdDrop, false, noFields),
+		"dropDatabase":            ddl(cmdDropDatabase, false, noFields),
+		"createIndexes":           ddl(cmdCreateIndexes, true, createIndexesFields),
+		"listIndexes":             {run: cmdListIndexes, fields: listIndexesFields},
+		"dropIndexes":             ddl(cmdDropIndexes, false, dropIndexesFields),
+		"insert":                  write(cmdInsert, insertFields),
+		"update":                  write(cmdUpdate, updateFields),
+		"delete":                  write(cmdDelete, deleteFields),
+		"find":                    {run: cmdFind, inTxn: true, snapshotRead: true, fields: findFields},
+		"getMore":                 {run: cmdGetMore, inTxn: true, snapshotRead: true, fields: getMoreFields},
+		"killCursors":             {run: cmdKillCursors, inTxn: true, fields: killCursorsFields},
+		"findAndModify":           write(cmdFindAndModify, findAndModifyFields),
+		"findandmodify":           write(cmdFindAndModify, findAndModifyFields),
+		"count":                   {run: cmdCount, fields: countFields},
+		"distinct":                {run: cmdDistinct, inTxn: true, snapshotRead: true, fields: distinctFields},
+		"aggregate":               {run: cmdAggregate, inTxn: true, snapshotRead: true, fields: aggregateFields},
 		"endSessions":             {run: cmdEndSessions},
 		"killSessions":            {run: cmdKillSessions},
 		"killAllSessions":         {run: cmdKillAllSessions},
 		"refreshSessions":         {run: cmdRefreshSessions},
 		"startSession":            {run: cmdStartSession},
-		"commitTransaction":       {run: cmdCommitTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsCommit},
-		"abortTransaction":        {run: cmdAbortTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsAbort},
+		"commitTransaction":       {run: cmdCommitTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsCommit, fields: txnEndFields},
+		"abortTransaction":        {run: cmdAbortTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsAbort, fields: txnEndFields},
 		"configureFailPoint":      {run: cmdConfigureFailPoint, admin: true},
 		"getLastError":            {run: cmdPing},
 		"hostInfo":                {run: cmdHostInfo},
@@ -124,6 +130,14 @@ func init() {
 		"replSetGetStatus":        {run: cmdReplSetGetStatus, admin: true},
 		"getFreeMonitoringStatus": {run: cmdPing},
 	}
+}
+
+// runCommand checks the command's fields and runs it.
+func (o *op) runCommand() (bson.D, error) {
+	if err := o.h.fields.check(o.name, o.cmd, true); err != nil {
+		return nil, err
+	}
+	return o.h.run(o)
 }
 
 // dispatch runs one request and returns its reply (nil: send nothing).

@@ -78,4 +78,5 @@ func (c *core) parameters() bson.D {
 func (c *core) housekeep(now time.Time) {
 	c.sessions.reap(now, c.txnLifetime(), logicalSessionTimeoutMinutes*time.Minute, c.historyWindow())
 	c.cursors.reap(now)
+	c.expireTTL(now)
 }

@@ -26,6 +26,8 @@ type cursor struct {
 	docs    []bson.D
 	lastUse time.Time
 	sessKey string
+	// noTimeout: never reaped for being idle (find's noCursorTimeout).
+	noTimeout bool
 	// txn is the transaction the cursor was opened in: when it ends, so
 	// does the cursor, as on MongoDB.
 	txn *engine.Txn
@@ -42,7 +44,7 @@ func (c *cursors) reap(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, cur := range c.m {
-		if now.Sub(cur.lastUse) > cursorIdleTimeout {
+		if !cur.noTimeout && now.Sub(cur.lastUse) > cursorIdleTimeout {
 			delete(c.m, id)
 		}
 	}
@@ -85,6 +87,7 @@ func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bo
 		cur.sessKey = o.sess.key
 	}
 	cur.txn = o.txn
+	cur.noTimeout = o.noCursorTimeout
 	c.m[id] = cur
 	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id
 }
@@ -188,6 +191,9 @@ func txnEnded(t *engine.Txn) bool {
 func cursorBatchSize(cmd bson.D) (int, error) {
 	cur, err := docField(cmd, "cursor")
 	if err != nil {
+		return 0, err
+	}
+	if err := cursorFields.check(cmd[0].Key+".cursor", cur, false); err != nil {
 		return 0, err
 	}
 	bs, has, err := intField(cur, "batchSize")

@@ -28,6 +28,9 @@ func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
 	if !ok {
 		return 0, typeErr("deletes", v, "object")
 	}
+	if err := deleteStmtFields.check("delete.deletes", stmt, false); err != nil {
+		return 0, err
+	}
 	filter, err := docField(stmt, "q")
 	if err != nil {
 		return 0, err
@@ -38,6 +41,9 @@ func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
 	}
 	if limit != 0 && limit != 1 {
 		return 0, merr.New(merr.FailedToParse, "The limit field in delete objects must be 0 or 1. Got %d", limit)
+	}
+	if err := checkHint(o.s.core.engine, ns, field(stmt, "hint")); err != nil {
+		return 0, err
 	}
 	f, err := query.Compile(filter)
 	if err != nil {

@@ -111,6 +111,15 @@ func cmdFind(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHint(o.s.core.engine, ns, field(o.cmd, "hint")); err != nil {
+		return nil, err
+	}
+	if err := checkTailable(o.cmd, ns); err != nil {
+		return nil, err
+	}
+	if o.noCursorTimeout, err = boolField(o.cmd, "noCursorTimeout", false); err != nil {
+		return nil, err
+	}
 	bs, hasBS, err := intField(o.cmd, "batchSize")
 	if err != nil {
 		return nil, err
@@ -146,6 +155,9 @@ func cmdCount(o *op) (bson.D, error) {
 	}
 	fs, err := parseFind(o.cmd, "query")
 	if err != nil {
+		return nil, err
+	}
+	if err := checkHint(o.s.core.engine, ns, field(o.cmd, "hint")); err != nil {
 		return nil, err
 	}
 	fs.sort, fs.projection = nil, nil

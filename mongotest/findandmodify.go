@@ -25,6 +25,9 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHint(o.s.core.engine, ns, field(o.cmd, "hint")); err != nil {
+		return nil, err
+	}
 	filter, f, srt, proj := fs.filter, fs.f, fs.sort, fs.projection
 	remove, err := boolField(o.cmd, "remove", false)
 	if err != nil {

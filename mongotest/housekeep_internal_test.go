@@ -50,3 +50,27 @@ func TestIdleSessionsAndCursorsExpire(t *testing.T) {
 	require.ErrorAs(t, cur.Err(), &ce)
 	require.True(t, ce.HasErrorCode(43), "the idle cursor was reaped: %v", cur.Err())
 }
+
+// A find with noCursorTimeout opens a cursor that idle-cursor reaping
+// spares, as on MongoDB.
+func TestNoCursorTimeoutCursorIsNotReaped(t *testing.T) {
+	ctx := context.Background()
+	srv := Start(t, WithoutListener())
+	client, err := mongo.Connect(srv.ClientOptions())
+	require.NoError(t, err)
+	defer func() { _ = client.Disconnect(ctx) }()
+	coll := client.Database("db").Collection("c")
+	for i := range 5 {
+		_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: i}})
+		require.NoError(t, err)
+	}
+	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(2).SetNoCursorTimeout(true))
+	require.NoError(t, err)
+	defer cur.Close(ctx)
+
+	srv.core.housekeep(time.Now().Add(cursorIdleTimeout + time.Minute))
+
+	var docs []bson.D
+	require.NoError(t, cur.All(ctx, &docs))
+	require.Len(t, docs, 5)
+}

@@ -26,6 +26,9 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 	if !ok {
 		return engine.IndexSpec{}, typeErr("indexes", v, "object")
 	}
+	if err := indexSpecFields.check("createIndexes.indexes", d, false); err != nil {
+		return engine.IndexSpec{}, err
+	}
 	keys, err := docField(d, "key")
 	if err != nil {
 		return engine.IndexSpec{}, err
@@ -77,6 +80,17 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 			return spec, err
 		}
 		spec.Partial = f.Match
+	}
+	if v, has := bsonkit.Get(d, "expireAfterSeconds"); has {
+		secs, ok := bsonkit.ToFloat(v)
+		switch {
+		case !ok || secs < 0 || secs > 2147483647:
+			return spec, merr.New(merr.CannotCreateIndex, "TTL index 'expireAfterSeconds' option must be within an acceptable range, try a lower number")
+		case len(keys) != 1:
+			return spec, merr.New(merr.CannotCreateIndex, "TTL indexes are single-field indexes, compound indexes do not support TTL")
+		case keys[0].Key == "_id":
+			return spec, merr.New(merr.CannotCreateIndex, "The field 'expireAfterSeconds' is not valid for an _id index specification")
+		}
 	}
 	if spec.Name == "_id_" && !(len(keys) == 1 && keys[0].Key == "_id") {
 		return spec, merr.New(merr.BadValue, "The index name '_id_' is reserved for the _id index")

@@ -33,7 +33,7 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 				return reply, nil
 			}
 		}
-		return o.h.run(o)
+		return o.runCommand()
 	}
 	lsid, ok := lsidV.(bson.D)
 	if !ok {
@@ -57,7 +57,7 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 				return reply, nil
 			}
 		}
-		return o.h.run(o)
+		return o.runCommand()
 	}
 	txnNumber, ok := txnNumV.(int64)
 	if !ok {
@@ -99,7 +99,7 @@ func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
 			return reply, nil
 		}
 	}
-	reply, err := o.h.run(o)
+	reply, err := o.runCommand()
 	if err != nil {
 		var me *merr.Error
 		if errors.As(err, &me) && merr.IsRetryable(me.Code) && !me.HasLabel(merr.LabelRetryableWrite) {
@@ -208,7 +208,7 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 			}
 		}
 	}
-	reply, err = o.h.run(o)
+	reply, err = o.runCommand()
 	switch {
 	case isCommit:
 		if err == nil {

@@ -53,6 +53,9 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if !ok {
 		return updateResult{}, typeErr("updates", v, "object")
 	}
+	if err := updateStmtFields.check("update.updates", stmt, false); err != nil {
+		return updateResult{}, err
+	}
 	filter, err := docField(stmt, "q")
 	if err != nil {
 		return updateResult{}, err
@@ -71,6 +74,9 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	}
 	filters, err := arrayFilters(stmt)
 	if err != nil {
+		return updateResult{}, err
+	}
+	if err := checkHint(o.s.core.engine, ns, field(stmt, "hint")); err != nil {
 		return updateResult{}, err
 	}
 	f, err := query.Compile(filter)

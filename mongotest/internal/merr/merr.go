@@ -62,6 +62,8 @@ const (
 	Location15974                      int32 = 15974
 	Location17419                      int32 = 17419
 	Location40571                      int32 = 40571
+	Location40415                      int32 = 40415
+	NotImplemented                     int32 = 238
 	UnsupportedOpQueryCommand          int32 = 352
 	UnknownReplWriteConcern            int32 = 79
 	UnsatisfiableWriteConcern          int32 = 100
@@ -116,6 +118,7 @@ var names = map[int32]string{
 	BSONObjectTooLarge:                 "BSONObjectTooLarge",
 	UnknownError:                       "UnknownError",
 	InvalidLength:                      "InvalidLength",
+	NotImplemented:                     "NotImplemented",
 	UnsupportedOpQueryCommand:          "UnsupportedOpQueryCommand",
 	UnknownReplWriteConcern:            "UnknownReplWriteConcern",
 	UnsatisfiableWriteConcern:          "UnsatisfiableWriteConcern",

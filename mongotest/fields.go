@@ -1,0 +1,124 @@
+package mongotest
+
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// fieldRule is how mongotest treats one field of a command (or of a
+// statement or spec inside one). The rule is never "accept and ignore"
+// unless ignoring it is what MongoDB itself does on a one-member replica
+// set: a field mongotest does not implement fails the command, naming the
+// field, so that no caller ever gets a silently wrong answer.
+type fieldRule int8
+
+const (
+	// implemented: the command honours the field as MongoDB does.
+	implemented fieldRule = iota
+	// noEffect: accepted; on a single in-memory node MongoDB's behaviour
+	// with the field is the same as without it (comment, allowDiskUse,
+	// allowPartialResults off mongos, commitQuorum with one member).
+	noEffect
+	// notImplemented: MongoDB knows the field but mongotest does not
+	// implement it; the command fails with NotImplemented.
+	notImplemented
+)
+
+// fields lists the fields a command, statement or spec may have, besides
+// the generic ones (genericFields). A field in none of them is refused as
+// MongoDB 7.0's parser refuses it: "BSON field 'find.foo' is an unknown
+// field." (code 40415).
+type fields map[string]fieldRule
+
+// genericFields are the generic command arguments every command takes
+// (MongoDB's generic_argument.idl); the session and wire layers handle them.
+var genericFields = fields{
+	"$db": implemented, "lsid": implemented, "txnNumber": implemented, "autocommit": implemented,
+	"startTransaction": implemented, "readConcern": implemented, "writeConcern": implemented,
+	"maxTimeMS": implemented, "$clusterTime": implemented, "$readPreference": noEffect,
+	"comment": noEffect, "apiVersion": implemented, "apiStrict": noEffect, "apiDeprecationErrors": noEffect,
+	"stmtId": noEffect, "$queryOptions": noEffect, "$audit": noEffect, "$client": noEffect,
+}
+
+// Fields of commands and of the documents inside them. An entry switches
+// from notImplemented to implemented together with the code that honours
+// the field.
+var (
+	insertFields = fields{"documents": implemented, "ordered": implemented, "bypassDocumentValidation": noEffect}
+	updateFields = fields{"updates": implemented, "ordered": implemented, "bypassDocumentValidation": noEffect,
+		"let": notImplemented}
+	updateStmtFields = fields{"q": implemented, "u": implemented, "upsert": implemented, "multi": implemented,
+		"arrayFilters": implemented, "hint": implemented, "collation": notImplemented, "c": notImplemented,
+		"upsertSupplied": noEffect}
+	deleteFields     = fields{"deletes": implemented, "ordered": implemented, "let": notImplemented}
+	deleteStmtFields = fields{"q": implemented, "limit": implemented, "hint": implemented, "collation": notImplemented}
+	findFields       = fields{"filter": implemented, "sort": implemented, "projection": implemented,
+		"hint": implemented, "skip": implemented, "limit": implemented, "batchSize": implemented,
+		"singleBatch": implemented, "noCursorTimeout": implemented, "tailable": implemented,
+		"awaitData": implemented, "allowDiskUse": noEffect, "allowPartialResults": noEffect,
+		"oplogReplay": noEffect, "readOnce": noEffect, "collation": notImplemented, "let": notImplemented,
+		"max": notImplemented, "min": notImplemented, "returnKey": notImplemented, "showRecordId": notImplemented}
+	getMoreFields = fields{"collection": implemented, "batchSize": implemented, "term": noEffect,
+		"lastKnownCommittedOpTime": noEffect}
+	killCursorsFields   = fields{"cursors": implemented}
+	findAndModifyFields = fields{"query": implemented, "sort": implemented, "remove": implemented,
+		"update": implemented, "new": implemented, "fields": implemented, "upsert": implemented,
+		"arrayFilters": implemented, "hint": implemented, "bypassDocumentValidation": noEffect,
+		"collation": notImplemented, "let": notImplemented}
+	countFields = fields{"query": implemented, "limit": implemented, "skip": implemented, "hint": implemented,
+		"fields": noEffect, "collation": notImplemented}
+	distinctFields  = fields{"key": implemented, "query": implemented, "collation": notImplemented}
+	aggregateFields = fields{"pipeline": implemented, "cursor": implemented, "hint": implemented,
+		"allowDiskUse": noEffect, "bypassDocumentValidation": noEffect, "explain": notImplemented,
+		"collation": notImplemented, "let": notImplemented}
+	cursorFields = fields{"batchSize": implemented}
+	createFields = fields{"idIndex": noEffect, "storageEngine": noEffect, "indexOptionDefaults": noEffect,
+		"autoIndexId": noEffect, "changeStreamPreAndPostImages": noEffect, "capped": notImplemented,
+		"size": notImplemented, "max": notImplemented, "validator": notImplemented,
+		"validationLevel": notImplemented, "validationAction": notImplemented, "viewOn": notImplemented,
+		"pipeline": notImplemented, "collation": notImplemented, "timeseries": notImplemented,
+		"expireAfterSeconds": notImplemented, "clusteredIndex": notImplemented, "encryptedFields": notImplemented}
+	createIndexesFields = fields{"indexes": implemented, "commitQuorum": noEffect}
+	indexSpecFields     = fields{"key": implemented, "name": implemented, "unique": implemented,
+		"sparse": implemented, "partialFilterExpression": implemented, "expireAfterSeconds": implemented,
+		"v": noEffect, "ns": noEffect, "background": noEffect, "storageEngine": noEffect, "hidden": notImplemented,
+		"collation": notImplemented, "weights": notImplemented, "default_language": notImplemented,
+		"language_override": notImplemented, "textIndexVersion": notImplemented,
+		"2dsphereIndexVersion": notImplemented, "bits": notImplemented, "min": notImplemented,
+		"max": notImplemented, "wildcardProjection": notImplemented, "clustered": notImplemented,
+		"prepareUnique": notImplemented}
+	listIndexesFields     = fields{"cursor": implemented}
+	dropIndexesFields     = fields{"index": implemented}
+	listCollectionsFields = fields{"filter": implemented, "nameOnly": implemented, "cursor": implemented,
+		"authorizedCollections": noEffect}
+	listDatabasesFields = fields{"filter": implemented, "nameOnly": implemented, "authorizedDatabases": noEffect}
+	txnEndFields        = fields{"recoveryToken": noEffect}
+	noFields            = fields{}
+)
+
+// check refuses d's fields (from the first on, or after the command name
+// when command is true) that fs does not implement. path names d in
+// messages: "find", "update.updates".
+func (fs fields) check(path string, d bson.D, command bool) error {
+	if fs == nil {
+		return nil
+	}
+	from := 0
+	if command {
+		from = 1
+	}
+	for _, e := range d[from:] {
+		rule, ok := fs[e.Key]
+		if !ok && command {
+			rule, ok = genericFields[e.Key]
+		}
+		switch {
+		case !ok:
+			return merr.New(merr.Location40415, "BSON field '%s.%s' is an unknown field.", path, e.Key)
+		case rule == notImplemented:
+			return merr.New(merr.NotImplemented, "mongotest does not implement the '%s' option of %s", e.Key, path)
+		}
+	}
+	return nil
+}

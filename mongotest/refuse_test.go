@@ -1,0 +1,138 @@
+package mongotest_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/txkit/txkit/mongotest"
+)
+
+// A hint must name an existing index, as on MongoDB (BadValue); a write
+// with a bad hint changes nothing.
+func TestHintToAMissingIndexIsRefused(t *testing.T) {
+	srv := mongotest.Start(t)
+	ctx := testContext(t)
+	coll := connect(t, srv).Database("db").Collection("c")
+	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "x", Value: 1}})
+	require.NoError(t, err)
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "x", Value: 1}}})
+	require.NoError(t, err)
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "s", Value: 1}}, Options: options.Index().SetSparse(true)})
+	require.NoError(t, err)
+
+	requireCode := func(t *testing.T, err error, code int) {
+		t.Helper()
+		var se mongo.ServerError
+		require.ErrorAs(t, err, &se)
+		require.True(t, se.HasErrorCode(code), "want code %d, got %v", code, err)
+	}
+
+	t.Run("find with an existing index by name or key pattern runs", func(t *testing.T) {
+		for _, hint := range []any{"x_1", bson.D{{Key: "x", Value: 1}}, "_id_", bson.D{{Key: "$natural", Value: 1}}} {
+			n, err := coll.CountDocuments(ctx, bson.D{}, options.Count().SetHint(hint))
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, n)
+			cur, err := coll.Find(ctx, bson.D{}, options.Find().SetHint(hint))
+			require.NoError(t, err)
+			var docs []bson.D
+			require.NoError(t, cur.All(ctx, &docs))
+			assert.Len(t, docs, 1)
+		}
+	})
+	t.Run("find with a missing index fails with BadValue", func(t *testing.T) {
+		_, err := coll.Find(ctx, bson.D{}, options.Find().SetHint("nope_1"))
+		requireCode(t, err, 2)
+		_, err = coll.Find(ctx, bson.D{}, options.Find().SetHint(bson.D{{Key: "x", Value: -1}}))
+		requireCode(t, err, 2)
+		_, err = coll.Aggregate(ctx, mongo.Pipeline{}, options.Aggregate().SetHint("nope_1"))
+		requireCode(t, err, 2)
+	})
+	t.Run("writes with a missing index fail and change nothing", func(t *testing.T) {
+		_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 2}}}}, options.UpdateOne().SetHint("nope_1"))
+		requireCode(t, err, 2)
+		_, err = coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: 1}}, options.DeleteOne().SetHint("nope_1"))
+		requireCode(t, err, 2)
+		err = coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 2}}}}, options.FindOneAndUpdate().SetHint("nope_1")).Err()
+		requireCode(t, err, 2)
+		var got bson.D
+		require.NoError(t, coll.FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&got))
+		assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "x", Value: int32(1)}}, got)
+	})
+	t.Run("a hint to a sparse index, which would change the result, is refused", func(t *testing.T) {
+		_, err := coll.Find(ctx, bson.D{}, options.Find().SetHint("s_1"))
+		requireCode(t, err, 238)
+	})
+}
+
+// Every mongotest collection is a plain (not capped) one, so a tailable
+// cursor is refused as MongoDB refuses it there, rather than returned as a
+// plain cursor that ends.
+func TestTailableCursorIsRefused(t *testing.T) {
+	srv := mongotest.Start(t)
+	ctx := testContext(t)
+	coll := connect(t, srv).Database("db").Collection("c")
+	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}})
+	require.NoError(t, err)
+	for _, ct := range []options.CursorType{options.Tailable, options.TailableAwait} {
+		_, err := coll.Find(ctx, bson.D{}, options.Find().SetCursorType(ct))
+		var se mongo.ServerError
+		require.ErrorAs(t, err, &se)
+		assert.True(t, se.HasErrorCode(2), "tailable: %v", err)
+		assert.ErrorContains(t, err, "tailable cursor requested on non capped collection")
+	}
+}
+
+// A TTL index deletes the documents it has expired, as MongoDB's TTL
+// monitor does; the others stay.
+func TestTTLIndexDeletesExpiredDocuments(t *testing.T) {
+	srv := mongotest.Start(t)
+	ctx := testContext(t)
+	coll := connect(t, srv).Database("db").Collection("c")
+	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(60)})
+	require.NoError(t, err)
+	now := time.Now()
+	_, err = coll.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: "old"}, {Key: "at", Value: now.Add(-time.Hour)}},
+		bson.D{{Key: "_id", Value: "oldInArray"}, {Key: "at", Value: bson.A{now, now.Add(-time.Hour)}}},
+		bson.D{{Key: "_id", Value: "fresh"}, {Key: "at", Value: now}},
+		bson.D{{Key: "_id", Value: "notADate"}, {Key: "at", Value: "yesterday"}},
+		bson.D{{Key: "_id", Value: "noField"}},
+	})
+	require.NoError(t, err)
+
+	left := func() []string {
+		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		require.NoError(t, err)
+		var docs []struct {
+			ID string `bson:"_id"`
+		}
+		require.NoError(t, cur.All(ctx, &docs))
+		var ids []string
+		for _, d := range docs {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	want := []string{"fresh", "noField", "notADate"}
+	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, left()) }, 10*time.Second, 50*time.Millisecond,
+		"expired documents are deleted; left: %v", left())
+}
+
+func TestTTLIndexOptionIsValidated(t *testing.T) {
+	srv := mongotest.Start(t)
+	ctx := testContext(t)
+	coll := connect(t, srv).Database("db").Collection("c")
+	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "a", Value: 1}, {Key: "b", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(60)})
+	require.ErrorContains(t, err, "compound indexes do not support TTL")
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "a", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(-1)})
+	require.ErrorContains(t, err, "expireAfterSeconds")
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, specs, "no index, not even the collection, was created")
+}
