@@ -127,7 +127,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	uri := os.Getenv("MONGODB_URI")
 	if uri == "" {
-		srv, err := mongotest.NewServer(mongotest.WithTransactionLifetimeLimit(10 * time.Second))
+		// A transaction left open (by a killed worker, or a client that
+		// gave up) blocks writers of its documents until the server's
+		// lifetime limit; MongoDB's 60s would stall a short run.
+		lifetime := 10 * time.Second
+		if f.crash {
+			lifetime = 3 * time.Second
+		}
+		srv, err := mongotest.NewServer(mongotest.WithTransactionLifetimeLimit(lifetime))
 		if err != nil {
 			fmt.Fprintln(stderr, "txchaos:", err)
 			return 1

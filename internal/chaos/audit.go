@@ -96,12 +96,15 @@ func (a *Auditor) CheckRead(account string, balance, held, available int64) {
 // must then equal the recount's exactly. An error means the check could
 // not run (a continuous check just tries again later).
 func (a *Auditor) Audit(ctx context.Context, final bool) error {
+	// Operations settled before the snapshot bind it; the history is
+	// copied after it, so that every operation that could have written to
+	// it is known.
 	cutoff := time.Now()
-	ops := a.History.Ops(time.Time{})
 	snap, err := Read(ctx, a.DB, a.Colls)
 	if err != nil {
 		return err
 	}
+	ops := a.History.Ops(time.Time{})
 	vs, rc := Check(snap, ops, cutoff)
 	a.checks.Add(1)
 	for _, v := range vs {

@@ -87,4 +87,3 @@ func Monitor() *event.CommandMonitor {
 		}
 	}}
 }
-

@@ -68,18 +68,19 @@ type Services struct {
 	Payments *payments.Service
 }
 
-// NewServices builds and prepares the modules on db.
-func NewServices(ctx context.Context, db *mongo.Database) (*Services, error) {
+// NewServices builds the modules on db.
+func NewServices(db *mongo.Database) *Services {
 	r := tx.NewRunner(db.Client())
 	c := credits.NewService(db, r, credits.WithSweepInterval(500*time.Millisecond), credits.WithFlushEvery(64))
-	if err := c.EnsureSchema(ctx); err != nil {
-		return nil, err
+	return &Services{Runner: r, Credits: c, Payments: payments.NewService(db, r, c)}
+}
+
+// EnsureSchema creates the modules' collections and indexes.
+func (s *Services) EnsureSchema(ctx context.Context) error {
+	if err := s.Credits.EnsureSchema(ctx); err != nil {
+		return err
 	}
-	p := payments.NewService(db, r, c)
-	if err := p.EnsureSchema(ctx); err != nil {
-		return nil, err
-	}
-	return &Services{Runner: r, Credits: c, Payments: p}, nil
+	return s.Payments.EnsureSchema(ctx)
 }
 
 // Fund credits every account of w once (keyed, so that a repeat in a later
@@ -97,8 +98,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	start := time.Now()
 	db := cfg.Client.Database(cfg.DB)
 	cdb := cfg.Checker.Database(cfg.DB)
-	svc, err := NewServices(ctx, db)
-	if err != nil {
+	svc := NewServices(db)
+	if err := svc.EnsureSchema(ctx); err != nil {
 		return nil, err
 	}
 	svc.Credits.Start()
