@@ -53,7 +53,6 @@ type flags struct {
 	jsonPath   string
 	crash      bool
 	crashEvery time.Duration
-	http       bool
 	db         string
 
 	// Set by a crash-mode parent for the worker process it starts.
@@ -64,29 +63,8 @@ type flags struct {
 
 func parse(args []string, stderr io.Writer) (*flags, error) {
 	f := &flags{}
-	fs := flag.NewFlagSet("txchaos", flag.ContinueOnError)
+	fs := flagSet(f)
 	fs.SetOutput(stderr)
-	fs.DurationVar(&f.duration, "duration", 30*time.Second, "how long to run the workload")
-	fs.Uint64Var(&f.seed, "seed", 0, "seed of every random choice (0: pick one and print it)")
-	fs.IntVar(&f.workers, "workers", 8, "concurrent workload clients")
-	fs.IntVar(&f.accounts, "accounts", 24, "accounts")
-	fs.IntVar(&f.hot, "hot", 3, "hot accounts, which take half of the traffic")
-	fs.Float64Var(&f.rates.Transient, "transient", 2, "transient errors and write conflicts armed per second")
-	fs.Float64Var(&f.rates.UnknownCommit, "unknown-commit", 1, "UnknownTransactionCommitResult commits armed per second")
-	fs.Float64Var(&f.rates.WriteConcern, "write-concern", 1, "write-concern errors armed per second")
-	fs.Float64Var(&f.rates.Close, "close", 1, "closeConnection faults armed per second")
-	fs.Float64Var(&f.rates.Block, "block", 1, "blockConnection faults armed per second")
-	fs.Float64Var(&f.rates.Cancel, "cancel", 0.05, "probability that an operation's context is cancelled or expires at a random point")
-	fs.DurationVar(&f.checkEvery, "check-every", 2*time.Second, "period of the continuous invariant checks")
-	fs.DurationVar(&f.progress, "progress", 5*time.Second, "period of the progress line (0: none)")
-	fs.StringVar(&f.jsonPath, "json", "", "write a JSON report to this file")
-	fs.BoolVar(&f.crash, "crash", false, "run the workload in a child process that is killed and restarted; the server outlives it")
-	fs.DurationVar(&f.crashEvery, "crash-every", 4*time.Second, "with -crash, the mean time between kills")
-	fs.BoolVar(&f.http, "http", false, "drive the workload through the app's HTTP API")
-	fs.StringVar(&f.db, "db", "", "database name (default txchaos_<seed>); it must not hold anything else")
-	fs.StringVar(&f.worker, "worker", "", "internal: run as a crash-mode worker logging to this file")
-	fs.StringVar(&f.uri, "uri", "", "internal: the crash-mode worker's server")
-	fs.IntVar(&f.epoch, "epoch", 0, "internal: the crash-mode worker's generation")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -103,6 +81,32 @@ func parse(args []string, stderr io.Writer) (*flags, error) {
 		f.db = fmt.Sprintf("txchaos_%d", f.seed)
 	}
 	return f, nil
+}
+
+// flagSet returns the command's flags, bound to f.
+func flagSet(f *flags) *flag.FlagSet {
+	fs := flag.NewFlagSet("txchaos", flag.ContinueOnError)
+	fs.DurationVar(&f.duration, "duration", 30*time.Second, "how long to run the workload")
+	fs.Uint64Var(&f.seed, "seed", 0, "seed of every random choice (0: pick one and print it)")
+	fs.IntVar(&f.workers, "workers", 8, "concurrent workload clients")
+	fs.IntVar(&f.accounts, "accounts", 24, "accounts")
+	fs.IntVar(&f.hot, "hot", 3, "hot accounts, which take half of the traffic")
+	fs.Float64Var(&f.rates.Transient, "transient", 2, "transient errors and write conflicts armed per second")
+	fs.Float64Var(&f.rates.UnknownCommit, "unknown-commit", 1, "UnknownTransactionCommitResult commits armed per second")
+	fs.Float64Var(&f.rates.WriteConcern, "write-concern", 1, "write-concern errors armed per second")
+	fs.Float64Var(&f.rates.Close, "close", 1, "closeConnection faults armed per second")
+	fs.Float64Var(&f.rates.Block, "block", 1, "blockConnection faults armed per second")
+	fs.Float64Var(&f.rates.Cancel, "cancel", 0.05, "probability that an operation's context is cancelled or expires at a random point")
+	fs.DurationVar(&f.checkEvery, "check-every", 2*time.Second, "period of the continuous invariant checks")
+	fs.DurationVar(&f.progress, "progress", 5*time.Second, "period of the progress line (0: none)")
+	fs.StringVar(&f.jsonPath, "json", "", "write a JSON report to this file")
+	fs.BoolVar(&f.crash, "crash", false, "run the workload in a child process that is killed and restarted; the server outlives it")
+	fs.DurationVar(&f.crashEvery, "crash-every", 4*time.Second, "with -crash, the mean time between kills")
+	fs.StringVar(&f.db, "db", "", "database name (default txchaos_<seed>); it must not hold anything else")
+	fs.StringVar(&f.worker, "worker", "", "internal: run as a crash-mode worker logging to this file")
+	fs.StringVar(&f.uri, "uri", "", "internal: the crash-mode worker's server")
+	fs.IntVar(&f.epoch, "epoch", 0, "internal: the crash-mode worker's generation")
+	return fs
 }
 
 // appName is the workload client's app name: the fail points aim at it.
@@ -210,14 +214,6 @@ func runInProcess(ctx context.Context, f *flags, uri string, stdout io.Writer) (
 		Seed: f.seed, Duration: f.duration, Workers: f.workers, Accounts: f.accounts, Hot: f.hot,
 		Rates: f.rates, CheckEvery: f.checkEvery, Progress: f.progress,
 		Client: client, Checker: checker, AppName: appName, DB: f.db, Out: stdout,
-	}
-	if f.http {
-		stopApp, backend, err := startHTTP(ctx, uri, f.db)
-		if err != nil {
-			return nil, err
-		}
-		defer stopApp()
-		cfg.Backend = backend
 	}
 	return chaos.Run(ctx, cfg)
 }

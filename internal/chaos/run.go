@@ -92,6 +92,9 @@ func Fund(k *Worker) {
 	}
 }
 
+// testHook, in tests, is given a run's history.
+var testHook func(*History)
+
 // Run runs the workload with faults for cfg.Duration, checking as it goes,
 // then checks the final state and returns the report.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -109,6 +112,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		backend = &Modules{Runner: svc.Runner, Credits: svc.Credits, Payments: svc.Payments}
 	}
 	h := NewHistory()
+	if testHook != nil {
+		testHook(h)
+	}
 	aud := &Auditor{DB: cdb, Colls: DefaultCollections, Credits: credits.NewService(cdb, tx.NewRunner(cfg.Checker)),
 		History: h, Seed: cfg.Seed, Out: cfg.Out}
 
