@@ -9,6 +9,7 @@ import (
 
 	"github.com/txkit/txkit/modules/credits"
 	"github.com/txkit/txkit/modules/payments"
+	"github.com/txkit/txkit/tx"
 )
 
 // businessErrs are the errors that say an operation was refused by a rule
@@ -24,7 +25,7 @@ var businessErrs = []error{
 
 // unknownErrs are the errors by which the modules say plainly that an
 // operation's outcome is unknown.
-var unknownErrs []error
+var unknownErrs = []error{tx.ErrCommitUnknown}
 
 // Classify returns the outcome an operation's caller was told by err.
 // sent reports whether a commit, or a write outside a transaction, had

@@ -119,6 +119,7 @@ func TestClassify(t *testing.T) {
 		{"a cancellation after a commit was sent is unknown", fmt.Errorf("x: %w", context.Canceled), true, Unknown},
 		{"a deadline after a write was sent is unknown", context.DeadlineExceeded, true, Unknown},
 		{"any other error is failed", errors.New("boom"), true, Failed},
+		{"a commit of unknown outcome is unknown", fmt.Errorf("x: %w", tx.ErrCommitUnknown), true, Unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
