@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,6 +62,15 @@ func TestRunReportsAsDocumented(t *testing.T) {
 func TestCrashModeRestartsTheWorker(t *testing.T) {
 	rep := runTxchaos(t, "-crash", "-duration", "4s", "-crash-every", "1s", "-seed", "3", "-workers", "2", "-accounts", "4")
 	assert.GreaterOrEqual(t, rep.FaultsByKind["crash"], 2)
+}
+
+func TestHTTPModeDrivesTheApp(t *testing.T) {
+	bin := t.TempDir() + "/txkit-app"
+	out, err := exec.Command("go", "build", "-o", bin, "../../app").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	rep := runTxchaos(t, "-http", "-app", bin, "-duration", "3s", "-seed", "4", "-workers", "3", "-accounts", "6")
+	assert.Positive(t, rep.OpsByKind[chaos.OpPayCreate][chaos.Applied])
+	assert.NotContains(t, rep.OpsByKind, chaos.OpComposite, "the API has no composite operation")
 }
 
 func TestBadFlagsAreRefused(t *testing.T) {
