@@ -93,6 +93,11 @@ func (n norNode) match(doc bson.D) (bool, error) {
 	return !ok && err == nil, err
 }
 
+// schemaNode is $jsonSchema.
+type schemaNode struct{ s *Schema }
+
+func (n schemaNode) match(doc bson.D) (bool, error) { return n.s.Validate(doc), nil }
+
 // exprNode is $expr: an aggregation expression, true when truthy.
 type exprNode struct{ x expr.Expr }
 
@@ -234,7 +239,17 @@ func (f *Filter) parseTopOperator(e bson.E, collect bool) (node, error) {
 		}
 		f.hasExpr = true
 		return exprNode{x}, nil
-	case "$where", "$text", "$jsonSchema", "$sampleRate":
+	case "$jsonSchema":
+		d, ok := e.Value.(bson.D)
+		if !ok {
+			return nil, merr.New(merr.TypeMismatch, "$jsonSchema must be an object")
+		}
+		s, err := CompileSchema(d)
+		if err != nil {
+			return nil, err
+		}
+		return schemaNode{s}, nil
+	case "$where", "$text", "$sampleRate":
 		return nil, merr.New(merr.BadValue, "%s is not supported by mongotest", e.Key)
 	case "$not":
 		return nil, merr.New(merr.BadValue,
