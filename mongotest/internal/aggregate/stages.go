@@ -13,13 +13,7 @@ import (
 const (
 	codeReplaceRootNotObject int32 = 40228
 	codeReplaceRootSpec      int32 = 40231
-	codeReplaceRootNoNewRoot int32 = 40231
-	codeLookupUnknownField   int32 = 40321
 	codeLookupNotObject      int32 = 40319
-	codeLookupNoAs           int32 = 40314
-	codeLookupNoFrom         int32 = 40320
-	codeLookupLocalForeign   int32 = 40322
-	codeLookupLetNotObject   int32 = 40321
 	codeFacetNotObject       int32 = 15947
 	codeFacetEmpty           int32 = 40169
 	codeFacetNotArray        int32 = 40170
@@ -27,7 +21,6 @@ const (
 	codeUnionWithBad         int32 = 40280
 	codeDocumentsNotArray    int32 = 5858203
 	codeMergeBadInto         int32 = 51178
-	codeMergeOnNotUnique     int32 = 51183
 	codeMergeUnknownField    int32 = 40415
 )
 

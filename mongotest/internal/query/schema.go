@@ -48,7 +48,20 @@ func CompileSchema(spec bson.D) (*Schema, error) {
 			s.rules = append(s.rules, *r)
 		}
 	}
+	slices.SortStableFunc(s.rules, func(a, b schemaRule) int { return ruleRank[a.name] - ruleRank[b.name] })
 	return s, nil
+}
+
+// ruleRank orders the rules as the server's JSON Schema parser ANDs them,
+// which is the order of schemaRulesNotSatisfied: type, then scalar, array,
+// object and logical keywords.
+var ruleRank = map[string]int{
+	"type": 0, "bsonType": 0,
+	"pattern": 1, "maxLength": 2, "minLength": 3, "minimum": 4, "maximum": 5, "multipleOf": 6,
+	"minItems": 10, "maxItems": 11, "uniqueItems": 12, "items": 13, "additionalItems": 14,
+	"properties": 20, "additionalProperties": 21, "patternProperties": 21, "required": 22,
+	"minProperties": 23, "maxProperties": 24, "dependencies": 25,
+	"allOf": 30, "anyOf": 31, "oneOf": 32, "not": 33, "enum": 34,
 }
 
 // Validate reports whether doc satisfies the schema.
