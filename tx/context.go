@@ -79,11 +79,26 @@ func lookup(ctx context.Context, client *mongo.Client) *txState {
 	return nil
 }
 
-// InTransaction reports whether ctx carries a live transaction started by a
-// [Runner], that is whether collection calls made with ctx are part of a
-// transaction.
+// InTransaction reports whether collection calls made with ctx are part of
+// a running transaction: one started by a [Runner], or one the caller
+// started with the driver (sess.StartTransaction, then
+// mongo.NewSessionContext). Inside a [NotSupported] scope it is false.
 func InTransaction(ctx context.Context) bool {
-	return activeState(ctx) != nil
+	if activeState(ctx) != nil {
+		return true
+	}
+	if suspendedAt(ctx) {
+		return false
+	}
+	sess := mongo.SessionFromContext(ctx)
+	return sess != nil && sess.TransactionRunning()
+}
+
+// suspendedAt reports whether the innermost state in ctx hides the
+// transactions further out (a [NotSupported] scope).
+func suspendedAt(ctx context.Context) bool {
+	st := topState(ctx)
+	return st != nil && st.suspended
 }
 
 // AfterCommit registers fn to run after the transaction in ctx finally
@@ -112,7 +127,9 @@ func AfterCommit(ctx context.Context, fn func(context.Context)) {
 
 // SetRollbackOnly marks the transaction in ctx so that it can only abort.
 // Called by the outermost scope's own callback, the scope then aborts
-// instead of committing and returns nil: an intended rollback. Called inside
+// instead of committing: an intended rollback, for which [Runner.Run]
+// returns nil and [Do] (which has no committed result to give)
+// [ErrUnexpectedRollback]. Called inside
 // a joined scope, it is that scope's failure: the outermost scope returns
 // [ErrUnexpectedRollback]. Outside a transaction it does nothing.
 func SetRollbackOnly(ctx context.Context) {

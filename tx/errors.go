@@ -19,7 +19,8 @@ var (
 	// commit a transaction that a joined inner scope marked rollback-only
 	// (by failing, or by calling [SetRollbackOnly]). The transaction was
 	// aborted: nothing of it was committed. The error also wraps the inner
-	// scope's failure, if any.
+	// scope's failure, if any. [Do] returns it too when its own callback
+	// called SetRollbackOnly: it has no committed result to return.
 	ErrUnexpectedRollback = errors.New("tx: transaction was marked rollback-only by an inner scope")
 
 	// ErrNestedNotSupported is returned by a [Nested] scope: MongoDB has no
@@ -43,6 +44,14 @@ var (
 	// yourself, or use [Runner.Run], which does. The error also wraps the
 	// driver's error.
 	ErrTransient = errors.New("tx: transaction aborted by a transient error; run it again")
+
+	// ErrCommitUnknown is matched (errors.Is) by the error of a scope whose
+	// commit was sent but whose outcome could not be learned: the
+	// transaction may or may not have committed. Do not blindly run a
+	// keyless operation again after it; read the data, or repeat the call
+	// with the same idempotency key. Its after-commit hooks did not run.
+	// The error also wraps the last error of the commit.
+	ErrCommitUnknown = errors.New("tx: commit outcome unknown; the transaction may have committed")
 
 	// ErrTxDone is returned by [Tx.Commit] on a Tx already committed or
 	// rolled back.
@@ -89,4 +98,9 @@ func (e *PanicError) Unwrap() error {
 
 // errPanicked is the [Event.Err] of a scope aborted because its callback
 // panicked (the panic itself continues, untouched, after the cleanup).
+// errRolledBackAsAsked is what the outermost scope returns to Run and Do
+// when its own callback called [SetRollbackOnly]: Run reports nil, Do an
+// [ErrUnexpectedRollback].
+var errRolledBackAsAsked = errors.New("tx: rolled back as the callback asked")
+
 var errPanicked = errors.New("tx: callback panicked or called runtime.Goexit")

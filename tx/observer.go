@@ -135,7 +135,7 @@ func isInfrastructure(err error) bool {
 	if errors.As(err, &re) {
 		return true // retries ran out
 	}
-	if hasLabel(err, labelTransient) {
+	if IsRetryable(err) {
 		return false // expected under concurrency; the outermost scope retries
 	}
 	var se mongo.ServerError

@@ -92,11 +92,19 @@ func (r *Runner) Run(ctx context.Context, fn func(ctx context.Context) error, op
 	if cfg.name == "" {
 		pc = callerPC(0)
 	}
-	return r.run(ctx, &cfg, pc, fn)
+	if err := r.run(ctx, &cfg, pc, fn); err != errRolledBackAsAsked {
+		return err
+	}
+	return nil
 }
 
 // Do is [Runner.Run] for a function with a result: it returns the result of
-// the attempt that committed, or the zero T and the error.
+// the attempt that committed, or the zero T and the error. When nothing
+// committed because the outermost scope's own callback called
+// [SetRollbackOnly], there is no result to return: the error wraps
+// [ErrUnexpectedRollback]. (Run returns nil then: its caller wrote the
+// callback that asked for the rollback, and gets no value that would
+// pretend otherwise.)
 func Do[T any](ctx context.Context, r *Runner, fn func(ctx context.Context) (T, error), opts ...Option) (T, error) {
 	cfg := r.config(opts)
 	var pc uintptr
@@ -109,6 +117,9 @@ func Do[T any](ctx context.Context, r *Runner, fn func(ctx context.Context) (T, 
 		res = v
 		return err
 	})
+	if err == errRolledBackAsAsked {
+		err = fmt.Errorf("%w (scope %s): its callback called SetRollbackOnly, so nothing was committed and there is no result", ErrUnexpectedRollback, scopeName(cfg.name, pc))
+	}
 	if err != nil {
 		var zero T
 		return zero, err
@@ -312,14 +323,14 @@ func (r *Runner) runNew(ctx context.Context, cfg *config, pc uintptr, fn func(co
 					st.abort(ctx)
 					st.end(ctx)
 					st.observe(EventAbort, nil, false)
-					return nil
+					return errRolledBackAsAsked
 				}
 				err = unexpectedRollback(st, cause)
 			}
 		}
 		if err != nil {
 			st.abort(ctx)
-			if hasLabel(err, labelTransient) {
+			if IsRetryable(err) {
 				if retryErr := st.retry(ctx, st.attempt, err, false); retryErr != nil {
 					st.end(ctx)
 					st.observe(EventAbort, retryErr, true)
@@ -407,10 +418,13 @@ func (st *txState) commit(ctx, hookCtx context.Context) (again bool, err error) 
 			return true, err
 		}
 		if !hasLabel(err, labelUnknownCommit) || isMaxTimeMSExpired(err) {
+			if commitOutcomeUnknown(err) {
+				return false, commitUnknown(st, err)
+			}
 			return false, fmt.Errorf("tx %s: commit: %w", st.name(), err)
 		}
 		if retryErr := st.retry(ctx, commits, err, true); retryErr != nil {
-			return false, retryErr
+			return false, commitUnknown(st, retryErr)
 		}
 	}
 }
@@ -488,6 +502,17 @@ func (st *txState) runHook(ctx context.Context, h func(context.Context)) {
 		}
 	}()
 	h(ctx)
+}
+
+// commitOutcomeUnknown reports whether a failed commit may have applied:
+// MongoDB said so (UnknownTransactionCommitResult), or no answer arrived
+// (network error, timeout, cancellation).
+func commitOutcomeUnknown(err error) bool {
+	return hasLabel(err, labelUnknownCommit) || mongo.IsNetworkError(err) || mongo.IsTimeout(err) || isContextError(err)
+}
+
+func commitUnknown(st *txState, err error) error {
+	return fmt.Errorf("%w (transaction %s): %w", ErrCommitUnknown, st.name(), err)
 }
 
 func unexpectedRollback(st *txState, cause error) error {

@@ -1,0 +1,53 @@
+package tx_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/tx"
+)
+
+func TestACommitWhoseOutcomeStaysUnknownSaysSo(t *testing.T) {
+	tests := []struct {
+		name string
+		give bson.D
+	}{
+		{
+			name: "UnknownTransactionCommitResult on every try",
+			give: failData("commitTransaction", codeWriteConcernFailed, "UnknownTransactionCommitResult"),
+		},
+		{
+			name: "the connection closes on every try",
+			give: bson.D{{Key: "failCommands", Value: bson.A{"commitTransaction"}}, {Key: "closeConnection", Value: true}},
+		},
+		{
+			name: "MaxTimeMSExpired, which is not retried",
+			give: failData("commitTransaction", codeMaxTimeMSExpired),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, fastBackoff)
+			e.failCommand(t, -1, tt.give)
+			hooked := false
+			err := e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+				tx.AfterCommit(ctx, func(context.Context) { hooked = true })
+				return insertAndUpdate(e.coll, 1)(ctx)
+			}, tx.WithMaxAttempts(3))
+			require.ErrorIs(t, err, tx.ErrCommitUnknown)
+			assert.False(t, hooked, "no after-commit hook for an unknown outcome")
+		})
+	}
+}
+
+func TestADefiniteCommitFailureIsNotUnknown(t *testing.T) {
+	e := newEnv(t, fastBackoff)
+	e.failCommand(t, 1, failData("commitTransaction", codeInternalError))
+	err := e.runner.Run(ctxTimeout(t), insertAndUpdate(e.coll, 1))
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, tx.ErrCommitUnknown)
+}
