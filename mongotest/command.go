@@ -10,6 +10,7 @@ import (
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -37,6 +38,8 @@ type op struct {
 	// dropReply: close the connection instead of replying, as
 	// onPrimaryTransactionalWrite does once the command has run.
 	dropReply bool
+	// letVars caches vars: the command's let and system variables.
+	letVars expr.Vars
 }
 
 // handler is a registered command: its implementation and the properties
@@ -94,6 +97,7 @@ func init() {
 		"listDatabases":           {run: cmdListDatabases, admin: true, fields: listDatabasesFields},
 		"listCollections":         {run: cmdListCollections, fields: listCollectionsFields},
 		"create":                  ddl(cmdCreate, true, createFields),
+		"collMod":                 ddl(cmdCollMod, false, nil), // checks its own fields,
 		"drop":                    ddl(cmdDrop, false, noFields),
 		"dropDatabase":            ddl(cmdDropDatabase, false, noFields),
 		"createIndexes":           ddl(cmdCreateIndexes, true, createIndexesFields),

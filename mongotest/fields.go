@@ -45,39 +45,39 @@ var genericFields = fields{
 // from notImplemented to implemented together with the code that honours
 // the field.
 var (
-	insertFields = fields{"documents": implemented, "ordered": implemented, "bypassDocumentValidation": noEffect}
-	updateFields = fields{"updates": implemented, "ordered": implemented, "bypassDocumentValidation": noEffect,
-		"let": notImplemented}
+	insertFields = fields{"documents": implemented, "ordered": implemented, "bypassDocumentValidation": implemented}
+	updateFields = fields{"updates": implemented, "ordered": implemented, "bypassDocumentValidation": implemented,
+		"let": implemented}
 	updateStmtFields = fields{"q": implemented, "u": implemented, "upsert": implemented, "multi": implemented,
-		"arrayFilters": implemented, "hint": implemented, "collation": notImplemented, "c": notImplemented,
+		"arrayFilters": implemented, "hint": implemented, "collation": notImplemented, "c": implemented,
 		"upsertSupplied": noEffect}
-	deleteFields     = fields{"deletes": implemented, "ordered": implemented, "let": notImplemented}
+	deleteFields     = fields{"deletes": implemented, "ordered": implemented, "let": implemented}
 	deleteStmtFields = fields{"q": implemented, "limit": implemented, "hint": implemented, "collation": notImplemented}
 	findFields       = fields{"filter": implemented, "sort": implemented, "projection": implemented,
 		"hint": implemented, "skip": implemented, "limit": implemented, "batchSize": implemented,
 		"singleBatch": implemented, "noCursorTimeout": implemented, "tailable": implemented,
 		"awaitData": implemented, "allowDiskUse": noEffect, "allowPartialResults": noEffect,
-		"oplogReplay": noEffect, "readOnce": noEffect, "collation": notImplemented, "let": notImplemented,
+		"oplogReplay": noEffect, "readOnce": noEffect, "collation": notImplemented, "let": implemented,
 		"max": notImplemented, "min": notImplemented, "returnKey": notImplemented, "showRecordId": notImplemented}
 	getMoreFields = fields{"collection": implemented, "batchSize": implemented, "term": noEffect,
 		"lastKnownCommittedOpTime": noEffect}
 	killCursorsFields   = fields{"cursors": implemented}
 	findAndModifyFields = fields{"query": implemented, "sort": implemented, "remove": implemented,
 		"update": implemented, "new": implemented, "fields": implemented, "upsert": implemented,
-		"arrayFilters": implemented, "hint": implemented, "bypassDocumentValidation": noEffect,
-		"collation": notImplemented, "let": notImplemented}
+		"arrayFilters": implemented, "hint": implemented, "bypassDocumentValidation": implemented,
+		"collation": notImplemented, "let": implemented}
 	countFields = fields{"query": implemented, "limit": implemented, "skip": implemented, "hint": implemented,
 		"fields": noEffect, "collation": notImplemented}
 	distinctFields  = fields{"key": implemented, "query": implemented, "collation": notImplemented}
 	aggregateFields = fields{"pipeline": implemented, "cursor": implemented, "hint": implemented,
-		"allowDiskUse": noEffect, "bypassDocumentValidation": noEffect, "explain": notImplemented,
-		"collation": notImplemented, "let": notImplemented}
+		"allowDiskUse": noEffect, "bypassDocumentValidation": implemented, "explain": notImplemented,
+		"collation": notImplemented, "let": implemented}
 	cursorFields = fields{"batchSize": implemented}
 	createFields = fields{"idIndex": noEffect, "storageEngine": noEffect, "indexOptionDefaults": noEffect,
 		"autoIndexId": noEffect, "changeStreamPreAndPostImages": noEffect, "capped": notImplemented,
-		"size": notImplemented, "max": notImplemented, "validator": notImplemented,
-		"validationLevel": notImplemented, "validationAction": notImplemented, "viewOn": notImplemented,
-		"pipeline": notImplemented, "collation": notImplemented, "timeseries": notImplemented,
+		"size": notImplemented, "max": notImplemented, "validator": implemented,
+		"validationLevel": implemented, "validationAction": implemented, "viewOn": implemented,
+		"pipeline": implemented, "collation": notImplemented, "timeseries": notImplemented,
 		"expireAfterSeconds": notImplemented, "clusteredIndex": notImplemented, "encryptedFields": notImplemented}
 	createIndexesFields = fields{"indexes": implemented, "commitQuorum": noEffect}
 	indexSpecFields     = fields{"key": implemented, "name": implemented, "unique": implemented,

@@ -108,7 +108,7 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 }
 
 func cmdCreateIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func cmdCreateIndexes(o *op) (bson.D, error) {
 }
 
 func cmdListIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func cmdListIndexes(o *op) (bson.D, error) {
 }
 
 func cmdDropIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}

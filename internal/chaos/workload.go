@@ -274,9 +274,17 @@ func (k *Worker) repeat() {
 	k.do(op)
 }
 
-func (k *Worker) do(op *Op) Outcome { return k.doWith(op, k.Rng) }
+// do runs op on the worker's goroutine, and remembers it for a repeat if
+// it failed or its outcome is unknown.
+func (k *Worker) do(op *Op) Outcome {
+	out := k.doWith(op, k.Rng)
+	if op.Key != "" && (out == Failed || out == Unknown) && !op.Conflict && len(k.again) < 64 {
+		k.again = append(k.again, *op)
+	}
+	return out
+}
 
-// doWith runs op on a context that may be cancelled at a random point, and
+// doWith runs op (on any goroutine) on a context that may be cancelled at a random point, and
 // records it.
 func (k *Worker) doWith(op *Op, rng *rand.Rand) Outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -316,9 +324,5 @@ func (k *Worker) doWith(op *Op, rng *rand.Rand) Outcome {
 		done.Fault = fault // else the operation ended before its context did
 	}
 	k.H.Finish(op, done)
-	out := done.Outcome
-	if op.Key != "" && (out == Failed || out == Unknown) && !op.Conflict && len(k.again) < 64 {
-		k.again = append(k.again, *op)
-	}
-	return out
+	return done.Outcome
 }
