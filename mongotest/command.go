@@ -148,7 +148,7 @@ func (o *op) runCommand() (bson.D, error) {
 func (s *Server) dispatch(ctx context.Context, req *request) bson.D {
 	if isHello(req.name) {
 		if fp := s.core.failpoints.match(req); fp != nil {
-			if reply, handled := s.applyFailPoint(&op{s: s, ctx: ctx, req: req, name: req.name}, fp, false, false); handled {
+			if reply, handled := s.applyFailPoint(&op{s: s, ctx: ctx, req: req, name: req.name}, fp, false, false, false); handled {
 				return reply
 			}
 		}
@@ -191,6 +191,9 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 	if err != nil {
 		o.logError(err)
 		return nil, err
+	}
+	if reply == nil {
+		return nil, nil // closeConnection: nothing at all is sent
 	}
 	if wce := unsatisfiableWriteConcern(o); wce != nil && !isErrorReply(reply) {
 		if _, has := bsonkit.Get(reply, "writeConcernError"); !has {

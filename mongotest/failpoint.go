@@ -1,6 +1,8 @@
 package mongotest
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -285,13 +287,26 @@ func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
 
 // applyFailPoint acts on a matched fail point. handled reports that the
 // command must not run and reply is its answer (nil: no reply at all).
-func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort bool) (reply bson.D, handled bool) {
+//
+// inTxn, commitOrAbort and retryableWrite describe the command as its
+// fields do (autocommit, the command, txnNumber): fail points are
+// evaluated before the session is looked at, so they decide the labels.
+func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort, retryableWrite bool) (reply bson.D, handled bool) {
 	if fp.block > 0 {
 		t := time.NewTimer(fp.block)
 		select {
 		case <-t.C:
 		case <-o.ctx.Done():
 			t.Stop()
+			if !errors.Is(o.ctx.Err(), context.DeadlineExceeded) {
+				o.req.conn.closeAfter = true // the server is closing
+				return nil, true
+			}
+			// The block sleeps interruptibly, as MongoDB's does: the
+			// command's maxTimeMS ends it, and the command never runs.
+			e := merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")
+			e.Labels = serverLabels(e.Code, inTxn, commitOrAbort, retryableWrite)
+			return e.Doc(), true
 		}
 	}
 	if fp.closeConn {
@@ -304,7 +319,7 @@ func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort bool)
 			msg = "Failing command via 'failCommand' failpoint"
 		}
 		e := merr.New(fp.errorCode, "%s", msg)
-		e.Labels = fp.labelsFor(fp.errorCode, inTxn, commitOrAbort, o.retry != nil)
+		e.Labels = fp.labelsFor(fp.errorCode, inTxn, commitOrAbort, retryableWrite)
 		return e.Doc(), true
 	}
 	if fp.wce != nil {
@@ -322,6 +337,11 @@ func (fp *failPoint) labelsFor(code int32, inTxn, commitOrAbort, retryableWrite 
 	if fp.hasLabels {
 		return append([]string(nil), fp.errorLabels...)
 	}
+	return serverLabels(code, inTxn, commitOrAbort, retryableWrite)
+}
+
+// serverLabels returns the labels the server gives an error with code.
+func serverLabels(code int32, inTxn, commitOrAbort, retryableWrite bool) []string {
 	var labels []string
 	if inTxn && ((!commitOrAbort && merr.IsTransient(code)) || (commitOrAbort && merr.IsTransientCommit(code, false))) {
 		labels = append(labels, merr.LabelTransient)

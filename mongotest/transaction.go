@@ -21,17 +21,21 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 			return nil, err
 		}
 	}
+	// As MongoDB, failCommand is evaluated before the command touches its
+	// session: an injected error or closed connection leaves no
+	// transaction started, none aborted, and no retryable write recorded.
+	if fp := ss.c.failpoints.match(o.req); fp != nil {
+		retryable := hasTxn && !hasAutocommit && o.h.write
+		if reply, handled := o.s.applyFailPoint(o, fp, hasAutocommit, o.h.endsTxn(), retryable); handled {
+			return reply, nil
+		}
+	}
 	if !hasLsid {
 		if hasTxn {
 			return nil, merr.New(merr.InvalidOptions, "Transaction number requires a session ID to also be specified")
 		}
 		if hasAutocommit {
 			return nil, merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
-		}
-		if fp := ss.c.failpoints.match(o.req); fp != nil {
-			if reply, handled := o.s.applyFailPoint(o, fp, false, false); handled {
-				return reply, nil
-			}
 		}
 		return o.runCommand()
 	}
@@ -51,11 +55,6 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	if !hasTxn {
 		if hasAutocommit {
 			return nil, merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
-		}
-		if fp := ss.c.failpoints.match(o.req); fp != nil {
-			if reply, handled := o.s.applyFailPoint(o, fp, false, false); handled {
-				return reply, nil
-			}
 		}
 		return o.runCommand()
 	}
@@ -94,11 +93,6 @@ func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
 		s.retry = &retryRecord{txnNumber: n, stmts: map[int]any{}}
 	}
 	o.retry = s.retry
-	if fp := ss.c.failpoints.match(o.req); fp != nil {
-		if reply, handled := o.s.applyFailPoint(o, fp, false, true); handled {
-			return reply, nil
-		}
-	}
 	reply, err := o.runCommand()
 	if err != nil {
 		var me *merr.Error
@@ -156,16 +150,6 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 		ss.started++
 		ss.mu.Unlock()
 	} else {
-		if isCommit || isAbort {
-			// MongoDB evaluates failCommand before looking at the
-			// transaction's state, so a retried commit meets it too.
-			if fp := ss.c.failpoints.match(o.req); fp != nil {
-				o.txn = s.txn
-				if reply, handled := o.s.applyFailPoint(o, fp, true, true); handled {
-					return reply, nil
-				}
-			}
-		}
 		if n > s.txnNumber || (n == s.txnNumber && s.state == txnNone) {
 			return nil, noSuchTxn(n, s.txnNumber)
 		}
@@ -198,16 +182,6 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 		}
 	}
 	o.txn = s.txn
-	if start || (!isCommit && !isAbort) {
-		if fp := ss.c.failpoints.match(o.req); fp != nil {
-			if reply, handled := o.s.applyFailPoint(o, fp, true, false); handled {
-				if isErrorReply(reply) {
-					ss.abortOpen(s, "command failed")
-				}
-				return reply, nil
-			}
-		}
-	}
 	reply, err = o.runCommand()
 	switch {
 	case isCommit:
