@@ -212,7 +212,9 @@ func AfterCompletion(ctx context.Context, fn func(context.Context, Outcome)) {
 
 // SetRollbackOnly marks the transaction in ctx so that it can only abort.
 // Called by the outermost scope's own callback, the scope then aborts
-// instead of committing and returns nil: an intended rollback. Called inside
+// instead of committing: an intended rollback, for which [Runner.Run]
+// returns nil and [Do] (which has no committed result to give)
+// [ErrUnexpectedRollback]. Called inside
 // a joined scope, it is that scope's failure: the outermost scope returns
 // [ErrUnexpectedRollback]. Outside a transaction it does nothing.
 func SetRollbackOnly(ctx context.Context) {

@@ -19,7 +19,8 @@ var (
 	// commit a transaction that a joined inner scope marked rollback-only
 	// (by failing, or by calling [SetRollbackOnly]). The transaction was
 	// aborted: nothing of it was committed. The error also wraps the inner
-	// scope's failure, if any.
+	// scope's failure, if any. [Do] returns it too when its own callback
+	// called SetRollbackOnly: it has no committed result to return.
 	ErrUnexpectedRollback = errors.New("tx: transaction was marked rollback-only by an inner scope")
 
 	// ErrNestedNotSupported is returned by a [Nested] scope: MongoDB has no
@@ -117,4 +118,9 @@ func (e *PanicError) Unwrap() error {
 
 // errPanicked is the [Event.Err] of a scope aborted because its callback
 // panicked (the panic itself continues, untouched, after the cleanup).
+// errRolledBackAsAsked is what the outermost scope returns to Run and Do
+// when its own callback called [SetRollbackOnly]: Run reports nil, Do an
+// [ErrUnexpectedRollback].
+var errRolledBackAsAsked = errors.New("tx: rolled back as the callback asked")
+
 var errPanicked = errors.New("tx: callback panicked or called runtime.Goexit")

@@ -75,6 +75,9 @@ func (t *Tx) Commit(ctx context.Context) error {
 		return sc.endJoined(nil)
 	}
 	again, err := sc.finish(sc.callHooks(), ctx)
+	if err == errRolledBackAsAsked {
+		return nil
+	}
 	if again {
 		err = fmt.Errorf("%w (transaction %s): %w", ErrTransient, sc.name(), err)
 		sc.endAborted(err, true)

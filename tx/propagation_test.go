@@ -447,3 +447,22 @@ func TestCallOptionsOverrideRunnerDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "local", level.StringValue())
 }
+
+func TestDoReportsTheRollbackItsCallbackAskedFor(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxTimeout(t)
+
+	// The value comes from a transaction that never committed: Do must not
+	// hand it back as a success.
+	got, err := tx.Do(ctx, e.runner, func(ctx context.Context) (string, error) {
+		if _, err := e.coll.InsertOne(ctx, doc(1)); err != nil {
+			return "", err
+		}
+		tx.SetRollbackOnly(ctx)
+		return "inserted 1", nil
+	})
+	require.ErrorIs(t, err, tx.ErrUnexpectedRollback)
+	assert.Empty(t, got)
+	assert.Zero(t, e.count(t, nil))
+	assert.Empty(t, e.mon.named("commitTransaction"))
+}

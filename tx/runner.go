@@ -99,13 +99,20 @@ func (r *Runner) Run(ctx context.Context, fn func(ctx context.Context) error, op
 	if cfg.name == "" {
 		pc = callerPC(0)
 	}
-	return r.run(ctx, &cfg, pc, fn)
+	if err := r.run(ctx, &cfg, pc, fn); err != errRolledBackAsAsked {
+		return err
+	}
+	return nil
 }
 
 // Do is [Runner.Run] for a function with a result: it returns the result of
-// the attempt that committed, or the zero T and the error. With
-// [WithNoRollbackFor], an exempted error commits and Do returns the zero T
-// with it.
+// the attempt that committed, or the zero T and the error. When nothing
+// committed because the outermost scope's own callback called
+// [SetRollbackOnly], there is no result to return: the error wraps
+// [ErrUnexpectedRollback]. (Run returns nil then: its caller wrote the
+// callback that asked for the rollback, and gets no value that would
+// pretend otherwise.) With [WithNoRollbackFor], an exempted error commits
+// and Do returns the zero T with it.
 func Do[T any](ctx context.Context, r *Runner, fn func(ctx context.Context) (T, error), opts ...Option) (T, error) {
 	cfg := r.config(opts)
 	var pc uintptr
@@ -118,6 +125,9 @@ func Do[T any](ctx context.Context, r *Runner, fn func(ctx context.Context) (T, 
 		res = v
 		return err
 	})
+	if err == errRolledBackAsAsked {
+		err = fmt.Errorf("%w (scope %s): its callback called SetRollbackOnly, so nothing was committed and there is no result", ErrUnexpectedRollback, scopeName(cfg.name, pc))
+	}
 	if err != nil {
 		var zero T
 		return zero, err

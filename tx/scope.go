@@ -341,6 +341,9 @@ func (sc *scope) finish(err error, cancel context.Context) (again bool, res erro
 		st.abort(sc.caller)
 		if !byInner { // the owner asked for it: an intended rollback
 			sc.endAborted(nil, false)
+			if err == nil {
+				err = errRolledBackAsAsked
+			}
 			return false, err
 		}
 		rb := unexpectedRollback(st, cause)

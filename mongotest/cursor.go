@@ -26,7 +26,6 @@ type cursor struct {
 	docs    []bson.D
 	lastUse time.Time
 	sessKey string
-	pos     int
 	// txn is the transaction the cursor was opened in: when it ends, so
 	// does the cursor, as on MongoDB.
 	txn *engine.Txn

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 )
 
 const (
@@ -43,16 +45,16 @@ func isHello(name string) bool {
 // pooled connections first, which wakes the monitor's hello here.
 func (s *Server) hello(ctx context.Context, req *request) bson.D {
 	cmd := req.cmd
-	if app, ok := lookupDoc(cmd, "client"); ok {
-		if a, ok := lookupDoc(app, "application"); ok {
-			if name, ok := lookup(a, "name").(string); ok {
+	if app, ok := field(cmd, "client").(bson.D); ok {
+		if a, ok := field(app, "application").(bson.D); ok {
+			if name, ok := field(a, "name").(string); ok {
 				req.conn.appName = name
 			}
 		}
 	}
 
-	if tv, ok := lookupDoc(cmd, "topologyVersion"); ok {
-		if wait, ok := asInt64(lookup(cmd, "maxAwaitTimeMS")); ok && wait > 0 && s.sameTopology(tv) {
+	if tv, ok := field(cmd, "topologyVersion").(bson.D); ok {
+		if wait, ok := bsonkit.ToInt64(field(cmd, "maxAwaitTimeMS")); ok && wait > 0 && s.sameTopology(tv) {
 			gone := s.connClosed()
 			t := time.NewTimer(min(time.Duration(wait)*time.Millisecond, maxHelloAwait))
 			select {
@@ -80,8 +82,8 @@ func (s *Server) hello(ctx context.Context, req *request) bson.D {
 }
 
 func (s *Server) sameTopology(tv bson.D) bool {
-	pid, _ := lookup(tv, "processId").(bson.ObjectID)
-	counter, _ := asInt64(lookup(tv, "counter"))
+	pid, _ := field(tv, "processId").(bson.ObjectID)
+	counter, _ := bsonkit.ToInt64(field(tv, "counter"))
 	return pid == s.processID && counter == 0
 }
 
@@ -123,49 +125,4 @@ func (s *Server) helloReply(c *conn) bson.D {
 		{Key: "helloOk", Value: true},
 		{Key: "ok", Value: 1.0},
 	}
-}
-
-// buildInfoReply answers buildInfo.
-func buildInfoReply() bson.D {
-	return okReply(
-		bson.E{Key: "version", Value: serverVersion},
-		bson.E{Key: "gitVersion", Value: "mongotest"},
-		bson.E{Key: "versionArray", Value: bson.A{int32(7), int32(0), int32(0), int32(0)}},
-		bson.E{Key: "bits", Value: int32(64)},
-		bson.E{Key: "debug", Value: false},
-		bson.E{Key: "maxBsonObjectSize", Value: int32(maxBSONObjectSize)},
-		bson.E{Key: "storageEngines", Value: bson.A{"mongotest"}},
-		bson.E{Key: "modules", Value: bson.A{}},
-	)
-}
-
-// lookup returns the value of key in d, or nil.
-func lookup(d bson.D, key string) any {
-	for _, e := range d {
-		if e.Key == key {
-			return e.Value
-		}
-	}
-	return nil
-}
-
-func lookupDoc(d bson.D, key string) (bson.D, bool) {
-	v, ok := lookup(d, key).(bson.D)
-	return v, ok
-}
-
-// asInt64 converts any BSON number to int64, as MongoDB accepts int32,
-// int64 and whole doubles wherever it wants an integer.
-func asInt64(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case float64:
-		if n == float64(int64(n)) {
-			return int64(n), true
-		}
-	}
-	return 0, false
 }

@@ -3,8 +3,6 @@ package mongotest
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -23,6 +21,7 @@ type op struct {
 	cmd      bson.D
 	db       string
 	name     string
+	h        handler // the registered command
 	sess     *session
 	txn      *engine.Txn // the session's open transaction, when the command runs in one
 	retry    *retryRecord
@@ -37,19 +36,48 @@ type op struct {
 	dropReply bool
 }
 
+// handler is a registered command: its implementation and the properties
+// by which the session, transaction and write-concern layers treat it.
+// Those layers decide by these properties, never by the command's name.
 type handler struct {
 	run func(o *op) (bson.D, error)
 	// inTxn: allowed inside a multi-document transaction.
 	inTxn bool
-	// write: a write command (retryable; reply carries write concern).
+	// write: a retryable write; it may carry a txnNumber outside a
+	// transaction, and a retry is answered from the first outcome.
 	write bool
+	// writeConcern: accepts a write concern, so an unsatisfiable one is
+	// reported after the command runs.
+	writeConcern bool
+	// snapshotRead: may use readConcern "snapshot" outside a transaction.
+	snapshotRead bool
 	// admin: must run on the admin database.
 	admin bool
+	// ends: commitTransaction or abortTransaction.
+	ends txnEnd
 }
+
+// txnEnd is how a command ends a transaction.
+type txnEnd int
+
+const (
+	endsNothing txnEnd = iota
+	endsCommit
+	endsAbort
+)
+
+// endsTxn reports whether h is commitTransaction or abortTransaction.
+func (h handler) endsTxn() bool { return h.ends != endsNothing }
 
 var commands map[string]handler
 
 func init() {
+	write := func(run func(*op) (bson.D, error)) handler {
+		return handler{run: run, inTxn: true, write: true, writeConcern: true}
+	}
+	ddl := func(run func(*op) (bson.D, error), inTxn bool) handler {
+		return handler{run: run, inTxn: inTxn, writeConcern: true}
+	}
 	commands = map[string]handler{
 		"ping":                    {run: cmdPing},
 		"buildInfo":               {run: cmdBuildInfo},
@@ -59,30 +87,30 @@ func init() {
 		"serverStatus":            {run: cmdServerStatus},
 		"listDatabases":           {run: cmdListDatabases, admin: true},
 		"listCollections":         {run: cmdListCollections},
-		"create":                  {run: cmdCreate, inTxn: true},
-		"drop":                    {run: cmdDrop},
-		"dropDatabase":            {run: cmdDropDatabase},
-		"createIndexes":           {run: cmdCreateIndexes, inTxn: true},
+		"create":                  ddl(cmdCreate, true),
+		"drop":                    ddl(cmdDrop, false),
+		"dropDatabase":            ddl(cmdDropDatabase, false),
+		"createIndexes":           ddl(cmdCreateIndexes, true),
 		"listIndexes":             {run: cmdListIndexes},
-		"dropIndexes":             {run: cmdDropIndexes},
-		"insert":                  {run: cmdInsert, inTxn: true, write: true},
-		"update":                  {run: cmdUpdate, inTxn: true, write: true},
-		"delete":                  {run: cmdDelete, inTxn: true, write: true},
-		"find":                    {run: cmdFind, inTxn: true},
-		"getMore":                 {run: cmdGetMore, inTxn: true},
+		"dropIndexes":             ddl(cmdDropIndexes, false),
+		"insert":                  write(cmdInsert),
+		"update":                  write(cmdUpdate),
+		"delete":                  write(cmdDelete),
+		"find":                    {run: cmdFind, inTxn: true, snapshotRead: true},
+		"getMore":                 {run: cmdGetMore, inTxn: true, snapshotRead: true},
 		"killCursors":             {run: cmdKillCursors, inTxn: true},
-		"findAndModify":           {run: cmdFindAndModify, inTxn: true, write: true},
-		"findandmodify":           {run: cmdFindAndModify, inTxn: true, write: true},
+		"findAndModify":           write(cmdFindAndModify),
+		"findandmodify":           write(cmdFindAndModify),
 		"count":                   {run: cmdCount},
-		"distinct":                {run: cmdDistinct, inTxn: true},
-		"aggregate":               {run: cmdAggregate, inTxn: true},
+		"distinct":                {run: cmdDistinct, inTxn: true, snapshotRead: true},
+		"aggregate":               {run: cmdAggregate, inTxn: true, snapshotRead: true},
 		"endSessions":             {run: cmdEndSessions},
 		"killSessions":            {run: cmdKillSessions},
 		"killAllSessions":         {run: cmdKillAllSessions},
 		"refreshSessions":         {run: cmdRefreshSessions},
 		"startSession":            {run: cmdStartSession},
-		"commitTransaction":       {run: cmdCommitTransaction, inTxn: true, admin: true},
-		"abortTransaction":        {run: cmdAbortTransaction, inTxn: true, admin: true},
+		"commitTransaction":       {run: cmdCommitTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsCommit},
+		"abortTransaction":        {run: cmdAbortTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsAbort},
 		"configureFailPoint":      {run: cmdConfigureFailPoint, admin: true},
 		"getLastError":            {run: cmdPing},
 		"hostInfo":                {run: cmdHostInfo},
@@ -130,14 +158,14 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 	if h.admin && req.db != "admin" {
 		return nil, merr.New(merr.Unauthorized, "%s may only be run against the admin database.", req.name)
 	}
-	o := &op{s: s, ctx: ctx, req: req, cmd: req.cmd, db: req.db, name: req.name}
+	o := &op{s: s, ctx: ctx, req: req, cmd: req.cmd, db: req.db, name: req.name, h: h}
 	if ms, ok := bsonkit.ToInt64(field(req.cmd, "maxTimeMS")); ok && ms > 0 {
 		o.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
 		var cancel context.CancelFunc
 		o.ctx, cancel = context.WithDeadline(ctx, o.deadline)
 		defer cancel()
 	}
-	reply, err := s.core.sessions.execute(o, h)
+	reply, err := s.core.sessions.execute(o)
 	if o.dropReply && o.req.conn != nil {
 		o.req.conn.closeAfter = true
 		return nil, nil
@@ -146,52 +174,12 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 		o.logError(err)
 		return nil, err
 	}
-	if wce := unsatisfiableWriteConcern(o, h); wce != nil && !isErrorReply(reply) {
+	if wce := unsatisfiableWriteConcern(o); wce != nil && !isErrorReply(reply) {
 		if _, has := bsonkit.Get(reply, "writeConcernError"); !has {
 			reply = append(reply, bson.E{Key: "writeConcernError", Value: wce})
 		}
 	}
 	return o.withWriteConcernError(reply), nil
-}
-
-// unsatisfiableWriteConcern returns the writeConcernError MongoDB reports
-// after applying a write whose write concern this one-member replica set
-// can never satisfy (w greater than 1, or an unknown tag), or nil.
-func unsatisfiableWriteConcern(o *op, h handler) bson.D {
-	switch {
-	case h.write:
-	case o.name == "commitTransaction", o.name == "abortTransaction",
-		o.name == "create", o.name == "drop", o.name == "dropDatabase",
-		o.name == "createIndexes", o.name == "dropIndexes":
-	default:
-		return nil
-	}
-	wc, ok := field(o.cmd, "writeConcern").(bson.D)
-	if !ok {
-		return nil
-	}
-	switch w := field(wc, "w").(type) {
-	case string:
-		if w == "majority" {
-			return nil
-		}
-		return bson.D{
-			{Key: "code", Value: int32(79)},
-			{Key: "codeName", Value: "UnknownReplWriteConcern"},
-			{Key: "errmsg", Value: fmt.Sprintf("No write concern mode named '%s' found in replica set configuration", w)},
-		}
-	case nil:
-		return nil
-	default:
-		if n, ok := bsonkit.ToInt64(w); !ok || n <= 1 {
-			return nil
-		}
-		return bson.D{
-			{Key: "code", Value: int32(100)},
-			{Key: "codeName", Value: "UnsatisfiableWriteConcern"},
-			{Key: "errmsg", Value: "Not enough data-bearing nodes"},
-		}
-	}
 }
 
 // field returns cmd's top-level field (nil when missing).
@@ -282,116 +270,6 @@ func ok1(fields ...bson.E) bson.D {
 	return append(bson.D(fields), bson.E{Key: "ok", Value: 1.0})
 }
 
-func cmdPing(*op) (bson.D, error)      { return ok1(), nil }
-func cmdBuildInfo(*op) (bson.D, error) { return buildInfoReply(), nil }
-
-func cmdHostInfo(o *op) (bson.D, error) {
-	return ok1(bson.E{Key: "system", Value: bson.D{{Key: "hostname", Value: o.s.addr}, {Key: "numCores", Value: int32(2)}}},
-		bson.E{Key: "os", Value: bson.D{{Key: "type", Value: "Linux"}}}), nil
-}
-
-func cmdConnectionStatus(*op) (bson.D, error) {
-	return ok1(bson.E{Key: "authInfo", Value: bson.D{{Key: "authenticatedUsers", Value: bson.A{}}, {Key: "authenticatedUserRoles", Value: bson.A{}}}}), nil
-}
-
-func cmdWhatsMyURI(o *op) (bson.D, error) {
-	return ok1(bson.E{Key: "you", Value: o.req.conn.nc.RemoteAddr().String()}), nil
-}
-
-func cmdGetCmdLineOpts(o *op) (bson.D, error) {
-	return ok1(bson.E{Key: "argv", Value: bson.A{"mongotest"}},
-		bson.E{Key: "parsed", Value: bson.D{{Key: "replication", Value: bson.D{{Key: "replSet", Value: o.s.opts.replSet}}}}}), nil
-}
-
-func cmdGetLog(*op) (bson.D, error) {
-	return ok1(bson.E{Key: "totalLinesWritten", Value: int32(0)}, bson.E{Key: "log", Value: bson.A{}}), nil
-}
-
-func cmdListCommands(*op) (bson.D, error) {
-	cmds := bson.D{}
-	for name := range commands {
-		cmds = append(cmds, bson.E{Key: name, Value: bson.D{{Key: "help", Value: ""}}})
-	}
-	return ok1(bson.E{Key: "commands", Value: cmds}), nil
-}
-
-func cmdReplSetGetStatus(o *op) (bson.D, error) {
-	return ok1(
-		bson.E{Key: "set", Value: o.s.opts.replSet},
-		bson.E{Key: "myState", Value: int32(1)},
-		bson.E{Key: "members", Value: bson.A{bson.D{
-			{Key: "_id", Value: int32(0)}, {Key: "name", Value: o.s.addr}, {Key: "health", Value: 1.0},
-			{Key: "state", Value: int32(1)}, {Key: "stateStr", Value: "PRIMARY"}, {Key: "self", Value: true},
-		}}},
-	), nil
-}
-
-func cmdGetParameter(o *op) (bson.D, error) {
-	all := o.s.core.parameters()
-	out := bson.D{}
-	star := false
-	if v, ok := bsonkit.Get(o.cmd, "getParameter"); ok {
-		if s, ok := v.(string); ok && s == "*" {
-			star = true
-		}
-	}
-	for _, e := range all {
-		if _, asked := bsonkit.Get(o.cmd, e.Key); asked || star {
-			out = append(out, e)
-		}
-	}
-	if len(out) == 0 {
-		return nil, merr.New(merr.InvalidOptions, "no option found to get")
-	}
-	return ok1(out...), nil
-}
-
-func cmdSetParameter(o *op) (bson.D, error) {
-	var was bson.D
-	for _, e := range o.cmd[1:] {
-		if strings.HasPrefix(e.Key, "$") || e.Key == "lsid" || e.Key == "comment" {
-			continue
-		}
-		switch e.Key {
-		case "transactionLifetimeLimitSeconds":
-			n, ok := bsonkit.ToInt64(e.Value)
-			if !ok || n < 1 {
-				return nil, merr.New(merr.BadValue, "transactionLifetimeLimitSeconds must be greater than or equal to 1s")
-			}
-			was = append(was, bson.E{Key: "was", Value: int32(o.s.core.txnLifetime().Seconds())})
-			o.s.core.setTxnLifetime(time.Duration(n) * time.Second)
-		case "minSnapshotHistoryWindowInSeconds":
-			n, ok := bsonkit.ToInt64(e.Value)
-			if !ok || n < 0 {
-				return nil, merr.New(merr.BadValue, "minSnapshotHistoryWindowInSeconds must be greater than or equal to 0")
-			}
-			was = append(was, bson.E{Key: "was", Value: int32(o.s.core.historyWindow().Seconds())})
-			o.s.core.setHistoryWindow(time.Duration(n) * time.Second)
-		case "maxTransactionLockRequestTimeoutMillis", "enableTestCommands":
-			// accepted, no effect on a single in-memory node
-		default:
-			return nil, merr.New(merr.InvalidOptions, "attempted to set unrecognized parameter [%s], use help:true to see options", e.Key)
-		}
-	}
-	return ok1(was...), nil
-}
-
-func cmdServerStatus(o *op) (bson.D, error) {
-	c := o.s.core
-	return ok1(
-		bson.E{Key: "host", Value: o.s.addr},
-		bson.E{Key: "version", Value: serverVersion},
-		bson.E{Key: "process", Value: "mongod"},
-		bson.E{Key: "pid", Value: int64(1)},
-		bson.E{Key: "uptime", Value: time.Since(c.started).Seconds()},
-		bson.E{Key: "localTime", Value: bson.NewDateTimeFromTime(time.Now())},
-		bson.E{Key: "connections", Value: bson.D{{Key: "current", Value: int32(o.s.connCount())}}},
-		bson.E{Key: "logicalSessionRecordCache", Value: bson.D{{Key: "activeSessionsCount", Value: int32(c.sessions.count())}}},
-		bson.E{Key: "transactions", Value: c.sessions.txnStats()},
-		bson.E{Key: "storageEngine", Value: bson.D{{Key: "name", Value: "mongotest"}, {Key: "supportsCommittedReads", Value: true}}},
-	), nil
-}
-
 // logError records a failed command at debug level.
 func (o *op) logError(err error) {
 	o.s.log.Debug("command failed", zap.String("command", o.name), zap.String("db", o.db), zap.Error(err))
@@ -401,4 +279,6 @@ func typeErr(key string, v any, want string) error {
 	return merr.New(merr.TypeMismatch, "BSON field '%s' is the wrong type '%s', expected type '%s'", key, bsonkit.TypeAlias(v), want)
 }
 
-var _ = fmt.Sprintf
+// codeMissingField is the code MongoDB 7.0's command parser gives a missing
+// required field (codeName Location40414).
+const codeMissingField int32 = 40414
