@@ -53,6 +53,8 @@ type flags struct {
 	jsonPath   string
 	crash      bool
 	crashEvery time.Duration
+	http       bool
+	app        string
 	db         string
 
 	// Set by a crash-mode parent for the worker process it starts.
@@ -73,6 +75,9 @@ func parse(args []string, stderr io.Writer) (*flags, error) {
 	}
 	if f.workers < 1 || f.accounts < 2 || f.hot < 0 || f.duration <= 0 || f.checkEvery <= 0 {
 		return nil, errors.New("-workers ≥ 1, -accounts ≥ 2, -hot ≥ 0, -duration and -check-every > 0")
+	}
+	if f.http && f.crash {
+		return nil, errors.New("-http and -crash do not combine")
 	}
 	if f.seed == 0 {
 		f.seed = uint64(time.Now().UnixNano()%1_000_000 + 1)
@@ -102,6 +107,8 @@ func flagSet(f *flags) *flag.FlagSet {
 	fs.StringVar(&f.jsonPath, "json", "", "write a JSON report to this file")
 	fs.BoolVar(&f.crash, "crash", false, "run the workload in a child process that is killed and restarted; the server outlives it")
 	fs.DurationVar(&f.crashEvery, "crash-every", 4*time.Second, "with -crash, the mean time between kills")
+	fs.BoolVar(&f.http, "http", false, "drive the workload through the app's HTTP API (a child process of the app)")
+	fs.StringVar(&f.app, "app", "", "with -http, the app's binary (default: go build ./app)")
 	fs.StringVar(&f.db, "db", "", "database name (default txchaos_<seed>); it must not hold anything else")
 	fs.StringVar(&f.worker, "worker", "", "internal: run as a crash-mode worker logging to this file")
 	fs.StringVar(&f.uri, "uri", "", "internal: the crash-mode worker's server")
@@ -214,6 +221,18 @@ func runInProcess(ctx context.Context, f *flags, uri string, stdout io.Writer) (
 		Seed: f.seed, Duration: f.duration, Workers: f.workers, Accounts: f.accounts, Hot: f.hot,
 		Rates: f.rates, CheckEvery: f.checkEvery, Progress: f.progress,
 		Client: client, Checker: checker, AppName: appName, DB: f.db, Out: stdout,
+	}
+	if f.http {
+		// Schema first: the app's own start would race the drop above.
+		if err := chaos.NewServices(checker.Database(f.db)).EnsureSchema(ctx); err != nil {
+			return nil, err
+		}
+		backend, stop, err := startApp(ctx, f.app, uri, f.db)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		cfg.Backend, cfg.AppName = backend, appClientName
 	}
 	return chaos.Run(ctx, cfg)
 }

@@ -142,11 +142,13 @@ func (c *checker) index(ops []Op) {
 	c.byRef, c.byHold, c.byPayment, c.byKey = map[string][]EntryDoc{}, map[string][]EntryDoc{}, map[string][]EntryDoc{}, map[string][]EntryDoc{}
 	for _, id := range sortedKeys(c.entries) {
 		e := c.entries[id]
-		switch e.RefKind {
-		case RefKind:
+		switch {
+		case e.RefKind == RefKind:
 			c.byRef[e.RefID] = append(c.byRef[e.RefID], e)
-		case "payment":
+		case e.RefKind == "payment":
 			c.byPayment[e.RefID] = append(c.byPayment[e.RefID], e)
+		case e.RefKind == "" && e.Key != "":
+			c.byRef[keyEffect(e.Key)] = append(c.byRef[keyEffect(e.Key)], e)
 		}
 		if e.Kind == "capture" {
 			c.byHold[e.HoldID] = append(c.byHold[e.HoldID], e)
@@ -158,8 +160,11 @@ func (c *checker) index(ops []Op) {
 	c.holdByRef, c.holdByKey, c.holdByID = map[string][]HoldDoc{}, map[string][]HoldDoc{}, map[string]HoldDoc{}
 	for _, h := range c.s.Holds {
 		c.holdByID[h.ID] = h
-		if h.RefKind == RefKind {
+		switch {
+		case h.RefKind == RefKind:
 			c.holdByRef[h.RefID] = append(c.holdByRef[h.RefID], h)
+		case h.RefKind == "" && h.Key != "":
+			c.holdByRef[keyEffect(h.Key)] = append(c.holdByRef[keyEffect(h.Key)], h)
 		}
 		if h.Key != "" {
 			c.holdByKey[h.Key] = append(c.holdByKey[h.Key], h)
@@ -174,8 +179,9 @@ func (c *checker) index(ops []Op) {
 	for _, o := range ops {
 		switch o.Kind {
 		case OpAdd, OpDeduct, OpTransfer, OpComposite, OpReserve, OpCapture:
-			c.groups[o.Ref] = append(c.groups[o.Ref], o)
-			c.refs[o.Ref] = true
+			eff := effectOf(o)
+			c.groups[eff] = append(c.groups[eff], o)
+			c.refs[eff] = true
 		case OpPayCreate:
 			c.creates = append(c.creates, o)
 		case OpComplete, OpFail, OpRefund:
@@ -242,6 +248,17 @@ func (c *checker) accounts() {
 		}
 	}
 }
+
+// effectOf names what marks o's entries or holds: its ref, or (through
+// the HTTP API, which sets no ref) the key the ledger stores.
+func effectOf(o Op) string {
+	if o.Ref == "" && o.LedgerKey != "" {
+		return keyEffect(o.LedgerKey)
+	}
+	return o.Ref
+}
+
+func keyEffect(key string) string { return "key:" + key }
 
 // want is one entry an operation should write.
 type want struct {
@@ -366,12 +383,13 @@ func (c *checker) keys() {
 func (c *checker) explained() {
 	for _, id := range sortedKeys(c.entries) {
 		e := c.entries[id]
-		switch e.RefKind {
-		case RefKind:
+		switch {
+		case e.RefKind == RefKind:
 			if !c.refs[e.RefID] {
 				c.fail(InvExplained, e.Account, "entry %s (%s %d) names ref %s, which no operation used", e.ID, e.Kind, e.Amount, e.RefID)
 			}
-		case "payment":
+		case e.RefKind == "" && e.Key != "" && c.refs[keyEffect(e.Key)]:
+		case e.RefKind == "payment":
 			if _, ok := c.payments[e.RefID]; !ok {
 				c.fail(InvExplained, e.Account, "entry %s (%s %d) names payment %s, which does not exist", e.ID, e.Kind, e.Amount, e.RefID)
 			}
@@ -380,7 +398,9 @@ func (c *checker) explained() {
 		}
 	}
 	for _, h := range c.s.Holds {
-		if h.RefKind != RefKind || !c.refs[h.RefID] {
+		byRef := h.RefKind == RefKind && c.refs[h.RefID]
+		byKey := h.RefKind == "" && h.Key != "" && c.refs[keyEffect(h.Key)]
+		if !byRef && !byKey {
 			c.fail(InvExplained, h.Account, "hold %s (%d on %s) was made by no operation", h.ID, h.Amount, h.Account)
 		}
 	}

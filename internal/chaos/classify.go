@@ -32,6 +32,9 @@ var unknownErrs = []error{tx.ErrCommitUnknown}
 // been sent for the operation: a context error after that leaves the
 // outcome unknown, before it means nothing was done.
 func Classify(err error, sent bool) Outcome {
+	if out, ok := classifyHTTP(err); ok {
+		return out
+	}
 	switch {
 	case err == nil:
 		return Applied

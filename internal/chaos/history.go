@@ -100,6 +100,12 @@ type Op struct {
 	// completes the payment by its provider reference, as a webhook does.
 	TTL   int64  `json:"ttl,omitempty"`
 	ByRef string `json:"byRef,omitempty"`
+	// Through the HTTP API: LedgerKey is the key the ledger stores (its
+	// entries and holds carry it instead of a ref), PayRef the payment's
+	// provider reference, Event a webhook's event id.
+	LedgerKey string `json:"ledgerKey,omitempty"`
+	PayRef    string `json:"payRef,omitempty"`
+	Event     string `json:"event,omitempty"`
 
 	Outcome Outcome   `json:"outcome"`
 	Err     string    `json:"err,omitempty"`

@@ -88,6 +88,9 @@ func (s *Services) EnsureSchema(ctx context.Context) error {
 func Fund(k *Worker) {
 	for _, a := range k.W.Accounts {
 		op := &Op{ID: k.W.Prefix + "fund-" + a, Worker: k.ID, Kind: OpAdd, Account: a, Amount: 1000, Key: "fund-" + a, Ref: "fund-" + a}
+		if k.W.HTTP {
+			op.Key = "fund-" + a + "-" + k.W.Prefix
+		}
 		k.doWith(op, k.Rng)
 	}
 }
@@ -105,11 +108,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := svc.EnsureSchema(ctx); err != nil {
 		return nil, err
 	}
-	svc.Credits.Start()
-	defer svc.Credits.Stop()
 	backend := cfg.Backend
 	if backend == nil {
 		backend = &Modules{Runner: svc.Runner, Credits: svc.Credits, Payments: svc.Payments}
+		svc.Credits.Start() // else the backend's own sweeper runs
+		defer svc.Credits.Stop()
 	}
 	h := NewHistory()
 	if testHook != nil {
@@ -119,6 +122,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		History: h, Seed: cfg.Seed, Out: cfg.Out}
 
 	w := NewWorkload(cfg.Accounts, cfg.Hot, "")
+	_, w.HTTP = backend.(*HTTP)
 	Fund(&Worker{W: w, ID: 0, Rng: rand.New(rand.NewPCG(cfg.Seed, 0)), B: backend, H: h})
 	w.CancelRate = cfg.Rates.Cancel
 

@@ -17,6 +17,9 @@ type Workload struct {
 	// Prefix makes operation ids and refs unique across processes (crash
 	// mode runs one workload per process epoch).
 	Prefix string
+	// HTTP shapes operations for the HTTP API: all keyed, their effects
+	// found by ledger key, payments moved by webhooks, no composite.
+	HTTP bool
 	// CancelRate is the probability that an operation's context is
 	// cancelled, or given a short deadline, at a random point.
 	CancelRate float64
@@ -99,7 +102,7 @@ func (k *Worker) newOp(kind Kind) *Op {
 func (k *Worker) amount() int64 { return 1 + k.Rng.Int64N(50) }
 
 func (k *Worker) keyed(op *Op, p float64) {
-	if k.Rng.Float64() < p {
+	if k.Rng.Float64() < p || k.W.HTTP {
 		op.Key = "k-" + op.ID
 	}
 }
@@ -124,7 +127,7 @@ func (k *Worker) Step() {
 		op.To, op.Amount = k.other(op.Account), k.amount()
 		k.keyed(op, 0.5)
 		k.do(op)
-	case r < 46:
+	case r < 46 && !k.W.HTTP:
 		op := k.newOp(OpComposite)
 		op.Account = k.account()
 		op.To, op.Amount = k.other(op.Account), k.amount()
@@ -155,10 +158,12 @@ func (k *Worker) Step() {
 		}
 		op := k.newOp(OpRelease)
 		op.Hold, op.Ref = h, ""
+		k.keyed(op, 0)
 		k.do(op)
 	case r < 76:
 		op := k.newOp(OpPayCreate)
 		op.Account, op.Amount = k.account(), 10+k.Rng.Int64N(200)
+		k.keyed(op, 0)
 		if k.do(op) == Applied {
 			k.W.mu.Lock()
 			k.W.payments = append(k.W.payments, payRef{op.Payment, op.Ref, op.Account})
@@ -172,6 +177,9 @@ func (k *Worker) Step() {
 		if k.Rng.IntN(3) == 0 { // a duplicated webhook: two deliveries at once
 			a, b := k.payOp(OpComplete, p), k.payOp(OpComplete, p)
 			a.ByRef, b.ByRef = p.ref, p.ref
+			if k.Rng.IntN(2) == 0 {
+				b.Event = a.Event // one event delivered twice
+			}
 			rng := k.Rng2(b)
 			var wg sync.WaitGroup
 			wg.Add(1)
@@ -210,7 +218,8 @@ func (k *Worker) Rng2(op *Op) *rand.Rand {
 
 func (k *Worker) payOp(kind Kind, p payRef) *Op {
 	op := k.newOp(kind)
-	op.Payment, op.Account, op.Ref = p.id, p.account, ""
+	op.Payment, op.Account, op.Ref, op.PayRef, op.Event = p.id, p.account, "", p.ref, "ev-"+op.ID
+	k.keyed(op, 0)
 	return op
 }
 
@@ -259,15 +268,23 @@ func (k *Worker) repeat() {
 	if op.Kind == OpReserve {
 		op.Hold = ""
 	}
-	if k.Rng.IntN(4) == 0 {
+	if k.Rng.IntN(4) == 0 && !k.W.HTTP {
 		op.Conflict, op.Amount, op.Ref = true, op.Amount+1, id
 	}
 	k.do(op)
 }
 
-func (k *Worker) do(op *Op) Outcome { return k.doWith(op, k.Rng) }
+// do runs op on the worker's goroutine, and remembers it for a repeat if
+// it failed or its outcome is unknown.
+func (k *Worker) do(op *Op) Outcome {
+	out := k.doWith(op, k.Rng)
+	if op.Key != "" && (out == Failed || out == Unknown) && !op.Conflict && len(k.again) < 64 {
+		k.again = append(k.again, *op)
+	}
+	return out
+}
 
-// doWith runs op on a context that may be cancelled at a random point, and
+// doWith runs op (on any goroutine) on a context that may be cancelled at a random point, and
 // records it.
 func (k *Worker) doWith(op *Op, rng *rand.Rand) Outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -288,6 +305,13 @@ func (k *Worker) doWith(op *Op, rng *rand.Rand) Outcome {
 	}
 	sent := new(Sent)
 	ctx = WithSent(ctx, sent)
+	if k.W.HTTP && op.Key != "" {
+		switch op.Kind {
+		case OpAdd, OpDeduct, OpTransfer, OpReserve, OpCapture:
+			// The API marks effects with the key, not with a ref.
+			op.LedgerKey, op.Ref = LedgerKey(op.Key), ""
+		}
+	}
 	op.Start = time.Now()
 	k.H.Begin(op)
 	done := *op // the recorder may read op meanwhile
@@ -300,9 +324,5 @@ func (k *Worker) doWith(op *Op, rng *rand.Rand) Outcome {
 		done.Fault = fault // else the operation ended before its context did
 	}
 	k.H.Finish(op, done)
-	out := done.Outcome
-	if op.Key != "" && (out == Failed || out == Unknown) && !op.Conflict && len(k.again) < 64 {
-		k.again = append(k.again, *op)
-	}
-	return out
+	return done.Outcome
 }
