@@ -116,11 +116,11 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// errPanicked is the [Event.Err] of a scope aborted because its callback
-// panicked (the panic itself continues, untouched, after the cleanup).
 // errRolledBackAsAsked is what the outermost scope returns to Run and Do
 // when its own callback called [SetRollbackOnly]: Run reports nil, Do an
 // [ErrUnexpectedRollback].
 var errRolledBackAsAsked = errors.New("tx: rolled back as the callback asked")
 
+// errPanicked is the [Event.Err] of a scope aborted because its callback
+// panicked (the panic itself continues, untouched, after the cleanup).
 var errPanicked = errors.New("tx: callback panicked or called runtime.Goexit")
