@@ -79,20 +79,18 @@ func attemptLimit(n int) string { return fmt.Sprintf("attempt limit %d", n) }
 
 // endUnknown ends a transaction whose commit was sent but whose outcome
 // could not be learned. It must not be aborted: the commit may have
-// applied. The driver still holds it as in progress after a timeout, and
-// would abort it when the session ends, so it is first marked committed
-// on the client side, which sends nothing.
+// applied. After a timeout the driver still holds it as in progress and
+// would abort it when the session ends, so the session is ended on a
+// cancelled ctx: the driver's abort then fails to get a connection and
+// sends nothing. The server finishes the transaction either way.
 func (sc *scope) endUnknown(err error) error {
 	st := sc.st
-	if st.sess.TransactionRunning() {
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = st.sess.CommitTransaction(done) // a cancelled ctx: nothing is sent
-	}
 	st.active = false
 	st.ended.Store(true)
 	err = commitUnknown(sc, err)
-	sc.endSession()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	sc.endSessionOn(done)
 	sc.observe(EventCommitUnknown, err, true)
 	sc.complete(Unknown)
 	sc.close()
