@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	//lint:ignore SA1019 only its ErrAbortAfterCommit tells a session the callback committed from one it aborted; TestACallbackThatEndsTheTransactionItselfIsNotCommittedAgain pins it
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/session"
 )
 
@@ -113,8 +114,8 @@ func commitUnknown(sc *scope, err error) error {
 // abort a finished transaction sends nothing and says which it was.
 func committedByCallback(sess *mongo.Session) bool {
 	err := sess.AbortTransaction(context.Background())
-	//lint:ignore SA1019 the driver has no other way to tell a committed session from an aborted one
-	return errors.Is(err, session.ErrAbortAfterCommit)
+	return errors.Is(err, session.ErrAbortAfterCommit) //lint:ignore SA1019 see the import
+
 }
 
 // abort aborts the transaction if one is active, on a context that outlives
