@@ -24,6 +24,8 @@ type config struct {
 	flushEvery int64
 	prefix     string
 	fastWrites int
+	// keyRetention is how long an idempotency key is remembered.
+	keyRetention time.Duration
 }
 
 func defaultConfig() config {
@@ -34,6 +36,8 @@ func defaultConfig() config {
 		flushEvery: 256,
 		prefix:     "credit_",
 		fastWrites: 32,
+
+		keyRetention: DefaultKeyRetention,
 	}
 }
 
@@ -92,6 +96,22 @@ func WithMaxFastWrites(n int) Option {
 		if n > 0 {
 			c.fastWrites = n
 		}
+	})
+}
+
+// DefaultKeyRetention is how long an idempotency key is remembered unless
+// [WithKeyRetention] says otherwise: 24 hours, as Stripe keeps its keys.
+const DefaultKeyRetention = 24 * time.Hour
+
+// WithKeyRetention sets how long an idempotency key is remembered after
+// its first use (24h by default). Within it, a repeat of the key returns
+// the first result; after it, the key names a new operation. Records are
+// deleted by a TTL index on expiresAt, some time after they expire; until
+// then an expired record is ignored. A retention under a minute is
+// raised to one minute.
+func WithKeyRetention(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		c.keyRetention = max(d, time.Minute)
 	})
 }
 
