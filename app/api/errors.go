@@ -36,6 +36,7 @@ var businessErrors = []struct {
 	{payments.ErrInvalidTransition, http.StatusConflict, codeInvalidTransition, "the payment's current status does not allow this operation"},
 	{payments.ErrDuplicateProviderRef, http.StatusConflict, codeDuplicateProviderRef, "a payment with this provider and provider_ref already exists"},
 	{payments.ErrInvalidPayment, http.StatusBadRequest, codeInvalidPayment, "invalid payment"},
+	{credits.ErrOutcomeUnknown, http.StatusServiceUnavailable, codeOutcomeUnknown, "the operation may or may not have been applied; retry with the same Idempotency-Key to learn or finish it"},
 }
 
 // toProblem maps any error to the problem to answer with. Unknown errors

@@ -49,6 +49,7 @@ const (
 	codeHoldClosed            = "hold_closed"
 	codeDuplicateProviderRef  = "duplicate_provider_ref"
 	codeOverflow              = "overflow"
+	codeOutcomeUnknown        = "outcome_unknown"
 	codeTooLarge              = "body_too_large"
 	codeUnsupportedMediaType  = "unsupported_media_type"
 	codeUnavailable           = "database_unavailable"

@@ -251,3 +251,23 @@ func TestReconcileIsExactNearTheInt64Boundary(t *testing.T) {
 		bson.D{{Key: "$inc", Value: bson.D{{Key: "balance", Value: int64(1)}, {Key: "available", Value: int64(1)}}}})
 	require.NoError(t, err)
 }
+
+// A write whose reply carries a write concern error was applied on the
+// primary: it is reported done (finding credits-fastpath-wce-reported-failed).
+func TestAWriteConcernErrorOnAnAppliedWriteIsNotAFailure(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.svc.Add(ctx, "a", 100)
+	require.NoError(t, err)
+	testenv.FailCommand(t, e.db.Client(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"update"}},
+			{Key: "writeConcernError", Value: bson.D{{Key: "code", Value: int32(64)}, {Key: "codeName", Value: "WriteConcernFailed"}, {Key: "errmsg", Value: "injected"}}},
+		}},
+	})
+	_, err = e.svc.Deduct(ctx, "a", 10)
+	require.NoError(t, err)
+	assert.Equal(t, int64(90), e.balance(t, "a").Balance)
+}

@@ -77,7 +77,7 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 	hash := paramHash(op, e.Account, e.Amount, c.reason, c.refKind, c.refID)
 	if pathFor(ctx, op) == pathTransaction {
 		e, err := inTxOn(ctx, s, "credits."+string(op), []string{e.Account}, func(ctx context.Context) (Entry, error) {
-			return s.postTx(ctx, op, hash, e, c.key)
+			return s.postTx(ctx, op, hash, e, c.key, c.replayed)
 		})
 		if errors.Is(err, tx.ErrCommitUnknown) {
 			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
@@ -103,10 +103,12 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 				return Entry{}, fmt.Errorf("decode result of key %q: %w", c.key, err)
 			}
 			if !rec.Claimed {
+				setReplayed(c.replayed, true)
 				return first, nil // written by a transaction, with its effect
 			}
 			applied, n, err := s.hot.applied(ctx, first)
 			if err != nil || applied {
+				setReplayed(c.replayed, applied)
 				return first, err
 			}
 			// Its first attempt failed, or is still on its way: apply the
@@ -130,7 +132,8 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 // is finished here, with the claimed entry; the write then raises the
 // account's flush count, so that a send of that entry still on its way
 // cannot apply it a second time.
-func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, key string) (Entry, error) {
+func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, key string, replayed *bool) (Entry, error) {
+	setReplayed(replayed, false) // the callback may run more than once
 	var fence, expired bool
 	if key != "" {
 		rec, found, err := s.readKey(ctx, key)
@@ -147,10 +150,12 @@ func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, k
 				return Entry{}, fmt.Errorf("decode result of key %q: %w", key, err)
 			}
 			if !rec.Claimed {
+				setReplayed(replayed, true)
 				return first, nil
 			}
 			applied, _, err := s.hot.applied(ctx, first)
 			if err != nil || applied {
+				setReplayed(replayed, applied)
 				return first, err
 			}
 			e, fence, expired = first, true, true
@@ -223,6 +228,12 @@ func (s *Service) transfer(ctx context.Context, from, to string, amount int64, o
 			return t, s.insertEntries(ctx, debit, credit)
 		})
 	})
+}
+
+func setReplayed(p *bool, v bool) {
+	if p != nil {
+		*p = v
+	}
 }
 
 // newEntry validates a mutation's arguments and returns its entry.

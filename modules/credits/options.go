@@ -133,10 +133,11 @@ type opFunc func(*opConfig)
 func (f opFunc) applyOp(c *opConfig) { f(c) }
 
 type opConfig struct {
-	key     string
-	reason  string
-	refKind string
-	refID   string
+	key      string
+	replayed *bool
+	reason   string
+	refKind  string
+	refID    string
 }
 
 // IdempotencyKey makes the mutation idempotent: repeating it with the same
@@ -145,6 +146,13 @@ type opConfig struct {
 // Keys are global to the service (not per account), at most 256 bytes.
 func IdempotencyKey(key string) OpOption {
 	return opFunc(func(c *opConfig) { c.key = key })
+}
+
+// Replayed makes an Add or Deduct with an [IdempotencyKey] set *p to
+// whether it returned the result of an earlier call with the same key
+// instead of applying anything (an HTTP layer reports it to its client).
+func Replayed(p *bool) OpOption {
+	return opFunc(func(c *opConfig) { c.replayed = p })
 }
 
 // Reason records a human-readable reason on the entry (at most 512 bytes).

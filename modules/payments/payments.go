@@ -50,6 +50,11 @@ var (
 	ErrInvalidTransition    = errors.New("payments: invalid status transition")
 	ErrDuplicateProviderRef = errors.New("payments: provider reference already used")
 	ErrInvalidPayment       = errors.New("payments: invalid payment")
+	// ErrOutcomeUnknown is credits.ErrOutcomeUnknown: a write was sent and
+	// whether it applied could not be learned. A Create may be retried
+	// with the same provider reference (a duplicate then means it was
+	// created: look it up with GetPayment or the provider's reference).
+	ErrOutcomeUnknown = credits.ErrOutcomeUnknown
 )
 
 // Payment is a purchase of credits.
@@ -201,10 +206,22 @@ func (s *Service) Create(ctx context.Context, p NewPayment) (Payment, error) {
 	}
 	_, err := s.coll.InsertOne(ctx, pay)
 	if mongo.IsDuplicateKeyError(err) {
+		if got, gerr := s.get(ctx, pay.ID); gerr == nil {
+			return got, nil // our own insert, resent by the driver
+		}
 		return Payment{}, fmt.Errorf("payments: create: %w: %s/%s", ErrDuplicateProviderRef, p.Provider, p.ProviderRef)
 	}
 	if err != nil {
-		return Payment{}, fmt.Errorf("payments: create: %w", err)
+		// The insert may have been applied (a write concern error, a lost
+		// reply): its id is known, so look.
+		got, gerr := s.get(context.WithoutCancel(ctx), pay.ID)
+		switch {
+		case gerr == nil:
+			return got, nil
+		case errors.Is(gerr, ErrPaymentNotFound):
+			return Payment{}, fmt.Errorf("payments: create: %w", err)
+		}
+		return Payment{}, fmt.Errorf("payments: create: %w: %w (then %w)", ErrOutcomeUnknown, err, gerr)
 	}
 	return pay, nil
 }
