@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/txkit/txkit/app/api"
 	"github.com/txkit/txkit/modules/credits"
 	"github.com/txkit/txkit/modules/payments"
 	"github.com/txkit/txkit/mongofx"
@@ -38,14 +39,14 @@ func appOptions(cfg Config) fx.Option {
 		// the modules' background work, then the database client.
 		fx.StopTimeout(cfg.ShutdownTimeout + cfg.MongoTimeout),
 
-		fx.Provide(mongoConfig),
+		fx.Provide(mongoConfig, apiConfig),
 		mongofx.Module,
 		tx.Module,
-		fx.Provide(database),
 		credits.Module,
 		payments.Module,
+		api.Module,
 
-		fx.Provide(NewHandler, NewServer),
+		fx.Provide(serverHandler, NewServer),
 		fx.Invoke(func(*Server) {}),
 	}
 	if cfg.Out != nil {
@@ -76,6 +77,7 @@ func newLogger(cfg Config) (*zap.Logger, error) {
 func mongoConfig(cfg Config) mongofx.Config {
 	return mongofx.Config{
 		URI:                    cfg.MongoURI,
+		Database:               cfg.DB,
 		AppName:                "txkit",
 		Embedded:               cfg.embedded(),
 		ServerSelectionTimeout: cfg.MongoTimeout,
@@ -83,7 +85,12 @@ func mongoConfig(cfg Config) mongofx.Config {
 	}
 }
 
-func database(c *mongo.Client, cfg Config) *mongo.Database { return c.Database(cfg.DB) }
+func apiConfig(cfg Config) api.Config {
+	return api.Config{APIToken: cfg.APIToken, WebhookSecret: cfg.WebhookSecret, RequestTimeout: cfg.RequestTimeout}
+}
+
+// serverHandler is what the service's HTTP server serves.
+func serverHandler(h *api.Handler) http.Handler { return h }
 
 // printBanner prints, once the server listens, where it is and, in
 // embedded mode, the generated secrets with a curl that works as printed.

@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"bytes"
@@ -27,9 +27,12 @@ import (
 // per event id: its id is recorded in the same transaction as the payment
 // transition, so a redelivery finds it and changes nothing.
 
+// HeaderSignature names the header that authenticates a payment webhook:
+// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">" (see [SignWebhook]).
+const HeaderSignature = "Txkit-Signature"
+
 const (
 	webhookCollection = "webhook_events"
-	headerSignature   = "Txkit-Signature"
 	// signatureTolerance is how far a signature's timestamp may be from
 	// now: a captured request cannot be replayed after it.
 	signatureTolerance = 300 * time.Second
@@ -93,8 +96,9 @@ func (s *webhookStore) ensureIndexes(ctx context.Context) error {
 	return nil
 }
 
-// sign returns the Txkit-Signature header value of body at t.
-func sign(secret []byte, t time.Time, body []byte) string {
+// SignWebhook returns the [HeaderSignature] value of a webhook body sent at
+// t, signed with secret: what a payment provider (or a test) sends.
+func SignWebhook(secret []byte, t time.Time, body []byte) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
 	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(secret, ts, body))
 }
@@ -116,7 +120,7 @@ func (s *webhookStore) verify(header string, body []byte) error {
 		return &apiError{Status: http.StatusUnauthorized, Code: codeBadSignature, Detail: detail}
 	}
 	if header == "" {
-		return bad("missing " + headerSignature + " header")
+		return bad("missing " + HeaderSignature + " header")
 	}
 	var ts string
 	var sigs [][]byte
@@ -133,7 +137,7 @@ func (s *webhookStore) verify(header string, body []byte) error {
 	}
 	t, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || len(sigs) == 0 {
-		return bad(headerSignature + " must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
+		return bad(HeaderSignature + " must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
 	}
 	want := mac(s.secret, ts, body)
 	ok := false
@@ -160,7 +164,7 @@ func (a *api) webhook(w http.ResponseWriter, r *http.Request) error {
 		}
 		return errBadRequest(codeBadRequest, "cannot read request body")
 	}
-	if err := a.webhooks.verify(r.Header.Get(headerSignature), body); err != nil {
+	if err := a.webhooks.verify(r.Header.Get(HeaderSignature), body); err != nil {
 		return err
 	}
 	var ev webhookEvent
@@ -212,7 +216,11 @@ func (s *webhookStore) process(ctx context.Context, ev webhookEvent) (webhookRes
 		if ev.Type == eventPaymentSucceeded {
 			p, err = s.payments.CompleteByRef(ctx, ev.Provider, ev.ProviderRef)
 		} else {
-			p, err = s.payments.FailByRef(ctx, ev.Provider, ev.ProviderRef, or(ev.Reason, "provider reported failure"))
+			reason := ev.Reason
+			if reason == "" {
+				reason = "provider reported failure"
+			}
+			p, err = s.payments.FailByRef(ctx, ev.Provider, ev.ProviderRef, reason)
 		}
 		if err != nil {
 			return webhookResult{}, err

@@ -1,4 +1,10 @@
-package main
+// Package api is txkit's HTTP API as an importable Fx module: the credits
+// ledger, payments and payment webhooks over JSON, with bearer-token
+// authentication, Idempotency-Key on every money-changing route, RFC 9457
+// problems and one access-log line per request. The routes and their
+// answers are described in docs/app.md; composing the module in an
+// application of your own in docs/fx.md.
+package api
 
 import (
 	"context"
@@ -19,6 +25,23 @@ import (
 	"github.com/txkit/txkit/tx"
 )
 
+// Config is what the API needs to know besides its dependencies.
+type Config struct {
+	// APIToken is the bearer token every /v1 route requires.
+	APIToken string
+	// WebhookSecret is the HMAC-SHA256 key of payment webhooks.
+	WebhookSecret string
+	// RequestTimeout bounds each request's work, database calls included.
+	RequestTimeout time.Duration
+}
+
+// Module provides the API's [*Handler] to an Fx application. It needs a
+// [Config], a *mongo.Client and *mongo.Database (mongofx provides both),
+// a *tx.Runner (tx.Module), *credits.Service (credits.Module) and
+// *payments.Service (payments.Module). Mount the handler on a server of
+// your own, or use it as the whole server's handler.
+var Module = fx.Module("api", fx.Provide(NewHandler))
+
 // api holds what the handlers use.
 type api struct {
 	cfg      Config
@@ -31,13 +54,24 @@ type api struct {
 	tokenSum [sha256.Size]byte
 }
 
+// Handler is the whole HTTP API: request ids, the access log, the request
+// timeout, authentication and every route. It is an [http.Handler].
+type Handler struct {
+	h http.Handler
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// ServeHTTP serves one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.h.ServeHTTP(w, r) }
+
 // HandlerParams are the dependencies of [NewHandler].
 type HandlerParams struct {
 	fx.In
 
 	Lifecycle fx.Lifecycle
 	Config    Config
-	Logger    *zap.Logger
+	Logger    *zap.Logger `optional:"true"`
 	Client    *mongo.Client
 	DB        *mongo.Database
 	Runner    *tx.Runner
@@ -45,12 +79,16 @@ type HandlerParams struct {
 	Payments  *payments.Service
 }
 
-// NewHandler returns the service's whole HTTP handler and registers the
-// creation of its collections' indexes at start.
-func NewHandler(p HandlerParams) http.Handler {
+// NewHandler returns the API's handler and registers the creation of its
+// collections' indexes at start.
+func NewHandler(p HandlerParams) *Handler {
+	log := p.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
 	a := &api{
 		cfg:      p.Config,
-		log:      p.Logger.Named("api"),
+		log:      log.Named("api"),
 		client:   p.Client,
 		credits:  p.Credits,
 		payments: p.Payments,
@@ -64,7 +102,7 @@ func NewHandler(p HandlerParams) http.Handler {
 		}
 		return a.webhooks.ensureIndexes(ctx)
 	}})
-	return withRequestLog(p.Logger.Named("http"), p.Config.RequestTimeout, problemMux(a.routes()))
+	return &Handler{h: withRequestLog(log.Named("http"), p.Config.RequestTimeout, problemMux(a.routes()))}
 }
 
 func (a *api) routes() *http.ServeMux {
@@ -175,7 +213,7 @@ func (a *api) mutate(w http.ResponseWriter, r *http.Request, req any, op operati
 		return err
 	}
 	if replayed {
-		w.Header().Set(headerReplayed, "true")
+		w.Header().Set(HeaderReplayed, "true")
 	}
 	writeRaw(w, res.Status, res.ContentType, res.Body)
 	return nil

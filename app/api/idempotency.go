@@ -1,4 +1,4 @@
-package main
+package api
 
 import (
 	"context"
@@ -32,10 +32,15 @@ const (
 	// idempotencyTTL is how long a response can be replayed. After it, a
 	// repeat is answered by the ledger's own idempotency, not this store.
 	idempotencyTTL = 24 * time.Hour
-	// headerIdempotencyKey names the request header; headerReplayed marks
-	// a replayed response.
-	headerIdempotencyKey = "Idempotency-Key"
-	headerReplayed       = "Idempotent-Replayed"
+)
+
+// HTTP headers of idempotent requests.
+const (
+	// HeaderIdempotencyKey names the request header every money-changing
+	// route requires.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderReplayed is "true" on a response replayed for a repeated key.
+	HeaderReplayed = "Idempotent-Replayed"
 )
 
 // validIdempotencyKey is what a key may look like: printable ASCII without
@@ -88,7 +93,7 @@ type operation func(ctx context.Context, key string) (status int, body any, err 
 // idempotencyKeyOf returns the request's Idempotency-Key, or the problem of
 // a missing or malformed one.
 func idempotencyKeyOf(r *http.Request) (string, error) {
-	key := r.Header.Get(headerIdempotencyKey)
+	key := r.Header.Get(HeaderIdempotencyKey)
 	if key == "" {
 		return "", errBadRequest(codeMissingIdempotencyKey, "this request changes money and needs an Idempotency-Key header (e.g. a UUID), reused for its retries")
 	}
