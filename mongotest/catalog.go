@@ -6,6 +6,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
@@ -26,6 +27,10 @@ func cmdCreate(o *op) (bson.D, error) {
 			continue
 		}
 		options = append(options, e)
+	}
+	options, err = checkCreateOptions(o, options)
+	if err != nil {
+		return nil, err
 	}
 	if o.txn != nil && o.s.core.engine.HasCollection(ns) {
 		return nil, merr.New(merr.NamespaceExists, "Collection %s already exists.", ns.String())
@@ -91,7 +96,12 @@ func cmdListCollections(o *op) (bson.D, error) {
 			options = bson.D{}
 		}
 		d := bson.D{{Key: "name", Value: c.Name}, {Key: "type", Value: "collection"}}
-		if !nameOnly {
+		if _, isView := bsonkit.Get(options, "viewOn"); isView {
+			d[1].Value = "view"
+			if !nameOnly {
+				d = append(d, bson.E{Key: "options", Value: options}, bson.E{Key: "info", Value: bson.D{{Key: "readOnly", Value: true}}})
+			}
+		} else if !nameOnly {
 			d = append(d,
 				bson.E{Key: "options", Value: options},
 				bson.E{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}, {Key: "uuid", Value: c.UUID}}},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -34,6 +35,8 @@ type op struct {
 	// dropReply: close the connection instead of replying, as
 	// onPrimaryTransactionalWrite does once the command has run.
 	dropReply bool
+	// letVars caches vars: the command's let and system variables.
+	letVars expr.Vars
 }
 
 // handler is a registered command: its implementation and the properties
@@ -88,6 +91,7 @@ func init() {
 		"listDatabases":           {run: cmdListDatabases, admin: true},
 		"listCollections":         {run: cmdListCollections},
 		"create":                  ddl(cmdCreate, true),
+		"collMod":                 ddl(cmdCollMod, false),
 		"drop":                    ddl(cmdDrop, false),
 		"dropDatabase":            ddl(cmdDropDatabase, false),
 		"createIndexes":           ddl(cmdCreateIndexes, true),

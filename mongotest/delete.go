@@ -9,7 +9,7 @@ import (
 )
 
 func cmdDelete(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}
@@ -39,14 +39,22 @@ func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
 	if limit != 0 && limit != 1 {
 		return 0, merr.New(merr.FailedToParse, "The limit field in delete objects must be 0 or 1. Got %d", limit)
 	}
-	f, err := query.Compile(filter)
+	vars, err := o.vars()
+	if err != nil {
+		return 0, err
+	}
+	f, err := query.CompileVars(filter, vars)
 	if err != nil {
 		return 0, err
 	}
 	var n int32
 	err = o.atomic(func(t *engine.Txn) error {
 		n = 0
-		for _, d := range matching(t, ns, filter, f, int(limit)) {
+		docs, err := matching(t, ns, filter, f, int(limit))
+		if err != nil {
+			return err
+		}
+		for _, d := range docs {
 			if err := t.Delete(ns, d); err != nil {
 				return err
 			}

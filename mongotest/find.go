@@ -7,6 +7,7 @@ import (
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
 )
@@ -19,15 +20,16 @@ type findSpec struct {
 	projection *query.Projection
 	skip       int64
 	limit      int64
+	vars       expr.Vars
 }
 
-func parseFind(cmd bson.D, filterKey string) (*findSpec, error) {
-	var fs findSpec
+func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) {
+	fs := findSpec{vars: vars}
 	var err error
 	if fs.filter, err = docField(cmd, filterKey); err != nil {
 		return nil, err
 	}
-	if fs.f, err = query.Compile(fs.filter); err != nil {
+	if fs.f, err = query.CompileVars(fs.filter, vars); err != nil {
 		return nil, err
 	}
 	sortSpec, err := docField(cmd, "sort")
@@ -65,13 +67,30 @@ func parseFind(cmd bson.D, filterKey string) (*findSpec, error) {
 	return &fs, nil
 }
 
-// run evaluates the find against t.
-func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) []bson.D {
+// run evaluates the find against t: on ns's documents, or on what its
+// pipeline makes of them when ns is a view.
+func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 	limit := 0
 	if fs.sort == nil && fs.limit != 0 {
 		limit = int(fs.skip + abs64(fs.limit))
 	}
-	docs := matching(t, ns, fs.filter, fs.f, limit)
+	_, isView, err := resolveView(t, ns)
+	if err != nil {
+		return nil, err
+	}
+	var docs []bson.D
+	if isView {
+		all, err := reader{t: t, db: ns.DB, vars: fs.vars}.Documents(ns.Coll)
+		if err != nil {
+			return nil, err
+		}
+		docs, err = filterDocs(all, fs.f, limit)
+		if err != nil {
+			return nil, err
+		}
+	} else if docs, err = matching(t, ns, fs.filter, fs.f, limit); err != nil {
+		return nil, err
+	}
 	if fs.sort != nil {
 		sort.SliceStable(docs, func(i, j int) bool { return fs.sort.Compare(docs[i], docs[j]) < 0 })
 	}
@@ -92,7 +111,7 @@ func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) []bson.D {
 		}
 		docs = out
 	}
-	return docs
+	return docs, nil
 }
 
 func abs64(n int64) int64 {
@@ -107,7 +126,11 @@ func cmdFind(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs, err := parseFind(o.cmd, "filter")
+	vars, err := o.vars()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := parseFind(o.cmd, "filter", vars)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +152,7 @@ func cmdFind(o *op) (bson.D, error) {
 		single = true
 	}
 	var docs []bson.D
-	if err := o.read(func(t *engine.Txn) { docs = fs.run(t, ns) }); err != nil {
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
 		return nil, err
 	}
 	if fs.limit > 0 && bs > 0 && bs >= fs.limit {
@@ -144,13 +167,17 @@ func cmdCount(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	fs, err := parseFind(o.cmd, "query")
+	vars, err := o.vars()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := parseFind(o.cmd, "query", vars)
 	if err != nil {
 		return nil, err
 	}
 	fs.sort, fs.projection = nil, nil
 	var docs []bson.D
-	if err := o.read(func(t *engine.Txn) { docs = fs.run(t, ns) }); err != nil {
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
 		return nil, err
 	}
 	return ok1(bson.E{Key: "n", Value: int32(len(docs))}), nil
@@ -165,15 +192,19 @@ func cmdDistinct(o *op) (bson.D, error) {
 	if !ok {
 		return nil, typeErr("key", field(o.cmd, "key"), "string")
 	}
-	fs, err := parseFind(o.cmd, "query")
+	vars, err := o.vars()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := parseFind(o.cmd, "query", vars)
 	if err != nil {
 		return nil, err
 	}
 	var docs []bson.D
-	if err := o.read(func(t *engine.Txn) { docs = fs.run(t, ns) }); err != nil {
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
 		return nil, err
 	}
-	var values []any
+	values := []any{}
 	for _, d := range docs {
 		vals, _ := query.Lookup(d, key)
 		for _, v := range vals {

@@ -16,12 +16,16 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 	if o.retry != nil && o.retry.reply != nil {
 		return o.retry.reply, nil
 	}
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
+	if err != nil {
+		return nil, err
+	}
+	vars, err := o.vars()
 	if err != nil {
 		return nil, err
 	}
 	// query, sort and fields parse as a find's filter, sort and projection.
-	fs, err := parseFind(o.cmd, "query")
+	fs, err := parseFind(o.cmd, "query", vars)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +55,7 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 	}
 	var u *update.Update
 	if hasUpdate {
-		if u, err = update.Compile(spec); err != nil {
+		if u, err = update.CompileVars(spec, vars); err != nil {
 			return nil, err
 		}
 	}
@@ -63,7 +67,10 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 		if srt != nil {
 			limit = 0
 		}
-		docs := matching(t, ns, filter, f, limit)
+		docs, err := matching(t, ns, filter, f, limit)
+		if err != nil {
+			return err
+		}
 		if srt != nil {
 			sort.SliceStable(docs, func(i, j int) bool { return srt.Compare(docs[i], docs[j]) < 0 })
 		}
@@ -78,6 +85,9 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 			}
 			nd, err := upsertDoc(f, u, opts)
 			if err != nil {
+				return err
+			}
+			if err := o.validate(t, ns, nil, nd); err != nil {
 				return err
 			}
 			if err := t.Insert(ns, nd); err != nil {
@@ -105,6 +115,9 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 		}
 		if changed {
 			if err := checkUpdatedSize(nd); err != nil {
+				return err
+			}
+			if err := o.validate(t, ns, d, nd); err != nil {
 				return err
 			}
 			if err := t.Replace(ns, d, nd); err != nil {

@@ -94,7 +94,7 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 }
 
 func cmdCreateIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +137,7 @@ func cmdCreateIndexes(o *op) (bson.D, error) {
 }
 
 func cmdListIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func cmdListIndexes(o *op) (bson.D, error) {
 }
 
 func cmdDropIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 func cmdInsert(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}
@@ -19,7 +19,12 @@ func cmdInsert(o *op) (bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-		return true, o.atomic(func(t *engine.Txn) error { return t.Insert(ns, doc) })
+		return true, o.atomic(func(t *engine.Txn) error {
+			if err := o.validate(t, ns, nil, doc); err != nil {
+				return err
+			}
+			return t.Insert(ns, doc)
+		})
 	}, func(any) { n++ })
 	if err != nil {
 		return nil, err

@@ -26,6 +26,15 @@ func (o *op) read(fn func(t *engine.Txn)) error {
 	return nil
 }
 
+// readErr is read for a fn that can fail.
+func (o *op) readErr(fn func(t *engine.Txn) error) error {
+	var ferr error
+	if err := o.read(func(t *engine.Txn) { ferr = fn(t) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
 // beginSnapshot starts the engine transaction a read concern asks for:
 // the latest data, or for level "snapshot" the data at atClusterTime (or
 // now), recorded for the reply. A snapshot read outside a transaction
@@ -65,36 +74,57 @@ func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 }
 
 // matching returns the documents of ns that f matches, in natural order;
-// an _id equality is looked up directly.
-func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter, limit int) []bson.D {
+// an _id equality is looked up directly. The error is one a $expr raised.
+func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter, limit int) ([]bson.D, error) {
 	if id, ok := idEquality(filter); ok {
-		if d := t.FindID(ns, id); d != nil && f.Match(d) {
-			return []bson.D{d}
+		d := t.FindID(ns, id)
+		if d == nil {
+			return nil, nil
 		}
-		return nil
+		if ok, err := f.Eval(d); !ok || err != nil {
+			return nil, err
+		}
+		return []bson.D{d}, nil
 	}
 	if eq := plainEqualities(filter); len(eq) > 0 {
 		if docs, used := t.ScanEqual(ns, eq); used {
-			out := docs[:0]
-			for _, d := range docs {
-				if f.Match(d) {
-					out = append(out, d)
-					if limit > 0 && len(out) == limit {
-						break
-					}
-				}
-			}
-			return out
+			return filterDocs(docs, f, limit)
 		}
 	}
 	var out []bson.D
+	var err error
 	t.Scan(ns, func(d bson.D) bool {
-		if f.Match(d) {
+		var ok bool
+		if ok, err = f.Eval(d); err != nil {
+			return false
+		}
+		if ok {
 			out = append(out, d)
 		}
 		return limit <= 0 || len(out) < limit
 	})
-	return out
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// filterDocs keeps the documents f matches, up to limit (0: all).
+func filterDocs(docs []bson.D, f *query.Filter, limit int) ([]bson.D, error) {
+	out := make([]bson.D, 0, len(docs))
+	for _, d := range docs {
+		ok, err := f.Eval(d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, d)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // plainEqualities returns the filter's top-level `field: value` pairs

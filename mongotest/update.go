@@ -7,6 +7,7 @@ import (
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
 	"github.com/txkit/txkit/mongotest/internal/update"
@@ -20,7 +21,7 @@ type updateResult struct {
 }
 
 func cmdUpdate(o *op) (bson.D, error) {
-	ns, err := o.ns()
+	ns, err := o.collectionNS()
 	if err != nil {
 		return nil, err
 	}
@@ -73,11 +74,15 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if err != nil {
 		return updateResult{}, err
 	}
-	f, err := query.Compile(filter)
+	vars, err := o.vars()
 	if err != nil {
 		return updateResult{}, err
 	}
-	u, err := update.Compile(spec)
+	f, err := query.CompileVars(filter, vars)
+	if err != nil {
+		return updateResult{}, err
+	}
+	u, err := compileUpdate(stmt, spec, vars)
 	if err != nil {
 		return updateResult{}, err
 	}
@@ -91,7 +96,10 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 		if multi {
 			limit = 0
 		}
-		docs := matching(t, ns, filter, f, limit)
+		docs, err := matching(t, ns, filter, f, limit)
+		if err != nil {
+			return err
+		}
 		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
 		for _, d := range docs {
 			nd, changed, err := u.Apply(d, opts)
@@ -103,6 +111,9 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 				continue
 			}
 			if err := checkUpdatedSize(nd); err != nil {
+				return err
+			}
+			if err := o.validate(t, ns, d, nd); err != nil {
 				return err
 			}
 			if err := t.Replace(ns, d, nd); err != nil {
@@ -117,6 +128,9 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 		if err != nil {
 			return err
 		}
+		if err := o.validate(t, ns, nil, nd); err != nil {
+			return err
+		}
 		if err := t.Insert(ns, nd); err != nil {
 			return err
 		}
@@ -126,6 +140,29 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 		return nil
 	})
 	return res, err
+}
+
+// compileUpdate compiles an update statement's u; a pipeline sees the
+// command's let and the statement's constants c.
+func compileUpdate(stmt bson.D, spec any, vars expr.Vars) (*update.Update, error) {
+	c, err := docField(stmt, "c")
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		if _, isPipeline := spec.(bson.A); !isPipeline {
+			return nil, merr.New(merr.FailedToParse, "Constant values may only be specified for pipeline updates")
+		}
+		more := expr.Vars{}
+		for _, e := range c {
+			if err := expr.ValidateVarName(e.Key); err != nil {
+				return nil, err
+			}
+			more[e.Key] = e.Value
+		}
+		vars = vars.With(more)
+	}
+	return update.CompileVars(spec, vars)
 }
 
 // arrayFilters returns the arrayFilters of an update statement or

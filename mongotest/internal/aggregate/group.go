@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -30,7 +31,7 @@ type accumulator interface {
 }
 
 var accumulators = map[string]func() accumulator{
-	"$sum":      func() accumulator { return &sumAcc{sum: int32(0)} },
+	"$sum":      func() accumulator { return &sumAcc{} },
 	"$avg":      func() accumulator { return &avgAcc{} },
 	"$min":      func() accumulator { return &extremeAcc{dir: -1} },
 	"$max":      func() accumulator { return &extremeAcc{dir: 1} },
@@ -41,19 +42,17 @@ var accumulators = map[string]func() accumulator{
 	"$count":    func() accumulator { return &countAcc{} },
 }
 
-type sumAcc struct{ sum any }
+type sumAcc struct{ sum expr.Sum }
 
 func (a *sumAcc) add(v any) {
-	if bsonkit.IsNumber(v) {
-		a.sum = addNumbers(a.sum, v)
-	}
+	a.sum.Add(v)
 }
-func (a *sumAcc) result() any { return a.sum }
+func (a *sumAcc) result() any { return a.sum.Result() }
 
-type avgAcc struct{ vals []any }
+type avgAcc struct{ sum expr.Sum }
 
-func (a *avgAcc) add(v any)   { a.vals = append(a.vals, v) }
-func (a *avgAcc) result() any { return avgOf(a.vals) }
+func (a *avgAcc) add(v any)   { a.sum.Add(v) }
+func (a *avgAcc) result() any { return a.sum.Avg() }
 
 type extremeAcc struct {
 	dir  int
@@ -62,10 +61,10 @@ type extremeAcc struct {
 }
 
 func (a *extremeAcc) add(v any) {
-	if nullish(v) {
+	if expr.Nullish(v) {
 		return
 	}
-	if !a.set || a.dir*compareValues(v, a.best) > 0 {
+	if !a.set || a.dir*expr.Compare(v, a.best) > 0 {
 		a.best, a.set = v, true
 	}
 }
@@ -94,7 +93,7 @@ type pushAcc struct {
 }
 
 func (a *pushAcc) add(v any) {
-	if isMissing(v) {
+	if expr.IsMissing(v) {
 		return
 	}
 	if a.set && slices.ContainsFunc(a.vals, func(x any) bool { return bsonkit.Equal(x, v) }) {
@@ -110,18 +109,13 @@ func (a *pushAcc) result() any {
 	return a.vals
 }
 
-type countAcc struct{ n any }
+type countAcc struct{ n expr.Sum }
 
-func (a *countAcc) add(any) {
-	if a.n == nil {
-		a.n = int32(0)
-	}
-	a.n = addNumbers(a.n, int32(1))
-}
-func (a *countAcc) result() any { return a.n }
+func (a *countAcc) add(any)     { a.n.Add(int32(1)) }
+func (a *countAcc) result() any { return a.n.Result() }
 
 func orNull(v any) any {
-	if isMissing(v) {
+	if expr.IsMissing(v) {
 		return nil
 	}
 	return v
@@ -130,25 +124,25 @@ func orNull(v any) any {
 type groupField struct {
 	name string
 	new  func() accumulator
-	arg  expr
+	arg  expr.Expr
 }
 
-func parseGroup(spec any) (stage, error) {
+func parseGroup(c *compiler, spec any) (stage, error) {
 	d, ok := spec.(bson.D)
 	if !ok {
 		return nil, merr.New(codeGroupNotObject, "a group's fields must be specified in an object")
 	}
-	var id expr
+	var id expr.Expr
 	var fields []groupField
 	for _, e := range d {
 		if e.Key == "_id" {
 			var err error
-			if id, err = compileExpr(e.Value); err != nil {
+			if id, err = c.expr(e.Value); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		f, err := parseAccumulator(e)
+		f, err := parseAccumulator(c, e)
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +159,7 @@ func parseGroup(spec any) (stage, error) {
 		var groups []*group
 		index := map[string]*group{}
 		for _, doc := range docs {
-			k, err := id(doc)
+			k, err := id.Eval(doc)
 			if err != nil {
 				return nil, err
 			}
@@ -181,7 +175,7 @@ func parseGroup(spec any) (stage, error) {
 				groups = append(groups, g)
 			}
 			for i, f := range fields {
-				v, err := f.arg(doc)
+				v, err := f.arg.Eval(doc)
 				if err != nil {
 					return nil, err
 				}
@@ -201,7 +195,7 @@ func parseGroup(spec any) (stage, error) {
 	}, nil
 }
 
-func parseAccumulator(e bson.E) (groupField, error) {
+func parseAccumulator(c *compiler, e bson.E) (groupField, error) {
 	if strings.Contains(e.Key, ".") {
 		return groupField{}, merr.New(codeGroupDottedField,
 			"the group aggregate field name '%s' cannot be used because $group's field names cannot contain '.'", e.Key)
@@ -224,9 +218,9 @@ func parseAccumulator(e bson.E) (groupField, error) {
 	if _, isArray := d[0].Value.(bson.A); isArray {
 		return groupField{}, merr.New(codeGroupUnary, "The %s accumulator is a unary operator", name)
 	}
-	arg, err := compileExpr(d[0].Value)
+	arg, err := c.expr(d[0].Value)
 	if name == "$count" {
-		arg = constant(nil)
+		arg = expr.Constant(nil)
 		if c, ok := d[0].Value.(bson.D); !ok || len(c) != 0 {
 			return groupField{}, merr.New(merr.TypeMismatch, "$count takes no arguments, i.e. $count:{}")
 		}
@@ -246,8 +240,11 @@ func groupKey(v any) string {
 }
 
 func writeKey(b *strings.Builder, v any) {
+	if expr.IsMissing(v) {
+		v = nil
+	}
 	switch x := v.(type) {
-	case nil, missingValue, bson.Null, bson.Undefined:
+	case nil, bson.Null, bson.Undefined:
 		b.WriteString("null")
 	case string:
 		b.WriteString("s" + strconv.Quote(x))

@@ -65,6 +65,12 @@ const (
 	UnsupportedOpQueryCommand          int32 = 352
 	UnknownReplWriteConcern            int32 = 79
 	UnsatisfiableWriteConcern          int32 = 100
+	DocumentValidationFailure          int32 = 121
+	ViewDepthLimitExceeded             int32 = 120
+	OptionNotSupportedOnView           int32 = 157
+	GraphContainsCycle                 int32 = 158
+	CommandNotSupportedOnView          int32 = 166
+	MergeStageNoMatchingDocument       int32 = 13113
 )
 
 var names = map[int32]string{
@@ -119,6 +125,12 @@ var names = map[int32]string{
 	UnsupportedOpQueryCommand:          "UnsupportedOpQueryCommand",
 	UnknownReplWriteConcern:            "UnknownReplWriteConcern",
 	UnsatisfiableWriteConcern:          "UnsatisfiableWriteConcern",
+	DocumentValidationFailure:          "DocumentValidationFailure",
+	ViewDepthLimitExceeded:             "ViewDepthLimitExceeded",
+	OptionNotSupportedOnView:           "OptionNotSupportedOnView",
+	GraphContainsCycle:                 "GraphContainsCycle",
+	CommandNotSupportedOnView:          "CommandNotSupportedOnView",
+	MergeStageNoMatchingDocument:       "MergeStageNoMatchingDocument",
 	HostUnreachable:                    "HostUnreachable",
 	HostNotFound:                       "HostNotFound",
 	NetworkTimeout:                     "NetworkTimeout",

@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -15,12 +16,21 @@ type Filter struct {
 	root node
 	// eqs are the upsert seed candidates, in filter order.
 	eqs []equality
+	// vars are the variables $expr sees; nested is set inside $elemMatch,
+	// where $expr is not allowed.
+	vars    expr.Vars
+	nested  bool
+	hasExpr bool
 }
 
 // Compile parses a query filter. A nil or empty filter matches every
 // document. Errors are *merr.Error with MongoDB's codes and messages.
-func Compile(filter bson.D) (*Filter, error) {
-	f := &Filter{}
+func Compile(filter bson.D) (*Filter, error) { return CompileVars(filter, nil) }
+
+// CompileVars is [Compile] with the variables a command's let binds, which
+// $expr sees.
+func CompileVars(filter bson.D, vars expr.Vars) (*Filter, error) {
+	f := &Filter{vars: vars}
 	root, err := f.parseDoc(filter, true)
 	if err != nil {
 		return nil, err
@@ -29,48 +39,76 @@ func Compile(filter bson.D) (*Filter, error) {
 	return f, nil
 }
 
-// Match reports whether doc satisfies the filter.
+// Match reports whether doc satisfies the filter. A $expr that fails while
+// it runs makes Match false; callers that must report that error use
+// [Filter.Eval].
 func (f *Filter) Match(doc bson.D) bool {
+	ok, err := f.Eval(doc)
+	return ok && err == nil
+}
+
+// Eval reports whether doc satisfies the filter, or the error a $expr
+// raised while evaluating it, which fails the whole command in MongoDB.
+func (f *Filter) Eval(doc bson.D) (bool, error) {
 	if f == nil || f.root == nil {
-		return true
+		return true, nil
 	}
 	return f.root.match(doc)
 }
 
+// HasExpr reports whether the filter uses $expr.
+func (f *Filter) HasExpr() bool { return f != nil && f.hasExpr }
+
 // node is a predicate over a whole document.
 type node interface {
-	match(doc bson.D) bool
+	match(doc bson.D) (bool, error)
 }
 
 type andNode []node
 
-func (n andNode) match(doc bson.D) bool {
+func (n andNode) match(doc bson.D) (bool, error) {
 	for _, c := range n {
-		if !c.match(doc) {
-			return false
+		if ok, err := c.match(doc); !ok || err != nil {
+			return false, err
 		}
 	}
-	return true
+	return true, nil
 }
 
 type orNode []node
 
-func (n orNode) match(doc bson.D) bool {
+func (n orNode) match(doc bson.D) (bool, error) {
 	for _, c := range n {
-		if c.match(doc) {
-			return true
+		if ok, err := c.match(doc); ok || err != nil {
+			return ok, err
 		}
 	}
-	return false
+	return false, nil
 }
 
 type norNode []node
 
-func (n norNode) match(doc bson.D) bool { return !orNode(n).match(doc) }
+func (n norNode) match(doc bson.D) (bool, error) {
+	ok, err := orNode(n).match(doc)
+	return !ok && err == nil, err
+}
+
+// schemaNode is $jsonSchema.
+type schemaNode struct{ s *Schema }
+
+func (n schemaNode) match(doc bson.D) (bool, error) { return n.s.Validate(doc), nil }
+
+// exprNode is $expr: an aggregation expression, true when truthy.
+type exprNode struct{ x expr.Expr }
+
+func (n exprNode) match(doc bson.D) (bool, error) {
+	v, err := n.x.Eval(doc)
+	return err == nil && expr.Truthy(v), err
+}
 
 type constNode bool
 
-func (n constNode) match(bson.D) bool { return bool(n) }
+func (n constNode) match(bson.D) (bool, error) { return bool(n), nil }
 
 // fieldNode applies an operator expression to the values of one path.
 type fieldNode struct {
@@ -78,7 +116,7 @@ type fieldNode struct {
 	expr fieldExpr
 }
 
-func (n *fieldNode) match(doc bson.D) bool { return n.expr.matchPath(doc, &n.path) }
+func (n *fieldNode) match(doc bson.D) (bool, error) { return n.expr.matchPath(doc, &n.path), nil }
 
 // fieldExpr is the operator part of `field: {...}`. It evaluates either
 // over everything a path yields (a filter) or on one value ($elemMatch's
@@ -191,7 +229,27 @@ func (f *Filter) parseTopOperator(e bson.E, collect bool) (node, error) {
 			return nil, merr.New(merr.FailedToParse, "%s must be an integer value of 1", e.Key)
 		}
 		return constNode(e.Key == "$alwaysTrue"), nil
-	case "$expr", "$where", "$text", "$jsonSchema", "$sampleRate":
+	case "$expr":
+		if f.nested {
+			return nil, merr.New(merr.BadValue, "$expr can only be applied to the top-level document")
+		}
+		x, err := expr.Compile(e.Value, f.vars)
+		if err != nil {
+			return nil, err
+		}
+		f.hasExpr = true
+		return exprNode{x}, nil
+	case "$jsonSchema":
+		d, ok := e.Value.(bson.D)
+		if !ok {
+			return nil, merr.New(merr.TypeMismatch, "$jsonSchema must be an object")
+		}
+		s, err := CompileSchema(d)
+		if err != nil {
+			return nil, err
+		}
+		return schemaNode{s}, nil
+	case "$where", "$text", "$sampleRate":
 		return nil, merr.New(merr.BadValue, "%s is not supported by mongotest", e.Key)
 	case "$not":
 		return nil, merr.New(merr.BadValue,
@@ -511,11 +569,12 @@ func parseElemMatch(v any) (fieldExpr, error) {
 			return &leafExpr{pred: &elemMatchValuePred{expr: expr}, mode: leafWhole}, nil
 		}
 	}
-	sub, err := Compile(d)
+	sub := &Filter{nested: true}
+	root, err := sub.parseDoc(d, false)
 	if err != nil {
 		return nil, err
 	}
-	sub.eqs = nil
+	sub.root = root
 	return &leafExpr{pred: &elemMatchDocPred{filter: sub}, mode: leafWhole}, nil
 }
 

@@ -1,4 +1,4 @@
-package aggregate
+package expr
 
 import (
 	"errors"
@@ -20,69 +20,85 @@ type opSpec struct {
 	arity int
 	eval  opFunc
 	// lazy operators get unevaluated arguments: $cond, $and, $or, $ifNull.
-	lazy func(args []expr) expr
+	lazy func(args []Expr) Expr
 }
 
 var exprOperators map[string]opSpec
 
 func init() {
 	exprOperators = map[string]opSpec{
-		"$add":         {arity: -1, eval: evalAdd},
-		"$subtract":    {arity: 2, eval: evalSubtract},
-		"$multiply":    {arity: -1, eval: evalMultiply},
-		"$divide":      {arity: 2, eval: evalDivide},
-		"$mod":         {arity: 2, eval: evalMod},
-		"$abs":         {arity: 1, eval: evalAbs},
-		"$concat":      {arity: -1, eval: evalConcat},
-		"$toLower":     {arity: 1, eval: caseFunc(strings.ToLower)},
-		"$toUpper":     {arity: 1, eval: caseFunc(strings.ToUpper)},
-		"$eq":          {arity: 2, eval: cmpFunc(func(c int) bool { return c == 0 })},
-		"$ne":          {arity: 2, eval: cmpFunc(func(c int) bool { return c != 0 })},
-		"$gt":          {arity: 2, eval: cmpFunc(func(c int) bool { return c > 0 })},
-		"$gte":         {arity: 2, eval: cmpFunc(func(c int) bool { return c >= 0 })},
-		"$lt":          {arity: 2, eval: cmpFunc(func(c int) bool { return c < 0 })},
-		"$lte":         {arity: 2, eval: cmpFunc(func(c int) bool { return c <= 0 })},
-		"$cmp":         {arity: 2, eval: func(a []any) (any, error) { return int32(compareValues(a[0], a[1])), nil }},
-		"$not":         {arity: 1, eval: func(a []any) (any, error) { return !truthy(a[0]), nil }},
-		"$in":          {arity: 2, eval: evalIn},
-		"$size":        {arity: 1, eval: evalSize},
-		"$arrayElemAt": {arity: 2, eval: evalArrayElemAt},
-		"$max":         {arity: -1, eval: extremum(1)},
-		"$min":         {arity: -1, eval: extremum(-1)},
-		"$sum":         {arity: -1, eval: overArray(func(vs []any) any { return sumOf(vs) })},
-		"$avg":         {arity: -1, eval: overArray(avgOf)},
-		"$and":         {arity: -1, lazy: lazyAndOr(false)},
-		"$or":          {arity: -1, lazy: lazyAndOr(true)},
-		"$ifNull":      {arity: -1, lazy: lazyIfNull},
+		"$add":          {arity: -1, eval: evalAdd},
+		"$subtract":     {arity: 2, eval: evalSubtract},
+		"$multiply":     {arity: -1, eval: evalMultiply},
+		"$divide":       {arity: 2, eval: evalDivide},
+		"$mod":          {arity: 2, eval: evalMod},
+		"$abs":          {arity: 1, eval: evalAbs},
+		"$concat":       {arity: -1, eval: evalConcat},
+		"$toLower":      {arity: 1, eval: caseFunc(strings.ToLower)},
+		"$toUpper":      {arity: 1, eval: caseFunc(strings.ToUpper)},
+		"$eq":           {arity: 2, eval: cmpFunc(func(c int) bool { return c == 0 })},
+		"$ne":           {arity: 2, eval: cmpFunc(func(c int) bool { return c != 0 })},
+		"$gt":           {arity: 2, eval: cmpFunc(func(c int) bool { return c > 0 })},
+		"$gte":          {arity: 2, eval: cmpFunc(func(c int) bool { return c >= 0 })},
+		"$lt":           {arity: 2, eval: cmpFunc(func(c int) bool { return c < 0 })},
+		"$lte":          {arity: 2, eval: cmpFunc(func(c int) bool { return c <= 0 })},
+		"$cmp":          {arity: 2, eval: func(a []any) (any, error) { return int32(Compare(a[0], a[1])), nil }},
+		"$not":          {arity: 1, eval: func(a []any) (any, error) { return !Truthy(a[0]), nil }},
+		"$in":           {arity: 2, eval: evalIn},
+		"$size":         {arity: 1, eval: evalSize},
+		"$arrayElemAt":  {arity: 2, eval: evalArrayElemAt},
+		"$max":          {arity: -1, eval: extremum(1)},
+		"$min":          {arity: -1, eval: extremum(-1)},
+		"$sum":          {arity: -1, eval: overArray(func(vs []any) any { return sumOf(vs) })},
+		"$avg":          {arity: -1, eval: overArray(avgOf)},
+		"$concatArrays": {arity: -1, eval: evalConcatArrays},
+		"$mergeObjects": {arity: -1, eval: evalMergeObjects},
+		"$isArray":      {arity: 1, eval: func(a []any) (any, error) { _, ok := a[0].(bson.A); return ok, nil }},
+		"$type":         {arity: 1, eval: func(a []any) (any, error) { return TypeName(a[0]), nil }},
+		"$and":          {arity: -1, lazy: lazyAndOr(false)},
+		"$or":           {arity: -1, lazy: lazyAndOr(true)},
+		"$ifNull":       {arity: -1, lazy: lazyIfNull},
 	}
 }
 
-// compileOperator compiles {$op: arg}.
-func compileOperator(name string, arg any) (expr, error) {
+// operator compiles {$op: arg}.
+func (s *scope) operator(name string, arg any) (Expr, error) {
 	switch name {
 	case "$literal":
-		return constant(arg), nil
+		return Constant(arg), nil
 	case "$cond":
-		return compileCond(arg)
+		return s.cond(arg)
+	case "$let":
+		return s.let(arg)
+	case "$map":
+		return s.mapOp(arg)
+	case "$filter":
+		return s.filter(arg)
+	case "$reduce":
+		return s.reduce(arg)
+	case "$switch":
+		return s.switchOp(arg)
+	case "$getField":
+		return s.getField(arg)
 	}
 	spec, ok := exprOperators[name]
 	if !ok {
-		return nil, merr.New(codeInvalidPipelineOperator, "Unrecognized expression '%s'", name)
+		return nil, merr.New(CodeInvalidPipelineOperator, "Unrecognized expression '%s'", name)
 	}
 	raw, isArray := arg.(bson.A)
 	if !isArray {
 		raw = bson.A{arg}
 	}
 	if spec.arity >= 0 && len(raw) != spec.arity {
-		return nil, merr.New(codeArity, "Expression %s takes exactly %d arguments. %d were passed in.", name, spec.arity, len(raw))
+		return nil, merr.New(CodeArity, "Expression %s takes exactly %d arguments. %d were passed in.", name, spec.arity, len(raw))
 	}
 	if name == "$ifNull" && len(raw) < 2 {
 		return nil, merr.New(1257300, "$ifNull needs at least two arguments, had: %d", len(raw))
 	}
-	args := make([]expr, len(raw))
+	args := make([]Expr, len(raw))
 	for i, a := range raw {
 		var err error
-		if args[i], err = compileExpr(a); err != nil {
+		if args[i], err = s.compile(a); err != nil {
 			return nil, err
 		}
 	}
@@ -92,10 +108,10 @@ func compileOperator(name string, arg any) (expr, error) {
 	// The accumulator forms traverse a lone argument that is an array, so
 	// $sum: "$arr" and $sum: ["$arr"] both sum the elements.
 	unwrap := len(args) == 1 && (name == "$sum" || name == "$avg" || name == "$max" || name == "$min")
-	return func(root bson.D) (any, error) {
+	return func(env *Env) (any, error) {
 		vals := make([]any, len(args))
 		for i, a := range args {
-			v, err := a(root)
+			v, err := a(env)
 			if err != nil {
 				return nil, err
 			}
@@ -110,12 +126,12 @@ func compileOperator(name string, arg any) (expr, error) {
 	}, nil
 }
 
-func compileCond(arg any) (expr, error) {
+func (s *scope) cond(arg any) (Expr, error) {
 	var parts [3]any
 	switch a := arg.(type) {
 	case bson.A:
 		if len(a) != 3 {
-			return nil, merr.New(codeArity, "Expression $cond takes exactly 3 arguments. %d were passed in.", len(a))
+			return nil, merr.New(CodeArity, "Expression $cond takes exactly 3 arguments. %d were passed in.", len(a))
 		}
 		copy(parts[:], a)
 	case bson.D:
@@ -133,36 +149,36 @@ func compileCond(arg any) (expr, error) {
 			}
 		}
 	default:
-		return nil, merr.New(codeArity, "Expression $cond takes exactly 3 arguments. 1 were passed in.")
+		return nil, merr.New(CodeArity, "Expression $cond takes exactly 3 arguments. 1 were passed in.")
 	}
-	var ex [3]expr
+	var ex [3]Expr
 	for i, p := range parts {
 		var err error
-		if ex[i], err = compileExpr(p); err != nil {
+		if ex[i], err = s.compile(p); err != nil {
 			return nil, err
 		}
 	}
-	return func(root bson.D) (any, error) {
-		c, err := ex[0](root)
+	return func(env *Env) (any, error) {
+		c, err := ex[0](env)
 		if err != nil {
 			return nil, err
 		}
-		if truthy(c) {
-			return ex[1](root)
+		if Truthy(c) {
+			return ex[1](env)
 		}
-		return ex[2](root)
+		return ex[2](env)
 	}, nil
 }
 
-func lazyAndOr(isOr bool) func([]expr) expr {
-	return func(args []expr) expr {
-		return func(root bson.D) (any, error) {
+func lazyAndOr(isOr bool) func([]Expr) Expr {
+	return func(args []Expr) Expr {
+		return func(env *Env) (any, error) {
 			for _, a := range args {
-				v, err := a(root)
+				v, err := a(env)
 				if err != nil {
 					return nil, err
 				}
-				if truthy(v) == isOr {
+				if Truthy(v) == isOr {
 					return isOr, nil
 				}
 			}
@@ -171,20 +187,20 @@ func lazyAndOr(isOr bool) func([]expr) expr {
 	}
 }
 
-func lazyIfNull(args []expr) expr {
-	return func(root bson.D) (any, error) {
+func lazyIfNull(args []Expr) Expr {
+	return func(env *Env) (any, error) {
 		for _, a := range args[:len(args)-1] {
-			v, err := a(root)
-			if err != nil || !nullish(v) {
+			v, err := a(env)
+			if err != nil || !Nullish(v) {
 				return v, err
 			}
 		}
-		return args[len(args)-1](root)
+		return args[len(args)-1](env)
 	}
 }
 
 func cmpFunc(ok func(int) bool) opFunc {
-	return func(a []any) (any, error) { return ok(compareValues(a[0], a[1])), nil }
+	return func(a []any) (any, error) { return ok(Compare(a[0], a[1])), nil }
 }
 
 // addNumbers adds with the server's promotion; int64 overflow becomes double.
@@ -209,10 +225,10 @@ func multiplyNumbers(a, b any) any {
 }
 
 func evalAdd(args []any) (any, error) {
-	var sum any = int32(0)
+	var sum Sum
 	var date *bson.DateTime
 	for _, v := range args {
-		if nullish(v) {
+		if Nullish(v) {
 			return nil, nil
 		}
 		switch x := v.(type) {
@@ -223,21 +239,21 @@ func evalAdd(args []any) (any, error) {
 			date = &x
 		default:
 			if !bsonkit.IsNumber(v) {
-				return nil, merr.New(16554, "$add only supports numeric or date types, not %s", typeName(v))
+				return nil, merr.New(16554, "$add only supports numeric or date types, not %s", TypeName(v))
 			}
-			sum = addNumbers(sum, v)
+			sum.Add(v)
 		}
 	}
 	if date != nil {
-		f, _ := bsonkit.ToFloat(sum)
+		f, _ := bsonkit.ToFloat(sum.Result())
 		return *date + bson.DateTime(math.Round(f)), nil
 	}
-	return sum, nil
+	return sum.Result(), nil
 }
 
 func evalSubtract(args []any) (any, error) {
 	a, b := args[0], args[1]
-	if nullish(a) || nullish(b) {
+	if Nullish(a) || Nullish(b) {
 		return nil, nil
 	}
 	if da, ok := a.(bson.DateTime); ok {
@@ -250,7 +266,7 @@ func evalSubtract(args []any) (any, error) {
 		}
 	}
 	if !bsonkit.IsNumber(a) || !bsonkit.IsNumber(b) {
-		return nil, merr.New(16556, "cant $subtract %s from %s", typeName(b), typeName(a))
+		return nil, merr.New(16556, "cant $subtract %s from %s", TypeName(b), TypeName(a))
 	}
 	return addNumbers(a, negate(b)), nil
 }
@@ -277,11 +293,11 @@ func negate(v any) any {
 func evalMultiply(args []any) (any, error) {
 	var p any = int32(1)
 	for _, v := range args {
-		if nullish(v) {
+		if Nullish(v) {
 			return nil, nil
 		}
 		if !bsonkit.IsNumber(v) {
-			return nil, merr.New(16555, "$multiply only supports numeric types, not %s", typeName(v))
+			return nil, merr.New(16555, "$multiply only supports numeric types, not %s", TypeName(v))
 		}
 		p = multiplyNumbers(p, v)
 	}
@@ -290,11 +306,11 @@ func evalMultiply(args []any) (any, error) {
 
 func evalDivide(args []any) (any, error) {
 	a, b := args[0], args[1]
-	if nullish(a) || nullish(b) {
+	if Nullish(a) || Nullish(b) {
 		return nil, nil
 	}
 	if !bsonkit.IsNumber(a) || !bsonkit.IsNumber(b) {
-		return nil, merr.New(16609, "$divide only supports numeric types, not %s and %s", typeName(a), typeName(b))
+		return nil, merr.New(16609, "$divide only supports numeric types, not %s and %s", TypeName(a), TypeName(b))
 	}
 	x, _ := bsonkit.ToFloat(a)
 	y, _ := bsonkit.ToFloat(b)
@@ -306,11 +322,11 @@ func evalDivide(args []any) (any, error) {
 
 func evalMod(args []any) (any, error) {
 	a, b := args[0], args[1]
-	if nullish(a) || nullish(b) {
+	if Nullish(a) || Nullish(b) {
 		return nil, nil
 	}
 	if !bsonkit.IsNumber(a) || !bsonkit.IsNumber(b) {
-		return nil, merr.New(16611, "$mod only supports numeric types, not %s and %s", typeName(a), typeName(b))
+		return nil, merr.New(16611, "$mod only supports numeric types, not %s and %s", TypeName(a), TypeName(b))
 	}
 	y, _ := bsonkit.ToFloat(b)
 	if y == 0 {
@@ -337,7 +353,7 @@ func evalMod(args []any) (any, error) {
 
 func evalAbs(args []any) (any, error) {
 	v := args[0]
-	if nullish(v) {
+	if Nullish(v) {
 		return nil, nil
 	}
 	switch x := v.(type) {
@@ -358,7 +374,7 @@ func evalAbs(args []any) (any, error) {
 		return math.Abs(x), nil
 	}
 	if !bsonkit.IsNumber(v) {
-		return nil, merr.New(28765, "$abs only supports numeric types, not %s", typeName(v))
+		return nil, merr.New(28765, "$abs only supports numeric types, not %s", TypeName(v))
 	}
 	if bsonkit.Compare(v, int32(0)) < 0 {
 		return negate(v), nil
@@ -369,12 +385,12 @@ func evalAbs(args []any) (any, error) {
 func evalConcat(args []any) (any, error) {
 	var b strings.Builder
 	for _, v := range args {
-		if nullish(v) {
+		if Nullish(v) {
 			return nil, nil
 		}
 		s, ok := v.(string)
 		if !ok {
-			return nil, merr.New(16702, "$concat only supports strings, not %s", typeName(v))
+			return nil, merr.New(16702, "$concat only supports strings, not %s", TypeName(v))
 		}
 		b.WriteString(s)
 	}
@@ -411,16 +427,16 @@ func toString(v any) (string, error) {
 	case bson.DateTime:
 		return x.Time().UTC().Format("2006-01-02T15:04:05.000Z"), nil
 	}
-	return "", merr.New(16007, "can't convert from BSON type %s to String", typeName(v))
+	return "", merr.New(16007, "can't convert from BSON type %s to String", TypeName(v))
 }
 
 func evalIn(args []any) (any, error) {
 	arr, ok := args[1].(bson.A)
 	if !ok {
-		return nil, merr.New(40081, "$in requires an array as a second argument, found: %s", typeName(args[1]))
+		return nil, merr.New(40081, "$in requires an array as a second argument, found: %s", TypeName(args[1]))
 	}
 	for _, e := range arr {
-		if compareValues(args[0], e) == 0 {
+		if Compare(args[0], e) == 0 {
 			return true, nil
 		}
 	}
@@ -430,21 +446,21 @@ func evalIn(args []any) (any, error) {
 func evalSize(args []any) (any, error) {
 	arr, ok := args[0].(bson.A)
 	if !ok {
-		return nil, merr.New(17124, "The argument to $size must be an array. Type of the argument was: %s", typeName(args[0]))
+		return nil, merr.New(17124, "The argument to $size must be an array. Type of the argument was: %s", TypeName(args[0]))
 	}
 	return int32(len(arr)), nil
 }
 
 func evalArrayElemAt(args []any) (any, error) {
-	if nullish(args[0]) || nullish(args[1]) {
+	if Nullish(args[0]) || Nullish(args[1]) {
 		return nil, nil
 	}
 	arr, ok := args[0].(bson.A)
 	if !ok {
-		return nil, merr.New(28689, "$arrayElemAt's first argument must be an array, but is %s", typeName(args[0]))
+		return nil, merr.New(28689, "$arrayElemAt's first argument must be an array, but is %s", TypeName(args[0]))
 	}
 	if !bsonkit.IsNumber(args[1]) {
-		return nil, merr.New(28690, "$arrayElemAt's second argument must be a numeric value, but is %s", typeName(args[1]))
+		return nil, merr.New(28690, "$arrayElemAt's second argument must be a numeric value, but is %s", TypeName(args[1]))
 	}
 	i, ok := bsonkit.ToInt64(args[1])
 	if !ok || i < math.MinInt32 || i > math.MaxInt32 {
@@ -454,7 +470,7 @@ func evalArrayElemAt(args []any) (any, error) {
 		i += int64(len(arr))
 	}
 	if i < 0 || i >= int64(len(arr)) {
-		return missing, nil
+		return Missing, nil
 	}
 	return arr[i], nil
 }
@@ -464,10 +480,10 @@ func extremum(dir int) opFunc {
 	return func(vals []any) (any, error) {
 		var best any
 		for _, v := range vals {
-			if nullish(v) {
+			if Nullish(v) {
 				continue
 			}
-			if best == nil || dir*compareValues(v, best) > 0 {
+			if best == nil || dir*Compare(v, best) > 0 {
 				best = v
 			}
 		}
@@ -481,35 +497,18 @@ func overArray(f func([]any) any) opFunc {
 
 // sumOf adds the numbers among vals, ignoring everything else.
 func sumOf(vals []any) any {
-	var sum any = int32(0)
+	var sum Sum
 	for _, v := range vals {
-		if bsonkit.IsNumber(v) {
-			sum = addNumbers(sum, v)
-		}
+		sum.Add(v)
 	}
-	return sum
+	return sum.Result()
 }
 
 // avgOf averages the numbers among vals as a double, or null if none.
 func avgOf(vals []any) any {
-	n := 0
-	var sum any = int32(0)
+	var sum Sum
 	for _, v := range vals {
-		if bsonkit.IsNumber(v) {
-			sum = addNumbers(sum, v)
-			n++
-		}
+		sum.Add(v)
 	}
-	if n == 0 {
-		return nil
-	}
-	f, _ := bsonkit.ToFloat(sum)
-	return f / float64(n)
-}
-
-func typeName(v any) string {
-	if isMissing(v) {
-		return "missing"
-	}
-	return bsonkit.TypeAlias(v)
+	return sum.Avg()
 }
