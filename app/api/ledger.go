@@ -107,7 +107,7 @@ func (a *api) changeBalance(w http.ResponseWriter, r *http.Request,
 	e, err := change(r.Context(), account, req.Amount,
 		credits.IdempotencyKey(ledgerKey(key)), credits.Reason(req.Reason), credits.Replayed(&replayed))
 	if err != nil {
-		return err
+		return sentWriteError(err)
 	}
 	if replayed {
 		w.Header().Set(HeaderReplayed, "true")
