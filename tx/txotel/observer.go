@@ -82,7 +82,6 @@ type optionFunc func(*Observer)
 
 func (f optionFunc) apply(o *Observer) { f(o) }
 
-
 // WithTracerProvider sets where spans go; the global provider by default.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(o *Observer) { o.tp = tp })
