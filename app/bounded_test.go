@@ -35,13 +35,16 @@ func TestUnknownCommitIsAnsweredOutcomeUnknown(t *testing.T) {
 		{Key: "code", Value: int32(50)}, {Key: "codeName", Value: "MaxTimeMSExpired"}, {Key: "errmsg", Value: "injected"},
 	}}})
 
-	r := ta.do(req{Method: "POST", Path: "/v1/accounts/alice/debits", Key: "d1", Body: `{"amount":10}`})
+	// A transfer: debits and credits are not transactions (they take the
+	// ledger's single-document path), transfers are.
+	transfer := req{Method: "POST", Path: "/v1/transfers", Key: "d1", Body: `{"from":"alice","to":"zoe","amount":10}`}
+	r := ta.do(transfer)
 	if r.Status != http.StatusCreated {
 		require.Equal(t, http.StatusServiceUnavailable, r.Status, "%s", r.Raw)
 		assert.Equal(t, "outcome_unknown", r.code())
 		assert.Equal(t, "1", r.Header.Get("Retry-After"))
 	}
-	again := ta.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/accounts/alice/debits", Key: "d1", Body: `{"amount":10}`})
+	again := ta.mustStatus(http.StatusCreated, transfer)
 	assert.Equal(t, "true", again.Header.Get("Idempotent-Replayed"), "the first request applied; its repeat replays it")
 	assert.Equal(t, float64(90), ta.balance("alice")["balance"], "debited once")
 }
@@ -57,7 +60,7 @@ func TestBlockedCommitIsAnsweredNotDropped(t *testing.T) {
 	ta.credit("bob", 100)
 	ta.failCommit(bson.D{{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: int32(12000)}})
 
-	r := ta.mustStatus(http.StatusServiceUnavailable, req{Method: "POST", Path: "/v1/accounts/bob/debits", Key: "b1", Body: `{"amount":10}`})
+	r := ta.mustStatus(http.StatusServiceUnavailable, req{Method: "POST", Path: "/v1/transfers", Key: "b1", Body: `{"from":"bob","to":"zoe","amount":10}`})
 	assert.Equal(t, "outcome_unknown", r.code())
 	assert.NotEmpty(t, r.Header.Get("Retry-After"))
 }

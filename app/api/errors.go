@@ -78,7 +78,7 @@ func toProblem(err error) problem {
 // applied: the runner could not learn its commit's outcome, or a write was
 // applied but its write concern was not confirmed.
 func outcomeUnknown(err error) bool {
-	if errors.Is(err, tx.ErrCommitUnknown) || errors.Is(err, errMaybeApplied) {
+	if errors.Is(err, tx.ErrCommitUnknown) || errors.Is(err, credits.ErrOutcomeUnknown) || errors.Is(err, errMaybeApplied) {
 		return true
 	}
 	if we, ok := errors.AsType[mongo.WriteException](err); ok && we.WriteConcernError != nil {
