@@ -42,13 +42,13 @@ func prepareInsert(v any) (bson.D, error) {
 	if !has {
 		doc = append(bson.D{{Key: "_id", Value: bson.NewObjectID()}}, doc...)
 	} else {
-		switch id.(type) {
+		switch id := id.(type) {
 		case bson.A:
 			return nil, merr.New(merr.InvalidIdField, "The '_id' value cannot be of type array")
 		case bson.Regex:
 			return nil, merr.New(merr.InvalidIdField, "can't use a regex for _id")
 		case bson.D:
-			if k := dollarKey(id.(bson.D)); k != "" {
+			if k := dollarKey(id); k != "" {
 				return nil, merr.New(merr.DollarPrefixedFieldName, "_id fields may not contain '$'-prefixed fields: %s is not valid for storage.", k)
 			}
 		}
