@@ -1,6 +1,8 @@
 package mongotest
 
 import (
+	"slices"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/aggregate"
@@ -9,19 +11,28 @@ import (
 )
 
 // viewOptions are the create options a view takes.
-var viewOptions = map[string]bool{"viewOn": true, "pipeline": true, "collation": true}
+var viewOptions = map[string]bool{"viewOn": true, "pipeline": true}
 
 // checkCreateOptions validates the view and validation options of create
 // and returns the options to store: a view's are {viewOn, pipeline}; a
 // validator is stored with its level and action, as listCollections shows
 // them in MongoDB 7.0.
 func checkCreateOptions(o *op, options bson.D) (bson.D, error) {
+	if _, has := bsonkit.Get(options, "collation"); has {
+		// A default collation would have to reach every index and query
+		// of the collection; mongotest applies collation per operation only.
+		return nil, merr.New(merr.InvalidOptions, "a default collation for a collection or view is not supported by mongotest; pass collation to each operation")
+	}
 	on, isView := bsonkit.Get(options, "viewOn")
 	if !isView {
 		if _, has := bsonkit.Get(options, "pipeline"); has {
 			return nil, merr.New(merr.BadValue, "'pipeline' requires 'viewOn' to also be specified")
 		}
-		return withValidationDefaults(options)
+		opts, err := withValidationDefaults(options)
+		if err != nil {
+			return nil, err
+		}
+		return normalizeOptions(opts), nil
 	}
 	if o.txn != nil {
 		return nil, merr.New(merr.OperationNotSupportedInTransaction, "Cannot create a view in a multi-document transaction.")
@@ -35,11 +46,7 @@ func checkCreateOptions(o *op, options bson.D) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := bson.D{{Key: "viewOn", Value: on}, {Key: "pipeline", Value: pipeline}}
-	if c, has := bsonkit.Get(options, "collation"); has {
-		out = append(out, bson.E{Key: "collation", Value: c})
-	}
-	return out, nil
+	return bson.D{{Key: "viewOn", Value: on}, {Key: "pipeline", Value: pipeline}}, nil
 }
 
 // checkViewDefinition checks viewOn and pipeline and returns the pipeline.
@@ -150,6 +157,7 @@ func cmdCollMod(o *op) (bson.D, error) {
 		if next, err = withValidationDefaults(next); err != nil {
 			return nil, err
 		}
+		next = normalizeOptions(next)
 	}
 	if err := o.waitFor(func() error { return o.s.core.engine.SetCollectionOptions(ns, next) }); err != nil {
 		return nil, err
@@ -165,4 +173,47 @@ func setOption(d bson.D, key string, v any) bson.D {
 		}
 	}
 	return append(d, bson.E{Key: key, Value: v})
+}
+
+// optionOrder is the order MongoDB's CollectionOptions::toBSON writes the
+// options in, which is what listCollections shows.
+var optionOrder = []string{"capped", "size", "max", "autoIndexId", "temp", "storageEngine", "indexOptionDefaults",
+	"validator", "validationLevel", "validationAction", "collation", "viewOn", "pipeline",
+	"changeStreamPreAndPostImages", "timeseries", "expireAfterSeconds"}
+
+// normalizeOptions orders the options as MongoDB stores them and gives
+// size and max the type MongoDB's appendNumber gives them: an int when the
+// value is below 2^30 in magnitude, else a long; capped sizes are rounded
+// up to a multiple of 256 bytes. Unknown options keep their place after the
+// known ones.
+func normalizeOptions(options bson.D) bson.D {
+	out := make(bson.D, 0, len(options))
+	for _, k := range optionOrder {
+		v, ok := bsonkit.Get(options, k)
+		if !ok {
+			continue
+		}
+		if k == "size" || k == "max" {
+			if n, isInt := bsonkit.ToInt64(v); isInt && bsonkit.IsNumber(v) {
+				if k == "size" && n%256 != 0 && n > 0 {
+					n = (n/256 + 1) * 256
+				}
+				v = appendNumber(n)
+			}
+		}
+		out = append(out, bson.E{Key: k, Value: v})
+	}
+	for _, e := range options {
+		if !slices.Contains(optionOrder, e.Key) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func appendNumber(n int64) any {
+	if n < 1<<30 && n > -(1<<30) {
+		return int32(n)
+	}
+	return n
 }

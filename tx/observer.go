@@ -39,19 +39,23 @@ const (
 	// EventEnd: a scope that neither commits nor aborts (a joined scope, or
 	// one that ran without a transaction) returned; Event.Err is its error.
 	EventEnd
-	// EventHookPanic: an after-commit hook panicked. The transaction stays
-	// committed; Event.Err is a *[PanicError].
+	// EventHookPanic: an after-commit or after-completion hook panicked.
+	// The transaction's outcome stands; Event.Err is a *[PanicError].
 	EventHookPanic
+	// EventCommitUnknown: the outermost scope sent a commit but could not
+	// learn its outcome; Event.Err matches [ErrCommitUnknown].
+	EventCommitUnknown
 )
 
 var eventKindNames = [...]string{
-	EventBegin:        "begin",
-	EventRetry:        "retry",
-	EventCommit:       "commit",
-	EventAbort:        "abort",
-	EventRollbackOnly: "rollback-only",
-	EventEnd:          "end",
-	EventHookPanic:    "hook-panic",
+	EventBegin:         "begin",
+	EventRetry:         "retry",
+	EventCommit:        "commit",
+	EventAbort:         "abort",
+	EventRollbackOnly:  "rollback-only",
+	EventEnd:           "end",
+	EventHookPanic:     "hook-panic",
+	EventCommitUnknown: "commit-unknown",
 }
 
 // String returns the kind's name, e.g. "commit".
@@ -87,6 +91,12 @@ type Event struct {
 	// CommitOnly is set on an EventRetry that retries only the commit
 	// (UnknownTransactionCommitResult).
 	CommitOnly bool
+	// Context is the ctx the scope was called with (for the outermost
+	// scope, the caller's): an observer finds the caller's trace span or
+	// request values in it. Events of one outermost scope, all attempts
+	// included, carry the same Context. Observers must not keep it, nor
+	// do I/O with it.
+	Context context.Context
 	// Infrastructure is set when Err is a failure of MongoDB or of txkit
 	// (network, server, commit, retries exhausted, a panic) rather than an
 	// error the callback returned on its own, such as a business rule.
@@ -98,6 +108,36 @@ type Event struct {
 type nopObserver struct{}
 
 func (nopObserver) Observe(Event) {}
+
+// Observers returns an Observer that tells each of os, in order, about
+// every event. Nil observers are skipped.
+func Observers(os ...Observer) Observer {
+	var all multiObserver
+	for _, o := range os {
+		switch o := o.(type) {
+		case nil, nopObserver:
+		case multiObserver:
+			all = append(all, o...)
+		default:
+			all = append(all, o)
+		}
+	}
+	switch len(all) {
+	case 0:
+		return nopObserver{}
+	case 1:
+		return all[0]
+	}
+	return all
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) Observe(e Event) {
+	for _, o := range m {
+		o.Observe(e)
+	}
+}
 
 // knownLabels are the error labels worth reporting; mongo.LabeledError can
 // only be asked about one label at a time.

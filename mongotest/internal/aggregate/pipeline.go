@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
 	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
@@ -57,13 +58,24 @@ type Options struct {
 	// Source reads other collections; without it $lookup and $unionWith
 	// are refused.
 	Source Source
+	// Collation orders and equates strings in $match, $sort, $group keys,
+	// accumulators, comparison expressions and $lookup; nil is binary.
+	Collation *collation.Collation
+	// LocalSessions lists the server's sessions for $listLocalSessions;
+	// without it the stage is refused.
+	LocalSessions func() []bson.D
 	// nested is set for $facet and $lookup sub-pipelines.
 	nested string
 }
 
 type compiler struct{ opts Options }
 
-func (c *compiler) expr(v any) (expr.Expr, error) { return expr.Compile(v, c.opts.Vars) }
+func (c *compiler) expr(v any) (expr.Expr, error) {
+	return expr.CompileCollated(v, c.opts.Vars, c.str())
+}
+
+// str is the collation's string order, nil for binary.
+func (c *compiler) str() func(a, b string) int { return c.opts.Collation.StringCompare() }
 
 type parser func(c *compiler, spec any) (stage, error)
 
@@ -75,23 +87,24 @@ func plain(f func(spec any) (stage, error)) parser {
 
 func init() {
 	stageParsers = map[string]parser{
-		"$match":       parseMatch,
-		"$project":     parseProject,
-		"$addFields":   parseAddFields,
-		"$set":         parseAddFields,
-		"$unset":       parseUnset,
-		"$sort":        plain(parseSort),
-		"$skip":        plain(parseSkip),
-		"$limit":       plain(parseLimit),
-		"$count":       plain(parseCount),
-		"$group":       parseGroup,
-		"$unwind":      plain(parseUnwind),
-		"$replaceRoot": parseReplaceRoot,
-		"$replaceWith": parseReplaceWith,
-		"$lookup":      parseLookup,
-		"$facet":       parseFacet,
-		"$unionWith":   parseUnionWith,
-		"$documents":   parseDocuments,
+		"$match":             parseMatch,
+		"$project":           parseProject,
+		"$addFields":         parseAddFields,
+		"$set":               parseAddFields,
+		"$unset":             parseUnset,
+		"$sort":              parseSort,
+		"$skip":              plain(parseSkip),
+		"$limit":             plain(parseLimit),
+		"$count":             plain(parseCount),
+		"$group":             parseGroup,
+		"$unwind":            plain(parseUnwind),
+		"$replaceRoot":       parseReplaceRoot,
+		"$replaceWith":       parseReplaceWith,
+		"$lookup":            parseLookup,
+		"$facet":             parseFacet,
+		"$unionWith":         parseUnionWith,
+		"$documents":         parseDocuments,
+		"$listLocalSessions": parseListLocalSessions,
 	}
 }
 
@@ -101,7 +114,7 @@ var unsupported = []string{
 	"$bucketAuto", "$sortByCount", "$sample",
 	"$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions",
 	"$redact", "$setWindowFields", "$densify", "$fill", "$changeStream",
-	"$search", "$searchMeta", "$planCacheStats", "$listLocalSessions",
+	"$search", "$searchMeta", "$planCacheStats",
 }
 
 // Compile parses a pipeline: an array of single-field stage documents.
@@ -138,7 +151,7 @@ func CompileWith(pipeline bson.A, opts Options) (*Pipeline, error) {
 			p.out = out
 			continue
 		}
-		if name == "$documents" && i != 0 {
+		if (name == "$documents" || name == "$listLocalSessions") && i != 0 {
 			return nil, merr.New(codeFirstStageOnly, "$documents is only valid as the first stage in a pipeline")
 		}
 		parse, ok := stageParsers[name]
@@ -163,7 +176,9 @@ func (p *Pipeline) Output() *Output { return p.out }
 
 // StartsWithDocuments reports whether the first stage is $documents, which
 // a database-level aggregate requires.
-func (p *Pipeline) StartsWithDocuments() bool { return p.first == "$documents" }
+func (p *Pipeline) StartsWithDocuments() bool {
+	return p.first == "$documents" || p.first == "$listLocalSessions"
+}
 
 // Run passes docs, the input collection in natural order, through the
 // pipeline. The input documents are not modified and the output shares no
@@ -188,7 +203,7 @@ func parseMatch(c *compiler, spec any) (stage, error) {
 	if !ok {
 		return nil, merr.New(codeMatchNotObject, "the match filter must be an expression in an object")
 	}
-	f, err := query.CompileVars(d, c.opts.Vars)
+	f, err := query.CompileWith(d, query.Options{Vars: c.opts.Vars, Collation: c.str()})
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +222,7 @@ func parseMatch(c *compiler, spec any) (stage, error) {
 	}, nil
 }
 
-func parseSort(spec any) (stage, error) {
+func parseSort(c *compiler, spec any) (stage, error) {
 	d, ok := spec.(bson.D)
 	if !ok {
 		return nil, merr.New(codeSortNotObject, "the $sort key specification must be an object")
@@ -215,7 +230,7 @@ func parseSort(spec any) (stage, error) {
 	if len(d) == 0 {
 		return nil, merr.New(codeSortEmpty, "$sort stage must have at least one sort key")
 	}
-	s, err := query.CompileSort(d)
+	s, err := query.CompileSortCollated(d, c.str())
 	if err != nil {
 		return nil, err
 	}
