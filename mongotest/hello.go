@@ -15,6 +15,9 @@ const (
 	maxWireVersion = 21 // MongoDB 7.0
 	serverVersion  = "7.0.0"
 
+	// maxHelloAwait caps how long an awaitable hello waits; see Server.hello.
+	maxHelloAwait = time.Second
+
 	// logicalSessionTimeoutMinutes is advertised in hello and is how long
 	// an idle session lives.
 	logicalSessionTimeoutMinutes = 30
@@ -31,11 +34,15 @@ func isHello(name string) bool {
 
 // hello answers hello/isMaster for req. It records the client's appName
 // and, for an awaitable hello (topologyVersion + maxAwaitTimeMS, which
-// driver monitors send), waits maxAwaitTimeMS before answering, as MongoDB
-// does while the topology is unchanged. The topology of this one-member
-// set never changes, so only the server closing, or the client closing
-// this very connection, ends the wait early; other connections opening or
-// closing are no topology change (but see connGroup for one exception).
+// driver monitors send), waits before answering, as MongoDB does while the
+// topology is unchanged: answering at once would make a streaming monitor
+// poll in a tight loop.
+//
+// The wait is shorter than MongoDB's, and ends early when any client
+// connection closes, because of a race in mongo-driver: a Disconnect that
+// lands between two monitor checks does not interrupt the next awaitable
+// hello and so blocks until the server answers it. Disconnect closes its
+// pooled connections first, which wakes the monitor's hello here.
 func (s *Server) hello(ctx context.Context, req *request) bson.D {
 	cmd := req.cmd
 	if app, ok := field(cmd, "client").(bson.D); ok {
@@ -48,7 +55,14 @@ func (s *Server) hello(ctx context.Context, req *request) bson.D {
 
 	if tv, ok := field(cmd, "topologyVersion").(bson.D); ok {
 		if wait, ok := bsonkit.ToInt64(field(cmd, "maxAwaitTimeMS")); ok && wait > 0 && s.sameTopology(tv) {
-			req.conn.awaitClose(ctx, time.Duration(wait)*time.Millisecond)
+			gone := s.connClosed()
+			t := time.NewTimer(min(time.Duration(wait)*time.Millisecond, maxHelloAwait))
+			select {
+			case <-t.C:
+			case <-gone:
+			case <-ctx.Done():
+			}
+			t.Stop()
 		}
 	}
 

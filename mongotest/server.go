@@ -43,12 +43,12 @@ type Server struct {
 	nextConnID atomic.Int64
 	nextReqID  atomic.Int32
 
-	// tcpGroup holds every TCP connection; see connGroup.
-	tcpGroup *connGroup
-
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool
+	// connGone is closed, and replaced, whenever a client connection
+	// closes; awaitable hellos wake on it (see Server.hello).
+	connGone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -91,7 +91,7 @@ func NewServer(opts ...Option) (*Server, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		conns:     make(map[*conn]struct{}),
-		tcpGroup:  newConnGroup(),
+		connGone:  make(chan struct{}),
 	}
 	s.handler = s.dispatch
 	s.core = newCore(o.txnLifetime, s.clock.tick)
@@ -188,7 +188,7 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		if !s.serveConn(nc, s.tcpGroup) {
+		if !s.serveConn(nc) {
 			return
 		}
 	}
@@ -196,9 +196,8 @@ func (s *Server) acceptLoop() {
 
 // serveConn serves nc on a goroutine of its own until either side closes
 // it. It reports false, closing nc, when the server is closed.
-func (s *Server) serveConn(nc net.Conn, group *connGroup) bool {
+func (s *Server) serveConn(nc net.Conn) bool {
 	c := s.newConn(nc)
-	c.group = group
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -251,7 +250,22 @@ func (s *Server) isClosed() bool {
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.clientClosed {
+		close(s.connGone)
+		s.connGone = make(chan struct{})
+	}
 	s.mu.Unlock()
+}
+
+// connClosed returns a channel closed when a client next closes one of its
+// connections (as Disconnect does). Connections the server closes itself,
+// for a closeConnection fault, do not count: waking a driver's monitor
+// then would race its pool clearing, failing the very retry the fault
+// tests.
+func (s *Server) connClosed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.connGone
 }
 
 // dialAddr turns a listener address into one clients can dial: a wildcard

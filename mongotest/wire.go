@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -54,11 +52,7 @@ type conn struct {
 	id  int64
 	srv *Server
 	nc  net.Conn
-	r   *bufio.Reader // reads nc; only serve and awaitClose use it, never at once
-	// group is the in-process client the connection belongs to (nil for
-	// TCP); see connGroup.
-	group *connGroup
-	log   *zap.Logger
+	log *zap.Logger
 
 	// appName is the handshake's client.application.name, set by hello.
 	appName string
@@ -68,6 +62,10 @@ type conn struct {
 	// dispatch (which sends nothing) it emulates failCommand's
 	// closeConnection: the client sees the socket close mid-request.
 	closeAfter bool
+
+	// clientClosed is set when the client closed the connection (rather
+	// than the server, for a fault or a bad message); see connClosed.
+	clientClosed bool
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -83,14 +81,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 func (c *conn) serve(ctx context.Context) {
 	defer c.nc.Close()
 	c.log.Debug("connection opened")
-	c.r = bufio.NewReaderSize(c.nc, 64<<10)
+	r := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
-		wm, err := readMessage(c.r)
+		wm, err := readMessage(r)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				if errors.Is(err, io.EOF) {
-					c.group.clientClosed()
-				}
+				c.clientClosed = errors.Is(err, io.EOF)
 				c.log.Debug("connection closed")
 			} else {
 				c.log.Info("closing connection", zap.Error(err))
@@ -453,33 +449,4 @@ func unmarshalDoc(raw bsoncore.Document) (bson.D, error) {
 		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
 	return d, nil
-}
-
-// awaitClose waits for d, for ctx to end or for the client to close the
-// connection, whichever comes first. It watches the connection by peeking
-// at it on a goroutine that it stops (with a read deadline in the past)
-// and waits for before returning, so serve reads on alone afterwards.
-func (c *conn) awaitClose(ctx context.Context, d time.Duration) {
-	if c.r == nil {
-		c.r = bufio.NewReaderSize(c.nc, 64<<10)
-	}
-	closed := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if _, err := c.r.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			close(closed) // EOF or a broken connection: the client is gone
-		}
-	}()
-	t := time.NewTimer(c.group.limit(d))
-	select {
-	case <-t.C:
-	case <-closed:
-	case <-c.group.closed():
-	case <-ctx.Done():
-	}
-	t.Stop()
-	_ = c.nc.SetReadDeadline(time.Now())
-	<-done
-	_ = c.nc.SetReadDeadline(time.Time{})
 }
