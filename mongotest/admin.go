@@ -96,6 +96,13 @@ func cmdSetParameter(o *op) (bson.D, error) {
 			}
 			was = append(was, bson.E{Key: "was", Value: int32(o.s.core.historyWindow().Seconds())})
 			o.s.core.setHistoryWindow(time.Duration(n) * time.Second)
+		case "ttlMonitorEnabled":
+			on, ok := e.Value.(bool)
+			if !ok {
+				return nil, typeErr("ttlMonitorEnabled", e.Value, "bool")
+			}
+			was = append(was, bson.E{Key: "was", Value: !o.s.core.ttlDisabled()})
+			o.s.core.setTTLDisabled(!on)
 		case "maxTransactionLockRequestTimeoutMillis", "enableTestCommands":
 			// accepted, no effect on a single in-memory node
 		default:

@@ -21,7 +21,13 @@ type core struct {
 	mu       sync.Mutex
 	lifetime time.Duration // transactionLifetimeLimitSeconds
 	history  time.Duration // minSnapshotHistoryWindowInSeconds
+	ttlOff   bool          // ttlMonitorEnabled: false
+	ttlLast  time.Time     // the TTL monitor's last pass
 }
+
+// ttlMonitorSleep is how often the TTL monitor deletes expired documents,
+// MongoDB's default ttlMonitorSleepSecs.
+const ttlMonitorSleep = 60 * time.Second
 
 func newCore(lifetime time.Duration, tick func() bson.Timestamp) *core {
 	if lifetime <= 0 {
@@ -32,6 +38,7 @@ func newCore(lifetime time.Duration, tick func() bson.Timestamp) *core {
 		cursors:    newCursors(),
 		failpoints: &failpoints{},
 		started:    time.Now(),
+		ttlLast:    time.Now(),
 		lifetime:   lifetime,
 		history:    300 * time.Second,
 	}
@@ -70,6 +77,8 @@ func (c *core) parameters() bson.D {
 		{Key: "featureCompatibilityVersion", Value: bson.D{{Key: "version", Value: "7.0"}}},
 		{Key: "enableTestCommands", Value: true},
 		{Key: "logicalSessionTimeoutMinutes", Value: int32(logicalSessionTimeoutMinutes)},
+		{Key: "ttlMonitorEnabled", Value: !c.ttlDisabled()},
+		{Key: "ttlMonitorSleepSecs", Value: int32(ttlMonitorSleep / time.Second)},
 	}
 }
 
@@ -78,5 +87,25 @@ func (c *core) parameters() bson.D {
 func (c *core) housekeep(now time.Time) {
 	c.sessions.reap(now, c.txnLifetime(), logicalSessionTimeoutMinutes*time.Minute, c.historyWindow())
 	c.cursors.reap(now)
-	c.expireTTL(now)
+	c.mu.Lock()
+	due := !c.ttlOff && now.Sub(c.ttlLast) >= ttlMonitorSleep
+	if due {
+		c.ttlLast = now
+	}
+	c.mu.Unlock()
+	if due {
+		c.expireTTL(now)
+	}
+}
+
+func (c *core) ttlDisabled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ttlOff
+}
+
+func (c *core) setTTLDisabled(off bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ttlOff = off
 }

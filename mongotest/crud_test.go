@@ -3,6 +3,8 @@ package mongotest_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"sync"
 	"testing"
 
@@ -144,11 +146,26 @@ func TestConcurrentTransfersKeepTotal(t *testing.T) {
 }
 
 // BenchmarkInsertFind measures one insert plus one find by _id through the
-// driver, the round trip every test pays.
+// driver, the round trip every test pays, over TCP and over the in-process
+// transport; beside them, two TCP echo round trips of a similar message on
+// the same machine, the floor any TCP server pays for the pair.
 func BenchmarkInsertFind(b *testing.B) {
+	b.Run("tcp", func(b *testing.B) {
+		srv := mongotest.Start(b)
+		client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+		benchInsertFind(b, client)
+	})
+	b.Run("in-process", func(b *testing.B) {
+		srv := mongotest.Start(b, mongotest.WithoutListener())
+		benchInsertFind(b, connect(b, srv))
+	})
+	b.Run("tcp-echo-two-round-trips", benchTCPEcho)
+}
+
+func benchInsertFind(b *testing.B, client *mongo.Client) {
 	ctx := context.Background()
-	srv := mongotest.Start(b)
-	client := connect(b, srv)
 	coll := client.Database("bench").Collection("c")
 	b.ReportAllocs()
 	i := 0
@@ -159,6 +176,42 @@ func BenchmarkInsertFind(b *testing.B) {
 		}
 		if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: i}}).Err(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// benchTCPEcho sends a 200-byte message to a loopback echo server and reads
+// it back, twice per iteration.
+func benchTCPEcho(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		_, _ = io.Copy(nc, nc)
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(b, err)
+	b.Cleanup(func() {
+		_ = nc.Close()
+		_ = ln.Close()
+		<-done
+	})
+	msg, buf := make([]byte, 200), make([]byte, 200)
+	b.ReportAllocs()
+	for b.Loop() {
+		for range 2 {
+			if _, err := nc.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(nc, buf); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

@@ -74,3 +74,50 @@ func TestNoCursorTimeoutCursorIsNotReaped(t *testing.T) {
 	require.NoError(t, cur.All(ctx, &docs))
 	require.Len(t, docs, 5)
 }
+
+// A TTL index deletes the documents it has expired, as MongoDB's TTL
+// monitor does; the others stay.
+func TestTTLIndexDeletesExpiredDocuments(t *testing.T) {
+	srv := Start(t, WithoutListener())
+	ctx := context.Background()
+	client, err := mongo.Connect(srv.ClientOptions())
+	require.NoError(t, err)
+	defer func() { _ = client.Disconnect(ctx) }()
+	coll := client.Database("db").Collection("c")
+	_, err = coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(3600)})
+	require.NoError(t, err)
+	now := time.Now()
+	_, err = coll.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: "old"}, {Key: "at", Value: now.Add(-2 * time.Hour)}},
+		bson.D{{Key: "_id", Value: "oldInArray"}, {Key: "at", Value: bson.A{now, now.Add(-2 * time.Hour)}}},
+		bson.D{{Key: "_id", Value: "fresh"}, {Key: "at", Value: now}},
+		bson.D{{Key: "_id", Value: "notADate"}, {Key: "at", Value: "yesterday"}},
+		bson.D{{Key: "_id", Value: "noField"}},
+	})
+	require.NoError(t, err)
+
+	left := func() []string {
+		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		require.NoError(t, err)
+		var docs []struct {
+			ID string `bson:"_id"`
+		}
+		require.NoError(t, cur.All(ctx, &docs))
+		var ids []string
+		for _, d := range docs {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	all := []string{"fresh", "noField", "notADate", "old", "oldInArray"}
+	srv.core.housekeep(now.Add(30 * time.Second))
+	require.Equal(t, all, left(), "the monitor sleeps 60 s between passes, as MongoDB's")
+
+	require.NoError(t, client.Database("admin").RunCommand(ctx, bson.D{{Key: "setParameter", Value: 1}, {Key: "ttlMonitorEnabled", Value: false}}).Err())
+	srv.core.housekeep(now.Add(2 * ttlMonitorSleep))
+	require.Equal(t, all, left(), "ttlMonitorEnabled: false stops it")
+
+	require.NoError(t, client.Database("admin").RunCommand(ctx, bson.D{{Key: "setParameter", Value: 1}, {Key: "ttlMonitorEnabled", Value: true}}).Err())
+	srv.core.housekeep(now.Add(3 * ttlMonitorSleep))
+	require.Equal(t, []string{"fresh", "noField", "notADate"}, left(), "expired documents are deleted")
+}

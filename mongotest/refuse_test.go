@@ -2,7 +2,6 @@ package mongotest_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,42 +85,6 @@ func TestTailableCursorIsRefused(t *testing.T) {
 		assert.True(t, se.HasErrorCode(2), "tailable: %v", err)
 		assert.ErrorContains(t, err, "tailable cursor requested on non capped collection")
 	}
-}
-
-// A TTL index deletes the documents it has expired, as MongoDB's TTL
-// monitor does; the others stay.
-func TestTTLIndexDeletesExpiredDocuments(t *testing.T) {
-	srv := mongotest.Start(t)
-	ctx := testContext(t)
-	coll := connect(t, srv).Database("db").Collection("c")
-	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(60)})
-	require.NoError(t, err)
-	now := time.Now()
-	_, err = coll.InsertMany(ctx, []any{
-		bson.D{{Key: "_id", Value: "old"}, {Key: "at", Value: now.Add(-time.Hour)}},
-		bson.D{{Key: "_id", Value: "oldInArray"}, {Key: "at", Value: bson.A{now, now.Add(-time.Hour)}}},
-		bson.D{{Key: "_id", Value: "fresh"}, {Key: "at", Value: now}},
-		bson.D{{Key: "_id", Value: "notADate"}, {Key: "at", Value: "yesterday"}},
-		bson.D{{Key: "_id", Value: "noField"}},
-	})
-	require.NoError(t, err)
-
-	left := func() []string {
-		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-		require.NoError(t, err)
-		var docs []struct {
-			ID string `bson:"_id"`
-		}
-		require.NoError(t, cur.All(ctx, &docs))
-		var ids []string
-		for _, d := range docs {
-			ids = append(ids, d.ID)
-		}
-		return ids
-	}
-	want := []string{"fresh", "noField", "notADate"}
-	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, left()) }, 10*time.Second, 50*time.Millisecond,
-		"expired documents are deleted; left: %v", left())
 }
 
 func TestTTLIndexOptionIsValidated(t *testing.T) {

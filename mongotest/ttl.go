@@ -19,7 +19,8 @@ type ttlIndex struct {
 }
 
 // expireTTL deletes the documents TTL indexes have expired, as MongoDB's
-// TTL monitor does (there every 60 s; here at each housekeeping tick).
+// TTL monitor does every ttlMonitorSleepSecs (60 s); setParameter
+// ttlMonitorEnabled: false stops it, as on MongoDB.
 // A document a transaction holds is left for a later tick, as are the
 // others of its collection: the deletions of one collection commit
 // together or not at all.
