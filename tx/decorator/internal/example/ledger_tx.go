@@ -27,9 +27,10 @@ var _ Ledger = (*transactionalLedger)(nil)
 
 // Open calls next.Open in a transaction.
 func (d *transactionalLedger) Open(ctx context.Context, account string, balance int64) error {
-	return d.runner.Run(ctx, func(ctx context.Context) error {
-		return d.next.Open(ctx, account, balance)
+	_, err := tx.Do(ctx, d.runner, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, d.next.Open(ctx, account, balance)
 	}, tx.WithName("example.Ledger.Open"), tx.WithTimeout(10*time.Second))
+	return err
 }
 
 // Transfer calls next.Transfer in a transaction.
@@ -46,9 +47,10 @@ func (d *transactionalLedger) Balance(ctx context.Context, account string) (int6
 
 // Audit calls next.Audit in a transaction.
 func (d *transactionalLedger) Audit(ctx context.Context, line string) error {
-	return d.runner.Run(ctx, func(ctx context.Context) error {
-		return d.next.Audit(ctx, line)
+	_, err := tx.Do(ctx, d.runner, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, d.next.Audit(ctx, line)
 	}, tx.WithName("ledger.audit"), tx.WithPropagation(tx.RequiresNew), tx.WithTimeout(10*time.Second))
+	return err
 }
 
 // Name calls next.Name.
