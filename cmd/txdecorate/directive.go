@@ -156,29 +156,28 @@ func durationExpr(d time.Duration, timePkg string) string {
 	panic("unreachable")
 }
 
-// ownerOnly says which settings a scope with propagation p (a tx constant,
-// "" for the default Required) can never use, and why. A transaction's
-// timeout and attempt limit belong to the scope that starts it: a scope
-// that joins one leaves them to its owner (tx ignores them there), and a
-// scope that runs without a transaction has nothing to retry, though a
-// timeout still bounds its call.
+// ownerOnly reports whether a scope with propagation p (a tx constant, ""
+// for the default Required) can never use max_attempts, and why. Retries
+// belong to the scope that starts a transaction: a scope that joins one
+// leaves them to its owner (tx ignores a joining scope's attempt limit,
+// unless tx.WithStrictJoin makes it an error), and a scope that runs
+// without a transaction has nothing to retry. A timeout always applies:
+// it bounds a joining scope's callback, or a call without a transaction.
 //
-//   - Required and RequiresNew may start a transaction: everything applies.
-//   - Mandatory always joins: neither timeout nor max_attempts ever applies.
-//   - Supports joins, or runs without a transaction: max_attempts never
-//     applies; a timeout bounds the call when it runs without one.
-//   - Never and NotSupported never have a transaction: max_attempts never
-//     applies; a timeout bounds the call.
-func ownerOnly(p string) (timeout, maxAttempts bool, why string) {
+//   - Required and RequiresNew may start a transaction: max_attempts applies.
+//   - Mandatory always joins: it never does.
+//   - Supports joins, or runs without a transaction: it never does.
+//   - Never and NotSupported never have a transaction: it never does.
+func ownerOnly(p string) (maxAttempts bool, why string) {
 	switch p {
 	case "Mandatory":
-		return true, true, "propagation=mandatory always joins the caller's transaction, whose owner alone sets its timeout and retries"
+		return true, "propagation=mandatory always joins the caller's transaction, and only the transaction's owner retries"
 	case "Supports":
-		return false, true, "propagation=supports never starts a transaction, so it has none to retry"
+		return true, "propagation=supports never starts a transaction, so it has none to retry"
 	case "Never", "NotSupported":
-		return false, true, "propagation=" + snakeProp(p) + " runs without a transaction, so it has none to retry"
+		return true, "propagation=" + snakeProp(p) + " runs without a transaction, so it has none to retry"
 	}
-	return false, false, ""
+	return false, ""
 }
 
 func snakeProp(p string) string {
@@ -198,36 +197,22 @@ func snakeProp(p string) string {
 // a default is meant for the methods that start transactions.
 func effective(fset *token.FileSet, name string, defaults, own settings) (settings, error) {
 	s := defaults.over(own)
-	noTimeout, noAttempts, why := ownerOnly(s.propagation)
-	// Where the propagation comes from decides who is at fault: settings
-	// at the same level as the propagation, or below it, are explicit.
-	propFromMethod := own.propagation != ""
-	check := func(set bool, fromMethod bool, what string, pos token.Pos) error {
-		if !set || (!fromMethod && propFromMethod) {
-			return nil
-		}
-		return fmt.Errorf("%s: method %s: txkit:%s can never take effect: %s; remove it, or use propagation=required or requires_new", fset.Position(pos), name, what, why)
+	noAttempts, why := ownerOnly(s.propagation)
+	if !noAttempts || s.maxAttempts == 0 {
+		return s, nil
 	}
-	if noTimeout {
-		if err := check(s.timeout > 0, own.timeout > 0, "timeout", pick(own.timeout > 0, own.pos, defaults.pos)); err != nil {
-			return s, err
-		}
-		s.timeout = 0
-	}
-	if noAttempts {
-		if err := check(s.maxAttempts > 0, own.maxAttempts > 0, "max_attempts", pick(own.maxAttempts > 0, own.pos, defaults.pos)); err != nil {
-			return s, err
-		}
+	// A max_attempts beside or below the propagation that rules it out is
+	// explicit, hence a mistake; the interface's default under a method's
+	// own propagation is a default that does not apply to that method.
+	if own.maxAttempts == 0 && own.propagation != "" {
 		s.maxAttempts = 0
+		return s, nil
 	}
-	return s, nil
-}
-
-func pick(cond bool, a, b token.Pos) token.Pos {
-	if cond {
-		return a
+	pos := defaults.pos
+	if own.maxAttempts > 0 {
+		pos = own.pos
 	}
-	return b
+	return s, fmt.Errorf("%s: method %s: txkit:max_attempts can never take effect: %s; remove it, or use propagation=required or requires_new", fset.Position(pos), name, why)
 }
 
 // checkPlacement reports the first directive in files that would do

@@ -181,11 +181,6 @@ func TestGenerateErrors(t *testing.T) {
 			want: "method Get: txkit:max_attempts can never take effect: propagation=mandatory always joins",
 		},
 		{
-			name: "a timeout on a mandatory method",
-			give: "type Service interface{\n//txkit:propagation=mandatory\n//txkit:timeout=1s\nGet(context.Context) error\n}",
-			want: "method Get: txkit:timeout can never take effect: propagation=mandatory always joins",
-		},
-		{
 			name: "max_attempts on a method of a mandatory interface",
 			give: "//txkit:propagation=mandatory\ntype Service interface{\n//txkit:max_attempts=3\nGet(context.Context) error\n}",
 			want: "a.go:9:1: method Get: txkit:max_attempts can never take effect",

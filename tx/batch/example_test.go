@@ -170,3 +170,37 @@ func Example_observe() {
 	// end step 1 create log
 	// commit grant-credits
 }
+
+// A batch whose ctx is cancelled stops before its next step: that step and
+// the rest never run, and what ran is rolled back.
+func Example_cancel() {
+	client, stop := startMongo()
+	defer stop()
+	logs := client.Database("shop").Collection("credit_log")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	err := batch.NewExecutor(tx.NewRunner(client)).Execute(ctx,
+		batch.Step{Name: "log", Run: func(ctx context.Context) error {
+			_, err := logs.InsertOne(ctx, bson.D{{Key: "amount", Value: 100}})
+			cancel() // say, the HTTP client went away
+			return err
+		}},
+		batch.Step{Name: "charge card", Run: func(ctx context.Context) error {
+			fmt.Println("charging") // never printed
+			return nil
+		}},
+	)
+
+	var se *batch.StoppedError
+	if errors.As(err, &se) {
+		fmt.Println("did not run: step", se.Index, se.Name)
+	}
+	fmt.Println(errors.Is(err, context.Canceled), err)
+	n, _ := logs.CountDocuments(context.Background(), bson.D{})
+	fmt.Println("log entries:", n)
+	// Output:
+	// did not run: step 1 charge card
+	// true batch stopped before step 1 (charge card): context canceled
+	// log entries: 0
+}

@@ -206,3 +206,26 @@ func (s *spyLedger) Balance(ctx context.Context, _ string) (int64, error) {
 }
 func (s *spyLedger) Audit(ctx context.Context, _ string) error { s.record(ctx); return nil }
 func (s *spyLedger) Name() string                              { return "spy" }
+
+// rollingBackLedger is a Ledger whose Open writes, then asks for a
+// rollback and reports no error.
+type rollingBackLedger struct{ *example.Store }
+
+func (l rollingBackLedger) Open(ctx context.Context, account string, balance int64) error {
+	if err := l.Store.Open(ctx, account, balance); err != nil {
+		return err
+	}
+	tx.SetRollbackOnly(ctx)
+	return nil
+}
+
+func TestGeneratedDecoratorReportsARollbackTheImplementationAskedFor(t *testing.T) {
+	e := newEnv(t)
+	store := example.NewStore(e.db)
+	ledger := example.Transactional(rollingBackLedger{store}, e.runner)
+
+	err := ledger.Open(ctxTimeout(t), "alice", 100)
+
+	require.ErrorIs(t, err, tx.ErrUnexpectedRollback, "nothing was committed: nil would say it was")
+	assert.Zero(t, count(t, e.db.Collection("accounts")))
+}

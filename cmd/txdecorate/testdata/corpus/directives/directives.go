@@ -15,7 +15,8 @@ type Service interface {
 	// Default starts or joins a transaction with the defaults.
 	Default(ctx context.Context) error
 
-	// Joiner always joins: owner-only defaults do not apply.
+	// Joiner always joins: the attempt limit does not apply, the timeout
+	// bounds its callback.
 	//
 	//txkit:propagation=mandatory
 	Joiner(ctx context.Context) error
