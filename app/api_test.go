@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/txkit/txkit/app/api"
 )
 
 func TestHealthAndReadiness(t *testing.T) {
@@ -146,7 +148,7 @@ func TestIdempotencyKeys(t *testing.T) {
 
 	debit := req{Method: "POST", Path: "/v1/accounts/carol/debits", Body: `{"amount":10,"reason":"msg"}`, Key: "msg-1"}
 	first := ta.mustStatus(http.StatusCreated, debit)
-	assert.Empty(t, first.Header.Get(headerReplayed))
+	assert.Empty(t, first.Header.Get(api.HeaderReplayed))
 
 	t.Run("a repeat replays the identical response and moves nothing", func(t *testing.T) {
 		ta := ta.on(t)
@@ -154,7 +156,7 @@ func TestIdempotencyKeys(t *testing.T) {
 		again.Body = `{ "reason": "msg", "amount": 10 }` // same request, other formatting
 		second := ta.mustStatus(http.StatusCreated, again)
 		assert.Equal(t, string(first.Raw), string(second.Raw))
-		assert.Equal(t, "true", second.Header.Get(headerReplayed))
+		assert.Equal(t, "true", second.Header.Get(api.HeaderReplayed))
 		assert.Equal(t, float64(90), ta.balance("carol")["balance"])
 	})
 
@@ -259,7 +261,7 @@ func TestPaymentsRoutes(t *testing.T) {
 	assert.Equal(t, float64(500), ta.balance("frank")["balance"])
 
 	again := ta.mustStatus(http.StatusOK, req{Method: "POST", Path: "/v1/payments/" + id + "/complete", Key: "complete-1"})
-	assert.Equal(t, "true", again.Header.Get(headerReplayed))
+	assert.Equal(t, "true", again.Header.Get(api.HeaderReplayed))
 	// Completing a completed payment is harmless: the module returns it unchanged.
 	assert.Equal(t, "completed", ta.mustStatus(http.StatusOK, req{Method: "POST", Path: "/v1/payments/" + id + "/complete", Key: "complete-2"}).Body["status"])
 	assert.Equal(t, float64(500), ta.balance("frank")["balance"], "completed once")

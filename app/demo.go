@@ -17,6 +17,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/txkit/txkit/app/api"
 	"github.com/txkit/txkit/tx"
 )
 
@@ -116,7 +117,7 @@ func (d *demo) call(method, path, key string, body any, header ...string) (int, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if key != "" {
-		req.Header.Set(headerIdempotencyKey, key)
+		req.Header.Set(api.HeaderIdempotencyKey, key)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
@@ -216,7 +217,7 @@ func (d *demo) duplicateWebhook() {
 	for range 2 {
 		req, _ := http.NewRequest("POST", d.base+"/webhooks/payments", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(headerSignature, sign([]byte(d.cfg.WebhookSecret), time.Now(), body))
+		req.Header.Set(api.HeaderSignature, api.SignWebhook([]byte(d.cfg.WebhookSecret), time.Now(), body))
 		status, res := d.send(req)
 		answers = append(answers, fmt.Sprintf("%d %v", status, res["status"]))
 	}

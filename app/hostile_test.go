@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/txkit/txkit/app/api"
 )
 
 // TestHostileRequests sends malformed and hostile requests: each gets its
@@ -85,21 +87,21 @@ func TestHostileRequests(t *testing.T) {
 		{name: "payment with negative credits", give: req{Method: "POST", Path: "/v1/payments", Body: `{"account":"victim","amount_minor":1,"currency":"USD","credits":-100,"provider":"stripe","provider_ref":"x"}`, Key: "h-11"}, wantCode: 400, want: "invalid_amount"},
 		{name: "webhook without a signature", webhook: func() *http.Request {
 			r := ta.signedWebhook(event, testSecret, time.Now())
-			r.Header.Del(headerSignature)
+			r.Header.Del(api.HeaderSignature)
 			return r
 		}, wantCode: 401, want: "invalid_signature"},
 		{name: "webhook signed with another secret", webhook: func() *http.Request { return ta.signedWebhook(event, "another-secret-0123456789", time.Now()) }, wantCode: 401, want: "invalid_signature"},
 		{name: "webhook with a body changed after signing", webhook: func() *http.Request {
 			r := ta.signedWebhook(event, testSecret, time.Now())
 			forged := ta.signedWebhook(strings.Replace(event, "pi_h", "pi_x", 1), testSecret, time.Now())
-			forged.Header.Set(headerSignature, r.Header.Get(headerSignature))
+			forged.Header.Set(api.HeaderSignature, r.Header.Get(api.HeaderSignature))
 			return forged
 		}, wantCode: 401, want: "invalid_signature"},
 		{name: "webhook with a stale timestamp (replay)", webhook: func() *http.Request { return ta.signedWebhook(event, testSecret, time.Now().Add(-301*time.Second)) }, wantCode: 401, want: "stale_signature"},
 		{name: "webhook from the future", webhook: func() *http.Request { return ta.signedWebhook(event, testSecret, time.Now().Add(10*time.Minute)) }, wantCode: 401, want: "stale_signature"},
 		{name: "webhook with a malformed signature header", webhook: func() *http.Request {
 			r := ta.signedWebhook(event, testSecret, time.Now())
-			r.Header.Set(headerSignature, "v1=zz,t=abc")
+			r.Header.Set(api.HeaderSignature, "v1=zz,t=abc")
 			return r
 		}, wantCode: 401, want: "invalid_signature"},
 		{name: "replayed webhook delivery", webhook: func() *http.Request {

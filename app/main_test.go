@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/txkit/txkit/app/api"
 	"github.com/txkit/txkit/internal/testenv"
 )
 
@@ -217,6 +218,6 @@ func (ta *testApp) signedWebhook(body string, secret string, t time.Time) *http.
 	hr, err := http.NewRequest("POST", ta.srv.URL()+"/webhooks/payments", strings.NewReader(body))
 	require.NoError(ta.t, err)
 	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set(headerSignature, sign([]byte(secret), t, []byte(body)))
+	hr.Header.Set(api.HeaderSignature, api.SignWebhook([]byte(secret), t, []byte(body)))
 	return hr
 }

@@ -1,9 +1,9 @@
-// Package mongofx provides a *mongo.Client to an Fx application, with its
-// lifecycle: the client is pinged when the application starts and
-// disconnected when it stops.
+// Package mongofx provides a *mongo.Client and a *mongo.Database to an Fx
+// application, with their lifecycle: the client is pinged when the
+// application starts and disconnected when it stops.
 //
 //	fx.New(
-//		fx.Supply(mongofx.Config{URI: os.Getenv("MONGODB_URI"), AppName: "credits"}),
+//		fx.Supply(mongofx.Config{URI: os.Getenv("MONGODB_URI"), Database: "credits"}),
 //		mongofx.Module,
 //		tx.Module,
 //		…
@@ -25,14 +25,16 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/txkit/txkit/mongotest"
 )
 
-// Module provides a *mongo.Client built from the graph's [Config].
-var Module = fx.Module("mongofx", fx.Provide(New))
+// Module provides a *mongo.Client built from the graph's [Config], and the
+// *mongo.Database that Config.Database names (see [NewDatabase]).
+var Module = fx.Module("mongofx", fx.Provide(New, NewDatabase))
 
 // Config says where and how to connect.
 type Config struct {
@@ -40,6 +42,9 @@ type Config struct {
 	// "mongodb://localhost:27017/?replicaSet=rs0". Transactions need a
 	// replica set or a sharded cluster.
 	URI string
+	// Database names the database [NewDatabase] provides; when empty, the
+	// database of the URI's path (mongodb://host/<db>), if any.
+	Database string
 	// AppName is reported to the server and shows in its logs; the
 	// driver's default when empty.
 	AppName string
@@ -126,6 +131,37 @@ func New(p Params) (*mongo.Client, error) {
 		OnStop: stop,
 	})
 	return client, nil
+}
+
+// ErrNoDatabase is returned by [NewDatabase] when neither Config.Database
+// nor the URI names a database.
+var ErrNoDatabase = errors.New("mongofx: no database: set Config.Database (or name one in the URI's path)")
+
+// DatabaseParams are the dependencies of [NewDatabase].
+type DatabaseParams struct {
+	fx.In
+
+	Client *mongo.Client
+	Config Config
+}
+
+// NewDatabase returns the database Config.Database names on p.Client, or
+// the URI's own database when Database is empty. Modules take the
+// *mongo.Database rather than the client, so that one application can
+// place them all in one database chosen in one place.
+func NewDatabase(p DatabaseParams) (*mongo.Database, error) {
+	name := p.Config.Database
+	if name == "" && p.Config.URI != "" {
+		cs, err := connstring.ParseAndValidate(p.Config.URI)
+		if err != nil {
+			return nil, fmt.Errorf("mongofx: parse URI: %w", err)
+		}
+		name = cs.Database
+	}
+	if name == "" {
+		return nil, ErrNoDatabase
+	}
+	return p.Client.Database(name), nil
 }
 
 func clientOptions(cfg Config, uri string) *options.ClientOptions {

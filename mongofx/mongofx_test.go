@@ -127,3 +127,43 @@ func TestRedactedURIInErrors(t *testing.T) {
 	assert.Contains(t, err.Error(), "user:xxxxx@127.0.0.1:1")
 	require.NoError(t, app.Stop(ctx))
 }
+
+func TestDatabase(t *testing.T) {
+	t.Run("the module provides the database Config.Database names", func(t *testing.T) {
+		var db *mongo.Database
+		app := fxtest.New(t, fx.Supply(mongofx.Config{Embedded: true, Database: "ledger"}), mongofx.Module, fx.Populate(&db))
+		app.RequireStart()
+		defer app.RequireStop()
+		_, err := db.Collection("c").InsertOne(context.Background(), bson.D{{Key: "_id", Value: 1}})
+		require.NoError(t, err)
+		n, err := db.Client().Database("ledger").Collection("c").CountDocuments(context.Background(), bson.D{})
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), n, "the write went to the named database")
+	})
+
+	client, err := mongo.Connect()
+	require.NoError(t, err)
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	tests := []struct {
+		name    string
+		give    mongofx.Config
+		want    string
+		wantErr error
+	}{
+		{name: "Config.Database wins over the URI", give: mongofx.Config{URI: "mongodb://h/fromuri", Database: "ledger"}, want: "ledger"},
+		{name: "the URI's path names it when Database is empty", give: mongofx.Config{URI: "mongodb://h/fromuri?replicaSet=rs0"}, want: "fromuri"},
+		{name: "no name anywhere is an error", give: mongofx.Config{Embedded: true}, wantErr: mongofx.ErrNoDatabase},
+		{name: "a URI without a path is no name", give: mongofx.Config{URI: "mongodb://h/?replicaSet=rs0"}, wantErr: mongofx.ErrNoDatabase},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := mongofx.NewDatabase(mongofx.DatabaseParams{Client: client, Config: tt.give})
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, db.Name())
+		})
+	}
+}

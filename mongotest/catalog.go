@@ -2,7 +2,6 @@ package mongotest
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -28,6 +27,10 @@ func cmdCreate(o *op) (bson.D, error) {
 			continue
 		}
 		options = append(options, e)
+	}
+	options, err = checkCreateOptions(o, options)
+	if err != nil {
+		return nil, err
 	}
 	if o.txn != nil && o.s.core.engine.HasCollection(ns) {
 		return nil, merr.New(merr.NamespaceExists, "Collection %s already exists.", ns.String())
@@ -73,177 +76,6 @@ func (o *op) waitFor(change func() error) error {
 	}
 }
 
-// indexName is MongoDB's default name: key_1_other_-1.
-func indexName(keys bson.D) string {
-	parts := make([]string, 0, 2*len(keys))
-	for _, k := range keys {
-		parts = append(parts, k.Key, fmt.Sprint(k.Value))
-	}
-	return strings.Join(parts, "_")
-}
-
-func parseIndexSpec(v any) (engine.IndexSpec, error) {
-	d, ok := v.(bson.D)
-	if !ok {
-		return engine.IndexSpec{}, typeErr("indexes", v, "object")
-	}
-	keys, err := docField(d, "key")
-	if err != nil {
-		return engine.IndexSpec{}, err
-	}
-	if len(keys) == 0 {
-		return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Index keys cannot be empty.")
-	}
-	for _, k := range keys {
-		if k.Key == "" {
-			return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Index key cannot be an empty field")
-		}
-		switch v := k.Value.(type) {
-		case string:
-			switch v {
-			case "hashed", "text", "2dsphere", "2d":
-			default:
-				return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Unknown index plugin '%s'", v)
-			}
-		default:
-			if f, ok := bsonkit.ToFloat(v); !ok || f == 0 {
-				return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Values in the index key pattern can only be numbers or strings, got %v", v)
-			}
-		}
-	}
-	spec := engine.IndexSpec{Keys: keys}
-	name, has := bsonkit.Get(d, "name")
-	if has {
-		s, ok := name.(string)
-		if !ok || s == "" {
-			return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "The index name must be a non-empty string")
-		}
-		spec.Name = s
-	} else {
-		spec.Name = indexName(keys)
-	}
-	if spec.Unique, err = boolField(d, "unique", false); err != nil {
-		return spec, err
-	}
-	if spec.Sparse, err = boolField(d, "sparse", false); err != nil {
-		return spec, err
-	}
-	partial, err := docField(d, "partialFilterExpression")
-	if err != nil {
-		return spec, err
-	}
-	if partial != nil {
-		f, err := query.Compile(partial)
-		if err != nil {
-			return spec, err
-		}
-		spec.Partial = f.Match
-	}
-	if spec.Name == "_id_" && !(len(keys) == 1 && keys[0].Key == "_id") {
-		return spec, merr.New(merr.BadValue, "The index name '_id_' is reserved for the _id index")
-	}
-	out := bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: keys}, {Key: "name", Value: spec.Name}}
-	for _, e := range d {
-		switch e.Key {
-		case "key", "name", "v", "ns", "background":
-			continue
-		}
-		out = append(out, e)
-	}
-	spec.Spec = out
-	return spec, nil
-}
-
-func cmdCreateIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
-	if err != nil {
-		return nil, err
-	}
-	arr, ok, err := arrayField(o.cmd, "indexes")
-	if err != nil {
-		return nil, err
-	}
-	if !ok || len(arr) == 0 {
-		return nil, merr.New(merr.BadValue, "Must specify at least one index to create")
-	}
-	if o.txn != nil && o.s.core.engine.HasCollection(ns) {
-		return nil, merr.New(merr.OperationNotSupportedInTransaction, "Cannot create new indexes on existing collection %s in a multi-document transaction.", ns.String())
-	}
-	specs := make([]engine.IndexSpec, 0, len(arr))
-	for _, v := range arr {
-		s, err := parseIndexSpec(v)
-		if err != nil {
-			return nil, err
-		}
-		if s.Name == "_id_" {
-			continue
-		}
-		specs = append(specs, s)
-	}
-	var before, after int
-	var created bool
-	err = o.atomic(func(t *engine.Txn) (err error) {
-		before, after, created, err = t.CreateIndexes(ns, specs)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	reply := bson.D{{Key: "numIndexesBefore", Value: int32(before)}, {Key: "numIndexesAfter", Value: int32(after)}}
-	if before == after {
-		reply = append(reply, bson.E{Key: "note", Value: "all indexes already exist"})
-	}
-	reply = append(reply, bson.E{Key: "createdCollectionAutomatically", Value: created})
-	return append(reply, bson.E{Key: "ok", Value: 1.0}), nil
-}
-
-func cmdListIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
-	if err != nil {
-		return nil, err
-	}
-	specs, err := o.s.core.engine.ListIndexes(ns)
-	if err != nil {
-		return nil, err
-	}
-	bs, err := cursorBatchSize(o.cmd)
-	if err != nil {
-		return nil, err
-	}
-	reply, _ := o.s.core.cursors.open(o, ns.String(), specs, bs, false)
-	return reply, nil
-}
-
-func cmdDropIndexes(o *op) (bson.D, error) {
-	ns, err := o.ns()
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	var keys bson.D
-	switch v := field(o.cmd, "index").(type) {
-	case string:
-		names = []string{v}
-	case bson.A:
-		for _, x := range v {
-			s, ok := x.(string)
-			if !ok {
-				return nil, typeErr("index", x, "string")
-			}
-			names = append(names, s)
-		}
-	case bson.D:
-		keys = v
-	default:
-		return nil, typeErr("index", v, "string")
-	}
-	before, err := o.s.core.engine.DropIndexes(ns, names, keys)
-	if err != nil {
-		return nil, err
-	}
-	return ok1(bson.E{Key: "nIndexesWas", Value: int32(before)}), nil
-}
-
 func cmdListCollections(o *op) (bson.D, error) {
 	filter, err := docField(o.cmd, "filter")
 	if err != nil {
@@ -264,7 +96,12 @@ func cmdListCollections(o *op) (bson.D, error) {
 			options = bson.D{}
 		}
 		d := bson.D{{Key: "name", Value: c.Name}, {Key: "type", Value: "collection"}}
-		if !nameOnly {
+		if _, isView := bsonkit.Get(options, "viewOn"); isView {
+			d[1].Value = "view"
+			if !nameOnly {
+				d = append(d, bson.E{Key: "options", Value: options}, bson.E{Key: "info", Value: bson.D{{Key: "readOnly", Value: true}}})
+			}
+		} else if !nameOnly {
 			d = append(d,
 				bson.E{Key: "options", Value: options},
 				bson.E{Key: "info", Value: bson.D{{Key: "readOnly", Value: false}, {Key: "uuid", Value: c.UUID}}},

@@ -116,3 +116,25 @@ func TestServerStatusWhileTransactionsRun(t *testing.T) {
 	require.EqualValues(t, 0, replyField(stats, "currentOpen"))
 	require.EqualValues(t, 100, replyField(stats, "totalCommitted"))
 }
+
+// As on MongoDB, createIndexes for indexes that all exist already answers
+// at once ("all indexes already exist"), even while a transaction holds
+// writes on the collection: an app's schema set-up at start must not wait
+// for transactions a killed process left open (issue 13).
+func TestCreateExistingIndexDoesNotWaitForTransactions(t *testing.T) {
+	srv := mongotest.Start(t)
+	a, b := newRandomSession(t, srv), newRandomSession(t, srv)
+	uniqueK := bson.A{bson.D{{Key: "key", Value: bson.D{{Key: "k", Value: 1}}}, {Key: "name", Value: "k_1"}, {Key: "unique", Value: true}}}
+	requireOK(t, b.run("db", bson.D{{Key: "createIndexes", Value: "c"}, {Key: "indexes", Value: uniqueK}}))
+	requireOK(t, a.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 1}, {Key: "k", Value: 1}}), 1, true)))
+
+	r := b.run("db", bson.D{{Key: "createIndexes", Value: "c"}, {Key: "indexes", Value: uniqueK}, {Key: "maxTimeMS", Value: 2000}})
+	requireOK(t, r)
+	require.EqualValues(t, 2, replyField(r, "numIndexesBefore"))
+	require.EqualValues(t, 2, replyField(r, "numIndexesAfter"))
+	require.Equal(t, "all indexes already exist", replyField(r, "note"))
+
+	// A new index still waits for the transaction.
+	other := bson.A{bson.D{{Key: "key", Value: bson.D{{Key: "j", Value: 1}}}, {Key: "name", Value: "j_1"}}}
+	requireCode(t, b.run("db", bson.D{{Key: "createIndexes", Value: "c"}, {Key: "indexes", Value: other}, {Key: "maxTimeMS", Value: 100}}), 50, "MaxTimeMSExpired")
+}

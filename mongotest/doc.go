@@ -2,8 +2,9 @@
 // pure Go, for tests and for running txkit with no MongoDB installed.
 //
 // The server speaks MongoDB's wire protocol (OP_MSG, plus OP_QUERY for the
-// legacy handshake) over TCP, so the official mongo-driver talks to it
-// exactly as it talks to a real deployment. It presents itself as the
+// legacy handshake) over TCP, or over in-memory connections from
+// [Server.Dialer], so the official mongo-driver talks to it exactly as it
+// talks to a real deployment. It presents itself as the
 // primary of a single-member replica set, which is what sessions and
 // multi-document transactions require.
 //
@@ -20,6 +21,9 @@
 //		// ...
 //	}
 //
+// [Start] takes a [TB], which any testing.TB satisfies: package mongotest
+// does not import package testing.
+//
 // Outside tests, use [NewServer] and [Server.Close]; cmd/mongotest runs the
 // same server as a standalone program. Close waits for every goroutine the
 // server started, so packages that use it can be checked with goleak.
@@ -27,6 +31,8 @@
 // # Options
 //
 // [WithAddr] picks the listen address (a free loopback port by default),
+// [WithoutListener] opens no port (clients connect through [Server.Dialer]
+// or [Server.ClientOptions]),
 // [WithReplicaSet] the replica set name ("rs0"), [WithLogger] a zap logger
 // and [WithTransactionLifetimeLimit] how long a transaction may stay open.
 //

@@ -40,6 +40,25 @@ func ExampleNewServer() {
 	// Output: 10 <nil>
 }
 
+// A server embedded in a program that opens no port: the client reaches it
+// in memory, through the server's dialer.
+func ExampleWithoutListener() {
+	srv, err := mongotest.NewServer(mongotest.WithoutListener())
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+	client, err := mongo.Connect(srv.ClientOptions()) // the URI and srv.Dialer()
+	if err != nil {
+		panic(err)
+	}
+	defer client.Disconnect(context.Background())
+
+	err = client.Ping(context.Background(), nil)
+	fmt.Println(err)
+	// Output: <nil>
+}
+
 // Fault injection uses MongoDB's own failCommand fail point.
 func ExampleServer_FailCommand() {
 	srv, err := mongotest.NewServer()

@@ -11,6 +11,26 @@ import (
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
+// txnWriteFailPoint applies onPrimaryTransactionalWrite to a retryable
+// write statement about to commit: the connection closes without a reply
+// and, with failBeforeCommitExceptionCode, the statement fails unapplied.
+func (o *op) txnWriteFailPoint() error {
+	if o.retry == nil {
+		return nil
+	}
+	fp := o.s.core.failpoints.matchTxnWrite()
+	if fp == nil {
+		return nil
+	}
+	if fp.closeConn {
+		o.dropReply = true
+	}
+	if fp.hasErrorCode {
+		return merr.New(fp.errorCode, "Failing write for %d due to failpoint. The write must not be reflected.", o.retry.txnNumber)
+	}
+	return nil
+}
+
 // failpoints holds the failCommand fail point, configured with MongoDB's
 // configureFailPoint command (or Server.FailCommand, which sends the same
 // document down the same path).
@@ -303,11 +323,11 @@ func (fp *failPoint) labelsFor(code int32, inTxn, commitOrAbort, retryableWrite 
 		return append([]string(nil), fp.errorLabels...)
 	}
 	var labels []string
-	if inTxn && ((!commitOrAbort && isTransientCode(code)) || (commitOrAbort && isTransientCommitCode(code, false))) {
-		labels = append(labels, labelTransient)
+	if inTxn && ((!commitOrAbort && merr.IsTransient(code)) || (commitOrAbort && merr.IsTransientCommit(code, false))) {
+		labels = append(labels, merr.LabelTransient)
 	}
-	if (retryableWrite || commitOrAbort) && isRetryableCode(code) {
-		labels = append(labels, labelRetryable)
+	if (retryableWrite || commitOrAbort) && merr.IsRetryable(code) {
+		labels = append(labels, merr.LabelRetryableWrite)
 	}
 	return labels
 }
@@ -329,8 +349,8 @@ func (o *op) withWriteConcernError(reply bson.D) bson.D {
 	var labels []string
 	if fp.hasLabels {
 		labels = fp.errorLabels
-	} else if code, ok := bsonkit.ToInt64(field(wce, "code")); ok && (o.retry != nil || o.name == "commitTransaction" || o.name == "abortTransaction") && isRetryableCode(int32(code)) {
-		labels = []string{labelRetryable}
+	} else if code, ok := bsonkit.ToInt64(field(wce, "code")); ok && (o.retry != nil || o.h.endsTxn()) && merr.IsRetryable(int32(code)) {
+		labels = []string{merr.LabelRetryableWrite}
 	}
 	if len(labels) > 0 {
 		arr := bson.A{}

@@ -115,7 +115,8 @@ func TestQueryOperators(t *testing.T) {
 	}{
 		{name: "an unknown operator", give: `{"n": {"$nope": 1}}`, wantCode: 2},
 		{name: "$where", give: `{"$where": "true"}`},
-		{name: "$expr", give: `{"$expr": {"$eq": ["$n", 1]}}`},
+		{name: "$expr dividing by zero", give: `{"$expr": {"$divide": ["$n", 0]}}`, wantCode: 16608},
+		{name: "$expr with an undefined variable", give: `{"$expr": {"$eq": ["$n", "$$nope"]}}`, wantCode: 17276},
 		{name: "a lookahead regex", give: `{"s": {"$regex": "a(?=b)"}}`, wantCode: 51091},
 		{name: "$size with a negative number", give: `{"tags": {"$size": -1}}`, wantCode: 2},
 		{name: "$in without an array", give: `{"n": {"$in": 1}}`, wantCode: 2},
@@ -309,11 +310,11 @@ func TestUpdateOperators(t *testing.T) {
 		})
 	}
 
-	t.Run("a pipeline update is refused", func(t *testing.T) {
-		_, err := coll.UpdateOne(ctx, bson.D{}, mongo.Pipeline{{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}}})
+	t.Run("a pipeline update with a $match stage is refused", func(t *testing.T) {
+		_, err := coll.UpdateOne(ctx, bson.D{}, mongo.Pipeline{{{Key: "$match", Value: bson.D{}}}})
 		var se mongo.ServerError
 		require.ErrorAs(t, err, &se, "got %v", err)
-		assert.True(t, se.HasErrorCode(2), "got %v", err)
+		assert.True(t, se.HasErrorCode(72), "got %v", err)
 	})
 }
 
@@ -423,7 +424,9 @@ func TestAggregationStages(t *testing.T) {
 		wantCode int32
 	}{
 		{name: "an unknown stage", give: `[{"$frob": {}}]`, wantCode: 40324},
-		{name: "an unsupported stage", give: `[{"$lookup": {"from": "x", "localField": "a", "foreignField": "b", "as": "c"}}]`, wantCode: 20},
+		{name: "an unsupported stage", give: `[{"$graphLookup": {"from": "x"}}]`, wantCode: 20},
+		{name: "$lookup without as", give: `[{"$lookup": {"from": "x", "localField": "a", "foreignField": "b"}}]`, wantCode: 9},
+		{name: "$out before the last stage", give: `[{"$out": "x"}, {"$match": {}}]`, wantCode: 40601},
 		{name: "$group without _id", give: `[{"$group": {"n": {"$sum": 1}}}]`, wantCode: 15955},
 		{name: "an unknown accumulator", give: `[{"$group": {"_id": null, "n": {"$frob": 1}}}]`, wantCode: 15952},
 		{name: "a negative $limit", give: `[{"$limit": -1}]`, wantCode: 5107201},

@@ -16,6 +16,7 @@ type serverOptions struct {
 	replSet     string
 	logger      *zap.Logger
 	txnLifetime time.Duration
+	listen      bool
 }
 
 func defaultOptions() serverOptions {
@@ -24,6 +25,7 @@ func defaultOptions() serverOptions {
 		replSet:     "rs0",
 		logger:      zap.NewNop(),
 		txnLifetime: 60 * time.Second,
+		listen:      true,
 	}
 }
 
@@ -59,4 +61,12 @@ func WithLogger(log *zap.Logger) Option {
 // The default is 60s.
 func WithTransactionLifetimeLimit(d time.Duration) Option {
 	return optionFunc(func(o *serverOptions) { o.txnLifetime = d })
+}
+
+// WithoutListener makes the server open no network port at all: clients
+// connect only in memory, through [Server.Dialer] (or
+// [Server.ClientOptions]). No other process can reach such a server, and
+// its connections make no system calls. [WithAddr] is then ignored.
+func WithoutListener() Option {
+	return optionFunc(func(o *serverOptions) { o.listen = false })
 }

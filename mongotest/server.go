@@ -9,15 +9,15 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.uber.org/zap"
 )
 
-// Server is an in-process MongoDB-compatible server listening on TCP.
-// Create one with [NewServer] or, in tests, [Start].
+// Server is an in-process MongoDB-compatible server. Clients reach it over
+// TCP (unless [WithoutListener] is given) or in memory through
+// [Server.Dialer]. Create one with [NewServer] or, in tests, [Start].
 type Server struct {
 	opts serverOptions
 	log  *zap.Logger
@@ -55,8 +55,9 @@ type Server struct {
 	wg        sync.WaitGroup // the accept loop and every connection goroutine
 }
 
-// NewServer starts a server listening on the configured address. It
-// returns once the listener is bound: [Server.URI] is usable at once.
+// NewServer starts a server listening on the configured address (or on
+// none, with [WithoutListener]). It returns once the listener is bound:
+// [Server.URI] is usable at once.
 func NewServer(opts ...Option) (*Server, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -66,9 +67,18 @@ func NewServer(opts ...Option) (*Server, error) {
 		return nil, errors.New("mongotest: replica set name must not be empty")
 	}
 
-	ln, err := net.Listen("tcp", o.addr)
-	if err != nil {
-		return nil, fmt.Errorf("mongotest: listen on %s: %w", o.addr, err)
+	processID := bson.NewObjectID()
+	// Without a listener the server still needs a host:port to report in
+	// hello replies and in URI; an .invalid name (RFC 2606) never resolves,
+	// so only the server's Dialer reaches it.
+	var ln net.Listener
+	addr := "mongotest-" + processID.Hex() + ".invalid:27017"
+	if o.listen {
+		var err error
+		if ln, err = net.Listen("tcp", o.addr); err != nil {
+			return nil, fmt.Errorf("mongotest: listen on %s: %w", o.addr, err)
+		}
+		addr = dialAddr(ln.Addr())
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -76,8 +86,8 @@ func NewServer(opts ...Option) (*Server, error) {
 		opts:      o,
 		log:       o.logger,
 		ln:        ln,
-		addr:      dialAddr(ln.Addr()),
-		processID: bson.NewObjectID(),
+		addr:      addr,
+		processID: processID,
 		ctx:       ctx,
 		cancel:    cancel,
 		conns:     make(map[*conn]struct{}),
@@ -87,17 +97,21 @@ func NewServer(opts ...Option) (*Server, error) {
 	s.core = newCore(o.txnLifetime, s.clock.tick)
 	s.clock.tick()
 
-	s.wg.Add(2)
-	go s.acceptLoop()
+	s.wg.Add(1)
 	go s.housekeepLoop()
-
-	s.log.Info("mongotest server listening", zap.String("addr", s.addr), zap.String("replicaSet", o.replSet))
+	if ln != nil {
+		s.wg.Add(1)
+		go s.acceptLoop()
+		s.log.Info("mongotest server listening", zap.String("addr", s.addr), zap.String("replicaSet", o.replSet))
+	} else {
+		s.log.Info("mongotest server running in process only", zap.String("addr", s.addr), zap.String("replicaSet", o.replSet))
+	}
 	return s, nil
 }
 
 // Start starts a server for the duration of a test or benchmark: it fails tb
 // if the server cannot start and closes the server in tb.Cleanup.
-func Start(tb testing.TB, opts ...Option) *Server {
+func Start(tb TB, opts ...Option) *Server {
 	tb.Helper()
 	s, err := NewServer(opts...)
 	if err != nil {
@@ -112,11 +126,14 @@ func Start(tb testing.TB, opts ...Option) *Server {
 }
 
 // Addr returns the host:port clients dial, e.g. "127.0.0.1:54321". It is
-// also the member address the server reports in hello replies.
+// also the member address the server reports in hello replies. Without a
+// listener it is a name that does not resolve, which only [Server.Dialer]
+// connects to.
 func (s *Server) Addr() string { return s.addr }
 
 // URI returns a connection string for the server, e.g.
-// "mongodb://127.0.0.1:54321/?replicaSet=rs0".
+// "mongodb://127.0.0.1:54321/?replicaSet=rs0". Without a listener, a client
+// needs [Server.Dialer] as well; [Server.ClientOptions] sets both.
 func (s *Server) URI() string {
 	return "mongodb://" + s.addr + "/?replicaSet=" + url.QueryEscape(s.opts.replSet)
 }
@@ -137,8 +154,10 @@ func (s *Server) Close() error {
 		// Cancel first so requests blocked in the server (awaitable hello,
 		// blocked fail points) return before their connection closes.
 		s.cancel()
-		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			s.closeErr = fmt.Errorf("mongotest: close listener: %w", err)
+		if s.ln != nil {
+			if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.closeErr = fmt.Errorf("mongotest: close listener: %w", err)
+			}
 		}
 		for _, c := range conns {
 			_ = c.nc.Close()
@@ -169,24 +188,32 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
-
-		c := s.newConn(nc)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = nc.Close()
+		if !s.serveConn(nc) {
 			return
 		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-
-		go func() {
-			defer s.wg.Done()
-			defer s.forget(c)
-			c.serve(s.ctx)
-		}()
 	}
+}
+
+// serveConn serves nc on a goroutine of its own until either side closes
+// it. It reports false, closing nc, when the server is closed.
+func (s *Server) serveConn(nc net.Conn) bool {
+	c := s.newConn(nc)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = nc.Close()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	go func() {
+		defer s.wg.Done()
+		defer s.forget(c)
+		c.serve(s.ctx)
+	}()
+	return true
 }
 
 // housekeepLoop runs core housekeeping (transaction lifetime limit, idle
@@ -260,10 +287,6 @@ func dialAddr(a net.Addr) string {
 // clusterTime returns the server's current logical time, the value every
 // reply carries as $clusterTime and (by default) operationTime.
 func (s *Server) clusterTime() bson.Timestamp { return s.clock.now() }
-
-// tick advances the logical clock and returns the new time. Call it once
-// per write (or commit) and report the result as that write's operationTime.
-func (s *Server) tick() bson.Timestamp { return s.clock.tick() }
 
 // clock is a hybrid logical clock: T follows wall-clock seconds and I
 // counts ticks within one second, so values only ever grow even when the

@@ -15,6 +15,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/wiremessage"
 	"go.uber.org/zap"
+
+	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
 // Limits the server advertises in hello and enforces on the wire.
@@ -24,16 +26,6 @@ const (
 	maxBSONObjectSize  = 16 * 1024 * 1024
 	maxWriteBatchSize  = 100_000
 	msgRequiredFlagsLo = 0xffff // OP_MSG bits 0-15 must be understood
-)
-
-// Error codes the wire layer answers with (MongoDB's error_codes.yml).
-const (
-	codeInternalError      = 1
-	codeFailedToParse      = 9
-	codeInvalidBSON        = 22
-	codeCommandNotFound    = 59
-	codeOpMsgMissingDB     = 40571
-	codeUnsupportedOpQuery = 352
 )
 
 // request is one decoded command, handed to [Server.dispatch].
@@ -151,7 +143,7 @@ func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 		if m.moreToCome() {
 			return nil, true
 		}
-		return c.encodeReply(m, c.srv.finishReply(errorReply(we.code, we.codeName, we.msg))), true
+		return c.encodeReply(m, c.srv.finishReply(merr.New(we.code, "%s", we.msg).Doc())), true
 	}
 
 	req := &request{
@@ -177,8 +169,7 @@ func (s *Server) serveRequest(ctx context.Context, req *request) (reply bson.D) 
 		if r := recover(); r != nil {
 			req.conn.log.Error("command panicked",
 				zap.String("command", req.name), zap.Any("panic", r), zap.StackSkip("stack", 1))
-			reply = errorReply(codeInternalError, "InternalError",
-				fmt.Sprintf("internal error executing %s: %v", req.name, r))
+			reply = merr.New(merr.InternalError, "internal error executing %s: %v", req.name, r).Doc()
 		}
 	}()
 	return s.handler(ctx, req)
@@ -190,12 +181,12 @@ func (c *conn) encodeReply(m *message, reply bson.D) []byte {
 	doc, err := bson.Marshal(reply)
 	if err != nil {
 		c.log.Error("marshal reply", zap.Error(err))
-		doc, _ = bson.Marshal(c.srv.finishReply(errorReply(codeInternalError, "InternalError",
-			"cannot encode reply: "+err.Error())))
+		doc, _ = bson.Marshal(c.srv.finishReply(merr.New(merr.InternalError, "cannot encode reply: %v", err).Doc()))
 	}
 	reqID := c.srv.nextReqID.Add(1)
 	dst := make([]byte, 0, headerLen+25+len(doc))
 	var idx int32
+	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	if m.opCode == wiremessage.OpQuery {
 		idx, dst = wiremessage.AppendHeaderStart(dst, reqID, m.requestID, wiremessage.OpReply)
 		var flags wiremessage.ReplyFlag
@@ -249,29 +240,12 @@ func clusterTimeDoc(ts bson.Timestamp) bson.D {
 	}
 }
 
-// okReply returns {ok: 1} followed by fields.
-func okReply(fields ...bson.E) bson.D {
-	return append(bson.D{{Key: "ok", Value: 1.0}}, fields...)
-}
-
-// errorReply returns a command error document as MongoDB shapes it; the
-// driver turns it into a mongo.CommandError with this code and name.
-func errorReply(code int32, codeName, errmsg string) bson.D {
-	return bson.D{
-		{Key: "ok", Value: 0.0},
-		{Key: "errmsg", Value: errmsg},
-		{Key: "code", Value: code},
-		{Key: "codeName", Value: codeName},
-	}
-}
-
 // wireError is a malformed request. A fatal one closes the connection; any
-// other is answered with an error reply carrying code and codeName.
+// other is answered with an error reply carrying code.
 type wireError struct {
-	code     int32
-	codeName string
-	msg      string
-	fatal    bool
+	code  int32
+	msg   string
+	fatal bool
 }
 
 func (e *wireError) Error() string { return e.msg }
@@ -281,7 +255,7 @@ func fatalf(format string, args ...any) error {
 }
 
 func parseErrorf(format string, args ...any) error {
-	return &wireError{code: codeFailedToParse, codeName: "FailedToParse", msg: fmt.Sprintf(format, args...)}
+	return &wireError{code: merr.FailedToParse, msg: fmt.Sprintf(format, args...)}
 }
 
 // message is a decoded OP_MSG or OP_QUERY.
@@ -322,6 +296,7 @@ func decodeMessage(wm []byte) (*message, error) {
 	switch opCode {
 	case wiremessage.OpMsg:
 		return m, m.decodeMsg(rem)
+	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	case wiremessage.OpQuery:
 		return m, m.decodeQuery(rem)
 	case wiremessage.OpCompressed:
@@ -357,7 +332,7 @@ func (m *message) decodeMsg(src []byte) error {
 			}
 			doc, rest, ok := wiremessage.ReadMsgSectionSingleDocument(src)
 			if !ok {
-				return &wireError{code: codeInvalidBSON, codeName: "InvalidBSON", msg: "OP_MSG body section is truncated"}
+				return &wireError{code: merr.InvalidBSON, msg: "OP_MSG body section is truncated"}
 			}
 			m.body, src = doc, rest
 		case wiremessage.DocumentSequence:
@@ -399,13 +374,13 @@ func (m *message) decodeQuery(src []byte) error {
 	doc, _, ok := bsoncore.ReadDocument(src)
 	m.queryFailure = true // until proven a valid command
 	if !ok {
-		return &wireError{code: codeInvalidBSON, codeName: "InvalidBSON", msg: "OP_QUERY query document is truncated"}
+		return &wireError{code: merr.InvalidBSON, msg: "OP_QUERY query document is truncated"}
 	}
 	m.body = doc
 	// A trailing returnFieldsSelector is meaningless for commands; ignore it.
 	db, coll, found := strings.Cut(ns, ".")
 	if !found || coll != "$cmd" || db == "" {
-		return &wireError{code: codeUnsupportedOpQuery, codeName: "UnsupportedOpQueryCommand",
+		return &wireError{code: merr.UnsupportedOpQueryCommand,
 			msg: fmt.Sprintf("OP_QUERY is only supported for commands on <db>.$cmd, not %q", ns)}
 	}
 	m.db = db
@@ -417,6 +392,7 @@ func (m *message) decodeQuery(src []byte) error {
 // bson.D and sets m.db from $db for OP_MSG.
 func (m *message) command() (bson.D, error) {
 	body := m.body
+	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	if m.opCode == wiremessage.OpQuery {
 		// Legacy wrapped form {$query: {...}, $readPreference: ...}.
 		if q, ok := body.Lookup("$query").DocumentOK(); ok {
@@ -456,7 +432,7 @@ func (m *message) command() (bson.D, error) {
 		}
 		db, ok := dbVal.(string)
 		if !ok || db == "" {
-			return nil, &wireError{code: codeOpMsgMissingDB, codeName: "Location40571",
+			return nil, &wireError{code: merr.Location40571,
 				msg: "OP_MSG requests require a $db argument"}
 		}
 		m.db = db
@@ -466,11 +442,11 @@ func (m *message) command() (bson.D, error) {
 
 func unmarshalDoc(raw bsoncore.Document) (bson.D, error) {
 	if err := raw.Validate(); err != nil {
-		return nil, &wireError{code: codeInvalidBSON, codeName: "InvalidBSON", msg: "invalid BSON: " + err.Error()}
+		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
 	var d bson.D
 	if err := bson.Unmarshal(raw, &d); err != nil {
-		return nil, &wireError{code: codeInvalidBSON, codeName: "InvalidBSON", msg: "invalid BSON: " + err.Error()}
+		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
 	return d, nil
 }

@@ -17,6 +17,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/wiremessage"
+
+	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
 func mustDoc(t testing.TB, d bson.D) bsoncore.Document {
@@ -47,6 +49,7 @@ func buildMsg(reqID int32, flags wiremessage.MsgFlag, body bsoncore.Document, se
 }
 
 func buildQuery(reqID int32, ns string, query bsoncore.Document) []byte {
+	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	idx, b := wiremessage.AppendHeaderStart(nil, reqID, 0, wiremessage.OpQuery)
 	b = wiremessage.AppendQueryFlags(b, 0)
 	b = wiremessage.AppendQueryFullCollectionName(b, ns)
@@ -100,19 +103,19 @@ func TestDecodeMessageErrors(t *testing.T) {
 		{name: "length mismatch", give: append(buildMsg(1, 0, ping), 0), wantFatal: true},
 		{name: "unknown opcode", give: wiremessage.AppendHeader(nil, 16, 1, 0, 1234), wantFatal: true},
 		{name: "OP_COMPRESSED", give: wiremessage.AppendHeader(nil, 16, 1, 0, wiremessage.OpCompressed), wantFatal: true},
-		{name: "two body sections", give: twoBodies, wantCode: codeFailedToParse},
-		{name: "duplicate sequence", give: buildMsg(1, 0, ping, seq, seq), wantCode: codeFailedToParse},
+		{name: "two body sections", give: twoBodies, wantCode: merr.FailedToParse},
+		{name: "duplicate sequence", give: buildMsg(1, 0, ping, seq, seq), wantCode: merr.FailedToParse},
 		{name: "sequence clashes with body field", give: buildMsg(1, 0,
 			mustDoc(t, bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{}}, {Key: "$db", Value: "x"}}), seq),
-			wantCode: codeFailedToParse},
+			wantCode: merr.FailedToParse},
 		{name: "checksum flag without checksum", give: wiremessage.AppendMsgFlags(
-			wiremessage.AppendHeader(nil, 20, 1, 0, wiremessage.OpMsg), wiremessage.ChecksumPresent), wantCode: codeFailedToParse},
+			wiremessage.AppendHeader(nil, 20, 1, 0, wiremessage.OpMsg), wiremessage.ChecksumPresent), wantCode: merr.FailedToParse},
 		{name: "no body", give: wiremessage.AppendMsgFlags(wiremessage.AppendHeader(nil, 20, 1, 0, wiremessage.OpMsg), 0),
-			wantCode: codeFailedToParse},
+			wantCode: merr.FailedToParse},
 		{name: "$db not a string", give: buildMsg(1, 0, mustDoc(t, bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: 1}})),
-			wantCode: codeOpMsgMissingDB},
-		{name: "OP_QUERY on a collection", give: buildQuery(1, "db.coll", ping), wantCode: codeUnsupportedOpQuery},
-		{name: "OP_QUERY with truncated query", give: buildQuery(1, "admin.$cmd", ping[:len(ping)-3]), wantCode: codeInvalidBSON},
+			wantCode: merr.Location40571},
+		{name: "OP_QUERY on a collection", give: buildQuery(1, "db.coll", ping), wantCode: merr.UnsupportedOpQueryCommand},
+		{name: "OP_QUERY with truncated query", give: buildQuery(1, "admin.$cmd", ping[:len(ping)-3]), wantCode: merr.InvalidBSON},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,12 +183,12 @@ func TestPanickingCommandGetsInternalError(t *testing.T) {
 		if req.name == "boom" {
 			panic("kaboom")
 		}
-		return okReply()
+		return ok1()
 	})
 
 	reply := roundTrip(t, nc, 1, bson.D{{Key: "boom", Value: 1}, {Key: "$db", Value: "admin"}})
 	assert.EqualValues(t, 0, reply.Lookup("ok").AsInt64())
-	assert.EqualValues(t, codeInternalError, reply.Lookup("code").AsInt64())
+	assert.EqualValues(t, merr.InternalError, reply.Lookup("code").AsInt64())
 	assert.Equal(t, "InternalError", reply.Lookup("codeName").StringValue())
 	assert.Contains(t, reply.Lookup("errmsg").StringValue(), "kaboom")
 
@@ -200,7 +203,7 @@ func TestDispatchCanCloseConnection(t *testing.T) {
 		wantReply bool
 	}{
 		{name: "without replying", giveReply: nil, wantReply: false},
-		{name: "after replying", giveReply: okReply(), wantReply: true},
+		{name: "after replying", giveReply: ok1(), wantReply: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,13 +43,25 @@ const EnvURI = "MONGODB_URI"
 // that lives until the test ends and returns its URI. Each call without
 // $MONGODB_URI starts a new server; call it once and [Connect] several
 // clients to the result to share one.
+//
+// The server also listens on loopback TCP, for code under test that
+// connects by URI alone; clients made by [Connect] reach it in memory
+// through its dialer instead.
 func URI(tb testing.TB) string {
 	tb.Helper()
 	if uri := os.Getenv(EnvURI); uri != "" {
 		return uri
 	}
-	return mongotest.Start(tb).URI()
+	srv := mongotest.Start(tb)
+	uri := srv.URI()
+	servers.Store(uri, srv)
+	tb.Cleanup(func() { servers.Delete(uri) })
+	return uri
 }
+
+// servers maps the URI of each mongotest server started by [URI] to the
+// server, so that [Connect] can use its in-process dialer.
+var servers sync.Map // string → *mongotest.Server
 
 // Real reports whether tests run against $MONGODB_URI rather than mongotest.
 func Real() bool { return os.Getenv(EnvURI) != "" }
@@ -64,13 +76,18 @@ func Client(tb testing.TB, opts ...*options.ClientOptions) *mongo.Client {
 // [FailCommand] uses to aim its faults at that client only.
 var appNames sync.Map // *mongo.Client → string
 
-// Connect connects to uri, pings, and disconnects when the test ends. The
+// Connect connects to uri, pings, and disconnects when the test ends. A
+// mongotest server started by [URI] is reached in memory (no TCP). The
 // client gets a unique app name, so faults set with [FailCommand] hit it
 // and no other client of a shared deployment. opts apply after uri.
 func Connect(tb testing.TB, uri string, opts ...*options.ClientOptions) *mongo.Client {
 	tb.Helper()
 	app := "txkit-test-" + randomHex(4)
-	all := append([]*options.ClientOptions{options.Client().ApplyURI(uri).SetAppName(app)}, opts...)
+	first := options.Client().ApplyURI(uri).SetAppName(app)
+	if srv, ok := servers.Load(uri); ok {
+		first.SetDialer(srv.(*mongotest.Server).Dialer())
+	}
+	all := append([]*options.ClientOptions{first}, opts...)
 	client, err := mongo.Connect(all...)
 	if err != nil {
 		tb.Fatalf("testenv: connect to %s: %v", uri, err)

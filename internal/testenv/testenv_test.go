@@ -64,3 +64,13 @@ func TestFailCommandHitsOnlyItsClient(t *testing.T) {
 	_, err = a.Database(db.Name()).Collection("c").InsertOne(ctx, bson.D{})
 	require.Error(t, err, "a is hit")
 }
+
+func TestClientsOfAMongotestServerConnectInMemory(t *testing.T) {
+	if Real() {
+		t.Skip("only a mongotest server has an in-process dialer")
+	}
+	client := Client(t)
+	var reply bson.M
+	require.NoError(t, client.Database("admin").RunCommand(context.Background(), bson.D{{Key: "whatsmyuri", Value: 1}}).Decode(&reply))
+	assert.Equal(t, "pipe", reply["you"], "the server sees an in-memory connection, not a TCP peer")
+}

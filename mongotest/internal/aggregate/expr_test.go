@@ -5,6 +5,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/expr"
 )
 
 // exprDoc is the document every expression test evaluates against.
@@ -24,7 +26,7 @@ func TestExpressions(t *testing.T) {
 		{name: "field path across an array", give: `"$docs.v"`, want: `{"r": [1, 2]}`},
 		{name: "missing field", give: `"$nope"`, want: `{}`},
 		{name: "ROOT variable path", give: `"$$ROOT.s"`, want: `{"r": "Ab"}`},
-		{name: "undefined variable", give: `"$$foo"`, wantCode: codeUndefinedVariable, wantMsg: "Use of undefined variable: foo"},
+		{name: "undefined variable", give: `"$$foo"`, wantCode: expr.CodeUndefinedVariable, wantMsg: "Use of undefined variable: foo"},
 		{name: "literal", give: `{"$literal": "$i"}`, want: `{"r": "$i"}`},
 		{name: "object expression", give: `{"a": "$i", "b": "$nope"}`, want: `{"r": {"a": 7}}`},
 		{name: "array expression nulls missing", give: `["$i", "$nope"]`, want: `{"r": [7, null]}`},
@@ -37,7 +39,7 @@ func TestExpressions(t *testing.T) {
 		{name: "add of a string fails", give: `{"$add": ["$i", "$s"]}`, wantCode: 16554, wantMsg: "$add only supports numeric or date types, not string"},
 		{name: "subtract", give: `{"$subtract": ["$i", "$j"]}`, want: `{"r": 5}`},
 		{name: "subtract dates", give: `{"$subtract": ["$d", "$d"]}`, want: `{"r": {"$numberLong": "0"}}`},
-		{name: "subtract needs two arguments", give: `{"$subtract": ["$i"]}`, wantCode: codeArity, wantMsg: "Expression $subtract takes exactly 2 arguments. 1 were passed in."},
+		{name: "subtract needs two arguments", give: `{"$subtract": ["$i"]}`, wantCode: expr.CodeArity, wantMsg: "Expression $subtract takes exactly 2 arguments. 1 were passed in."},
 		{name: "multiply", give: `{"$multiply": ["$i", "$j", "$f"]}`, want: `{"r": 21.0}`},
 		{name: "multiply a string fails", give: `{"$multiply": ["$s"]}`, wantCode: 16555},
 		{name: "divide", give: `{"$divide": ["$i", "$j"]}`, want: `{"r": 3.5}`},
@@ -91,9 +93,9 @@ func TestExpressions(t *testing.T) {
 		{name: "sum of an array field", give: `{"$sum": "$arr"}`, want: `{"r": 6}`},
 		{name: "avg of an array field", give: `{"$avg": "$arr"}`, want: `{"r": 2.0}`},
 
-		{name: "an unknown operator fails", give: `{"$foo": 1}`, wantCode: codeInvalidPipelineOperator, wantMsg: "Unrecognized expression '$foo'"},
-		{name: "an operator document with two fields fails", give: `{"$add": [1], "$sum": [1]}`, wantCode: codeExprOneField},
-		{name: "a dollar field in an object fails", give: `{"a": 1, "$b": 1}`, wantCode: codeFieldPathDollar},
+		{name: "an unknown operator fails", give: `{"$foo": 1}`, wantCode: expr.CodeInvalidPipelineOperator, wantMsg: "Unrecognized expression '$foo'"},
+		{name: "an operator document with two fields fails", give: `{"$add": [1], "$sum": [1]}`, wantCode: expr.CodeExprOneField},
+		{name: "a dollar field in an object fails", give: `{"a": 1, "$b": 1}`, wantCode: expr.CodeFieldPathDollar},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

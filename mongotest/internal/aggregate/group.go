@@ -8,6 +8,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -29,43 +31,43 @@ type accumulator interface {
 	result() any
 }
 
-var accumulators = map[string]func() accumulator{
-	"$sum":      func() accumulator { return &sumAcc{sum: int32(0)} },
-	"$avg":      func() accumulator { return &avgAcc{} },
-	"$min":      func() accumulator { return &extremeAcc{dir: -1} },
-	"$max":      func() accumulator { return &extremeAcc{dir: 1} },
-	"$first":    func() accumulator { return &firstAcc{} },
-	"$last":     func() accumulator { return &lastAcc{} },
-	"$push":     func() accumulator { return &pushAcc{set: false} },
-	"$addToSet": func() accumulator { return &pushAcc{set: true} },
-	"$count":    func() accumulator { return &countAcc{} },
+// accumulators make an accumulator; str is the collation's string order.
+var accumulators = map[string]func(str func(a, b string) int) accumulator{
+	"$sum":      func(func(a, b string) int) accumulator { return &sumAcc{} },
+	"$avg":      func(func(a, b string) int) accumulator { return &avgAcc{} },
+	"$min":      func(str func(a, b string) int) accumulator { return &extremeAcc{dir: -1, str: str} },
+	"$max":      func(str func(a, b string) int) accumulator { return &extremeAcc{dir: 1, str: str} },
+	"$first":    func(func(a, b string) int) accumulator { return &firstAcc{} },
+	"$last":     func(func(a, b string) int) accumulator { return &lastAcc{} },
+	"$push":     func(func(a, b string) int) accumulator { return &pushAcc{set: false} },
+	"$addToSet": func(str func(a, b string) int) accumulator { return &pushAcc{set: true, str: str} },
+	"$count":    func(func(a, b string) int) accumulator { return &countAcc{} },
 }
 
-type sumAcc struct{ sum any }
+type sumAcc struct{ sum expr.Sum }
 
 func (a *sumAcc) add(v any) {
-	if bsonkit.IsNumber(v) {
-		a.sum = addNumbers(a.sum, v)
-	}
+	a.sum.Add(v)
 }
-func (a *sumAcc) result() any { return a.sum }
+func (a *sumAcc) result() any { return a.sum.Result() }
 
-type avgAcc struct{ vals []any }
+type avgAcc struct{ sum expr.Sum }
 
-func (a *avgAcc) add(v any)   { a.vals = append(a.vals, v) }
-func (a *avgAcc) result() any { return avgOf(a.vals) }
+func (a *avgAcc) add(v any)   { a.sum.Add(v) }
+func (a *avgAcc) result() any { return a.sum.Avg() }
 
 type extremeAcc struct {
 	dir  int
 	best any
 	set  bool
+	str  func(a, b string) int
 }
 
 func (a *extremeAcc) add(v any) {
-	if nullish(v) {
+	if expr.Nullish(v) {
 		return
 	}
-	if !a.set || a.dir*compareValues(v, a.best) > 0 {
+	if !a.set || a.dir*expr.CompareWith(v, a.best, a.str) > 0 {
 		a.best, a.set = v, true
 	}
 }
@@ -91,13 +93,14 @@ func (a *lastAcc) result() any { return a.v }
 type pushAcc struct {
 	set  bool
 	vals bson.A
+	str  func(a, b string) int
 }
 
 func (a *pushAcc) add(v any) {
-	if isMissing(v) {
+	if expr.IsMissing(v) {
 		return
 	}
-	if a.set && slices.ContainsFunc(a.vals, func(x any) bool { return bsonkit.Equal(x, v) }) {
+	if a.set && slices.ContainsFunc(a.vals, func(x any) bool { return bsonkit.CompareWith(x, v, a.str) == 0 }) {
 		return
 	}
 	a.vals = append(a.vals, v)
@@ -110,18 +113,13 @@ func (a *pushAcc) result() any {
 	return a.vals
 }
 
-type countAcc struct{ n any }
+type countAcc struct{ n expr.Sum }
 
-func (a *countAcc) add(any) {
-	if a.n == nil {
-		a.n = int32(0)
-	}
-	a.n = addNumbers(a.n, int32(1))
-}
-func (a *countAcc) result() any { return a.n }
+func (a *countAcc) add(any)     { a.n.Add(int32(1)) }
+func (a *countAcc) result() any { return a.n.Result() }
 
 func orNull(v any) any {
-	if isMissing(v) {
+	if expr.IsMissing(v) {
 		return nil
 	}
 	return v
@@ -129,26 +127,26 @@ func orNull(v any) any {
 
 type groupField struct {
 	name string
-	new  func() accumulator
-	arg  expr
+	new  func(str func(a, b string) int) accumulator
+	arg  expr.Expr
 }
 
-func parseGroup(spec any) (stage, error) {
+func parseGroup(c *compiler, spec any) (stage, error) {
 	d, ok := spec.(bson.D)
 	if !ok {
 		return nil, merr.New(codeGroupNotObject, "a group's fields must be specified in an object")
 	}
-	var id expr
+	var id expr.Expr
 	var fields []groupField
 	for _, e := range d {
 		if e.Key == "_id" {
 			var err error
-			if id, err = compileExpr(e.Value); err != nil {
+			if id, err = c.expr(e.Value); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		f, err := parseAccumulator(e)
+		f, err := parseAccumulator(c, e)
 		if err != nil {
 			return nil, err
 		}
@@ -165,23 +163,23 @@ func parseGroup(spec any) (stage, error) {
 		var groups []*group
 		index := map[string]*group{}
 		for _, doc := range docs {
-			k, err := id(doc)
+			k, err := id.Eval(doc)
 			if err != nil {
 				return nil, err
 			}
 			k = orNull(k)
-			hk := groupKey(k)
+			hk := groupKey(k, c.opts.Collation)
 			g := index[hk]
 			if g == nil {
 				g = &group{key: k, accs: make([]accumulator, len(fields))}
 				for i, f := range fields {
-					g.accs[i] = f.new()
+					g.accs[i] = f.new(c.str())
 				}
 				index[hk] = g
 				groups = append(groups, g)
 			}
 			for i, f := range fields {
-				v, err := f.arg(doc)
+				v, err := f.arg.Eval(doc)
 				if err != nil {
 					return nil, err
 				}
@@ -201,7 +199,7 @@ func parseGroup(spec any) (stage, error) {
 	}, nil
 }
 
-func parseAccumulator(e bson.E) (groupField, error) {
+func parseAccumulator(c *compiler, e bson.E) (groupField, error) {
 	if strings.Contains(e.Key, ".") {
 		return groupField{}, merr.New(codeGroupDottedField,
 			"the group aggregate field name '%s' cannot be used because $group's field names cannot contain '.'", e.Key)
@@ -224,9 +222,9 @@ func parseAccumulator(e bson.E) (groupField, error) {
 	if _, isArray := d[0].Value.(bson.A); isArray {
 		return groupField{}, merr.New(codeGroupUnary, "The %s accumulator is a unary operator", name)
 	}
-	arg, err := compileExpr(d[0].Value)
+	arg, err := c.expr(d[0].Value)
 	if name == "$count" {
-		arg = constant(nil)
+		arg = expr.Constant(nil)
 		if c, ok := d[0].Value.(bson.D); !ok || len(c) != 0 {
 			return groupField{}, merr.New(merr.TypeMismatch, "$count takes no arguments, i.e. $count:{}")
 		}
@@ -239,32 +237,37 @@ func parseAccumulator(e bson.E) (groupField, error) {
 
 // groupKey encodes v so that values the server considers equal (1, 1.0 and
 // 1L; null and missing) share a key.
-func groupKey(v any) string {
+func groupKey(v any, coll *collation.Collation) string {
 	var b strings.Builder
-	writeKey(&b, v)
+	writeKey(&b, v, coll)
 	return b.String()
 }
 
-func writeKey(b *strings.Builder, v any) {
+// writeKey encodes v; strings by their collation key, so that strings the
+// collation equates share a group.
+func writeKey(b *strings.Builder, v any, coll *collation.Collation) {
+	if expr.IsMissing(v) {
+		v = nil
+	}
 	switch x := v.(type) {
-	case nil, missingValue, bson.Null, bson.Undefined:
+	case nil, bson.Null, bson.Undefined:
 		b.WriteString("null")
 	case string:
-		b.WriteString("s" + strconv.Quote(x))
+		b.WriteString("s" + strconv.Quote(coll.Key(x)))
 	case bson.Symbol:
-		b.WriteString("s" + strconv.Quote(string(x)))
+		b.WriteString("s" + strconv.Quote(coll.Key(string(x))))
 	case bson.D:
 		b.WriteString("{")
 		for _, e := range x {
 			b.WriteString(strconv.Quote(e.Key) + ":")
-			writeKey(b, e.Value)
+			writeKey(b, e.Value, coll)
 			b.WriteString(",")
 		}
 		b.WriteString("}")
 	case bson.A:
 		b.WriteString("[")
 		for _, e := range x {
-			writeKey(b, e)
+			writeKey(b, e, coll)
 			b.WriteString(",")
 		}
 		b.WriteString("]")

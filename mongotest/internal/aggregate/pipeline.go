@@ -8,6 +8,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
 )
@@ -25,49 +27,101 @@ const (
 	codeCountDollar      int32 = 40158
 	codeCountDot         int32 = 40160
 	codeCountNotString   int32 = 40156
+	codeOutNotLast       int32 = 40601
+	codeOutNested        int32 = 40600
+	codeFirstStageOnly   int32 = 40602
 )
 
 // Pipeline is a compiled aggregation pipeline. It is immutable and safe for
 // concurrent use.
 type Pipeline struct {
 	stages []stage
+	out    *Output
+	first  string
 }
 
 // stage transforms the documents flowing through the pipeline. It may
 // return its input documents but never modifies them.
 type stage func(docs []bson.D) ([]bson.D, error)
 
-var stageParsers map[string]func(spec any) (stage, error)
+// Source gives a pipeline the other collections of its database, for
+// $lookup and $unionWith. A view is read through its pipeline.
+type Source interface {
+	Documents(coll string) ([]bson.D, error)
+}
+
+// Options are what a pipeline is compiled with.
+type Options struct {
+	// Vars are the command's let variables and the system variables
+	// ($$NOW, $$CLUSTER_TIME).
+	Vars expr.Vars
+	// Source reads other collections; without it $lookup and $unionWith
+	// are refused.
+	Source Source
+	// Collation orders and equates strings in $match, $sort, $group keys,
+	// accumulators, comparison expressions and $lookup; nil is binary.
+	Collation *collation.Collation
+	// nested is set for $facet and $lookup sub-pipelines.
+	nested string
+}
+
+type compiler struct{ opts Options }
+
+func (c *compiler) expr(v any) (expr.Expr, error) {
+	return expr.CompileCollated(v, c.opts.Vars, c.str())
+}
+
+// str is the collation's string order, nil for binary.
+func (c *compiler) str() func(a, b string) int { return c.opts.Collation.StringCompare() }
+
+type parser func(c *compiler, spec any) (stage, error)
+
+var stageParsers map[string]parser
+
+func plain(f func(spec any) (stage, error)) parser {
+	return func(_ *compiler, spec any) (stage, error) { return f(spec) }
+}
 
 func init() {
-	stageParsers = map[string]func(spec any) (stage, error){
-		"$match":     parseMatch,
-		"$project":   parseProject,
-		"$addFields": parseAddFields,
-		"$set":       parseAddFields,
-		"$unset":     parseUnset,
-		"$sort":      parseSort,
-		"$skip":      parseSkip,
-		"$limit":     parseLimit,
-		"$count":     parseCount,
-		"$group":     parseGroup,
-		"$unwind":    parseUnwind,
+	stageParsers = map[string]parser{
+		"$match":       parseMatch,
+		"$project":     parseProject,
+		"$addFields":   parseAddFields,
+		"$set":         parseAddFields,
+		"$unset":       parseUnset,
+		"$sort":        parseSort,
+		"$skip":        plain(parseSkip),
+		"$limit":       plain(parseLimit),
+		"$count":       plain(parseCount),
+		"$group":       parseGroup,
+		"$unwind":      plain(parseUnwind),
+		"$replaceRoot": parseReplaceRoot,
+		"$replaceWith": parseReplaceWith,
+		"$lookup":      parseLookup,
+		"$facet":       parseFacet,
+		"$unionWith":   parseUnionWith,
+		"$documents":   parseDocuments,
 	}
 }
 
 // unsupported are real server stages mongotest does not implement.
 var unsupported = []string{
-	"$lookup", "$graphLookup", "$out", "$merge", "$unionWith", "$facet", "$bucket",
-	"$bucketAuto", "$sortByCount", "$replaceRoot", "$replaceWith", "$sample",
+	"$graphLookup", "$bucket",
+	"$bucketAuto", "$sortByCount", "$sample",
 	"$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions",
-	"$redact", "$setWindowFields", "$densify", "$fill", "$documents", "$changeStream",
+	"$redact", "$setWindowFields", "$densify", "$fill", "$changeStream",
 	"$search", "$searchMeta", "$planCacheStats", "$listLocalSessions",
 }
 
 // Compile parses a pipeline: an array of single-field stage documents.
-func Compile(pipeline bson.A) (*Pipeline, error) {
+func Compile(pipeline bson.A) (*Pipeline, error) { return CompileWith(pipeline, Options{}) }
+
+// CompileWith is [Compile] with variables and a source of other
+// collections.
+func CompileWith(pipeline bson.A, opts Options) (*Pipeline, error) {
+	c := &compiler{opts: opts}
 	p := &Pipeline{stages: make([]stage, 0, len(pipeline))}
-	for _, s := range pipeline {
+	for i, s := range pipeline {
 		d, ok := s.(bson.D)
 		if !ok {
 			return nil, merr.New(merr.TypeMismatch, "Each element of the 'pipeline' array must be an object")
@@ -76,6 +130,26 @@ func Compile(pipeline bson.A) (*Pipeline, error) {
 			return nil, merr.New(codeStageOneField, "A pipeline stage specification object must contain exactly one field.")
 		}
 		name := d[0].Key
+		if i == 0 {
+			p.first = name
+		}
+		if name == "$out" || name == "$merge" {
+			if opts.nested != "" {
+				return nil, merr.New(codeOutNested, "%s is not allowed to be used within a %s stage", name, opts.nested)
+			}
+			if i != len(pipeline)-1 {
+				return nil, merr.New(codeOutNotLast, "%s can only be the final stage in the pipeline", name)
+			}
+			out, err := parseOutput(name, d[0].Value)
+			if err != nil {
+				return nil, err
+			}
+			p.out = out
+			continue
+		}
+		if name == "$documents" && i != 0 {
+			return nil, merr.New(codeFirstStageOnly, "$documents is only valid as the first stage in a pipeline")
+		}
 		parse, ok := stageParsers[name]
 		if !ok {
 			if slices.Contains(unsupported, name) {
@@ -83,7 +157,7 @@ func Compile(pipeline bson.A) (*Pipeline, error) {
 			}
 			return nil, merr.New(codeUnknownStage, "Unrecognized pipeline stage name: '%s'", name)
 		}
-		st, err := parse(d[0].Value)
+		st, err := parse(c, d[0].Value)
 		if err != nil {
 			return nil, err
 		}
@@ -91,6 +165,14 @@ func Compile(pipeline bson.A) (*Pipeline, error) {
 	}
 	return p, nil
 }
+
+// Output is where a pipeline ending in $out or $merge writes; nil when it
+// returns its results.
+func (p *Pipeline) Output() *Output { return p.out }
+
+// StartsWithDocuments reports whether the first stage is $documents, which
+// a database-level aggregate requires.
+func (p *Pipeline) StartsWithDocuments() bool { return p.first == "$documents" }
 
 // Run passes docs, the input collection in natural order, through the
 // pipeline. The input documents are not modified and the output shares no
@@ -110,19 +192,23 @@ func (p *Pipeline) Run(docs []bson.D) ([]bson.D, error) {
 	return out, nil
 }
 
-func parseMatch(spec any) (stage, error) {
+func parseMatch(c *compiler, spec any) (stage, error) {
 	d, ok := spec.(bson.D)
 	if !ok {
 		return nil, merr.New(codeMatchNotObject, "the match filter must be an expression in an object")
 	}
-	f, err := query.Compile(d)
+	f, err := query.CompileWith(d, query.Options{Vars: c.opts.Vars, Collation: c.str()})
 	if err != nil {
 		return nil, err
 	}
 	return func(docs []bson.D) ([]bson.D, error) {
 		out := make([]bson.D, 0, len(docs))
 		for _, doc := range docs {
-			if f.Match(doc) {
+			ok, err := f.Eval(doc)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
 				out = append(out, doc)
 			}
 		}
@@ -130,7 +216,7 @@ func parseMatch(spec any) (stage, error) {
 	}, nil
 }
 
-func parseSort(spec any) (stage, error) {
+func parseSort(c *compiler, spec any) (stage, error) {
 	d, ok := spec.(bson.D)
 	if !ok {
 		return nil, merr.New(codeSortNotObject, "the $sort key specification must be an object")
@@ -138,7 +224,7 @@ func parseSort(spec any) (stage, error) {
 	if len(d) == 0 {
 		return nil, merr.New(codeSortEmpty, "$sort stage must have at least one sort key")
 	}
-	s, err := query.CompileSort(d)
+	s, err := query.CompileSortCollated(d, c.str())
 	if err != nil {
 		return nil, err
 	}

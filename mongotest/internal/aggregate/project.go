@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -36,7 +37,7 @@ type projField struct {
 	name    string
 	include bool
 	exclude bool
-	expr    expr
+	expr    expr.Expr
 	sub     *projection
 }
 
@@ -93,7 +94,7 @@ func leafKind(v any, computedOnly bool) int {
 		return -1
 	}
 	if bsonkit.IsNumber(v) {
-		if truthy(v) {
+		if expr.Truthy(v) {
 			return 1
 		}
 		return 0
@@ -103,7 +104,7 @@ func leafKind(v any, computedOnly bool) int {
 
 // build parses spec into p. computedOnly is $addFields: every leaf is an
 // expression. leaves records each leaf's dotted path and kind in order.
-func (p *projection) build(prefix string, spec bson.D, computedOnly bool, leaves *[]leaf) error {
+func (p *projection) build(c *compiler, prefix string, spec bson.D, computedOnly bool, leaves *[]leaf) error {
 	for _, e := range spec {
 		if e.Key == "" {
 			return merr.New(merr.Location40352, "FieldPath cannot be constructed with empty string")
@@ -132,7 +133,7 @@ func (p *projection) build(prefix string, spec bson.D, computedOnly bool, leaves
 			if err != nil {
 				return err
 			}
-			if err := sub.build(path, e.Value.(bson.D), computedOnly, leaves); err != nil {
+			if err := sub.build(c, path, e.Value.(bson.D), computedOnly, leaves); err != nil {
 				return err
 			}
 			continue
@@ -146,7 +147,7 @@ func (p *projection) build(prefix string, spec bson.D, computedOnly bool, leaves
 		f := &projField{name: name, include: kind == 1, exclude: kind == 0}
 		if kind == -1 {
 			var err error
-			if f.expr, err = compileExpr(e.Value); err != nil {
+			if f.expr, err = c.expr(e.Value); err != nil {
 				return err
 			}
 		}
@@ -168,7 +169,7 @@ func joinPath(prefix, name string) string {
 	return prefix + "." + name
 }
 
-func parseProject(spec any) (stage, error) {
+func parseProject(c *compiler, spec any) (stage, error) {
 	d, ok := spec.(bson.D)
 	if !ok {
 		return nil, merr.New(codeProjectNotObject, "$project specification must be an object")
@@ -178,7 +179,7 @@ func parseProject(spec any) (stage, error) {
 	}
 	p := &projection{}
 	var leaves []leaf
-	if err := p.build("", d, false, &leaves); err != nil {
+	if err := p.build(c, "", d, false, &leaves); err != nil {
 		return nil, err
 	}
 	return projectionStage(p, leaves)
@@ -261,11 +262,11 @@ func (p *projection) include(root, d bson.D, keepID bool) (bson.D, error) {
 	for _, f := range p.fields {
 		switch {
 		case f.expr != nil:
-			v, err := f.expr(root)
+			v, err := f.expr.Eval(root)
 			if err != nil {
 				return nil, err
 			}
-			if !isMissing(v) {
+			if !expr.IsMissing(v) {
 				out = setField(out, f.name, v)
 			}
 		case f.sub != nil && f.sub.hasComputed():
@@ -353,14 +354,14 @@ func setField(d bson.D, name string, v any) bson.D {
 	return append(d, bson.E{Key: name, Value: v})
 }
 
-func parseAddFields(spec any) (stage, error) {
+func parseAddFields(c *compiler, spec any) (stage, error) {
 	d, ok := spec.(bson.D)
 	if !ok {
-		return nil, merr.New(codeAddFieldsNotObject, "$addFields specification stage must be an object, got %s", typeName(spec))
+		return nil, merr.New(codeAddFieldsNotObject, "$addFields specification stage must be an object, got %s", expr.TypeName(spec))
 	}
 	p := &projection{}
 	var leaves []leaf
-	if err := p.build("", d, true, &leaves); err != nil {
+	if err := p.build(c, "", d, true, &leaves); err != nil {
 		return nil, err
 	}
 	return mapDocs(func(doc bson.D) (bson.D, error) { return p.addFields(doc, doc) }), nil
@@ -372,11 +373,11 @@ func (p *projection) addFields(root, d bson.D) (bson.D, error) {
 	out := slices.Clone(d)
 	for _, f := range p.fields {
 		if f.expr != nil {
-			v, err := f.expr(root)
+			v, err := f.expr.Eval(root)
 			if err != nil {
 				return nil, err
 			}
-			if isMissing(v) {
+			if expr.IsMissing(v) {
 				out = bsonkit.Delete(out, f.name)
 			} else {
 				out = setField(out, f.name, v)
@@ -410,7 +411,7 @@ func (p *projection) addFieldsValue(root bson.D, v any) (any, error) {
 	return p.addFields(root, bson.D{})
 }
 
-func parseUnset(spec any) (stage, error) {
+func parseUnset(c *compiler, spec any) (stage, error) {
 	var paths []string
 	switch x := spec.(type) {
 	case string:
@@ -435,7 +436,7 @@ func parseUnset(spec any) (stage, error) {
 	}
 	p := &projection{}
 	var leaves []leaf
-	if err := p.build("", spec2, false, &leaves); err != nil {
+	if err := p.build(c, "", spec2, false, &leaves); err != nil {
 		return nil, err
 	}
 	return mapDocs(func(d bson.D) (bson.D, error) { return p.exclude(d), nil }), nil

@@ -6,6 +6,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -39,13 +40,13 @@ func parseUnwind(spec any) (stage, error) {
 			case "path":
 				s, ok := e.Value.(string)
 				if !ok {
-					return nil, merr.New(codeUnwindBadSpec, "expected a string as the path for $unwind stage, got %s", typeName(e.Value))
+					return nil, merr.New(codeUnwindBadSpec, "expected a string as the path for $unwind stage, got %s", expr.TypeName(e.Value))
 				}
 				path, hasPath = s, true
 			case "includeArrayIndex":
 				s, ok := e.Value.(string)
 				if !ok {
-					return nil, merr.New(codeUnwindIndexString, "expected a non-empty string for the includeArrayIndex option to $unwind stage, got %s", typeName(e.Value))
+					return nil, merr.New(codeUnwindIndexString, "expected a non-empty string for the includeArrayIndex option to $unwind stage, got %s", expr.TypeName(e.Value))
 				}
 				if s == "" {
 					return nil, merr.New(codeUnwindIndexString, "expected a non-empty string for the includeArrayIndex option to $unwind stage, got string")
@@ -57,7 +58,7 @@ func parseUnwind(spec any) (stage, error) {
 			case "preserveNullAndEmptyArrays":
 				b, ok := e.Value.(bool)
 				if !ok {
-					return nil, merr.New(codeUnwindPreserveBool, "expected a boolean for the preserveNullAndEmptyArrays option to $unwind stage, got %s", typeName(e.Value))
+					return nil, merr.New(codeUnwindPreserveBool, "expected a boolean for the preserveNullAndEmptyArrays option to $unwind stage, got %s", expr.TypeName(e.Value))
 				}
 				u.preserve = b
 			default:
@@ -68,12 +69,12 @@ func parseUnwind(spec any) (stage, error) {
 			return nil, merr.New(codeUnwindNoPath, "no path specified to $unwind stage")
 		}
 	default:
-		return nil, merr.New(codeUnwindBadSpec, "expected either a string or an object as specification for $unwind stage, got %s", typeName(spec))
+		return nil, merr.New(codeUnwindBadSpec, "expected either a string or an object as specification for $unwind stage, got %s", expr.TypeName(spec))
 	}
 	if !strings.HasPrefix(path, "$") {
 		return nil, merr.New(codeUnwindPathDollar, "path option to $unwind stage should be prefixed with a '$': %s", path)
 	}
-	parts, err := fieldPath(path[1:])
+	parts, err := expr.FieldPath(path[1:])
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ func (u unwindSpec) run(docs []bson.D) ([]bson.D, error) {
 				}
 				out = append(out, r)
 			}
-		case !isArray && !nullish(v):
+		case !isArray && !expr.Nullish(v):
 			r := d
 			if u.index != "" {
 				r = setNested(r, strings.Split(u.index, "."), nil)
@@ -121,10 +122,10 @@ func nestedField(d bson.D, parts []string) any {
 	for _, p := range parts {
 		doc, ok := v.(bson.D)
 		if !ok {
-			return missing
+			return expr.Missing
 		}
 		if v, ok = bsonkit.Get(doc, p); !ok {
-			return missing
+			return expr.Missing
 		}
 	}
 	return v

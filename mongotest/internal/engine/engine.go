@@ -373,3 +373,44 @@ func idKey(doc bson.D) (string, any, bool) {
 	}
 	return keyOf(id), id, true
 }
+
+// CollectionOptions returns the options ns was created with, as t sees
+// the catalog, and whether ns exists.
+func (t *Txn) CollectionOptions(ns Namespace) (bson.D, bool) {
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	c := t.e.collFor(ns, t)
+	if c == nil {
+		return nil, false
+	}
+	return c.options, true
+}
+
+// CollectionOptions returns the options of ns outside any transaction, and
+// whether ns exists.
+func (e *Engine) CollectionOptions(ns Namespace) (bson.D, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.collFor(ns, nil)
+	if c == nil {
+		return nil, false
+	}
+	return c.options, true
+}
+
+// SetCollectionOptions replaces the options of ns (collMod). It fails with
+// NamespaceNotFound when ns does not exist and is a *Conflict while an open
+// transaction uses the collection, as collMod waits for its locks.
+func (e *Engine) SetCollectionOptions(ns Namespace, options bson.D) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.collFor(ns, nil)
+	if c == nil {
+		return merr.New(merr.NamespaceNotFound, "ns does not exist: %s", ns.String())
+	}
+	if holder := e.userOf(c); holder != nil {
+		return &Conflict{holder: holder}
+	}
+	c.options = options
+	return nil
+}

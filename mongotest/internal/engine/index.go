@@ -160,6 +160,11 @@ func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int,
 	if err != nil {
 		return 0, 0, false, err
 	}
+	// Like MongoDB, answer at once when every index asked for exists
+	// already: only a build waits for the collection's writers.
+	if c.haveAll(specs) {
+		return len(c.indexes), len(c.indexes), created, nil
+	}
 	// As MongoDB's index build waits for the transactions writing the
 	// collection, a build does not start while another has a pending
 	// write there: the new index could not see it.
@@ -223,6 +228,19 @@ func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int,
 	}
 	c.indexes = append(c.indexes, added...)
 	return before, len(c.indexes), created, nil
+}
+
+// haveAll reports whether c has an index identical to each of specs: same
+// name, keys, partial filter and options.
+func (c *collection) haveAll(specs []IndexSpec) bool {
+	for _, s := range specs {
+		ex := c.findIndex(s.Name)
+		if ex == nil || !keysEqual(ex.keys, s.Keys) || !samePartial(ex.spec, s.Spec) ||
+			ex.unique != s.Unique || ex.sparse != s.Sparse {
+			return false
+		}
+	}
+	return true
 }
 
 func keysEqual(a, b bson.D) bool {

@@ -50,7 +50,6 @@ const (
 	TransactionCommitted               int32 = 256
 	TransactionTooLarge                int32 = 257
 	OperationNotSupportedInTransaction int32 = 263
-	TransactionTooLargeForCache        int32 = 267
 	ExceededTimeLimit                  int32 = 262
 	Interrupted                        int32 = 11601
 	DuplicateKey                       int32 = 11000
@@ -62,6 +61,16 @@ const (
 	InvalidLength                      int32 = 16
 	Location15974                      int32 = 15974
 	Location17419                      int32 = 17419
+	Location40571                      int32 = 40571
+	UnsupportedOpQueryCommand          int32 = 352
+	UnknownReplWriteConcern            int32 = 79
+	UnsatisfiableWriteConcern          int32 = 100
+	DocumentValidationFailure          int32 = 121
+	ViewDepthLimitExceeded             int32 = 120
+	OptionNotSupportedOnView           int32 = 157
+	GraphContainsCycle                 int32 = 158
+	CommandNotSupportedOnView          int32 = 166
+	MergeStageNoMatchingDocument       int32 = 13113
 )
 
 var names = map[int32]string{
@@ -105,7 +114,6 @@ var names = map[int32]string{
 	TransactionCommitted:               "TransactionCommitted",
 	TransactionTooLarge:                "TransactionTooLarge",
 	OperationNotSupportedInTransaction: "OperationNotSupportedInTransaction",
-	TransactionTooLargeForCache:        "TransactionTooLargeForCache",
 	ExceededTimeLimit:                  "ExceededTimeLimit",
 	Interrupted:                        "Interrupted",
 	DuplicateKey:                       "DuplicateKey",
@@ -114,6 +122,28 @@ var names = map[int32]string{
 	BSONObjectTooLarge:                 "BSONObjectTooLarge",
 	UnknownError:                       "UnknownError",
 	InvalidLength:                      "InvalidLength",
+	UnsupportedOpQueryCommand:          "UnsupportedOpQueryCommand",
+	UnknownReplWriteConcern:            "UnknownReplWriteConcern",
+	UnsatisfiableWriteConcern:          "UnsatisfiableWriteConcern",
+	DocumentValidationFailure:          "DocumentValidationFailure",
+	ViewDepthLimitExceeded:             "ViewDepthLimitExceeded",
+	OptionNotSupportedOnView:           "OptionNotSupportedOnView",
+	GraphContainsCycle:                 "GraphContainsCycle",
+	CommandNotSupportedOnView:          "CommandNotSupportedOnView",
+	MergeStageNoMatchingDocument:       "MergeStageNoMatchingDocument",
+	HostUnreachable:                    "HostUnreachable",
+	HostNotFound:                       "HostNotFound",
+	NetworkTimeout:                     "NetworkTimeout",
+	ShutdownInProgress:                 "ShutdownInProgress",
+	PrimarySteppedDown:                 "PrimarySteppedDown",
+	LockTimeout:                        "LockTimeout",
+	SnapshotUnavailable:                "SnapshotUnavailable",
+	PreparedTransactionInProgress:      "PreparedTransactionInProgress",
+	SocketException:                    "SocketException",
+	InterruptedAtShutdown:              "InterruptedAtShutdown",
+	InterruptedDueToReplStateChange:    "InterruptedDueToReplStateChange",
+	NotPrimaryNoSecondaryOk:            "NotPrimaryNoSecondaryOk",
+	NotPrimaryOrSecondary:              "NotPrimaryOrSecondary",
 }
 
 // Name returns MongoDB's codeName for code, or "" for location codes.

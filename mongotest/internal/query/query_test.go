@@ -40,6 +40,12 @@ func TestMatch(t *testing.T) {
 		{"document equality matches exactly", `{"a": {"x": 1, "y": 2}}`, `{"a": {"x": 1, "y": 2.0}}`, true},
 		{"NaN equals NaN", `{"a": {"$eq": {"$numberDouble": "NaN"}}}`, `{"a": {"$numberDouble": "NaN"}}`, true},
 
+		// $expr compares fields of the same document.
+		{"expr compares two fields", `{"$expr": {"$gt": ["$spent", "$budget"]}}`, `{"spent": 5, "budget": 3}`, true},
+		{"expr is false when the comparison is", `{"$expr": {"$gt": ["$spent", "$budget"]}}`, `{"spent": 1, "budget": 3}`, false},
+		{"expr combines with field filters", `{"a": 1, "$expr": {"$eq": ["$a", "$b"]}}`, `{"a": 1, "b": 1.0}`, true},
+		{"expr truthiness of a number", `{"$expr": "$n"}`, `{"n": 0}`, false},
+
 		// Arrays.
 		{"scalar matches array element", `{"a": 5}`, `{"a": [1, 5]}`, true},
 		{"scalar misses array without it", `{"a": 7}`, `{"a": [1, 5]}`, false},
@@ -265,7 +271,9 @@ func TestCompileErrors(t *testing.T) {
 		{`{"a": {"$mod": [{"$numberDouble": "NaN"}, 2]}}`, merr.BadValue, "malformed mod, divisor value is invalid :: caused by :: Unable to coerce NaN/Inf to integral type"},
 		{`{"a": {"$eq": {"$undefined": true}}}`, merr.BadValue, "cannot compare to undefined"},
 		{`{"a": {"$elemMatch": {"b": {"$bad": 1}}}}`, merr.BadValue, "unknown operator: $bad"},
-		{`{"$expr": {"$eq": ["$a", 1]}}`, merr.BadValue, "$expr is not supported by mongotest"},
+		{`{"a": {"$elemMatch": {"$expr": {"$eq": ["$b", 1]}}}}`, merr.BadValue, "$expr can only be applied to the top-level document"},
+		{`{"$expr": {"$eq": ["$$nope", 1]}}`, 17276, "Use of undefined variable: nope"},
+		{`{"$expr": {"$foo": 1}}`, 168, "Unrecognized expression '$foo'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {

@@ -6,7 +6,9 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/mongotest/internal/aggregate"
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -17,6 +19,7 @@ type Update struct {
 	isReplace   bool
 	root        *node
 	spec        bson.D
+	pipeline    *aggregate.Pipeline
 	// identifiers are the $[identifier] names used, for array filters.
 	identifiers map[string]string
 }
@@ -36,16 +39,20 @@ type Options struct {
 	ArrayFilters []bson.D
 }
 
-// Compile parses an update specification: a bson.D of update operators or a
-// replacement document. Pipeline updates (bson.A) are not supported.
-func Compile(spec any) (*Update, error) {
+// Compile parses an update specification: a bson.D of update operators, a
+// replacement document, or an aggregation pipeline (bson.A).
+func Compile(spec any) (*Update, error) { return CompileVars(spec, nil) }
+
+// CompileVars is [Compile] with the variables a pipeline update sees: the
+// command's let and $$NOW, $$CLUSTER_TIME.
+func CompileVars(spec any, vars expr.Vars) (*Update, error) {
 	var d bson.D
 	switch s := spec.(type) {
 	case nil:
 	case bson.D:
 		d = s
 	case bson.A:
-		return nil, merr.New(merr.BadValue, "pipeline-style updates are not supported by mongotest")
+		return compilePipeline(s, vars)
 	default:
 		return nil, merr.New(merr.FailedToParse, "Update argument must be either an object or an array")
 	}
@@ -119,9 +126,12 @@ func (u *Update) Apply(doc bson.D, o Options) (bson.D, bool, error) {
 	}
 	var out bson.D
 	var err error
-	if u.isReplace {
+	switch {
+	case u.pipeline != nil:
+		out, err = u.runPipeline(doc, o)
+	case u.isReplace:
 		out, err = u.replace(doc)
-	} else {
+	default:
 		out, err = u.modify(doc, o)
 	}
 	if err != nil {

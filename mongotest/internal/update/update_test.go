@@ -239,9 +239,9 @@ func TestApplyDoesNotAliasInput(t *testing.T) {
 }
 
 func TestCompile(t *testing.T) {
-	t.Run("a pipeline is not supported", func(t *testing.T) {
-		_, err := Compile(bson.A{})
-		requireCode(t, err, merr.BadValue, "")
+	t.Run("a pipeline may not match", func(t *testing.T) {
+		_, err := Compile(bson.A{bson.D{{Key: "$match", Value: bson.D{}}}})
+		requireCode(t, err, merr.InvalidOptions, "$match is not allowed to be used within an update")
 	})
 	t.Run("a replacement reports itself", func(t *testing.T) {
 		u, err := Compile(doc(`{"a": 1}`))
@@ -318,6 +318,43 @@ func TestHostileUpdatesFailCleanly(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, doc(tt.want), got)
+		})
+	}
+}
+
+func TestApplyPipeline(t *testing.T) {
+	tests := []struct {
+		name        string
+		give        string
+		pipeline    string
+		opts        Options
+		want        string
+		wantChanged bool
+		wantCode    int32
+	}{
+		{name: "set computes from other fields", give: `{"_id": 1, "a": 2, "b": 3}`, pipeline: `[{"$set": {"c": {"$add": ["$a", "$b"]}}}]`, want: `{"_id": 1, "a": 2, "b": 3, "c": 5}`, wantChanged: true},
+		{name: "stages run in order", give: `{"_id": 1, "a": 2}`, pipeline: `[{"$set": {"b": "$a"}}, {"$unset": "a"}]`, want: `{"_id": 1, "b": 2}`, wantChanged: true},
+		{name: "a no-op is not a modification", give: `{"_id": 1, "a": 2}`, pipeline: `[{"$set": {"a": 2}}]`, want: `{"_id": 1, "a": 2}`},
+		{name: "replaceWith keeps the _id", give: `{"_id": 1, "a": {"x": 1}}`, pipeline: `[{"$replaceWith": "$a"}]`, want: `{"_id": 1, "x": 1}`, wantChanged: true},
+		{name: "changing the _id fails", give: `{"_id": 1}`, pipeline: `[{"$set": {"_id": 2}}]`, wantCode: merr.ImmutableField},
+		{name: "arrayFilters are refused", give: `{"_id": 1}`, pipeline: `[{"$set": {"a": 1}}]`, opts: Options{ArrayFilters: []bson.D{{{Key: "x", Value: 1}}}}, wantCode: merr.FailedToParse},
+		{name: "an expression error fails", give: `{"_id": 1, "a": "x"}`, pipeline: `[{"$set": {"b": {"$add": ["$a", 1]}}}]`, wantCode: 16554},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w bson.D
+			require.NoError(t, bson.UnmarshalExtJSON([]byte(`{"p": `+tt.pipeline+`}`), false, &w))
+			u, err := Compile(w[0].Value)
+			require.NoError(t, err)
+			require.True(t, u.IsPipeline())
+			got, changed, err := u.Apply(doc(tt.give), tt.opts)
+			if tt.wantCode != 0 {
+				requireCode(t, err, tt.wantCode, "")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, doc(tt.want), got)
+			require.Equal(t, tt.wantChanged, changed)
 		})
 	}
 }

@@ -1,0 +1,169 @@
+package mongotest
+
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/aggregate"
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// viewOptions are the create options a view takes.
+var viewOptions = map[string]bool{"viewOn": true, "pipeline": true}
+
+// checkCreateOptions validates the view and validation options of create
+// and returns the options to store: a view's are {viewOn, pipeline}; a
+// validator is stored with its level and action, as listCollections shows
+// them in MongoDB 7.0.
+func checkCreateOptions(o *op, options bson.D) (bson.D, error) {
+	if _, has := bsonkit.Get(options, "collation"); has {
+		// A default collation would have to reach every index and query
+		// of the collection; mongotest applies collation per operation only.
+		return nil, merr.New(merr.InvalidOptions, "a default collation for a collection or view is not supported by mongotest; pass collation to each operation")
+	}
+	on, isView := bsonkit.Get(options, "viewOn")
+	if !isView {
+		if _, has := bsonkit.Get(options, "pipeline"); has {
+			return nil, merr.New(merr.BadValue, "'pipeline' requires 'viewOn' to also be specified")
+		}
+		return withValidationDefaults(options)
+	}
+	if o.txn != nil {
+		return nil, merr.New(merr.OperationNotSupportedInTransaction, "Cannot create a view in a multi-document transaction.")
+	}
+	for _, e := range options {
+		if !viewOptions[e.Key] {
+			return nil, merr.New(merr.InvalidOptions, "option '%s' is not supported with views", e.Key)
+		}
+	}
+	pipeline, err := checkViewDefinition(o, on, options)
+	if err != nil {
+		return nil, err
+	}
+	return bson.D{{Key: "viewOn", Value: on}, {Key: "pipeline", Value: pipeline}}, nil
+}
+
+// checkViewDefinition checks viewOn and pipeline and returns the pipeline.
+func checkViewDefinition(o *op, on any, options bson.D) (bson.A, error) {
+	name, ok := on.(string)
+	if !ok {
+		return nil, typeErr("viewOn", on, "string")
+	}
+	if name == "" {
+		return nil, merr.New(merr.BadValue, "'viewOn' cannot be empty")
+	}
+	pipeline := bson.A{}
+	if p, has := bsonkit.Get(options, "pipeline"); has {
+		a, ok := p.(bson.A)
+		if !ok {
+			return nil, typeErr("pipeline", p, "array")
+		}
+		pipeline = a
+	}
+	vars, err := o.vars()
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: reader{db: o.db}})
+	if err != nil {
+		return nil, err
+	}
+	if out := compiled.Output(); out != nil {
+		stage := "$out"
+		if out.Merge {
+			stage = "$merge"
+		}
+		return nil, merr.New(merr.OptionNotSupportedOnView, "%s cannot be used in a view definition", stage)
+	}
+	return pipeline, nil
+}
+
+// withValidationDefaults checks validator, validationLevel and
+// validationAction and fills in the defaults MongoDB stores with a
+// validator.
+func withValidationDefaults(options bson.D) (bson.D, error) {
+	v, err := parseValidation(options)
+	if err != nil {
+		return nil, err
+	}
+	if v.validator == nil {
+		return options, nil
+	}
+	out := bsonkit.CloneDoc(options)
+	if _, has := bsonkit.Get(out, "validationLevel"); !has {
+		out = append(out, bson.E{Key: "validationLevel", Value: v.level})
+	}
+	if _, has := bsonkit.Get(out, "validationAction"); !has {
+		out = append(out, bson.E{Key: "validationAction", Value: v.action})
+	}
+	return out, nil
+}
+
+// cmdCollMod changes a collection's validator, validationLevel and
+// validationAction, or a view's viewOn and pipeline. Other collMod options
+// are refused.
+func cmdCollMod(o *op) (bson.D, error) {
+	ns, err := o.ns()
+	if err != nil {
+		return nil, err
+	}
+	cur, exists := o.s.core.engine.CollectionOptions(ns)
+	if !exists {
+		return nil, merr.New(merr.NamespaceNotFound, "ns does not exist: %s", ns.String())
+	}
+	_, isView := bsonkit.Get(cur, "viewOn")
+	next := bsonkit.CloneDoc(cur)
+	var changes bson.D
+	for _, e := range o.cmd[1:] {
+		switch e.Key {
+		case "lsid", "txnNumber", "autocommit", "startTransaction", "writeConcern", "readConcern", "comment", "maxTimeMS", "$db", "$clusterTime", "$readPreference", "apiVersion", "apiStrict", "apiDeprecationErrors":
+			continue
+		case "validator", "validationLevel", "validationAction":
+			if isView {
+				return nil, merr.New(merr.InvalidOptions, "option not supported on a view: %s", e.Key)
+			}
+		case "viewOn", "pipeline":
+			if !isView {
+				return nil, merr.New(merr.InvalidOptions, "option only supported on a view: %s", e.Key)
+			}
+		default:
+			return nil, merr.New(merr.InvalidOptions, "collMod option '%s' is not supported by mongotest", e.Key)
+		}
+		changes = append(changes, e)
+	}
+	if isView {
+		on, hasOn := bsonkit.Get(changes, "viewOn")
+		_, hasPipeline := bsonkit.Get(changes, "pipeline")
+		if hasOn != hasPipeline {
+			return nil, merr.New(merr.InvalidOptions, "Must specify both 'viewOn' and 'pipeline' when modifying a view and auth is enabled")
+		}
+		if hasOn {
+			pipeline, err := checkViewDefinition(o, on, changes)
+			if err != nil {
+				return nil, err
+			}
+			next = bson.D{{Key: "viewOn", Value: on}, {Key: "pipeline", Value: pipeline}}
+		}
+	} else {
+		for _, e := range changes {
+			next = setOption(next, e.Key, e.Value)
+		}
+		if next, err = withValidationDefaults(next); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.waitFor(func() error { return o.s.core.engine.SetCollectionOptions(ns, next) }); err != nil {
+		return nil, err
+	}
+	return ok1(), nil
+}
+
+func setOption(d bson.D, key string, v any) bson.D {
+	for i := range d {
+		if d[i].Key == key {
+			d[i].Value = v
+			return d
+		}
+	}
+	return append(d, bson.E{Key: key, Value: v})
+}

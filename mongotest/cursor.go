@@ -1,0 +1,204 @@
+package mongotest
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// cursorIdleTimeout is how long an untouched cursor lives (MongoDB: 10 min).
+const cursorIdleTimeout = 10 * time.Minute
+
+// defaultBatchSize is the first batch's size when the client names none.
+const defaultBatchSize = 101
+
+// maxBatchBytes bounds the documents of one reply batch.
+const maxBatchBytes = 16 * 1024 * 1024
+
+type cursor struct {
+	id      int64
+	ns      string
+	docs    []bson.D
+	lastUse time.Time
+	sessKey string
+	// txn is the transaction the cursor was opened in: when it ends, so
+	// does the cursor, as on MongoDB.
+	txn *engine.Txn
+}
+
+type cursors struct {
+	mu sync.Mutex
+	m  map[int64]*cursor
+}
+
+func newCursors() *cursors { return &cursors{m: map[int64]*cursor{}} }
+
+func (c *cursors) reap(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, cur := range c.m {
+		if now.Sub(cur.lastUse) > cursorIdleTimeout {
+			delete(c.m, id)
+		}
+	}
+}
+
+// batch splits off up to n documents (n <= 0: all) within the size limit.
+func batch(docs []bson.D, n int) (head, rest []bson.D) {
+	if n <= 0 || n > len(docs) {
+		n = len(docs)
+	}
+	if n <= 1 {
+		return docs[:n], docs[n:] // one document always fits: no need to measure it
+	}
+	size := 0
+	for i := 0; i < n; i++ {
+		b, _ := bson.Marshal(docs[i])
+		size += len(b)
+		if size > maxBatchBytes && i > 0 {
+			return docs[:i], docs[i:]
+		}
+	}
+	return docs[:n], docs[n:]
+}
+
+// open returns the first batch of docs (batchSize 0: an empty one) and a
+// cursor id for the rest (0: none).
+func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bool) (bson.D, int64) {
+	first, rest := []bson.D(nil), docs
+	if batchSize != 0 {
+		first, rest = batch(docs, batchSize)
+	}
+	if single || len(rest) == 0 {
+		return o.withClusterTime(cursorDoc(ns, "firstBatch", first, 0)), 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := rand.Int64N(1<<62) + 1
+	cur := &cursor{id: id, ns: ns, docs: rest, lastUse: time.Now()}
+	if o.sess != nil {
+		cur.sessKey = o.sess.key
+	}
+	cur.txn = o.txn
+	c.m[id] = cur
+	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id
+}
+
+// withClusterTime adds a snapshot read's atClusterTime to its cursor.
+func (o *op) withClusterTime(reply bson.D) bson.D {
+	if o == nil || o.atClusterTime == nil {
+		return reply
+	}
+	cur := reply[0].Value.(bson.D)
+	reply[0].Value = append(cur, bson.E{Key: "atClusterTime", Value: *o.atClusterTime})
+	return reply
+}
+
+func cursorDoc(ns, key string, docs []bson.D, id int64) bson.D {
+	arr := make(bson.A, len(docs))
+	for i, d := range docs {
+		arr[i] = d
+	}
+	return bson.D{{Key: "cursor", Value: bson.D{{Key: key, Value: arr}, {Key: "id", Value: id}, {Key: "ns", Value: ns}}}, {Key: "ok", Value: 1.0}}
+}
+
+func cmdGetMore(o *op) (bson.D, error) {
+	id, ok := o.cmd[0].Value.(int64)
+	if !ok {
+		return nil, typeErr("getMore", o.cmd[0].Value, "long")
+	}
+	coll, ok := field(o.cmd, "collection").(string)
+	if !ok {
+		return nil, typeErr("collection", field(o.cmd, "collection"), "string")
+	}
+	n, _, err := intField(o.cmd, "batchSize")
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 {
+		return nil, merr.New(merr.BadValue, "BatchSize value must be non-negative, but received: %d", n)
+	}
+	cs := o.s.core.cursors
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cur := cs.m[id]
+	if cur != nil && cur.txn != nil && txnEnded(cur.txn) {
+		delete(cs.m, id)
+		cur = nil
+	}
+	if cur == nil {
+		return nil, merr.New(merr.CursorNotFound, "cursor id %d not found", id)
+	}
+	if cur.ns != o.db+"."+coll {
+		return nil, merr.New(merr.Unauthorized, "Requested getMore on namespace '%s.%s', but cursor belongs to a different namespace %s", o.db, coll, cur.ns)
+	}
+	next, rest := batch(cur.docs, int(n))
+	cur.docs = rest
+	cur.lastUse = time.Now()
+	outID := id
+	if len(rest) == 0 {
+		delete(cs.m, id)
+		outID = 0
+	}
+	return cursorDoc(cur.ns, "nextBatch", next, outID), nil
+}
+
+func cmdKillCursors(o *op) (bson.D, error) {
+	ids, _, err := arrayField(o.cmd, "cursors")
+	if err != nil {
+		return nil, err
+	}
+	cs := o.s.core.cursors
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	killed, notFound := bson.A{}, bson.A{}
+	for _, v := range ids {
+		id, ok := v.(int64)
+		if !ok {
+			return nil, typeErr("cursors", v, "long")
+		}
+		if _, ok := cs.m[id]; ok {
+			delete(cs.m, id)
+			killed = append(killed, id)
+		} else {
+			notFound = append(notFound, id)
+		}
+	}
+	return ok1(bson.E{Key: "cursorsKilled", Value: killed}, bson.E{Key: "cursorsNotFound", Value: notFound},
+		bson.E{Key: "cursorsAlive", Value: bson.A{}}, bson.E{Key: "cursorsUnknown", Value: bson.A{}}), nil
+}
+
+// txnEnded reports whether t has committed or aborted.
+func txnEnded(t *engine.Txn) bool {
+	select {
+	case <-t.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// cursorBatchSize reads a command's cursor: {batchSize} option, the size
+// of the first batch (defaultBatchSize when unset).
+func cursorBatchSize(cmd bson.D) (int, error) {
+	cur, err := docField(cmd, "cursor")
+	if err != nil {
+		return 0, err
+	}
+	bs, has, err := intField(cur, "batchSize")
+	if err != nil {
+		return 0, err
+	}
+	if bs < 0 {
+		return 0, merr.New(merr.BadValue, "BatchSize value must be non-negative, but received: %d", bs)
+	}
+	if !has {
+		return defaultBatchSize, nil
+	}
+	return int(bs), nil
+}

@@ -1,0 +1,71 @@
+package mongotest
+
+import (
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/collation"
+	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+	"github.com/txkit/txkit/mongotest/internal/query"
+)
+
+func cmdDelete(o *op) (bson.D, error) {
+	ns, err := o.collectionNS()
+	if err != nil {
+		return nil, err
+	}
+	var n int32
+	werrs, err := o.writeBatch("deletes", func(_ int, v any) (any, error) {
+		return o.deleteOne(ns, v)
+	}, func(r any) { n += r.(int32) })
+	if err != nil {
+		return nil, err
+	}
+	return withWriteErrors(bson.D{{Key: "n", Value: n}}, werrs), nil
+}
+
+func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
+	stmt, ok := v.(bson.D)
+	if !ok {
+		return 0, typeErr("deletes", v, "object")
+	}
+	filter, err := docField(stmt, "q")
+	if err != nil {
+		return 0, err
+	}
+	limit, _, err := intField(stmt, "limit")
+	if err != nil {
+		return 0, err
+	}
+	if limit != 0 && limit != 1 {
+		return 0, merr.New(merr.FailedToParse, "The limit field in delete objects must be 0 or 1. Got %d", limit)
+	}
+	vars, err := o.vars()
+	if err != nil {
+		return 0, err
+	}
+	coll, err := collation.Parse(field(stmt, "collation"))
+	if err != nil {
+		return 0, err
+	}
+	f, err := query.CompileWith(filter, query.Options{Vars: vars, Collation: coll.StringCompare()})
+	if err != nil {
+		return 0, err
+	}
+	var n int32
+	err = o.atomic(func(t *engine.Txn) error {
+		n = 0
+		docs, err := matching(t, ns, filter, f, int(limit))
+		if err != nil {
+			return err
+		}
+		for _, d := range docs {
+			if err := t.Delete(ns, d); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}

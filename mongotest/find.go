@@ -1,0 +1,244 @@
+package mongotest
+
+import (
+	"sort"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
+	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/expr"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+	"github.com/txkit/txkit/mongotest/internal/query"
+)
+
+// findSpec is a parsed find: filter, sort, projection, skip, limit.
+type findSpec struct {
+	filter     bson.D
+	f          *query.Filter
+	sort       *query.Sort
+	projection *query.Projection
+	skip       int64
+	limit      int64
+	vars       expr.Vars
+	coll       *collation.Collation
+}
+
+func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) {
+	fs := findSpec{vars: vars}
+	var err error
+	if fs.coll, err = collation.Parse(field(cmd, "collation")); err != nil {
+		return nil, err
+	}
+	if fs.filter, err = docField(cmd, filterKey); err != nil {
+		return nil, err
+	}
+	if fs.f, err = query.CompileWith(fs.filter, query.Options{Vars: vars, Collation: fs.coll.StringCompare()}); err != nil {
+		return nil, err
+	}
+	sortSpec, err := docField(cmd, "sort")
+	if err != nil {
+		return nil, err
+	}
+	if len(sortSpec) > 0 {
+		if fs.sort, err = query.CompileSortCollated(sortSpec, fs.coll.StringCompare()); err != nil {
+			return nil, err
+		}
+	}
+	proj, err := docField(cmd, "projection")
+	if err != nil {
+		return nil, err
+	}
+	if proj == nil {
+		if proj, err = docField(cmd, "fields"); err != nil {
+			return nil, err
+		}
+	}
+	if len(proj) > 0 {
+		if fs.projection, err = query.CompileProjection(proj); err != nil {
+			return nil, err
+		}
+	}
+	if fs.skip, _, err = intField(cmd, "skip"); err != nil {
+		return nil, err
+	}
+	if fs.skip < 0 {
+		return nil, merr.New(merr.BadValue, "Skip value must be non-negative, but received: %d", fs.skip)
+	}
+	if fs.limit, _, err = intField(cmd, "limit"); err != nil {
+		return nil, err
+	}
+	return &fs, nil
+}
+
+// run evaluates the find against t: on ns's documents, or on what its
+// pipeline makes of them when ns is a view.
+func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
+	limit := 0
+	if fs.sort == nil && fs.limit != 0 {
+		limit = int(fs.skip + abs64(fs.limit))
+	}
+	_, isView, err := resolveView(t, ns)
+	if err != nil {
+		return nil, err
+	}
+	var docs []bson.D
+	if isView {
+		all, err := reader{t: t, db: ns.DB, vars: fs.vars}.Documents(ns.Coll)
+		if err != nil {
+			return nil, err
+		}
+		docs, err = filterDocs(all, fs.f, limit)
+		if err != nil {
+			return nil, err
+		}
+	} else if docs, err = matching(t, ns, fs.filter, fs.f, limit); err != nil {
+		return nil, err
+	}
+	if fs.sort != nil {
+		sort.SliceStable(docs, func(i, j int) bool { return fs.sort.Compare(docs[i], docs[j]) < 0 })
+	}
+	if fs.skip > 0 {
+		if int(fs.skip) >= len(docs) {
+			docs = nil
+		} else {
+			docs = docs[fs.skip:]
+		}
+	}
+	if l := int(abs64(fs.limit)); l > 0 && l < len(docs) {
+		docs = docs[:l]
+	}
+	if fs.projection != nil {
+		out := make([]bson.D, len(docs))
+		for i, d := range docs {
+			out[i] = fs.projection.Apply(d)
+		}
+		docs = out
+	}
+	return docs, nil
+}
+
+func abs64(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+func cmdFind(o *op) (bson.D, error) {
+	ns, err := o.ns()
+	if err != nil {
+		return nil, err
+	}
+	vars, err := o.vars()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := parseFind(o.cmd, "filter", vars)
+	if err != nil {
+		return nil, err
+	}
+	bs, hasBS, err := intField(o.cmd, "batchSize")
+	if err != nil {
+		return nil, err
+	}
+	if bs < 0 {
+		return nil, merr.New(merr.BadValue, "BatchSize value must be non-negative, but received: %d", bs)
+	}
+	if !hasBS {
+		bs = defaultBatchSize
+	}
+	single, err := boolField(o.cmd, "singleBatch", false)
+	if err != nil {
+		return nil, err
+	}
+	if fs.limit < 0 {
+		single = true
+	}
+	var docs []bson.D
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
+		return nil, err
+	}
+	if fs.limit > 0 && bs > 0 && bs >= fs.limit {
+		single = true
+	}
+	reply, _ := o.s.core.cursors.open(o, ns.String(), docs, int(bs), single)
+	return reply, nil
+}
+
+func cmdCount(o *op) (bson.D, error) {
+	ns, err := o.ns()
+	if err != nil {
+		return nil, err
+	}
+	vars, err := o.vars()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := parseFind(o.cmd, "query", vars)
+	if err != nil {
+		return nil, err
+	}
+	fs.sort, fs.projection = nil, nil
+	var docs []bson.D
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
+		return nil, err
+	}
+	return ok1(bson.E{Key: "n", Value: int32(len(docs))}), nil
+}
+
+func cmdDistinct(o *op) (bson.D, error) {
+	ns, err := o.ns()
+	if err != nil {
+		return nil, err
+	}
+	key, ok := field(o.cmd, "key").(string)
+	if !ok {
+		return nil, typeErr("key", field(o.cmd, "key"), "string")
+	}
+	vars, err := o.vars()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := parseFind(o.cmd, "query", vars)
+	if err != nil {
+		return nil, err
+	}
+	var docs []bson.D
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
+		return nil, err
+	}
+	values := []any{}
+	for _, d := range docs {
+		vals, _ := query.Lookup(d, key)
+		for _, v := range vals {
+			if a, ok := v.(bson.A); ok {
+				for _, x := range a {
+					values = appendDistinct(values, x, fs.coll)
+				}
+				continue
+			}
+			values = appendDistinct(values, v, fs.coll)
+		}
+	}
+	str := fs.coll.StringCompare()
+	sort.SliceStable(values, func(i, j int) bool { return bsonkit.CompareWith(values[i], values[j], str) < 0 })
+	reply := ok1(bson.E{Key: "values", Value: bson.A(values)})
+	if o.atClusterTime != nil {
+		reply = append(reply, bson.E{Key: "atClusterTime", Value: *o.atClusterTime})
+	}
+	return reply, nil
+}
+
+// appendDistinct adds v to values unless an equal value (under coll) is
+// there.
+func appendDistinct(values []any, v any, coll *collation.Collation) []any {
+	str := coll.StringCompare()
+	for _, x := range values {
+		if bsonkit.CompareWith(x, v, str) == 0 && bsonkit.TypeRank(x) == bsonkit.TypeRank(v) {
+			return values
+		}
+	}
+	return append(values, v)
+}

@@ -1,0 +1,172 @@
+package mongotest
+
+import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/query"
+)
+
+// read runs fn against the transaction's snapshot or, outside one, the
+// snapshot the command's read concern asks for.
+func (o *op) read(fn func(t *engine.Txn)) error {
+	if o.txn != nil {
+		fn(o.txn)
+		return nil
+	}
+	t, err := o.beginSnapshot(true)
+	if err != nil {
+		return err
+	}
+	defer t.Abort()
+	fn(t)
+	return nil
+}
+
+// readErr is read for a fn that can fail.
+func (o *op) readErr(fn func(t *engine.Txn) error) error {
+	var ferr error
+	if err := o.read(func(t *engine.Txn) { ferr = fn(t) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// beginSnapshot starts the engine transaction a read concern asks for:
+// the latest data, or for level "snapshot" the data at atClusterTime (or
+// now), recorded for the reply. A snapshot read outside a transaction
+// (pin) keeps its snapshot readable for the session's later snapshot
+// reads, for the history window.
+func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
+	e := o.s.core.engine
+	rc, err := docField(o.cmd, "readConcern")
+	if err != nil {
+		return nil, err
+	}
+	if level, _ := bsonkit.Get(rc, "level"); level != "snapshot" {
+		return e.Begin(), nil
+	}
+	var t *engine.Txn
+	var at bson.Timestamp
+	if v, ok := bsonkit.Get(rc, "atClusterTime"); ok {
+		ct, ok := v.(bson.Timestamp)
+		if !ok {
+			return nil, typeErr("readConcern.atClusterTime", v, "timestamp")
+		}
+		var err error
+		if t, err = e.BeginAtClusterTime(ct, o.s.clusterTime()); err != nil {
+			return nil, err
+		}
+		at = ct
+	} else {
+		t = e.Begin()
+		at = e.ClusterTimeOf(t.Snapshot())
+	}
+	if pin && o.sess != nil && o.sess.unpin == nil {
+		o.sess.unpin = t.Pin()
+		o.sess.pinnedAt = time.Now()
+	}
+	o.atClusterTime = &at
+	return t, nil
+}
+
+// matching returns the documents of ns that f matches, in natural order;
+// an _id equality is looked up directly. The error is one a $expr raised.
+func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter, limit int) ([]bson.D, error) {
+	if f.Collated() {
+		// The indexes hold binary keys; a collation may equate others.
+		var docs []bson.D
+		t.Scan(ns, func(d bson.D) bool { docs = append(docs, d); return true })
+		return filterDocs(docs, f, limit)
+	}
+	if id, ok := idEquality(filter); ok {
+		d := t.FindID(ns, id)
+		if d == nil {
+			return nil, nil
+		}
+		if ok, err := f.Eval(d); !ok || err != nil {
+			return nil, err
+		}
+		return []bson.D{d}, nil
+	}
+	if eq := plainEqualities(filter); len(eq) > 0 {
+		if docs, used := t.ScanEqual(ns, eq); used {
+			return filterDocs(docs, f, limit)
+		}
+	}
+	var out []bson.D
+	var err error
+	t.Scan(ns, func(d bson.D) bool {
+		var ok bool
+		if ok, err = f.Eval(d); err != nil {
+			return false
+		}
+		if ok {
+			out = append(out, d)
+		}
+		return limit <= 0 || len(out) < limit
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// filterDocs keeps the documents f matches, up to limit (0: all).
+func filterDocs(docs []bson.D, f *query.Filter, limit int) ([]bson.D, error) {
+	out := make([]bson.D, 0, len(docs))
+	for _, d := range docs {
+		ok, err := f.Eval(d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, d)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// plainEqualities returns the filter's top-level `field: value` pairs
+// whose value an index lookup can serve: not an operator document, array,
+// regex or null (null also matches missing fields).
+func plainEqualities(filter bson.D) bson.D {
+	var eq bson.D
+	for _, e := range filter {
+		if len(e.Key) > 0 && e.Key[0] == '$' {
+			continue
+		}
+		switch v := e.Value.(type) {
+		case nil, bson.A, bson.Regex, bson.Undefined:
+			continue
+		case bson.D:
+			if len(v) > 0 && len(v[0].Key) > 0 && v[0].Key[0] == '$' {
+				continue
+			}
+		}
+		eq = append(eq, e)
+	}
+	return eq
+}
+
+// idEquality recognises {_id: <plain value>}.
+func idEquality(filter bson.D) (any, bool) {
+	if len(filter) != 1 || filter[0].Key != "_id" {
+		return nil, false
+	}
+	switch v := filter[0].Value.(type) {
+	case bson.D:
+		if len(v) > 0 && len(v[0].Key) > 0 && v[0].Key[0] == '$' {
+			return nil, false
+		}
+	case bson.A, bson.Regex:
+		return nil, false
+	}
+	return filter[0].Value, true
+}

@@ -1,0 +1,300 @@
+package mongotest
+
+import (
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+type txnState int
+
+const (
+	txnNone txnState = iota
+	txnInProgress
+	txnCommitted
+	txnAborted
+)
+
+// session is a logical session (lsid). Commands on one session run one at
+// a time, as on MongoDB, where a session is checked out per operation.
+type session struct {
+	key string
+	id  bson.D
+
+	mu        sync.Mutex
+	lastUse   time.Time
+	txnNumber int64 // highest txnNumber seen (transactions and retryable writes)
+	state     txnState
+	txn       *engine.Txn
+	started   time.Time
+	// abortedReason explains a server-side abort (lifetime limit).
+	abortedReason string
+	retry         *retryRecord
+	ended         bool
+	// unpin releases the snapshot this session's snapshot reads use,
+	// pinned at pinnedAt for the history window.
+	unpin    func()
+	pinnedAt time.Time
+}
+
+// unpinOlder releases s's snapshot once it is older than window; s.mu
+// must be held.
+func (s *session) unpinOlder(now time.Time, window time.Duration) {
+	if s.unpin != nil && now.Sub(s.pinnedAt) > window {
+		s.unpin()
+		s.unpin = nil
+	}
+}
+
+// end forgets the session's open transaction and pinned snapshot; s.mu
+// must be held.
+func (ss *sessions) end(s *session, reason string) {
+	ss.abortOpen(s, reason)
+	if s.unpin != nil {
+		s.unpin()
+		s.unpin = nil
+	}
+	s.ended = true
+}
+
+// retryRecord remembers the outcome of each statement of the newest
+// retryable write, so a retry with the same txnNumber is not re-applied.
+type retryRecord struct {
+	txnNumber int64
+	stmts     map[int]any
+	reply     bson.D // whole reply, for single-statement commands (findAndModify)
+}
+
+func (r *retryRecord) done(stmt int) (any, bool) {
+	if r == nil {
+		return nil, false
+	}
+	v, ok := r.stmts[stmt]
+	return v, ok
+}
+
+func (r *retryRecord) record(stmt int, result any) {
+	if r != nil {
+		r.stmts[stmt] = result
+	}
+}
+
+type sessions struct {
+	c  *core
+	mu sync.Mutex
+	m  map[string]*session
+
+	commits, aborts, started int64
+}
+
+func newSessions(c *core) *sessions { return &sessions{c: c, m: map[string]*session{}} }
+
+func (ss *sessions) count() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.m)
+}
+
+func (ss *sessions) txnStats() bson.D {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	// Every started transaction ends committed or aborted, counted under
+	// ss.mu: no session's own state (guarded by its lock) is read here.
+	return bson.D{
+		{Key: "currentOpen", Value: ss.started - ss.commits - ss.aborts},
+		{Key: "totalStarted", Value: ss.started},
+		{Key: "totalCommitted", Value: ss.commits},
+		{Key: "totalAborted", Value: ss.aborts},
+	}
+}
+
+func lsidKey(lsid bson.D) (string, error) {
+	id, ok := bsonkit.Get(lsid, "id")
+	if !ok {
+		return "", merr.New(merr.FailedToParse, "BSON field 'OperationSessionInfo.lsid.id' is missing but a required field")
+	}
+	b, ok := id.(bson.Binary)
+	if !ok || b.Subtype != 4 || len(b.Data) != 16 {
+		return "", merr.New(merr.BadValue, "Unsupported lsid id type")
+	}
+	return string(b.Data), nil
+}
+
+func (ss *sessions) get(lsid bson.D) (*session, error) {
+	key, err := lsidKey(lsid)
+	if err != nil {
+		return nil, err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[key]
+	if s == nil {
+		s = &session{key: key, id: lsid}
+		ss.m[key] = s
+	}
+	return s, nil
+}
+
+// abortOpen aborts s's open transaction; s.mu must be held.
+func (ss *sessions) abortOpen(s *session, reason string) {
+	if s.state == txnInProgress && s.txn != nil {
+		s.txn.Abort()
+		s.state = txnAborted
+		s.abortedReason = reason
+		ss.mu.Lock()
+		ss.aborts++
+		ss.mu.Unlock()
+	}
+}
+
+// reap aborts transactions older than lifetime, releases snapshots older
+// than the history window and forgets idle sessions.
+func (ss *sessions) reap(now time.Time, lifetime, idle, window time.Duration) {
+	ss.mu.Lock()
+	all := make([]*session, 0, len(ss.m))
+	for _, s := range ss.m {
+		all = append(all, s)
+	}
+	ss.mu.Unlock()
+	for _, s := range all {
+		if !s.mu.TryLock() {
+			continue // a command is running on it; check next time
+		}
+		if s.state == txnInProgress && now.Sub(s.started) > lifetime {
+			ss.abortOpen(s, "transaction lifetime limit exceeded")
+		}
+		s.unpinOlder(now, window)
+		expired := now.Sub(s.lastUse) > idle
+		if expired {
+			ss.end(s, "session expired")
+		}
+		s.mu.Unlock()
+		if expired {
+			ss.mu.Lock()
+			delete(ss.m, s.key)
+			ss.mu.Unlock()
+		}
+	}
+}
+
+// kill aborts the open transactions of the given sessions (nil: all) and
+// forgets them. self is the session the killing command runs on, if any:
+// its caller already holds self.mu, so it is handled without locking
+// (locking it again would deadlock the command on itself).
+func (ss *sessions) kill(keys []string, self *session) {
+	ss.mu.Lock()
+	var victims []*session
+	if keys == nil {
+		for k, s := range ss.m {
+			victims = append(victims, s)
+			delete(ss.m, k)
+		}
+	} else {
+		for _, k := range keys {
+			if s := ss.m[k]; s != nil {
+				victims = append(victims, s)
+				delete(ss.m, k)
+			}
+		}
+	}
+	ss.mu.Unlock()
+	// Idle sessions first: a command blocked on another session's
+	// transaction can only finish once that transaction is aborted.
+	var busy []*session
+	for _, s := range victims {
+		if s == self {
+			ss.end(s, "session killed")
+			continue
+		}
+		if !s.mu.TryLock() {
+			busy = append(busy, s)
+			continue
+		}
+		ss.end(s, "session killed")
+		s.mu.Unlock()
+	}
+	for _, s := range busy {
+		s.mu.Lock()
+		ss.end(s, "session killed")
+		s.mu.Unlock()
+	}
+}
+
+func (s *session) stateName() string {
+	switch s.state {
+	case txnInProgress:
+		return "in progress"
+	case txnCommitted:
+		return "committed"
+	case txnAborted:
+		return "aborted"
+	}
+	return "none"
+}
+
+func sessionKeys(arr bson.A) ([]string, error) {
+	keys := make([]string, 0, len(arr))
+	for _, v := range arr {
+		d, ok := v.(bson.D)
+		if !ok {
+			return nil, typeErr("lsid", v, "object")
+		}
+		k, err := lsidKey(d)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func cmdEndSessions(o *op) (bson.D, error) {
+	arr, ok := o.cmd[0].Value.(bson.A)
+	if !ok {
+		return nil, typeErr("endSessions", o.cmd[0].Value, "array")
+	}
+	keys, err := sessionKeys(arr)
+	if err != nil {
+		return nil, err
+	}
+	o.s.core.sessions.kill(keys, o.sess)
+	return ok1(), nil
+}
+
+func cmdKillSessions(o *op) (bson.D, error) {
+	arr, ok := o.cmd[0].Value.(bson.A)
+	if !ok {
+		return nil, typeErr("killSessions", o.cmd[0].Value, "array")
+	}
+	keys, err := sessionKeys(arr)
+	if err != nil {
+		return nil, err
+	}
+	o.s.core.sessions.kill(keys, o.sess)
+	return ok1(), nil
+}
+
+func cmdKillAllSessions(o *op) (bson.D, error) {
+	o.s.core.sessions.kill(nil, o.sess)
+	return ok1(), nil
+}
+
+func cmdRefreshSessions(*op) (bson.D, error) { return ok1(), nil }
+
+func cmdStartSession(*op) (bson.D, error) {
+	id := newSessionUUID()
+	return ok1(bson.E{Key: "id", Value: bson.D{{Key: "id", Value: id}}}, bson.E{Key: "timeoutMinutes", Value: int32(logicalSessionTimeoutMinutes)}), nil
+}
+
+func newSessionUUID() bson.Binary {
+	a, b := bson.NewObjectID(), bson.NewObjectID()
+	data := append(append([]byte{}, a[:]...), b[8:12]...)
+	data[6] = (data[6] & 0x0f) | 0x40
+	data[8] = (data[8] & 0x3f) | 0x80
+	return bson.Binary{Subtype: 4, Data: data}
+}

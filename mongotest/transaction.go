@@ -1,0 +1,290 @@
+package mongotest
+
+import (
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// execute runs o under its session's rules: transactions, retryable
+// writes, fail points, error labels.
+func (ss *sessions) execute(o *op) (bson.D, error) {
+	lsidV, hasLsid := bsonkit.Get(o.cmd, "lsid")
+	txnNumV, hasTxn := bsonkit.Get(o.cmd, "txnNumber")
+	autocommitV, hasAutocommit := bsonkit.Get(o.cmd, "autocommit")
+	if !hasAutocommit {
+		if err := checkPlainReadConcern(o); err != nil {
+			return nil, err
+		}
+	}
+	if !hasLsid {
+		if hasTxn {
+			return nil, merr.New(merr.InvalidOptions, "Transaction number requires a session ID to also be specified")
+		}
+		if hasAutocommit {
+			return nil, merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
+		}
+		if fp := ss.c.failpoints.match(o.req); fp != nil {
+			if reply, handled := o.s.applyFailPoint(o, fp, false, false); handled {
+				return reply, nil
+			}
+		}
+		return o.h.run(o)
+	}
+	lsid, ok := lsidV.(bson.D)
+	if !ok {
+		return nil, typeErr("lsid", lsidV, "object")
+	}
+	s, err := ss.get(lsid)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastUse = time.Now()
+	o.sess = s
+
+	if !hasTxn {
+		if hasAutocommit {
+			return nil, merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
+		}
+		if fp := ss.c.failpoints.match(o.req); fp != nil {
+			if reply, handled := o.s.applyFailPoint(o, fp, false, false); handled {
+				return reply, nil
+			}
+		}
+		return o.h.run(o)
+	}
+	txnNumber, ok := txnNumV.(int64)
+	if !ok {
+		return nil, typeErr("txnNumber", txnNumV, "long")
+	}
+	if !hasAutocommit {
+		return ss.retryableWrite(o, s, txnNumber)
+	}
+	if ac, ok := autocommitV.(bool); !ok || ac {
+		return nil, merr.New(merr.InvalidOptions, "Specifying autocommit=true is not allowed.")
+	}
+	return ss.inTransaction(o, s, txnNumber)
+}
+
+func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
+	if !o.h.write {
+		// A txnNumber on a read outside a transaction is refused by MongoDB.
+		if o.h.endsTxn() {
+			return nil, merr.New(merr.InvalidOptions, "%s must be run within a transaction", o.name)
+		}
+		return nil, merr.New(merr.InvalidOptions, "Transaction numbers are only allowed on a replica set member or mongos")
+	}
+	if n < s.txnNumber {
+		return nil, merr.New(merr.TransactionTooOld, "Retryable write with txnNumber %d is prohibited on session %x because a newer retryable write with txnNumber %d has already started on this session.", n, s.key, s.txnNumber)
+	}
+	if n > s.txnNumber || s.retry == nil || s.retry.txnNumber != n {
+		if n == s.txnNumber && s.state != txnNone {
+			return nil, merr.New(merr.IncompleteTransactionHistory, "Cannot retry a retryable write that has been converted into a transaction")
+		}
+		ss.abortOpen(s, "superseded")
+		s.txnNumber = n
+		s.state = txnNone
+		s.txn = nil
+		s.retry = &retryRecord{txnNumber: n, stmts: map[int]any{}}
+	}
+	o.retry = s.retry
+	if fp := ss.c.failpoints.match(o.req); fp != nil {
+		if reply, handled := o.s.applyFailPoint(o, fp, false, true); handled {
+			return reply, nil
+		}
+	}
+	reply, err := o.h.run(o)
+	if err != nil {
+		var me *merr.Error
+		if errors.As(err, &me) && merr.IsRetryable(me.Code) && !me.HasLabel(merr.LabelRetryableWrite) {
+			me.Labels = append(me.Labels, merr.LabelRetryableWrite)
+		}
+	}
+	return reply, err
+}
+
+func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err error) {
+	defer func() {
+		// A command that panics fails, and a failed command aborts its
+		// transaction, as any other error does.
+		if p := recover(); p != nil {
+			ss.abortOpen(s, "command failed")
+			panic(p)
+		}
+	}()
+	start, _ := boolField(o.cmd, "startTransaction", false)
+	isCommit := o.h.ends == endsCommit
+	isAbort := o.h.ends == endsAbort
+	if !o.h.inTxn {
+		return nil, merr.New(merr.OperationNotSupportedInTransaction, "Cannot run '%s' in a multi-document transaction.", o.name)
+	}
+	if n < s.txnNumber {
+		return nil, merr.New(merr.TransactionTooOld, "Cannot start transaction %d on session %x because a newer transaction %d has already started.", n, s.key, s.txnNumber)
+	}
+	if start {
+		if isCommit || isAbort {
+			return nil, merr.New(merr.InvalidOptions, "Cannot start a transaction with %s", o.name)
+		}
+		if n == s.txnNumber && (s.state != txnNone || s.retry != nil) {
+			return nil, merr.New(merr.ConflictingOperationInProgress, "Cannot start a transaction at given transaction number %d a transaction with the same number is in state %s", n, s.stateName())
+		}
+		if err := checkTxnReadConcern(o.cmd); err != nil {
+			return nil, err
+		}
+		ss.abortOpen(s, "superseded")
+		s.txnNumber = n
+		s.retry = nil
+		txn, err := o.beginSnapshot(false)
+		if err != nil {
+			// As on MongoDB, the transaction that could not start is
+			// aborted: its next statement gets NoSuchTransaction.
+			s.state, s.txn, s.abortedReason = txnAborted, nil, "its snapshot could not be opened"
+			return nil, err
+		}
+		txn.SetMultiDocument()
+		s.state = txnInProgress
+		s.txn = txn
+		s.started = time.Now()
+		s.abortedReason = ""
+		ss.mu.Lock()
+		ss.started++
+		ss.mu.Unlock()
+	} else {
+		if isCommit || isAbort {
+			// MongoDB evaluates failCommand before looking at the
+			// transaction's state, so a retried commit meets it too.
+			if fp := ss.c.failpoints.match(o.req); fp != nil {
+				o.txn = s.txn
+				if reply, handled := o.s.applyFailPoint(o, fp, true, true); handled {
+					return reply, nil
+				}
+			}
+		}
+		if n > s.txnNumber || (n == s.txnNumber && s.state == txnNone) {
+			return nil, noSuchTxn(n, s.txnNumber)
+		}
+		if _, has := bsonkit.Get(o.cmd, "readConcern"); has {
+			return nil, merr.New(merr.InvalidOptions, "Only the first command in a transaction may specify a readConcern")
+		}
+		switch s.state {
+		case txnCommitted:
+			if isCommit {
+				return ok1(), nil
+			}
+			if isAbort {
+				return nil, merr.New(merr.TransactionCommitted, "Cannot abort transaction %d on session %x because it has been committed", n, s.key)
+			}
+			return nil, merr.New(merr.TransactionCommitted, "Transaction %d has been committed.", n)
+		case txnAborted:
+			if isAbort {
+				return nil, noSuchTxn(n, s.txnNumber)
+			}
+			e := merr.New(merr.NoSuchTransaction, "Transaction with { txnNumber: %d } has been aborted.", n)
+			if s.abortedReason != "" {
+				e.Msg += " Reason: " + s.abortedReason
+			}
+			return nil, e.WithLabels(merr.LabelTransient)
+		}
+	}
+	if !isCommit && !isAbort {
+		if _, has := bsonkit.Get(o.cmd, "writeConcern"); has {
+			return nil, merr.New(merr.InvalidOptions, "Cannot set write concern after starting a transaction.")
+		}
+	}
+	o.txn = s.txn
+	if start || (!isCommit && !isAbort) {
+		if fp := ss.c.failpoints.match(o.req); fp != nil {
+			if reply, handled := o.s.applyFailPoint(o, fp, true, false); handled {
+				if isErrorReply(reply) {
+					ss.abortOpen(s, "command failed")
+				}
+				return reply, nil
+			}
+		}
+	}
+	reply, err = o.h.run(o)
+	switch {
+	case isCommit:
+		if err == nil {
+			s.txn.Commit()
+			s.state = txnCommitted
+			ss.mu.Lock()
+			ss.commits++
+			ss.mu.Unlock()
+		}
+	case isAbort:
+		if err == nil {
+			ss.abortOpen(s, "aborted by client")
+		}
+	case err != nil || hasWriteErrors(reply):
+		ss.abortOpen(s, "command failed")
+	}
+	if err != nil {
+		var me *merr.Error
+		if errors.As(err, &me) {
+			if merr.IsTransient(me.Code) && !me.HasLabel(merr.LabelTransient) {
+				me.Labels = append(me.Labels, merr.LabelTransient)
+			}
+		}
+	}
+	return reply, err
+}
+
+func noSuchTxn(n, active int64) *merr.Error {
+	return merr.New(merr.NoSuchTransaction, "Given transaction number %d does not match any in-progress transactions. The active transaction number is %d", n, active).WithLabels(merr.LabelTransient)
+}
+
+func checkTxnReadConcern(cmd bson.D) error {
+	rc, err := docField(cmd, "readConcern")
+	if err != nil || rc == nil {
+		return err
+	}
+	level, _ := bsonkit.Get(rc, "level")
+	switch level {
+	case nil, "local", "majority", "snapshot":
+	default:
+		return merr.New(merr.InvalidOptions, "The readConcern level must be either 'snapshot', 'majority' or 'local' within a transaction")
+	}
+	if _, has := bsonkit.Get(rc, "atClusterTime"); has && level != "snapshot" {
+		return merr.New(merr.InvalidOptions, "readConcern level must be snapshot when atClusterTime is specified")
+	}
+	return nil
+}
+
+// checkPlainReadConcern refuses, as MongoDB 5.0+ does, a snapshot read
+// concern outside a transaction on any command but the snapshot reads.
+func checkPlainReadConcern(o *op) error {
+	rc, err := docField(o.cmd, "readConcern")
+	if err != nil || rc == nil {
+		return err
+	}
+	if level, _ := bsonkit.Get(rc, "level"); level != "snapshot" {
+		return nil
+	}
+	if o.h.snapshotRead {
+		return nil
+	}
+	return merr.New(merr.InvalidOptions, "Command %s does not support %s :: caused by :: read concern not supported", o.name, bsonkit.FormatValue(rc))
+}
+
+func hasWriteErrors(reply bson.D) bool {
+	_, ok := bsonkit.Get(reply, "writeErrors")
+	return ok
+}
+
+func isErrorReply(reply bson.D) bool {
+	okv, _ := bsonkit.Get(reply, "ok")
+	f, _ := bsonkit.ToFloat(okv)
+	return reply != nil && f == 0
+}
+
+// The session layer commits or aborts; these only validate.
+func cmdCommitTransaction(*op) (bson.D, error) { return ok1(), nil }
+
+func cmdAbortTransaction(*op) (bson.D, error) { return ok1(), nil }

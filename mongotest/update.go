@@ -1,0 +1,233 @@
+package mongotest
+
+import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
+	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/expr"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+	"github.com/txkit/txkit/mongotest/internal/query"
+	"github.com/txkit/txkit/mongotest/internal/update"
+)
+
+type updateResult struct {
+	index       int32 // the statement's position, for upserted
+	n, modified int32
+	upserted    any
+	hasUpsert   bool
+}
+
+func cmdUpdate(o *op) (bson.D, error) {
+	ns, err := o.collectionNS()
+	if err != nil {
+		return nil, err
+	}
+	var n, modified int32
+	var upserted bson.A
+	werrs, err := o.writeBatch("updates", func(i int, v any) (any, error) {
+		res, err := o.updateOne(ns, v)
+		res.index = int32(i)
+		return res, err
+	}, func(r any) {
+		res := r.(updateResult)
+		n += res.n
+		modified += res.modified
+		if res.hasUpsert {
+			upserted = append(upserted, bson.D{{Key: "index", Value: res.index}, {Key: "_id", Value: res.upserted}})
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	reply := bson.D{{Key: "n", Value: n}, {Key: "nModified", Value: modified}}
+	if len(upserted) > 0 {
+		reply = append(reply, bson.E{Key: "upserted", Value: upserted})
+	}
+	return withWriteErrors(reply, werrs), nil
+}
+
+func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
+	stmt, ok := v.(bson.D)
+	if !ok {
+		return updateResult{}, typeErr("updates", v, "object")
+	}
+	filter, err := docField(stmt, "q")
+	if err != nil {
+		return updateResult{}, err
+	}
+	spec, has := bsonkit.Get(stmt, "u")
+	if !has {
+		return updateResult{}, merr.New(codeMissingField, "BSON field 'update.updates.u' is missing but a required field")
+	}
+	multi, err := boolField(stmt, "multi", false)
+	if err != nil {
+		return updateResult{}, err
+	}
+	upsert, err := boolField(stmt, "upsert", false)
+	if err != nil {
+		return updateResult{}, err
+	}
+	filters, err := arrayFilters(stmt)
+	if err != nil {
+		return updateResult{}, err
+	}
+	vars, err := o.vars()
+	if err != nil {
+		return updateResult{}, err
+	}
+	coll, err := collation.Parse(field(stmt, "collation"))
+	if err != nil {
+		return updateResult{}, err
+	}
+	f, err := query.CompileWith(filter, query.Options{Vars: vars, Collation: coll.StringCompare()})
+	if err != nil {
+		return updateResult{}, err
+	}
+	u, err := compileUpdate(stmt, spec, vars)
+	if err != nil {
+		return updateResult{}, err
+	}
+	if multi && u.IsReplacement() {
+		return updateResult{}, merr.New(merr.FailedToParse, "multi update is not supported for replacement-style update")
+	}
+	var res updateResult
+	err = o.atomic(func(t *engine.Txn) error {
+		res = updateResult{}
+		limit := 1
+		if multi {
+			limit = 0
+		}
+		docs, err := matching(t, ns, filter, f, limit)
+		if err != nil {
+			return err
+		}
+		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
+		for _, d := range docs {
+			nd, changed, err := u.Apply(d, opts)
+			if err != nil {
+				return err
+			}
+			res.n++
+			if !changed {
+				continue
+			}
+			if err := checkUpdatedSize(nd); err != nil {
+				return err
+			}
+			if err := o.validate(t, ns, d, nd); err != nil {
+				return err
+			}
+			if err := t.Replace(ns, d, nd); err != nil {
+				return err
+			}
+			res.modified++
+		}
+		if len(docs) > 0 || !upsert {
+			return nil
+		}
+		nd, err := upsertDoc(f, u, opts)
+		if err != nil {
+			return err
+		}
+		if err := o.validate(t, ns, nil, nd); err != nil {
+			return err
+		}
+		if err := t.Insert(ns, nd); err != nil {
+			return err
+		}
+		res.upserted, _ = bsonkit.Get(nd, "_id")
+		res.hasUpsert = true
+		res.n = 1
+		return nil
+	})
+	return res, err
+}
+
+// compileUpdate compiles an update statement's u; a pipeline sees the
+// command's let and the statement's constants c.
+func compileUpdate(stmt bson.D, spec any, vars expr.Vars) (*update.Update, error) {
+	c, err := docField(stmt, "c")
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		if _, isPipeline := spec.(bson.A); !isPipeline {
+			return nil, merr.New(merr.FailedToParse, "Constant values may only be specified for pipeline updates")
+		}
+		more := expr.Vars{}
+		for _, e := range c {
+			if err := expr.ValidateVarName(e.Key); err != nil {
+				return nil, err
+			}
+			more[e.Key] = e.Value
+		}
+		vars = vars.With(more)
+	}
+	return update.CompileVars(spec, vars)
+}
+
+// arrayFilters returns the arrayFilters of an update statement or
+// findAndModify, which bind the $[identifier] parts of its paths.
+func arrayFilters(d bson.D) ([]bson.D, error) {
+	arr, _, err := arrayField(d, "arrayFilters")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bson.D, 0, len(arr))
+	for _, v := range arr {
+		f, ok := v.(bson.D)
+		if !ok {
+			return nil, typeErr("arrayFilters", v, "object")
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// upsertDoc builds the document an upsert inserts.
+func upsertDoc(f *query.Filter, u *update.Update, opts update.Options) (bson.D, error) {
+	eq, err := f.Equalities()
+	if err != nil {
+		return nil, err
+	}
+	seed, err := update.Seed(eq)
+	if err != nil {
+		return nil, err
+	}
+	var nd bson.D
+	if u.IsReplacement() {
+		nd, _, err = u.Apply(bson.D{}, opts)
+		if err != nil {
+			return nil, err
+		}
+		if _, has := bsonkit.Get(nd, "_id"); !has {
+			if id, ok := bsonkit.Get(seed, "_id"); ok {
+				nd = append(bson.D{{Key: "_id", Value: id}}, nd...)
+			}
+		}
+	} else {
+		opts.Insert = true
+		nd, _, err = u.Apply(seed, opts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return prepareInsert(nd)
+}
+
+// checkUpdatedSize enforces the document size limit after an update, with
+// the error MongoDB 7.0 gives there.
+func checkUpdatedSize(doc bson.D) error {
+	b, err := bson.Marshal(doc)
+	if err != nil {
+		return merr.New(merr.BadValue, "%v", err)
+	}
+	if len(b) > maxDocSize {
+		return merr.New(merr.Location17419, "Resulting document after update is larger than %d", maxDocSize)
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package mongotest
+
+import (
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// unsatisfiableWriteConcern returns the writeConcernError MongoDB reports
+// after applying a write whose write concern this one-member replica set
+// can never satisfy (w greater than 1, or an unknown tag), or nil.
+func unsatisfiableWriteConcern(o *op) bson.D {
+	if !o.h.writeConcern {
+		return nil
+	}
+	wc, ok := field(o.cmd, "writeConcern").(bson.D)
+	if !ok {
+		return nil
+	}
+	switch w := field(wc, "w").(type) {
+	case string:
+		if w == "majority" {
+			return nil
+		}
+		return writeConcernError(merr.UnknownReplWriteConcern, fmt.Sprintf("No write concern mode named '%s' found in replica set configuration", w))
+	case nil:
+		return nil
+	default:
+		if n, ok := bsonkit.ToInt64(w); !ok || n <= 1 {
+			return nil
+		}
+		return writeConcernError(merr.UnsatisfiableWriteConcern, "Not enough data-bearing nodes")
+	}
+}
+
+// writeConcernError is a reply's writeConcernError document.
+func writeConcernError(code int32, msg string) bson.D {
+	return bson.D{{Key: "code", Value: code}, {Key: "codeName", Value: merr.Name(code)}, {Key: "errmsg", Value: msg}}
+}
+
+const maxDocSize = 16 * 1024 * 1024
+
+// atomic runs fn as one unit. Inside a transaction it uses the
+// transaction and turns a conflict into WriteConflict. Outside, it commits
+// fn's writes at once, and on a conflict waits for the other transaction to
+// end and runs fn again on fresh data, as MongoDB retries a plain write.
+func (o *op) atomic(fn func(t *engine.Txn) error) error {
+	if o.txn != nil {
+		err := fn(o.txn)
+		var c *engine.Conflict
+		if errors.As(err, &c) {
+			return merr.NewWriteConflict()
+		}
+		return err
+	}
+	for {
+		t := o.s.core.engine.Begin()
+		err := o.runOrAbort(t, fn)
+		var c *engine.Conflict
+		if errors.As(err, &c) {
+			t.Abort()
+			if werr := c.Wait(o.ctx); werr != nil {
+				return merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")
+			}
+			continue
+		}
+		if err != nil {
+			t.Abort()
+			return err
+		}
+		if err := o.txnWriteFailPoint(); err != nil {
+			t.Abort()
+			return err
+		}
+		t.Commit()
+		return nil
+	}
+}
+
+// runOrAbort runs fn on t, aborting t if fn panics (the panic goes on to
+// the wire layer, which answers InternalError): a half-done plain write
+// must not keep its documents owned, nor its snapshot pinned, for ever.
+func (o *op) runOrAbort(t *engine.Txn, fn func(t *engine.Txn) error) error {
+	done := false
+	defer func() {
+		if !done {
+			t.Abort()
+		}
+	}()
+	err := fn(t)
+	done = true
+	return err
+}
+
+func writeErrorDoc(i int, err error) bson.D {
+	var me *merr.Error
+	if !errors.As(err, &me) {
+		me = merr.New(merr.InternalError, "%v", err)
+	}
+	d := bson.D{{Key: "index", Value: int32(i)}, {Key: "code", Value: me.Code}}
+	d = append(d, me.Extra...)
+	d = append(d, bson.E{Key: "errmsg", Value: me.Msg})
+	return d
+}
+
+// commandLevel reports errors that fail the whole command rather than
+// one statement: a write conflict inside a transaction, a timeout.
+func (o *op) commandLevel(err error) bool {
+	var me *merr.Error
+	if !errors.As(err, &me) {
+		return false
+	}
+	return (o.txn != nil && me.Code == merr.WriteConflict) || me.Code == merr.MaxTimeMSExpired
+}
+
+// writeBatch runs the statements of an insert, update or delete command:
+// each statement once (a retried statement reports its first result),
+// stopping at the first error when ordered. Errors that fail the whole
+// command end it; the others become writeErrors.
+func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), fold func(result any)) (bson.A, error) {
+	name := o.name
+	stmts, ok, err := arrayField(o.cmd, field)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, merr.New(codeMissingField, "BSON field '%s.%s' is missing but a required field", name, field)
+	}
+	if len(stmts) == 0 {
+		return nil, merr.New(merr.InvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
+	}
+	ord, err := boolField(o.cmd, "ordered", true)
+	if err != nil {
+		return nil, err
+	}
+	var werrs bson.A
+	for i, v := range stmts {
+		if cached, done := o.retry.done(i); done {
+			fold(cached)
+			continue
+		}
+		res, err := each(i, v)
+		if err != nil {
+			if o.commandLevel(err) {
+				return nil, err
+			}
+			werrs = append(werrs, writeErrorDoc(i, err))
+			if ord {
+				break
+			}
+			continue
+		}
+		o.retry.record(i, res)
+		fold(res)
+	}
+	return werrs, nil
+}
+
+func withWriteErrors(reply bson.D, werrs bson.A) bson.D {
+	if len(werrs) > 0 {
+		reply = append(reply, bson.E{Key: "writeErrors", Value: werrs})
+	}
+	return append(reply, bson.E{Key: "ok", Value: 1.0})
+}
