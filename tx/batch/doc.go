@@ -23,6 +23,10 @@
 // A batch whose ctx already carries a transaction joins it, as any scope
 // with the default propagation does; the options given to [NewExecutor]
 // ([tx.WithPropagation], [tx.WithTimeout], …) apply to every batch it runs.
+// Those that belong to whoever starts the transaction ([tx.WithMaxAttempts],
+// [tx.WithBackoff], [tx.WithTransactionOptions]) apply only when the batch
+// starts it: a batch that joins ignores them, as every joining scope does,
+// unless [tx.WithStrictJoin] makes a difference an error.
 //
 // # Why steps never run concurrently
 //

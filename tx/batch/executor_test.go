@@ -409,3 +409,38 @@ func TestExecuteStopsBetweenStepsWhenCtxIsDone(t *testing.T) {
 		assert.Empty(t, e.ids(t))
 	})
 }
+
+func TestExecuteWithOwnerOnlyOptionsJoinsWhenNested(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxTimeout(t)
+	exec := batch.NewExecutor(e.runner, tx.WithMaxAttempts(2), tx.WithTimeout(time.Minute))
+
+	err := e.runner.Run(ctx, func(ctx context.Context) error {
+		if err := e.insert("outer")(ctx); err != nil {
+			return err
+		}
+		return exec.Execute(ctx, batch.Step{Name: "inner", Run: e.insert("inner")})
+	}, tx.WithName("outer"))
+
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"outer", "inner"}, e.ids(t))
+	assert.Len(t, eventsOf(e.rec, tx.EventCommit, "outer"), 1)
+	assert.Len(t, e.rec.Of(tx.EventCommit), 1, "one commit: the batch joined")
+
+	t.Run("and all of it rolls back together", func(t *testing.T) {
+		e := newEnv(t)
+		exec := batch.NewExecutor(e.runner, tx.WithMaxAttempts(2))
+
+		err := e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+			if err := e.insert("outer")(ctx); err != nil {
+				return err
+			}
+			return exec.Execute(ctx,
+				batch.Step{Name: "inner", Run: e.insert("inner")},
+				batch.Step{Name: "fail", Run: func(context.Context) error { return errBusiness }})
+		})
+
+		require.ErrorIs(t, err, errBusiness)
+		assert.Empty(t, e.ids(t))
+	})
+}

@@ -29,7 +29,7 @@ var _ Ledger = (*transactionalLedger)(nil)
 func (d *transactionalLedger) Open(ctx context.Context, account string, balance int64) error {
 	_, err := tx.Do(ctx, d.runner, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, d.next.Open(ctx, account, balance)
-	}, tx.WithName("example.Ledger.Open"), tx.WithTimeout(10*time.Second))
+	}, tx.WithName("example.Ledger.Open"), tx.WithTimeout(10*time.Second), tx.WithMaxAttempts(5))
 	return err
 }
 
@@ -37,7 +37,7 @@ func (d *transactionalLedger) Open(ctx context.Context, account string, balance 
 func (d *transactionalLedger) Transfer(ctx context.Context, from string, to string, amount int64) (string, error) {
 	return tx.Do(ctx, d.runner, func(ctx context.Context) (string, error) {
 		return d.next.Transfer(ctx, from, to, amount)
-	}, tx.WithName("example.Ledger.Transfer"), tx.WithTimeout(10*time.Second))
+	}, tx.WithName("example.Ledger.Transfer"), tx.WithTimeout(10*time.Second), tx.WithMaxAttempts(5))
 }
 
 // Balance calls next.Balance.
@@ -49,7 +49,7 @@ func (d *transactionalLedger) Balance(ctx context.Context, account string) (int6
 func (d *transactionalLedger) Audit(ctx context.Context, line string) error {
 	_, err := tx.Do(ctx, d.runner, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, d.next.Audit(ctx, line)
-	}, tx.WithName("ledger.audit"), tx.WithPropagation(tx.RequiresNew), tx.WithTimeout(10*time.Second))
+	}, tx.WithName("ledger.audit"), tx.WithPropagation(tx.RequiresNew), tx.WithTimeout(10*time.Second), tx.WithMaxAttempts(5))
 	return err
 }
 
