@@ -25,11 +25,6 @@ func TestGenerateErrors(t *testing.T) {
 			want: "Service is not an interface",
 		},
 		{
-			name: "a generic interface",
-			give: "type Service[T any] interface{ Get(context.Context) (T, error) }",
-			want: "Service is generic",
-		},
-		{
 			name: "an alias",
 			give: "type S interface{}\ntype Service = S",
 			want: "Service is an alias",

@@ -123,6 +123,7 @@ func generatedByUs(f *ast.File) bool {
 type iface struct {
 	pkg     *types.Package
 	name    string
+	tparams *types.TypeParamList // a generic interface's type parameters, or nil
 	methods []method
 }
 
@@ -149,9 +150,6 @@ func newInterface(fset *token.FileSet, pkg *packages.Package, typeName string) (
 	if !ok {
 		return nil, fmt.Errorf("%s: %s is not an interface", fset.Position(obj.Pos()), typeName)
 	}
-	if named.TypeParams().Len() > 0 {
-		return nil, fmt.Errorf("%s: %s is generic, which txdecorate does not support", fset.Position(obj.Pos()), typeName)
-	}
 	if !it.IsMethodSet() {
 		return nil, fmt.Errorf("%s: %s is a constraint, not an interface of methods", fset.Position(obj.Pos()), typeName)
 	}
@@ -169,7 +167,7 @@ func newInterface(fset *token.FileSet, pkg *packages.Package, typeName string) (
 	}
 
 	errType := types.Universe.Lookup("error").Type()
-	out := &iface{pkg: pkg.Types, name: typeName}
+	out := &iface{pkg: pkg.Types, name: typeName, tparams: named.TypeParams()}
 	for m := range it.Methods() {
 		// The methods of the built-in error interface have no package.
 		path := ""

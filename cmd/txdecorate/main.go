@@ -17,7 +17,8 @@
 //
 //	func TransactionalService(next Service, r *tx.Runner) Service
 //
-// which -constructor renames, e.g. to Transactional, so that an app writes
+// (for a generic interface Repo[T any], TransactionalRepo[T any] takes and
+// returns a Repo[T]), which -constructor renames, e.g. to Transactional, so that an app writes
 // fx.Decorate(credits.Transactional).
 //
 // A method whose first parameter is a context.Context and whose last

@@ -39,6 +39,13 @@ func render(cfg config, it *iface) ([]byte, error) {
 		file.used[n] = true
 	}
 
+	// A generic interface's type parameters are in scope in every
+	// declaration of the file that mentions them: nothing may take their
+	// names, not even an import.
+	for tp := range it.tparams.TypeParams() {
+		file.used[tp.Obj().Name()] = true
+	}
+
 	imp := &imports{target: it.pkg, file: file, byPath: map[string]string{}, real: map[string]string{}}
 	// The packages the generated code itself uses take their own names if
 	// they can; the signatures' packages come next. context is needed only
@@ -61,6 +68,19 @@ func render(cfg config, it *iface) ([]byte, error) {
 		}
 	}
 
+	// For a generic interface, the declarations take its type parameters
+	// ([K comparable, V any]) and its uses the arguments ([K, V]).
+	tdecl, targs := "", ""
+	if it.tparams.Len() > 0 {
+		var decl, args []string
+		for tp := range it.tparams.TypeParams() {
+			decl = append(decl, tp.Obj().Name()+" "+types.TypeString(tp.Constraint(), imp.qualifier))
+			args = append(args, tp.Obj().Name())
+		}
+		tdecl, targs = "["+strings.Join(decl, ", ")+"]", "["+strings.Join(args, ", ")+"]"
+	}
+	ifaceType, implType := it.name+targs, typeName+targs
+
 	// The struct's fields share a namespace with its methods.
 	fieldNames := newNames(nil)
 	for _, m := range it.methods {
@@ -76,11 +96,15 @@ func render(cfg config, it *iface) ([]byte, error) {
 	w("// a context.Context and returns an error in a transaction of %s.\n", runner)
 	w("// Install it with fx.Decorate(%s): every consumer of %s then gets\n", ctor, it.name)
 	w("// the transactional version.\n")
-	w("func %s(%s %s, %s *%s.Runner) %s {\n", ctor, next, it.name, runner, txPkg, it.name)
-	w("return &%s{%s: %s, %s: %s}\n}\n\n", typeName, nextField, next, runnerField, runner)
+	w("func %s%s(%s %s, %s *%s.Runner) %s {\n", ctor, tdecl, next, ifaceType, runner, txPkg, ifaceType)
+	w("return &%s{%s: %s, %s: %s}\n}\n\n", implType, nextField, next, runnerField, runner)
 	w("// %s is the %s that %s returns.\n", typeName, it.name, ctor)
-	w("type %s struct {\n%s %s\n%s *%s.Runner\n}\n\n", typeName, nextField, it.name, runnerField, txPkg)
-	w("var _ %s = (*%s)(nil)\n", it.name, typeName)
+	w("type %s%s struct {\n%s %s\n%s *%s.Runner\n}\n", typeName, tdecl, nextField, ifaceType, runnerField, txPkg)
+	if tdecl == "" {
+		// A generic type has no instance to check here: the constructor's
+		// return statement checks it instead.
+		w("\nvar _ %s = (*%s)(nil)\n", it.name, typeName)
+	}
 
 	for _, m := range it.methods {
 		names := file.child()
@@ -93,7 +117,7 @@ func render(cfg config, it *iface) ([]byte, error) {
 		} else {
 			w("// %s calls next.%s.\n", m.name, m.name)
 		}
-		w("func (%s *%s) %s(%s) %s {\n", recv, typeName, m.name, strings.Join(params, ", "), resultList(results))
+		w("func (%s *%s) %s(%s) %s {\n", recv, implType, m.name, strings.Join(params, ", "), resultList(results))
 		call := fmt.Sprintf("%s.%s.%s(%s)", recv, nextField, m.name, strings.Join(args, ", "))
 		if !m.wrap {
 			if len(results) > 0 {
