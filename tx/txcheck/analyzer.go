@@ -82,7 +82,7 @@ func (c *checker) index() {
 	for _, f := range c.pass.Files {
 		for _, cg := range f.Comments {
 			for _, cm := range cg.List {
-				if strings.HasPrefix(cm.Text, "//txcheck:ignore") {
+				if strings.Contains(cm.Text, "//txcheck:ignore") {
 					p := c.pass.Fset.Position(cm.Pos())
 					if c.ignored[p.Filename] == nil {
 						c.ignored[p.Filename] = make(map[int]bool)
