@@ -33,7 +33,12 @@ func appOptions(cfg Config) fx.Option {
 		fx.Supply(cfg),
 		fx.Provide(newLogger),
 		fx.WithLogger(func(log *zap.Logger) fxevent.Logger {
-			return &fxevent.ZapLogger{Logger: log.Named("fx")}
+			l := newFxLogger(log)
+			if cfg.steps != nil {
+				cfg.steps.next = l
+				return cfg.steps
+			}
+			return l
 		}),
 		// Stopping drains HTTP first (its hooks were appended last), then
 		// the modules' background work, then the database client.
@@ -55,23 +60,40 @@ func appOptions(cfg Config) fx.Option {
 	return fx.Options(opts...)
 }
 
-// newLogger builds the service's logger from Config.LogFormat.
-func newLogger(cfg Config) (*zap.Logger, error) {
-	var zc zap.Config
-	if cfg.LogFormat == "console" {
-		zc = zap.NewDevelopmentConfig()
-		zc.Level = zap.NewAtomicLevelAt(zap.InfoLevel)
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+// newLogger builds the service's logger from Config.LogFormat, writing to
+// standard error.
+func newLogger(cfg Config) *zap.Logger {
+	return buildLogger(cfg.LogFormat, zapcore.Lock(os.Stderr))
+}
+
+// buildLogger builds the service's logger: JSON, or a human format for
+// "console". It never samples: the access log has exactly one line per
+// request and no error is dropped. Stack traces are for panics only (the
+// handler logs those itself), not for every error line.
+func buildLogger(format string, out zapcore.WriteSyncer) *zap.Logger {
+	var enc zapcore.Encoder
+	if format == "console" {
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout("2006-01-02 15:04:05.000Z07:00")
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		ec.StacktraceKey = ""
+		enc = zapcore.NewConsoleEncoder(ec)
 	} else {
-		zc = zap.NewProductionConfig()
-		zc.EncoderConfig.TimeKey = "time"
-		zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+		ec := zap.NewProductionEncoderConfig()
+		ec.TimeKey = "time"
+		ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+		ec.StacktraceKey = ""
+		enc = zapcore.NewJSONEncoder(ec)
 	}
-	log, err := zc.Build()
-	if err != nil {
-		return nil, fmt.Errorf("build logger: %w", err)
-	}
-	return log.Named("txkit"), nil
+	return zap.New(zapcore.NewCore(enc, out, zap.InfoLevel), zap.ErrorOutput(out)).Named("txkit")
+}
+
+// newFxLogger routes Fx's own events to the log at debug level (so they
+// are quiet at the default info level); its errors stay errors.
+func newFxLogger(log *zap.Logger) fxevent.Logger {
+	l := &fxevent.ZapLogger{Logger: log.Named("fx")}
+	l.UseLogLevel(zapcore.DebugLevel)
+	return l
 }
 
 func mongoConfig(cfg Config) mongofx.Config {
@@ -109,14 +131,25 @@ func printBanner(lc fx.Lifecycle, cfg Config, srv *Server) {
 		if cfg.secretGenerated {
 			fmt.Fprintf(w, "generated webhook secret (set TXKIT_WEBHOOK_SECRET to choose one):\n  export TXKIT_WEBHOOK_SECRET=%s\n", cfg.WebhookSecret)
 		}
+		// Double quotes: the shell expands $TXKIT_API_TOKEN in them (a
+		// generated token is hex, which needs no quoting).
 		tok := "$TXKIT_API_TOKEN"
 		if cfg.tokenGenerated {
 			tok = cfg.APIToken
 		}
-		fmt.Fprintf(w, "try:\n  curl -s -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -H 'Idempotency-Key: welcome-alice' -d '{\"amount\":100,\"reason\":\"welcome\"}' %s/v1/accounts/alice/credits\n", tok, base)
-		fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' %s/v1/accounts/alice\n\n", tok, base)
+		fmt.Fprintf(w, "try:\n  curl -s -X POST -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -H 'Idempotency-Key: welcome-alice' -d '{\"amount\":100,\"reason\":\"welcome\"}' %s/v1/accounts/alice/credits\n", tok, base)
+		fmt.Fprintf(w, "  curl -s -H \"Authorization: Bearer %s\" %s/v1/accounts/alice\n\n", tok, base)
 		return nil
 	}})
+}
+
+// startError is the message of a failed start: the step that failed or
+// did not finish, when known, and the error.
+func startError(err error, step string) string {
+	if step == "" {
+		return "txkit: start: " + err.Error()
+	}
+	return "txkit: start: step " + step + " did not finish: " + err.Error()
 }
 
 // run is main without os.Exit: it returns the process's exit code.
@@ -130,11 +163,12 @@ func run(args []string, getenv func(string) string) int {
 		return 2
 	}
 	cfg.Out = os.Stdout
+	cfg.steps = &startSteps{}
 	app := newApp(cfg)
 	startCtx, cancel := context.WithTimeout(context.Background(), cfg.MongoTimeout+15*time.Second)
 	defer cancel()
 	if err := app.Start(startCtx); err != nil {
-		fmt.Fprintln(os.Stderr, "txkit: start:", err)
+		fmt.Fprintln(os.Stderr, startError(err, cfg.steps.step()))
 		return 1
 	}
 	sig := <-app.Wait() // SIGINT, SIGTERM, or a fatal server error

@@ -68,6 +68,8 @@ type Config struct {
 
 	// generated lists which secrets were generated, for the banner.
 	tokenGenerated, secretGenerated bool
+	// steps, when set, learns which start hook runs (see run).
+	steps *startSteps
 }
 
 // embedded reports whether the service runs on its own in-memory server.
@@ -107,6 +109,10 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
 	}
 
+	// A secret read from a file often ends in a newline that no client
+	// sends: surrounding whitespace is not part of a secret.
+	cfg.APIToken = strings.TrimSpace(cfg.APIToken)
+	cfg.WebhookSecret = strings.TrimSpace(cfg.WebhookSecret)
 	if cfg.embedded() {
 		if cfg.APIToken == "" {
 			cfg.APIToken, cfg.tokenGenerated = randomSecret(), true
@@ -154,6 +160,8 @@ func checkSecret(name, v string) error {
 		return fmt.Errorf("%s is required when %s is set (generate one with `openssl rand -hex 32`)", name, envMongoURI)
 	case len(v) < minSecretLen:
 		return fmt.Errorf("%s is too short: at least %d characters", name, minSecretLen)
+	case strings.IndexFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0:
+		return fmt.Errorf("%s contains whitespace or control characters; a client could not send it in a header", name)
 	}
 	return nil
 }

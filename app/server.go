@@ -11,6 +11,8 @@ import (
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
+
+	"github.com/txkit/txkit/app/api"
 )
 
 // Server is the HTTP server of the service, started and stopped with the
@@ -42,7 +44,7 @@ func NewServer(p ServerParams) *Server {
 			Handler:           p.Handler,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      p.Config.RequestTimeout + 10*time.Second,
+			WriteTimeout:      api.WriteTimeout(p.Config.RequestTimeout),
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          zap.NewStdLog(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),

@@ -7,6 +7,7 @@ import (
 
 	"github.com/txkit/txkit/mongotest/internal/aggregate"
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
@@ -53,8 +54,12 @@ func cmdAggregate(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	coll, err := collation.Parse(field(o.cmd, "collation"))
+	if err != nil {
+		return nil, err
+	}
 	// Compile once before reading, so parse errors come first.
-	p, err := aggregate.CompileWith(stages, aggregate.Options{Vars: vars, Source: reader{db: o.db, vars: vars}})
+	p, err := aggregate.CompileWith(stages, aggregate.Options{Vars: vars, Source: reader{db: o.db, vars: vars}, Collation: coll})
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +95,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 			}
 			t.Scan(v.base, func(d bson.D) bool { input = append(input, d); return true })
 		}
-		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src})
+		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src, Collation: coll})
 		if err != nil {
 			return err
 		}

@@ -9,13 +9,18 @@ import (
 )
 
 // viewOptions are the create options a view takes.
-var viewOptions = map[string]bool{"viewOn": true, "pipeline": true, "collation": true}
+var viewOptions = map[string]bool{"viewOn": true, "pipeline": true}
 
 // checkCreateOptions validates the view and validation options of create
 // and returns the options to store: a view's are {viewOn, pipeline}; a
 // validator is stored with its level and action, as listCollections shows
 // them in MongoDB 7.0.
 func checkCreateOptions(o *op, options bson.D) (bson.D, error) {
+	if _, has := bsonkit.Get(options, "collation"); has {
+		// A default collation would have to reach every index and query
+		// of the collection; mongotest applies collation per operation only.
+		return nil, merr.New(merr.InvalidOptions, "a default collation for a collection or view is not supported by mongotest; pass collation to each operation")
+	}
 	on, isView := bsonkit.Get(options, "viewOn")
 	if !isView {
 		if _, has := bsonkit.Get(options, "pipeline"); has {
@@ -35,11 +40,7 @@ func checkCreateOptions(o *op, options bson.D) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := bson.D{{Key: "viewOn", Value: on}, {Key: "pipeline", Value: pipeline}}
-	if c, has := bsonkit.Get(options, "collation"); has {
-		out = append(out, bson.E{Key: "collation", Value: c})
-	}
-	return out, nil
+	return bson.D{{Key: "viewOn", Value: on}, {Key: "pipeline", Value: pipeline}}, nil
 }
 
 // checkViewDefinition checks viewOn and pipeline and returns the pipeline.

@@ -3,6 +3,7 @@ package mongotest
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/mongotest/internal/collation"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
@@ -43,7 +44,11 @@ func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
-	f, err := query.CompileVars(filter, vars)
+	coll, err := collation.Parse(field(stmt, "collation"))
+	if err != nil {
+		return 0, err
+	}
+	f, err := query.CompileWith(filter, query.Options{Vars: vars, Collation: coll.StringCompare()})
 	if err != nil {
 		return 0, err
 	}

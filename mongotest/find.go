@@ -6,6 +6,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
@@ -21,15 +22,19 @@ type findSpec struct {
 	skip       int64
 	limit      int64
 	vars       expr.Vars
+	coll       *collation.Collation
 }
 
 func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) {
 	fs := findSpec{vars: vars}
 	var err error
+	if fs.coll, err = collation.Parse(field(cmd, "collation")); err != nil {
+		return nil, err
+	}
 	if fs.filter, err = docField(cmd, filterKey); err != nil {
 		return nil, err
 	}
-	if fs.f, err = query.CompileVars(fs.filter, vars); err != nil {
+	if fs.f, err = query.CompileWith(fs.filter, query.Options{Vars: vars, Collation: fs.coll.StringCompare()}); err != nil {
 		return nil, err
 	}
 	sortSpec, err := docField(cmd, "sort")
@@ -37,7 +42,7 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 		return nil, err
 	}
 	if len(sortSpec) > 0 {
-		if fs.sort, err = query.CompileSort(sortSpec); err != nil {
+		if fs.sort, err = query.CompileSortCollated(sortSpec, fs.coll.StringCompare()); err != nil {
 			return nil, err
 		}
 	}
@@ -210,14 +215,15 @@ func cmdDistinct(o *op) (bson.D, error) {
 		for _, v := range vals {
 			if a, ok := v.(bson.A); ok {
 				for _, x := range a {
-					values = appendDistinct(values, x)
+					values = appendDistinct(values, x, fs.coll)
 				}
 				continue
 			}
-			values = appendDistinct(values, v)
+			values = appendDistinct(values, v, fs.coll)
 		}
 	}
-	sort.SliceStable(values, func(i, j int) bool { return bsonkit.Compare(values[i], values[j]) < 0 })
+	str := fs.coll.StringCompare()
+	sort.SliceStable(values, func(i, j int) bool { return bsonkit.CompareWith(values[i], values[j], str) < 0 })
 	reply := ok1(bson.E{Key: "values", Value: bson.A(values)})
 	if o.atClusterTime != nil {
 		reply = append(reply, bson.E{Key: "atClusterTime", Value: *o.atClusterTime})
@@ -225,9 +231,12 @@ func cmdDistinct(o *op) (bson.D, error) {
 	return reply, nil
 }
 
-func appendDistinct(values []any, v any) []any {
+// appendDistinct adds v to values unless an equal value (under coll) is
+// there.
+func appendDistinct(values []any, v any, coll *collation.Collation) []any {
+	str := coll.StringCompare()
 	for _, x := range values {
-		if bsonkit.Equal(x, v) && bsonkit.TypeRank(x) == bsonkit.TypeRank(v) {
+		if bsonkit.CompareWith(x, v, str) == 0 && bsonkit.TypeRank(x) == bsonkit.TypeRank(v) {
 			return values
 		}
 	}

@@ -76,6 +76,12 @@ func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 // matching returns the documents of ns that f matches, in natural order;
 // an _id equality is looked up directly. The error is one a $expr raised.
 func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter, limit int) ([]bson.D, error) {
+	if f.Collated() {
+		// The indexes hold binary keys; a collation may equate others.
+		var docs []bson.D
+		t.Scan(ns, func(d bson.D) bool { docs = append(docs, d); return true })
+		return filterDocs(docs, f, limit)
+	}
 	if id, ok := idEquality(filter); ok {
 		d := t.FindID(ns, id)
 		if d == nil {

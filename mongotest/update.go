@@ -6,6 +6,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
@@ -78,7 +79,11 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if err != nil {
 		return updateResult{}, err
 	}
-	f, err := query.CompileVars(filter, vars)
+	coll, err := collation.Parse(field(stmt, "collation"))
+	if err != nil {
+		return updateResult{}, err
+	}
+	f, err := query.CompileWith(filter, query.Options{Vars: vars, Collation: coll.StringCompare()})
 	if err != nil {
 		return updateResult{}, err
 	}

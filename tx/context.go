@@ -2,81 +2,60 @@ package tx
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
-	"time"
+	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-// stateKey is the context key of the innermost scope's *txState.
-type stateKey struct{}
+// scopeKey is the context key of the innermost scope: its frame. Frames
+// link to the frame that was innermost when they began, so inner scopes
+// find their transaction without a registry.
+type scopeKey struct{}
 
-// txState is one transaction: the outermost scope's session and everything
-// its joined scopes share. A ctx holds a pointer to it (one allocation per
-// transaction), so inner scopes find it without a registry.
-type txState struct {
-	client *mongo.Client
-	sess   *mongo.Session // nil for a suspension marker
-	parent *txState       // the state that was innermost when this one began
-
-	// suspended marks a [NotSupported] scope: the transactions further out
-	// are hidden from everything inside it.
-	suspended bool
-
-	// ended is set once the transaction committed or aborted for good, so a
-	// ctx that outlives its scope no longer looks transactional.
-	ended atomic.Bool
-
-	cfg     config    // the owner's effective options
-	pc      uintptr   // the owner's call site, for the default name
-	start   time.Time // when the owner began
-	budget  time.Duration
-	attempt int  // 1-based; written by the owner between attempts only
-	active  bool // a transaction is started and not yet committed/aborted
-
-	mu      sync.Mutex
-	rbOnly  bool  // the transaction can only abort
-	rbInner bool  // …because of a joined scope, not the owner itself
-	rbCause error // the first joined scope's error, if one failed
-	hooks   []func(context.Context)
+// topScope returns the innermost frame in ctx, whatever its client.
+func topScope(ctx context.Context) *scope {
+	sc, _ := ctx.Value(scopeKey{}).(*scope)
+	return sc
 }
 
-func (st *txState) name() string { return scopeName(st.cfg.name, st.pc) }
-
-// topState returns the innermost state in ctx, whatever its client.
-func topState(ctx context.Context) *txState {
-	st, _ := ctx.Value(stateKey{}).(*txState)
-	return st
-}
-
-// activeState returns the innermost live transaction in ctx, of any client;
-// nil inside a [NotSupported] scope or outside any transaction.
-func activeState(ctx context.Context) *txState {
-	for st := topState(ctx); st != nil; st = st.parent {
-		if st.suspended {
-			return nil
+// find returns the innermost live transaction in ctx and the frame it was
+// found in. With a nil client, a transaction of any client matches; else
+// only client's (another client's session would be rejected). A running
+// transaction on ctx's session that no frame knows was started by the
+// caller with the driver: it is returned as a foreign state with a nil
+// frame. Inside a [NotSupported] scope nothing is found.
+func find(ctx context.Context, client *mongo.Client) (*txState, *scope) {
+	for sc := topScope(ctx); sc != nil; sc = sc.parent {
+		if sc.suspended {
+			return nil, nil
 		}
-		if !st.ended.Load() {
-			return st
+		if st := sc.st; st != nil && (client == nil || st.client == client) && st.live() {
+			return st, sc
 		}
 	}
-	return nil
+	sess := mongo.SessionFromContext(ctx)
+	if sess == nil || !sess.TransactionRunning() || (client != nil && sess.Client() != client) {
+		return nil, nil
+	}
+	return &txState{client: sess.Client(), sess: sess, foreign: true}, nil
 }
 
-// lookup returns the innermost live transaction of client in ctx. A
-// transaction of another client is skipped: it can never be joined, since
-// its session would be rejected by this client's operations.
-func lookup(ctx context.Context, client *mongo.Client) *txState {
-	for st := topState(ctx); st != nil; st = st.parent {
-		if st.suspended {
+// idleSession returns ctx's session if the caller put one there that runs
+// no transaction, for the outermost scope to run its transaction on.
+func idleSession(ctx context.Context, client *mongo.Client) *mongo.Session {
+	sess := mongo.SessionFromContext(ctx)
+	if sess == nil || sess.Client() != client || sess.TransactionRunning() {
+		return nil
+	}
+	for sc := topScope(ctx); sc != nil; sc = sc.parent {
+		if sc.suspended {
 			return nil
 		}
-		if st.client == client && !st.ended.Load() {
-			return st
+		if sc.st != nil && sc.st.sess == sess && !sc.st.borrowed {
+			return nil // txkit's own, ended with its scope
 		}
 	}
-	return nil
+	return sess
 }
 
 // InTransaction reports whether collection calls made with ctx are part of
@@ -84,45 +63,151 @@ func lookup(ctx context.Context, client *mongo.Client) *txState {
 // started with the driver (sess.StartTransaction, then
 // mongo.NewSessionContext). Inside a [NotSupported] scope it is false.
 func InTransaction(ctx context.Context) bool {
-	if activeState(ctx) != nil {
-		return true
-	}
-	if suspendedAt(ctx) {
-		return false
-	}
-	sess := mongo.SessionFromContext(ctx)
-	return sess != nil && sess.TransactionRunning()
+	st, _ := find(ctx, nil)
+	return st != nil
 }
 
-// suspendedAt reports whether the innermost state in ctx hides the
-// transactions further out (a [NotSupported] scope).
-func suspendedAt(ctx context.Context) bool {
-	st := topState(ctx)
-	return st != nil && st.suspended
+// suspend returns a ctx in which no transaction is visible: it carries no
+// session, and a marker frame hides the frames further out.
+func suspend(ctx context.Context) context.Context {
+	if mongo.SessionFromContext(ctx) == nil && topScope(ctx) == nil {
+		return ctx
+	}
+	ctx = mongo.NewSessionContext(ctx, nil)
+	return context.WithValue(ctx, scopeKey{}, &scope{suspended: true, parent: topScope(ctx)})
+}
+
+// hookContext returns the ctx hooks run on: caller's values, without its
+// deadline or cancellation, without any session or visible transaction.
+func hookContext(caller context.Context) context.Context {
+	return suspend(context.WithoutCancel(caller))
+}
+
+// Outcome is how a transaction ended, as told to [AfterCompletion] hooks.
+type Outcome uint8
+
+// The outcomes of a transaction.
+const (
+	// Committed: the transaction committed.
+	Committed Outcome = iota + 1
+	// RolledBack: the transaction aborted; none of it was applied.
+	RolledBack
+	// Unknown: a commit was sent but its outcome could not be learned (the
+	// scope returned [ErrCommitUnknown]).
+	Unknown
+)
+
+// String returns "committed", "rolled back" or "unknown".
+func (o Outcome) String() string {
+	switch o {
+	case Committed:
+		return "committed"
+	case RolledBack:
+		return "rolled back"
+	case Unknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("Outcome(%d)", uint8(o))
+}
+
+// register adds a hook to the transaction in ctx. It returns false outside
+// any transaction; a transaction started with the driver cannot take hooks.
+func register(ctx context.Context, add func(*hooks)) (bool, error) {
+	st, _ := find(ctx, nil)
+	if st == nil {
+		return false, nil
+	}
+	if st.foreign {
+		return true, ErrForeignTransaction
+	}
+	st.mu.Lock()
+	add(&st.hooks)
+	st.mu.Unlock()
+	return true, nil
 }
 
 // AfterCommit registers fn to run after the transaction in ctx finally
 // commits: once, in registration order, after the outermost scope's last
-// commit succeeded. fn never runs if the transaction aborts, and hooks
-// registered during an attempt that is then retried are dropped with it (the
-// retry registers its own). Outside a transaction fn runs at once.
+// commit succeeded. fn never runs if the transaction aborts or its outcome
+// is unknown, and hooks registered during an attempt that is then retried
+// are dropped with it (the retry registers its own). Outside a transaction
+// fn runs at once.
 //
-// fn receives the ctx the outermost scope was called with, which carries
-// no session of the committed transaction. A panic in fn cannot undo the
-// commit: it is recovered and reported to the [Observer] as an
+// fn receives the ctx the outermost scope was called with: its values,
+// without its deadline or cancellation (fn may do I/O after the scope
+// returned) and without any session or transaction. A panic in fn cannot
+// undo the commit: it is recovered and reported to the [Observer] as an
 // [EventHookPanic], and the remaining hooks still run.
+//
+// In a transaction that the caller started with the driver, txkit cannot
+// know when it commits: AfterCommit panics with [ErrForeignTransaction]
+// there, and a scope that joined such a transaction returns that error if
+// fn registered hooks through it.
 func AfterCommit(ctx context.Context, fn func(context.Context)) {
 	if fn == nil {
 		return
 	}
-	st := activeState(ctx)
-	if st == nil {
+	in, err := register(ctx, func(h *hooks) { h.afterCommit = append(h.afterCommit, fn) })
+	if err != nil {
+		if _, sc := find(ctx, nil); sc != nil {
+			sc.st.markForeignHook()
+			return
+		}
+		panic(err)
+	}
+	if !in {
 		fn(ctx)
+	}
+}
+
+// BeforeCommit registers fn to run inside the transaction in ctx, after the
+// outermost scope's callback returned nil and before its commit, on the
+// transaction's ctx. An error from fn aborts the transaction and is what the
+// scope returns (fn may return [Retryable] to have [Runner.Run] run the
+// transaction again). Hooks run once per attempt, in registration order;
+// a hook may register more. Outside a transaction fn runs at once and
+// BeforeCommit returns its error. In a transaction the caller started with
+// the driver, BeforeCommit returns [ErrForeignTransaction].
+func BeforeCommit(ctx context.Context, fn func(context.Context) error) error {
+	if fn == nil {
+		return nil
+	}
+	in, err := register(ctx, func(h *hooks) { h.beforeCommit = append(h.beforeCommit, fn) })
+	if err != nil {
+		if _, sc := find(ctx, nil); sc != nil {
+			sc.st.markForeignHook()
+		}
+		return err
+	}
+	if !in {
+		return fn(ctx)
+	}
+	return nil
+}
+
+// AfterCompletion registers fn to run once after the outermost scope of
+// the transaction in ctx ended, told how: [Committed], [RolledBack] or
+// [Unknown]. It runs after the [AfterCommit] hooks, on the same ctx as
+// they do, and a panic in it is handled the same way. Hooks registered
+// during an attempt that is retried are dropped with it. Outside a
+// transaction fn runs at once with [Committed] (the writes were applied as
+// they were made). In a transaction the caller started with the driver it
+// panics with [ErrForeignTransaction], as [AfterCommit] does.
+func AfterCompletion(ctx context.Context, fn func(context.Context, Outcome)) {
+	if fn == nil {
 		return
 	}
-	st.mu.Lock()
-	st.hooks = append(st.hooks, fn)
-	st.mu.Unlock()
+	in, err := register(ctx, func(h *hooks) { h.afterCompletion = append(h.afterCompletion, fn) })
+	if err != nil {
+		if _, sc := find(ctx, nil); sc != nil {
+			sc.st.markForeignHook()
+			return
+		}
+		panic(err)
+	}
+	if !in {
+		fn(ctx, Committed)
+	}
 }
 
 // SetRollbackOnly marks the transaction in ctx so that it can only abort.
@@ -133,43 +218,9 @@ func AfterCommit(ctx context.Context, fn func(context.Context)) {
 // a joined scope, it is that scope's failure: the outermost scope returns
 // [ErrUnexpectedRollback]. Outside a transaction it does nothing.
 func SetRollbackOnly(ctx context.Context) {
-	if st := activeState(ctx); st != nil {
+	if st, _ := find(ctx, nil); st != nil {
 		st.mu.Lock()
 		st.rbOnly = true
 		st.mu.Unlock()
 	}
-}
-
-// markRollbackOnly records a joined scope's failure.
-func (st *txState) markRollbackOnly(cause error) {
-	st.mu.Lock()
-	st.rbOnly, st.rbInner = true, true
-	if st.rbCause == nil {
-		st.rbCause = cause
-	}
-	st.mu.Unlock()
-}
-
-func (st *txState) rollbackOnly() (only, byInner bool, cause error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.rbOnly, st.rbInner, st.rbCause
-}
-
-// resetAttempt forgets what the previous attempt marked or registered.
-func (st *txState) resetAttempt() {
-	st.mu.Lock()
-	st.rbOnly, st.rbInner, st.rbCause = false, false, nil
-	clear(st.hooks)
-	st.hooks = st.hooks[:0]
-	st.mu.Unlock()
-}
-
-// takeHooks returns the registered hooks and forgets them.
-func (st *txState) takeHooks() []func(context.Context) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	h := st.hooks
-	st.hooks = nil
-	return h
 }

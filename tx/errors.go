@@ -53,6 +53,12 @@ var (
 	// The error also wraps the last error of the commit.
 	ErrCommitUnknown = errors.New("tx: commit outcome unknown; the transaction may have committed")
 
+	// ErrForeignTransaction is returned when hooks ([AfterCommit],
+	// [BeforeCommit], [AfterCompletion]) are registered in a transaction
+	// that the caller started with the driver: txkit joins such a
+	// transaction but cannot know when it commits, so it cannot run them.
+	ErrForeignTransaction = errors.New("tx: hooks need a transaction started by txkit, not one started with the driver")
+
 	// ErrTxDone is returned by [Tx.Commit] on a Tx already committed or
 	// rolled back.
 	ErrTxDone = errors.New("tx: transaction already committed or rolled back")
@@ -63,13 +69,27 @@ var (
 // its attempt limit or time budget ran out. It matches
 // [ErrRetriesExhausted] and wraps the last attempt's error, so
 // errors.Is/As see both.
+//
+// When a time limit ran out (the scope's budget or ctx's deadline), it is
+// a timeout as the driver defines one: mongo.IsTimeout reports true, as it
+// does for the driver's own WithTransaction, while errors.As still finds
+// the last error and its labels.
 type RetryError struct {
 	Name     string        // the scope's name
 	Attempts int           // how many times the callback ran
 	Elapsed  time.Duration // time spent in the scope
 	Limit    string        // what ran out, e.g. "attempt limit 3"
 	Err      error         // the last attempt's error
+
+	timeout bool
 }
+
+// Timeout reports whether a time limit, not the attempt limit, ran out.
+func (e *RetryError) Timeout() bool { return e.timeout }
+
+// Temporary is false; it completes net.Error, through which
+// mongo.IsTimeout recognises the error.
+func (e *RetryError) Temporary() bool { return false }
 
 // Error implements the error interface.
 func (e *RetryError) Error() string {
@@ -96,11 +116,11 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// errPanicked is the [Event.Err] of a scope aborted because its callback
-// panicked (the panic itself continues, untouched, after the cleanup).
 // errRolledBackAsAsked is what the outermost scope returns to Run and Do
 // when its own callback called [SetRollbackOnly]: Run reports nil, Do an
 // [ErrUnexpectedRollback].
 var errRolledBackAsAsked = errors.New("tx: rolled back as the callback asked")
 
+// errPanicked is the [Event.Err] of a scope aborted because its callback
+// panicked (the panic itself continues, untouched, after the cleanup).
 var errPanicked = errors.New("tx: callback panicked or called runtime.Goexit")

@@ -141,6 +141,9 @@ type command struct {
 	Body       bson.Raw
 	Failed     bool
 	Err        string
+	// NotSent marks a command the driver gave up on before writing it:
+	// it checks its ctx after publishing the started event.
+	NotSent bool
 }
 
 // monitor records the commands a client sends, skipping the driver's
@@ -186,6 +189,7 @@ func (m *monitor) commandMonitor() *event.CommandMonitor {
 			defer m.mu.Unlock()
 			if c := m.byReqID[ev.RequestID]; c != nil {
 				c.Failed, c.Err = true, ev.Failure.Error()
+				c.NotSent = errors.Is(ev.Failure, context.Canceled) // tests never cancel a commit on the wire
 			}
 		},
 	}
@@ -203,7 +207,7 @@ func (m *monitor) named(name string) []command {
 	defer m.mu.Unlock()
 	var out []command
 	for _, c := range m.cmds {
-		if c.Name == name {
+		if c.Name == name && !c.NotSent {
 			out = append(out, *c)
 		}
 	}

@@ -14,20 +14,20 @@ import (
 // its owner retries. Options equal to st's are no conflict.
 func checkJoin(st *txState, cfg *config, pc uintptr) error {
 	var diffs []string
-	if cfg.set&setReadConcern != 0 && rcString(cfg.readConcern) != rcString(st.cfg.readConcern) {
-		diffs = append(diffs, fmt.Sprintf("read concern %s, the transaction has %s", rcString(cfg.readConcern), rcString(st.cfg.readConcern)))
+	if cfg.set&setReadConcern != 0 && rcString(cfg.readConcern) != rcString(st.owner.cfg.readConcern) {
+		diffs = append(diffs, fmt.Sprintf("read concern %s, the transaction has %s", rcString(cfg.readConcern), rcString(st.owner.cfg.readConcern)))
 	}
-	if cfg.set&setWriteConcern != 0 && wcString(cfg.writeConcern) != wcString(st.cfg.writeConcern) {
-		diffs = append(diffs, fmt.Sprintf("write concern %s, the transaction has %s", wcString(cfg.writeConcern), wcString(st.cfg.writeConcern)))
+	if cfg.set&setWriteConcern != 0 && wcString(cfg.writeConcern) != wcString(st.owner.cfg.writeConcern) {
+		diffs = append(diffs, fmt.Sprintf("write concern %s, the transaction has %s", wcString(cfg.writeConcern), wcString(st.owner.cfg.writeConcern)))
 	}
-	if cfg.set&setReadPref != 0 && rpString(cfg.readPref) != rpString(st.cfg.readPref) {
-		diffs = append(diffs, fmt.Sprintf("read preference %s, the transaction has %s", rpString(cfg.readPref), rpString(st.cfg.readPref)))
+	if cfg.set&setReadPref != 0 && rpString(cfg.readPref) != rpString(st.owner.cfg.readPref) {
+		diffs = append(diffs, fmt.Sprintf("read preference %s, the transaction has %s", rpString(cfg.readPref), rpString(st.owner.cfg.readPref)))
 	}
-	if cfg.set&setMaxAttempts != 0 && cfg.maxAttempts != st.cfg.maxAttempts {
-		diffs = append(diffs, fmt.Sprintf("max attempts %s, the transaction has %s (only the outermost scope retries)", attemptsString(cfg.maxAttempts), attemptsString(st.cfg.maxAttempts)))
+	if cfg.set&setMaxAttempts != 0 && cfg.maxAttempts != st.owner.cfg.maxAttempts {
+		diffs = append(diffs, fmt.Sprintf("max attempts %s, the transaction has %s (only the outermost scope retries)", attemptsString(cfg.maxAttempts), attemptsString(st.owner.cfg.maxAttempts)))
 	}
-	if cfg.set&setBackoff != 0 && cfg.backoff != st.cfg.backoff {
-		diffs = append(diffs, fmt.Sprintf("backoff %+v, the transaction has %+v (only the outermost scope retries)", cfg.backoff, st.cfg.backoff))
+	if cfg.set&setBackoff != 0 && cfg.backoff != st.owner.cfg.backoff {
+		diffs = append(diffs, fmt.Sprintf("backoff %+v, the transaction has %+v (only the outermost scope retries)", cfg.backoff, st.owner.cfg.backoff))
 	}
 	if len(diffs) == 0 {
 		return nil

@@ -39,19 +39,23 @@ const (
 	// EventEnd: a scope that neither commits nor aborts (a joined scope, or
 	// one that ran without a transaction) returned; Event.Err is its error.
 	EventEnd
-	// EventHookPanic: an after-commit hook panicked. The transaction stays
-	// committed; Event.Err is a *[PanicError].
+	// EventHookPanic: an after-commit or after-completion hook panicked.
+	// The transaction's outcome stands; Event.Err is a *[PanicError].
 	EventHookPanic
+	// EventCommitUnknown: the outermost scope sent a commit but could not
+	// learn its outcome; Event.Err matches [ErrCommitUnknown].
+	EventCommitUnknown
 )
 
 var eventKindNames = [...]string{
-	EventBegin:        "begin",
-	EventRetry:        "retry",
-	EventCommit:       "commit",
-	EventAbort:        "abort",
-	EventRollbackOnly: "rollback-only",
-	EventEnd:          "end",
-	EventHookPanic:    "hook-panic",
+	EventBegin:         "begin",
+	EventRetry:         "retry",
+	EventCommit:        "commit",
+	EventAbort:         "abort",
+	EventRollbackOnly:  "rollback-only",
+	EventEnd:           "end",
+	EventHookPanic:     "hook-panic",
+	EventCommitUnknown: "commit-unknown",
 }
 
 // String returns the kind's name, e.g. "commit".
@@ -98,6 +102,36 @@ type Event struct {
 type nopObserver struct{}
 
 func (nopObserver) Observe(Event) {}
+
+// Observers returns an Observer that tells each of os, in order, about
+// every event. Nil observers are skipped.
+func Observers(os ...Observer) Observer {
+	var all multiObserver
+	for _, o := range os {
+		switch o := o.(type) {
+		case nil, nopObserver:
+		case multiObserver:
+			all = append(all, o...)
+		default:
+			all = append(all, o)
+		}
+	}
+	switch len(all) {
+	case 0:
+		return nopObserver{}
+	case 1:
+		return all[0]
+	}
+	return all
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) Observe(e Event) {
+	for _, o := range m {
+		o.Observe(e)
+	}
+}
 
 // knownLabels are the error labels worth reporting; mongo.LabeledError can
 // only be asked about one label at a time.

@@ -1,6 +1,7 @@
 package tx
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -64,6 +65,18 @@ type config struct {
 	observer     Observer
 	set          optionSet
 	err          error
+	strictJoin   bool
+	noRollbackIf []func(error) bool
+}
+
+// noRollback reports whether a rollback rule lets err commit.
+func (c *config) noRollback(err error) bool {
+	for _, f := range c.noRollbackIf {
+		if f(err) {
+			return true
+		}
+	}
+	return false
 }
 
 func defaultConfig() config {
@@ -92,8 +105,16 @@ func WithPropagation(p Propagation) Option {
 // WithTimeout bounds the whole scope: every attempt of the callback, the
 // waits between them and the commit. The callback's ctx carries the
 // deadline. Zero, the default, adds no deadline; retries then stop after
-// [DefaultRetryBudget]. In a scope that joins an enclosing transaction, it
-// bounds only that scope's callback.
+// [DefaultRetryBudget].
+//
+// A commit that the deadline cuts is never followed by abortTransaction:
+// it may have applied. The scope then returns [ErrCommitUnknown]; the
+// server finishes the transaction either way (if it was not committed, it
+// is aborted when its session is reused or when it reaches the server's
+// transaction lifetime limit).
+//
+// In a scope that joins an enclosing transaction, it bounds only that
+// scope's callback; the transaction's budget is its owner's.
 func WithTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		c.timeout = max(d, 0)
@@ -101,9 +122,18 @@ func WithTimeout(d time.Duration) Option {
 	})
 }
 
-// WithMaxAttempts bounds how many times the callback runs, and how many
-// times one commit is sent. Zero, the default, means no limit other than
-// the time budget (see [WithTimeout]).
+// WithMaxAttempts bounds two counts, each at n: how many times the
+// outermost scope runs the callback (each run is one transaction), and how
+// many times it calls the driver's commit for one transaction while the
+// outcome is unknown (UnknownTransactionCommitResult). The driver itself
+// resends a commit once after a retryable error (a network error, a
+// primary step-down) inside one such call, as the transactions
+// specification requires; that resend is not counted, so the server may
+// see up to 2n commitTransaction commands for one transaction. Zero, the
+// default, means no limit other than the time budget (see [WithTimeout]).
+//
+// A scope that joins a transaction ignores it: only the outermost scope
+// retries (see [WithStrictJoin]).
 func WithMaxAttempts(n int) Option {
 	return optionFunc(func(c *config) {
 		c.maxAttempts = max(n, 0)
@@ -168,6 +198,57 @@ func WithTransactionOptions(opts options.Lister[options.TransactionOptions]) Opt
 			c.readPref = to.ReadPreference
 			c.set |= setReadPref
 		}
+	})
+}
+
+// WithStrictJoin makes a scope that joins an existing transaction fail
+// with [ErrOptionConflict] when it was given owner-only options that differ
+// from the transaction's: [WithMaxAttempts], [WithBackoff] and
+// [WithTransactionOptions]. Without it (the default, as Spring does for a
+// participating transaction), a joining scope ignores those options: the
+// transaction keeps its owner's. Give it to a call, or to [NewRunner] for
+// every call.
+func WithStrictJoin() Option {
+	return optionFunc(func(c *config) { c.strictJoin = true })
+}
+
+// WithNoRollbackFor sets errors that do not roll the transaction back, as
+// Spring's noRollbackFor: when the callback returns an error that matches
+// one of targets (errors.Is), the scope commits as if it had returned nil,
+// and then returns the error. A joined scope's exempted error does not mark
+// the transaction rollback-only. Options add up.
+func WithNoRollbackFor(targets ...error) Option {
+	targets = append([]error(nil), targets...)
+	return WithNoRollbackIf(func(err error) bool {
+		for _, t := range targets {
+			if errors.Is(err, t) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// WithNoRollbackIf is [WithNoRollbackFor] with a predicate, for errors that
+// are matched by type (errors.As): an error for which commit returns true
+// does not roll the transaction back.
+func WithNoRollbackIf(commit func(error) bool) Option {
+	return optionFunc(func(c *config) {
+		if commit != nil {
+			c.noRollbackIf = append(c.noRollbackIf[:len(c.noRollbackIf):len(c.noRollbackIf)], commit)
+		}
+	})
+}
+
+// AddObserver adds o to the observers the scope reports to, keeping those
+// already set (such as the [ZapObserver] of [Module]); [WithObserver]
+// replaces them.
+func AddObserver(o Observer) Option {
+	return optionFunc(func(c *config) {
+		if o == nil {
+			return
+		}
+		c.observer = Observers(c.observer, o)
 	})
 }
 

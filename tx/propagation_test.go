@@ -348,11 +348,11 @@ func TestJoinedScopeOptions(t *testing.T) {
 		{name: "a name is fine", give: []tx.Option{tx.WithName("inner")}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run("with strict joins "+tt.name, func(t *testing.T) {
 			var innerErr error
 			ran := false
 			_ = e.runner.Run(ctx, func(ctx context.Context) error {
-				innerErr = e.runner.Run(ctx, func(context.Context) error { ran = true; return nil }, tt.give...)
+				innerErr = e.runner.Run(ctx, func(context.Context) error { ran = true; return nil }, append(tt.give, tx.WithStrictJoin())...)
 				return nil
 			})
 			if tt.want == nil {
@@ -364,7 +364,43 @@ func TestJoinedScopeOptions(t *testing.T) {
 			assert.False(t, ran, "the callback does not run")
 			t.Log(innerErr)
 		})
+		t.Run("by default "+tt.name+" is ignored on join", func(t *testing.T) {
+			e.mon.reset()
+			id := t.Name()
+			err := e.runner.Run(ctx, func(ctx context.Context) error {
+				return e.runner.Run(ctx, func(ctx context.Context) error {
+					_, err := e.coll.InsertOne(ctx, doc(id))
+					return err
+				}, tt.give...)
+			})
+			require.NoError(t, err)
+			assert.EqualValues(t, 1, e.count(t, doc(id)))
+			commits := e.mon.named("commitTransaction")
+			require.Len(t, commits, 1)
+			w, err := commits[0].Body.LookupErr("writeConcern", "w")
+			require.NoError(t, err)
+			assert.Equal(t, "majority", w.StringValue(), "the owner's write concern")
+		})
 	}
+
+	t.Run("Mandatory with max attempts joins and ignores them", func(t *testing.T) {
+		err := e.runner.Run(ctx, func(ctx context.Context) error {
+			return e.runner.Run(ctx, func(ctx context.Context) error {
+				_, err := e.coll.InsertOne(ctx, doc("mandatory"))
+				return err
+			}, tx.WithPropagation(tx.Mandatory), tx.WithMaxAttempts(3))
+		})
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, e.count(t, doc("mandatory")))
+	})
+
+	t.Run("a runner made strict refuses conflicting joins", func(t *testing.T) {
+		strict := tx.NewRunner(e.client, tx.WithStrictJoin())
+		err := strict.Run(ctx, func(ctx context.Context) error {
+			return strict.Run(ctx, func(context.Context) error { return nil }, tx.WithMaxAttempts(7))
+		})
+		require.ErrorIs(t, err, tx.ErrOptionConflict)
+	})
 
 	t.Run("a timeout of its own bounds only its callback", func(t *testing.T) {
 		err := e.runner.Run(context.Background(), func(ctx context.Context) error {

@@ -114,11 +114,13 @@ func TestMaxTimeMSExpiredCommitIsNotRetried(t *testing.T) {
 	var ce mongo.CommandError
 	require.ErrorAs(t, err, &ce)
 	assert.EqualValues(t, codeMaxTimeMSExpired, ce.Code)
+	assert.ErrorIs(t, err, tx.ErrCommitUnknown, "a commit cut by its time limit may have applied")
 	assert.Len(t, e.mon.named("commitTransaction"), 1)
+	assert.Empty(t, e.mon.named("abortTransaction"), "never abort after a commit was sent")
 	assert.Empty(t, e.rec.Of(tx.EventRetry))
-	aborts := e.rec.Of(tx.EventAbort)
-	require.Len(t, aborts, 1)
-	assert.True(t, aborts[0].Infrastructure)
+	unknown := e.rec.Of(tx.EventCommitUnknown)
+	require.Len(t, unknown, 1)
+	assert.True(t, unknown[0].Infrastructure)
 }
 
 func TestTransientCommitErrorRerunsTheCallback(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime/debug"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -15,7 +14,8 @@ import (
 // Runner runs functions in MongoDB transactions: the TxRunner. Create one
 // per *mongo.Client with [NewRunner] (or get it from [Module]); it is safe
 // for concurrent use. Every outermost scope gets a session of its own,
-// ended when the scope returns.
+// ended when the scope returns, unless its ctx carries an idle session of
+// the same client, which it then uses and leaves open.
 type Runner struct {
 	client  *mongo.Client
 	cfg     config
@@ -77,15 +77,22 @@ func (r *Runner) configWith(opts []Option) config {
 // ctx it is given for every collection call: that ctx carries the session.
 //
 // The outermost scope commits when fn returns nil and aborts when it
-// returns an error, panics (the panic continues after the abort) or when
-// ctx is done before the commit. It re-runs fn when MongoDB labels an error
-// TransientTransactionError and retries the commit alone on
+// returns an error (unless [WithNoRollbackFor] exempts it), panics (the
+// panic continues after the abort) or when ctx is done before the commit.
+// It re-runs fn when MongoDB labels an error TransientTransactionError, or
+// fn returns a [Retryable] error, and retries the commit alone on
 // UnknownTransactionCommitResult, so fn must be re-runnable: put effects
-// that must happen once in [AfterCommit].
+// that must happen once in [AfterCommit]. If fn commits or aborts the
+// transaction itself (through the session), Run does not commit again.
+//
+// A commit once sent is carried to an outcome whatever ctx does; if the
+// outcome cannot be learned, Run returns an error matching
+// [ErrCommitUnknown].
 //
 // An error returned by fn is returned unchanged. Other errors say what
-// failed: [ErrUnexpectedRollback], a [*RetryError], [ErrNoTransaction] and
-// the rest of this package's errors, or a failure of MongoDB.
+// failed: [ErrUnexpectedRollback], a [*RetryError], [ErrCommitUnknown],
+// [ErrNoTransaction] and the rest of this package's errors, or a failure of
+// MongoDB.
 func (r *Runner) Run(ctx context.Context, fn func(ctx context.Context) error, opts ...Option) error {
 	cfg := r.config(opts)
 	var pc uintptr
@@ -104,7 +111,8 @@ func (r *Runner) Run(ctx context.Context, fn func(ctx context.Context) error, op
 // [SetRollbackOnly], there is no result to return: the error wraps
 // [ErrUnexpectedRollback]. (Run returns nil then: its caller wrote the
 // callback that asked for the rollback, and gets no value that would
-// pretend otherwise.)
+// pretend otherwise.) With [WithNoRollbackFor], an exempted error commits
+// and Do returns the zero T with it.
 func Do[T any](ctx context.Context, r *Runner, fn func(ctx context.Context) (T, error), opts ...Option) (T, error) {
 	cfg := r.config(opts)
 	var pc uintptr
@@ -127,423 +135,72 @@ func Do[T any](ctx context.Context, r *Runner, fn func(ctx context.Context) (T, 
 	return res, nil
 }
 
+// run is the callback form: a scope, and for an owner, a retry loop
+// around its attempts.
 func (r *Runner) run(ctx context.Context, cfg *config, pc uintptr, fn func(context.Context) error) error {
-	if cfg.err != nil {
-		return fmt.Errorf("tx %s: %w", scopeName(cfg.name, pc), cfg.err)
-	}
-	if r == nil || r.client == nil {
-		return errNoClient
-	}
 	if fn == nil {
 		return fmt.Errorf("tx %s: nil callback", scopeName(cfg.name, pc))
 	}
-	st := lookup(ctx, r.client)
-	switch cfg.propagation {
-	case Required:
-		if st != nil {
-			return join(ctx, st, cfg, pc, fn)
-		}
-		return r.runNew(ctx, cfg, pc, fn)
-	case RequiresNew:
-		return r.runNew(ctx, cfg, pc, fn)
-	case Mandatory:
-		if st == nil {
-			return fmt.Errorf("%w (scope %s)", ErrNoTransaction, scopeName(cfg.name, pc))
-		}
-		return join(ctx, st, cfg, pc, fn)
-	case Supports:
-		if st != nil {
-			return join(ctx, st, cfg, pc, fn)
-		}
-		return runWithout(ctx, cfg, pc, fn)
-	case Never:
-		if st != nil {
-			return fmt.Errorf("%w (scope %s, transaction %s)", ErrTransactionExists, scopeName(cfg.name, pc), st.name())
-		}
-		return runWithout(ctx, cfg, pc, fn)
-	case NotSupported:
-		return runWithout(suspend(ctx), cfg, pc, fn)
-	case Nested:
-		return fmt.Errorf("%w (scope %s)", ErrNestedNotSupported, scopeName(cfg.name, pc))
-	default:
-		return fmt.Errorf("tx %s: unknown propagation %v", scopeName(cfg.name, pc), cfg.propagation)
-	}
-}
-
-// suspend returns a ctx in which no transaction is visible: it carries no
-// session, and a marker hides the states further out.
-func suspend(ctx context.Context) context.Context {
-	if mongo.SessionFromContext(ctx) == nil && activeState(ctx) == nil {
-		return ctx
-	}
-	ctx = mongo.NewSessionContext(ctx, nil)
-	return context.WithValue(ctx, stateKey{}, &txState{suspended: true, parent: topState(ctx)})
-}
-
-// runWithout runs fn with no transaction of its own.
-func runWithout(ctx context.Context, cfg *config, pc uintptr, fn func(context.Context) error) error {
-	if cfg.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
-		defer cancel()
-	}
-	obs := cfg.observer
-	_, quiet := obs.(nopObserver)
-	var start time.Time
-	if !quiet {
-		start = time.Now()
-		obs.Observe(Event{Kind: EventBegin, Name: scopeName(cfg.name, pc), Propagation: cfg.propagation, Attempt: 1})
-	}
-	err := fn(ctx)
-	if !quiet {
-		obs.Observe(Event{
-			Kind: EventEnd, Name: scopeName(cfg.name, pc), Propagation: cfg.propagation, Attempt: 1,
-			Duration: time.Since(start), Err: err, Labels: errorLabels(err), Infrastructure: err != nil && isInfrastructure(err),
-		})
-	}
-	return err
-}
-
-// join runs fn as part of the transaction st: exactly once per attempt of
-// st's owner. A failure marks st rollback-only; the owner decides the rest.
-func join(ctx context.Context, st *txState, cfg *config, pc uintptr, fn func(context.Context) error) (err error) {
-	if cfg.set&^setTimeout != 0 {
-		if err := checkJoin(st, cfg, pc); err != nil {
-			return err
-		}
-	}
-	if cfg.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
-		defer cancel()
-	}
-	// Usually ctx already is the owner's; after a scope of another client
-	// it is not, and st must become the innermost again.
-	if topState(ctx) != st {
-		ctx = context.WithValue(ctx, stateKey{}, st)
-	}
-	if mongo.SessionFromContext(ctx) != st.sess {
-		ctx = mongo.NewSessionContext(ctx, st.sess)
-	}
-
-	obs := cfg.observer
-	_, quiet := obs.(nopObserver)
-	var start time.Time
-	if !quiet {
-		start = time.Now()
-		obs.Observe(Event{Kind: EventBegin, Name: scopeName(cfg.name, pc), Propagation: cfg.propagation, Joined: true, Transactional: true, Attempt: st.attempt})
-	}
-	wasRollbackOnly, _, _ := st.rollbackOnly()
-
-	done := false
-	defer func() {
-		if !done { // a panic or runtime.Goexit: the transaction must not commit
-			st.markRollbackOnly(errPanicked)
-		}
-	}()
-	err = fn(ctx)
-	done = true
-
+	sc, err := r.begin(ctx, cfg, pc)
 	if err != nil {
-		st.markRollbackOnly(err)
-		if !quiet {
-			obs.Observe(Event{
-				Kind: EventRollbackOnly, Name: scopeName(cfg.name, pc), Propagation: cfg.propagation, Joined: true, Transactional: true,
-				Attempt: st.attempt, Duration: time.Since(start), Err: err, Labels: errorLabels(err), Infrastructure: isInfrastructure(err),
-			})
-		}
 		return err
 	}
-	if !wasRollbackOnly {
-		if only, byInner, _ := st.rollbackOnly(); only && !byInner {
-			// SetRollbackOnly inside this joined scope: its own failure.
-			st.markRollbackOnly(nil)
-			if !quiet {
-				obs.Observe(Event{
-					Kind: EventRollbackOnly, Name: scopeName(cfg.name, pc), Propagation: cfg.propagation, Joined: true, Transactional: true,
-					Attempt: st.attempt, Duration: time.Since(start),
-				})
-			}
-			return nil
-		}
+	switch sc.role {
+	case roleWithout:
+		return sc.endWithout(sc.call(fn))
+	case roleJoined:
+		return sc.endJoined(sc.call(fn))
 	}
-	if !quiet {
-		obs.Observe(Event{
-			Kind: EventEnd, Name: scopeName(cfg.name, pc), Propagation: cfg.propagation, Joined: true, Transactional: true,
-			Attempt: st.attempt, Duration: time.Since(start),
-		})
-	}
-	return nil
-}
-
-// runNew runs fn as the outermost scope of a new transaction on a session
-// of its own, retrying by MongoDB's convenient-transaction rules.
-func (r *Runner) runNew(ctx context.Context, cfg *config, pc uintptr, fn func(context.Context) error) error {
-	st := &txState{client: r.client, cfg: *cfg, pc: pc, start: time.Now(), budget: DefaultRetryBudget, parent: topState(ctx)}
-	if cfg.timeout > 0 {
-		st.budget = cfg.timeout
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
-		defer cancel()
-	}
-	txnOpts := r.txnOpts
-	if cfg.set&(setReadConcern|setWriteConcern|setReadPref) != 0 {
-		txnOpts = cfg.transactionOptions()
-	}
-
-	sess, err := r.client.StartSession()
-	if err != nil {
-		err = fmt.Errorf("tx %s: start session: %w", st.name(), err)
-		st.attempt = 1
-		st.observe(EventAbort, err, true)
-		return err
-	}
-	st.sess = sess
-	tctx := mongo.NewSessionContext(context.WithValue(ctx, stateKey{}, st), sess)
-
 	for {
-		st.attempt++
-		if st.attempt > 1 {
-			st.resetAttempt()
-		}
-		st.observe(EventBegin, nil, false)
-
-		if err := sess.StartTransaction(txnOpts); err != nil {
-			st.end(ctx)
-			err = fmt.Errorf("tx %s: start transaction: %w", st.name(), err)
-			st.observe(EventAbort, err, true)
+		again, err := sc.finish(sc.call(fn), sc.ctx)
+		if !again {
 			return err
 		}
-		st.active = true
-
-		err := st.call(ctx, tctx, fn)
-		if err == nil {
-			if only, byInner, cause := st.rollbackOnly(); only {
-				if !byInner { // the owner asked for it: an intended rollback
-					st.abort(ctx)
-					st.end(ctx)
-					st.observe(EventAbort, nil, false)
-					return errRolledBackAsAsked
-				}
-				err = unexpectedRollback(st, cause)
-			}
+		if rerr := sc.retry(err); rerr != nil {
+			sc.endAborted(rerr, true)
+			return rerr
 		}
-		if err != nil {
-			st.abort(ctx)
-			if IsRetryable(err) {
-				if retryErr := st.retry(ctx, st.attempt, err, false); retryErr != nil {
-					st.end(ctx)
-					st.observe(EventAbort, retryErr, true)
-					return retryErr
-				}
-				continue
-			}
-			st.end(ctx)
-			st.observe(EventAbort, err, isInfrastructure(err))
+		sc.releaseTurn()
+		sc.st.attempt++
+		sc.st.resetAttempt()
+		if err := sc.startTransaction(); err != nil {
 			return err
-		}
-
-		// The driver's rule too: a commit after ctx is done could not be
-		// told apart from one the caller still wants.
-		if ctx.Err() != nil {
-			st.abort(ctx)
-			st.end(ctx)
-			err := fmt.Errorf("tx %s: not committed: %w", st.name(), ctx.Err())
-			st.observe(EventAbort, err, false)
-			return err
-		}
-
-		again, err := st.commit(ctx, ctx)
-		if err == nil {
-			return nil
-		}
-		if again {
-			if retryErr := st.retry(ctx, st.attempt, err, false); retryErr != nil {
-				st.end(ctx)
-				st.observe(EventAbort, retryErr, true)
-				return retryErr
-			}
-			continue
-		}
-		st.end(ctx)
-		st.observe(EventAbort, err, true)
-		return err
-	}
-}
-
-// call runs fn. If fn panics (or calls runtime.Goexit), the transaction is
-// aborted and the session ended before the panic goes on: nothing is
-// recovered, so the panic keeps its original stack.
-func (st *txState) call(ctx, tctx context.Context, fn func(context.Context) error) error {
-	done := false
-	defer func() {
-		if !done {
-			st.abort(ctx)
-			st.end(ctx)
-			st.observe(EventAbort, errPanicked, true)
-		}
-	}()
-	err := fn(tctx)
-	done = true
-	return err
-}
-
-// commit commits the transaction, retrying the commit alone while MongoDB
-// says its outcome is unknown. On success it ends the session and runs the
-// after-commit hooks on hookCtx. On failure, again reports whether the
-// whole transaction may be run again (TransientTransactionError).
-func (st *txState) commit(ctx, hookCtx context.Context) (again bool, err error) {
-	// A commit that has begun is not interrupted by the caller's
-	// cancellation: its outcome would be unknown.
-	cctx := context.WithoutCancel(ctx)
-	if st.cfg.timeout > 0 {
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithDeadline(cctx, st.start.Add(st.cfg.timeout))
-		defer cancel()
-	}
-	for commits := 1; ; commits++ {
-		err := st.sess.CommitTransaction(cctx)
-		if err == nil {
-			st.active = false
-			st.ended.Store(true)
-			st.sess.EndSession(cctx) // no transaction left: no I/O
-			st.observe(EventCommit, nil, false)
-			st.runHooks(hookCtx)
-			return false, nil
-		}
-		// Whatever happens next, this transaction is over for the driver:
-		// it is not aborted after a failed commit (the spec forbids it).
-		if hasLabel(err, labelTransient) {
-			st.active = false
-			return true, err
-		}
-		if !hasLabel(err, labelUnknownCommit) || isMaxTimeMSExpired(err) {
-			if commitOutcomeUnknown(err) {
-				return false, commitUnknown(st, err)
-			}
-			return false, fmt.Errorf("tx %s: commit: %w", st.name(), err)
-		}
-		if retryErr := st.retry(ctx, commits, err, true); retryErr != nil {
-			return false, commitUnknown(st, retryErr)
 		}
 	}
 }
 
-// retry decides whether another attempt fits in the limits and waits for
-// it. attempts is the callback's attempts, or a commit's sends when
-// commitOnly. It returns nil to go on, else the error that ends the scope.
-func (st *txState) retry(ctx context.Context, attempts int, cause error, commitOnly bool) error {
-	var wait time.Duration
-	if !commitOnly {
-		wait = st.cfg.backoff.delay(attempts, rand.Float64())
-	}
-	elapsed := time.Since(st.start)
-	limit := ""
+// retry decides whether another attempt of the whole transaction fits in
+// the limits and waits for it. It returns nil to go on, else the error that
+// ends the scope.
+func (sc *scope) retry(cause error) error {
+	st := sc.st
+	wait := sc.cfg.backoff.delay(st.attempt, rand.Float64())
+	elapsed := time.Since(sc.start)
+	limit, timeout := "", false
 	switch {
-	case st.cfg.maxAttempts > 0 && attempts >= st.cfg.maxAttempts:
-		limit = fmt.Sprintf("attempt limit %d", st.cfg.maxAttempts)
+	case sc.cfg.maxAttempts > 0 && st.attempt >= sc.cfg.maxAttempts:
+		limit = attemptLimit(sc.cfg.maxAttempts)
 	case elapsed+wait >= st.budget:
-		limit = "time budget " + st.budget.String()
+		limit, timeout = "time budget "+st.budget.String(), true
 	}
 	if limit == "" {
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			limit = "context deadline"
+		if dl, ok := sc.caller.Deadline(); ok && time.Until(dl) <= wait {
+			limit, timeout = "context deadline", true
 		}
 	}
 	if limit != "" {
-		return &RetryError{Name: st.name(), Attempts: st.attempt, Elapsed: elapsed, Limit: limit, Err: cause}
+		var re *RetryError
+		if errors.As(cause, &re) {
+			return cause
+		}
+		return &RetryError{Name: sc.name(), Attempts: st.attempt, Elapsed: elapsed, Limit: limit, Err: cause, timeout: timeout}
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("tx %s: stopped retrying: %w (last error: %w)", st.name(), err, cause)
+	if err := sc.caller.Err(); err != nil {
+		return fmt.Errorf("tx %s: stopped retrying: %w (last error: %w)", sc.name(), err, cause)
 	}
-	st.observeRetry(cause, wait, commitOnly)
-	if err := sleep(ctx, wait); err != nil {
-		return fmt.Errorf("tx %s: stopped retrying: %w (last error: %w)", st.name(), err, cause)
+	sc.observeRetry(cause, wait, false)
+	if err := sleep(sc.caller, wait); err != nil {
+		return fmt.Errorf("tx %s: stopped retrying: %w (last error: %w)", sc.name(), err, cause)
 	}
 	return nil
-}
-
-// abort aborts the transaction if one is active, on a context that outlives
-// the caller's cancellation but not cleanupTimeout.
-func (st *txState) abort(ctx context.Context) {
-	if !st.active {
-		return
-	}
-	st.active = false
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	// The driver ignores the server's answer to abortTransaction, as the
-	// spec says; an error here only means there was nothing to abort.
-	_ = st.sess.AbortTransaction(actx)
-}
-
-// end ends the session (aborting a transaction still in progress, such as
-// one whose commit timed out) and marks the state finished.
-func (st *txState) end(ctx context.Context) {
-	st.ended.Store(true)
-	st.active = false
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	st.sess.EndSession(ectx)
-}
-
-// runHooks runs the after-commit hooks on ctx, the owner's caller's.
-func (st *txState) runHooks(ctx context.Context) {
-	hooks := st.takeHooks()
-	for _, h := range hooks {
-		st.runHook(ctx, h)
-	}
-}
-
-func (st *txState) runHook(ctx context.Context, h func(context.Context)) {
-	defer func() {
-		if p := recover(); p != nil {
-			st.observe(EventHookPanic, &PanicError{Value: p, Stack: debug.Stack()}, true)
-		}
-	}()
-	h(ctx)
-}
-
-// commitOutcomeUnknown reports whether a failed commit may have applied:
-// MongoDB said so (UnknownTransactionCommitResult), or no answer arrived
-// (network error, timeout, cancellation).
-func commitOutcomeUnknown(err error) bool {
-	return hasLabel(err, labelUnknownCommit) || mongo.IsNetworkError(err) || mongo.IsTimeout(err) || isContextError(err)
-}
-
-func commitUnknown(st *txState, err error) error {
-	return fmt.Errorf("%w (transaction %s): %w", ErrCommitUnknown, st.name(), err)
-}
-
-func unexpectedRollback(st *txState, cause error) error {
-	if cause == nil {
-		return fmt.Errorf("%w (transaction %s)", ErrUnexpectedRollback, st.name())
-	}
-	return fmt.Errorf("%w (transaction %s): %w", ErrUnexpectedRollback, st.name(), cause)
-}
-
-// observe reports an event of the owner scope.
-func (st *txState) observe(kind EventKind, err error, infra bool) {
-	if _, quiet := st.cfg.observer.(nopObserver); quiet {
-		return
-	}
-	e := Event{
-		Kind: kind, Name: st.name(), Propagation: st.cfg.propagation, Transactional: true,
-		Attempt: st.attempt, Err: err, Labels: errorLabels(err), Infrastructure: infra,
-	}
-	if kind != EventBegin {
-		e.Duration = time.Since(st.start)
-	}
-	st.cfg.observer.Observe(e)
-}
-
-func (st *txState) observeRetry(cause error, wait time.Duration, commitOnly bool) {
-	if _, quiet := st.cfg.observer.(nopObserver); quiet {
-		return
-	}
-	st.cfg.observer.Observe(Event{
-		Kind: EventRetry, Name: st.name(), Propagation: st.cfg.propagation, Transactional: true,
-		Attempt: st.attempt, Duration: time.Since(st.start), Err: cause, Labels: errorLabels(cause),
-		Backoff: wait, CommitOnly: commitOnly, Infrastructure: isInfrastructure(cause),
-	})
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -36,12 +37,29 @@ var businessErrors = []struct {
 	{payments.ErrInvalidTransition, http.StatusConflict, codeInvalidTransition, "the payment's current status does not allow this operation"},
 	{payments.ErrDuplicateProviderRef, http.StatusConflict, codeDuplicateProviderRef, "a payment with this provider and provider_ref already exists"},
 	{payments.ErrInvalidPayment, http.StatusBadRequest, codeInvalidPayment, "invalid payment"},
+	{credits.ErrContended, http.StatusServiceUnavailable, codeContended, "the account is too busy right now and nothing was written; retry with the same Idempotency-Key"},
 }
 
-// toProblem maps any error to the problem to answer with. Unknown errors
-// become 503 when the database is unreachable and 500 otherwise, with no
-// detail beyond the request id.
+// Answers that say the client should come back: their Retry-After, and the
+// detail of an operation whose outcome is unknown.
+const (
+	retryAfterSeconds    = 1
+	outcomeUnknownDetail = "the operation may or may not have been applied; repeat it with the same Idempotency-Key to learn its outcome"
+)
+
+// outcomeUnknownProblem is the answer to a request whose writes may have
+// been applied: a commit whose answer was lost, a write concern not
+// confirmed, or no answer in time.
+var outcomeUnknownProblem = problem{Status: http.StatusServiceUnavailable, Code: codeOutcomeUnknown, Detail: outcomeUnknownDetail, RetryAfter: retryAfterSeconds}
+
+// toProblem maps any error to the problem to answer with. An error that
+// leaves the outcome unknown is said to, before anything else; other
+// unknown errors become 503 when the database is unreachable and 500
+// otherwise, with no detail beyond the request id.
 func toProblem(err error) problem {
+	if outcomeUnknown(err) {
+		return outcomeUnknownProblem
+	}
 	if ae, ok := errors.AsType[*apiError](err); ok {
 		return problem{Status: ae.Status, Code: ae.Code, Detail: ae.Detail}
 	}
@@ -51,9 +69,49 @@ func toProblem(err error) problem {
 		}
 	}
 	if unavailable(err) {
-		return problem{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Detail: "the database is unreachable or too slow; retry later with the same Idempotency-Key"}
+		return problem{Status: http.StatusServiceUnavailable, Code: codeUnavailable, Detail: "the database is unreachable or too slow; retry later with the same Idempotency-Key", RetryAfter: retryAfterSeconds}
 	}
 	return problem{Status: http.StatusInternalServerError, Code: codeInternal, Detail: "internal error; see the server log for this request id"}
+}
+
+// outcomeUnknown reports whether err leaves open whether the operation was
+// applied: the runner could not learn its commit's outcome, or a write was
+// applied but its write concern was not confirmed.
+func outcomeUnknown(err error) bool {
+	if errors.Is(err, tx.ErrCommitUnknown) || errors.Is(err, credits.ErrOutcomeUnknown) || errors.Is(err, errMaybeApplied) {
+		return true
+	}
+	if we, ok := errors.AsType[mongo.WriteException](err); ok && we.WriteConcernError != nil {
+		return true
+	}
+	return false
+}
+
+// errMaybeApplied marks the error of a write that reached, or may have
+// reached, the database before it failed (see [sentWriteError]).
+var errMaybeApplied = errors.New("api: the write may have been applied")
+
+// sentWriteError returns err, marked as leaving the outcome unknown when it
+// is a timeout or network failure of something that may have reached the
+// database: a single-document write applies on its own, so a lost answer
+// does not mean it was not applied.
+func sentWriteError(err error) error {
+	if err == nil || !unavailable(err) || unsent(err) || errors.Is(err, tx.ErrRetriesExhausted) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errMaybeApplied, err)
+}
+
+// unsent reports whether err says that nothing reached the database: no
+// server could be selected, or the client was closed.
+func unsent(err error) bool {
+	if _, ok := errors.AsType[topology.ServerSelectionError](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[topology.ConnectionError](err); ok {
+		return true // no connection, so nothing was sent on it
+	}
+	return errors.Is(err, mongo.ErrClientDisconnected)
 }
 
 // unavailable reports whether err means the database could not be reached

@@ -210,7 +210,7 @@ func (a *api) mutate(w http.ResponseWriter, r *http.Request, req any, op operati
 	}
 	res, replayed, err := a.store.do(r.Context(), r.Pattern, key, requestHash(r.URL.Path, req), op)
 	if err != nil {
-		return err
+		return sentWriteError(err)
 	}
 	if replayed {
 		w.Header().Set(HeaderReplayed, "true")

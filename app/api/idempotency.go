@@ -86,6 +86,18 @@ func (s *idempotencyStore) ensureIndexes(ctx context.Context) error {
 	return nil
 }
 
+// scopeOptions names a request's transaction and bounds it, commit
+// included, by the request's deadline: a commit that cannot finish in the
+// request's time ends with tx.ErrCommitUnknown, answered as
+// outcome_unknown, instead of holding the request.
+func scopeOptions(ctx context.Context, name string) []tx.Option {
+	opts := []tx.Option{tx.WithName(name)}
+	if dl, ok := ctx.Deadline(); ok {
+		opts = append(opts, tx.WithTimeout(max(time.Until(dl), time.Millisecond)))
+	}
+	return opts
+}
+
 // operation performs a mutation in the transaction of ctx and returns the
 // response. It may run more than once (transaction retries).
 type operation func(ctx context.Context, key string) (status int, body any, err error)
@@ -150,7 +162,7 @@ func (s *idempotencyStore) do(ctx context.Context, route, key, hash string, op o
 			return storedResponse{}, err
 		}
 		return rec, nil
-	}, tx.WithName("http.idempotent"))
+	}, scopeOptions(ctx, "http.idempotent")...)
 	if err != nil && mongo.IsDuplicateKeyError(err) {
 		// A concurrent twin committed between our read and our insert.
 		if ferr := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&rec); ferr == nil {

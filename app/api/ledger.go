@@ -95,13 +95,25 @@ func (a *api) changeBalance(w http.ResponseWriter, r *http.Request,
 	if err := checkReason(req.Reason); err != nil {
 		return err
 	}
-	return a.mutate(w, r, req, func(ctx context.Context, key string) (int, any, error) {
-		e, err := change(ctx, account, req.Amount, credits.IdempotencyKey(ledgerKey(key)), credits.Reason(req.Reason))
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusCreated, entryView(e), nil
-	})
+	// No transaction and no stored response: the ledger's own key makes
+	// the call exactly-once on its single-document path, and a repeat
+	// returns the same entry, so the same response; a repeat with other
+	// parameters is the ledger's ErrIdempotencyConflict (409).
+	key, err := idempotencyKeyOf(r)
+	if err != nil {
+		return err
+	}
+	var replayed bool
+	e, err := change(r.Context(), account, req.Amount,
+		credits.IdempotencyKey(ledgerKey(key)), credits.Reason(req.Reason), credits.Replayed(&replayed))
+	if err != nil {
+		return sentWriteError(err)
+	}
+	if replayed {
+		w.Header().Set(HeaderReplayed, "true")
+	}
+	writeJSON(w, http.StatusCreated, entryView(e))
+	return nil
 }
 
 type transferRequest struct {

@@ -58,7 +58,7 @@ func (a *api) getPayment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := a.payments.Get(r.Context(), id)
+	p, err := a.payments.GetPayment(r.Context(), id)
 	if err != nil {
 		return err
 	}

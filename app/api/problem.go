@@ -17,6 +17,9 @@ type problem struct {
 	Code      string `json:"code"`
 	Instance  string `json:"instance,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+
+	// RetryAfter, when positive, is sent as the Retry-After header (seconds).
+	RetryAfter int `json:"-"`
 }
 
 // problemTypeBase prefixes the code to make the problem type: a URN, since
@@ -49,9 +52,11 @@ const (
 	codeHoldClosed            = "hold_closed"
 	codeDuplicateProviderRef  = "duplicate_provider_ref"
 	codeOverflow              = "overflow"
+	codeOutcomeUnknown        = "outcome_unknown"
 	codeTooLarge              = "body_too_large"
 	codeUnsupportedMediaType  = "unsupported_media_type"
 	codeUnavailable           = "database_unavailable"
+	codeContended             = "account_contended"
 	codeTimeout               = "timeout"
 	codeInternal              = "internal_error"
 )
@@ -88,6 +93,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p problem) {
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Content-Length", strconv.Itoa(len(body)+1))
 	h.Set("Cache-Control", "no-store")
+	if p.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(p.RetryAfter))
+	}
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(append(body, '\n'))
 }

@@ -187,7 +187,7 @@ func (a *api) webhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := a.webhooks.process(r.Context(), ev)
 	if err != nil {
-		return err
+		return sentWriteError(err)
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil
@@ -234,7 +234,7 @@ func (s *webhookStore) process(ctx context.Context, ev webhookEvent) (webhookRes
 		}
 		v := paymentView(p)
 		return webhookResult{ID: ev.ID, Status: "processed", Payment: &v}, nil
-	}, tx.WithName("webhook.payment"))
+	}, scopeOptions(ctx, "webhook.payment")...)
 	switch {
 	case err == nil:
 		return res, nil

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -118,12 +120,7 @@ func runCrash(ctx context.Context, f *flags, uri string, stdout io.Writer) (*cha
 		_ = cmd.Wait()
 		killed := time.Now()
 		h.AddFault(chaos.Fault{At: killed, Kind: "crash", Desc: fmt.Sprintf("worker generation %d killed after %s", epoch, life.Round(time.Millisecond))})
-		lf, err := os.Open(logPath)
-		if err != nil {
-			return nil, err
-		}
-		n, err := chaos.ReadOpLog(lf, h, killed)
-		lf.Close()
+		n, err := readLog(logPath, h, killed)
 		if err != nil {
 			return nil, err
 		}
@@ -152,4 +149,18 @@ func runCrash(ctx context.Context, f *flags, uri string, stdout io.Writer) (*cha
 	rep := chaos.NewReport(cfg, h, aud, time.Since(start))
 	rep.Errors = errs
 	return rep, nil
+}
+
+// readLog reads a worker's log into h. A worker killed before it created
+// its log ran nothing.
+func readLog(path string, h *chaos.History, killed time.Time) (int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return chaos.ReadOpLog(f, h, killed)
 }

@@ -197,14 +197,11 @@ func (c *checker) index(ops []Op) {
 // its entries and open holds.
 func (c *checker) accounts() {
 	bal := map[string]int64{}
-	balOK := map[string]bool{}
+	overflow := map[string]bool{}
 	for _, e := range c.entries {
-		v, ok := bal[e.Account], true
-		if _, seen := balOK[e.Account]; seen {
-			ok = balOK[e.Account]
-		}
-		sum, overflow := add64(v, e.Amount)
-		bal[e.Account], balOK[e.Account] = sum, ok && !overflow
+		sum, over := add64(bal[e.Account], e.Amount)
+		bal[e.Account] = sum
+		overflow[e.Account] = overflow[e.Account] || over
 	}
 	held := map[string]int64{}
 	for _, h := range c.s.Holds {
@@ -220,7 +217,7 @@ func (c *checker) accounts() {
 			c.fail(inv, a.ID, "account %s: "+format, append([]any{a.ID}, args...)...)
 			c.rc.Bad[a.ID] = true
 		}
-		if _, ok := balOK[a.ID]; ok && !balOK[a.ID] {
+		if overflow[a.ID] {
 			bad(InvBalance, "the sum of its entries overflows int64")
 		} else if a.Balance != bal[a.ID] {
 			bad(InvBalance, "balance %d, its entries sum to %d", a.Balance, bal[a.ID])

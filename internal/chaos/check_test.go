@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -91,6 +92,14 @@ func TestCheckFindsEachKindOfBrokenLedger(t *testing.T) {
 				*ops = append(*ops, op("r1", OpRelease, Applied, func(o *Op) { o.Hold, o.Ref = "h1", "" }))
 			},
 			want: []string{InvHeld},
+		},
+		{
+			name: "entries whose sum overflows int64",
+			breakIt: func(s *Snapshot, ops *[]Op) {
+				*ops = append(*ops, op("add9", OpAdd, Applied, func(o *Op) { o.Account, o.Amount = "a", math.MaxInt64 }))
+				s.Entries = append(s.Entries, entry("e99", "a", math.MaxInt64, "credit", "add9"))
+			},
+			want: []string{InvBalance},
 		},
 		{
 			name:    "an available balance that is not balance − held",

@@ -27,8 +27,8 @@ var optUpsert = options.UpdateOne().SetUpsert(true)
 //
 //   - txkit: Deduct, which takes the fast path (one guarded
 //     single-document write that embeds the entry);
-//   - txkit-keyed: Deduct with an idempotency key, which runs a
-//     transaction (idempotency record, guarded update, entry);
+//   - txkit-keyed: Deduct with an idempotency key, which takes the same
+//     path after claiming its key (one insert into the records);
 //   - naive: the seed's design, in one transaction: read the account,
 //     check, save it, insert the entry.
 //

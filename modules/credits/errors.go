@@ -40,4 +40,12 @@ var (
 	// lost its guarded update to concurrent writers of the same account
 	// several times in a row. Nothing was written; the call may be retried.
 	ErrContended = errors.New("credits: account too contended, nothing written; retry")
+	// ErrOutcomeUnknown is returned when a write was sent but whether it
+	// was applied could not be learned (the connection failed, then so did
+	// the checks that followed). The operation may have happened. Retry it
+	// with the same idempotency key: that applies it if it was not, and
+	// returns its entry if it was. Without a key, a retry may apply it
+	// twice. A transaction's unknown commit (tx.ErrCommitUnknown) is
+	// reported with this error too, wrapping that one.
+	ErrOutcomeUnknown = errors.New("credits: outcome unknown; the write may have been applied, retry with the same idempotency key")
 )

@@ -9,8 +9,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/txkit/txkit/tx"
 )
 
 // Reserve holds amount of account's available balance for ttl, for
@@ -39,8 +37,8 @@ func (s *Service) reserve(ctx context.Context, account string, amount int64, ttl
 		CreatedAt: e.CreatedAt, ExpiresAt: e.CreatedAt.Add(ttl).Truncate(time.Millisecond),
 	}
 	hash := paramHash("reserve", account, amount, ttl, c.reason, c.refKind, c.refID)
-	return tx.Do(ctx, s.runner, func(ctx context.Context) (Hold, error) {
-		return idempotent(ctx, s, c.key, "reserve", hash, func(ctx context.Context) (Hold, error) {
+	return inTxOn(ctx, s, "credits.Reserve", []string{account}, func(ctx context.Context) (Hold, error) {
+		return idempotent(ctx, s, c.key, opReserve, hash, func(ctx context.Context) (Hold, error) {
 			inc := bson.D{{Key: "held", Value: amount}, {Key: "available", Value: -amount}}
 			if err := s.debitTx(ctx, account, amount, inc, h.CreatedAt); err != nil {
 				return Hold{}, err
@@ -50,7 +48,7 @@ func (s *Service) reserve(ctx context.Context, account string, amount int64, ttl
 			}
 			return h, nil
 		})
-	}, tx.WithName("credits.Reserve"))
+	})
 }
 
 // Capture spends amount (at most the held amount) of an open hold and
@@ -59,7 +57,7 @@ func (s *Service) reserve(ctx context.Context, account string, amount int64, ttl
 // released one with [ErrHoldClosed].
 func (s *Service) Capture(ctx context.Context, holdID string, amount int64, opts ...OpOption) (Entry, error) {
 	e, err := s.capture(ctx, holdID, amount, opts)
-	if errors.Is(err, ErrHoldExpired) && !tx.InTransaction(ctx) {
+	if errors.Is(err, ErrHoldExpired) && !inTransaction(ctx) {
 		// The failed transaction could not release it; do it now, in a
 		// transaction of its own (the sweeper would, later).
 		if _, rerr := s.closeHold(ctx, holdID, HoldExpired); rerr != nil && !isHoldState(rerr) {
@@ -84,8 +82,8 @@ func (s *Service) capture(ctx context.Context, holdID string, amount int64, opts
 		return Entry{}, ErrHoldNotFound
 	}
 	hash := paramHash("capture", holdID, amount, c.reason, c.refKind, c.refID)
-	return tx.Do(ctx, s.runner, func(ctx context.Context) (Entry, error) {
-		return idempotent(ctx, s, c.key, "capture", hash, func(ctx context.Context) (Entry, error) {
+	return inTx(ctx, s.runner, "credits.Capture", func(ctx context.Context) (Entry, error) {
+		return idempotent(ctx, s, c.key, opCapture, hash, func(ctx context.Context) (Entry, error) {
 			now := s.now()
 			h, err := s.openHold(ctx, holdID, now)
 			if err != nil {
@@ -123,7 +121,7 @@ func (s *Service) capture(ctx context.Context, holdID string, amount int64, opts
 			}
 			return e, s.insertEntries(ctx, e)
 		})
-	}, tx.WithName("credits.Capture"))
+	})
 }
 
 // Release releases an open hold: its whole amount becomes available again.
@@ -236,7 +234,7 @@ func (s *Service) closeHold(ctx context.Context, holdID string, status HoldStatu
 	if !idPattern.MatchString(holdID) {
 		return Hold{}, ErrHoldNotFound
 	}
-	return tx.Do(ctx, s.runner, func(ctx context.Context) (Hold, error) {
+	return inTx(ctx, s.runner, "credits.Release", func(ctx context.Context) (Hold, error) {
 		now := s.now()
 		h, err := s.hold(ctx, holdID)
 		if err != nil {
@@ -259,7 +257,7 @@ func (s *Service) closeHold(ctx context.Context, holdID string, status HoldStatu
 		}
 		h.Status, h.ClosedAt = status, now
 		return h, nil
-	}, tx.WithName("credits.Release"))
+	})
 }
 
 // errHoldOpen: a hold to expire has not expired (its expiry was read

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -27,8 +26,11 @@ type accountDoc struct {
 	// PendingSince is set (by $min) while Pending may be non-empty: the
 	// sweeper's sparse index finds such accounts.
 	PendingSince *time.Time `bson:"pendingSince,omitempty"`
-	CreatedAt    time.Time  `bson:"createdAt"`
-	UpdatedAt    time.Time  `bson:"updatedAt"`
+	// Flushes counts the copies that moved entries out of Pending (see
+	// hotWriter); missing is 0.
+	Flushes   int64     `bson:"flushes"`
+	CreatedAt time.Time `bson:"createdAt"`
+	UpdatedAt time.Time `bson:"updatedAt"`
 }
 
 // maxPending bounds the entries embedded in one account document; a
@@ -41,26 +43,15 @@ var pendingFull = fmt.Sprintf("pending.%d", maxPending-1)
 
 // Add credits amount to account, creating the account on its first credit.
 // It fails with [ErrOverflow] if the balance would pass math.MaxInt64.
+// See the package documentation for how it is written and what a caller
+// may do after each error.
 func (s *Service) Add(ctx context.Context, account string, amount int64, opts ...OpOption) (Entry, error) {
 	e, c, err := s.newEntry(account, amount, KindCredit, opts)
-	if err != nil {
-		return Entry{}, fmt.Errorf("credits: add %d to %q: %w", amount, account, err)
-	}
-	if c.key == "" && !tx.InTransaction(ctx) {
-		e, err = s.fastPost(ctx, e)
-	} else {
-		hash := paramHash("add", account, amount, c.reason, c.refKind, c.refID)
-		e, err = tx.Do(ctx, s.runner, func(ctx context.Context) (Entry, error) {
-			return idempotent(ctx, s, c.key, "add", hash, func(ctx context.Context) (Entry, error) {
-				if err := s.creditTx(ctx, account, amount, e.CreatedAt); err != nil {
-					return Entry{}, err
-				}
-				return e, s.insertEntries(ctx, e)
-			})
-		}, tx.WithName("credits.Add"))
+	if err == nil {
+		e, err = s.post(ctx, opAdd, e, c)
 	}
 	if err != nil {
-		return Entry{}, fmt.Errorf("credits: add %d to %s: %w", amount, account, err)
+		return Entry{}, fmt.Errorf("credits: add %d to %.140q: %w", amount, account, err)
 	}
 	return e, nil
 }
@@ -70,28 +61,130 @@ func (s *Service) Add(ctx context.Context, account string, amount int64, opts ..
 // [ErrInsufficientCredits]. The returned entry's Amount is -amount.
 func (s *Service) Deduct(ctx context.Context, account string, amount int64, opts ...OpOption) (Entry, error) {
 	e, c, err := s.newEntry(account, amount, KindDebit, opts)
-	if err != nil {
-		return Entry{}, fmt.Errorf("credits: deduct %d from %q: %w", amount, account, err)
-	}
-	e.Amount = -amount
-	if c.key == "" && !tx.InTransaction(ctx) {
-		e, err = s.fastPost(ctx, e)
-	} else {
-		hash := paramHash("deduct", account, amount, c.reason, c.refKind, c.refID)
-		e, err = tx.Do(ctx, s.runner, func(ctx context.Context) (Entry, error) {
-			return idempotent(ctx, s, c.key, "deduct", hash, func(ctx context.Context) (Entry, error) {
-				inc := bson.D{{Key: "balance", Value: -amount}, {Key: "available", Value: -amount}}
-				if err := s.debitTx(ctx, account, amount, inc, e.CreatedAt); err != nil {
-					return Entry{}, err
-				}
-				return e, s.insertEntries(ctx, e)
-			})
-		}, tx.WithName("credits.Deduct"))
+	if err == nil {
+		e.Amount = -amount
+		e, err = s.post(ctx, opDeduct, e, c)
 	}
 	if err != nil {
-		return Entry{}, fmt.Errorf("credits: deduct %d from %s: %w", amount, account, err)
+		return Entry{}, fmt.Errorf("credits: deduct %d from %.140q: %w", amount, account, err)
 	}
 	return e, nil
+}
+
+// post writes e, a credit (Amount > 0) or a debit (Amount < 0), by the
+// path pathFor chooses.
+func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Entry, error) {
+	hash := paramHash(op, e.Account, e.Amount, c.reason, c.refKind, c.refID)
+	if pathFor(ctx, op) == pathTransaction {
+		e, err := inTxOn(ctx, s, "credits."+string(op), []string{e.Account}, func(ctx context.Context) (Entry, error) {
+			return s.postTx(ctx, op, hash, e, c.key, c.replayed)
+		})
+		if errors.Is(err, tx.ErrCommitUnknown) {
+			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
+		return e, err
+	}
+	var epoch int64
+	shared := c.key != ""
+	if shared {
+		// The count must be observed before the claim is read (see
+		// hotWriter).
+		var err error
+		if epoch, err = s.hot.epoch(ctx, e.Account); err != nil {
+			return Entry{}, err
+		}
+		rec, mine, err := s.claim(ctx, c.key, op, hash, e)
+		if err != nil {
+			return Entry{}, err
+		}
+		if !mine {
+			var first Entry
+			if err := bson.Unmarshal(rec.Result, &first); err != nil {
+				return Entry{}, fmt.Errorf("decode result of key %q: %w", c.key, err)
+			}
+			if !rec.Claimed {
+				setReplayed(c.replayed, true)
+				return first, nil // written by a transaction, with its effect
+			}
+			applied, n, err := s.hot.applied(ctx, first)
+			if err != nil || applied {
+				setReplayed(c.replayed, applied)
+				return first, err
+			}
+			// Its first attempt failed, or is still on its way: apply the
+			// same entry (it cannot apply twice).
+			e, epoch = first, n
+		}
+	} else {
+		var err error
+		if epoch, err = s.hot.epoch(ctx, e.Account); err != nil {
+			return Entry{}, err
+		}
+	}
+	if err := s.hot.post(ctx, e, epoch, shared); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// postTx writes e and, with a key, its record in the transaction in ctx.
+// A key claimed on the single-document path whose entry is not applied
+// is finished here, with the claimed entry; the write then raises the
+// account's flush count, so that a send of that entry still on its way
+// cannot apply it a second time.
+func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, key string, replayed *bool) (Entry, error) {
+	setReplayed(replayed, false) // the callback may run more than once
+	var fence, expired bool
+	if key != "" {
+		rec, found, err := s.readKey(ctx, key)
+		if err != nil {
+			return Entry{}, err
+		}
+		expired = rec.Key != "" && !found
+		if found {
+			if err := rec.check(key, op, hash); err != nil {
+				return Entry{}, err
+			}
+			var first Entry
+			if err := bson.Unmarshal(rec.Result, &first); err != nil {
+				return Entry{}, fmt.Errorf("decode result of key %q: %w", key, err)
+			}
+			if !rec.Claimed {
+				setReplayed(replayed, true)
+				return first, nil
+			}
+			applied, _, err := s.hot.applied(ctx, first)
+			if err != nil || applied {
+				setReplayed(replayed, applied)
+				return first, err
+			}
+			e, fence, expired = first, true, true
+		}
+	}
+	var err error
+	if e.Amount > 0 {
+		err = s.creditTx(ctx, e.Account, e.Amount, e.CreatedAt, fence)
+	} else {
+		inc := bson.D{{Key: "balance", Value: e.Amount}, {Key: "available", Value: e.Amount}}
+		if fence {
+			inc = append(inc, bson.E{Key: "flushes", Value: int64(1)})
+		}
+		err = s.debitTx(ctx, e.Account, -e.Amount, inc, e.CreatedAt)
+	}
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := s.insertEntries(ctx, e); err != nil {
+		return Entry{}, err
+	}
+	if key == "" {
+		return e, nil
+	}
+	rec, err := s.newRecord(key, op, hash, e, false)
+	if err != nil {
+		return Entry{}, err
+	}
+	return e, s.putRecord(ctx, rec, expired)
 }
 
 // Transfer moves amount from one account to another: the debit, the
@@ -122,19 +215,25 @@ func (s *Service) transfer(ctx context.Context, from, to string, amount int64, o
 	credit.ID, credit.Account, credit.Amount, credit.Kind = newID(), to, amount, KindTransferIn
 	t.Debit, t.Credit = debit, credit
 
-	hash := paramHash("transfer", from, to, amount, c.reason, c.refKind, c.refID)
-	return tx.Do(ctx, s.runner, func(ctx context.Context) (Transfer, error) {
-		return idempotent(ctx, s, c.key, "transfer", hash, func(ctx context.Context) (Transfer, error) {
+	hash := paramHash(opTransfer, from, to, amount, c.reason, c.refKind, c.refID)
+	return inTxOn(ctx, s, "credits.Transfer", []string{from, to}, func(ctx context.Context) (Transfer, error) {
+		return idempotent(ctx, s, c.key, opTransfer, hash, func(ctx context.Context) (Transfer, error) {
 			inc := bson.D{{Key: "balance", Value: -amount}, {Key: "available", Value: -amount}}
 			if err := s.debitTx(ctx, from, amount, inc, t.CreatedAt); err != nil {
 				return Transfer{}, err
 			}
-			if err := s.creditTx(ctx, to, amount, t.CreatedAt); err != nil {
+			if err := s.creditTx(ctx, to, amount, t.CreatedAt, false); err != nil {
 				return Transfer{}, err
 			}
 			return t, s.insertEntries(ctx, debit, credit)
 		})
-	}, tx.WithName("credits.Transfer"))
+	})
+}
+
+func setReplayed(p *bool, v bool) {
+	if p != nil {
+		*p = v
+	}
 }
 
 // newEntry validates a mutation's arguments and returns its entry.
@@ -170,12 +269,17 @@ func (s *Service) insertEntries(ctx context.Context, es ...Entry) error {
 // creditTx adds amount to account's balance in the transaction in ctx,
 // creating the account if it does not exist. The update is guarded
 // against overflow; only when it matches nothing is the account read, to
-// tell a missing account from an overflow.
-func (s *Service) creditTx(ctx context.Context, account string, amount int64, now time.Time) error {
+// tell a missing account from an overflow. fence also raises the
+// account's flush count (see hotWriter).
+func (s *Service) creditTx(ctx context.Context, account string, amount int64, now time.Time, fence bool) error {
+	inc := bson.D{{Key: "balance", Value: amount}, {Key: "available", Value: amount}}
+	if fence {
+		inc = append(inc, bson.E{Key: "flushes", Value: int64(1)})
+	}
 	res, err := s.accounts.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: account}, {Key: "balance", Value: bson.D{{Key: "$lte", Value: math.MaxInt64 - amount}}}},
 		bson.D{
-			{Key: "$inc", Value: bson.D{{Key: "balance", Value: amount}, {Key: "available", Value: amount}}},
+			{Key: "$inc", Value: inc},
 			{Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now}}},
 		})
 	if err != nil {
@@ -241,105 +345,4 @@ func (s *Service) account(ctx context.Context, account string) (accountDoc, erro
 		return acc, fmt.Errorf("read account: %w", err)
 	}
 	return acc, nil
-}
-
-// errAgain asks fastPost to try its write again.
-var errAgain = errors.New("credits: try again")
-
-// fastPost applies e, a credit (Amount > 0) or a debit (Amount < 0), with
-// one guarded single-document write that also embeds e in the account
-// document: the balance and its entry change atomically without a
-// transaction, so concurrent writers on a hot account never conflict.
-// The entry is copied to the entries collection later (see flush).
-func (s *Service) fastPost(ctx context.Context, e Entry) (Entry, error) {
-	select {
-	case s.fast <- struct{}{}:
-	case <-ctx.Done():
-		return Entry{}, ctx.Err()
-	}
-	defer func() { <-s.fast }()
-	for try := 0; ; try++ {
-		err := s.combinedWrite(ctx, e)
-		if err == nil {
-			s.noteWrite(ctx, e.Account)
-			return e, nil
-		}
-		if !errors.Is(err, errAgain) {
-			return Entry{}, err
-		}
-		if try == 4 {
-			return Entry{}, ErrContended
-		}
-	}
-}
-
-func (s *Service) fastWrite(ctx context.Context, e Entry) error {
-	amount := e.Amount
-	filter := bson.D{
-		{Key: "_id", Value: e.Account},
-		// A resent write (the driver retries once on a network error)
-		// must not apply twice.
-		{Key: "pending._id", Value: bson.D{{Key: "$ne", Value: e.ID}}},
-		{Key: pendingFull, Value: bson.D{{Key: "$exists", Value: false}}},
-	}
-	update := bson.D{
-		{Key: "$inc", Value: bson.D{{Key: "balance", Value: amount}, {Key: "available", Value: amount}}},
-		{Key: "$push", Value: bson.D{{Key: "pending", Value: e}}},
-		{Key: "$set", Value: bson.D{{Key: "updatedAt", Value: e.CreatedAt}}},
-		{Key: "$min", Value: bson.D{{Key: "pendingSince", Value: e.CreatedAt}}},
-	}
-	if amount > 0 {
-		filter = append(filter, bson.E{Key: "balance", Value: bson.D{{Key: "$lte", Value: math.MaxInt64 - amount}}})
-		update = append(update, bson.E{Key: "$setOnInsert", Value: bson.D{{Key: "held", Value: int64(0)}, {Key: "createdAt", Value: e.CreatedAt}}})
-	} else {
-		filter = append(filter, bson.E{Key: "available", Value: bson.D{{Key: "$gte", Value: -amount}}})
-	}
-	res, err := s.accounts.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(amount > 0))
-	if err == nil && (res.MatchedCount == 1 || res.UpsertedCount == 1) {
-		return nil
-	}
-	if err != nil && !mongo.IsDuplicateKeyError(err) { // a duplicate: the account exists but the guard failed
-		return fmt.Errorf("write account: %w", err)
-	}
-
-	// The guard failed: find out why. These reads only explain the
-	// failure; they never decide a write.
-	var acc accountDoc
-	err = s.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: e.Account}}).Decode(&acc)
-	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
-		if amount > 0 {
-			return errAgain
-		}
-		return ErrAccountNotFound
-	case err != nil:
-		return fmt.Errorf("read account: %w", err)
-	case slices.ContainsFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }):
-		return nil // applied by an earlier send of this write
-	case len(acc.Pending) >= maxPending:
-		if err := s.flush(ctx, e.Account); err != nil {
-			return err
-		}
-		return errAgain
-	}
-	if n, err := s.entries.CountDocuments(ctx, bson.D{{Key: "_id", Value: e.ID}}); err != nil {
-		return fmt.Errorf("read entry: %w", err)
-	} else if n > 0 {
-		return nil // applied, and already copied out
-	}
-	switch {
-	case amount > 0 && acc.Balance > math.MaxInt64-amount:
-		return ErrOverflow
-	case amount > 0, acc.Available >= -amount:
-		return errAgain // changed since the write
-	case acc.Held > 0:
-		n, err := s.releaseExpired(ctx, e.Account)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			return errAgain
-		}
-	}
-	return fmt.Errorf("%w: available %d, asked %d", ErrInsufficientCredits, acc.Available, -amount)
 }

@@ -24,6 +24,8 @@ type config struct {
 	flushEvery int64
 	prefix     string
 	fastWrites int
+	// keyRetention is how long an idempotency key is remembered.
+	keyRetention time.Duration
 }
 
 func defaultConfig() config {
@@ -34,6 +36,8 @@ func defaultConfig() config {
 		flushEvery: 256,
 		prefix:     "credit_",
 		fastWrites: 32,
+
+		keyRetention: DefaultKeyRetention,
 	}
 }
 
@@ -95,6 +99,22 @@ func WithMaxFastWrites(n int) Option {
 	})
 }
 
+// DefaultKeyRetention is how long an idempotency key is remembered unless
+// [WithKeyRetention] says otherwise: 24 hours, as Stripe keeps its keys.
+const DefaultKeyRetention = 24 * time.Hour
+
+// WithKeyRetention sets how long an idempotency key is remembered after
+// its first use (24h by default). Within it, a repeat of the key returns
+// the first result; after it, the key names a new operation. Records are
+// deleted by a TTL index on expiresAt, some time after they expire; until
+// then an expired record is ignored. A retention under a minute is
+// raised to one minute.
+func WithKeyRetention(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		c.keyRetention = max(d, time.Minute)
+	})
+}
+
 // WithCollectionPrefix sets the prefix of the service's collection names
 // ("credit_" by default: credit_accounts, credit_entries, credit_holds,
 // credit_idempotency).
@@ -113,10 +133,11 @@ type opFunc func(*opConfig)
 func (f opFunc) applyOp(c *opConfig) { f(c) }
 
 type opConfig struct {
-	key     string
-	reason  string
-	refKind string
-	refID   string
+	key      string
+	replayed *bool
+	reason   string
+	refKind  string
+	refID    string
 }
 
 // IdempotencyKey makes the mutation idempotent: repeating it with the same
@@ -125,6 +146,13 @@ type opConfig struct {
 // Keys are global to the service (not per account), at most 256 bytes.
 func IdempotencyKey(key string) OpOption {
 	return opFunc(func(c *opConfig) { c.key = key })
+}
+
+// Replayed makes an Add or Deduct with an [IdempotencyKey] set *p to
+// whether it returned the result of an earlier call with the same key
+// instead of applying anything (an HTTP layer reports it to its client).
+func Replayed(p *bool) OpOption {
+	return opFunc(func(c *opConfig) { c.replayed = p })
 }
 
 // Reason records a human-readable reason on the entry (at most 512 bytes).

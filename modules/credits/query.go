@@ -14,8 +14,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/txkit/txkit/tx"
 )
 
 // Balance returns account's position. Holds whose time ran out are
@@ -37,7 +35,7 @@ func (s *Service) balance(ctx context.Context, account string) (Balance, error) 
 	if err != nil {
 		return Balance{}, err
 	}
-	if acc.Held > 0 && !tx.InTransaction(ctx) {
+	if acc.Held > 0 && !inTransaction(ctx) {
 		n, err := s.releaseExpired(ctx, account)
 		if err != nil {
 			return Balance{}, err

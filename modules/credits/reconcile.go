@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/big"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -28,21 +29,27 @@ func (s *Service) Reconcile(ctx context.Context) (Report, error) {
 	return r, nil
 }
 
-// sum is a total computed by the server or here; !exact when it does not
-// fit an int64.
-type sum struct {
-	v     int64
-	exact bool
-}
-
-func (a sum) add(n int64) sum {
-	r, overflow := addInt64(a.v, n)
-	return sum{v: r, exact: a.exact && !overflow}
-}
-
+// addInt64 adds two int64s and reports whether the sum overflowed.
 func addInt64(a, b int64) (int64, bool) {
 	r := a + b
 	return r, (a > 0 && b > 0 && r < 0) || (a < 0 && b < 0 && r >= 0)
+}
+
+// exact is a sum of int64s, exact whatever its size or the order of its
+// terms: a partial sum may pass the int64 range that the total is in.
+type exact struct{ v big.Int }
+
+func (x *exact) add(n int64) { x.v.Add(&x.v, big.NewInt(n)) }
+
+// int64 returns the sum and whether it fits an int64.
+func (x *exact) int64() (int64, bool) {
+	if !x.v.IsInt64() {
+		if x.v.Sign() < 0 {
+			return math.MinInt64, false
+		}
+		return math.MaxInt64, false
+	}
+	return x.v.Int64(), true
 }
 
 func (s *Service) reconcile(ctx context.Context) (Report, error) {
@@ -70,31 +77,32 @@ func (s *Service) reconcile(ctx context.Context) (Report, error) {
 		}
 		r.Accounts++
 		seen[acc.ID] = true
-		bal, ok := entrySums[acc.ID]
-		if !ok {
-			bal = sum{exact: true}
+		bal := entrySums[acc.ID]
+		if bal == nil {
+			bal = &exact{}
 		}
 		pending, err := s.notCopied(ctx, acc.Pending)
 		if err != nil {
 			return r, err
 		}
 		for _, e := range pending {
-			bal = bal.add(e.Amount)
+			bal.add(e.Amount)
 			r.Entries++
 		}
-		held, ok := heldSums[acc.ID]
-		if !ok {
-			held = sum{exact: true}
+		held := heldSums[acc.ID]
+		if held == nil {
+			held = &exact{}
 		}
 		r.Mismatches = append(r.Mismatches, check(acc, bal, held)...)
 	}
 	if err := cur.Err(); err != nil {
 		return r, fmt.Errorf("read accounts: %w", err)
 	}
-	for _, m := range []map[string]sum{entrySums, heldSums} {
+	for _, m := range []map[string]*exact{entrySums, heldSums} {
 		for id, v := range m {
 			if !seen[id] {
-				r.Mismatches = append(r.Mismatches, Mismatch{Account: id, Field: "account", Computed: v.v,
+				n, _ := v.int64()
+				r.Mismatches = append(r.Mismatches, Mismatch{Account: id, Field: "account", Computed: n,
 					Detail: "entries or open holds of an account that does not exist"})
 				seen[id] = true
 			}
@@ -103,42 +111,45 @@ func (s *Service) reconcile(ctx context.Context) (Report, error) {
 	return r, nil
 }
 
-func check(acc accountDoc, bal, held sum) []Mismatch {
+func check(acc accountDoc, bal, held *exact) []Mismatch {
 	var ms []Mismatch
-	mismatch := func(field string, stored int64, computed sum, detail string) {
-		if !computed.exact {
+	mismatch := func(field string, stored int64, computed int64, fits bool, detail string) {
+		if !fits {
 			detail = "sum overflows int64"
 		}
-		ms = append(ms, Mismatch{Account: acc.ID, Field: field, Stored: stored, Computed: computed.v, Detail: detail})
+		ms = append(ms, Mismatch{Account: acc.ID, Field: field, Stored: stored, Computed: computed, Detail: detail})
 	}
-	if !bal.exact || bal.v != acc.Balance {
-		mismatch("balance", acc.Balance, bal, "balance differs from the sum of its entries")
+	b, bfits := bal.int64()
+	if !bfits || b != acc.Balance {
+		mismatch("balance", acc.Balance, b, bfits, "balance differs from the sum of its entries")
 	}
-	if !held.exact || held.v != acc.Held {
-		mismatch("held", acc.Held, held, "held differs from the sum of its open holds")
+	h, hfits := held.int64()
+	if !hfits || h != acc.Held {
+		mismatch("held", acc.Held, h, hfits, "held differs from the sum of its open holds")
 	}
 	avail, overflow := addInt64(acc.Balance, -acc.Held)
 	if acc.Held == math.MinInt64 {
 		overflow = true
 	}
 	if overflow || avail != acc.Available {
-		mismatch("available", acc.Available, sum{v: avail, exact: !overflow}, "available differs from balance - held")
+		mismatch("available", acc.Available, avail, !overflow, "available differs from balance - held")
 	}
 	switch {
 	case acc.Balance < 0:
-		mismatch("balance", acc.Balance, bal, "negative balance")
+		mismatch("balance", acc.Balance, b, bfits, "negative balance")
 	case acc.Held < 0:
-		mismatch("held", acc.Held, held, "negative held amount")
+		mismatch("held", acc.Held, h, hfits, "negative held amount")
 	case acc.Available < 0:
-		mismatch("available", acc.Available, sum{v: avail, exact: !overflow}, "negative available balance")
+		mismatch("available", acc.Available, avail, !overflow, "negative available balance")
 	}
 	return ms
 }
 
 // groupSums sums the amount field of coll's documents matching match, per
-// account, on the server. A sum that overflows int64 comes back as a
-// double (MongoDB's rule), which marks it inexact.
-func (s *Service) groupSums(ctx context.Context, coll *mongo.Collection, match bson.D) (map[string]sum, int64, error) {
+// account, on the server. A partial sum that overflows int64 makes the
+// server answer a double (MongoDB's rule), which is inexact: such an
+// account's amounts are summed again here, exactly.
+func (s *Service) groupSums(ctx context.Context, coll *mongo.Collection, match bson.D) (map[string]*exact, int64, error) {
 	cur, err := coll.Aggregate(ctx, mongo.Pipeline{
 		{{Key: "$match", Value: match}},
 		{{Key: "$group", Value: bson.D{
@@ -158,25 +169,43 @@ func (s *Service) groupSums(ctx context.Context, coll *mongo.Collection, match b
 	if err := cur.All(ctx, &rows); err != nil {
 		return nil, 0, err
 	}
-	out := make(map[string]sum, len(rows))
+	out := make(map[string]*exact, len(rows))
 	var total int64
 	for _, row := range rows {
 		total += row.N
+		x := &exact{}
 		switch row.Sum.Type {
 		case bson.TypeInt64:
-			out[row.ID] = sum{v: row.Sum.Int64(), exact: true}
+			x.add(row.Sum.Int64())
 		case bson.TypeInt32:
-			out[row.ID] = sum{v: int64(row.Sum.Int32()), exact: true}
+			x.add(int64(row.Sum.Int32()))
 		default:
-			f, _ := row.Sum.DoubleOK()
-			v := int64(math.MaxInt64)
-			if f < 0 {
-				v = math.MinInt64
+			if err := s.sumExactly(ctx, coll, append(bson.D{{Key: "account", Value: row.ID}}, match...), x); err != nil {
+				return nil, 0, err
 			}
-			out[row.ID] = sum{v: v, exact: false}
 		}
+		out[row.ID] = x
 	}
 	return out, total, nil
+}
+
+// sumExactly adds the amounts of coll's documents matching filter to x.
+func (s *Service) sumExactly(ctx context.Context, coll *mongo.Collection, filter bson.D, x *exact) error {
+	cur, err := coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "amount", Value: 1}}))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var d struct {
+			Amount int64 `bson:"amount"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return err
+		}
+		x.add(d.Amount)
+	}
+	return cur.Err()
 }
 
 // notCopied returns the embedded entries that are not yet in the entries

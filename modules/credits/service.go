@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -28,19 +26,8 @@ type Service struct {
 	holds    *mongo.Collection
 	idem     *mongo.Collection
 
-	// writes counts fast-path writes per stripe of accounts, to decide when
-	// a writer copies its account's embedded entries out.
-	writes [64]atomic.Int64
-	seed   maphash.Seed
-
-	flushing sync.Map // account → struct{}: a copy in progress here
-
-	// fast bounds the fast-path writes in flight (see WithMaxFastWrites).
-	fast chan struct{}
-	// lanes queue this process's fast-path writes per account (see
-	// combine.go); a lane lives while writes to its account are queued.
-	lanesMu sync.Mutex
-	lanes   map[string]*lane
+	// hot is the single-document write engine (see hotwriter.go).
+	hot *hotWriter
 
 	mu   sync.Mutex
 	stop context.CancelFunc // stops the sweeper
@@ -65,9 +52,8 @@ func NewService(db *mongo.Database, r *tx.Runner, opts ...Option) *Service {
 		entries:  db.Collection(cfg.prefix + "entries"),
 		holds:    db.Collection(cfg.prefix + "holds"),
 		idem:     db.Collection(cfg.prefix + "idempotency"),
-		seed:     maphash.MakeSeed(),
-		fast:     make(chan struct{}, cfg.fastWrites),
 	}
+	s.hot = newHotWriter(s.accounts, s.entries, cfg, s.releaseExpired)
 	return s
 }
 
@@ -100,6 +86,11 @@ func (s *Service) EnsureSchema(ctx context.Context) error {
 			// Only accounts with entries still embedded are indexed: the
 			// sweeper's work list.
 			{Keys: bson.D{{Key: "pendingSince", Value: 1}}, Options: options.Index().SetSparse(true)},
+		}},
+		{s.idem, []mongo.IndexModel{
+			// Records of idempotency keys are deleted once their retention
+			// has passed (see WithKeyRetention).
+			{Keys: bson.D{{Key: "expiresAt", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(0)},
 		}},
 	}
 	for _, ix := range indexes {
@@ -162,8 +153,3 @@ func (s *Service) now() time.Time {
 }
 
 func newID() string { return bson.NewObjectID().Hex() }
-
-// run runs fn in the caller's transaction or a new one.
-func (s *Service) run(ctx context.Context, name string, fn func(ctx context.Context) error) error {
-	return s.runner.Run(ctx, fn, tx.WithName(name))
-}

@@ -84,3 +84,21 @@ func TestRefundSurvivesFaults(t *testing.T) {
 	assert.Equal(t, int64(2), e.entries(t, p.ID))
 	assert.Equal(t, int32(1), e.retries.n.Load(), "the fault was hit and retried")
 }
+
+// A payment inserted with a write concern error was created: Create says
+// so (finding payments-create-wce-reported-failed).
+func TestCreateWithAWriteConcernErrorReportsTheCreatedPayment(t *testing.T) {
+	e := newEnv(t)
+	testenv.FailCommand(t, e.db.Client(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"insert"}},
+			{Key: "writeConcernError", Value: bson.D{{Key: "code", Value: int32(64)}, {Key: "codeName", Value: "WriteConcernFailed"}, {Key: "errmsg", Value: "injected"}}},
+		}},
+	})
+	p := e.create(t, 100)
+	got, err := e.payments.GetPayment(context.Background(), p.ID)
+	require.NoError(t, err)
+	assert.Equal(t, p, got)
+}

@@ -20,12 +20,19 @@ type Params struct {
 	DB        *mongo.Database
 	Runner    *tx.Runner
 	Credits   *credits.Service
+	Options   []Option `group:"payments.options"`
 }
 
 // New builds the Service that [Module] provides. Without Fx, use
 // [NewService].
 func New(p Params) *Service {
-	s := NewService(p.DB, p.Runner, p.Credits)
+	s := NewService(p.DB, p.Runner, p.Credits, p.Options...)
 	p.Lifecycle.Append(fx.Hook{OnStart: s.EnsureSchema})
 	return s
+}
+
+// Defaults adds options to the Service that [Module] provides, as
+// credits.Defaults does for the ledger.
+func Defaults(opts ...Option) fx.Option {
+	return fx.Provide(fx.Annotate(func() Option { return optionList(opts) }, fx.ResultTags(`group:"payments.options"`)))
 }

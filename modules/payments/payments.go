@@ -50,6 +50,11 @@ var (
 	ErrInvalidTransition    = errors.New("payments: invalid status transition")
 	ErrDuplicateProviderRef = errors.New("payments: provider reference already used")
 	ErrInvalidPayment       = errors.New("payments: invalid payment")
+	// ErrOutcomeUnknown is credits.ErrOutcomeUnknown: a write was sent and
+	// whether it applied could not be learned. A Create may be retried
+	// with the same provider reference (a duplicate then means it was
+	// created: look it up with GetPayment or the provider's reference).
+	ErrOutcomeUnknown = credits.ErrOutcomeUnknown
 )
 
 // Payment is a purchase of credits.
@@ -86,25 +91,47 @@ type ListQuery struct {
 	Cursor string // from the previous page
 }
 
-// An Option configures a [Service].
-type Option interface{ apply(*Service) }
+// An Option configures a [Service]; pass options to [NewService], or to
+// the Service that [Module] provides with [Defaults].
+type Option interface {
+	apply(*config)
+}
 
-type optionFunc func(*Service)
+type optionFunc func(*config)
 
-func (f optionFunc) apply(s *Service) { f(s) }
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	now    func() time.Time
+	prefix string
+	name   string // the collection's name after the prefix
+}
+
+func defaultConfig() config {
+	return config{now: time.Now, name: "payments"}
+}
 
 // WithClock sets the clock that stamps payments; time.Now by default.
 func WithClock(now func() time.Time) Option {
-	return optionFunc(func(s *Service) {
+	return optionFunc(func(c *config) {
 		if now != nil {
-			s.now = now
+			c.now = now
 		}
 	})
 }
 
-// WithCollection sets the payments collection's name ("payments").
+// WithCollectionPrefix sets the prefix of the payments collection's name
+// (none by default: "payments"), as credits.WithCollectionPrefix does for
+// the ledger's collections.
+func WithCollectionPrefix(p string) Option {
+	return optionFunc(func(c *config) { c.prefix = p })
+}
+
+// WithCollection sets the payments collection's whole name ("payments").
+//
+// Deprecated: use [WithCollectionPrefix], named like the credits option.
 func WithCollection(name string) Option {
-	return optionFunc(func(s *Service) { s.collName = name })
+	return optionFunc(func(c *config) { c.prefix, c.name = "", name })
 }
 
 // Service runs the payment state machine. It is safe for concurrent use.
@@ -117,16 +144,24 @@ type Service struct {
 	now      func() time.Time
 }
 
+// optionList applies several options as one.
+type optionList []Option
+
+func (l optionList) apply(c *config) {
+	for _, o := range l {
+		if o != nil {
+			o.apply(c)
+		}
+	}
+}
+
 // NewService returns a Service storing payments in db, running its
 // transactions with r and crediting through c. Call
 // [Service.EnsureSchema] once before use ([Module] does).
 func NewService(db *mongo.Database, r *tx.Runner, c *credits.Service, opts ...Option) *Service {
-	s := &Service{db: db, runner: r, credits: c, collName: "payments", now: time.Now}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(s)
-		}
-	}
+	cfg := defaultConfig()
+	optionList(opts).apply(&cfg)
+	s := &Service{db: db, runner: r, credits: c, collName: cfg.prefix + cfg.name, now: cfg.now}
 	s.coll = db.Collection(s.collName)
 	return s
 }
@@ -171,10 +206,22 @@ func (s *Service) Create(ctx context.Context, p NewPayment) (Payment, error) {
 	}
 	_, err := s.coll.InsertOne(ctx, pay)
 	if mongo.IsDuplicateKeyError(err) {
+		if got, gerr := s.get(ctx, pay.ID); gerr == nil {
+			return got, nil // our own insert, resent by the driver
+		}
 		return Payment{}, fmt.Errorf("payments: create: %w: %s/%s", ErrDuplicateProviderRef, p.Provider, p.ProviderRef)
 	}
 	if err != nil {
-		return Payment{}, fmt.Errorf("payments: create: %w", err)
+		// The insert may have been applied (a write concern error, a lost
+		// reply): its id is known, so look.
+		got, gerr := s.get(context.WithoutCancel(ctx), pay.ID)
+		switch {
+		case gerr == nil:
+			return got, nil
+		case errors.Is(gerr, ErrPaymentNotFound):
+			return Payment{}, fmt.Errorf("payments: create: %w", err)
+		}
+		return Payment{}, fmt.Errorf("payments: create: %w: %w (then %w)", ErrOutcomeUnknown, err, gerr)
 	}
 	return pay, nil
 }
@@ -198,7 +245,14 @@ func validate(p NewPayment) error {
 }
 
 // Get returns a payment.
+//
+// Deprecated: use [Service.GetPayment], named like credits' GetHold.
 func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
+	return s.GetPayment(ctx, id)
+}
+
+// GetPayment returns a payment.
+func (s *Service) GetPayment(ctx context.Context, id string) (Payment, error) {
 	p, err := s.get(ctx, id)
 	if err != nil {
 		return Payment{}, fmt.Errorf("payments: get %.140q: %w", id, err)
@@ -388,9 +442,16 @@ func (s *Service) transition(ctx context.Context, p Payment, from, to Status, se
 	return p, nil
 }
 
-// List returns a page of account's payments, newest first, and the cursor
-// of the next page ("" after the last).
+// List returns a page of account's payments.
+//
+// Deprecated: use [Service.ListPayments], named like [Service.GetPayment].
 func (s *Service) List(ctx context.Context, account string, q ListQuery) ([]Payment, string, error) {
+	return s.ListPayments(ctx, account, q)
+}
+
+// ListPayments returns a page of account's payments, newest first, and
+// the cursor of the next page ("" after the last).
+func (s *Service) ListPayments(ctx context.Context, account string, q ListQuery) ([]Payment, string, error) {
 	if err := credits.ValidateAccount(account); err != nil {
 		return nil, "", fmt.Errorf("payments: list: %w: %w", ErrInvalidPayment, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
 	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
@@ -30,16 +31,17 @@ type accumulator interface {
 	result() any
 }
 
-var accumulators = map[string]func() accumulator{
-	"$sum":      func() accumulator { return &sumAcc{} },
-	"$avg":      func() accumulator { return &avgAcc{} },
-	"$min":      func() accumulator { return &extremeAcc{dir: -1} },
-	"$max":      func() accumulator { return &extremeAcc{dir: 1} },
-	"$first":    func() accumulator { return &firstAcc{} },
-	"$last":     func() accumulator { return &lastAcc{} },
-	"$push":     func() accumulator { return &pushAcc{set: false} },
-	"$addToSet": func() accumulator { return &pushAcc{set: true} },
-	"$count":    func() accumulator { return &countAcc{} },
+// accumulators make an accumulator; str is the collation's string order.
+var accumulators = map[string]func(str func(a, b string) int) accumulator{
+	"$sum":      func(func(a, b string) int) accumulator { return &sumAcc{} },
+	"$avg":      func(func(a, b string) int) accumulator { return &avgAcc{} },
+	"$min":      func(str func(a, b string) int) accumulator { return &extremeAcc{dir: -1, str: str} },
+	"$max":      func(str func(a, b string) int) accumulator { return &extremeAcc{dir: 1, str: str} },
+	"$first":    func(func(a, b string) int) accumulator { return &firstAcc{} },
+	"$last":     func(func(a, b string) int) accumulator { return &lastAcc{} },
+	"$push":     func(func(a, b string) int) accumulator { return &pushAcc{set: false} },
+	"$addToSet": func(str func(a, b string) int) accumulator { return &pushAcc{set: true, str: str} },
+	"$count":    func(func(a, b string) int) accumulator { return &countAcc{} },
 }
 
 type sumAcc struct{ sum expr.Sum }
@@ -58,13 +60,14 @@ type extremeAcc struct {
 	dir  int
 	best any
 	set  bool
+	str  func(a, b string) int
 }
 
 func (a *extremeAcc) add(v any) {
 	if expr.Nullish(v) {
 		return
 	}
-	if !a.set || a.dir*expr.Compare(v, a.best) > 0 {
+	if !a.set || a.dir*expr.CompareWith(v, a.best, a.str) > 0 {
 		a.best, a.set = v, true
 	}
 }
@@ -90,13 +93,14 @@ func (a *lastAcc) result() any { return a.v }
 type pushAcc struct {
 	set  bool
 	vals bson.A
+	str  func(a, b string) int
 }
 
 func (a *pushAcc) add(v any) {
 	if expr.IsMissing(v) {
 		return
 	}
-	if a.set && slices.ContainsFunc(a.vals, func(x any) bool { return bsonkit.Equal(x, v) }) {
+	if a.set && slices.ContainsFunc(a.vals, func(x any) bool { return bsonkit.CompareWith(x, v, a.str) == 0 }) {
 		return
 	}
 	a.vals = append(a.vals, v)
@@ -123,7 +127,7 @@ func orNull(v any) any {
 
 type groupField struct {
 	name string
-	new  func() accumulator
+	new  func(str func(a, b string) int) accumulator
 	arg  expr.Expr
 }
 
@@ -164,12 +168,12 @@ func parseGroup(c *compiler, spec any) (stage, error) {
 				return nil, err
 			}
 			k = orNull(k)
-			hk := groupKey(k)
+			hk := groupKey(k, c.opts.Collation)
 			g := index[hk]
 			if g == nil {
 				g = &group{key: k, accs: make([]accumulator, len(fields))}
 				for i, f := range fields {
-					g.accs[i] = f.new()
+					g.accs[i] = f.new(c.str())
 				}
 				index[hk] = g
 				groups = append(groups, g)
@@ -233,13 +237,15 @@ func parseAccumulator(c *compiler, e bson.E) (groupField, error) {
 
 // groupKey encodes v so that values the server considers equal (1, 1.0 and
 // 1L; null and missing) share a key.
-func groupKey(v any) string {
+func groupKey(v any, coll *collation.Collation) string {
 	var b strings.Builder
-	writeKey(&b, v)
+	writeKey(&b, v, coll)
 	return b.String()
 }
 
-func writeKey(b *strings.Builder, v any) {
+// writeKey encodes v; strings by their collation key, so that strings the
+// collation equates share a group.
+func writeKey(b *strings.Builder, v any, coll *collation.Collation) {
 	if expr.IsMissing(v) {
 		v = nil
 	}
@@ -247,21 +253,21 @@ func writeKey(b *strings.Builder, v any) {
 	case nil, bson.Null, bson.Undefined:
 		b.WriteString("null")
 	case string:
-		b.WriteString("s" + strconv.Quote(x))
+		b.WriteString("s" + strconv.Quote(coll.Key(x)))
 	case bson.Symbol:
-		b.WriteString("s" + strconv.Quote(string(x)))
+		b.WriteString("s" + strconv.Quote(coll.Key(string(x))))
 	case bson.D:
 		b.WriteString("{")
 		for _, e := range x {
 			b.WriteString(strconv.Quote(e.Key) + ":")
-			writeKey(b, e.Value)
+			writeKey(b, e.Value, coll)
 			b.WriteString(",")
 		}
 		b.WriteString("}")
 	case bson.A:
 		b.WriteString("[")
 		for _, e := range x {
-			writeKey(b, e)
+			writeKey(b, e, coll)
 			b.WriteString(",")
 		}
 		b.WriteString("]")

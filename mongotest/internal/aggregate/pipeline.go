@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
 	"github.com/txkit/txkit/mongotest/internal/expr"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
@@ -57,13 +58,21 @@ type Options struct {
 	// Source reads other collections; without it $lookup and $unionWith
 	// are refused.
 	Source Source
+	// Collation orders and equates strings in $match, $sort, $group keys,
+	// accumulators, comparison expressions and $lookup; nil is binary.
+	Collation *collation.Collation
 	// nested is set for $facet and $lookup sub-pipelines.
 	nested string
 }
 
 type compiler struct{ opts Options }
 
-func (c *compiler) expr(v any) (expr.Expr, error) { return expr.Compile(v, c.opts.Vars) }
+func (c *compiler) expr(v any) (expr.Expr, error) {
+	return expr.CompileCollated(v, c.opts.Vars, c.str())
+}
+
+// str is the collation's string order, nil for binary.
+func (c *compiler) str() func(a, b string) int { return c.opts.Collation.StringCompare() }
 
 type parser func(c *compiler, spec any) (stage, error)
 
@@ -80,7 +89,7 @@ func init() {
 		"$addFields":   parseAddFields,
 		"$set":         parseAddFields,
 		"$unset":       parseUnset,
-		"$sort":        plain(parseSort),
+		"$sort":        parseSort,
 		"$skip":        plain(parseSkip),
 		"$limit":       plain(parseLimit),
 		"$count":       plain(parseCount),
@@ -188,7 +197,7 @@ func parseMatch(c *compiler, spec any) (stage, error) {
 	if !ok {
 		return nil, merr.New(codeMatchNotObject, "the match filter must be an expression in an object")
 	}
-	f, err := query.CompileVars(d, c.opts.Vars)
+	f, err := query.CompileWith(d, query.Options{Vars: c.opts.Vars, Collation: c.str()})
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +216,7 @@ func parseMatch(c *compiler, spec any) (stage, error) {
 	}, nil
 }
 
-func parseSort(spec any) (stage, error) {
+func parseSort(c *compiler, spec any) (stage, error) {
 	d, ok := spec.(bson.D)
 	if !ok {
 		return nil, merr.New(codeSortNotObject, "the $sort key specification must be an object")
@@ -215,7 +224,7 @@ func parseSort(spec any) (stage, error) {
 	if len(d) == 0 {
 		return nil, merr.New(codeSortEmpty, "$sort stage must have at least one sort key")
 	}
-	s, err := query.CompileSort(d)
+	s, err := query.CompileSortCollated(d, c.str())
 	if err != nil {
 		return nil, err
 	}

@@ -196,7 +196,7 @@ func parseLookup(c *compiler, spec any) (stage, error) {
 			matched := foreignDocs
 			if hasLocal {
 				var err error
-				if matched, err = equalityJoin(doc, local, foreign, foreignDocs); err != nil {
+				if matched, err = equalityJoin(doc, local, foreign, foreignDocs, c.str()); err != nil {
 					return nil, err
 				}
 			}
@@ -252,7 +252,7 @@ func splitPath(p string) []string {
 // equalityJoin returns the foreign documents whose foreignField equals the
 // document's localField, or one of its elements when it is an array; a
 // missing localField matches null and missing foreign fields.
-func equalityJoin(doc bson.D, local, foreign string, foreignDocs []bson.D) ([]bson.D, error) {
+func equalityJoin(doc bson.D, local, foreign string, foreignDocs []bson.D, str func(a, b string) int) ([]bson.D, error) {
 	vals, _ := query.Lookup(doc, local)
 	in := bson.A{}
 	for _, v := range vals {
@@ -271,7 +271,7 @@ func equalityJoin(doc bson.D, local, foreign string, foreignDocs []bson.D) ([]bs
 			in[i] = bson.D{{Key: "$eq", Value: r}}
 		}
 	}
-	f, err := query.Compile(bson.D{{Key: foreign, Value: bson.D{{Key: "$in", Value: in}}}})
+	f, err := query.CompileWith(bson.D{{Key: foreign, Value: bson.D{{Key: "$in", Value: in}}}}, query.Options{Collation: str})
 	if err != nil {
 		return nil, err
 	}

@@ -339,7 +339,11 @@ func cmp3[T int64 | float64 | string | uint32](a, b T) int {
 
 // Compare orders a and b as MongoDB does: by canonical type rank first, then
 // by value; numbers compare by value across int32, int64, double and decimal.
-func Compare(a, b any) int {
+func Compare(a, b any) int { return CompareWith(a, b, nil) }
+
+// CompareWith is Compare with string values (also inside documents and
+// arrays, but not field names) ordered by str, a collation; nil is binary.
+func CompareWith(a, b any, str func(a, b string) int) int {
 	ra, rb := TypeRank(a), TypeRank(b)
 	if ra != rb {
 		return cmp3(int64(ra), int64(rb))
@@ -350,11 +354,14 @@ func Compare(a, b any) int {
 	case rankNumber:
 		return compareNumbers(a, b)
 	case rankString:
+		if str != nil {
+			return str(stringOf(a), stringOf(b))
+		}
 		return strings.Compare(stringOf(a), stringOf(b))
 	case rankObject:
-		return compareDocs(asDoc(a), asDoc(b))
+		return compareDocs(asDoc(a), asDoc(b), str)
 	case rankArray:
-		return compareArrays(asArray(a), asArray(b))
+		return compareArrays(asArray(a), asArray(b), str)
 	case rankBinary:
 		x, y := a.(bson.Binary), b.(bson.Binary)
 		if len(x.Data) != len(y.Data) {
@@ -439,7 +446,7 @@ func asArray(v any) bson.A {
 	return nil
 }
 
-func compareDocs(a, b bson.D) int {
+func compareDocs(a, b bson.D, str func(a, b string) int) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		// MongoDB compares the type of each field, then its name, then its value.
 		if c := cmp3(int64(TypeRank(a[i].Value)), int64(TypeRank(b[i].Value))); c != 0 {
@@ -448,16 +455,16 @@ func compareDocs(a, b bson.D) int {
 		if c := strings.Compare(a[i].Key, b[i].Key); c != 0 {
 			return c
 		}
-		if c := Compare(a[i].Value, b[i].Value); c != 0 {
+		if c := CompareWith(a[i].Value, b[i].Value, str); c != 0 {
 			return c
 		}
 	}
 	return cmp3(int64(len(a)), int64(len(b)))
 }
 
-func compareArrays(a, b bson.A) int {
+func compareArrays(a, b bson.A, str func(a, b string) int) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
-		if c := Compare(a[i], b[i]); c != 0 {
+		if c := CompareWith(a[i], b[i], str); c != 0 {
 			return c
 		}
 	}

@@ -106,6 +106,8 @@ func (x Expr) Eval(root bson.D) (any, error) { return x(NewEnv(root)) }
 type scope struct {
 	vars   Vars
 	locals map[string]bool
+	// str orders strings in comparisons: a collation; nil is binary.
+	str func(a, b string) int
 }
 
 func (s *scope) withLocals(names ...string) *scope {
@@ -116,12 +118,18 @@ func (s *scope) withLocals(names ...string) *scope {
 	for _, n := range names {
 		locals[n] = true
 	}
-	return &scope{vars: s.vars, locals: locals}
+	return &scope{vars: s.vars, locals: locals, str: s.str}
 }
 
 // Compile compiles an aggregation expression with vars bound.
 func Compile(v any, vars Vars) (Expr, error) {
 	return (&scope{vars: vars}).compile(v)
+}
+
+// CompileCollated is [Compile] with string comparisons ($eq, $ne, $gt,
+// $gte, $lt, $lte, $cmp, $in) under a collation; nil str is binary.
+func CompileCollated(v any, vars Vars, str func(a, b string) int) (Expr, error) {
+	return (&scope{vars: vars, str: str}).compile(v)
 }
 
 // Constant returns an expression that always evaluates to v.
@@ -335,7 +343,10 @@ func Truthy(v any) bool {
 
 // Compare orders values as aggregation does: missing sorts below null,
 // everything else as BSON.
-func Compare(a, b any) int {
+func Compare(a, b any) int { return CompareWith(a, b, nil) }
+
+// CompareWith is Compare with strings ordered by str (nil: binary).
+func CompareWith(a, b any, str func(a, b string) int) int {
 	switch am, bm := IsMissing(a), IsMissing(b); {
 	case am && bm:
 		return 0
@@ -344,7 +355,7 @@ func Compare(a, b any) int {
 	case bm:
 		return 1
 	}
-	return bsonkit.Compare(a, b)
+	return bsonkit.CompareWith(a, b, str)
 }
 
 // TypeName is the server's type alias of v, "missing" for [Missing].

@@ -85,6 +85,9 @@ func (s *scope) operator(name string, arg any) (Expr, error) {
 	if !ok {
 		return nil, merr.New(CodeInvalidPipelineOperator, "Unrecognized expression '%s'", name)
 	}
+	if s.str != nil {
+		spec = s.collated(name, spec)
+	}
 	raw, isArray := arg.(bson.A)
 	if !isArray {
 		raw = bson.A{arg}
@@ -197,6 +200,35 @@ func lazyIfNull(args []Expr) Expr {
 		}
 		return args[len(args)-1](env)
 	}
+}
+
+// collated returns spec with its comparisons under the scope's collation.
+func (s *scope) collated(name string, spec opSpec) opSpec {
+	ok := map[string]func(int) bool{
+		"$eq": func(c int) bool { return c == 0 }, "$ne": func(c int) bool { return c != 0 },
+		"$gt": func(c int) bool { return c > 0 }, "$gte": func(c int) bool { return c >= 0 },
+		"$lt": func(c int) bool { return c < 0 }, "$lte": func(c int) bool { return c <= 0 },
+	}[name]
+	switch {
+	case ok != nil:
+		spec.eval = func(a []any) (any, error) { return ok(CompareWith(a[0], a[1], s.str)), nil }
+	case name == "$cmp":
+		spec.eval = func(a []any) (any, error) { return int32(CompareWith(a[0], a[1], s.str)), nil }
+	case name == "$in":
+		spec.eval = func(a []any) (any, error) {
+			arr, isArray := a[1].(bson.A)
+			if !isArray {
+				return evalIn(a)
+			}
+			for _, e := range arr {
+				if CompareWith(a[0], e, s.str) == 0 {
+					return true, nil
+				}
+			}
+			return false, nil
+		}
+	}
+	return spec
 }
 
 func cmpFunc(ok func(int) bool) opFunc {

@@ -21,6 +21,8 @@ type Filter struct {
 	vars    expr.Vars
 	nested  bool
 	hasExpr bool
+	// str orders strings: the command's collation; nil is binary.
+	str func(a, b string) int
 }
 
 // Compile parses a query filter. A nil or empty filter matches every
@@ -30,7 +32,21 @@ func Compile(filter bson.D) (*Filter, error) { return CompileVars(filter, nil) }
 // CompileVars is [Compile] with the variables a command's let binds, which
 // $expr sees.
 func CompileVars(filter bson.D, vars expr.Vars) (*Filter, error) {
-	f := &Filter{vars: vars}
+	return CompileWith(filter, Options{Vars: vars})
+}
+
+// Options are what a filter is compiled with.
+type Options struct {
+	// Vars are the variables $expr sees.
+	Vars expr.Vars
+	// Collation orders and equates strings (a collation's Compare); nil
+	// is binary.
+	Collation func(a, b string) int
+}
+
+// CompileWith is [Compile] with variables and a collation.
+func CompileWith(filter bson.D, opts Options) (*Filter, error) {
+	f := &Filter{vars: opts.Vars, str: opts.Collation}
 	root, err := f.parseDoc(filter, true)
 	if err != nil {
 		return nil, err
@@ -55,6 +71,9 @@ func (f *Filter) Eval(doc bson.D) (bool, error) {
 	}
 	return f.root.match(doc)
 }
+
+// Collated reports whether the filter compares strings under a collation.
+func (f *Filter) Collated() bool { return f != nil && f.str != nil }
 
 // HasExpr reports whether the filter uses $expr.
 func (f *Filter) HasExpr() bool { return f != nil && f.hasExpr }
@@ -233,7 +252,7 @@ func (f *Filter) parseTopOperator(e bson.E, collect bool) (node, error) {
 		if f.nested {
 			return nil, merr.New(merr.BadValue, "$expr can only be applied to the top-level document")
 		}
-		x, err := expr.Compile(e.Value, f.vars)
+		x, err := expr.CompileCollated(e.Value, f.vars, f.str)
 		if err != nil {
 			return nil, err
 		}
@@ -272,7 +291,7 @@ func (f *Filter) parseField(key string, value any, collect bool) (fieldExpr, err
 		return leaf(r), nil
 	case bson.D:
 		if isOperatorDoc(v) {
-			expr, err := parseOperators(v)
+			expr, err := f.parseOperators(v)
 			if err != nil {
 				return nil, err
 			}
@@ -291,7 +310,7 @@ func (f *Filter) parseField(key string, value any, collect bool) (fieldExpr, err
 	if collect {
 		f.eqs = append(f.eqs, equality{path: key, value: value})
 	}
-	return leaf(&cmpPred{op: opEQ, rhs: value}), nil
+	return leaf(&cmpPred{op: opEQ, rhs: value, str: f.str}), nil
 }
 
 // isOperatorDoc mirrors MongoDB's isExpressionDocument: the first key starts
@@ -304,7 +323,7 @@ func isOperatorDoc(d bson.D) bool {
 }
 
 // parseOperators parses an operator document such as {$gt: 1, $lt: 5}.
-func parseOperators(d bson.D) (fieldExpr, error) {
+func (f *Filter) parseOperators(d bson.D) (fieldExpr, error) {
 	exprs := make(allExpr, 0, len(d))
 	regexDone := false
 	for _, e := range d {
@@ -318,9 +337,9 @@ func parseOperators(d bson.D) (fieldExpr, error) {
 				continue
 			}
 			regexDone = true
-			x, err = parseRegexOperator(d)
+			x, err = f.parseRegexOperator(d)
 		default:
-			x, err = parseOperator(e)
+			x, err = f.parseOperator(e)
 		}
 		if err != nil {
 			return nil, err
@@ -333,7 +352,7 @@ func parseOperators(d bson.D) (fieldExpr, error) {
 	return exprs, nil
 }
 
-func parseOperator(e bson.E) (fieldExpr, error) {
+func (f *Filter) parseOperator(e bson.E) (fieldExpr, error) {
 	switch e.Key {
 	case "$eq", "$ne", "$gt", "$gte", "$lt", "$lte":
 		if _, ok := e.Value.(bson.Undefined); ok {
@@ -346,7 +365,7 @@ func parseOperator(e bson.E) (fieldExpr, error) {
 			return nil, merr.New(merr.BadValue, "Can't have RegEx as arg to predicate over field.")
 		}
 		op := map[string]cmpOp{"$eq": opEQ, "$ne": opEQ, "$gt": opGT, "$gte": opGTE, "$lt": opLT, "$lte": opLTE}[e.Key]
-		x := leaf(&cmpPred{op: op, rhs: e.Value})
+		x := leaf(&cmpPred{op: op, rhs: e.Value, str: f.str})
 		if e.Key == "$ne" {
 			return &notExpr{x}, nil
 		}
@@ -356,7 +375,7 @@ func parseOperator(e bson.E) (fieldExpr, error) {
 		if !ok {
 			return nil, merr.New(merr.BadValue, "%s needs an array", e.Key)
 		}
-		p, err := parseIn(arr)
+		p, err := f.parseIn(arr)
 		if err != nil {
 			return nil, err
 		}
@@ -376,9 +395,9 @@ func parseOperator(e bson.E) (fieldExpr, error) {
 		}
 		return leaf(p), nil
 	case "$not":
-		return parseNot(e.Value)
+		return f.parseNot(e.Value)
 	case "$elemMatch":
-		return parseElemMatch(e.Value)
+		return f.parseElemMatch(e.Value)
 	case "$size":
 		n, err := parseSize(e.Value)
 		if err != nil {
@@ -389,7 +408,7 @@ func parseOperator(e bson.E) (fieldExpr, error) {
 		}
 		return &leafExpr{pred: &sizePred{n: n}, mode: leafWhole}, nil
 	case "$all":
-		return parseAll(e.Value)
+		return f.parseAll(e.Value)
 	case "$mod":
 		p, err := parseMod(e.Value)
 		if err != nil {
@@ -400,7 +419,7 @@ func parseOperator(e bson.E) (fieldExpr, error) {
 	return nil, merr.New(merr.BadValue, "unknown operator: %s", e.Key)
 }
 
-func parseRegexOperator(d bson.D) (fieldExpr, error) {
+func (f *Filter) parseRegexOperator(d bson.D) (fieldExpr, error) {
 	var (
 		pattern, options string
 		hasRegex         bool
@@ -444,7 +463,7 @@ func parseRegexOperator(d bson.D) (fieldExpr, error) {
 	return leaf(r), nil
 }
 
-func parseIn(arr bson.A) (*inPred, error) {
+func (f *Filter) parseIn(arr bson.A) (*inPred, error) {
 	values := make([]any, 0, len(arr))
 	var regexes []*regexPred
 	for _, v := range arr {
@@ -465,7 +484,7 @@ func parseIn(arr bson.A) (*inPred, error) {
 		}
 		values = append(values, v)
 	}
-	return newInPred(values, regexes), nil
+	return newInPred(values, regexes, f.str), nil
 }
 
 // truthy is BSONElement::trueValue.
@@ -532,7 +551,7 @@ func parseType(v any) (*typePred, error) {
 	return p, nil
 }
 
-func parseNot(v any) (fieldExpr, error) {
+func (f *Filter) parseNot(v any) (fieldExpr, error) {
 	switch x := v.(type) {
 	case bson.Regex:
 		r, err := newRegexPred(x.Pattern, x.Options)
@@ -544,7 +563,7 @@ func parseNot(v any) (fieldExpr, error) {
 		if len(x) == 0 {
 			return nil, merr.New(merr.BadValue, "$not cannot be empty")
 		}
-		inner, err := parseOperators(x)
+		inner, err := f.parseOperators(x)
 		if err != nil {
 			return nil, err
 		}
@@ -553,7 +572,7 @@ func parseNot(v any) (fieldExpr, error) {
 	return nil, merr.New(merr.BadValue, "$not needs a regex or a document")
 }
 
-func parseElemMatch(v any) (fieldExpr, error) {
+func (f *Filter) parseElemMatch(v any) (fieldExpr, error) {
 	d, ok := v.(bson.D)
 	if !ok {
 		return nil, merr.New(merr.BadValue, "$elemMatch needs an Object")
@@ -562,14 +581,14 @@ func parseElemMatch(v any) (fieldExpr, error) {
 		switch d[0].Key {
 		case "$and", "$or", "$nor", "$where", "$expr", "$comment", "$alwaysTrue", "$alwaysFalse":
 		default:
-			expr, err := parseOperators(d)
+			expr, err := f.parseOperators(d)
 			if err != nil {
 				return nil, err
 			}
 			return &leafExpr{pred: &elemMatchValuePred{expr: expr}, mode: leafWhole}, nil
 		}
 	}
-	sub := &Filter{nested: true}
+	sub := &Filter{nested: true, str: f.str}
 	root, err := sub.parseDoc(d, false)
 	if err != nil {
 		return nil, err
@@ -608,7 +627,7 @@ func parseSize(v any) (int, error) {
 	return 0, merr.New(merr.BadValue, "$size needs a number")
 }
 
-func parseAll(v any) (fieldExpr, error) {
+func (f *Filter) parseAll(v any) (fieldExpr, error) {
 	arr, ok := v.(bson.A)
 	if !ok {
 		return nil, merr.New(merr.BadValue, "$all needs an array")
@@ -627,7 +646,7 @@ func parseAll(v any) (fieldExpr, error) {
 			if !ok {
 				return nil, merr.New(merr.BadValue, "$all/$elemMatch has to be consistent")
 			}
-			expr, err := parseElemMatch(d[0].Value)
+			expr, err := f.parseElemMatch(d[0].Value)
 			if err != nil {
 				return nil, err
 			}
@@ -652,7 +671,7 @@ func parseAll(v any) (fieldExpr, error) {
 				return nil, merr.New(merr.BadValue, "no $ expressions in $all")
 			}
 		}
-		exprs = append(exprs, leaf(&cmpPred{op: opEQ, rhs: x}))
+		exprs = append(exprs, leaf(&cmpPred{op: opEQ, rhs: x, str: f.str}))
 	}
 	return exprs, nil
 }

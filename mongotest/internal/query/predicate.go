@@ -27,15 +27,18 @@ const (
 type cmpPred struct {
 	op  cmpOp
 	rhs any
+	str func(a, b string) int
 }
 
-func (p *cmpPred) visit(v any, missing bool) bool { return compareMatch(p.op, v, missing, p.rhs) }
+func (p *cmpPred) visit(v any, missing bool) bool {
+	return compareMatch(p.op, v, missing, p.rhs, p.str)
+}
 
 // compareMatch follows ComparisonMatchExpression::matchesSingleElement:
 // values of different canonical types never compare, except that null,
 // undefined and a missing field are alike for the inclusive operators, and
 // MinKey/MaxKey bound everything.
-func compareMatch(op cmpOp, v any, missing bool, rhs any) bool {
+func compareMatch(op cmpOp, v any, missing bool, rhs any, str func(a, b string) int) bool {
 	if missing {
 		// A missing field is MongoDB's EOO, which compares like undefined.
 		switch rhs.(type) {
@@ -63,7 +66,7 @@ func compareMatch(op cmpOp, v any, missing bool, rhs any) bool {
 			return (op == opLTE || op == opGTE) && lnan && rnan
 		}
 	}
-	c := bsonkit.Compare(v, rhs)
+	c := bsonkit.CompareWith(v, rhs, str)
 	switch op {
 	case opLT:
 		return c < 0
@@ -98,20 +101,21 @@ func isNull(v any) bool {
 // inPred is $in: equality with any listed value, or a match of any listed
 // regex. A listed null also matches undefined and missing fields.
 type inPred struct {
-	sorted  []any // sorted by bsonkit.Compare for binary search
+	sorted  []any // sorted by bsonkit.CompareWith for binary search
 	regexes []*regexPred
 	hasNull bool
+	str     func(a, b string) int
 }
 
-func newInPred(values []any, regexes []*regexPred) *inPred {
-	p := &inPred{regexes: regexes}
+func newInPred(values []any, regexes []*regexPred, str func(a, b string) int) *inPred {
+	p := &inPred{regexes: regexes, str: str}
 	for _, v := range values {
 		if isNull(v) {
 			p.hasNull = true
 		}
 	}
 	p.sorted = values
-	sort.SliceStable(p.sorted, func(i, j int) bool { return bsonkit.Compare(p.sorted[i], p.sorted[j]) < 0 })
+	sort.SliceStable(p.sorted, func(i, j int) bool { return bsonkit.CompareWith(p.sorted[i], p.sorted[j], str) < 0 })
 	return p
 }
 
@@ -122,8 +126,8 @@ func (p *inPred) visit(v any, missing bool) bool {
 	if _, ok := v.(bson.Undefined); ok && p.hasNull {
 		return true
 	}
-	i := sort.Search(len(p.sorted), func(i int) bool { return bsonkit.Compare(p.sorted[i], v) >= 0 })
-	if i < len(p.sorted) && bsonkit.Compare(p.sorted[i], v) == 0 {
+	i := sort.Search(len(p.sorted), func(i int) bool { return bsonkit.CompareWith(p.sorted[i], v, p.str) >= 0 })
+	if i < len(p.sorted) && bsonkit.CompareWith(p.sorted[i], v, p.str) == 0 {
 		return true
 	}
 	for _, r := range p.regexes {

@@ -20,17 +20,23 @@ const (
 // Sort is a compiled sort specification. A nil *Sort orders nothing.
 type Sort struct {
 	keys []sortKey
+	str  func(a, b string) int
 }
 
 type sortKey struct {
 	path path
 	desc bool
+	str  func(a, b string) int
 }
 
 // CompileSort parses a sort specification such as {a: 1, "b.c": -1}.
 // Directions are 1 or -1 of any numeric type; {$meta: ...} is not supported.
-func CompileSort(spec bson.D) (*Sort, error) {
-	s := &Sort{keys: make([]sortKey, 0, len(spec))}
+func CompileSort(spec bson.D) (*Sort, error) { return CompileSortCollated(spec, nil) }
+
+// CompileSortCollated is [CompileSort] with strings ordered by a collation
+// (nil: binary).
+func CompileSortCollated(spec bson.D, str func(a, b string) int) (*Sort, error) {
+	s := &Sort{keys: make([]sortKey, 0, len(spec)), str: str}
 	for _, e := range spec {
 		if e.Key == "" {
 			return nil, merr.New(merr.Location40352, "FieldPath cannot be constructed with empty string")
@@ -48,7 +54,7 @@ func CompileSort(spec bson.D) (*Sort, error) {
 		if n != 1 && n != -1 {
 			return nil, merr.New(codeBadSortDirection, "$sort key ordering must be 1 (for ascending) or -1 (for descending)")
 		}
-		s.keys = append(s.keys, sortKey{path: newPath(e.Key), desc: n < 0})
+		s.keys = append(s.keys, sortKey{path: newPath(e.Key), desc: n < 0, str: str})
 	}
 	return s, nil
 }
@@ -63,7 +69,7 @@ func (s *Sort) Compare(a, b bson.D) int {
 	}
 	for i := range s.keys {
 		k := &s.keys[i]
-		c := bsonkit.Compare(k.value(a), k.value(b))
+		c := bsonkit.CompareWith(k.value(a), k.value(b), s.str)
 		if k.desc {
 			c = -c
 		}
@@ -83,7 +89,7 @@ func (k *sortKey) value(doc bson.D) any {
 			return v // fast path: no array, no walk; missing is nil
 		}
 	}
-	e := extremum{desc: k.desc}
+	e := extremum{desc: k.desc, str: k.str}
 	k.path.walk(doc, leafElements, &e)
 	return e.best
 }
@@ -92,6 +98,7 @@ type extremum struct {
 	best any
 	seen bool
 	desc bool
+	str  func(a, b string) int
 }
 
 func (e *extremum) visit(v any, missing bool) bool {
@@ -102,7 +109,7 @@ func (e *extremum) visit(v any, missing bool) bool {
 		e.best, e.seen = v, true
 		return false
 	}
-	c := bsonkit.Compare(v, e.best)
+	c := bsonkit.CompareWith(v, e.best, e.str)
 	if (e.desc && c > 0) || (!e.desc && c < 0) {
 		e.best = v
 	}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Under load, every request still gets its access line: the service's
+// logger never samples.
+func TestLoggerKeepsEveryLine(t *testing.T) {
+	for _, format := range []string{"json", "console"} {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := buildLogger(format, zapcore.AddSync(&buf))
+			const n = 1000
+			for i := range n {
+				log.Info("request", zap.Int("i", i))
+				log.Error("request failed", zap.Int("i", i))
+			}
+			assert.Equal(t, 2*n, strings.Count(buf.String(), "\n"))
+			assert.NotContains(t, buf.String(), "stacktrace", "no stack trace on an error line")
+			if format == "console" {
+				assert.NotContains(t, buf.String(), "\x1b[", "no colour codes in a log file")
+				assert.Contains(t, buf.String(), "INFO\ttxkit\trequest")
+			}
+		})
+	}
+}
+
+// Fx's own events are debug lines: quiet at the service's info level.
+func TestFxEventsAreQuiet(t *testing.T) {
+	var buf bytes.Buffer
+	log := buildLogger("json", zapcore.AddSync(&buf))
+	app := fx.New(fx.Supply(log), fx.WithLogger(newFxLogger), fx.Provide(func() int { return 1 }), fx.Invoke(func(int) {}))
+	require.NoError(t, app.Start(context.Background()))
+	require.NoError(t, app.Stop(context.Background()))
+	assert.Empty(t, buf.String())
+}
+
+// A start that does not finish names the step it was in.
+func TestStartFailureNamesTheStep(t *testing.T) {
+	steps := &startSteps{}
+	app := fx.New(
+		fx.WithLogger(func() fxevent.Logger { steps.next = fxevent.NopLogger; return steps }),
+		fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStart: func(context.Context) error { return nil }})
+			lc.Append(fx.Hook{OnStart: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }})
+		}),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := app.Start(ctx)
+	require.Error(t, err)
+	msg := startError(err, steps.step())
+	assert.Contains(t, msg, "TestStartFailureNamesTheStep")
+	assert.Contains(t, msg, "did not finish")
+	assert.Contains(t, msg, "context deadline exceeded")
+}
+
+// A token or secret from a file keeps no trailing newline; one that a
+// client could not send is refused at start.
+func TestSecretsAreTrimmedOrRefused(t *testing.T) {
+	uri := "mongodb://db/?replicaSet=rs0"
+	cfg, err := loadConfig(nil, env(map[string]string{envMongoURI: uri,
+		envAPIToken: "  token-0123456789abcdef\n", envWebhookSecret: "secret-0123456789abcdef\r\n"}))
+	require.NoError(t, err)
+	assert.Equal(t, "token-0123456789abcdef", cfg.APIToken)
+	assert.Equal(t, "secret-0123456789abcdef", cfg.WebhookSecret)
+
+	_, err = loadConfig(nil, env(map[string]string{envMongoURI: uri,
+		envAPIToken: "token 0123456789 abcdef", envWebhookSecret: "secret-0123456789abcdef"}))
+	require.ErrorContains(t, err, "TXKIT_API_TOKEN contains whitespace")
+	assert.NotContains(t, err.Error(), "0123456789", "the secret is not in the message")
+}
+
+// The banner's curl works as pasted when the token comes from the
+// environment: the shell must expand $TXKIT_API_TOKEN.
+func TestBannerCurlWorksWithTokenFromEnvironment(t *testing.T) {
+	var out bytes.Buffer
+	ta := startApp(t, func(c *Config) {
+		c.MongoURI = ""
+		c.Out = &out
+	})
+	var curls []string
+	for line := range strings.Lines(out.String()) {
+		if s := strings.TrimSpace(line); strings.HasPrefix(s, "curl ") {
+			curls = append(curls, s)
+		}
+	}
+	require.Len(t, curls, 2, "banner:\n%s", out.String())
+	assert.NotContains(t, out.String(), ta.cfg.APIToken, "a token from the environment is not printed")
+	vars := map[string]string{"TXKIT_API_TOKEN": ta.cfg.APIToken}
+	res := ta.send(parseCurl(t, curls[0], vars, ""))
+	assert.Equal(t, http.StatusCreated, res.Status, "%s", res.Raw)
+}

@@ -1,0 +1,421 @@
+package credits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.uber.org/zap"
+)
+
+// hotWriter is the single-document write engine: it applies a credit or a
+// debit and its entry with one guarded update of the account document,
+// which embeds the entry (atomic without a transaction), and later copies
+// embedded entries to the entries collection. Writers on a hot account
+// queue on the document instead of aborting each other's transactions,
+// and the writes of one process are combined per account (see lane).
+//
+// # Flushes and the epoch guard
+//
+// An account document counts the copies that removed entries from it
+// (flushes). Every write's filter demands a count no larger than one the
+// writer observed before it last checked that its entry was not applied
+// ({flushes: {$not: {$gt: n}}}). An entry can therefore never be applied
+// twice, even by writers that resend it (the driver's retry, a second
+// caller with the same idempotency key, a retry after an unknown outcome):
+// while the entry is embedded the filter's {pending._id: {$ne: id}} refuses
+// it, and once a copy has moved it out the count has grown.
+type hotWriter struct {
+	accounts *mongo.Collection
+	entries  *mongo.Collection
+	log      *zap.Logger
+
+	// releaseExpired releases an account's expired holds, when a debit
+	// falls short.
+	releaseExpired func(ctx context.Context, account string) (int, error)
+
+	// writes counts writes per stripe of accounts, to decide when a
+	// writer copies its account's embedded entries out.
+	writes     [64]atomic.Int64
+	seed       maphash.Seed
+	flushEvery int64
+	flushing   sync.Map // account → struct{}: a copy in progress here
+
+	// slots bounds the writes this process has in flight (see
+	// WithMaxFastWrites). A lane's leader takes one only to send; writers
+	// queued behind an account take none.
+	slots chan struct{}
+
+	lanesMu sync.Mutex
+	lanes   map[string]*lane
+
+	epochMu sync.Mutex
+	epochs  map[string]int64 // account → a flush count observed
+}
+
+// maxEpochs bounds the epoch cache: it is cleared when full.
+const maxEpochs = 1 << 14
+
+func newHotWriter(accounts, entries *mongo.Collection, cfg config, releaseExpired func(context.Context, string) (int, error)) *hotWriter {
+	return &hotWriter{
+		accounts: accounts, entries: entries, log: cfg.log,
+		releaseExpired: releaseExpired,
+		seed:           maphash.MakeSeed(), flushEvery: cfg.flushEvery,
+		slots: make(chan struct{}, cfg.fastWrites),
+	}
+}
+
+// errAgain asks for the write to be tried again.
+var errAgain = errors.New("credits: try again")
+
+// maxTries bounds the guarded writes of one call that lose to concurrent
+// writers.
+const maxTries = 8
+
+// epoch returns a flush count of account observed now or earlier: the
+// cached one, or one read.
+func (w *hotWriter) epoch(ctx context.Context, account string) (int64, error) {
+	w.epochMu.Lock()
+	n, ok := w.epochs[account]
+	w.epochMu.Unlock()
+	if ok {
+		return n, nil
+	}
+	var acc struct {
+		Flushes int64 `bson:"flushes"`
+	}
+	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: account}},
+		options.FindOne().SetProjection(bson.D{{Key: "flushes", Value: 1}})).Decode(&acc)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, fmt.Errorf("read account: %w", err)
+	}
+	w.noteEpoch(account, acc.Flushes)
+	return acc.Flushes, nil
+}
+
+// cachedEpoch returns the cached flush count of account, if any.
+func (w *hotWriter) cachedEpoch(account string) (int64, bool) {
+	w.epochMu.Lock()
+	defer w.epochMu.Unlock()
+	n, ok := w.epochs[account]
+	return n, ok
+}
+
+// noteEpoch caches a flush count of account, never moving it back.
+func (w *hotWriter) noteEpoch(account string, n int64) {
+	w.epochMu.Lock()
+	defer w.epochMu.Unlock()
+	if w.epochs == nil || len(w.epochs) >= maxEpochs {
+		w.epochs = map[string]int64{}
+	}
+	if old, ok := w.epochs[account]; !ok || n > old {
+		w.epochs[account] = n
+	}
+}
+
+// post applies e, a credit (Amount > 0) or a debit (Amount < 0). epoch is
+// a flush count of e's account observed before the caller last learned
+// that e was not applied (for a new entry: any time before). It returns
+// nil once e is applied, by this call or an earlier one; a business
+// error; or an error matching ErrOutcomeUnknown.
+func (w *hotWriter) post(ctx context.Context, e Entry, epoch int64, shared bool) error {
+	for try := 0; ; try++ {
+		err := w.combinedWrite(ctx, e, epoch, shared)
+		var again *againError
+		if !errors.As(err, &again) {
+			if err == nil {
+				w.noteWrite(ctx, e.Account)
+			}
+			return err
+		}
+		epoch = again.epoch
+		if try == maxTries-1 {
+			return ErrContended
+		}
+	}
+}
+
+// againError asks for the write to be tried again with epoch, observed
+// while the entry was known not to be applied.
+type againError struct{ epoch int64 }
+
+func (*againError) Error() string { return errAgain.Error() }
+func (*againError) Is(target error) bool {
+	return target == errAgain
+}
+
+// epochFilter is the guard that refuses a write of an entry copied out
+// since epoch was observed. A missing count is 0.
+func epochFilter(epoch int64) bson.E {
+	return bson.E{Key: "flushes", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: epoch}}}}}
+}
+
+// write applies e alone, with its own guard.
+func (w *hotWriter) write(ctx context.Context, e Entry, epoch int64) error {
+	amount := e.Amount
+	filter := bson.D{
+		{Key: "_id", Value: e.Account},
+		{Key: "pending._id", Value: bson.D{{Key: "$ne", Value: e.ID}}},
+		{Key: pendingFull, Value: bson.D{{Key: "$exists", Value: false}}},
+		epochFilter(epoch),
+	}
+	update := bson.D{
+		{Key: "$inc", Value: bson.D{{Key: "balance", Value: amount}, {Key: "available", Value: amount}}},
+		{Key: "$push", Value: bson.D{{Key: "pending", Value: e}}},
+		{Key: "$set", Value: bson.D{{Key: "updatedAt", Value: e.CreatedAt}}},
+		{Key: "$min", Value: bson.D{{Key: "pendingSince", Value: e.CreatedAt}}},
+	}
+	if amount > 0 {
+		filter = append(filter, bson.E{Key: "balance", Value: bson.D{{Key: "$lte", Value: math.MaxInt64 - amount}}})
+		update = append(update, bson.E{Key: "$setOnInsert", Value: bson.D{
+			{Key: "held", Value: int64(0)}, {Key: "flushes", Value: int64(0)}, {Key: "createdAt", Value: e.CreatedAt},
+		}})
+	} else {
+		filter = append(filter, bson.E{Key: "available", Value: bson.D{{Key: "$gte", Value: -amount}}})
+	}
+	res, err := w.accounts.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(amount > 0))
+	if err == nil && (res.MatchedCount == 1 || res.UpsertedCount == 1) {
+		return nil
+	}
+	if err != nil && !mongo.IsDuplicateKeyError(err) { // a duplicate: the account exists but the guard failed
+		return w.resolve(ctx, []Entry{e}, err)[0]
+	}
+	return w.explain(ctx, e)
+}
+
+// explain finds out why e's guard did not match. Its reads only explain
+// the failure; they never decide a write.
+func (w *hotWriter) explain(ctx context.Context, e Entry) error {
+	amount := e.Amount
+	var acc accountDoc
+	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: e.Account}}).Decode(&acc)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		if amount > 0 {
+			return &againError{epoch: 0}
+		}
+		return ErrAccountNotFound
+	case err != nil:
+		return fmt.Errorf("read account: %w", err)
+	case slices.ContainsFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }):
+		return nil // applied by an earlier send of this entry
+	}
+	w.noteEpoch(e.Account, acc.Flushes)
+	if copied, err := w.copied(ctx, e.ID); err != nil {
+		return err
+	} else if copied {
+		return nil // applied, and already copied out
+	}
+	// e was not applied when acc was read: acc's count is a safe epoch.
+	again := &againError{epoch: acc.Flushes}
+	switch {
+	case len(acc.Pending) >= maxPending:
+		if err := w.flush(ctx, e.Account); err != nil {
+			return err
+		}
+		return again
+	case amount > 0 && acc.Balance > math.MaxInt64-amount:
+		return ErrOverflow
+	case amount > 0, acc.Available >= -amount:
+		return again // changed since the write
+	case acc.Held > 0 && w.releaseExpired != nil:
+		n, err := w.releaseExpired(ctx, e.Account)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return again
+		}
+	}
+	return fmt.Errorf("%w: available %d, asked %d", ErrInsufficientCredits, acc.Available, -amount)
+}
+
+// copied reports whether entry id is in the entries collection.
+func (w *hotWriter) copied(ctx context.Context, id string) (bool, error) {
+	err := w.entries.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read entry: %w", err)
+	}
+	return true, nil
+}
+
+// applied reports whether e is applied (embedded or copied out) and, when
+// it is not, returns the flush count observed while it was not.
+func (w *hotWriter) applied(ctx context.Context, e Entry) (bool, int64, error) {
+	var acc accountDoc
+	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: e.Account}},
+		options.FindOne().SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "flushes", Value: 1}})).Decode(&acc)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+	case err != nil:
+		return false, 0, fmt.Errorf("read account: %w", err)
+	case slices.ContainsFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }):
+		return true, 0, nil
+	}
+	copied, err := w.copied(ctx, e.ID)
+	if err != nil {
+		return false, 0, err
+	}
+	w.noteEpoch(e.Account, acc.Flushes)
+	return copied, acc.Flushes, nil
+}
+
+// resolveTimeout bounds the resolution of an unknown outcome.
+const resolveTimeout = 10 * time.Second
+
+// resolve learns the outcome of a write of es (all on one account) that
+// failed with cause, after which any of them may or may not have been
+// applied. It first fences the account, so that a send still on its way
+// can no longer apply (it raises the flush count), then looks for every
+// entry. It returns, per entry, nil if applied, an againError if it is
+// certainly not applied, or an error matching ErrOutcomeUnknown.
+func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
+	defer cancel()
+	out := make([]error, len(es))
+	unknown := func(err error) []error {
+		for i := range out {
+			out[i] = fmt.Errorf("%w: %w (then %w)", ErrOutcomeUnknown, cause, err)
+		}
+		return out
+	}
+	var acc accountDoc
+	err := w.accounts.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: es[0].Account}},
+		bson.D{
+			{Key: "$inc", Value: bson.D{{Key: "flushes", Value: int64(1)}}},
+			{Key: "$setOnInsert", Value: bson.D{
+				{Key: "balance", Value: int64(0)}, {Key: "held", Value: int64(0)}, {Key: "available", Value: int64(0)},
+				{Key: "createdAt", Value: es[0].CreatedAt}, {Key: "updatedAt", Value: es[0].CreatedAt},
+			}},
+		},
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After).
+			SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "flushes", Value: 1}})).Decode(&acc)
+	if err != nil {
+		return unknown(fmt.Errorf("fence account: %w", err))
+	}
+	w.noteEpoch(es[0].Account, acc.Flushes)
+	for i, e := range es {
+		if slices.ContainsFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }) {
+			continue
+		}
+		copied, err := w.copied(ctx, e.ID)
+		if err != nil {
+			return unknown(err)
+		}
+		if !copied {
+			out[i] = &againError{epoch: acc.Flushes}
+		}
+	}
+	return out
+}
+
+// noteWrite counts a write on account and, every flushEvery writes of its
+// stripe, copies the account's embedded entries out.
+func (w *hotWriter) noteWrite(ctx context.Context, account string) {
+	if w.writes[maphash.String(w.seed, account)%64].Add(1)%w.flushEvery != 0 {
+		return
+	}
+	// Best effort: the write itself has committed, and what is not copied
+	// now is copied by the next flush or the sweeper.
+	if err := w.flushOnce(context.WithoutCancel(ctx), account); err != nil {
+		w.log.Debug("credits: copying entries out failed; the sweeper will retry", zap.String("account", account), zap.Error(err))
+	}
+}
+
+// flushOnce is flush, counted among the writes in flight, unless a copy
+// of account is already in progress here.
+func (w *hotWriter) flushOnce(ctx context.Context, account string) error {
+	if _, busy := w.flushing.LoadOrStore(account, struct{}{}); busy {
+		return nil
+	}
+	defer w.flushing.Delete(account)
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-w.slots }()
+	return w.flush(ctx, account)
+}
+
+// flush copies the entries embedded in account's document to the entries
+// collection, then removes them from the document and counts the flush,
+// in one update. It is idempotent and safe to run concurrently: entries
+// are inserted under their own ids (duplicates are ignored) before they
+// are pulled, so an entry is always in the document, in the collection,
+// or briefly in both — never in neither. Readers merge both and drop
+// duplicates.
+func (w *hotWriter) flush(ctx context.Context, account string) error {
+	var acc struct {
+		Pending []Entry `bson:"pending"`
+	}
+	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: account}},
+		options.FindOne().SetProjection(bson.D{{Key: "pending", Value: 1}})).Decode(&acc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read pending entries of %s: %w", account, err)
+	}
+	if len(acc.Pending) > 0 {
+		docs := make([]any, len(acc.Pending))
+		ids := make(bson.A, len(acc.Pending))
+		for i, e := range acc.Pending {
+			docs[i], ids[i] = e, e.ID
+		}
+		_, err := w.entries.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		if err != nil && !onlyDuplicates(err) {
+			return fmt.Errorf("copy entries of %s: %w", account, err)
+		}
+		var after struct {
+			Flushes int64 `bson:"flushes"`
+		}
+		err = w.accounts.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: account}},
+			bson.D{
+				{Key: "$pull", Value: bson.D{{Key: "pending", Value: bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}}}},
+				{Key: "$inc", Value: bson.D{{Key: "flushes", Value: int64(1)}}},
+			},
+			options.FindOneAndUpdate().SetReturnDocument(options.After).SetProjection(bson.D{{Key: "flushes", Value: 1}})).Decode(&after)
+		if err != nil {
+			return fmt.Errorf("remove copied entries of %s: %w", account, err)
+		}
+		w.noteEpoch(account, after.Flushes)
+	}
+	// Leave the sweeper's index only if no writer embedded a new entry
+	// meanwhile.
+	_, err = w.accounts.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: account}, {Key: "pending", Value: bson.D{{Key: "$size", Value: 0}}}},
+		bson.D{{Key: "$unset", Value: bson.D{{Key: "pendingSince", Value: ""}}}})
+	if err != nil {
+		return fmt.Errorf("mark %s flushed: %w", account, err)
+	}
+	return nil
+}
+
+// onlyDuplicates reports whether every write error in err is a duplicate
+// key: entries that an earlier copy already inserted.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if !mongo.IsDuplicateKeyError(we) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,153 @@
+package tx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/session"
+)
+
+// commit commits the owner's transaction and carries the commit to a
+// definite outcome: it retries the commit alone while MongoDB says its
+// outcome is unknown, on a ctx that keeps the caller's values but not its
+// cancellation, bounded only by the runner's own budget (WithTimeout, else
+// DefaultRetryBudget) and WithMaxAttempts. A commit once sent is never
+// followed by abortTransaction. On failure, again reports that the whole
+// transaction may be run again (TransientTransactionError): it is then
+// already over for the driver.
+func (sc *scope) commit() (again bool, err error) {
+	st := sc.st
+	// Like the driver's WithTransaction, the commit's ctx has no deadline
+	// unless WithTimeout set one: with a deadline the driver resends a
+	// failed commit until it passes, without one it resends it once, and
+	// the budget is checked between sends.
+	cctx := context.WithoutCancel(sc.caller)
+	if sc.cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithDeadline(cctx, sc.start.Add(st.budget))
+		defer cancel()
+	}
+	for sends := 1; ; sends++ {
+		err := st.sess.CommitTransaction(cctx)
+		if err == nil {
+			st.active = false
+			st.ended.Store(true)
+			sc.endSessionOn(cctx) // no transaction left: no I/O
+			sc.observe(EventCommit, nil, false)
+			sc.complete(Committed)
+			sc.close()
+			return false, nil
+		}
+		if hasLabel(err, labelTransient) {
+			st.active = false
+			return true, err
+		}
+		if !commitOutcomeUnknown(err) {
+			// The server answered: nothing was applied.
+			st.active = false
+			err = fmt.Errorf("tx %s: commit: %w", sc.name(), err)
+			sc.endAborted(err, true)
+			return false, err
+		}
+		if hasLabel(err, labelUnknownCommit) && !isMaxTimeMSExpired(err) {
+			limit := sc.commitLimit(sends)
+			if limit == "" {
+				sc.observeRetry(err, 0, true)
+				continue
+			}
+			err = &RetryError{Name: sc.name(), Attempts: st.attempt, Elapsed: time.Since(sc.start), Limit: limit, Err: err, timeout: limit != attemptLimit(sc.cfg.maxAttempts)}
+		}
+		return false, sc.endUnknown(err)
+	}
+}
+
+// commitLimit returns what stops another send of the commit, or "".
+func (sc *scope) commitLimit(sends int) string {
+	switch {
+	case sc.cfg.maxAttempts > 0 && sends >= sc.cfg.maxAttempts:
+		return attemptLimit(sc.cfg.maxAttempts)
+	case time.Since(sc.start) >= sc.st.budget:
+		return "time budget " + sc.st.budget.String()
+	}
+	return ""
+}
+
+func attemptLimit(n int) string { return fmt.Sprintf("attempt limit %d", n) }
+
+// endUnknown ends a transaction whose commit was sent but whose outcome
+// could not be learned. It must not be aborted: the commit may have
+// applied. The driver still holds it as in progress after a timeout, and
+// would abort it when the session ends, so it is first marked committed
+// on the client side, which sends nothing.
+func (sc *scope) endUnknown(err error) error {
+	st := sc.st
+	if st.sess.TransactionRunning() {
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = st.sess.CommitTransaction(done) // a cancelled ctx: nothing is sent
+	}
+	st.active = false
+	st.ended.Store(true)
+	err = commitUnknown(sc, err)
+	sc.endSession()
+	sc.observe(EventCommitUnknown, err, true)
+	sc.complete(Unknown)
+	sc.close()
+	return err
+}
+
+// commitOutcomeUnknown reports whether a failed commit may have applied:
+// MongoDB said so (UnknownTransactionCommitResult), or no answer arrived
+// (network error, timeout, cancellation).
+func commitOutcomeUnknown(err error) bool {
+	return hasLabel(err, labelUnknownCommit) || mongo.IsNetworkError(err) || mongo.IsTimeout(err) || isContextError(err)
+}
+
+func commitUnknown(sc *scope, err error) error {
+	return fmt.Errorf("%w (transaction %s): %w", ErrCommitUnknown, sc.name(), err)
+}
+
+// committedByCallback reports whether the transaction that the callback
+// ended itself was committed (else it was aborted). Asking the driver to
+// abort a finished transaction sends nothing and says which it was.
+func committedByCallback(sess *mongo.Session) bool {
+	err := sess.AbortTransaction(context.Background())
+	//lint:ignore SA1019 the driver has no other way to tell a committed session from an aborted one
+	return errors.Is(err, session.ErrAbortAfterCommit)
+}
+
+// abort aborts the transaction if one is active, on a context that outlives
+// the caller's cancellation but not cleanupTimeout. The driver ignores the
+// server's answer, as the spec says: there is nothing to report.
+func (st *txState) abort(ctx context.Context) {
+	if !st.active {
+		return
+	}
+	st.active = false
+	if !st.sess.TransactionRunning() {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_ = st.sess.AbortTransaction(actx)
+}
+
+// endSession ends the owner's session, unless it was borrowed from the
+// caller's ctx.
+func (sc *scope) endSession() {
+	if sc.st.borrowed {
+		return
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(sc.caller), cleanupTimeout)
+	defer cancel()
+	sc.st.sess.EndSession(ectx)
+}
+
+func (sc *scope) endSessionOn(ctx context.Context) {
+	if !sc.st.borrowed {
+		sc.st.sess.EndSession(ctx)
+	}
+}
