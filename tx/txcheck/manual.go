@@ -26,10 +26,6 @@ func (c *checker) checkManual() {
 				c.ignoredCommit(n.Call, n, "deferred ")
 			case *ast.GoStmt:
 				c.ignoredCommit(n.Call, n, "")
-			case *ast.AssignStmt:
-				if len(n.Rhs) == 1 && allBlank(n.Lhs) {
-					c.ignoredCommit(n.Rhs[0], n, "")
-				}
 			}
 			if body != nil {
 				c.beginsIn(body)
@@ -39,16 +35,8 @@ func (c *checker) checkManual() {
 	}
 }
 
-func allBlank(es []ast.Expr) bool {
-	for _, e := range es {
-		if id, ok := e.(*ast.Ident); !ok || id.Name != "_" {
-			return false
-		}
-	}
-	return true
-}
-
-// ignoredCommit reports e if it is a Commit whose error nobody reads.
+// ignoredCommit reports e if it is a Commit whose error nobody reads. An
+// explicit _ = t.Commit(ctx) is a decision, not an oversight: not reported.
 func (c *checker) ignoredCommit(e ast.Expr, stmt ast.Node, how string) {
 	call, ok := ast.Unparen(e).(*ast.CallExpr)
 	if !ok {

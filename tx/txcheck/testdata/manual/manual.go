@@ -56,15 +56,6 @@ func ignoredCommit(ctx context.Context) {
 	t.Commit(ctx) // want `the error of Tx.Commit is ignored`
 }
 
-func blankCommit(ctx context.Context) {
-	ctx, t, err := runner.Begin(ctx)
-	if err != nil {
-		return
-	}
-	defer t.Rollback(ctx)
-	_ = t.Commit(ctx) // want `the error of Tx.Commit is ignored`
-}
-
 func deferredCommit(ctx context.Context) error {
 	ctx, t, err := runner.Begin(ctx)
 	if err != nil {

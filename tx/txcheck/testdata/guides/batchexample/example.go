@@ -9,9 +9,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/txkit/txkit/mongotest"
 	"github.com/txkit/txkit/tx"
 	"github.com/txkit/txkit/tx/batch"
+	"txcheckdata/guides/mongotest"
 )
 
 // startMongo starts an in-process MongoDB (mongotest) and connects to it.

@@ -10,10 +10,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.uber.org/fx"
 
-	"github.com/txkit/txkit/mongotest"
 	"github.com/txkit/txkit/tx"
 	"github.com/txkit/txkit/tx/decorator"
 	"txcheckdata/guides/decoratorexample/example"
+	"txcheckdata/guides/mongotest"
 )
 
 // startMongo starts an in-process MongoDB (mongotest) and connects to it.

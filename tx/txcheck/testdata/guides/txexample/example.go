@@ -9,8 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/txkit/txkit/mongotest"
 	"github.com/txkit/txkit/tx"
+	"txcheckdata/guides/mongotest"
 )
 
 // connect starts an in-memory mongotest server and connects to it. A real
