@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,20 @@ func TestBannerCurlWorksWithTokenFromEnvironment(t *testing.T) {
 	vars := map[string]string{"TXKIT_API_TOKEN": ta.cfg.APIToken}
 	res := ta.send(parseCurl(t, curls[0], vars, ""))
 	assert.Equal(t, http.StatusCreated, res.Status, "%s", res.Raw)
+}
+
+// The production binary links no test code: embedded mode uses mongotest,
+// which takes its own small TB, not package testing.
+func TestBinaryDoesNotLinkTesting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	out, err := exec.Command("go", "list", "-deps", "github.com/txkit/txkit/app").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	for dep := range strings.Lines(string(out)) {
+		dep = strings.TrimSpace(dep)
+		assert.NotEqual(t, "testing", dep)
+		assert.False(t, strings.HasPrefix(dep, "testing/"), dep)
+		assert.NotContains(t, dep, "/internal/testenv")
+	}
 }

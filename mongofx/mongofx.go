@@ -12,9 +12,13 @@
 // # Embedded mode
 //
 // With an empty URI and Embedded set, the module starts an in-process
-// mongotest server and connects to it, so the application runs with no
-// MongoDB installed. Its data lives in memory only and is gone when the
-// application stops; the module says so loudly in the log.
+// mongotest server and connects to it in memory, through the server's
+// dialer: no network port is opened, so no other process can reach (and
+// rewrite) the data, which has no authentication. The application runs
+// with no MongoDB installed. Its data lives in memory only and is gone
+// when the application stops; the module says so loudly in the log.
+// Tests and demos reach the server through [Embedded], for instance to
+// set fail points.
 package mongofx
 
 import (
@@ -34,7 +38,26 @@ import (
 
 // Module provides a *mongo.Client built from the graph's [Config], and the
 // *mongo.Database that Config.Database names (see [NewDatabase]).
-var Module = fx.Module("mongofx", fx.Provide(New, NewDatabase))
+var Module = fx.Module("mongofx", fx.Provide(newClient, NewDatabase))
+
+// Embedded gives tests and demos the in-process server of embedded mode.
+// Server is nil when the client connects to Config.URI.
+type Embedded struct {
+	Server *mongotest.Server
+}
+
+// result is what [Module] provides: the client and the embedded server.
+type result struct {
+	fx.Out
+
+	Client   *mongo.Client
+	Embedded *Embedded
+}
+
+func newClient(p Params) (result, error) {
+	c, srv, err := connect(p)
+	return result{Client: c, Embedded: &Embedded{Server: srv}}, err
+}
 
 // Config says where and how to connect.
 type Config struct {
@@ -75,6 +98,11 @@ var ErrNoURI = errors.New("mongofx: Config.URI is empty; set it, or set Embedded
 // start, disconnect on stop (then, in embedded mode, close the server).
 // The driver connects lazily, so New itself does no network I/O.
 func New(p Params) (*mongo.Client, error) {
+	c, _, err := connect(p)
+	return c, err
+}
+
+func connect(p Params) (*mongo.Client, *mongotest.Server, error) {
 	log := p.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -83,26 +111,28 @@ func New(p Params) (*mongo.Client, error) {
 
 	uri := p.Config.URI
 	var srv *mongotest.Server
+	opts := options.Client()
 	if uri == "" {
 		if !p.Config.Embedded {
-			return nil, ErrNoURI
+			return nil, nil, ErrNoURI
 		}
 		var err error
-		srv, err = mongotest.NewServer(mongotest.WithLogger(log.Named("mongotest")))
+		srv, err = mongotest.NewServer(mongotest.WithoutListener(), mongotest.WithLogger(log.Named("mongotest")))
 		if err != nil {
-			return nil, fmt.Errorf("mongofx: start embedded server: %w", err)
+			return nil, nil, fmt.Errorf("mongofx: start embedded server: %w", err)
 		}
 		uri = srv.URI()
+		opts.SetDialer(srv.Dialer())
 		log.Warn("EMBEDDED IN-MEMORY MONGODB: data lives in memory only and is lost when the application stops; set Config.URI for a real deployment",
-			zap.String("uri", uri))
+			zap.String("uri", uri), zap.Bool("network_port", false))
 	}
 
-	client, err := mongo.Connect(clientOptions(p.Config, uri))
+	client, err := mongo.Connect(clientOptions(p.Config, uri), opts)
 	if err != nil {
 		if srv != nil {
 			_ = srv.Close()
 		}
-		return nil, fmt.Errorf("mongofx: connect: %w", err)
+		return nil, nil, fmt.Errorf("mongofx: connect: %w", err)
 	}
 
 	// Fx runs OnStop only for hooks whose OnStart succeeded, so a failed
@@ -130,7 +160,7 @@ func New(p Params) (*mongo.Client, error) {
 		},
 		OnStop: stop,
 	})
-	return client, nil
+	return client, srv, nil
 }
 
 // ErrNoDatabase is returned by [NewDatabase] when neither Config.Database

@@ -2,6 +2,7 @@ package mongofx_test
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -22,12 +23,15 @@ import (
 
 func TestEmbeddedMode(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	var client *mongo.Client
+	var (
+		client *mongo.Client
+		emb    *mongofx.Embedded
+	)
 	app := fxtest.New(t,
 		fx.Supply(zap.New(core)),
 		fx.Supply(mongofx.Config{Embedded: true, AppName: "mongofx-test"}),
 		mongofx.Module,
-		fx.Populate(&client),
+		fx.Populate(&client, &emb),
 	)
 	app.RequireStart()
 
@@ -37,7 +41,13 @@ func TestEmbeddedMode(t *testing.T) {
 
 	warnings := logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("in memory only").All()
 	require.Len(t, warnings, 1, "embedded mode says loudly where the data lives")
-	assert.Contains(t, warnings[0].ContextMap()["uri"], "mongodb://127.0.0.1:")
+	assert.Equal(t, false, warnings[0].ContextMap()["network_port"])
+
+	// No port is open: the server is reachable in memory only.
+	require.NotNil(t, emb.Server, "tests and demos get the embedded server")
+	assert.NotContains(t, emb.Server.Addr(), "127.0.0.1")
+	_, err = net.DialTimeout("tcp", emb.Server.Addr(), time.Second)
+	assert.Error(t, err, "nothing listens at %s", emb.Server.Addr())
 
 	app.RequireStop()
 	err = client.Ping(ctx, nil)

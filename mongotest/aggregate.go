@@ -59,7 +59,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 		return nil, err
 	}
 	// Compile once before reading, so parse errors come first.
-	p, err := aggregate.CompileWith(stages, aggregate.Options{Vars: vars, Source: reader{db: o.db, vars: vars}, Collation: coll})
+	p, err := aggregate.CompileWith(stages, aggregate.Options{Vars: vars, Source: reader{db: o.db, vars: vars}, Collation: coll, LocalSessions: o.s.core.sessions.list})
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +75,9 @@ func cmdAggregate(o *op) (bson.D, error) {
 	output := p.Output()
 	if output != nil && o.txn != nil {
 		return nil, merr.New(merr.OperationNotSupportedInTransaction, "%s cannot be used in a transaction", outputStage(output))
+	}
+	if rc, _ := docField(o.cmd, "readConcern"); output != nil && field(rc, "level") == "linearizable" {
+		return nil, merr.New(merr.InvalidOptions, "%s cannot be used with a 'linearizable' read concern level", outputStage(output))
 	}
 	bs, err := cursorBatchSize(o.cmd)
 	if err != nil {
@@ -95,7 +98,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 			}
 			t.Scan(v.base, func(d bson.D) bool { input = append(input, d); return true })
 		}
-		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src, Collation: coll})
+		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src, Collation: coll, LocalSessions: o.s.core.sessions.list})
 		if err != nil {
 			return err
 		}
@@ -276,7 +279,9 @@ func (o *op) mergeOne(t *engine.Txn, ns engine.Namespace, out *aggregate.Output,
 		return nil
 	case "fail":
 		id, _ := bsonkit.Get(old, "_id")
-		return merr.New(merr.DuplicateKey, "E11000 duplicate key error collection: %s index: _id_ dup key: %s", ns.String(), bsonkit.FormatValue(bson.D{{Key: "_id", Value: id}}))
+		e := merr.New(merr.DuplicateKey, "E11000 duplicate key error collection: %s index: _id_ dup key: %s", ns.String(), bsonkit.FormatValue(bson.D{{Key: "_id", Value: id}}))
+		e.Extra = bson.D{{Key: "keyPattern", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "keyValue", Value: bson.D{{Key: "_id", Value: id}}}}
+		return e
 	case "replace":
 		nd = bsonkit.CloneDoc(doc)
 	case "merge":

@@ -178,3 +178,24 @@ func TestValidators(t *testing.T) {
 		assert.Equal(t, int64(1), n)
 	})
 }
+
+// MongoDB's CollectionOptions::toBSON writes size and max with
+// appendNumber (an int below 2^30) and in a fixed order; the Go driver's
+// own ListCollectionSpecifications test expects {capped: true, size: 4096}
+// with an int32 size after a create that sent an int64.
+func TestListCollectionsOptionTypes(t *testing.T) {
+	ctx, db := newTestDB(t)
+	err := db.RunCommand(ctx, bson.D{{Key: "create", Value: "c"}, {Key: "validationAction", Value: "warn"}, {Key: "validator", Value: bson.D{{Key: "a", Value: int32(1)}}}}).Err()
+	require.NoError(t, err)
+	got := listCollection(t, db, "c")
+	opts, _ := field(got, "options").(bson.D)
+	require.Equal(t, bson.D{
+		{Key: "validator", Value: bson.D{{Key: "a", Value: int32(1)}}},
+		{Key: "validationLevel", Value: "strict"},
+		{Key: "validationAction", Value: "warn"},
+	}, opts)
+	info, _ := field(got, "info").(bson.D)
+	assert.Equal(t, false, field(info, "readOnly"))
+	uuid, _ := field(info, "uuid").(bson.Binary)
+	assert.Equal(t, byte(4), uuid.Subtype)
+}

@@ -1,6 +1,8 @@
 package mongotest
 
 import (
+	"slices"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/aggregate"
@@ -26,7 +28,11 @@ func checkCreateOptions(o *op, options bson.D) (bson.D, error) {
 		if _, has := bsonkit.Get(options, "pipeline"); has {
 			return nil, merr.New(merr.BadValue, "'pipeline' requires 'viewOn' to also be specified")
 		}
-		return withValidationDefaults(options)
+		opts, err := withValidationDefaults(options)
+		if err != nil {
+			return nil, err
+		}
+		return normalizeOptions(opts), nil
 	}
 	if o.txn != nil {
 		return nil, merr.New(merr.OperationNotSupportedInTransaction, "Cannot create a view in a multi-document transaction.")
@@ -151,6 +157,7 @@ func cmdCollMod(o *op) (bson.D, error) {
 		if next, err = withValidationDefaults(next); err != nil {
 			return nil, err
 		}
+		next = normalizeOptions(next)
 	}
 	if err := o.waitFor(func() error { return o.s.core.engine.SetCollectionOptions(ns, next) }); err != nil {
 		return nil, err
@@ -166,4 +173,47 @@ func setOption(d bson.D, key string, v any) bson.D {
 		}
 	}
 	return append(d, bson.E{Key: key, Value: v})
+}
+
+// optionOrder is the order MongoDB's CollectionOptions::toBSON writes the
+// options in, which is what listCollections shows.
+var optionOrder = []string{"capped", "size", "max", "autoIndexId", "temp", "storageEngine", "indexOptionDefaults",
+	"validator", "validationLevel", "validationAction", "collation", "viewOn", "pipeline",
+	"changeStreamPreAndPostImages", "timeseries", "expireAfterSeconds"}
+
+// normalizeOptions orders the options as MongoDB stores them and gives
+// size and max the type MongoDB's appendNumber gives them: an int when the
+// value is below 2^30 in magnitude, else a long; capped sizes are rounded
+// up to a multiple of 256 bytes. Unknown options keep their place after the
+// known ones.
+func normalizeOptions(options bson.D) bson.D {
+	out := make(bson.D, 0, len(options))
+	for _, k := range optionOrder {
+		v, ok := bsonkit.Get(options, k)
+		if !ok {
+			continue
+		}
+		if k == "size" || k == "max" {
+			if n, isInt := bsonkit.ToInt64(v); isInt && bsonkit.IsNumber(v) {
+				if k == "size" && n%256 != 0 && n > 0 {
+					n = (n/256 + 1) * 256
+				}
+				v = appendNumber(n)
+			}
+		}
+		out = append(out, bson.E{Key: k, Value: v})
+	}
+	for _, e := range options {
+		if !slices.Contains(optionOrder, e.Key) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func appendNumber(n int64) any {
+	if n < 1<<30 && n > -(1<<30) {
+		return int32(n)
+	}
+	return n
 }

@@ -42,11 +42,15 @@ func prepareInsert(v any) (bson.D, error) {
 	if !has {
 		doc = append(bson.D{{Key: "_id", Value: bson.NewObjectID()}}, doc...)
 	} else {
-		switch id.(type) {
+		switch id := id.(type) {
 		case bson.A:
 			return nil, merr.New(merr.InvalidIdField, "The '_id' value cannot be of type array")
 		case bson.Regex:
 			return nil, merr.New(merr.InvalidIdField, "can't use a regex for _id")
+		case bson.D:
+			if k := dollarKey(id); k != "" {
+				return nil, merr.New(merr.DollarPrefixedFieldName, "_id fields may not contain '$'-prefixed fields: %s is not valid for storage.", k)
+			}
 		}
 		if doc[0].Key != "_id" {
 			out := make(bson.D, 0, len(doc))
@@ -69,4 +73,20 @@ func checkSize(doc bson.D) error {
 		return merr.New(merr.BSONObjectTooLarge, "object to insert too large. size in bytes: %d, max size: %d", len(b), maxDocSize)
 	}
 	return nil
+}
+
+// dollarKey returns a '$'-prefixed field name inside d, at any depth, other
+// than a DBRef's $ref, $id and $db; "" when there is none.
+func dollarKey(d bson.D) string {
+	for _, e := range d {
+		if len(e.Key) > 0 && e.Key[0] == '$' && e.Key != "$ref" && e.Key != "$id" && e.Key != "$db" {
+			return e.Key
+		}
+		if sub, ok := e.Value.(bson.D); ok {
+			if k := dollarKey(sub); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
 }

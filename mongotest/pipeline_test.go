@@ -269,3 +269,57 @@ func field(d bson.D, key string) any {
 	}
 	return nil
 }
+
+// The unified CRUD spec's dots_and_dollars files store such fields with
+// $setField in pipeline updates (MongoDB 5.0+).
+func TestSetFieldStoresDollarAndDottedNames(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("c")
+	insertJSON(t, ctx, coll, `[{"_id": 1, "a": {}}]`)
+	_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, fromJSONArray(t,
+		`[{"$replaceWith": {"$setField": {"field": {"$literal": "$x"}, "value": 1, "input": "$$ROOT"}}},
+		  {"$set": {"a": {"$setField": {"field": "y.z", "value": 2, "input": "$a"}}}}]`))
+	require.NoError(t, err)
+	requireStored(t, ctx, coll, `[{"_id": 1, "a": {"y.z": 2}, "$x": 1}]`)
+
+	_, err = coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, fromJSONArray(t, `[{"$replaceWith": {"$unsetField": {"field": {"$literal": "$x"}, "input": "$$ROOT"}}}]`))
+	require.NoError(t, err)
+	requireStored(t, ctx, coll, `[{"_id": 1, "a": {"y.z": 2}}]`)
+
+	t.Run("an _id with a $-prefixed field is refused", func(t *testing.T) {
+		_, err := coll.InsertOne(ctx, fromJSON(t, `{"_id": {"$x": 1}}`))
+		requireWriteError(t, err, 52)
+		requireStored(t, ctx, coll, `[{"_id": 1, "a": {"y.z": 2}}]`)
+	})
+}
+
+func TestListLocalSessions(t *testing.T) {
+	ctx, db := newTestDB(t)
+	sess, err := db.Client().StartSession()
+	require.NoError(t, err)
+	defer sess.EndSession(ctx)
+	require.NoError(t, db.RunCommand(mongo.NewSessionContext(ctx, sess), bson.D{{Key: "ping", Value: 1}}).Err())
+	cur, err := db.Aggregate(ctx, fromJSONArray(t, `[{"$listLocalSessions": {}}, {"$match": {"_id.id": {"$exists": true}}}, {"$count": "n"}]`))
+	require.NoError(t, err)
+	var got []bson.D
+	require.NoError(t, cur.All(ctx, &got))
+	require.Len(t, got, 1)
+	n, _ := field(got[0], "n").(int32)
+	assert.GreaterOrEqual(t, n, int32(1))
+}
+
+func TestMergeErrorsCarryKeys(t *testing.T) {
+	ctx, db := newTestDB(t)
+	insertJSON(t, ctx, db.Collection("test"), `[{"_id": 2, "x": 1}]`)
+	_, err := db.Aggregate(ctx, fromJSONArray(t, `[{"$documents": [{"_id": 2, "x": 1}]}, {"$merge": {"into": "test", "whenMatched": "fail"}}]`))
+	var ce mongo.CommandError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, int32(11000), ce.Code)
+	var reply bson.D
+	require.NoError(t, bson.Unmarshal(ce.Raw, &reply))
+	assert.Equal(t, canonJSON(t, `{"_id": 1}`), toJSON(t, field(reply, "keyPattern")))
+	assert.Equal(t, canonJSON(t, `{"_id": 2}`), toJSON(t, field(reply, "keyValue")))
+
+	err = db.RunCommand(ctx, fromJSON(t, `{"aggregate": "test", "pipeline": [{"$out": "o"}], "cursor": {}, "readConcern": {"level": "linearizable"}}`)).Err()
+	requireCommandError(t, err, 72, "InvalidOptions")
+}

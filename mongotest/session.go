@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 
@@ -93,6 +94,23 @@ type sessions struct {
 }
 
 func newSessions(c *core) *sessions { return &sessions{c: c, m: map[string]*session{}} }
+
+// list describes the sessions for $listLocalSessions: {_id: {id, uid}},
+// uid being the SHA-256 of the empty user name, as for unauthenticated
+// sessions on MongoDB.
+func (ss *sessions) list() []bson.D {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	uid := bson.Binary{Subtype: 0, Data: emptyUserDigest[:]}
+	out := make([]bson.D, 0, len(ss.m))
+	for _, s := range ss.m {
+		id, _ := bsonkit.Get(s.id, "id")
+		out = append(out, bson.D{{Key: "_id", Value: bson.D{{Key: "id", Value: id}, {Key: "uid", Value: uid}}}})
+	}
+	return out
+}
+
+var emptyUserDigest = sha256.Sum256(nil)
 
 func (ss *sessions) count() int {
 	ss.mu.Lock()

@@ -91,6 +91,12 @@ type Event struct {
 	// CommitOnly is set on an EventRetry that retries only the commit
 	// (UnknownTransactionCommitResult).
 	CommitOnly bool
+	// Context is the ctx the scope was called with (for the outermost
+	// scope, the caller's): an observer finds the caller's trace span or
+	// request values in it. Events of one outermost scope, all attempts
+	// included, carry the same Context. Observers must not keep it, nor
+	// do I/O with it.
+	Context context.Context
 	// Infrastructure is set when Err is a failure of MongoDB or of txkit
 	// (network, server, commit, retries exhausted, a panic) rather than an
 	// error the callback returned on its own, such as a business rule.

@@ -483,6 +483,7 @@ func (sc *scope) observe(kind EventKind, err error, infra bool) {
 		Kind: kind, Name: sc.name(), Propagation: sc.cfg.propagation,
 		Joined: sc.role == roleJoined, Transactional: sc.role != roleWithout,
 		Attempt: 1, Err: err, Labels: errorLabels(err), Infrastructure: infra,
+		Context: sc.caller,
 	}
 	if sc.st != nil && !sc.st.foreign {
 		e.Attempt = sc.st.attempt
@@ -501,5 +502,6 @@ func (sc *scope) observeRetry(cause error, wait time.Duration, commitOnly bool) 
 		Kind: EventRetry, Name: sc.name(), Propagation: sc.cfg.propagation, Transactional: true,
 		Attempt: sc.st.attempt, Duration: time.Since(sc.start), Err: cause, Labels: errorLabels(cause),
 		Backoff: wait, CommitOnly: commitOnly, Infrastructure: isInfrastructure(cause),
+		Context: sc.caller,
 	})
 }

@@ -7,6 +7,10 @@
 //
 //	$ mongotest -addr 127.0.0.1:27017 -replset rs0
 //	mongodb://127.0.0.1:27017/?replicaSet=rs0
+//
+// The server has NO AUTHENTICATION: whoever reaches its port can read and
+// rewrite everything. It listens on the loopback interface unless -addr
+// says otherwise, and says so loudly on standard error when it starts.
 package main
 
 import (
@@ -15,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,7 +52,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mongotest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:27017", "TCP address to listen on")
+	addr := fs.String("addr", "127.0.0.1:27017", "TCP address to listen on; the server has no authentication, so keep it on loopback")
 	replSet := fs.String("replset", "rs0", "replica set name to report")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -71,6 +76,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	warning := "mongotest: WARNING: NO AUTHENTICATION: any process that reaches " + srv.Addr() + " can read and change all data"
+	if !loopback(srv.Addr()) {
+		warning += "; it listens beyond loopback: anyone on the network can"
+	}
+	fmt.Fprintln(stderr, warning)
+	log.Warn("no authentication", zap.String("addr", srv.Addr()), zap.Bool("loopback", loopback(srv.Addr())))
 	if _, err := fmt.Fprintln(stdout, srv.URI()); err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("mongotest: print URI: %w", err)
@@ -79,4 +90,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	<-ctx.Done()
 	log.Info("shutting down", zap.String("reason", context.Cause(ctx).Error()))
 	return srv.Close()
+}
+
+// loopback reports whether addr (host:port) is on the loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -45,6 +45,20 @@ func TestRunPrintsTheURIAndServesUntilCancelled(t *testing.T) {
 	require.NoError(t, <-done)
 	require.False(t, lines.Scan(), "nothing else on stdout")
 	require.Contains(t, logs.String(), "shutting down")
+	require.Contains(t, logs.String(), "NO AUTHENTICATION", "it says loudly that anyone reaching it can change data")
+}
+
+func TestLoopback(t *testing.T) {
+	tests := []struct {
+		give string
+		want bool
+	}{
+		{"127.0.0.1:27017", true}, {"[::1]:1", true}, {"localhost:1", true},
+		{"0.0.0.0:27017", false}, {"[::]:1", false}, {"10.0.0.1:1", false}, {"nonsense", false},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, loopback(tt.give), tt.give)
+	}
 }
 
 func TestRunRefusesBadFlags(t *testing.T) {

@@ -25,7 +25,7 @@ var businessErrs = []error{
 
 // unknownErrs are the errors by which the modules say plainly that an
 // operation's outcome is unknown.
-var unknownErrs = []error{tx.ErrCommitUnknown}
+var unknownErrs = []error{tx.ErrCommitUnknown, credits.ErrOutcomeUnknown, payments.ErrOutcomeUnknown}
 
 // Classify returns the outcome an operation's caller was told by err.
 // sent reports whether a commit, or a write outside a transaction, had

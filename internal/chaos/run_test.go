@@ -139,6 +139,7 @@ func TestClassify(t *testing.T) {
 		{"a deadline after a write was sent is unknown", context.DeadlineExceeded, true, Unknown},
 		{"any other error is failed", errors.New("boom"), true, Failed},
 		{"a commit of unknown outcome is unknown", fmt.Errorf("x: %w", tx.ErrCommitUnknown), true, Unknown},
+		{"a write of unknown outcome is unknown", fmt.Errorf("x: %w: %w", credits.ErrOutcomeUnknown, errors.New("wce")), false, Unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

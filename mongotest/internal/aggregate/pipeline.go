@@ -61,6 +61,9 @@ type Options struct {
 	// Collation orders and equates strings in $match, $sort, $group keys,
 	// accumulators, comparison expressions and $lookup; nil is binary.
 	Collation *collation.Collation
+	// LocalSessions lists the server's sessions for $listLocalSessions;
+	// without it the stage is refused.
+	LocalSessions func() []bson.D
 	// nested is set for $facet and $lookup sub-pipelines.
 	nested string
 }
@@ -84,23 +87,24 @@ func plain(f func(spec any) (stage, error)) parser {
 
 func init() {
 	stageParsers = map[string]parser{
-		"$match":       parseMatch,
-		"$project":     parseProject,
-		"$addFields":   parseAddFields,
-		"$set":         parseAddFields,
-		"$unset":       parseUnset,
-		"$sort":        parseSort,
-		"$skip":        plain(parseSkip),
-		"$limit":       plain(parseLimit),
-		"$count":       plain(parseCount),
-		"$group":       parseGroup,
-		"$unwind":      plain(parseUnwind),
-		"$replaceRoot": parseReplaceRoot,
-		"$replaceWith": parseReplaceWith,
-		"$lookup":      parseLookup,
-		"$facet":       parseFacet,
-		"$unionWith":   parseUnionWith,
-		"$documents":   parseDocuments,
+		"$match":             parseMatch,
+		"$project":           parseProject,
+		"$addFields":         parseAddFields,
+		"$set":               parseAddFields,
+		"$unset":             parseUnset,
+		"$sort":              parseSort,
+		"$skip":              plain(parseSkip),
+		"$limit":             plain(parseLimit),
+		"$count":             plain(parseCount),
+		"$group":             parseGroup,
+		"$unwind":            plain(parseUnwind),
+		"$replaceRoot":       parseReplaceRoot,
+		"$replaceWith":       parseReplaceWith,
+		"$lookup":            parseLookup,
+		"$facet":             parseFacet,
+		"$unionWith":         parseUnionWith,
+		"$documents":         parseDocuments,
+		"$listLocalSessions": parseListLocalSessions,
 	}
 }
 
@@ -110,7 +114,7 @@ var unsupported = []string{
 	"$bucketAuto", "$sortByCount", "$sample",
 	"$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions",
 	"$redact", "$setWindowFields", "$densify", "$fill", "$changeStream",
-	"$search", "$searchMeta", "$planCacheStats", "$listLocalSessions",
+	"$search", "$searchMeta", "$planCacheStats",
 }
 
 // Compile parses a pipeline: an array of single-field stage documents.
@@ -147,7 +151,7 @@ func CompileWith(pipeline bson.A, opts Options) (*Pipeline, error) {
 			p.out = out
 			continue
 		}
-		if name == "$documents" && i != 0 {
+		if (name == "$documents" || name == "$listLocalSessions") && i != 0 {
 			return nil, merr.New(codeFirstStageOnly, "$documents is only valid as the first stage in a pipeline")
 		}
 		parse, ok := stageParsers[name]
@@ -172,7 +176,9 @@ func (p *Pipeline) Output() *Output { return p.out }
 
 // StartsWithDocuments reports whether the first stage is $documents, which
 // a database-level aggregate requires.
-func (p *Pipeline) StartsWithDocuments() bool { return p.first == "$documents" }
+func (p *Pipeline) StartsWithDocuments() bool {
+	return p.first == "$documents" || p.first == "$listLocalSessions"
+}
 
 // Run passes docs, the input collection in natural order, through the
 // pipeline. The input documents are not modified and the output shares no

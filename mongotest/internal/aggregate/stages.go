@@ -387,6 +387,25 @@ func parseUnionWith(c *compiler, spec any) (stage, error) {
 	}, nil
 }
 
+// parseListLocalSessions is $listLocalSessions: the sessions this server
+// holds (all users: mongotest has no authentication).
+func parseListLocalSessions(c *compiler, spec any) (stage, error) {
+	d, ok := spec.(bson.D)
+	if !ok {
+		return nil, merr.New(merr.TypeMismatch, "$listLocalSessions options must be specified in an object, but found: %s", expr.TypeName(spec))
+	}
+	for _, e := range d {
+		if e.Key != "allUsers" && e.Key != "users" {
+			return nil, merr.New(codeMergeUnknownField, "BSON field '$listLocalSessions.%s' is an unknown field.", e.Key)
+		}
+	}
+	if c.opts.LocalSessions == nil {
+		return nil, merr.New(merr.IllegalOperation, "$listLocalSessions is not supported here by mongotest")
+	}
+	list := c.opts.LocalSessions
+	return func([]bson.D) ([]bson.D, error) { return list(), nil }, nil
+}
+
 // parseDocuments is $documents: an expression evaluating to an array of
 // documents, which replaces the input.
 func parseDocuments(c *compiler, spec any) (stage, error) {

@@ -3,6 +3,7 @@ package expr
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 
@@ -80,6 +81,13 @@ func (s *scope) operator(name string, arg any) (Expr, error) {
 		return s.switchOp(arg)
 	case "$getField":
 		return s.getField(arg)
+	case "$setField", "$unsetField":
+		return s.setField(name, arg)
+	case "$rand":
+		if d, ok := arg.(bson.D); !ok || len(d) != 0 {
+			return nil, merr.New(merr.FailedToParse, "$rand does not currently accept arguments")
+		}
+		return func(*Env) (any, error) { return rand.Float64(), nil }, nil
 	}
 	spec, ok := exprOperators[name]
 	if !ok {

@@ -359,3 +359,70 @@ func evalMergeObjects(vals []any) (any, error) {
 	}
 	return out, nil
 }
+
+// setField is $setField and $unsetField: a copy of the input document with
+// one field, named by a constant string that may contain '.' or start with
+// '$', set (or removed when the value is $$REMOVE).
+func (s *scope) setField(op string, arg any) (Expr, error) {
+	allowed := []string{"field", "input", "value"}
+	required := []string{"field", "input", "value"}
+	if op == "$unsetField" {
+		allowed, required = allowed[:2], required[:2]
+	}
+	a, err := args(op, arg, 4161100, allowed, required...)
+	if err != nil {
+		return nil, err
+	}
+	name, ok := a["field"].(string)
+	if !ok {
+		if d, isDoc := a["field"].(bson.D); isDoc && len(d) == 1 && d[0].Key == "$literal" {
+			name, ok = d[0].Value.(string)
+		}
+	}
+	if !ok {
+		return nil, merr.New(4161106, "%s requires 'field' to evaluate to type String, but got %s", op, TypeName(a["field"]))
+	}
+	input, err := s.compile(a["input"])
+	if err != nil {
+		return nil, err
+	}
+	value := Constant(Missing)
+	if op == "$setField" {
+		if value, err = s.compile(a["value"]); err != nil {
+			return nil, err
+		}
+	}
+	return func(env *Env) (any, error) {
+		in, err := input(env)
+		if err != nil {
+			return nil, err
+		}
+		if Nullish(in) {
+			return nil, nil
+		}
+		d, ok := in.(bson.D)
+		if !ok {
+			return nil, merr.New(4161105, "%s requires 'input' to evaluate to type Object", op)
+		}
+		v, err := value(env)
+		if err != nil {
+			return nil, err
+		}
+		out := make(bson.D, 0, len(d)+1)
+		found := false
+		for _, e := range d {
+			if e.Key != name {
+				out = append(out, e)
+				continue
+			}
+			found = true
+			if !IsMissing(v) {
+				out = append(out, bson.E{Key: name, Value: v})
+			}
+		}
+		if !found && !IsMissing(v) {
+			out = append(out, bson.E{Key: name, Value: v})
+		}
+		return out, nil
+	}, nil
+}
