@@ -29,6 +29,9 @@ type cursor struct {
 	// txn is the transaction the cursor was opened in: when it ends, so
 	// does the cursor, as on MongoDB.
 	txn *engine.Txn
+	// txnNumber is the transaction's number (0: none), which a getMore
+	// must carry.
+	txnNumber int64
 }
 
 type cursors struct {
@@ -85,6 +88,9 @@ func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bo
 		cur.sessKey = o.sess.key
 	}
 	cur.txn = o.txn
+	if o.txn != nil {
+		cur.txnNumber, _, _ = intField(o.cmd, "txnNumber")
+	}
 	c.m[id] = cur
 	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id
 }
@@ -136,6 +142,9 @@ func cmdGetMore(o *op) (bson.D, error) {
 	}
 	if cur.ns != o.db+"."+coll {
 		return nil, merr.New(merr.Unauthorized, "Requested getMore on namespace '%s.%s', but cursor belongs to a different namespace %s", o.db, coll, cur.ns)
+	}
+	if err := o.checkCursorOwner(cur); err != nil {
+		return nil, err
 	}
 	next, rest := batch(cur.docs, int(n))
 	cur.docs = rest
@@ -201,4 +210,37 @@ func cursorBatchSize(cmd bson.D) (int, error) {
 		return defaultBatchSize, nil
 	}
 	return int(bs), nil
+}
+
+// Codes of MongoDB's getMore for a cursor used outside its session or
+// transaction (getmore_cmd.cpp).
+const (
+	codeGetMoreNoSession    int32 = 50737
+	codeGetMoreOtherSession int32 = 50738
+	codeGetMoreNoTxnNumber  int32 = 50740
+	codeGetMoreOtherTxn     int32 = 50741
+)
+
+// checkCursorOwner refuses a getMore sent from another session than the
+// cursor's, or outside the transaction the cursor was opened in, as
+// MongoDB does: a transaction's cursor reads uncommitted data.
+func (o *op) checkCursorOwner(cur *cursor) error {
+	sess := ""
+	if o.sess != nil {
+		sess = o.sess.key
+	}
+	if sess != cur.sessKey {
+		if cur.sessKey != "" && sess == "" {
+			return merr.New(codeGetMoreNoSession, "Cannot run getMore on cursor %d, which was created in session %x, without an lsid", cur.id, cur.sessKey)
+		}
+		return merr.New(codeGetMoreOtherSession, "Cannot run getMore on cursor %d, which was created in session %x, in session %x", cur.id, cur.sessKey, sess)
+	}
+	txnNumber, hasTxn, _ := intField(o.cmd, "txnNumber")
+	if cur.txnNumber != 0 && (!hasTxn || o.txn == nil) {
+		return merr.New(codeGetMoreNoTxnNumber, "Cannot run getMore on cursor %d, which was created in transaction %d, without a txnNumber", cur.id, cur.txnNumber)
+	}
+	if cur.txnNumber != txnNumber && hasTxn && o.txn != nil {
+		return merr.New(codeGetMoreOtherTxn, "Cannot run getMore on cursor %d, which was created in transaction %d, in transaction %d", cur.id, cur.txnNumber, txnNumber)
+	}
+	return nil
 }
