@@ -91,3 +91,20 @@ func runWithoutLsid(t *testing.T, r *rawSession, db string, cmd bson.D) bson.D {
 	require.NoError(t, bson.Unmarshal(readMsgReply(t, r.nc, r.reqID), &out))
 	return out
 }
+
+// MongoDB rejects a readConcern afterClusterTime beyond its cluster time
+// with InvalidOptions (read_concern_mongod.cpp); a time it handed out is
+// fine.
+func TestAfterClusterTimeInTheFuture(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	reply := s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}}))
+	requireOK(t, reply)
+	now := replyField(reply, "operationTime").(bson.Timestamp)
+	find := func(ts bson.Timestamp) bson.D {
+		return bson.D{{Key: "find", Value: "c"}, {Key: "readConcern", Value: bson.D{{Key: "afterClusterTime", Value: ts}}}}
+	}
+	requireOK(t, s.run("db", find(now)))
+	requireCode(t, s.run("db", find(bson.Timestamp{T: now.T + 3600, I: 1})), 72, "InvalidOptions")
+	requireCode(t, s.run("db", txnCmd(find(bson.Timestamp{T: now.T + 3600, I: 1}), 1, true)), 72, "InvalidOptions")
+}
