@@ -32,6 +32,10 @@ type cursor struct {
 	// txnNumber is the transaction's number (0: none), which a getMore
 	// must carry.
 	txnNumber int64
+	// live, when set, re-reads each document as the cursor returns it
+	// (false: it is gone), for a transaction's cursor that must see the
+	// transaction's own later writes.
+	live func(d bson.D) (bson.D, bool, error)
 }
 
 type cursors struct {
@@ -73,17 +77,28 @@ func batch(docs []bson.D, n int) (head, rest []bson.D) {
 // open returns the first batch of docs (batchSize 0: an empty one) and a
 // cursor id for the rest (0: none).
 func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bool) (bson.D, int64) {
+	reply, id, _ := c.openLive(o, ns, docs, batchSize, single, nil)
+	return reply, id
+}
+
+// openLive is open for a cursor whose documents live re-reads as they are
+// returned (nil: they are returned as given).
+func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, single bool, live func(bson.D) (bson.D, bool, error)) (bson.D, int64, error) {
 	first, rest := []bson.D(nil), docs
 	if batchSize != 0 {
 		first, rest = batch(docs, batchSize)
 	}
+	first, err := refresh(first, live)
+	if err != nil {
+		return nil, 0, err
+	}
 	if single || len(rest) == 0 {
-		return o.withClusterTime(cursorDoc(ns, "firstBatch", first, 0)), 0
+		return o.withClusterTime(cursorDoc(ns, "firstBatch", first, 0)), 0, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := rand.Int64N(1<<62) + 1
-	cur := &cursor{id: id, ns: ns, docs: rest, lastUse: time.Now()}
+	cur := &cursor{id: id, ns: ns, docs: rest, lastUse: time.Now(), live: live}
 	if o.sess != nil {
 		cur.sessKey = o.sess.key
 	}
@@ -92,7 +107,25 @@ func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bo
 		cur.txnNumber, _, _ = intField(o.cmd, "txnNumber")
 	}
 	c.m[id] = cur
-	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id
+	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id, nil
+}
+
+// refresh passes docs through live, dropping the documents that are gone.
+func refresh(docs []bson.D, live func(bson.D) (bson.D, bool, error)) ([]bson.D, error) {
+	if live == nil {
+		return docs, nil
+	}
+	out := make([]bson.D, 0, len(docs))
+	for _, d := range docs {
+		nd, ok, err := live(d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, nd)
+		}
+	}
+	return out, nil
 }
 
 // withClusterTime adds a snapshot read's atClusterTime to its cursor.
@@ -147,6 +180,10 @@ func cmdGetMore(o *op) (bson.D, error) {
 		return nil, err
 	}
 	next, rest := batch(cur.docs, int(n))
+	next, err = refresh(next, cur.live)
+	if err != nil {
+		return nil, err
+	}
 	cur.docs = rest
 	cur.lastUse = time.Now()
 	outID := id

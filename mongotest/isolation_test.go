@@ -108,3 +108,30 @@ func TestAfterClusterTimeInTheFuture(t *testing.T) {
 	requireCode(t, s.run("db", find(bson.Timestamp{T: now.T + 3600, I: 1})), 72, "InvalidOptions")
 	requireCode(t, s.run("db", txnCmd(find(bson.Timestamp{T: now.T + 3600, I: 1}), 1, true)), 72, "InvalidOptions")
 }
+
+// A find's cursor in a transaction reads through the transaction's
+// WiredTiger snapshot, which includes the transaction's own writes: a
+// getMore returns the transaction's latest version of each document it has
+// not returned yet and skips the ones it deleted (or that no longer match).
+func TestGetMoreInATransactionSeesItsOwnWrites(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 0}}, bson.D{{Key: "_id", Value: 2}, {Key: "v", Value: 0}},
+		bson.D{{Key: "_id", Value: 3}, {Key: "v", Value: 0}}, bson.D{{Key: "_id", Value: 4}, {Key: "v", Value: 0}})))
+	reply := s.run("db", append(txnCmd(bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: bson.D{{Key: "v", Value: bson.D{{Key: "$lt", Value: 10}}}}},
+		{Key: "projection", Value: bson.D{{Key: "v", Value: 1}}}}, 1, true), bson.E{Key: "batchSize", Value: 1}))
+	requireOK(t, reply)
+	id := replyField(replyField(reply, "cursor").(bson.D), "id").(int64)
+
+	set := func(id, v int32) bson.D {
+		return bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: id}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: v}}}}}}}}}
+	}
+	requireOK(t, s.run("db", txnCmd(set(2, 5), 1, false)))
+	requireOK(t, s.run("db", txnCmd(set(3, 50), 1, false)))
+	requireOK(t, s.run("db", txnCmd(bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 4}}}, {Key: "limit", Value: 1}}}}}, 1, false)))
+
+	reply = s.run("db", txnCmd(bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}}, 1, false))
+	requireOK(t, reply)
+	next := replyField(replyField(reply, "cursor").(bson.D), "nextBatch").(bson.A)
+	require.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(2)}, {Key: "v", Value: int32(5)}}}, next)
+}
