@@ -114,6 +114,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		svc.Credits.Start() // else the backend's own sweeper runs
 		defer svc.Credits.Stop()
 	}
+	if cfg.Out != nil {
+		cfg.Out = &syncWriter{w: cfg.Out} // progress, checks and workers all print
+	}
 	h := NewHistory()
 	if testHook != nil {
 		testHook(h)
@@ -217,6 +220,18 @@ func countFaults(h *History) int {
 		}
 	}
 	return n
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // AdminCommand returns a function that runs a command on client's admin
