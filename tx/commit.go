@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	//lint:ignore SA1019 only its ErrAbortAfterCommit tells a session the callback committed from one it aborted; TestACallbackThatEndsTheTransactionItselfIsNotCommittedAgain pins it
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/session"
 )
 
@@ -79,20 +80,18 @@ func attemptLimit(n int) string { return fmt.Sprintf("attempt limit %d", n) }
 
 // endUnknown ends a transaction whose commit was sent but whose outcome
 // could not be learned. It must not be aborted: the commit may have
-// applied. The driver still holds it as in progress after a timeout, and
-// would abort it when the session ends, so it is first marked committed
-// on the client side, which sends nothing.
+// applied. After a timeout the driver still holds it as in progress and
+// would abort it when the session ends, so the session is ended on a
+// cancelled ctx: the driver's abort then fails to get a connection and
+// sends nothing. The server finishes the transaction either way.
 func (sc *scope) endUnknown(err error) error {
 	st := sc.st
-	if st.sess.TransactionRunning() {
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = st.sess.CommitTransaction(done) // a cancelled ctx: nothing is sent
-	}
 	st.active = false
 	st.ended.Store(true)
 	err = commitUnknown(sc, err)
-	sc.endSession()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	sc.endSessionOn(done)
 	sc.observe(EventCommitUnknown, err, true)
 	sc.complete(Unknown)
 	sc.close()
@@ -115,8 +114,8 @@ func commitUnknown(sc *scope, err error) error {
 // abort a finished transaction sends nothing and says which it was.
 func committedByCallback(sess *mongo.Session) bool {
 	err := sess.AbortTransaction(context.Background())
-	//lint:ignore SA1019 the driver has no other way to tell a committed session from an aborted one
-	return errors.Is(err, session.ErrAbortAfterCommit)
+	return errors.Is(err, session.ErrAbortAfterCommit) //lint:ignore SA1019 see the import
+
 }
 
 // abort aborts the transaction if one is active, on a context that outlives

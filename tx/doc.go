@@ -39,6 +39,19 @@
 // must be re-runnable: no effects outside the transaction. Effects that
 // must happen once, after the data is durable, go in [AfterCommit].
 //
+// # Guarantees
+//
+// A commit once sent is carried to an outcome on the runner's own budget,
+// whatever the caller's ctx does; if the outcome cannot be learned, the
+// error matches [ErrCommitUnknown], and no abort follows such a commit.
+// Hooks ([AfterCommit], [BeforeCommit], [AfterCompletion]) run on the
+// outermost caller's values, without deadlines or session. A transaction
+// the caller started with the driver is joined and never ended by txkit; an
+// idle session in ctx is used and left open. Scopes that join one
+// transaction from several goroutines are serialised. A joining scope
+// ignores owner-only options unless [WithStrictJoin] is given. A condition
+// of your own that deserves another attempt is [Retryable].
+//
 // # Manual scopes
 //
 // [Runner.Begin] returns a [Tx] to end with [Tx.Commit] or [Tx.Rollback],

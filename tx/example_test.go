@@ -163,7 +163,7 @@ func Example_rerunnableWrong() {
 		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil {
 			return err
 		}
-		emailsSent++ // WRONG: the commit fails, the callback runs again, a second email goes out
+		emailsSent++ // WRONG: the commit fails, the callback runs again, a second email goes out //txcheck:ignore
 		return nil
 	})
 	fmt.Println("error:", err, "emails sent:", emailsSent)
@@ -271,4 +271,161 @@ func ExampleWithObserver() {
 	// retry shop.placeOrder attempt=1 joined=false err=true labels=[TransientTransactionError]
 	// begin shop.placeOrder attempt=2 joined=false err=false labels=[]
 	// commit shop.placeOrder attempt=2 joined=false err=false labels=[]
+}
+
+// failCommitsUnknown makes every commit answer "outcome unknown", as a
+// primary that cannot confirm its write concern would.
+func failCommitsUnknown(ctx context.Context, client *mongo.Client) {
+	err := client.Database("admin").RunCommand(ctx, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+			{Key: "errorCode", Value: 64},
+			{Key: "errorLabels", Value: bson.A{"UnknownTransactionCommitResult"}},
+		}},
+	}).Err()
+	if err != nil {
+		panic(err)
+	}
+}
+
+func ExampleErrCommitUnknown() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	payments := client.Database("shop").Collection("payments")
+	failCommitsUnknown(ctx, client)
+
+	err := runner.Run(ctx, func(ctx context.Context) error {
+		_, err := payments.InsertOne(ctx, bson.D{{Key: "_id", Value: "p1"}, {Key: "amount", Value: 500}})
+		return err
+	}, tx.WithMaxAttempts(2))
+	switch {
+	case errors.Is(err, tx.ErrCommitUnknown):
+		// It may have committed: look before doing it again.
+		fmt.Println("outcome unknown: read p1 (or repeat with the same idempotency key) before retrying")
+	case err != nil:
+		fmt.Println("not applied:", err)
+	}
+	// Output:
+	// outcome unknown: read p1 (or repeat with the same idempotency key) before retrying
+}
+
+var errStaleQuote = errors.New("quote changed meanwhile")
+
+func ExampleRetryable() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	quotes := client.Database("shop").Collection("quotes")
+
+	attempts := 0
+	err := runner.Run(ctx, func(ctx context.Context) error {
+		attempts++
+		if _, err := quotes.InsertOne(ctx, bson.D{{Key: "attempt", Value: attempts}}); err != nil {
+			return err
+		}
+		if attempts == 1 {
+			// A guard of your own lost a race: run the transaction again,
+			// on a new snapshot. No server error label is forged.
+			return tx.Retryable(errStaleQuote)
+		}
+		return nil
+	})
+	n, _ := quotes.CountDocuments(ctx, bson.D{})
+	fmt.Println("error:", err, "| attempts:", attempts, "| committed documents:", n)
+	// Output:
+	// error: <nil> | attempts: 2 | committed documents: 1
+}
+
+func ExampleBeforeCommit() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	orders := client.Database("shop").Collection("orders")
+
+	err := runner.Run(ctx, func(ctx context.Context) error {
+		// Runs inside the transaction, after this function, before the commit.
+		err := tx.BeforeCommit(ctx, func(ctx context.Context) error {
+			n, err := orders.CountDocuments(ctx, bson.D{})
+			if err == nil && n > 1 {
+				return errors.New("one order per transaction")
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		// Runs once the transaction ended, told how.
+		tx.AfterCompletion(ctx, func(ctx context.Context, o tx.Outcome) {
+			fmt.Println("transaction", o)
+		})
+		_, err = orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}})
+		return err
+	})
+	fmt.Println("Run returned", err)
+	// Output:
+	// transaction committed
+	// Run returned <nil>
+}
+
+var errDeclined = errors.New("card declined")
+
+func ExampleWithNoRollbackFor() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	attempts := client.Database("shop").Collection("payment_attempts")
+
+	// The attempt is recorded even though the payment is declined.
+	err := runner.Run(ctx, func(ctx context.Context) error {
+		if _, err := attempts.InsertOne(ctx, bson.D{{Key: "_id", Value: "a1"}, {Key: "result", Value: "declined"}}); err != nil {
+			return err
+		}
+		return errDeclined
+	}, tx.WithNoRollbackFor(errDeclined))
+	n, _ := attempts.CountDocuments(ctx, bson.D{})
+	fmt.Println("error:", err, "| recorded attempts:", n)
+	// Output:
+	// error: card declined | recorded attempts: 1
+}
+
+func ExampleInTransaction() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	orders := client.Database("shop").Collection("orders")
+
+	// A transaction started with the driver, not with txkit.
+	sess, err := client.StartSession()
+	if err != nil {
+		panic(err)
+	}
+	defer sess.EndSession(ctx)
+	if err := sess.StartTransaction(); err != nil {
+		panic(err)
+	}
+	sctx := mongo.NewSessionContext(ctx, sess)
+	fmt.Println("in a transaction:", tx.InTransaction(sctx))
+
+	// Run joins it: it neither commits nor aborts it; its owner does.
+	err = runner.Run(sctx, func(ctx context.Context) error {
+		_, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}})
+		return err
+	})
+	before, _ := orders.CountDocuments(ctx, bson.D{})
+	if err := sess.CommitTransaction(ctx); err != nil {
+		panic(err)
+	}
+	after, _ := orders.CountDocuments(ctx, bson.D{})
+	fmt.Println("Run:", err, "| before the owner's commit:", before, "| after:", after)
+	// Output:
+	// in a transaction: true
+	// Run: <nil> | before the owner's commit: 0 | after: 1
 }

@@ -11,7 +11,9 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
+	"github.com/txkit/txkit/tx/txtest"
 )
 
 func TestEventsOfACommittedTransaction(t *testing.T) {
@@ -126,13 +128,15 @@ func TestZapObserverLevels(t *testing.T) {
 		assert.Equal(t, "tx_test.TestZapObserverLevels", entry.ContextMap()["tx"])
 	})
 
-	t.Run("a retry logs at warn with its cause and labels", func(t *testing.T) {
+	t.Run("a write conflict retried to success logs at debug with its cause and labels", func(t *testing.T) {
 		logs.TakeAll()
 		e.failCommand(t, 1, failData("insert", codeWriteConflict, "TransientTransactionError"))
 		require.NoError(t, e.runner.Run(ctx, insertAndUpdate(e.coll, 2)))
 		retries := logs.FilterMessage("transaction retry").All()
 		require.Len(t, retries, 1)
-		assert.Equal(t, zapcore.WarnLevel, retries[0].Level)
+		assert.Equal(t, zapcore.DebugLevel, retries[0].Level, "normal under concurrency")
+		assert.Empty(t, logs.FilterLevelExact(zapcore.WarnLevel).All())
+		assert.Empty(t, logs.FilterLevelExact(zapcore.ErrorLevel).All())
 		fields := retries[0].ContextMap()
 		assert.Contains(t, fields["error"], "WriteConflict")
 		assert.Contains(t, fields["labels"], "TransientTransactionError")
@@ -152,6 +156,28 @@ func TestZapObserverLevels(t *testing.T) {
 		assert.Equal(t, []zapcore.Level{zapcore.ErrorLevel}, levelsOf("transaction aborted"))
 	})
 
+	t.Run("a commit retried for an unknown result logs at warn", func(t *testing.T) {
+		logs.TakeAll()
+		e.failCommand(t, 1, failData("commitTransaction", codeWriteConcernFailed, "UnknownTransactionCommitResult"))
+		require.NoError(t, e.runner.Run(ctx, insertAndUpdate(e.coll, 4)))
+		assert.Equal(t, []zapcore.Level{zapcore.WarnLevel}, levelsOf("transaction retry"))
+	})
+
+	t.Run("exhausted retries are an error", func(t *testing.T) {
+		logs.TakeAll()
+		e.failCommand(t, 2, failData("insert", codeWriteConflict, "TransientTransactionError"))
+		require.ErrorIs(t, e.runner.Run(ctx, insertAndUpdate(e.coll, 5), tx.WithMaxAttempts(2)), tx.ErrRetriesExhausted)
+		assert.Equal(t, []zapcore.Level{zapcore.ErrorLevel}, levelsOf("transaction aborted"))
+	})
+
+	t.Run("a commit of unknown outcome is an error", func(t *testing.T) {
+		logs.TakeAll()
+		e.failCommand(t, 1, failData("commitTransaction", codeMaxTimeMSExpired))
+		require.ErrorIs(t, e.runner.Run(ctx, insertAndUpdate(e.coll, 6)), tx.ErrCommitUnknown)
+		assert.Equal(t, []zapcore.Level{zapcore.ErrorLevel}, levelsOf("transaction commit outcome unknown"))
+		assert.Empty(t, levelsOf("transaction aborted"), "not reported as aborted")
+	})
+
 	t.Run("a panicking hook is an error", func(t *testing.T) {
 		logs.TakeAll()
 		require.NoError(t, e.runner.Run(ctx, func(ctx context.Context) error {
@@ -166,4 +192,36 @@ func TestNilZapObserverIsSafe(t *testing.T) {
 	var o *tx.ZapObserver
 	o.Observe(tx.Event{Kind: tx.EventBegin})
 	tx.NewZapObserver(nil).Observe(tx.Event{Kind: tx.EventCommit})
+}
+
+func TestSeveralObserversAtOnce(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	zapObs := tx.NewZapObserver(zap.New(core))
+	extra := &txtest.Recorder{}
+	client := testenv.Client(t)
+
+	t.Run("Observers combines them", func(t *testing.T) {
+		r := tx.NewRunner(client, tx.WithObserver(tx.Observers(zapObs, extra, nil)))
+		require.NoError(t, r.Run(ctxTimeout(t), func(context.Context) error { return nil }))
+		assert.Len(t, extra.Of(tx.EventCommit), 1)
+		assert.Len(t, logs.FilterMessage("transaction committed").All(), 1)
+	})
+
+	t.Run("AddObserver keeps the one already set", func(t *testing.T) {
+		logs.TakeAll()
+		extra.Reset()
+		r := tx.NewRunner(client, tx.WithObserver(zapObs))
+		require.NoError(t, r.Run(ctxTimeout(t), func(context.Context) error { return nil }, tx.AddObserver(extra)))
+		assert.Len(t, extra.Of(tx.EventCommit), 1)
+		assert.Len(t, logs.FilterMessage("transaction committed").All(), 1)
+	})
+
+	t.Run("Module's zap logger stays when Defaults adds one", func(t *testing.T) {
+		logs.TakeAll()
+		extra.Reset()
+		r := tx.New(tx.Params{Client: client, Logger: zap.New(core), Options: []tx.Option{tx.AddObserver(extra)}})
+		require.NoError(t, r.Run(ctxTimeout(t), func(context.Context) error { return nil }))
+		assert.Len(t, extra.Of(tx.EventCommit), 1)
+		assert.Len(t, logs.FilterMessage("transaction committed").All(), 1)
+	})
 }

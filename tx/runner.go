@@ -160,12 +160,13 @@ func (r *Runner) run(ctx context.Context, cfg *config, pc uintptr, fn func(conte
 			sc.endAborted(rerr, true)
 			return rerr
 		}
-		sc.releaseTurn()
 		sc.st.attempt++
 		sc.st.resetAttempt()
 		if err := sc.startTransaction(); err != nil {
 			return err
 		}
+		// Joined scopes waiting for the owner's turn now join this attempt.
+		sc.releaseTurn()
 	}
 }
 

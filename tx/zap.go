@@ -7,11 +7,14 @@ import (
 
 var _ Observer = (*ZapObserver)(nil)
 
-// ZapObserver logs scope events with zap: begin, commit and end at debug
-// level, retries at warn, aborts and rollback-only marks caused by the
+// ZapObserver logs scope events with zap, at the level an operator should
+// act on: begin, commit and end at debug; a retry after a transient error
+// (a write conflict, normal under concurrency) at debug too, while a retry
+// caused by an infrastructure failure (an unknown commit result, a network
+// error) is at warn; aborts and rollback-only marks caused by the
 // callback's own errors (a business rule said no) or by a cancellation at
-// info, and only infrastructure failures (see [Event.Infrastructure]) at
-// error.
+// info; infrastructure failures (see [Event.Infrastructure]), exhausted
+// retries and commits of unknown outcome at error.
 type ZapObserver struct {
 	log *zap.Logger
 }
@@ -41,7 +44,12 @@ func (o *ZapObserver) Observe(e Event) {
 			level = zapcore.ErrorLevel
 		}
 	case EventRetry:
-		level, msg = zapcore.WarnLevel, "transaction retry"
+		msg = "transaction retry"
+		if e.Infrastructure {
+			level = zapcore.WarnLevel
+		}
+	case EventCommitUnknown:
+		level, msg = zapcore.ErrorLevel, "transaction commit outcome unknown"
 	case EventAbort, EventRollbackOnly:
 		msg = "transaction aborted"
 		if e.Kind == EventRollbackOnly {

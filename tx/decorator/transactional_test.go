@@ -143,7 +143,7 @@ func TestTransactionalRetriesTheWholeFunction(t *testing.T) {
 	calls := 0
 	r := &repo{coll: e.coll}
 	insertTwo := decorator.Transactional2(e.runner, func(ctx context.Context, id string, fail bool) (int, error) {
-		calls++
+		calls++ //txcheck:ignore counts the attempts
 		return r.insertTwo(ctx, id, fail)
 	})
 
@@ -209,7 +209,7 @@ func TestTransactionalHonoursOptions(t *testing.T) {
 		testenv.FailTransient(t, e.client, "insert", 2)
 		calls := 0
 		fn := decorator.TransactionalErr(e.runner, func(ctx context.Context) error {
-			calls++
+			calls++ //txcheck:ignore counts the attempts
 			_, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}})
 			return err
 		}, tx.WithMaxAttempts(2))
