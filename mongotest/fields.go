@@ -49,15 +49,15 @@ var (
 	updateFields = fields{"updates": implemented, "ordered": implemented, "bypassDocumentValidation": implemented,
 		"let": implemented}
 	updateStmtFields = fields{"q": implemented, "u": implemented, "upsert": implemented, "multi": implemented,
-		"arrayFilters": implemented, "hint": implemented, "collation": notImplemented, "c": implemented,
+		"arrayFilters": implemented, "hint": implemented, "collation": implemented, "c": implemented,
 		"upsertSupplied": noEffect}
 	deleteFields     = fields{"deletes": implemented, "ordered": implemented, "let": implemented}
-	deleteStmtFields = fields{"q": implemented, "limit": implemented, "hint": implemented, "collation": notImplemented}
+	deleteStmtFields = fields{"q": implemented, "limit": implemented, "hint": implemented, "collation": implemented}
 	findFields       = fields{"filter": implemented, "sort": implemented, "projection": implemented,
 		"hint": implemented, "skip": implemented, "limit": implemented, "batchSize": implemented,
 		"singleBatch": implemented, "noCursorTimeout": implemented, "tailable": implemented,
 		"awaitData": implemented, "allowDiskUse": noEffect, "allowPartialResults": noEffect,
-		"oplogReplay": noEffect, "readOnce": noEffect, "collation": notImplemented, "let": implemented,
+		"oplogReplay": noEffect, "readOnce": noEffect, "collation": implemented, "let": implemented,
 		"max": notImplemented, "min": notImplemented, "returnKey": notImplemented, "showRecordId": notImplemented}
 	getMoreFields = fields{"collection": implemented, "batchSize": implemented, "term": noEffect,
 		"lastKnownCommittedOpTime": noEffect}
@@ -65,19 +65,19 @@ var (
 	findAndModifyFields = fields{"query": implemented, "sort": implemented, "remove": implemented,
 		"update": implemented, "new": implemented, "fields": implemented, "upsert": implemented,
 		"arrayFilters": implemented, "hint": implemented, "bypassDocumentValidation": implemented,
-		"collation": notImplemented, "let": implemented}
+		"collation": implemented, "let": implemented}
 	countFields = fields{"query": implemented, "limit": implemented, "skip": implemented, "hint": implemented,
-		"fields": noEffect, "collation": notImplemented}
-	distinctFields  = fields{"key": implemented, "query": implemented, "collation": notImplemented}
+		"fields": noEffect, "collation": implemented}
+	distinctFields  = fields{"key": implemented, "query": implemented, "collation": implemented}
 	aggregateFields = fields{"pipeline": implemented, "cursor": implemented, "hint": implemented,
 		"allowDiskUse": noEffect, "bypassDocumentValidation": implemented, "explain": notImplemented,
-		"collation": notImplemented, "let": implemented}
+		"collation": implemented, "let": implemented}
 	cursorFields = fields{"batchSize": implemented}
 	createFields = fields{"idIndex": noEffect, "storageEngine": noEffect, "indexOptionDefaults": noEffect,
 		"autoIndexId": noEffect, "changeStreamPreAndPostImages": noEffect, "capped": notImplemented,
 		"size": notImplemented, "max": notImplemented, "validator": implemented,
 		"validationLevel": implemented, "validationAction": implemented, "viewOn": implemented,
-		"pipeline": implemented, "collation": notImplemented, "timeseries": notImplemented,
+		"pipeline": implemented, "collation": implemented, "timeseries": notImplemented,
 		"expireAfterSeconds": notImplemented, "clusteredIndex": notImplemented, "encryptedFields": notImplemented}
 	createIndexesFields = fields{"indexes": implemented, "commitQuorum": noEffect}
 	indexSpecFields     = fields{"key": implemented, "name": implemented, "unique": implemented,

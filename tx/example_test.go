@@ -163,7 +163,7 @@ func Example_rerunnableWrong() {
 		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil {
 			return err
 		}
-		emailsSent++ // WRONG: the commit fails, the callback runs again, a second email goes out
+		emailsSent++ // WRONG: the commit fails, the callback runs again, a second email goes out //txcheck:ignore
 		return nil
 	})
 	fmt.Println("error:", err, "emails sent:", emailsSent)

@@ -99,7 +99,7 @@ func TestAfterCommitDropsHooksOfRetriedAttempts(t *testing.T) {
 
 	attempt := 0
 	err := e.runner.Run(ctx, func(ctx context.Context) error {
-		attempt++
+		attempt++ //txcheck:ignore counts the attempts
 		if err := insertAndUpdate(e.coll, 1)(ctx); err != nil {
 			return err
 		}

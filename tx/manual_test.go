@@ -88,6 +88,7 @@ func TestManualScopeJoinsAndMarksRollbackOnly(t *testing.T) {
 		}
 		ictx, inner, err := e.runner.Begin(ctx)
 		require.NoError(t, err)
+		defer inner.Rollback(ictx) // a no-op once ended
 		if _, err := e.coll.InsertOne(ictx, doc(2)); err != nil {
 			return err
 		}
@@ -102,6 +103,7 @@ func TestManualScopeJoinsAndMarksRollbackOnly(t *testing.T) {
 	err = e.runner.Run(ctx, func(ctx context.Context) error {
 		ictx, inner, err := e.runner.Begin(ctx)
 		require.NoError(t, err)
+		defer inner.Rollback(ictx) // a no-op once ended
 		if _, err := e.coll.InsertOne(ictx, doc(3)); err != nil {
 			return err
 		}

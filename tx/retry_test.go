@@ -27,7 +27,7 @@ func TestTransientErrorRerunsTheWholeCallback(t *testing.T) {
 
 	runs := 0
 	err := e.runner.Run(ctx, func(ctx context.Context) error {
-		runs++
+		runs++ //txcheck:ignore counts the attempts
 		if err := insertAndUpdate(e.coll, 1)(ctx); err != nil {
 			return fmt.Errorf("deduct: %w", err) // labels are found through wrapping
 		}
@@ -82,7 +82,7 @@ func TestUnknownCommitResultRetriesTheCommitOnly(t *testing.T) {
 
 			runs := 0
 			err := e.runner.Run(ctx, func(ctx context.Context) error {
-				runs++
+				runs++ //txcheck:ignore counts the attempts
 				return insertAndUpdate(e.coll, 1)(ctx)
 			})
 			require.NoError(t, err)
@@ -130,7 +130,7 @@ func TestTransientCommitErrorRerunsTheCallback(t *testing.T) {
 
 	runs := 0
 	require.NoError(t, e.runner.Run(ctx, func(ctx context.Context) error {
-		runs++
+		runs++ //txcheck:ignore counts the attempts
 		return insertAndUpdate(e.coll, 1)(ctx)
 	}))
 	assert.Equal(t, 2, runs)
@@ -145,7 +145,7 @@ func TestBusinessErrorsAreNotRetried(t *testing.T) {
 	ctx := ctxTimeout(t)
 	runs := 0
 	err := e.runner.Run(ctx, func(ctx context.Context) error {
-		runs++
+		runs++ //txcheck:ignore counts the attempts
 		return errBusiness
 	})
 	require.ErrorIs(t, err, errBusiness)
@@ -159,7 +159,7 @@ func TestNonTransientServerErrorsAreNotRetried(t *testing.T) {
 	e.failCommand(t, 1, failData("insert", codeInternalError))
 	runs := 0
 	err := e.runner.Run(ctx, func(ctx context.Context) error {
-		runs++
+		runs++ //txcheck:ignore counts the attempts
 		return insertAndUpdate(e.coll, 1)(ctx)
 	})
 	require.Error(t, err)
@@ -177,7 +177,7 @@ func TestRetriesStop(t *testing.T) {
 
 		runs := 0
 		err := e.runner.Run(ctx, func(ctx context.Context) error {
-			runs++
+			runs++ //txcheck:ignore counts the attempts
 			return insertAndUpdate(e.coll, 1)(ctx)
 		}, tx.WithMaxAttempts(3), tx.WithName("credits.Deduct"))
 		require.ErrorIs(t, err, tx.ErrRetriesExhausted)

@@ -21,7 +21,7 @@ func TestRetryableRerunsTheCallbackWithoutALabel(t *testing.T) {
 
 	runs := 0
 	err := e.runner.Run(ctx, func(ctx context.Context) error {
-		runs++
+		runs++ //txcheck:ignore counts the attempts
 		if _, err := e.coll.InsertOne(ctx, doc(runs)); err != nil {
 			return err
 		}

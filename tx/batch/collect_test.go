@@ -54,7 +54,7 @@ func TestCollect(t *testing.T) {
 		attempt := 0
 
 		got, err := batch.Collect(ctx, batch.NewExecutor(e.runner),
-			func(context.Context) (int, error) { attempt++; return attempt, nil },
+			func(context.Context) (int, error) { attempt++; return attempt, nil }, //txcheck:ignore counts the attempts
 			func(ctx context.Context) (int, error) { return attempt * 10, e.insert("a")(ctx) },
 		)
 

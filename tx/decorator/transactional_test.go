@@ -143,7 +143,7 @@ func TestTransactionalRetriesTheWholeFunction(t *testing.T) {
 	calls := 0
 	r := &repo{coll: e.coll}
 	insertTwo := decorator.Transactional2(e.runner, func(ctx context.Context, id string, fail bool) (int, error) {
-		calls++
+		calls++ //txcheck:ignore counts the attempts
 		return r.insertTwo(ctx, id, fail)
 	})
 
@@ -209,7 +209,7 @@ func TestTransactionalHonoursOptions(t *testing.T) {
 		testenv.FailTransient(t, e.client, "insert", 2)
 		calls := 0
 		fn := decorator.TransactionalErr(e.runner, func(ctx context.Context) error {
-			calls++
+			calls++ //txcheck:ignore counts the attempts
 			_, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "a"}})
 			return err
 		}, tx.WithMaxAttempts(2))
@@ -231,4 +231,58 @@ func TestTransactionalPanicsOnNilFunction(t *testing.T) {
 func TestTransactionalWithoutRunner(t *testing.T) {
 	fn := decorator.TransactionalErr(nil, func(context.Context) error { return nil })
 	assert.Error(t, fn(context.Background()), "a nil runner is an error, not a panic")
+}
+
+func TestWrappersReportARollbackTheFunctionAskedFor(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxTimeout(t)
+	// The wrapped function writes, asks for a rollback and returns no
+	// error: its caller, who did not write it, must not see a success.
+	insertAndRollBack := func(ctx context.Context, id string) error {
+		if _, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+			return err
+		}
+		tx.SetRollbackOnly(ctx)
+		return nil
+	}
+	r := e.runner
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Transactional", func() error {
+			_, err := decorator.Transactional(r, func(ctx context.Context) (int, error) { return 1, insertAndRollBack(ctx, "0") })(ctx)
+			return err
+		}},
+		{"Transactional1", func() error {
+			_, err := decorator.Transactional1(r, func(ctx context.Context, a string) (int, error) { return 1, insertAndRollBack(ctx, a) })(ctx, "1")
+			return err
+		}},
+		{"Transactional2", func() error {
+			_, err := decorator.Transactional2(r, func(ctx context.Context, a, _ string) (int, error) { return 1, insertAndRollBack(ctx, a) })(ctx, "2", "")
+			return err
+		}},
+		{"Transactional3", func() error {
+			_, err := decorator.Transactional3(r, func(ctx context.Context, a, _, _ string) (int, error) { return 1, insertAndRollBack(ctx, a) })(ctx, "3", "", "")
+			return err
+		}},
+		{"TransactionalErr", func() error {
+			return decorator.TransactionalErr(r, func(ctx context.Context) error { return insertAndRollBack(ctx, "e0") })(ctx)
+		}},
+		{"TransactionalErr1", func() error {
+			return decorator.TransactionalErr1(r, insertAndRollBack)(ctx, "e1")
+		}},
+		{"TransactionalErr2", func() error {
+			return decorator.TransactionalErr2(r, func(ctx context.Context, a, _ string) error { return insertAndRollBack(ctx, a) })(ctx, "e2", "")
+		}},
+		{"TransactionalErr3", func() error {
+			return decorator.TransactionalErr3(r, func(ctx context.Context, a, _, _ string) error { return insertAndRollBack(ctx, a) })(ctx, "e3", "", "")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.ErrorIs(t, tt.call(), tx.ErrUnexpectedRollback)
+			assert.Zero(t, count(t, e.coll), "nothing was committed")
+		})
+	}
 }

@@ -1,0 +1,274 @@
+package txexample
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/txkit/txkit/tx"
+	"txcheckdata/guides/mongotest"
+)
+
+// connect starts an in-memory mongotest server and connects to it. A real
+// application connects to its replica set instead:
+// mongo.Connect(options.Client().ApplyURI(uri)).
+func connect() (client *mongo.Client, stop func()) {
+	srv, err := mongotest.NewServer()
+	if err != nil {
+		panic(err)
+	}
+	client, err = mongo.Connect(options.Client().ApplyURI(srv.URI()))
+	if err != nil {
+		panic(err)
+	}
+	return client, func() {
+		_ = client.Disconnect(context.Background())
+		_ = srv.Close()
+	}
+}
+
+// failNextCommit makes the next commit fail with a TransientTransactionError,
+// as a failover or a write conflict would.
+func failNextCommit(ctx context.Context, client *mongo.Client) {
+	err := client.Database("admin").RunCommand(ctx, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+			{Key: "errorCode", Value: 251},
+			{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}},
+		}},
+	}).Err()
+	if err != nil {
+		panic(err)
+	}
+}
+
+var errInsufficientFunds = errors.New("insufficient funds")
+
+func printBalances(ctx context.Context, accounts *mongo.Collection) {
+	cur, err := accounts.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		panic(err)
+	}
+	var all []struct {
+		ID      string `bson:"_id"`
+		Balance int64  `bson:"balance"`
+	}
+	if err := cur.All(ctx, &all); err != nil {
+		panic(err)
+	}
+	for _, a := range all {
+		fmt.Printf("%s: %d\n", a.ID, a.Balance)
+	}
+}
+
+func ExampleRunner_Run() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	accounts := client.Database("bank").Collection("accounts")
+	_, _ = accounts.InsertMany(ctx, []any{
+		bson.D{{Key: "_id", Value: "alice"}, {Key: "balance", Value: int64(100)}},
+		bson.D{{Key: "_id", Value: "bob"}, {Key: "balance", Value: int64(0)}},
+	})
+
+	runner := tx.NewRunner(client)
+	transfer := func(ctx context.Context, from, to string, amount int64) error {
+		return runner.Run(ctx, func(txCtx context.Context) error {
+			// A guarded write: the debit happens only if the balance covers it.
+			res, err := accounts.UpdateOne(ctx, // want `runs outside the transaction`
+				bson.D{{Key: "_id", Value: from}, {Key: "balance", Value: bson.D{{Key: "$gte", Value: amount}}}},
+				bson.D{{Key: "$inc", Value: bson.D{{Key: "balance", Value: -amount}}}})
+			if err != nil {
+				return err
+			}
+			if res.ModifiedCount == 0 {
+				return errInsufficientFunds // aborts: nothing of this transfer is kept
+			}
+			_, err = accounts.UpdateOne(ctx, // want `runs outside the transaction`
+				bson.D{{Key: "_id", Value: to}},
+				bson.D{{Key: "$inc", Value: bson.D{{Key: "balance", Value: amount}}}})
+			return err
+		})
+	}
+
+	fmt.Println(transfer(ctx, "alice", "bob", 30))
+	fmt.Println(transfer(ctx, "alice", "bob", 500))
+	printBalances(ctx, accounts)
+	// Output:
+	// <nil>
+	// insufficient funds
+	// alice: 70
+	// bob: 30
+}
+
+func ExampleDo() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	orders := client.Database("shop").Collection("orders")
+
+	n, err := tx.Do(ctx, runner, func(txCtx context.Context) (int64, error) {
+		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}, {Key: "user", Value: "u1"}}); err != nil { // want `runs outside the transaction`
+			return 0, err
+		}
+		return orders.CountDocuments(ctx, bson.D{{Key: "user", Value: "u1"}}) // want `runs outside the transaction`
+	})
+	fmt.Println(n, err)
+	// Output: 1 <nil>
+}
+
+func ExampleAfterCommit() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	orders := client.Database("shop").Collection("orders")
+
+	err := runner.Run(ctx, func(txCtx context.Context) error {
+		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil { // want `runs outside the transaction`
+			return err
+		}
+		tx.AfterCommit(ctx, func(ctx context.Context) { // want `runs outside the transaction`
+			fmt.Println("email: order o1 confirmed")
+		})
+		fmt.Println("order inserted, not committed yet")
+		return nil
+	})
+	fmt.Println("Run returned", err)
+	// Output:
+	// order inserted, not committed yet
+	// email: order o1 confirmed
+	// Run returned <nil>
+}
+
+// Example_rerunnableWrong shows a callback that is not re-runnable: its
+// side effect happens again when the transaction is retried.
+func Example_rerunnableWrong() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	orders := client.Database("shop").Collection("orders")
+	failNextCommit(ctx, client)
+
+	emailsSent := 0
+	err := runner.Run(ctx, func(txCtx context.Context) error {
+		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil { // want `runs outside the transaction`
+			return err
+		}
+		emailsSent++ // WRONG: the commit fails, the callback runs again, a second email goes out // want `emailsSent\+\+ on emailsSent`
+		return nil
+	})
+	fmt.Println("error:", err, "emails sent:", emailsSent)
+	// Output: error: <nil> emails sent: 2
+}
+
+// Example_rerunnableRight is the same unit of work, re-runnable: the effect
+// that must happen once waits for the final commit.
+func Example_rerunnableRight() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	orders := client.Database("shop").Collection("orders")
+	failNextCommit(ctx, client)
+
+	emailsSent := 0
+	err := runner.Run(ctx, func(txCtx context.Context) error {
+		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil { // want `runs outside the transaction`
+			return err
+		}
+		tx.AfterCommit(ctx, func(context.Context) { emailsSent++ }) // once, after the commit that counts // want `runs outside the transaction`
+		return nil
+	})
+	fmt.Println("error:", err, "emails sent:", emailsSent)
+	// Output: error: <nil> emails sent: 1
+}
+
+func ExampleRunner_Begin() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	orders := client.Database("shop").Collection("orders")
+
+	placeOrder := func(ctx context.Context) error {
+		txCtx, t, err := runner.Begin(ctx, tx.WithName("shop.placeOrder"))
+		if err != nil {
+			return err
+		}
+		defer t.Rollback(txCtx)                                                             // does nothing once Commit has run
+		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil { // want `runs outside the transaction`
+			return err
+		}
+		// A transient error here (errors.Is(err, tx.ErrTransient)) means: run placeOrder again.
+		return t.Commit(txCtx)
+	}
+
+	fmt.Println(placeOrder(ctx))
+	n, _ := orders.CountDocuments(ctx, bson.D{})
+	fmt.Println(n, "order")
+	// Output:
+	// <nil>
+	// 1 order
+}
+
+func ExampleWithPropagation() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client)
+	db := client.Database("shop")
+
+	err := runner.Run(ctx, func(txCtx context.Context) error {
+		if _, err := db.Collection("orders").InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil { // want `runs outside the transaction`
+			return err
+		}
+		// The audit record commits on its own, whatever happens to the order.
+		err := runner.Run(ctx, func(txCtx context.Context) error { // want `runs outside the transaction`
+			_, err := db.Collection("audit").InsertOne(ctx, bson.D{{Key: "event", Value: "order attempted"}}) // want `runs outside the transaction`
+			return err
+		}, tx.WithPropagation(tx.RequiresNew))
+		if err != nil {
+			return err
+		}
+		return errInsufficientFunds
+	})
+	orders, _ := db.Collection("orders").CountDocuments(ctx, bson.D{})
+	audit, _ := db.Collection("audit").CountDocuments(ctx, bson.D{})
+	fmt.Println(err, "| orders:", orders, "| audit records:", audit)
+	// Output: insufficient funds | orders: 0 | audit records: 1
+}
+
+// printObserver prints the events of the scopes it observes.
+type printObserver struct{}
+
+func (printObserver) Observe(e tx.Event) {
+	fmt.Printf("%s %s attempt=%d joined=%t err=%v labels=%v\n", e.Kind, e.Name, e.Attempt, e.Joined, e.Err != nil, e.Labels)
+}
+
+func ExampleWithObserver() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	runner := tx.NewRunner(client, tx.WithObserver(printObserver{}))
+	orders := client.Database("shop").Collection("orders")
+	failNextCommit(ctx, client)
+
+	_ = runner.Run(ctx, func(txCtx context.Context) error {
+		_, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}) // want `runs outside the transaction`
+		return err
+	}, tx.WithName("shop.placeOrder"))
+	// Output:
+	// begin shop.placeOrder attempt=1 joined=false err=false labels=[]
+	// retry shop.placeOrder attempt=1 joined=false err=true labels=[TransientTransactionError]
+	// begin shop.placeOrder attempt=2 joined=false err=false labels=[]
+	// commit shop.placeOrder attempt=2 joined=false err=false labels=[]
+}
