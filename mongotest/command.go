@@ -64,6 +64,10 @@ type handler struct {
 	// fields: the command's own fields; nil for commands that take any
 	// (the admin and diagnostic ones), which check what they read.
 	fields fields
+	// nested: the fields of documents inside the command (update
+	// statements, index specs), checked, like the command's own, before
+	// anything runs.
+	nested map[string]fields
 }
 
 // txnEnd is how a command ends a transaction.
@@ -87,6 +91,10 @@ func init() {
 	ddl := func(run func(*op) (bson.D, error), inTxn bool, f fields) handler {
 		return handler{run: run, inTxn: inTxn, writeConcern: true, fields: f}
 	}
+	nest := func(h handler, key string, f fields) handler {
+		h.nested = map[string]fields{key: f}
+		return h
+	}
 	commands = map[string]handler{
 		"ping":                    {run: cmdPing},
 		"buildInfo":               {run: cmdBuildInfo},
@@ -100,12 +108,12 @@ func init() {
 		"collMod":                 ddl(cmdCollMod, false, nil), // checks its own fields,
 		"drop":                    ddl(cmdDrop, false, noFields),
 		"dropDatabase":            ddl(cmdDropDatabase, false, noFields),
-		"createIndexes":           ddl(cmdCreateIndexes, true, createIndexesFields),
+		"createIndexes":           nest(ddl(cmdCreateIndexes, true, createIndexesFields), "indexes", indexSpecFields),
 		"listIndexes":             {run: cmdListIndexes, fields: listIndexesFields},
 		"dropIndexes":             ddl(cmdDropIndexes, false, dropIndexesFields),
 		"insert":                  write(cmdInsert, insertFields),
-		"update":                  write(cmdUpdate, updateFields),
-		"delete":                  write(cmdDelete, deleteFields),
+		"update":                  nest(write(cmdUpdate, updateFields), "updates", updateStmtFields),
+		"delete":                  nest(write(cmdDelete, deleteFields), "deletes", deleteStmtFields),
 		"find":                    {run: cmdFind, inTxn: true, snapshotRead: true, fields: findFields},
 		"getMore":                 {run: cmdGetMore, inTxn: true, snapshotRead: true, fields: getMoreFields},
 		"killCursors":             {run: cmdKillCursors, inTxn: true, fields: killCursorsFields},
@@ -113,7 +121,7 @@ func init() {
 		"findandmodify":           write(cmdFindAndModify, findAndModifyFields),
 		"count":                   {run: cmdCount, fields: countFields},
 		"distinct":                {run: cmdDistinct, inTxn: true, snapshotRead: true, fields: distinctFields},
-		"aggregate":               {run: cmdAggregate, inTxn: true, snapshotRead: true, fields: aggregateFields},
+		"aggregate":               nest(handler{run: cmdAggregate, inTxn: true, snapshotRead: true, fields: aggregateFields}, "cursor", cursorFields),
 		"endSessions":             {run: cmdEndSessions},
 		"killSessions":            {run: cmdKillSessions},
 		"killAllSessions":         {run: cmdKillAllSessions},
@@ -140,6 +148,20 @@ func init() {
 func (o *op) runCommand() (bson.D, error) {
 	if err := o.h.fields.check(o.name, o.cmd, true); err != nil {
 		return nil, err
+	}
+	for key, fs := range o.h.nested {
+		v, _ := bsonkit.Get(o.cmd, key)
+		docs, _ := v.(bson.A)
+		if d, ok := v.(bson.D); ok {
+			docs = bson.A{d}
+		}
+		for _, x := range docs {
+			if d, ok := x.(bson.D); ok {
+				if err := fs.check(o.name+"."+key, d, false); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	return o.h.run(o)
 }

@@ -29,9 +29,6 @@ func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
 	if !ok {
 		return 0, typeErr("deletes", v, "object")
 	}
-	if err := deleteStmtFields.check("delete.deletes", stmt, false); err != nil {
-		return 0, err
-	}
 	filter, err := docField(stmt, "q")
 	if err != nil {
 		return 0, err

@@ -99,3 +99,25 @@ func TestTTLIndexOptionIsValidated(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, specs, "no index, not even the collection, was created")
 }
+
+// A statement's unknown or unimplemented field fails the whole command
+// before any statement runs, as MongoDB's parser does ("update with sort"
+// on a 7.0 server): the earlier statements are not applied either.
+func TestAStatementsUnknownFieldFailsTheWholeCommand(t *testing.T) {
+	srv := mongotest.Start(t)
+	ctx := testContext(t)
+	db := connect(t, srv).Database("db")
+	_, err := db.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "x", Value: 1}})
+	require.NoError(t, err)
+	err = db.RunCommand(ctx, bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 2}}}}}},
+		bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "x", Value: 1}}}}}, {Key: "sort", Value: bson.D{{Key: "_id", Value: -1}}}},
+	}}}).Err()
+	var ce mongo.CommandError
+	require.ErrorAs(t, err, &ce)
+	assert.EqualValues(t, 40415, ce.Code)
+	assert.Equal(t, "BSON field 'update.updates.sort' is an unknown field.", ce.Message)
+	var got bson.D
+	require.NoError(t, db.Collection("c").FindOne(ctx, bson.D{}).Decode(&got))
+	assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "x", Value: int32(1)}}, got, "no statement ran")
+}

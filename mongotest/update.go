@@ -55,9 +55,6 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if !ok {
 		return updateResult{}, typeErr("updates", v, "object")
 	}
-	if err := updateStmtFields.check("update.updates", stmt, false); err != nil {
-		return updateResult{}, err
-	}
 	filter, err := docField(stmt, "q")
 	if err != nil {
 		return updateResult{}, err
