@@ -40,7 +40,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if address != d.s.addr {
 		return nil, fmt.Errorf("mongotest: in-process dialer of %s cannot dial %s %s", d.s.addr, network, address)
 	}
-	client, server := net.Pipe()
+	client, server := newPipe()
 	if !d.s.serveConn(server) {
 		_ = client.Close()
 		return nil, fmt.Errorf("mongotest: dial %s: server closed", address)
