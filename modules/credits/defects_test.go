@@ -16,6 +16,7 @@ import (
 
 	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/modules/credits"
+	"github.com/txkit/txkit/tx"
 )
 
 // A write made in a transaction that the caller started with the driver
@@ -142,6 +143,7 @@ func TestAnUnresolvableOutcomeSaysSoAndTheSameKeyFinishesIt(t *testing.T) {
 	_, err = e.svc.Deduct(ctx, "a", 30, credits.IdempotencyKey("unknown-1"))
 	off()
 	require.ErrorIs(t, err, credits.ErrOutcomeUnknown)
+	require.ErrorIs(t, err, tx.ErrCommitUnknown, "one check catches both")
 
 	en, err := e.svc.Deduct(ctx, "a", 30, credits.IdempotencyKey("unknown-1"))
 	require.NoError(t, err)

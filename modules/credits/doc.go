@@ -17,28 +17,33 @@
 // ({available: {$gte: amount}}), so the check and the write are one step on
 // the server. There is no read-check-save anywhere.
 //
-// # Two write paths
+// # The write path
 //
-// [Service.Add] and [Service.Deduct] without an idempotency key, outside a
-// caller's transaction, take the fast path: one guarded single-document
-// update that changes the balance and embeds the entry in the account
-// document ($push), atomic without a transaction. Writers on a hot account
-// then queue on the document instead of aborting each other's
-// transactions. Embedded entries are copied to the entries collection
-// later (by the writer every few writes, and by the sweeper), idempotently:
-// inserted under their own id, then removed from the document. Readers
+// [Service.Add] and [Service.Deduct], with or without an idempotency key,
+// take the single-document path unless ctx carries a transaction (txkit's
+// or one started with the driver): one guarded update that changes the
+// balance and embeds the entry in the account document ($push), atomic
+// without a transaction. Writers on a hot account then queue on the
+// document instead of aborting each other's transactions, and one
+// process's concurrent writes to an account are combined into one update.
+// Embedded entries are copied to the entries collection later (by the
+// writer every few writes, and by the sweeper), idempotently: inserted
+// under their own id, then removed from the document. Readers
 // ([Service.History], [Service.Reconcile]) merge both places.
 //
-// Every other mutation (keyed, multi-document, or inside a caller's
-// transaction) runs in a transaction of the [tx.Runner]: it joins the
-// caller's, so package payments composes it, or starts its own.
+// Every other mutation (multi-document, or inside a caller's transaction)
+// runs in a transaction: the caller's, so package payments composes it,
+// or one of the [tx.Runner].
 //
 // # Idempotency
 //
 // A mutation given [IdempotencyKey] records the key, a hash of its
-// parameters and its result in the same transaction as its effect. A
-// repeat returns the recorded result; a repeat with other parameters fails
-// with [ErrIdempotencyConflict].
+// parameters and its result: in a transaction, together with its effect;
+// on the single-document path, before it, as a claim of the entry to
+// write, which is applied at most once. A repeat returns the first result;
+// a repeat with other parameters fails with [ErrIdempotencyConflict]. Keys
+// are remembered for [DefaultKeyRetention] (see [WithKeyRetention]).
+// After [ErrOutcomeUnknown], retry with the same key.
 //
 // # Holds
 //

@@ -1,6 +1,10 @@
 package credits
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/txkit/txkit/tx"
+)
 
 // Business errors. Every one of them is returned wrapped with context;
 // match them with errors.Is. Infrastructure failures (MongoDB, the
@@ -36,16 +40,25 @@ var (
 	// idempotency key, reason or reference too long or badly formed, a
 	// non-positive hold TTL, a bad history cursor.
 	ErrInvalidOption = errors.New("credits: invalid option")
-	// ErrContended is returned when a write without an idempotency key
-	// lost its guarded update to concurrent writers of the same account
-	// several times in a row. Nothing was written; the call may be retried.
+	// ErrContended is returned when a write lost its guarded update to
+	// concurrent writers of the same account several times in a row.
+	// Nothing was applied; the call may be retried (with the same key).
 	ErrContended = errors.New("credits: account too contended, nothing written; retry")
-	// ErrOutcomeUnknown is returned when a write was sent but whether it
-	// was applied could not be learned (the connection failed, then so did
-	// the checks that followed). The operation may have happened. Retry it
-	// with the same idempotency key: that applies it if it was not, and
-	// returns its entry if it was. Without a key, a retry may apply it
-	// twice. A transaction's unknown commit (tx.ErrCommitUnknown) is
-	// reported with this error too, wrapping that one.
-	ErrOutcomeUnknown = errors.New("credits: outcome unknown; the write may have been applied, retry with the same idempotency key")
 )
+
+// ErrOutcomeUnknown is returned when a write was sent but whether it was
+// applied could not be learned (the connection failed, then so did the
+// checks that followed). The operation may have happened. Retry it with
+// the same idempotency key: that applies it if it was not, and returns its
+// entry if it was. Without a key, a retry may apply it twice. It also
+// matches tx.ErrCommitUnknown, so that one check catches both; a
+// transaction whose commit outcome stays unknown is reported with both.
+var ErrOutcomeUnknown error = outcomeUnknownError{}
+
+type outcomeUnknownError struct{}
+
+func (outcomeUnknownError) Error() string {
+	return "credits: outcome unknown; the write may have been applied, retry with the same idempotency key"
+}
+
+func (outcomeUnknownError) Is(target error) bool { return target == tx.ErrCommitUnknown }

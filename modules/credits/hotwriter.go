@@ -330,7 +330,7 @@ func (w *hotWriter) noteWrite(ctx context.Context, account string) {
 	}
 	// Best effort: the write itself has committed, and what is not copied
 	// now is copied by the next flush or the sweeper.
-	if err := w.flushOnce(context.WithoutCancel(ctx), account); err != nil {
+	if err := w.flushOnce(ctx, account); err != nil {
 		w.log.Debug("credits: copying entries out failed; the sweeper will retry", zap.String("account", account), zap.Error(err))
 	}
 }

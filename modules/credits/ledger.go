@@ -76,7 +76,7 @@ func (s *Service) Deduct(ctx context.Context, account string, amount int64, opts
 func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Entry, error) {
 	hash := paramHash(op, e.Account, e.Amount, c.reason, c.refKind, c.refID)
 	if pathFor(ctx, op) == pathTransaction {
-		e, err := inTxOn(ctx, s, "credits."+string(op), []string{e.Account}, func(ctx context.Context) (Entry, error) {
+		e, err := inTxOn(ctx, s, op.txName(), []string{e.Account}, func(ctx context.Context) (Entry, error) {
 			return s.postTx(ctx, op, hash, e, c.key, c.replayed)
 		})
 		if errors.Is(err, tx.ErrCommitUnknown) {
@@ -295,7 +295,11 @@ func (s *Service) creditTx(ctx context.Context, account string, amount int64, no
 	if n > 0 {
 		return ErrOverflow
 	}
-	_, err = s.accounts.InsertOne(ctx, accountDoc{ID: account, Balance: amount, Available: amount, CreatedAt: now, UpdatedAt: now})
+	acc := accountDoc{ID: account, Balance: amount, Available: amount, CreatedAt: now, UpdatedAt: now}
+	if fence {
+		acc.Flushes = 1 // a single-document write of the claimed entry may be on its way
+	}
+	_, err = s.accounts.InsertOne(ctx, acc)
 	if err != nil {
 		return fmt.Errorf("create account: %w", err)
 	}

@@ -3,6 +3,7 @@ package credits
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -30,6 +31,11 @@ const (
 	opReserve  opKind = "reserve"
 	opCapture  opKind = "capture"
 )
+
+// txName is the name of op's transactions, e.g. "credits.Deduct".
+func (op opKind) txName() string {
+	return "credits." + strings.ToUpper(string(op[:1])) + string(op[1:])
+}
 
 // pathFor decides how op is written; it is the only place that does. A
 // mutation of one account's balance (Add, Deduct), keyed or not, takes the
