@@ -11,3 +11,8 @@ import (
 func TestDocsShowTestedCode(t *testing.T) {
 	doccheck.Excerpts(t, "../../docs/fx.md", "example_test.go")
 }
+
+// TestModulesGuideShowsTestedCode checks docs/modules.md the same way.
+func TestModulesGuideShowsTestedCode(t *testing.T) {
+	doccheck.Excerpts(t, "../../docs/modules.md", "example_test.go", "../../tx/example_test.go")
+}
