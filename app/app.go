@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -44,7 +43,8 @@ func appOptions(cfg Config) fx.Option {
 		// the modules' background work, then the database client.
 		fx.StopTimeout(cfg.ShutdownTimeout + cfg.MongoTimeout),
 
-		fx.Provide(mongoConfig, apiConfig),
+		fx.Provide(mongoConfig, apiConfig, newTelemetry),
+		fx.Provide(fx.Annotate(runnerObservers, fx.ResultTags(`group:"tx.options"`))),
 		mongofx.Module,
 		tx.Module,
 		credits.Module,
@@ -110,9 +110,6 @@ func mongoConfig(cfg Config) mongofx.Config {
 func apiConfig(cfg Config) api.Config {
 	return api.Config{APIToken: cfg.APIToken, WebhookSecret: cfg.WebhookSecret, RequestTimeout: cfg.RequestTimeout}
 }
-
-// serverHandler is what the service's HTTP server serves.
-func serverHandler(h *api.Handler) http.Handler { return h }
 
 // printBanner prints, once the server listens, where it is and, in
 // embedded mode, the generated secrets with a curl that works as printed.

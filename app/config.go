@@ -70,6 +70,16 @@ type Config struct {
 	tokenGenerated, secretGenerated bool
 	// steps, when set, learns which start hook runs (see run).
 	steps *startSteps
+	// getenv reads OTEL_* variables; none are set when nil.
+	getenv func(string) string
+}
+
+// env reads an environment variable through getenv.
+func (c Config) env(name string) string {
+	if c.getenv == nil {
+		return ""
+	}
+	return c.getenv(name)
 }
 
 // embedded reports whether the service runs on its own in-memory server.
@@ -82,6 +92,7 @@ func (c Config) embedded() bool { return c.MongoURI == "" }
 // error.
 func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	cfg := Config{
+		getenv:          getenv,
 		Addr:            or(getenv(envAddr), defaultAddr),
 		MongoURI:        getenv(envMongoURI),
 		DB:              or(getenv(envDB), defaultDB),

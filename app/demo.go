@@ -41,7 +41,7 @@ func runDemo(args []string, out io.Writer) int {
 	retries := &retryCounter{}
 	app := newApp(cfg,
 		fx.Decorate(func() *zap.Logger { return zap.NewNop() }),
-		tx.Defaults(tx.WithObserver(retries)),
+		fx.Supply(fx.Annotate(retries, fx.As(new(tx.Observer)), fx.ResultTags(`group:"txkit.observers"`))),
 		fx.Populate(&srv, &client),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -119,5 +120,36 @@ func TestBinaryDoesNotLinkTesting(t *testing.T) {
 		assert.NotEqual(t, "testing", dep)
 		assert.False(t, strings.HasPrefix(dep, "testing/"), dep)
 		assert.NotContains(t, dep, "/internal/testenv")
+	}
+}
+
+// /metrics serves the runner's and the API's metrics in Prometheus's text
+// format, to holders of the API token only.
+func TestMetricsEndpoint(t *testing.T) {
+	ta := startApp(t)
+	ta.credit("mia", 10)
+	ta.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/transfers", Key: "m1", Body: `{"from":"mia","to":"noa","amount":5}`})
+	ta.mustStatus(http.StatusUnauthorized, req{Method: "GET", Path: "/metrics", NoAuth: true})
+
+	hr, err := http.NewRequest("GET", ta.srv.URL()+"/metrics", nil)
+	require.NoError(t, err)
+	hr.Header.Set("Authorization", "Bearer "+ta.cfg.APIToken)
+	res, err := ta.http.Do(hr)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, res.Header.Get("Content-Type"), "text/plain; version=0.0.4")
+	text := string(body)
+	for _, want := range []string{
+		`txkit_tx_attempts_total{txkit_tx_name="http.idempotent"} 1`,
+		`txkit_tx_outcomes_total{txkit_tx_cause="none",txkit_tx_name="http.idempotent",txkit_tx_outcome="committed"} 1`,
+		`txkit_tx_duration_seconds_count{txkit_tx_name="http.idempotent",txkit_tx_outcome="committed"} 1`,
+		`txkit_http_requests_total{method="POST",route="POST /v1/transfers",status="201"} 1`,
+		`txkit_http_requests_total{method="GET",route="GET /metrics",status="401"} 1`,
+		`# TYPE txkit_http_request_duration_seconds histogram`,
+	} {
+		assert.Contains(t, text, want)
 	}
 }

@@ -169,6 +169,9 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 		o.ctx, cancel = context.WithDeadline(ctx, o.deadline)
 		defer cancel()
 	}
+	if err := checkAfterClusterTime(o); err != nil {
+		return nil, err
+	}
 	reply, err := s.core.sessions.execute(o)
 	if o.dropReply && o.req.conn != nil {
 		o.req.conn.closeAfter = true

@@ -29,6 +29,13 @@ type cursor struct {
 	// txn is the transaction the cursor was opened in: when it ends, so
 	// does the cursor, as on MongoDB.
 	txn *engine.Txn
+	// txnNumber is the transaction's number (0: none), which a getMore
+	// must carry.
+	txnNumber int64
+	// live, when set, re-reads each document as the cursor returns it
+	// (false: it is gone), for a transaction's cursor that must see the
+	// transaction's own later writes.
+	live func(d bson.D) (bson.D, bool, error)
 }
 
 type cursors struct {
@@ -70,23 +77,55 @@ func batch(docs []bson.D, n int) (head, rest []bson.D) {
 // open returns the first batch of docs (batchSize 0: an empty one) and a
 // cursor id for the rest (0: none).
 func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bool) (bson.D, int64) {
+	reply, id, _ := c.openLive(o, ns, docs, batchSize, single, nil)
+	return reply, id
+}
+
+// openLive is open for a cursor whose documents live re-reads as they are
+// returned (nil: they are returned as given).
+func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, single bool, live func(bson.D) (bson.D, bool, error)) (bson.D, int64, error) {
 	first, rest := []bson.D(nil), docs
 	if batchSize != 0 {
 		first, rest = batch(docs, batchSize)
 	}
+	first, err := refresh(first, live)
+	if err != nil {
+		return nil, 0, err
+	}
 	if single || len(rest) == 0 {
-		return o.withClusterTime(cursorDoc(ns, "firstBatch", first, 0)), 0
+		return o.withClusterTime(cursorDoc(ns, "firstBatch", first, 0)), 0, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := rand.Int64N(1<<62) + 1
-	cur := &cursor{id: id, ns: ns, docs: rest, lastUse: time.Now()}
+	cur := &cursor{id: id, ns: ns, docs: rest, lastUse: time.Now(), live: live}
 	if o.sess != nil {
 		cur.sessKey = o.sess.key
 	}
 	cur.txn = o.txn
+	if o.txn != nil {
+		cur.txnNumber, _, _ = intField(o.cmd, "txnNumber")
+	}
 	c.m[id] = cur
-	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id
+	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id, nil
+}
+
+// refresh passes docs through live, dropping the documents that are gone.
+func refresh(docs []bson.D, live func(bson.D) (bson.D, bool, error)) ([]bson.D, error) {
+	if live == nil {
+		return docs, nil
+	}
+	out := make([]bson.D, 0, len(docs))
+	for _, d := range docs {
+		nd, ok, err := live(d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, nd)
+		}
+	}
+	return out, nil
 }
 
 // withClusterTime adds a snapshot read's atClusterTime to its cursor.
@@ -137,7 +176,14 @@ func cmdGetMore(o *op) (bson.D, error) {
 	if cur.ns != o.db+"."+coll {
 		return nil, merr.New(merr.Unauthorized, "Requested getMore on namespace '%s.%s', but cursor belongs to a different namespace %s", o.db, coll, cur.ns)
 	}
+	if err := o.checkCursorOwner(cur); err != nil {
+		return nil, err
+	}
 	next, rest := batch(cur.docs, int(n))
+	next, err = refresh(next, cur.live)
+	if err != nil {
+		return nil, err
+	}
 	cur.docs = rest
 	cur.lastUse = time.Now()
 	outID := id
@@ -201,4 +247,37 @@ func cursorBatchSize(cmd bson.D) (int, error) {
 		return defaultBatchSize, nil
 	}
 	return int(bs), nil
+}
+
+// Codes of MongoDB's getMore for a cursor used outside its session or
+// transaction (getmore_cmd.cpp).
+const (
+	codeGetMoreNoSession    int32 = 50737
+	codeGetMoreOtherSession int32 = 50738
+	codeGetMoreNoTxnNumber  int32 = 50740
+	codeGetMoreOtherTxn     int32 = 50741
+)
+
+// checkCursorOwner refuses a getMore sent from another session than the
+// cursor's, or outside the transaction the cursor was opened in, as
+// MongoDB does: a transaction's cursor reads uncommitted data.
+func (o *op) checkCursorOwner(cur *cursor) error {
+	sess := ""
+	if o.sess != nil {
+		sess = o.sess.key
+	}
+	if sess != cur.sessKey {
+		if cur.sessKey != "" && sess == "" {
+			return merr.New(codeGetMoreNoSession, "Cannot run getMore on cursor %d, which was created in session %x, without an lsid", cur.id, cur.sessKey)
+		}
+		return merr.New(codeGetMoreOtherSession, "Cannot run getMore on cursor %d, which was created in session %x, in session %x", cur.id, cur.sessKey, sess)
+	}
+	txnNumber, hasTxn, _ := intField(o.cmd, "txnNumber")
+	if cur.txnNumber != 0 && (!hasTxn || o.txn == nil) {
+		return merr.New(codeGetMoreNoTxnNumber, "Cannot run getMore on cursor %d, which was created in transaction %d, without a txnNumber", cur.id, cur.txnNumber)
+	}
+	if cur.txnNumber != txnNumber && hasTxn && o.txn != nil {
+		return merr.New(codeGetMoreOtherTxn, "Cannot run getMore on cursor %d, which was created in transaction %d, in transaction %d", cur.id, cur.txnNumber, txnNumber)
+	}
+	return nil
 }

@@ -119,6 +119,29 @@ func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 	return docs, nil
 }
 
+// liveIn returns the re-read a transaction's cursor applies: the document's
+// current version in t, if it still matches, projected. It takes over the
+// projection, which run then leaves out.
+func (fs *findSpec) liveIn(t *engine.Txn, ns engine.Namespace) func(bson.D) (bson.D, bool, error) {
+	proj := fs.projection
+	fs.projection = nil
+	return func(d bson.D) (bson.D, bool, error) {
+		id, _ := bsonkit.Get(d, "_id")
+		cur := t.FindID(ns, id)
+		if cur == nil {
+			return nil, false, nil
+		}
+		ok, err := fs.f.Eval(cur)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		if proj != nil {
+			cur = proj.Apply(cur)
+		}
+		return cur, true, nil
+	}
+}
+
 func abs64(n int64) int64 {
 	if n < 0 {
 		return -n
@@ -156,6 +179,14 @@ func cmdFind(o *op) (bson.D, error) {
 	if fs.limit < 0 {
 		single = true
 	}
+	// In a transaction an unsorted find's cursor sees the transaction's
+	// own later writes, as a WiredTiger cursor does: each document is read
+	// again, filtered and projected when a batch returns it. (A sort
+	// buffers every document first, on MongoDB too.)
+	var live func(bson.D) (bson.D, bool, error)
+	if o.txn != nil && fs.sort == nil && !o.isView(ns) {
+		live = fs.liveIn(o.txn, ns)
+	}
 	var docs []bson.D
 	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
 		return nil, err
@@ -163,8 +194,8 @@ func cmdFind(o *op) (bson.D, error) {
 	if fs.limit > 0 && bs > 0 && bs >= fs.limit {
 		single = true
 	}
-	reply, _ := o.s.core.cursors.open(o, ns.String(), docs, int(bs), single)
-	return reply, nil
+	reply, _, err := o.s.core.cursors.openLive(o, ns.String(), docs, int(bs), single, live)
+	return reply, err
 }
 
 func cmdCount(o *op) (bson.D, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
+	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
 )
 
@@ -23,6 +24,26 @@ func (o *op) read(fn func(t *engine.Txn)) error {
 	}
 	defer t.Abort()
 	fn(t)
+	return nil
+}
+
+// checkAfterClusterTime refuses a readConcern afterClusterTime later than
+// the server's cluster time, as MongoDB's waitForReadConcern does: such a
+// time was not handed out by this cluster, and waiting for it would hang.
+func checkAfterClusterTime(o *op) error {
+	rc, _ := field(o.cmd, "readConcern").(bson.D)
+	v, has := bsonkit.Get(rc, "afterClusterTime")
+	if !has {
+		return nil
+	}
+	ts, ok := v.(bson.Timestamp)
+	if !ok {
+		return typeErr("readConcern.afterClusterTime", v, "timestamp")
+	}
+	now := o.s.clusterTime()
+	if ts.T > now.T || (ts.T == now.T && ts.I > now.I) {
+		return merr.New(merr.InvalidOptions, "readConcern afterClusterTime value must not be greater than the current clusterTime. Requested clusterTime: { ts: Timestamp(%d, %d) }; current clusterTime: { ts: Timestamp(%d, %d) }", ts.T, ts.I, now.T, now.I)
+	}
 	return nil
 }
 

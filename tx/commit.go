@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	//lint:ignore SA1019 only its ErrAbortAfterCommit tells a session the callback committed from one it aborted; TestACallbackThatEndsTheTransactionItselfIsNotCommittedAgain pins it
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/session"
 )
@@ -53,7 +54,7 @@ func (sc *scope) commit() (again bool, err error) {
 			sc.endAborted(err, true)
 			return false, err
 		}
-		if hasLabel(err, labelUnknownCommit) && !isMaxTimeMSExpired(err) {
+		if (hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err)) && !isMaxTimeMSExpired(err) {
 			limit := sc.commitLimit(sends)
 			if limit == "" {
 				sc.observeRetry(err, 0, true)
@@ -102,7 +103,21 @@ func (sc *scope) endUnknown(err error) error {
 // MongoDB said so (UnknownTransactionCommitResult), or no answer arrived
 // (network error, timeout, cancellation).
 func commitOutcomeUnknown(err error) bool {
-	return hasLabel(err, labelUnknownCommit) || mongo.IsNetworkError(err) || mongo.IsTimeout(err) || isContextError(err)
+	return hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err) ||
+		mongo.IsNetworkError(err) || mongo.IsTimeout(err) || isContextError(err)
+}
+
+// hasWriteConcernError reports whether a commit's reply carried a write
+// concern error: the commit ran on the primary, whatever the labels say
+// (the driver does not always turn such a reply into a labelled error), so
+// it may have applied and is resent rather than reported as failed.
+func hasWriteConcernError(err error) bool {
+	var we mongo.WriteException
+	if errors.As(err, &we) && we.WriteConcernError != nil {
+		return true
+	}
+	var wce driver.WriteCommandError
+	return errors.As(err, &wce) && wce.WriteConcernError != nil
 }
 
 func commitUnknown(sc *scope, err error) error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 )
 
 func TestBackoffSchedule(t *testing.T) {
@@ -36,4 +37,26 @@ func TestTransientErrorsAreNotInfrastructureUntilRetriesRunOut(t *testing.T) {
 	assert.False(t, isInfrastructure(fmt.Errorf("debit: %w", conflict)))
 	assert.True(t, isInfrastructure(&RetryError{Err: conflict}), "running out of retries is")
 	assert.True(t, isInfrastructure(mongo.CommandError{Code: 8000, Name: "AtlasError"}))
+}
+
+// A reply with a write concern error means the commit ran on the primary,
+// even when no UnknownTransactionCommitResult label came with it (found by
+// txchaos: a raw driver.WriteCommandError with ShutdownInProgress).
+func TestACommitReplyWithAWriteConcernErrorIsNotAFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		give error
+		want bool
+	}{
+		{name: "a raw driver write command error", give: driver.WriteCommandError{WriteConcernError: &driver.WriteConcernError{Code: 91, Name: "ShutdownInProgress"}}, want: true},
+		{name: "a wrapped one", give: fmt.Errorf("commit: %w", driver.WriteCommandError{WriteConcernError: &driver.WriteConcernError{Code: 91}}), want: true},
+		{name: "a write exception", give: mongo.WriteException{WriteConcernError: &mongo.WriteConcernError{Code: 64}}, want: true},
+		{name: "a plain command error", give: mongo.CommandError{Code: 1, Name: "InternalError"}, want: false},
+		{name: "a write command error without one", give: driver.WriteCommandError{}, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, commitOutcomeUnknown(tt.give))
+		})
+	}
 }

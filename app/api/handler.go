@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -77,11 +79,17 @@ type HandlerParams struct {
 	Runner    *tx.Runner
 	Credits   *credits.Service
 	Payments  *payments.Service
+
+	// MeterProvider, when set, receives the txkit.http.* metrics.
+	MeterProvider metric.MeterProvider `optional:"true"`
+	// Metrics, when set, is served at GET /metrics behind the API token
+	// (Prometheus scrape configs send it as a bearer token).
+	Metrics http.Handler `name:"txkit_metrics" optional:"true"`
 }
 
 // NewHandler returns the API's handler and registers the creation of its
 // collections' indexes at start.
-func NewHandler(p HandlerParams) *Handler {
+func NewHandler(p HandlerParams) (*Handler, error) {
 	log := p.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -102,7 +110,15 @@ func NewHandler(p HandlerParams) *Handler {
 		}
 		return a.webhooks.ensureIndexes(ctx)
 	}})
-	return &Handler{h: withRequestLog(log.Named("http"), p.Config.RequestTimeout, problemMux(a.routes()))}
+	metrics, err := newHTTPMetrics(p.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("api: metrics: %w", err)
+	}
+	mux := a.routes()
+	if p.Metrics != nil {
+		mux.Handle("GET /metrics", a.authorized(p.Metrics))
+	}
+	return &Handler{h: withRequestLog(log.Named("http"), metrics, p.Config.RequestTimeout, problemMux(mux))}, nil
 }
 
 func (a *api) routes() *http.ServeMux {

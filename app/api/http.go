@@ -159,7 +159,7 @@ func lateProblem(r *http.Request) problem {
 // request's work by timeout, answers in the handler's place once it is
 // [AnswerGrace] late, and logs exactly one line per request with what was
 // actually sent. Neither the Authorization header nor bodies are logged.
-func withRequestLog(log *zap.Logger, timeout time.Duration, next http.Handler) http.Handler {
+func withRequestLog(log *zap.Logger, metrics *httpMetrics, timeout time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -215,6 +215,7 @@ func withRequestLog(log *zap.Logger, timeout time.Duration, next http.Handler) h
 				fields = append(fields, zap.NamedError("write_error", werr))
 			}
 			log.Log(lvl, "request", fields...)
+			metrics.record(ctx, r.Pattern, r.Method, status, time.Since(start))
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}

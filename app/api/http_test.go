@@ -22,7 +22,7 @@ import (
 func TestLateHandlerIsAnsweredAndLoggedOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	release := make(chan struct{})
-	h := withRequestLog(zap.New(core), 10*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := withRequestLog(zap.New(core), nil, 10*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		<-release // the clean-up of a hung database
 		writeJSON(w, http.StatusCreated, map[string]string{"late": "yes"})
@@ -48,7 +48,7 @@ func TestLateHandlerIsAnsweredAndLoggedOnce(t *testing.T) {
 
 // A read that is late is a plain timeout: nothing could have changed.
 func TestLateReadIsATimeout(t *testing.T) {
-	h := withRequestLog(zap.NewNop(), 10*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := withRequestLog(zap.NewNop(), nil, 10*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		time.Sleep(AnswerGrace + 100*time.Millisecond)
 	}))

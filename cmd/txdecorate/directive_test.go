@@ -25,11 +25,6 @@ func TestGenerateErrors(t *testing.T) {
 			want: "Service is not an interface",
 		},
 		{
-			name: "a generic interface",
-			give: "type Service[T any] interface{ Get(context.Context) (T, error) }",
-			want: "Service is generic",
-		},
-		{
 			name: "an alias",
 			give: "type S interface{}\ntype Service = S",
 			want: "Service is an alias",
@@ -113,6 +108,97 @@ func TestGenerateErrors(t *testing.T) {
 			name: "a name clash with the constructor",
 			give: "type Service interface{ Get(context.Context) error }\nfunc TransactionalService() {}",
 			want: "package a already declares TransactionalService",
+		},
+		// The package's body starts on line 7 of a.go.
+		{
+			name: "a directive on an embedded interface",
+			give: "type Base interface{ Get(context.Context) error }\ntype Service interface{\n//txkit:timeout=1s\nBase\n}",
+			want: "a.go:9:1: //txkit:timeout=1s: on an embedded interface",
+		},
+		{
+			name: "a directive separated from its method by a blank line",
+			give: "type Service interface{\n//txkit:timeout=1s\n\nGet(context.Context) error\n}",
+			want: "a.go:8:1: //txkit:timeout=1s: misplaced",
+		},
+		{
+			name: "a directive above a parenthesised type group",
+			give: "//txkit:timeout=1s\ntype (\nService interface{ Get(context.Context) error }\n)",
+			want: "a.go:7:1: //txkit:timeout=1s: above a parenthesised type",
+		},
+		{
+			name: "a directive on a function",
+			give: "//txkit:none\nfunc F() {}\n\ntype Service interface{ Get(context.Context) error }",
+			want: "a.go:7:1: //txkit:none: misplaced",
+		},
+		{
+			name: "a directive in a block comment",
+			give: "type Service interface{\n/*txkit:timeout=1s*/\nGet(context.Context) error\n}",
+			want: "a.go:8:1: /*txkit:timeout=1s*/: directives must be line comments",
+		},
+		{
+			name: "a directive in a multi-line block comment",
+			give: "type Service interface{\n/*\n * Get gets.\n * txkit:none\n */\nGet(context.Context) error\n}",
+			want: "a.go:8:1: /*: directives must be line comments",
+		},
+		{
+			name: "a capitalised prefix",
+			give: "type Service interface{\n//Txkit:none\nGet(context.Context) error\n}",
+			want: "a.go:8:1: //Txkit:none: misspelt directive",
+		},
+		{
+			name: "a prefix without colon",
+			give: "type Service interface{\n//txkit none\nGet(context.Context) error\n}",
+			want: "a.go:8:1: //txkit none: misspelt directive",
+		},
+		{
+			name: "a prefix with a dash",
+			give: "type Service interface{\n//txkit-none\nGet(context.Context) error\n}",
+			want: "a.go:8:1: //txkit-none: misspelt directive",
+		},
+		{
+			name: "a prefix with a dot",
+			give: "type Service interface{\n//txkit.timeout=1s\nGet(context.Context) error\n}",
+			want: "a.go:8:1: //txkit.timeout=1s: misspelt directive",
+		},
+		{
+			name: "a tx: prefix",
+			give: "type Service interface{\n//tx:none\nGet(context.Context) error\n}",
+			want: "a.go:8:1: //tx:none: misspelt directive",
+		},
+		{
+			name: "a misspelt prefix away from any interface",
+			give: "//Txkit:none\nfunc F() {}\n\ntype Service interface{ Get(context.Context) error }",
+			want: "a.go:7:1: //Txkit:none: misspelt directive",
+		},
+		{
+			name: "max_attempts on a mandatory method",
+			give: "type Service interface{\n//txkit:propagation=mandatory\n//txkit:max_attempts=3\nGet(context.Context) error\n}",
+			want: "method Get: txkit:max_attempts can never take effect: propagation=mandatory always joins",
+		},
+		{
+			name: "max_attempts on a method of a mandatory interface",
+			give: "//txkit:propagation=mandatory\ntype Service interface{\n//txkit:max_attempts=3\nGet(context.Context) error\n}",
+			want: "a.go:9:1: method Get: txkit:max_attempts can never take effect",
+		},
+		{
+			name: "max_attempts and mandatory on the interface",
+			give: "//txkit:propagation=mandatory\n//txkit:max_attempts=3\ntype Service interface{\nGet(context.Context) error\n}",
+			want: "method Get: txkit:max_attempts can never take effect",
+		},
+		{
+			name: "max_attempts on a supports method",
+			give: "type Service interface{\n//txkit:propagation=supports\n//txkit:max_attempts=3\nGet(context.Context) error\n}",
+			want: "propagation=supports never starts a transaction",
+		},
+		{
+			name: "max_attempts on a never method",
+			give: "type Service interface{\n//txkit:max_attempts=3\n//txkit:propagation=never\nGet(context.Context) error\n}",
+			want: "propagation=never runs without a transaction",
+		},
+		{
+			name: "max_attempts on a not_supported method",
+			give: "type Service interface{\n//txkit:max_attempts=3\n//txkit:propagation=not_supported\nGet(context.Context) error\n}",
+			want: "propagation=not_supported runs without a transaction",
 		},
 	}
 	for _, tt := range tests {

@@ -17,7 +17,8 @@
 //
 //	func TransactionalService(next Service, r *tx.Runner) Service
 //
-// which -constructor renames, e.g. to Transactional, so that an app writes
+// (for a generic interface Repo[T any], TransactionalRepo[T any] takes and
+// returns a Repo[T]), which -constructor renames, e.g. to Transactional, so that an app writes
 // fx.Decorate(credits.Transactional).
 //
 // A method whose first parameter is a context.Context and whose last
@@ -33,7 +34,15 @@
 //	//txkit:none                       no transaction: call through (methods only)
 //
 // Directives are written without a space after the slashes, like
-// //go:generate; a misspelt or misplaced directive is an error.
+// //go:generate. A misspelt or misplaced directive is an error with its
+// file:line, and so is a setting that can never take effect:
+// max_attempts with propagation=mandatory (it always joins, and only a
+// transaction's owner retries) or supports, never, not_supported (they
+// never start a transaction). An interface default is left out of the
+// methods whose own propagation rules it out. Only the options that
+// directives ask for are emitted.
+//
+// txdecorate overwrites only files it generated itself.
 //
 // [tx.Runner]: https://pkg.go.dev/github.com/txkit/txkit/tx#Runner
 // [tx.Required]: https://pkg.go.dev/github.com/txkit/txkit/tx#Required

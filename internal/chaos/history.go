@@ -197,6 +197,13 @@ func (h *History) Ops(before time.Time) []Op {
 	return out
 }
 
+// Len returns how many operations have begun.
+func (h *History) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ops)
+}
+
 // Faults returns a copy of the injected faults.
 func (h *History) Faults() []Fault {
 	h.mu.Lock()

@@ -114,6 +114,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		svc.Credits.Start() // else the backend's own sweeper runs
 		defer svc.Credits.Stop()
 	}
+	if cfg.Out != nil {
+		cfg.Out = &syncWriter{w: cfg.Out} // progress, checks and workers all print
+	}
 	h := NewHistory()
 	if testHook != nil {
 		testHook(h)
@@ -156,16 +159,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	var bg sync.WaitGroup
 	bg.Add(1)
-	go func() { // continuous checks and the progress line
+	go func() { // continuous checks
 		defer bg.Done()
 		check := time.NewTicker(cfg.CheckEvery)
 		defer check.Stop()
-		var progress <-chan time.Time
-		if cfg.Progress > 0 && cfg.Out != nil {
-			t := time.NewTicker(cfg.Progress)
-			defer t.Stop()
-			progress = t.C
-		}
 		for {
 			select {
 			case <-runCtx.Done():
@@ -174,14 +171,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				cctx, cancel := context.WithTimeout(runCtx, time.Minute)
 				_ = aud.Audit(cctx, false) // a check that cannot read now runs again later
 				cancel()
-			case <-progress:
-				n := len(h.Ops(time.Time{}))
-				el := time.Since(start)
-				fmt.Fprintf(cfg.Out, "txchaos: %s %d ops (%.0f/s), %d faults, %d checks, %d violations\n",
-					el.Round(time.Second), n, float64(n)/el.Seconds(), countFaults(h), aud.Checks(), len(aud.Violations()))
 			}
 		}
 	}()
+	if cfg.Progress > 0 && cfg.Out != nil {
+		bg.Add(1)
+		go func() { // the progress line, on time even while a check runs
+			defer bg.Done()
+			t := time.NewTicker(cfg.Progress)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					n := h.Len()
+					el := time.Since(start)
+					fmt.Fprintf(cfg.Out, "txchaos: %s %d ops (%.0f/s), %d faults, %d checks, %d violations\n",
+						el.Round(time.Second), n, float64(n)/el.Seconds(), countFaults(h), aud.Checks(), len(aud.Violations()))
+				}
+			}
+		}()
+	}
 
 	<-runCtx.Done()
 	workers.Wait()
@@ -209,6 +220,18 @@ func countFaults(h *History) int {
 		}
 	}
 	return n
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // AdminCommand returns a function that runs a command on client's admin

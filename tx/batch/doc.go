@@ -16,9 +16,17 @@
 // retries the whole batch from the first step, so steps must be
 // re-runnable (see [tx.Runner.Run]).
 //
+// Before each step, the batch checks its ctx: once it is done, no further
+// step starts, the transaction is rolled back, and Execute returns a
+// [*StoppedError] naming the first step that did not run.
+//
 // A batch whose ctx already carries a transaction joins it, as any scope
 // with the default propagation does; the options given to [NewExecutor]
 // ([tx.WithPropagation], [tx.WithTimeout], …) apply to every batch it runs.
+// Those that belong to whoever starts the transaction ([tx.WithMaxAttempts],
+// [tx.WithBackoff], [tx.WithTransactionOptions]) apply only when the batch
+// starts it: a batch that joins ignores them, as every joining scope does,
+// unless [tx.WithStrictJoin] makes a difference an error.
 //
 // # Why steps never run concurrently
 //

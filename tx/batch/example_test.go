@@ -170,3 +170,78 @@ func Example_observe() {
 	// end step 1 create log
 	// commit grant-credits
 }
+
+// A batch whose ctx is cancelled stops before its next step: that step and
+// the rest never run, and what ran is rolled back.
+func Example_cancel() {
+	client, stop := startMongo()
+	defer stop()
+	logs := client.Database("shop").Collection("credit_log")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	err := batch.NewExecutor(tx.NewRunner(client)).Execute(ctx,
+		batch.Step{Name: "log", Run: func(ctx context.Context) error {
+			_, err := logs.InsertOne(ctx, bson.D{{Key: "amount", Value: 100}})
+			cancel() // say, the HTTP client went away
+			return err
+		}},
+		batch.Step{Name: "charge card", Run: func(ctx context.Context) error {
+			fmt.Println("charging") // never printed
+			return nil
+		}},
+	)
+
+	var se *batch.StoppedError
+	if errors.As(err, &se) {
+		fmt.Println("did not run: step", se.Index, se.Name)
+	}
+	fmt.Println(errors.Is(err, context.Canceled), err)
+	n, _ := logs.CountDocuments(context.Background(), bson.D{})
+	fmt.Println("log entries:", n)
+	// Output:
+	// did not run: step 1 charge card
+	// true batch stopped before step 1 (charge card): context canceled
+	// log entries: 0
+}
+
+// An executor built with owner-only options joins the caller's
+// transaction all the same: its attempt limit is the owner's business,
+// and a failing step rolls back the caller's writes too.
+func Example_nested() {
+	client, stop := startMongo()
+	defer stop()
+	ctx := context.Background()
+	logs := client.Database("shop").Collection("credit_log")
+	runner := tx.NewRunner(client)
+	insert := func(ctx context.Context) error {
+		_, err := logs.InsertOne(ctx, bson.D{{Key: "amount", Value: 100}})
+		return err
+	}
+
+	exec := batch.NewExecutor(runner, tx.WithMaxAttempts(2))
+	err := runner.Run(ctx, func(ctx context.Context) error {
+		if err := insert(ctx); err != nil {
+			return err
+		}
+		return exec.Execute(ctx, batch.Step{Name: "log", Run: insert})
+	}, tx.WithName("grant"))
+	fmt.Println("joined:", err)
+
+	err = runner.Run(ctx, func(ctx context.Context) error {
+		if err := insert(ctx); err != nil {
+			return err
+		}
+		return exec.Execute(ctx, batch.Step{Name: "refuse", Run: func(context.Context) error {
+			return errors.New("limit reached")
+		}})
+	}, tx.WithName("grant"))
+	fmt.Println("failed:", err)
+
+	n, _ := logs.CountDocuments(ctx, bson.D{})
+	fmt.Println("log entries:", n)
+	// Output:
+	// joined: <nil>
+	// failed: batch step 0 (refuse): limit reached
+	// log entries: 2
+}

@@ -30,8 +30,12 @@ func NewExecutor(r *tx.Runner, opts ...tx.Option) *Executor {
 
 // Execute runs steps in order in one transaction (or the one in ctx) and
 // commits if they all succeed. The first failure rolls everything back and
-// is returned as a [*StepError]. Any other error comes from the runner:
-// see [tx.Runner.Run]. Without steps, Execute does nothing.
+// is returned as a [*StepError]. When ctx is done (cancelled, or past its
+// deadline or the executor's [tx.WithTimeout]) before a step starts, that
+// step and the rest do not run: the transaction is rolled back and Execute
+// returns a [*StoppedError] that names the first step that did not run.
+// Any other error comes from the runner: see [tx.Runner.Run]. Without
+// steps, Execute does nothing.
 func (e *Executor) Execute(ctx context.Context, steps ...Step) error {
 	if len(steps) == 0 {
 		return nil
@@ -63,6 +67,12 @@ func (e *Executor) execute(ctx context.Context, caller string, steps []Step, res
 			reset()
 		}
 		for i, s := range steps {
+			// A step is never started on a done ctx: its writes would fail
+			// half-way, or, outside the transaction, apply after the
+			// caller gave up.
+			if err := ctx.Err(); err != nil {
+				return &StoppedError{Index: i, Name: s.Name, Err: context.Cause(ctx)}
+			}
 			if err := e.runStep(ctx, i, s); err != nil {
 				return &StepError{Index: i, Name: s.Name, Err: err}
 			}

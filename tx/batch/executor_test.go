@@ -315,3 +315,132 @@ func TestExecuteWithoutStepsDoesNothing(t *testing.T) {
 	require.NoError(t, batch.NewExecutor(e.runner).Execute(ctxTimeout(t)))
 	assert.Empty(t, e.rec.Events())
 }
+
+func TestExecuteStopsBetweenStepsWhenCtxIsDone(t *testing.T) {
+	// The second step would write outside the transaction, where a
+	// rollback could not undo it: only a step that never runs leaves
+	// nothing behind.
+	outside := func(e *env) func(context.Context) error {
+		return func(context.Context) error {
+			_, err := e.coll.InsertOne(context.Background(), bson.D{{Key: "_id", Value: "outside"}})
+			return err
+		}
+	}
+
+	t.Run("in its own transaction", func(t *testing.T) {
+		e := newEnv(t)
+		ctx, cancel := context.WithCancel(ctxTimeout(t))
+		defer cancel()
+
+		err := batch.NewExecutor(e.runner).Execute(ctx,
+			batch.Step{Name: "first", Run: func(ctx context.Context) error {
+				if err := e.insert("a")(ctx); err != nil {
+					return err
+				}
+				cancel() // the caller gives up while the step runs
+				return nil
+			}},
+			batch.Step{Name: "second", Run: outside(e)},
+			batch.Step{Name: "third", Run: outside(e)},
+		)
+
+		var se *batch.StoppedError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, 1, se.Index, "the first step that did not run")
+		assert.Equal(t, "second", se.Name)
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.Empty(t, e.ids(t), "the second step did not run, the first was rolled back")
+	})
+
+	t.Run("when its deadline passes", func(t *testing.T) {
+		e := newEnv(t)
+		err := batch.NewExecutor(e.runner, tx.WithTimeout(time.Second)).Execute(ctxTimeout(t),
+			batch.Step{Name: "slow", Run: func(ctx context.Context) error {
+				<-ctx.Done() // outlives the batch's timeout
+				return nil
+			}},
+			batch.Step{Name: "next", Run: outside(e)},
+		)
+
+		var se *batch.StoppedError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, "next", se.Name)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Empty(t, e.ids(t))
+	})
+
+	t.Run("without a transaction, what ran stays", func(t *testing.T) {
+		e := newEnv(t)
+		ctx, cancel := context.WithCancel(ctxTimeout(t))
+		defer cancel()
+
+		err := batch.NewExecutor(e.runner, tx.WithPropagation(tx.NotSupported)).Execute(ctx,
+			batch.Step{Name: "first", Run: func(ctx context.Context) error {
+				cancel()
+				return e.insert("a")(context.WithoutCancel(ctx))
+			}},
+			batch.Step{Name: "second", Run: outside(e)},
+		)
+
+		var se *batch.StoppedError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, 1, se.Index)
+		assert.Equal(t, []string{"a"}, e.ids(t), "no transaction: the first step's write stays, the second never ran")
+	})
+
+	t.Run("in Collect", func(t *testing.T) {
+		e := newEnv(t)
+		ctx, cancel := context.WithCancel(ctxTimeout(t))
+		defer cancel()
+
+		got, err := batch.Collect(ctx, batch.NewExecutor(e.runner),
+			func(ctx context.Context) (int, error) {
+				err := e.insert("a")(ctx)
+				cancel()
+				return 1, err
+			},
+			func(ctx context.Context) (int, error) { return 2, outside(e)(ctx) },
+		)
+
+		var se *batch.StoppedError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, 1, se.Index)
+		assert.Nil(t, got)
+		assert.Empty(t, e.ids(t))
+	})
+}
+
+func TestExecuteWithOwnerOnlyOptionsJoinsWhenNested(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxTimeout(t)
+	exec := batch.NewExecutor(e.runner, tx.WithMaxAttempts(2), tx.WithTimeout(time.Minute))
+
+	err := e.runner.Run(ctx, func(ctx context.Context) error {
+		if err := e.insert("outer")(ctx); err != nil {
+			return err
+		}
+		return exec.Execute(ctx, batch.Step{Name: "inner", Run: e.insert("inner")})
+	}, tx.WithName("outer"))
+
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{"outer", "inner"}, e.ids(t))
+	assert.Len(t, eventsOf(e.rec, tx.EventCommit, "outer"), 1)
+	assert.Len(t, e.rec.Of(tx.EventCommit), 1, "one commit: the batch joined")
+
+	t.Run("and all of it rolls back together", func(t *testing.T) {
+		e := newEnv(t)
+		exec := batch.NewExecutor(e.runner, tx.WithMaxAttempts(2))
+
+		err := e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+			if err := e.insert("outer")(ctx); err != nil {
+				return err
+			}
+			return exec.Execute(ctx,
+				batch.Step{Name: "inner", Run: e.insert("inner")},
+				batch.Step{Name: "fail", Run: func(context.Context) error { return errBusiness }})
+		})
+
+		require.ErrorIs(t, err, errBusiness)
+		assert.Empty(t, e.ids(t))
+	})
+}

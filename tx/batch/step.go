@@ -31,3 +31,24 @@ func (e *StepError) Error() string {
 
 // Unwrap returns the step's error.
 func (e *StepError) Unwrap() error { return e.Err }
+
+// StoppedError is returned by [Executor.Execute] and [Collect] when ctx was
+// done before step Index could start: that step and those after it did not
+// run. The steps before it ran; in a transaction their writes were rolled
+// back with it (joined, the caller's transaction can no longer commit);
+// without one ([tx.NotSupported], or [tx.Supports] outside a transaction)
+// they stay. errors.Is sees through it to ctx's error or cause, such as
+// context.Canceled or context.DeadlineExceeded.
+type StoppedError struct {
+	Index int    // the first step that did not run, from 0
+	Name  string // its name
+	Err   error  // why: ctx's cause
+}
+
+// Error implements the error interface.
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("batch stopped before step %d (%s): %v", e.Index, e.Name, e.Err)
+}
+
+// Unwrap returns why the batch stopped.
+func (e *StoppedError) Unwrap() error { return e.Err }

@@ -231,3 +231,32 @@ func Example_interfaceDecorator() {
 	// <nil>
 	// 70 30
 }
+
+// Decorated services calling each other: Orders' decorator starts the
+// transaction (max_attempts=3), and the Ledger's decorator, called inside
+// it, joins it; its own max_attempts=5 and timeout give way to the
+// owner's. The order and its payment commit together or not at all.
+func Example_servicesCallingEachOther() {
+	client, stop := startMongo()
+	defer stop()
+	ctx := context.Background()
+	db := client.Database("shop")
+	runner := tx.NewRunner(client)
+
+	store := example.NewStore(db)
+	ledger := example.Transactional(store, runner)
+	orders := example.TransactionalOrders(example.NewOrderStore(db, ledger), runner)
+	_ = ledger.Open(ctx, "alice", 100)
+	_ = ledger.Open(ctx, "shop", 0)
+
+	fmt.Println(orders.Place(ctx, "o1", "alice", "shop", 30))
+	fmt.Println(orders.Place(ctx, "o2", "alice", "shop", 500)) // the order is rolled back too
+
+	a, _ := store.Balance(ctx, "alice")
+	n, _ := db.Collection("orders").CountDocuments(ctx, bson.D{})
+	fmt.Println("alice:", a, "orders:", n)
+	// Output:
+	// <nil>
+	// transfer from alice: insufficient credits
+	// alice: 70 orders: 1
+}

@@ -206,3 +206,109 @@ func (s *spyLedger) Balance(ctx context.Context, _ string) (int64, error) {
 }
 func (s *spyLedger) Audit(ctx context.Context, _ string) error { s.record(ctx); return nil }
 func (s *spyLedger) Name() string                              { return "spy" }
+
+// newOrders returns the decorated Orders, paying through the decorated
+// ledger of newLedger.
+func newOrders(t *testing.T, e *env) (example.Orders, *example.Store) {
+	t.Helper()
+	ledger, store := newLedger(t, e)
+	return example.TransactionalOrders(example.NewOrderStore(e.db, ledger), e.runner), store
+}
+
+func TestDecoratedServicesCallingEachOtherShareOneTransaction(t *testing.T) {
+	// Orders (max_attempts=3) calls Ledger (max_attempts=5, timeout=10s):
+	// the Ledger's scope joins the Orders' transaction, whose owner's
+	// settings rule.
+	t.Run("both writes commit together", func(t *testing.T) {
+		e := newEnv(t)
+		orders, store := newOrders(t, e)
+
+		require.NoError(t, orders.Place(ctxTimeout(t), "o1", "alice", "bob", 30))
+
+		assert.Equal(t, [2]int64{70, 30}, balances(t, store))
+		assert.EqualValues(t, 1, count(t, e.db.Collection("orders")))
+		assert.EqualValues(t, 1, count(t, e.db.Collection("entries")))
+		assert.Equal(t, []string{
+			"begin example.Orders.Place",
+			"begin example.Ledger.Transfer", "end example.Ledger.Transfer",
+			"commit example.Orders.Place",
+		}, names(e.rec))
+	})
+
+	t.Run("a failed payment undoes the order", func(t *testing.T) {
+		e := newEnv(t)
+		orders, store := newOrders(t, e)
+
+		err := orders.Place(ctxTimeout(t), "o1", "alice", "carol", 30)
+
+		require.ErrorIs(t, err, example.ErrNoAccount)
+		assert.Equal(t, [2]int64{100, 0}, balances(t, store), "the debit was rolled back")
+		assert.Zero(t, count(t, e.db.Collection("orders")), "the order was rolled back")
+		assert.Zero(t, count(t, e.db.Collection("entries")))
+	})
+
+	t.Run("the owner retries the whole of it", func(t *testing.T) {
+		e := newEnv(t)
+		orders, store := newOrders(t, e)
+		testenv.FailTransient(t, e.client, "insert", 2) // the order, then the ledger entry
+
+		require.NoError(t, orders.Place(ctxTimeout(t), "o1", "alice", "bob", 30))
+
+		assert.Equal(t, [2]int64{70, 30}, balances(t, store))
+		assert.EqualValues(t, 1, count(t, e.db.Collection("orders")))
+		assert.EqualValues(t, 1, count(t, e.db.Collection("entries")))
+		assert.Len(t, e.rec.Of(tx.EventRetry), 2, "Orders, the owner, retried; the Ledger did not")
+	})
+
+	t.Run("the owner's attempt limit rules", func(t *testing.T) {
+		e := newEnv(t)
+		orders, store := newOrders(t, e)
+		testenv.FailTransient(t, e.client, "insert", 3) // the order, three times
+
+		err := orders.Place(ctxTimeout(t), "o1", "alice", "bob", 30)
+
+		var re *tx.RetryError
+		require.ErrorAs(t, err, &re)
+		assert.Equal(t, 3, re.Attempts, "Orders' max_attempts=3, not the Ledger's 5")
+		assert.Equal(t, [2]int64{100, 0}, balances(t, store))
+		assert.Zero(t, count(t, e.db.Collection("orders")))
+	})
+
+	t.Run("strict validation refuses the Ledger's own attempt limit", func(t *testing.T) {
+		e := newEnv(t)
+		strict := tx.NewRunner(e.client, tx.WithObserver(e.rec), tx.WithStrictJoin())
+		store := example.NewStore(e.db)
+		require.NoError(t, store.Open(ctxTimeout(t), "alice", 100))
+		require.NoError(t, store.Open(ctxTimeout(t), "bob", 0))
+		orders := example.TransactionalOrders(example.NewOrderStore(e.db, example.Transactional(store, strict)), strict)
+
+		err := orders.Place(ctxTimeout(t), "o1", "alice", "bob", 30)
+
+		require.ErrorIs(t, err, tx.ErrOptionConflict)
+		assert.Equal(t, [2]int64{100, 0}, balances(t, store))
+		assert.Zero(t, count(t, e.db.Collection("orders")))
+	})
+}
+
+// rollingBackLedger is a Ledger whose Open writes, then asks for a
+// rollback and reports no error.
+type rollingBackLedger struct{ *example.Store }
+
+func (l rollingBackLedger) Open(ctx context.Context, account string, balance int64) error {
+	if err := l.Store.Open(ctx, account, balance); err != nil {
+		return err
+	}
+	tx.SetRollbackOnly(ctx)
+	return nil
+}
+
+func TestGeneratedDecoratorReportsARollbackTheImplementationAskedFor(t *testing.T) {
+	e := newEnv(t)
+	store := example.NewStore(e.db)
+	ledger := example.Transactional(rollingBackLedger{store}, e.runner)
+
+	err := ledger.Open(ctxTimeout(t), "alice", 100)
+
+	require.ErrorIs(t, err, tx.ErrUnexpectedRollback, "nothing was committed: nil would say it was")
+	assert.Zero(t, count(t, e.db.Collection("accounts")))
+}

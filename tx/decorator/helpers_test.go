@@ -29,7 +29,7 @@ func newEnv(t *testing.T) *env {
 	client := testenv.Client(t)
 	db := testenv.NewDB(t, client)
 	// A real server may refuse to create a collection inside a transaction.
-	for _, c := range []string{"docs", "accounts", "entries", "audit"} {
+	for _, c := range []string{"docs", "accounts", "entries", "audit", "orders"} {
 		require.NoError(t, db.CreateCollection(context.Background(), c))
 	}
 	rec := &txtest.Recorder{}

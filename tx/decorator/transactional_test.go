@@ -232,3 +232,57 @@ func TestTransactionalWithoutRunner(t *testing.T) {
 	fn := decorator.TransactionalErr(nil, func(context.Context) error { return nil })
 	assert.Error(t, fn(context.Background()), "a nil runner is an error, not a panic")
 }
+
+func TestWrappersReportARollbackTheFunctionAskedFor(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxTimeout(t)
+	// The wrapped function writes, asks for a rollback and returns no
+	// error: its caller, who did not write it, must not see a success.
+	insertAndRollBack := func(ctx context.Context, id string) error {
+		if _, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+			return err
+		}
+		tx.SetRollbackOnly(ctx)
+		return nil
+	}
+	r := e.runner
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Transactional", func() error {
+			_, err := decorator.Transactional(r, func(ctx context.Context) (int, error) { return 1, insertAndRollBack(ctx, "0") })(ctx)
+			return err
+		}},
+		{"Transactional1", func() error {
+			_, err := decorator.Transactional1(r, func(ctx context.Context, a string) (int, error) { return 1, insertAndRollBack(ctx, a) })(ctx, "1")
+			return err
+		}},
+		{"Transactional2", func() error {
+			_, err := decorator.Transactional2(r, func(ctx context.Context, a, _ string) (int, error) { return 1, insertAndRollBack(ctx, a) })(ctx, "2", "")
+			return err
+		}},
+		{"Transactional3", func() error {
+			_, err := decorator.Transactional3(r, func(ctx context.Context, a, _, _ string) (int, error) { return 1, insertAndRollBack(ctx, a) })(ctx, "3", "", "")
+			return err
+		}},
+		{"TransactionalErr", func() error {
+			return decorator.TransactionalErr(r, func(ctx context.Context) error { return insertAndRollBack(ctx, "e0") })(ctx)
+		}},
+		{"TransactionalErr1", func() error {
+			return decorator.TransactionalErr1(r, insertAndRollBack)(ctx, "e1")
+		}},
+		{"TransactionalErr2", func() error {
+			return decorator.TransactionalErr2(r, func(ctx context.Context, a, _ string) error { return insertAndRollBack(ctx, a) })(ctx, "e2", "")
+		}},
+		{"TransactionalErr3", func() error {
+			return decorator.TransactionalErr3(r, func(ctx context.Context, a, _, _ string) error { return insertAndRollBack(ctx, a) })(ctx, "e3", "", "")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.ErrorIs(t, tt.call(), tx.ErrUnexpectedRollback)
+			assert.Zero(t, count(t, e.coll), "nothing was committed")
+		})
+	}
+}

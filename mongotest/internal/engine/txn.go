@@ -180,11 +180,15 @@ func (t *Txn) Insert(ns Namespace, doc bson.D) error {
 	t.touch(c)
 	r := c.records[key]
 	if r != nil {
-		if err := t.claim(r); err != nil {
-			return err
-		}
+		// A duplicate visible in t's snapshot is E11000 before any
+		// conflict, as MongoDB's storage engine checks it first: even
+		// while another transaction deletes or updates that document, or
+		// when a commit after t's snapshot deleted it.
 		if t.visible(r) != nil {
 			return duplicateKey(ns, c.indexes[0], doc)
+		}
+		if err := t.claim(r); err != nil {
+			return err
 		}
 	} else {
 		t.e.seq++

@@ -19,6 +19,7 @@ import (
 // below say.
 //
 //txkit:timeout=10s
+//txkit:max_attempts=5
 type Ledger interface {
 	// Open creates an account with an opening balance.
 	Open(ctx context.Context, account string, balance int64) error

@@ -27,16 +27,17 @@ var _ Ledger = (*transactionalLedger)(nil)
 
 // Open calls next.Open in a transaction.
 func (d *transactionalLedger) Open(ctx context.Context, account string, balance int64) error {
-	return d.runner.Run(ctx, func(ctx context.Context) error {
-		return d.next.Open(ctx, account, balance)
-	}, tx.WithName("example.Ledger.Open"), tx.WithTimeout(10*time.Second))
+	_, err := tx.Do(ctx, d.runner, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, d.next.Open(ctx, account, balance)
+	}, tx.WithName("example.Ledger.Open"), tx.WithTimeout(10*time.Second), tx.WithMaxAttempts(5))
+	return err
 }
 
 // Transfer calls next.Transfer in a transaction.
 func (d *transactionalLedger) Transfer(ctx context.Context, from string, to string, amount int64) (string, error) {
 	return tx.Do(ctx, d.runner, func(ctx context.Context) (string, error) {
 		return d.next.Transfer(ctx, from, to, amount)
-	}, tx.WithName("example.Ledger.Transfer"), tx.WithTimeout(10*time.Second))
+	}, tx.WithName("example.Ledger.Transfer"), tx.WithTimeout(10*time.Second), tx.WithMaxAttempts(5))
 }
 
 // Balance calls next.Balance.
@@ -46,9 +47,10 @@ func (d *transactionalLedger) Balance(ctx context.Context, account string) (int6
 
 // Audit calls next.Audit in a transaction.
 func (d *transactionalLedger) Audit(ctx context.Context, line string) error {
-	return d.runner.Run(ctx, func(ctx context.Context) error {
-		return d.next.Audit(ctx, line)
-	}, tx.WithName("ledger.audit"), tx.WithPropagation(tx.RequiresNew), tx.WithTimeout(10*time.Second))
+	_, err := tx.Do(ctx, d.runner, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, d.next.Audit(ctx, line)
+	}, tx.WithName("ledger.audit"), tx.WithPropagation(tx.RequiresNew), tx.WithTimeout(10*time.Second), tx.WithMaxAttempts(5))
+	return err
 }
 
 // Name calls next.Name.

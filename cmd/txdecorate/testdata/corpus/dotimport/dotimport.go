@@ -1,0 +1,14 @@
+// Package dotimport dot-imports the package of its signatures' types.
+package dotimport
+
+import (
+	. "context"
+
+	. "github.com/txkit/txkit/cmd/txdecorate/testdata/other"
+)
+
+// Service is decorated.
+type Service interface {
+	Closer
+	Get(ctx Context, id string) (*Item, error)
+}

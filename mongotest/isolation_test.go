@@ -1,0 +1,137 @@
+package mongotest_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
+
+	"github.com/txkit/txkit/mongotest"
+)
+
+// writeErrorCode is the code of the first writeErrors entry of reply, or 0.
+func writeErrorCode(t *testing.T, reply bson.D) int32 {
+	t.Helper()
+	werrs, _ := replyField(reply, "writeErrors").(bson.A)
+	if len(werrs) == 0 {
+		return 0
+	}
+	code, _ := replyField(werrs[0].(bson.D), "code").(int32)
+	return code
+}
+
+func otherSession(t *testing.T, srv *mongotest.Server, flip byte) *rawSession {
+	s := newRawSession(t, srv)
+	s.lsid[0].Value.(bson.Binary).Data[15] ^= flip
+	return s
+}
+
+// MongoDB's storage engine checks for a duplicate key visible in the
+// writer's snapshot before it checks for a write conflict
+// (WiredTigerIndexUnique::_insert, then the record store's insert), so an
+// insert of an _id the inserter can see is E11000 at once, whoever holds
+// that document.
+func TestInsertOfAVisibleIDIsADuplicateAtOnce(t *testing.T) {
+	srv := mongotest.Start(t)
+	a, b := otherSession(t, srv, 0), otherSession(t, srv, 0xff)
+	requireOK(t, a.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}})))
+	del := bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "limit", Value: 1}}}}}
+	requireOK(t, a.run("db", txnCmd(del, 1, true)))
+
+	t.Run("a plain insert while a transaction deletes it", func(t *testing.T) {
+		reply := b.run("db", append(insertCmd("c", bson.D{{Key: "_id", Value: 1}}), bson.E{Key: "maxTimeMS", Value: int32(2000)}))
+		require.Equal(t, int32(11000), writeErrorCode(t, reply), "got %v", reply)
+	})
+	t.Run("an insert in another transaction while a transaction deletes it", func(t *testing.T) {
+		reply := b.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 1}}), 1, true))
+		require.Equal(t, int32(11000), writeErrorCode(t, reply), "got %v", reply)
+		b.run("admin", txnCmd(bson.D{{Key: "abortTransaction", Value: 1}}, 1, false))
+	})
+	requireOK(t, a.run("admin", txnCmd(bson.D{{Key: "abortTransaction", Value: 1}}, 1, false)))
+
+	t.Run("an insert in a transaction whose snapshot predates the delete's commit", func(t *testing.T) {
+		requireOK(t, b.run("db", txnCmd(bson.D{{Key: "find", Value: "c"}}, 2, true)))
+		requireOK(t, a.run("db", del))
+		reply := b.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 1}}), 2, false))
+		require.Equal(t, int32(11000), writeErrorCode(t, reply), "got %v", reply)
+	})
+}
+
+// MongoDB's getMore refuses a cursor from another session (50738), from no
+// session (50737) and, for a transaction's cursor, outside the transaction
+// (50740), since that cursor reads the transaction's uncommitted writes.
+func TestGetMoreOfATransactionCursorOutsideIt(t *testing.T) {
+	srv := mongotest.Start(t)
+	a, b := otherSession(t, srv, 0), otherSession(t, srv, 0xff)
+	requireOK(t, a.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}}, bson.D{{Key: "_id", Value: 3}})))
+	requireOK(t, a.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 4}}), 1, true)))
+	reply := a.run("db", append(txnCmd(bson.D{{Key: "find", Value: "c"}}, 1, false), bson.E{Key: "batchSize", Value: 1}))
+	requireOK(t, reply)
+	id := replyField(replyField(reply, "cursor").(bson.D), "id").(int64)
+	getMore := bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}, {Key: "batchSize", Value: 1}}
+
+	requireCode(t, b.run("db", getMore), 50738, "Location50738")
+	requireCode(t, a.run("db", getMore), 50740, "Location50740")
+	requireCode(t, runWithoutLsid(t, newRawSession(t, srv), "db", getMore), 50737, "Location50737")
+	// Inside the transaction the cursor still works, and its uncommitted
+	// document is there.
+	requireOK(t, a.run("db", txnCmd(append(getMore[:2:2], bson.E{Key: "batchSize", Value: int32(10)}), 1, false)))
+}
+
+// runWithoutLsid is rawSession.run for a command that carries no lsid.
+func runWithoutLsid(t *testing.T, r *rawSession, db string, cmd bson.D) bson.D {
+	t.Helper()
+	cmd = append(cmd, bson.E{Key: "$db", Value: db})
+	raw, err := bson.Marshal(cmd)
+	require.NoError(t, err)
+	r.reqID++
+	write(t, r.nc, opMsg(r.reqID, 0, bsoncore.Document(raw)))
+	var out bson.D
+	require.NoError(t, bson.Unmarshal(readMsgReply(t, r.nc, r.reqID), &out))
+	return out
+}
+
+// MongoDB rejects a readConcern afterClusterTime beyond its cluster time
+// with InvalidOptions (read_concern_mongod.cpp); a time it handed out is
+// fine.
+func TestAfterClusterTimeInTheFuture(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	reply := s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}}))
+	requireOK(t, reply)
+	now := replyField(reply, "operationTime").(bson.Timestamp)
+	find := func(ts bson.Timestamp) bson.D {
+		return bson.D{{Key: "find", Value: "c"}, {Key: "readConcern", Value: bson.D{{Key: "afterClusterTime", Value: ts}}}}
+	}
+	requireOK(t, s.run("db", find(now)))
+	requireCode(t, s.run("db", find(bson.Timestamp{T: now.T + 3600, I: 1})), 72, "InvalidOptions")
+	requireCode(t, s.run("db", txnCmd(find(bson.Timestamp{T: now.T + 3600, I: 1}), 1, true)), 72, "InvalidOptions")
+}
+
+// A find's cursor in a transaction reads through the transaction's
+// WiredTiger snapshot, which includes the transaction's own writes: a
+// getMore returns the transaction's latest version of each document it has
+// not returned yet and skips the ones it deleted (or that no longer match).
+func TestGetMoreInATransactionSeesItsOwnWrites(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 0}}, bson.D{{Key: "_id", Value: 2}, {Key: "v", Value: 0}},
+		bson.D{{Key: "_id", Value: 3}, {Key: "v", Value: 0}}, bson.D{{Key: "_id", Value: 4}, {Key: "v", Value: 0}})))
+	reply := s.run("db", append(txnCmd(bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: bson.D{{Key: "v", Value: bson.D{{Key: "$lt", Value: 10}}}}},
+		{Key: "projection", Value: bson.D{{Key: "v", Value: 1}}}}, 1, true), bson.E{Key: "batchSize", Value: 1}))
+	requireOK(t, reply)
+	id := replyField(replyField(reply, "cursor").(bson.D), "id").(int64)
+
+	set := func(id, v int32) bson.D {
+		return bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: id}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: v}}}}}}}}}
+	}
+	requireOK(t, s.run("db", txnCmd(set(2, 5), 1, false)))
+	requireOK(t, s.run("db", txnCmd(set(3, 50), 1, false)))
+	requireOK(t, s.run("db", txnCmd(bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 4}}}, {Key: "limit", Value: 1}}}}}, 1, false)))
+
+	reply = s.run("db", txnCmd(bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}}, 1, false))
+	requireOK(t, reply)
+	next := replyField(replyField(reply, "cursor").(bson.D), "nextBatch").(bson.A)
+	require.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(2)}, {Key: "v", Value: int32(5)}}}, next)
+}
