@@ -206,3 +206,24 @@ func TestAnAbortedTransactionSaysWhy(t *testing.T) {
 		assert.False(t, s.EndTime.IsZero(), "%s ended", s.Name)
 	}
 }
+
+// A commit of unknown outcome ends its span (it would stay open otherwise)
+// and counts as neither committed nor aborted.
+func TestACommitOfUnknownOutcomeEndsItsSpan(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	testenv.FailCommand(t, e.runner.Client(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+			{Key: "errorCode", Value: 50},
+		}},
+	})
+	err := e.runner.Run(ctx, e.insert("u"), tx.WithName("unknown"))
+	require.ErrorIs(t, err, tx.ErrCommitUnknown)
+	root := e.span(t, "tx unknown")
+	assert.False(t, root.EndTime.IsZero(), "the span ended")
+	assert.Equal(t, txotel.OutcomeUnknown, attr(root.Attributes, txotel.AttrOutcome).AsString())
+	assert.Equal(t, int64(1), e.sum(t, "txkit.tx.outcomes", txotel.AttrOutcome.String(txotel.OutcomeUnknown)))
+}
