@@ -199,3 +199,13 @@ func TestListCollectionsOptionTypes(t *testing.T) {
 	uuid, _ := field(info, "uuid").(bson.Binary)
 	assert.Equal(t, byte(4), uuid.Subtype)
 }
+
+func TestCollModChangeStreamPreAndPostImages(t *testing.T) {
+	ctx, db := newTestDB(t)
+	require.NoError(t, db.CreateCollection(ctx, "c"))
+	require.NoError(t, db.RunCommand(ctx, fromJSON(t, `{"collMod": "c", "changeStreamPreAndPostImages": {"enabled": true}}`)).Err())
+	opts, _ := field(listCollection(t, db, "c"), "options").(bson.D)
+	assert.Equal(t, canonJSON(t, `{"changeStreamPreAndPostImages": {"enabled": true}}`), toJSON(t, opts))
+	err := db.RunCommand(ctx, fromJSON(t, `{"collMod": "c", "changeStreamPreAndPostImages": {}}`)).Err()
+	requireCommandError(t, err, 9, "FailedToParse")
+}

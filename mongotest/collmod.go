@@ -132,6 +132,21 @@ func cmdCollMod(o *op) (bson.D, error) {
 			if !isView {
 				return nil, merr.New(merr.InvalidOptions, "option only supported on a view: %s", e.Key)
 			}
+		case "changeStreamPreAndPostImages":
+			// Stored as MongoDB stores it; mongotest has no change streams
+			// to give the images to.
+			d, ok := e.Value.(bson.D)
+			if !ok {
+				return nil, typeErr(e.Key, e.Value, "object")
+			}
+			if enabled, ok := field(d, "enabled").(bool); !ok || len(d) != 1 {
+				return nil, merr.New(merr.FailedToParse, "BSON field 'changeStreamPreAndPostImages.enabled' is missing but a required field")
+			} else if isView {
+				return nil, merr.New(merr.InvalidOptions, "option not supported on a view: %s", e.Key)
+			} else if !enabled {
+				changes = append(changes, bson.E{Key: e.Key, Value: bson.D{{Key: "enabled", Value: false}}})
+				continue
+			}
 		default:
 			return nil, merr.New(merr.InvalidOptions, "collMod option '%s' is not supported by mongotest", e.Key)
 		}

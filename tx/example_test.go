@@ -324,7 +324,7 @@ func ExampleRetryable() {
 
 	attempts := 0
 	err := runner.Run(ctx, func(ctx context.Context) error {
-		attempts++
+		attempts++ //txcheck:ignore counts the attempts
 		if _, err := quotes.InsertOne(ctx, bson.D{{Key: "attempt", Value: attempts}}); err != nil {
 			return err
 		}

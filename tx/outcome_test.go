@@ -238,7 +238,7 @@ func TestBeforeCommitAndAfterCompletion(t *testing.T) {
 		e.failCommand(t, 1, failData("insert", codeWriteConflict, "TransientTransactionError"))
 		before, after := 0, 0
 		require.NoError(t, e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
-			require.NoError(t, tx.BeforeCommit(ctx, func(context.Context) error { before++; return nil }))
+			require.NoError(t, tx.BeforeCommit(ctx, func(context.Context) error { before++; return nil })) //txcheck:ignore counts the attempts
 			tx.AfterCompletion(ctx, func(context.Context, tx.Outcome) { after++ })
 			_, err := e.coll.InsertOne(ctx, doc(1))
 			return err

@@ -156,6 +156,7 @@ func (r *Runner) run(ctx context.Context, cfg *config, pc uintptr, fn func(conte
 		if !again {
 			return err
 		}
+		sc.lastRetry = err
 		if rerr := sc.retry(err); rerr != nil {
 			sc.endAborted(rerr, true)
 			return rerr

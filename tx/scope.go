@@ -2,6 +2,7 @@ package tx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -48,8 +49,9 @@ type scope struct {
 	turn     chan struct{}
 	held     *scope // the frame whose turn this scope holds
 
-	wasRollbackOnly bool // joined: the transaction was already marked
-	foreignRoot     bool // joined: this scope found a driver-started transaction
+	lastRetry       error // owner: what caused the last retry
+	wasRollbackOnly bool  // joined: the transaction was already marked
+	foreignRoot     bool  // joined: this scope found a driver-started transaction
 }
 
 func (sc *scope) name() string { return scopeName(sc.cfg.name, sc.pc) }
@@ -328,8 +330,14 @@ func (sc *scope) finish(err error, cancel context.Context) (again bool, res erro
 
 	if err != nil && !sc.cfg.noRollback(err) {
 		st.abort(sc.caller)
-		if st.attempt > 1 && isContextError(err) && sc.caller.Err() == nil && sc.ctx.Err() != nil {
-			err = &RetryError{Name: sc.name(), Attempts: st.attempt, Elapsed: time.Since(sc.start), Limit: "time budget " + st.budget.String(), Err: err, timeout: true}
+		if st.attempt > 1 && errors.Is(err, context.DeadlineExceeded) && !errors.Is(sc.caller.Err(), context.Canceled) {
+			// A deadline cut a retry: the budget ran out. Like the spec's
+			// timeout error, it keeps the error that caused the retries.
+			limit := "context deadline"
+			if sc.cfg.timeout > 0 && !callerDeadlineFirst(sc.caller, sc.start.Add(st.budget)) {
+				limit = "time budget " + st.budget.String()
+			}
+			err = &RetryError{Name: sc.name(), Attempts: st.attempt, Elapsed: time.Since(sc.start), Limit: limit, Err: errors.Join(sc.lastRetry, err), timeout: true}
 		}
 		if IsRetryable(err) {
 			return true, err
@@ -372,6 +380,12 @@ func (sc *scope) finish(err error, cancel context.Context) (again bool, res erro
 		return false, fmt.Errorf("%w (and the commit failed: %w)", err, cerr)
 	}
 	return false, cerr
+}
+
+// callerDeadlineFirst reports whether ctx's deadline comes before budget's.
+func callerDeadlineFirst(ctx context.Context, budget time.Time) bool {
+	dl, ok := ctx.Deadline()
+	return ok && dl.Before(budget)
 }
 
 func contextErr(a, b context.Context) error {

@@ -101,7 +101,8 @@ func runCrash(ctx context.Context, f *flags, uri string, stdout io.Writer) (*cha
 	var errs []string
 	for epoch := 0; time.Now().Before(deadline) && ctx.Err() == nil; epoch++ {
 		life := time.Duration(rng.ExpFloat64() * float64(f.crashEvery))
-		life = max(300*time.Millisecond, min(life, 3*f.crashEvery, time.Until(deadline)))
+		// At least a second: a worker killed while it starts tests nothing.
+		life = max(time.Second, min(life, 3*f.crashEvery, time.Until(deadline)))
 		logPath := filepath.Join(dir, fmt.Sprintf("epoch-%d.jsonl", epoch))
 		cmd := exec.Command(exe,
 			"-worker", logPath, "-uri", uri, "-db", f.db, "-epoch", strconv.Itoa(epoch),

@@ -49,18 +49,19 @@ func runTxchaos(t *testing.T, args ...string) *chaos.Report {
 	assert.Equal(t, m[2], strconv.Itoa(rep.Faults))
 	assert.Len(t, rep.Violations, v)
 	assert.Equal(t, v > 0 || len(rep.Errors) > 0, code != 0, "exit code %d with %d violations, errors %v", code, v, rep.Errors)
-	assert.Greater(t, rep.Ops, 6, "the workload ran beyond funding")
 	return &rep
 }
 
 func TestRunReportsAsDocumented(t *testing.T) {
 	rep := runTxchaos(t, "-duration", "2s", "-seed", "1", "-workers", "3", "-accounts", "6")
+	assert.Greater(t, rep.Ops, 6, "the workload ran beyond funding")
 	assert.Positive(t, rep.Faults)
 	assert.Positive(t, rep.Checks)
 }
 
 func TestCrashModeRestartsTheWorker(t *testing.T) {
-	rep := runTxchaos(t, "-crash", "-duration", "4s", "-crash-every", "1s", "-seed", "3", "-workers", "2", "-accounts", "4")
+	rep := runTxchaos(t, "-crash", "-duration", "6s", "-crash-every", "2s", "-seed", "3", "-workers", "2", "-accounts", "4")
+	assert.Positive(t, rep.Ops, "a worker generation logged operations")
 	assert.Positive(t, rep.FaultsByKind["crash"], "a worker generation was killed")
 }
 
@@ -69,7 +70,7 @@ func TestHTTPModeDrivesTheApp(t *testing.T) {
 	out, err := exec.Command("go", "build", "-o", bin, "../../app").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	rep := runTxchaos(t, "-http", "-app", bin, "-duration", "3s", "-seed", "4", "-workers", "3", "-accounts", "6")
-	assert.Positive(t, rep.OpsByKind[chaos.OpPayCreate][chaos.Applied])
+	assert.Greater(t, rep.Ops, 6, "the workload ran beyond funding")
 	assert.NotContains(t, rep.OpsByKind, chaos.OpComposite, "the API has no composite operation")
 }
 

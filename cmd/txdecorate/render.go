@@ -94,8 +94,12 @@ func render(cfg config, it *iface) ([]byte, error) {
 	next, runner := ctorNames.pick("next"), ctorNames.pick("r")
 	w("// %s returns a %s that runs each call of a method of %s that takes\n", ctor, it.name, next)
 	w("// a context.Context and returns an error in a transaction of %s.\n", runner)
-	w("// Install it with fx.Decorate(%s): every consumer of %s then gets\n", ctor, it.name)
-	w("// the transactional version.\n")
+	// fx.Decorate scopes: a decoration inside an fx.Module does not reach
+	// consumers outside it, so the comment must not promise "every consumer".
+	w("// Install it with fx.Decorate(%s) at the application's root, or in\n", ctor)
+	w("// the fx.Module that provides %s: a decoration inside an fx.Module\n", it.name)
+	w("// reaches only that module and the modules inside it, never consumers\n")
+	w("// outside it.\n")
 	w("func %s%s(%s %s, %s *%s.Runner) %s {\n", ctor, tdecl, next, ifaceType, runner, txPkg, ifaceType)
 	w("return &%s{%s: %s, %s: %s}\n}\n\n", implType, nextField, next, runnerField, runner)
 	w("// %s is the %s that %s returns.\n", typeName, it.name, ctor)

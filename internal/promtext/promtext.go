@@ -167,7 +167,7 @@ func sample(name string, attrs attribute.Set, le, value string) string {
 	b.WriteString(name)
 	labels := make([]string, 0, attrs.Len()+1)
 	for _, kv := range attrs.ToSlice() {
-		labels = append(labels, Name(string(kv.Key), "")+`="`+escapeLabel(kv.Value.Emit())+`"`)
+		labels = append(labels, Name(string(kv.Key), "")+`="`+escapeLabel(kv.Value.String())+`"`)
 	}
 	sort.Strings(labels)
 	if le != "" {

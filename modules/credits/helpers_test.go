@@ -21,7 +21,11 @@ type clock struct {
 	now time.Time
 }
 
-func newClock() *clock { return &clock{now: time.Date(2026, 1, 12, 10, 0, 0, 0, time.UTC)} }
+// newClock starts at the real time: idempotency records expire by the
+// service's clock, and a server's TTL monitor deletes them by its own, so a
+// clock in the past would lose keys mid-test (finding
+// credits-tests-clock-behind-ttl).
+func newClock() *clock { return &clock{now: time.Now().UTC().Truncate(time.Millisecond)} }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()

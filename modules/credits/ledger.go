@@ -34,7 +34,7 @@ type accountDoc struct {
 }
 
 // maxPending bounds the entries embedded in one account document; a
-// fast-path writer that finds it full copies them out first. 512 entries
+// single-document writer that finds it full copies them out first. 512 entries
 // stay far below MongoDB's 16 MiB document limit.
 const maxPending = 512
 

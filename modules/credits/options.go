@@ -72,7 +72,7 @@ func WithSweepInterval(d time.Duration) Option {
 	})
 }
 
-// WithFlushEvery sets after how many fast-path writes an account's embedded
+// WithFlushEvery sets after how many single-document writes an account's embedded
 // entries are copied to the entries collection by the writer itself (the
 // sweeper copies the rest). The default is 256.
 func WithFlushEvery(n int) Option {
@@ -83,14 +83,16 @@ func WithFlushEvery(n int) Option {
 	})
 }
 
-// WithMaxFastWrites bounds how many fast-path writes (see the package
-// documentation) one Service sends at a time; 32 by default. It must stay
-// well below the client's connection pool size (maxPoolSize, 100 by
-// default): MongoDB makes a plain write that meets a document written by
-// an uncommitted transaction wait for that transaction, on its connection.
-// Were every connection taken by such waiting writes, the transaction
-// could never get one to commit, and all of them would wait until the
-// server's transaction lifetime limit.
+// WithMaxFastWrites bounds how many single-document writes (see the
+// package documentation) one Service sends at a time; 32 by default. A
+// write takes a slot only while it is sent, and one account has at most
+// one write in flight, so writers waiting behind one account hold up that
+// account only. It must stay well below the client's connection pool
+// size (maxPoolSize, 100 by default): MongoDB makes a plain write that
+// meets a document written by an uncommitted transaction wait for that
+// transaction, on its connection. Were every connection taken by such
+// waiting writes, the transaction could never get one to commit, and all
+// of them would wait until the server's transaction lifetime limit.
 func WithMaxFastWrites(n int) Option {
 	return optionFunc(func(c *config) {
 		if n > 0 {

@@ -41,6 +41,7 @@ const (
 	OutcomeRolledBack    = "rolled_back" // the callback asked for it
 	OutcomeNoTransaction = "no_transaction"
 	OutcomeHookPanic     = "hook_panic"
+	OutcomeUnknown       = "unknown" // a commit was sent; its outcome could not be learned
 )
 
 // Observer is a tx.Observer that reports to OpenTelemetry. Create it with
@@ -178,9 +179,12 @@ func (o *Observer) Observe(e tx.Event) {
 		t.attempt.SetStatus(codes.Error, "retried: "+errText(e.Err))
 		t.attempt.End()
 		t.attempt = nil
-	case tx.EventCommit, tx.EventAbort:
+	case tx.EventCommit, tx.EventAbort, tx.EventCommitUnknown:
 		outcome, c := OutcomeCommitted, "none"
-		if e.Kind == tx.EventAbort {
+		switch {
+		case e.Kind == tx.EventCommitUnknown:
+			outcome, c = OutcomeUnknown, "infrastructure"
+		case e.Kind == tx.EventAbort:
 			outcome, c = OutcomeAborted, cause(e)
 			if e.Err == nil {
 				outcome = OutcomeRolledBack

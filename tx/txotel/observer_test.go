@@ -157,7 +157,7 @@ func TestACommittedTransactionAfterARetry(t *testing.T) {
 	attempts := e.attempts(root)
 	require.Len(t, attempts, 2, "one span per attempt")
 	assert.Equal(t, codes.Error, attempts[0].Status.Code, "the first attempt was retried")
-	assert.Contains(t, attr(attempts[0].Attributes, txotel.AttrAttempt).Emit(), "1")
+	assert.Contains(t, attr(attempts[0].Attributes, txotel.AttrAttempt).String(), "1")
 	require.NotEmpty(t, attempts[0].Events)
 	assert.Contains(t, attr(attempts[0].Events[0].Attributes, txotel.AttrLabels).AsStringSlice(), "TransientTransactionError")
 	assert.Equal(t, codes.Unset, attempts[1].Status.Code)
@@ -205,4 +205,25 @@ func TestAnAbortedTransactionSaysWhy(t *testing.T) {
 	for _, s := range e.spans.GetSpans() {
 		assert.False(t, s.EndTime.IsZero(), "%s ended", s.Name)
 	}
+}
+
+// A commit of unknown outcome ends its span (it would stay open otherwise)
+// and counts as neither committed nor aborted.
+func TestACommitOfUnknownOutcomeEndsItsSpan(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	testenv.FailCommand(t, e.runner.Client(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+			{Key: "errorCode", Value: 50},
+		}},
+	})
+	err := e.runner.Run(ctx, e.insert("u"), tx.WithName("unknown"))
+	require.ErrorIs(t, err, tx.ErrCommitUnknown)
+	root := e.span(t, "tx unknown")
+	assert.False(t, root.EndTime.IsZero(), "the span ended")
+	assert.Equal(t, txotel.OutcomeUnknown, attr(root.Attributes, txotel.AttrOutcome).AsString())
+	assert.Equal(t, int64(1), e.sum(t, "txkit.tx.outcomes", txotel.AttrOutcome.String(txotel.OutcomeUnknown)))
 }

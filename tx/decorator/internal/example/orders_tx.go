@@ -10,8 +10,10 @@ import (
 
 // TransactionalOrders returns a Orders that runs each call of a method of next that takes
 // a context.Context and returns an error in a transaction of r.
-// Install it with fx.Decorate(TransactionalOrders): every consumer of Orders then gets
-// the transactional version.
+// Install it with fx.Decorate(TransactionalOrders) at the application's root, or in
+// the fx.Module that provides Orders: a decoration inside an fx.Module
+// reaches only that module and the modules inside it, never consumers
+// outside it.
 func TransactionalOrders(next Orders, r *tx.Runner) Orders {
 	return &transactionalOrders{next: next, runner: r}
 }

@@ -11,8 +11,10 @@ import (
 
 // Transactional returns a Ledger that runs each call of a method of next that takes
 // a context.Context and returns an error in a transaction of r.
-// Install it with fx.Decorate(Transactional): every consumer of Ledger then gets
-// the transactional version.
+// Install it with fx.Decorate(Transactional) at the application's root, or in
+// the fx.Module that provides Ledger: a decoration inside an fx.Module
+// reaches only that module and the modules inside it, never consumers
+// outside it.
 func Transactional(next Ledger, r *tx.Runner) Ledger {
 	return &transactionalLedger{next: next, runner: r}
 }
