@@ -20,6 +20,7 @@ const maxBody = 64 << 10
 // JSON, the body at most maxBody bytes, one JSON object with no unknown
 // fields, no fields of the wrong type and nothing after it. An empty body
 // is allowed only when allowEmpty (routes whose body is all optional).
+// Field names are matched exactly and may appear once (checkJSONKeys).
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
@@ -47,6 +48,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, allowEmpty bool
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errBadRequest(codeInvalidJSON, "request body has data after the JSON object")
+	}
+	if err := checkJSONKeys(body, dst); err != nil {
+		return errBadRequest(codeInvalidJSON, err.Error())
 	}
 	return nil
 }
