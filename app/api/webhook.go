@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/txkit/txkit/internal/schema"
 	"github.com/txkit/txkit/modules/payments"
 	"github.com/txkit/txkit/tx"
 )
@@ -86,11 +87,7 @@ func newWebhookStore(db *mongo.Database, runner *tx.Runner, p *payments.Service,
 // ensureIndexes creates the collection up front (MongoDB may refuse to
 // create one inside a transaction). Its unique index is _id: the event id.
 func (s *webhookStore) ensureIndexes(ctx context.Context) error {
-	err := s.coll.Database().CreateCollection(ctx, webhookCollection)
-	if ce, ok := errors.AsType[mongo.CommandError](err); ok && ce.Code == 48 { // NamespaceExists
-		err = nil
-	}
-	if err != nil {
+	if err := schema.CreateCollection(ctx, s.coll.Database(), webhookCollection); err != nil {
 		return fmt.Errorf("create collection %s: %w", webhookCollection, err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package credits
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.uber.org/zap"
 
+	"github.com/txkit/txkit/internal/schema"
 	"github.com/txkit/txkit/tx"
 )
 
@@ -57,17 +57,12 @@ func NewService(db *mongo.Database, r *tx.Runner, opts ...Option) *Service {
 	return s
 }
 
-// codeNamespaceExists is MongoDB's answer to creating a collection twice.
-const codeNamespaceExists = 48
-
 // EnsureSchema creates the service's collections and indexes. It is
 // idempotent. Collections are created up front because MongoDB may refuse
 // to create one inside a transaction.
 func (s *Service) EnsureSchema(ctx context.Context) error {
 	for _, c := range []*mongo.Collection{s.accounts, s.entries, s.holds, s.idem} {
-		err := s.db.CreateCollection(ctx, c.Name())
-		var ce mongo.CommandError
-		if err != nil && !(errors.As(err, &ce) && ce.Code == codeNamespaceExists) {
+		if err := schema.CreateCollection(ctx, s.db, c.Name()); err != nil {
 			return fmt.Errorf("credits: create collection %s: %w", c.Name(), err)
 		}
 	}

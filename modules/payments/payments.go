@@ -28,6 +28,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/txkit/txkit/internal/schema"
 	"github.com/txkit/txkit/modules/credits"
 	"github.com/txkit/txkit/tx"
 )
@@ -169,12 +170,10 @@ func NewService(db *mongo.Database, r *tx.Runner, c *credits.Service, opts ...Op
 // EnsureSchema creates the payments collection and its indexes; it is
 // idempotent.
 func (s *Service) EnsureSchema(ctx context.Context) error {
-	err := s.db.CreateCollection(ctx, s.collName)
-	var ce mongo.CommandError
-	if err != nil && !(errors.As(err, &ce) && ce.Code == 48) { // NamespaceExists
+	if err := schema.CreateCollection(ctx, s.db, s.collName); err != nil {
 		return fmt.Errorf("payments: create collection: %w", err)
 	}
-	_, err = s.coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
+	_, err := s.coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
 		{Keys: bson.D{{Key: "provider", Value: 1}, {Key: "providerRef", Value: 1}}, Options: options.Index().SetUnique(true)},
 		{Keys: bson.D{{Key: "account", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
 	})
