@@ -196,6 +196,16 @@ func TestGenerateErrors(t *testing.T) {
 			want: "propagation=never runs without a transaction",
 		},
 		{
+			name: "defaults on an embedded interface",
+			give: "//txkit:timeout=3s\ntype K interface{\n//txkit:propagation=requires_new\nKM(context.Context) error\n}\ntype Service interface{\nK\nGet(context.Context) error\n}",
+			want: "directive on interface K, which Service embeds",
+		},
+		{
+			name: "defaults on an interface embedded two levels down",
+			give: "//txkit:max_attempts=7\ntype R interface{ Plain(context.Context) error }\ntype K interface{ R }\ntype Service interface{\nK\nGet(context.Context) error\n}",
+			want: "directive on interface R, which Service embeds",
+		},
+		{
 			name: "max_attempts on a not_supported method",
 			give: "type Service interface{\n//txkit:max_attempts=3\n//txkit:propagation=not_supported\nGet(context.Context) error\n}",
 			want: "propagation=not_supported runs without a transaction",

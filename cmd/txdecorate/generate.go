@@ -166,6 +166,10 @@ func newInterface(fset *token.FileSet, pkg *packages.Package, typeName string) (
 		return nil, fmt.Errorf("%s: txkit:none and txkit:name belong on methods, not on interface %s", fset.Position(defaults.pos), typeName)
 	}
 
+	if err := checkEmbeddedDefaults(fset, it, typeName); err != nil {
+		return nil, err
+	}
+
 	errType := types.Universe.Lookup("error").Type()
 	out := &iface{pkg: pkg.Types, name: typeName, tparams: named.TypeParams()}
 	for m := range it.Methods() {
@@ -426,4 +430,74 @@ func snake(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// checkEmbeddedDefaults refuses directives written on the type line of an
+// interface that the decorated one embeds, at any depth and from any
+// package. Such defaults belong to that interface's own decorator; the
+// methods reach this one without them, so they would silently do nothing.
+func checkEmbeddedDefaults(fset *token.FileSet, it *types.Interface, typeName string) error {
+	seen := map[*types.TypeName]bool{}
+	var walk func(it *types.Interface) error
+	walk = func(it *types.Interface) error {
+		for i := range it.NumEmbeddeds() {
+			named, ok := types.Unalias(it.EmbeddedType(i)).(*types.Named)
+			if !ok || seen[named.Obj()] {
+				continue
+			}
+			seen[named.Obj()] = true
+			if pos, ok := typeDirective(fset, named.Obj()); ok {
+				return fmt.Errorf("%s: directive on interface %s, which %s embeds: an embedded interface's defaults do not reach %s's decorator; set them on %s or on its methods", pos, named.Obj().Name(), typeName, typeName, typeName)
+			}
+			if inner, ok := named.Underlying().(*types.Interface); ok {
+				if err := walk(inner); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(it)
+}
+
+// typeDirective reports whether the declaration of obj carries a directive
+// in its doc or line comment, and where. It reads the source file, so it
+// works for types of other packages too.
+func typeDirective(fset *token.FileSet, obj *types.TypeName) (token.Position, bool) {
+	pos := fset.Position(obj.Pos())
+	if !strings.HasSuffix(pos.Filename, ".go") {
+		return pos, false
+	}
+	ffset := token.NewFileSet()
+	f, err := parser.ParseFile(ffset, pos.Filename, nil, parser.ParseComments|parser.SkipObjectResolution)
+	if err != nil {
+		return pos, false
+	}
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			ts, ok := spec.(*ast.TypeSpec)
+			if !ok || ts.Name.Name != obj.Name() || ffset.Position(ts.Name.Pos()).Line != pos.Line {
+				continue
+			}
+			groups := []*ast.CommentGroup{ts.Doc, ts.Comment}
+			if !gd.Lparen.IsValid() {
+				groups = append(groups, gd.Doc)
+			}
+			for _, g := range groups {
+				if g == nil {
+					continue
+				}
+				for _, c := range g.List {
+					if strings.HasPrefix(c.Text, directivePrefix) {
+						return ffset.Position(c.Pos()), true
+					}
+				}
+			}
+		}
+	}
+	return pos, false
 }
