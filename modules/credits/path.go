@@ -2,10 +2,7 @@ package credits
 
 import (
 	"context"
-	"errors"
 	"strings"
-
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/txkit/txkit/tx"
 )
@@ -57,27 +54,13 @@ func pathFor(ctx context.Context, op opKind) writePath {
 }
 
 // inTransaction reports whether ctx carries a transaction, txkit's or one
-// started with the driver.
-func inTransaction(ctx context.Context) bool {
-	if tx.InTransaction(ctx) {
-		return true
-	}
-	sess := mongo.SessionFromContext(ctx)
-	return sess != nil && sess.TransactionRunning()
-}
+// started with the driver (tx.InTransaction sees both).
+func inTransaction(ctx context.Context) bool { return tx.InTransaction(ctx) }
 
 // inTx runs fn in the transaction in ctx, or in a new one of r. A
-// transaction the caller started with the driver is joined: fn runs in it
-// and txkit neither commits nor aborts it.
+// transaction the caller started with the driver is joined (tx.Required
+// does): fn runs in it and txkit neither commits nor aborts it.
 func inTx[T any](ctx context.Context, r *tx.Runner, name string, fn func(ctx context.Context) (T, error)) (T, error) {
-	if sess := mongo.SessionFromContext(ctx); sess != nil && sess.TransactionRunning() {
-		v, err := tx.Do(ctx, r, fn, tx.WithName(name), tx.WithPropagation(tx.Mandatory))
-		if !errors.Is(err, tx.ErrNoTransaction) {
-			return v, err
-		}
-		// Not a transaction of r's: one the caller started with the driver.
-		return fn(ctx)
-	}
 	return tx.Do(ctx, r, fn, tx.WithName(name))
 }
 
