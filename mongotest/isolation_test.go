@@ -135,3 +135,27 @@ func TestGetMoreInATransactionSeesItsOwnWrites(t *testing.T) {
 	next := replyField(replyField(reply, "cursor").(bson.D), "nextBatch").(bson.A)
 	require.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(2)}, {Key: "v", Value: int32(5)}}}, next)
 }
+
+// Inside a transaction a write error ends the batch, ordered or not, and
+// aborts the transaction: handleError in src/mongo/db/ops/write_ops_exec.cpp
+// ("If we are in a transaction, we must fail the whole batch": it records
+// the error, calls abortTransaction and returns false, so no later
+// statement runs).
+func TestUnorderedInsertInATransactionStopsAtTheFirstError(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}})))
+
+	insert := append(insertCmd("c", bson.D{{Key: "_id", Value: 0}}, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}}),
+		bson.E{Key: "ordered", Value: false})
+	reply := s.run("db", txnCmd(insert, 1, true))
+	require.Equal(t, int32(11000), writeErrorCode(t, reply), "got %v", reply)
+	require.EqualValues(t, 1, replyField(reply, "n"), "the statement after the error ran: %v", reply)
+	require.Len(t, replyField(reply, "writeErrors"), 1)
+
+	// The transaction is gone.
+	commit := s.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false))
+	require.Equal(t, int32(251), replyField(commit, "code"), "commit after the failed batch: %v", commit)
+	count := s.run("db", bson.D{{Key: "count", Value: "c"}})
+	require.EqualValues(t, 1, replyField(count, "n"))
+}

@@ -120,8 +120,10 @@ func (o *op) commandLevel(err error) bool {
 
 // writeBatch runs the statements of an insert, update or delete command:
 // each statement once (a retried statement reports its first result),
-// stopping at the first error when ordered. Errors that fail the whole
-// command end it; the others become writeErrors.
+// stopping at the first error when ordered or in a transaction (MongoDB's
+// handleError fails the whole batch in a transaction, ordered or not).
+// Errors that fail the whole command end it; the others become
+// writeErrors.
 func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), fold func(result any)) (bson.A, error) {
 	name := o.name
 	stmts, ok, err := arrayField(o.cmd, field)
@@ -150,7 +152,7 @@ func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), f
 				return nil, err
 			}
 			werrs = append(werrs, writeErrorDoc(i, err))
-			if ord {
+			if ord || o.txn != nil {
 				break
 			}
 			continue
