@@ -82,12 +82,12 @@ var (
 	createIndexesFields = fields{"indexes": implemented, "commitQuorum": noEffect}
 	indexSpecFields     = fields{"key": implemented, "name": implemented, "unique": implemented,
 		"sparse": implemented, "partialFilterExpression": implemented, "expireAfterSeconds": implemented,
-		"v": noEffect, "ns": noEffect, "background": noEffect, "storageEngine": noEffect, "hidden": notImplemented,
-		"collation": notImplemented, "weights": notImplemented, "default_language": notImplemented,
+		"v": noEffect, "ns": noEffect, "background": noEffect, "storageEngine": noEffect, "hidden": implemented,
+		"collation": implemented, "weights": notImplemented, "default_language": notImplemented,
 		"language_override": notImplemented, "textIndexVersion": notImplemented,
 		"2dsphereIndexVersion": notImplemented, "bits": notImplemented, "min": notImplemented,
 		"max": notImplemented, "wildcardProjection": notImplemented, "clustered": notImplemented,
-		"prepareUnique": notImplemented}
+		"prepareUnique": implemented}
 	listIndexesFields     = fields{"cursor": implemented}
 	dropIndexesFields     = fields{"index": implemented}
 	listCollectionsFields = fields{"filter": implemented, "nameOnly": implemented, "cursor": implemented,
