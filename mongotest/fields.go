@@ -45,9 +45,10 @@ var genericFields = fields{
 // from notImplemented to implemented together with the code that honours
 // the field.
 var (
-	insertFields = fields{"documents": implemented, "ordered": implemented, "bypassDocumentValidation": implemented}
+	insertFields = fields{"documents": implemented, "ordered": implemented, "bypassDocumentValidation": implemented,
+		"bypassEmptyTsReplacement": implemented}
 	updateFields = fields{"updates": implemented, "ordered": implemented, "bypassDocumentValidation": implemented,
-		"let": implemented}
+		"let": implemented, "bypassEmptyTsReplacement": implemented}
 	updateStmtFields = fields{"q": implemented, "u": implemented, "upsert": implemented, "multi": implemented,
 		"arrayFilters": implemented, "hint": implemented, "collation": implemented, "c": implemented,
 		"upsertSupplied": noEffect}
@@ -65,7 +66,7 @@ var (
 	findAndModifyFields = fields{"query": implemented, "sort": implemented, "remove": implemented,
 		"update": implemented, "new": implemented, "fields": implemented, "upsert": implemented,
 		"arrayFilters": implemented, "hint": implemented, "bypassDocumentValidation": implemented,
-		"collation": implemented, "let": implemented}
+		"collation": implemented, "let": implemented, "bypassEmptyTsReplacement": implemented}
 	countFields = fields{"query": implemented, "limit": implemented, "skip": implemented, "hint": implemented,
 		"fields": noEffect, "collation": implemented}
 	distinctFields  = fields{"key": implemented, "query": implemented, "collation": implemented}
