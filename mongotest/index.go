@@ -44,7 +44,11 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 		switch v := k.Value.(type) {
 		case string:
 			switch v {
-			case "hashed", "text", "2dsphere", "2d":
+			case "hashed":
+			case "text", "2dsphere", "2d":
+				// MongoDB keys these by tokens or cells and queries them
+				// with $text and geo operators, none of which mongotest has.
+				return engine.IndexSpec{}, merr.New(merr.NotImplemented, "mongotest does not implement '%s' indexes (createIndexes.indexes.key %s)", v, bsonkit.FormatValue(keys))
 			default:
 				return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Unknown index plugin '%s'", v)
 			}
