@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/wiremessage"
 )
 
@@ -117,4 +118,55 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 	c.r.msgs = append(c.r.msgs, bytes.Clone(p))
 	c.r.mu.Unlock()
 	return c.Conn.Write(p)
+}
+
+// BenchmarkInsertFindFloor is BenchmarkInsertFind against a server whose
+// insert and find answer a canned reply without running: what remains is
+// the driver, the transport and the wire layer, the floor that no work on
+// the commands themselves can go below.
+func BenchmarkInsertFindFloor(b *testing.B) {
+	canned := func(srv *Server) {
+		srv.handler = func(ctx context.Context, req *request) bson.D {
+			switch req.name {
+			case "insert":
+				return bson.D{{Key: "n", Value: int32(1)}, {Key: "ok", Value: 1.0}}
+			case "find":
+				return bson.D{{Key: "cursor", Value: bson.D{
+					{Key: "firstBatch", Value: bson.A{bson.D{{Key: "_id", Value: int32(1)}, {Key: "v", Value: "x"}}}},
+					{Key: "id", Value: int64(0)},
+					{Key: "ns", Value: "bench.c"},
+				}}, {Key: "ok", Value: 1.0}}
+			}
+			return srv.dispatch(ctx, req)
+		}
+	}
+	run := func(b *testing.B, client *mongo.Client) {
+		ctx := context.Background()
+		coll := client.Database("bench").Collection("c")
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "x"}}); err != nil {
+				b.Fatal(err)
+			}
+			if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("tcp", func(b *testing.B) {
+		srv := Start(b)
+		canned(srv)
+		client, err := mongo.Connect(options.Client().ApplyURI(srv.URI()))
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+		run(b, client)
+	})
+	b.Run("in-process", func(b *testing.B) {
+		srv := Start(b, WithoutListener())
+		canned(srv)
+		client, err := mongo.Connect(srv.ClientOptions())
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+		run(b, client)
+	})
 }
