@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -229,4 +233,30 @@ func (ta *testApp) pendingWithRef(id string) int {
 		}
 	}
 	return n
+}
+
+// A response stored by the version before internal/idempotency (keyed by
+// route and key, with the request's hash) is still replayed, and its key
+// still refuses another request, until it expires.
+func TestResponsesStoredBeforeTheUpgradeAreReplayed(t *testing.T) {
+	ta := startApp(t)
+	body := `{"account":"gina","amount_minor":100,"currency":"EUR","credits":10,"provider":"stripe","provider_ref":"pi_old"}`
+	// The old requestHash: path, a zero byte, the decoded request re-encoded.
+	h := sha256.New()
+	h.Write([]byte("/v1/payments\x00"))
+	h.Write([]byte(body))
+	stored := `{"id":"old-payment","status":"pending"}`
+	_, err := ta.db.Collection("http_idempotency").InsertOne(context.Background(), bson.D{
+		{Key: "_id", Value: "POST /v1/payments|old-key"}, {Key: "route", Value: "POST /v1/payments"}, {Key: "key", Value: "old-key"},
+		{Key: "request_hash", Value: hex.EncodeToString(h.Sum(nil))}, {Key: "status", Value: 201},
+		{Key: "content_type", Value: "application/json"}, {Key: "body", Value: []byte(stored)}, {Key: "created_at", Value: time.Now()},
+	})
+	require.NoError(t, err)
+
+	res := ta.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/payments", Key: "old-key", Body: body})
+	assert.JSONEq(t, stored, string(res.Raw))
+	assert.Equal(t, "true", res.Header.Get(api.HeaderReplayed))
+	other := req{Method: "POST", Path: "/v1/payments", Key: "old-key", Body: strings.Replace(body, "pi_old", "pi_new", 1)}
+	assert.Equal(t, "idempotency_conflict", ta.mustStatus(http.StatusConflict, other).code())
+	assert.Equal(t, 0, ta.count("payments", bson.D{}), "nothing created")
 }

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"github.com/txkit/txkit/internal/idempotency"
 	"github.com/txkit/txkit/modules/credits"
 	"github.com/txkit/txkit/modules/payments"
 	"github.com/txkit/txkit/tx"
@@ -26,6 +27,7 @@ var businessErrors = []struct {
 }{
 	{credits.ErrInsufficientCredits, http.StatusConflict, codeInsufficientCredits, "the account has not enough available credits for this operation"},
 	{credits.ErrIdempotencyConflict, http.StatusConflict, codeIdempotencyConflict, "this Idempotency-Key was already used with different parameters"},
+	{idempotency.ErrConflict, http.StatusConflict, codeIdempotencyConflict, "this Idempotency-Key was already used for a different request; use a new key for a new request"},
 	{credits.ErrHoldExpired, http.StatusConflict, codeHoldExpired, "the hold has expired; its credits are available again"},
 	{credits.ErrHoldClosed, http.StatusConflict, codeHoldClosed, "the hold was already captured or released"},
 	{credits.ErrOverflow, http.StatusConflict, codeOverflow, "the operation would overflow the account balance"},

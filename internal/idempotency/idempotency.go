@@ -134,6 +134,9 @@ func (s *Store) EnsureSchema(ctx context.Context) error {
 	return nil
 }
 
+// Collection returns the collection of the store's records.
+func (s *Store) Collection() *mongo.Collection { return s.coll }
+
 func (s *Store) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
 // Read reads key's record, in the transaction in ctx if there is one.
@@ -193,7 +196,8 @@ func (s *Store) Put(ctx context.Context, rec Record, replace bool) error {
 }
 
 // Do runs fn, which must run in the transaction in ctx, at most once per
-// key, and records its result with the key in that transaction. A repeat
+// key, and records its result (a struct or map: it is stored as a BSON
+// document) with the key in that transaction. A repeat
 // with the same op and hash returns the recorded result with replayed
 // true; one with other parameters fails with the store's conflict error.
 // Without a key it just runs fn. An error of fn records nothing: the key
@@ -256,10 +260,14 @@ func (s *Store) Claim(ctx context.Context, rec Record, resent func(old Record) b
 		switch {
 		case err != nil:
 			return rec, false, err
-		case found && old.Claimed && resent(old):
-			return rec, true, nil
 		case found:
-			return old, false, s.Check(old, rec.Op, rec.Hash)
+			if err := s.Check(old, rec.Op, rec.Hash); err != nil {
+				return old, false, err
+			}
+			if old.Claimed && resent(old) {
+				return rec, true, nil
+			}
+			return old, false, nil
 		case old.Key == "":
 			continue // deleted meanwhile
 		}
