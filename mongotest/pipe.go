@@ -138,9 +138,14 @@ func (c *pipeConn) SetDeadline(t time.Time) error {
 
 func (c *pipeConn) SetReadDeadline(t time.Time) error {
 	c.in.mu.Lock()
+	changed := !t.Equal(c.in.deadline)
 	c.in.deadline = t
 	c.in.mu.Unlock()
-	c.in.poke()
+	if changed {
+		// A pending read re-arms its timer. The driver sets the same
+		// (zero) deadline before every read: no wake-up for that.
+		c.in.poke()
+	}
 	return nil
 }
 
