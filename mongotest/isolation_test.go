@@ -230,3 +230,48 @@ func TestAPlainMultiWriteBlockedByATransactionHasWrittenTheDocumentsBefore(t *te
 		})
 	}
 }
+
+// A plain (non-snapshot) cursor is not a point-in-time view on MongoDB:
+// between batches it gives up its storage snapshot and resumes on current
+// data, so a getMore returns the latest version of the documents it has
+// not returned yet and skips those deleted meanwhile (the manual, Cursors,
+// "Cursor Isolation": "the cursor is not isolated during its lifetime").
+// A snapshot read's cursor stays at its point in time.
+func TestAPlainCursorsGetMoreSeesLaterCommits(t *testing.T) {
+	tests := []struct {
+		name        string
+		readConcern bson.D
+		want        bson.A
+	}{
+		{name: "a plain cursor", want: bson.A{bson.D{{Key: "_id", Value: int32(3)}, {Key: "v", Value: int32(1)}}}},
+		{name: "a snapshot cursor", readConcern: bson.D{{Key: "level", Value: "snapshot"}},
+			want: bson.A{bson.D{{Key: "_id", Value: int32(2)}, {Key: "v", Value: int32(0)}}, bson.D{{Key: "_id", Value: int32(3)}, {Key: "v", Value: int32(0)}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := mongotest.Start(t)
+			s, other := otherSession(t, srv, 1), otherSession(t, srv, 2)
+			requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 0}},
+				bson.D{{Key: "_id", Value: 2}, {Key: "v", Value: 0}}, bson.D{{Key: "_id", Value: 3}, {Key: "v", Value: 0}})))
+			find := bson.D{{Key: "find", Value: "c"}, {Key: "batchSize", Value: 1}}
+			if tt.readConcern != nil {
+				find = append(find, bson.E{Key: "readConcern", Value: tt.readConcern})
+			}
+			reply := s.run("db", find)
+			requireOK(t, reply)
+			id := replyField(replyField(reply, "cursor").(bson.D), "id").(int64)
+			require.NotZero(t, id)
+
+			// Another client deletes the second document and updates the third.
+			requireOK(t, other.run("db", bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{
+				bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 2}}}, {Key: "limit", Value: 1}}}}}))
+			requireOK(t, other.run("db", bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+				bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 3}}}, {Key: "u", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: 1}}}}}}}}}))
+
+			more := s.run("db", bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}})
+			requireOK(t, more)
+			got := replyField(replyField(more, "cursor").(bson.D), "nextBatch").(bson.A)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
