@@ -1,6 +1,7 @@
 package tx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -120,6 +121,22 @@ func WithTimeout(d time.Duration) Option {
 		c.timeout = max(d, 0)
 		c.set |= setTimeout
 	})
+}
+
+// WithDeadlineOf bounds the scope, commit included, by ctx's deadline: it
+// is [WithTimeout] of the time left until that deadline, or no option when
+// ctx has none. A library whose callers pass deadlines uses it so that a
+// call returns soon after its deadline instead of when the database
+// answers: a commit the deadline cuts is reported as [ErrCommitUnknown]
+// (without it, a commit once sent is carried to its outcome on the
+// runner's own budget, whatever the caller's ctx does).
+func WithDeadlineOf(ctx context.Context) Option {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return optionFunc(func(*config) {})
+	}
+	// WithTimeout(0) would mean no deadline: a passed one is a millisecond.
+	return WithTimeout(max(time.Until(dl), time.Millisecond))
 }
 
 // WithMaxAttempts bounds two counts, each at n: how many times the

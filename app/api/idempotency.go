@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -84,11 +83,7 @@ func newResponseStore(db *mongo.Database) *idempotency.Store {
 // request's time ends with tx.ErrCommitUnknown, answered as
 // outcome_unknown, instead of holding the request.
 func scopeOptions(ctx context.Context, name string) []tx.Option {
-	opts := []tx.Option{tx.WithName(name)}
-	if dl, ok := ctx.Deadline(); ok {
-		opts = append(opts, tx.WithTimeout(max(time.Until(dl), time.Millisecond)))
-	}
-	return opts
+	return []tx.Option{tx.WithName(name), tx.WithDeadlineOf(ctx)}
 }
 
 // operation performs a mutation in the transaction of ctx and returns the

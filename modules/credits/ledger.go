@@ -10,8 +10,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/txkit/txkit/tx"
 )
 
 // accountDoc is an account as stored. Balance = sum of the account's
@@ -76,13 +74,9 @@ func (s *Service) Deduct(ctx context.Context, account string, amount int64, opts
 func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Entry, error) {
 	hash := paramHash(op, e.Account, e.Amount, c.reason, c.refKind, c.refID)
 	if pathFor(ctx, op) == pathTransaction {
-		e, err := inTxOn(ctx, s, op.txName(), []string{e.Account}, func(ctx context.Context) (Entry, error) {
+		return inTxOn(ctx, s, op.txName(), []string{e.Account}, func(ctx context.Context) (Entry, error) {
 			return s.postTx(ctx, op, hash, e, c.key, c.replayed)
 		})
-		if errors.Is(err, tx.ErrCommitUnknown) {
-			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
-		}
-		return e, err
 	}
 	var epoch int64
 	shared := c.key != ""

@@ -2,6 +2,8 @@ package credits
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/txkit/txkit/tx"
@@ -59,9 +61,16 @@ func inTransaction(ctx context.Context) bool { return tx.InTransaction(ctx) }
 
 // inTx runs fn in the transaction in ctx, or in a new one of r. A
 // transaction the caller started with the driver is joined (tx.Required
-// does): fn runs in it and txkit neither commits nor aborts it.
+// does): fn runs in it and txkit neither commits nor aborts it. The
+// transaction keeps the caller's deadline, commit included; a commit whose
+// outcome is not learned is ErrOutcomeUnknown (which also matches
+// tx.ErrCommitUnknown).
 func inTx[T any](ctx context.Context, r *tx.Runner, name string, fn func(ctx context.Context) (T, error)) (T, error) {
-	return tx.Do(ctx, r, fn, tx.WithName(name))
+	res, err := tx.Do(ctx, r, fn, tx.WithName(name), tx.WithDeadlineOf(ctx))
+	if errors.Is(err, tx.ErrCommitUnknown) && !errors.Is(err, ErrOutcomeUnknown) {
+		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return res, err
 }
 
 // inTxOn is inTx for a transaction that writes accounts. When it starts

@@ -355,11 +355,15 @@ func (s *Service) Create(ctx context.Context, p NewPayment) (Payment, error) {
 	}
 	got, err := tx.Do(ctx, s.runner, func(ctx context.Context) (Payment, error) {
 		return pay, s.insert(ctx, pay)
-	}, tx.WithName("payments.Create"))
+	}, tx.WithName("payments.Create"), tx.WithDeadlineOf(ctx))
 	if errors.Is(err, tx.ErrCommitUnknown) {
 		// The commit's outcome was not learned; the payment's id is known,
 		// so look.
-		if got, gerr := s.get(context.WithoutCancel(ctx), pay.ID); gerr == nil {
+		// The caller's deadline may have passed: a short look of its own.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupGrace)
+		got, gerr := s.get(lctx, pay.ID)
+		cancel()
+		if gerr == nil {
 			return got, nil
 		}
 		return Payment{}, fmt.Errorf("payments: create: %w: %w", ErrOutcomeUnknown, err)
@@ -369,6 +373,10 @@ func (s *Service) Create(ctx context.Context, p NewPayment) (Payment, error) {
 	}
 	return got, nil
 }
+
+// lookupGrace bounds the look for a payment whose commit's outcome was not
+// learned, after the caller's deadline may have passed.
+const lookupGrace = 500 * time.Millisecond
 
 // insert writes pay and its reference's guard in the transaction in ctx.
 func (s *Service) insert(ctx context.Context, pay Payment) error {
@@ -472,7 +480,7 @@ func (s *Service) Complete(ctx context.Context, id string) (Payment, error) {
 			return p, err
 		}
 		return s.transition(ctx, p, p.Status, StatusCompleted, bson.E{Key: "creditEntryId", Value: e.ID})
-	}, tx.WithName("payments.Complete"))
+	}, tx.WithName("payments.Complete"), tx.WithDeadlineOf(ctx))
 	if err != nil {
 		return Payment{}, fmt.Errorf("payments: complete %.140q: %w", id, err)
 	}
@@ -551,7 +559,7 @@ func (s *Service) Fail(ctx context.Context, id, reason string) (Payment, error) 
 			return p, fmt.Errorf("%w: %s → %s", ErrInvalidTransition, p.Status, StatusFailed)
 		}
 		return s.transition(ctx, p, StatusPending, StatusFailed, bson.E{Key: "failureReason", Value: reason})
-	}, tx.WithName("payments.Fail"))
+	}, tx.WithName("payments.Fail"), tx.WithDeadlineOf(ctx))
 	if err != nil {
 		return Payment{}, fmt.Errorf("payments: fail %.140q: %w", id, err)
 	}
@@ -583,7 +591,7 @@ func (s *Service) Refund(ctx context.Context, id string) (Payment, error) {
 			return p, err
 		}
 		return s.transition(ctx, p, StatusCompleted, StatusRefunded, bson.E{Key: "refundEntryId", Value: e.ID})
-	}, tx.WithName("payments.Refund"))
+	}, tx.WithName("payments.Refund"), tx.WithDeadlineOf(ctx))
 	if err != nil {
 		return Payment{}, fmt.Errorf("payments: refund %.140q: %w", id, err)
 	}
