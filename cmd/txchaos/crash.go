@@ -147,7 +147,7 @@ func runCrash(ctx context.Context, f *flags, uri string, stdout io.Writer) (*cha
 	if err := aud.Audit(fctx, true); err != nil {
 		errs = append(errs, fmt.Sprintf("final check: %v", err))
 	}
-	cfg := chaos.Config{Seed: f.seed, Workers: f.workers, Accounts: f.accounts, Hot: f.hot, Rates: f.rates}
+	cfg := chaos.Config{Seed: f.seed, Workers: f.workers, Accounts: f.accounts, Hot: f.hot, Rates: f.rates, LateAfter: f.lateAfter}
 	rep := chaos.NewReport(cfg, h, aud, time.Since(start))
 	rep.Errors = errs
 	return rep, nil

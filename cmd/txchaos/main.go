@@ -49,6 +49,7 @@ type flags struct {
 	hot        int
 	rates      chaos.Rates
 	checkEvery time.Duration
+	lateAfter  time.Duration
 	progress   time.Duration
 	jsonPath   string
 	crash      bool
@@ -103,6 +104,7 @@ func flagSet(f *flags) *flag.FlagSet {
 	fs.Float64Var(&f.rates.Block, "block", 1, "blockConnection faults armed per second")
 	fs.Float64Var(&f.rates.Cancel, "cancel", 0.05, "probability that an operation's context is cancelled or expires at a random point")
 	fs.DurationVar(&f.checkEvery, "check-every", 2*time.Second, "period of the continuous invariant checks")
+	fs.DurationVar(&f.lateAfter, "late", chaos.DefaultLateAfter, "how long an operation may run on after its context ended before it is a violation")
 	fs.DurationVar(&f.progress, "progress", 5*time.Second, "period of the progress line (0: none)")
 	fs.StringVar(&f.jsonPath, "json", "", "write a JSON report to this file")
 	fs.BoolVar(&f.crash, "crash", false, "run the workload in a child process that is killed and restarted; the server outlives it")
@@ -219,7 +221,7 @@ func runInProcess(ctx context.Context, f *flags, uri string, stdout io.Writer) (
 	}
 	cfg := chaos.Config{
 		Seed: f.seed, Duration: f.duration, Workers: f.workers, Accounts: f.accounts, Hot: f.hot,
-		Rates: f.rates, CheckEvery: f.checkEvery, Progress: f.progress,
+		Rates: f.rates, CheckEvery: f.checkEvery, Progress: f.progress, LateAfter: f.lateAfter,
 		Client: client, Checker: checker, AppName: appName, DB: f.db, Out: stdout,
 	}
 	if f.http {

@@ -23,6 +23,7 @@ const (
 	InvHoldState    = "hold state matches the ledger"
 	InvReconcile    = "Reconcile agrees with the recount"
 	InvRead         = "reads are consistent"
+	InvBounded      = "an operation returns soon after its context ends"
 )
 
 // Violation is one broken invariant.

@@ -234,3 +234,24 @@ func TestRecountAgreesWithReconcileOnlyWhenTheyMatch(t *testing.T) {
 		})
 	}
 }
+
+func TestAnOperationThatOutlivesItsContextBreaksTheBound(t *testing.T) {
+	ops := []Op{
+		op("ontime", OpAdd, Applied, func(o *Op) { o.CtxEnd, o.End = t0, t0.Add(time.Second) }),
+		op("late", OpDeduct, Unknown, func(o *Op) { o.CtxEnd, o.End, o.Fault = t0, t0.Add(61*time.Second), "deadline 50ms" }),
+		op("nodeadline", OpAdd, Applied, func(o *Op) { o.End = t0.Add(time.Hour) }),
+		op("pending", OpAdd, Pending, func(o *Op) { o.CtxEnd, o.End = t0, time.Time{} }),
+	}
+	vs := late(ops, 30*time.Second)
+	if assert.Len(t, vs, 1) {
+		assert.Equal(t, InvBounded, vs[0].Invariant)
+		assert.Equal(t, []string{"late"}, vs[0].Ops)
+		assert.Contains(t, vs[0].Detail, "1m1s after its context ended")
+	}
+	assert.Len(t, late(ops, 2*time.Minute), 0)
+
+	lat := latencies(ops)
+	assert.InDelta(t, 3_600_000, lat[OpAdd].Max, 0.001)
+	assert.Contains(t, lat[OpAdd].Slowest, "nodeadline")
+	assert.InDelta(t, 61_000, lat[OpDeduct].P50, 0.001)
+}

@@ -112,6 +112,9 @@ type Op struct {
 	Fault   string    `json:"fault,omitempty"` // the caller-side fault it met (cancel, deadline)
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end,omitzero"`
+	// CtxEnd is when the caller's context ended (its deadline passed or
+	// it was cancelled) before the operation returned.
+	CtxEnd time.Time `json:"ctxEnd,omitzero"`
 }
 
 func (o *Op) String() string {

@@ -30,6 +30,9 @@ type Config struct {
 	CheckEvery time.Duration
 	// Progress is the period of the progress line (0: none).
 	Progress time.Duration
+	// LateAfter is how long an operation may run on after its caller's
+	// context ended before it breaks InvBounded (0: DefaultLateAfter).
+	LateAfter time.Duration
 
 	// Client runs the workload; its app name is AppName, which the fail
 	// points aim at, and it should carry [Monitor]. Checker reads the
@@ -57,8 +60,66 @@ type Report struct {
 	Faults       int                      `json:"faults"`
 	FaultsByKind map[string]int           `json:"faults_by_kind"`
 	Checks       int64                    `json:"checks"`
+	Latency      map[Kind]Latency         `json:"latency"`
 	Violations   []Violation              `json:"violations"`
 	Errors       []string                 `json:"errors,omitempty"`
+}
+
+// DefaultLateAfter is how long an operation may run on after its caller's
+// context ended: a commit once sent is carried to an outcome (within the
+// runner's budget, see docs/transactions.md) and credits resolves a write
+// whose outcome is unknown, but neither may hold the caller for long.
+const DefaultLateAfter = 30 * time.Second
+
+// Latency is how long the operations of one kind took, in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+	// Slowest is the slowest operation.
+	Slowest string `json:"slowest"`
+}
+
+// latencies summarises how long the operations of each kind took.
+func latencies(ops []Op) map[Kind]Latency {
+	byKind := map[Kind][]Op{}
+	for _, o := range ops {
+		if o.Outcome != Pending && !o.End.IsZero() {
+			byKind[o.Kind] = append(byKind[o.Kind], o)
+		}
+	}
+	out := map[Kind]Latency{}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	for k, os := range byKind {
+		sort.Slice(os, func(i, j int) bool { return os[i].End.Sub(os[i].Start) < os[j].End.Sub(os[j].Start) })
+		at := func(q float64) time.Duration {
+			o := os[int(q*float64(len(os)-1))]
+			return o.End.Sub(o.Start)
+		}
+		last := os[len(os)-1]
+		out[k] = Latency{P50: ms(at(0.5)), P99: ms(at(0.99)), Max: ms(last.End.Sub(last.Start)), Slowest: last.String()}
+	}
+	return out
+}
+
+// late returns an InvBounded violation for each operation that returned
+// more than after past the end of its caller's context.
+func late(ops []Op, after time.Duration) []Violation {
+	if after <= 0 {
+		after = DefaultLateAfter
+	}
+	var vs []Violation
+	for _, o := range ops {
+		if o.CtxEnd.IsZero() || o.End.IsZero() {
+			continue
+		}
+		if over := o.End.Sub(o.CtxEnd); over > after {
+			vs = append(vs, Violation{Invariant: InvBounded, Account: o.Account, Ops: []string{o.ID},
+				Detail: fmt.Sprintf("%s returned %s after its context ended (%s; limit %s): %s",
+					o.Kind, over.Round(time.Millisecond), o.Fault, after, o.Outcome)})
+		}
+	}
+	return vs
 }
 
 // Services are the modules a run drives, built on one client.
@@ -250,7 +311,10 @@ func NewReport(cfg Config, h *History, aud *Auditor, took time.Duration) *Report
 		OpsByKind: map[Kind]map[Outcome]int{}, FaultsByKind: map[string]int{},
 		Checks: aud.Checks(), Violations: aud.Violations(),
 	}
-	for _, o := range h.Ops(time.Time{}) {
+	ops := h.Ops(time.Time{})
+	rep.Latency = latencies(ops)
+	rep.Violations = append(rep.Violations, late(ops, cfg.LateAfter)...)
+	for _, o := range ops {
 		rep.Ops++
 		if rep.OpsByKind[o.Kind] == nil {
 			rep.OpsByKind[o.Kind] = map[Outcome]int{}
@@ -292,6 +356,12 @@ func (r *Report) Print(w io.Writer) {
 			}
 		}
 		fmt.Fprintf(w, "  %-13s %6d  %s\n", k, total, strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w, "latency (ms):      p50      p99      max")
+	for _, k := range kinds {
+		if l, ok := r.Latency[Kind(k)]; ok {
+			fmt.Fprintf(w, "  %-13s %8.1f %8.1f %8.1f\n", k, l.P50, l.P99, l.Max)
+		}
 	}
 	fmt.Fprintln(w, "faults:")
 	fk := sortedKeys(r.FaultsByKind)

@@ -290,8 +290,10 @@ func (k *Worker) doWith(op *Op, rng *rand.Rand) Outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	fault := ""
+	var ctxEnd time.Time
 	if rng.Float64() < k.W.CancelRate {
 		d := time.Duration(rng.IntN(80)) * time.Millisecond
+		ctxEnd = time.Now().Add(d)
 		if rng.IntN(2) == 0 {
 			fault = "deadline " + d.String()
 			var c2 context.CancelFunc
@@ -322,6 +324,7 @@ func (k *Worker) doWith(op *Op, rng *rand.Rand) Outcome {
 	}
 	if fault != "" && ctx.Err() != nil {
 		done.Fault = fault // else the operation ended before its context did
+		done.CtxEnd = ctxEnd
 	}
 	k.H.Finish(op, done)
 	return done.Outcome

@@ -2,6 +2,7 @@ package payments_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -85,20 +86,46 @@ func TestRefundSurvivesFaults(t *testing.T) {
 	assert.Equal(t, int32(1), e.retries.n.Load(), "the fault was hit and retried")
 }
 
-// A payment inserted with a write concern error was created: Create says
-// so (finding payments-create-wce-reported-failed).
+// A payment whose commit met a write concern error, or lost its
+// connection, was created: Create says so (finding
+// payments-create-wce-reported-failed; Create now writes in a
+// transaction, so the error lands on its commit), and exactly one payment
+// and one guard exist.
 func TestCreateWithAWriteConcernErrorReportsTheCreatedPayment(t *testing.T) {
-	e := newEnv(t)
-	testenv.FailCommand(t, e.db.Client(), bson.D{
-		{Key: "configureFailPoint", Value: "failCommand"},
-		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
-		{Key: "data", Value: bson.D{
-			{Key: "failCommands", Value: bson.A{"insert"}},
+	tests := []struct {
+		name string
+		give bson.D // failCommand data
+	}{
+		{name: "a write concern error", give: bson.D{
+			{Key: "failCommands", Value: bson.A{"commitTransaction"}},
 			{Key: "writeConcernError", Value: bson.D{{Key: "code", Value: int32(64)}, {Key: "codeName", Value: "WriteConcernFailed"}, {Key: "errmsg", Value: "injected"}}},
 		}},
-	})
-	p := e.create(t, 100)
-	got, err := e.payments.GetPayment(context.Background(), p.ID)
-	require.NoError(t, err)
-	assert.Equal(t, p, got)
+		{name: "a closed connection", give: bson.D{
+			{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+			{Key: "closeConnection", Value: true},
+		}},
+	}
+	for _, tt := range tests {
+		for _, times := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s %d times", tt.name, times), func(t *testing.T) {
+				e := newEnv(t)
+				testenv.FailCommand(t, e.db.Client(), bson.D{
+					{Key: "configureFailPoint", Value: "failCommand"},
+					{Key: "mode", Value: bson.D{{Key: "times", Value: times}}},
+					{Key: "data", Value: tt.give},
+				})
+				p := e.create(t, 100)
+				got, err := e.payments.GetPayment(context.Background(), p.ID)
+				require.NoError(t, err)
+				assert.Equal(t, p, got)
+				ctx := context.Background()
+				n, err := e.db.Collection("payments").CountDocuments(ctx, bson.D{{Key: "providerRef", Value: p.ProviderRef}})
+				require.NoError(t, err)
+				assert.Equal(t, int64(1), n)
+				n, err = e.db.Collection("payments_refs").CountDocuments(ctx, bson.D{})
+				require.NoError(t, err)
+				assert.Equal(t, int64(1), n)
+			})
+		}
+	}
 }

@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +53,11 @@ var (
 	ErrInvalidTransition    = errors.New("payments: invalid status transition")
 	ErrDuplicateProviderRef = errors.New("payments: provider reference already used")
 	ErrInvalidPayment       = errors.New("payments: invalid payment")
+	// ErrDuplicatePayments is returned by [Service.EnsureSchema] when the
+	// stored payments use one provider reference more than once (written
+	// while the database had lost its indexes, by an older version): the
+	// error names them, and docs/payments.md says how to resolve them.
+	ErrDuplicatePayments = errors.New("payments: stored payments share a provider reference")
 	// ErrOutcomeUnknown is credits.ErrOutcomeUnknown: a write was sent and
 	// whether it applied could not be learned. A Create may be retried
 	// with the same provider reference (a duplicate then means it was
@@ -141,9 +148,25 @@ type Service struct {
 	runner   *tx.Runner
 	credits  *credits.Service
 	coll     *mongo.Collection
+	refs     *mongo.Collection // one refGuard per provider reference
 	collName string
 	now      func() time.Time
 }
+
+// refGuard takes a provider reference for one payment. Its _id is the
+// reference itself, so the _id index, which every collection has (even
+// one created implicitly after the database was dropped), refuses a
+// second guard: a duplicate never depends on an index created at start.
+// Create writes it in the payment's transaction.
+type refGuard struct {
+	ID        string    `bson:"_id"` // refKey(provider, ref)
+	Payment   string    `bson:"payment"`
+	CreatedAt time.Time `bson:"createdAt"`
+}
+
+// refKey is a guard's _id. Neither a provider nor a reference may contain
+// "/", so two pairs never share a key.
+func refKey(provider, ref string) string { return provider + "/" + ref }
 
 // optionList applies several options as one.
 type optionList []Option
@@ -164,23 +187,78 @@ func NewService(db *mongo.Database, r *tx.Runner, c *credits.Service, opts ...Op
 	optionList(opts).apply(&cfg)
 	s := &Service{db: db, runner: r, credits: c, collName: cfg.prefix + cfg.name, now: cfg.now}
 	s.coll = db.Collection(s.collName)
+	s.refs = db.Collection(s.collName + "_refs")
 	return s
 }
 
-// EnsureSchema creates the payments collection and its indexes; it is
-// idempotent.
+// EnsureSchema creates the payments collections and their indexes; it is
+// idempotent. Stored payments that share a provider reference make it
+// fail with [ErrDuplicatePayments], naming them.
 func (s *Service) EnsureSchema(ctx context.Context) error {
-	if err := schema.CreateCollection(ctx, s.db, s.collName); err != nil {
-		return fmt.Errorf("payments: create collection: %w", err)
+	for _, name := range []string{s.collName, s.refs.Name()} {
+		if err := schema.CreateCollection(ctx, s.db, name); err != nil {
+			return fmt.Errorf("payments: create collection %s: %w", name, err)
+		}
 	}
+	// The unique index is a second line (and what makes payments stored
+	// before guards existed unique); the guard is the first.
 	_, err := s.coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
 		{Keys: bson.D{{Key: "provider", Value: 1}, {Key: "providerRef", Value: 1}}, Options: options.Index().SetUnique(true)},
 		{Keys: bson.D{{Key: "account", Value: 1}, {Key: "createdAt", Value: -1}, {Key: "_id", Value: -1}}},
 	})
+	if mongo.IsDuplicateKeyError(err) {
+		return s.duplicatesError(ctx, err)
+	}
 	if err != nil {
 		return fmt.Errorf("payments: create indexes: %w", err)
 	}
 	return nil
+}
+
+// maxDuplicatesNamed bounds the duplicated references an error lists.
+const maxDuplicatesNamed = 10
+
+// duplicatesError explains a unique index that could not be built: which
+// references are used more than once, by which payments, and what to do.
+func (s *Service) duplicatesError(ctx context.Context, buildErr error) error {
+	cur, err := s.coll.Aggregate(ctx, mongo.Pipeline{
+		{{Key: "$group", Value: bson.D{
+			{Key: "_id", Value: bson.D{{Key: "provider", Value: "$provider"}, {Key: "ref", Value: "$providerRef"}}},
+			{Key: "ids", Value: bson.D{{Key: "$push", Value: "$_id"}}},
+			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}},
+		}}},
+		{{Key: "$match", Value: bson.D{{Key: "n", Value: bson.D{{Key: "$gt", Value: 1}}}}}},
+		{{Key: "$sort", Value: bson.D{{Key: "_id.provider", Value: 1}, {Key: "_id.ref", Value: 1}}}},
+		{{Key: "$limit", Value: maxDuplicatesNamed}},
+	})
+	var dups []struct {
+		ID struct {
+			Provider string `bson:"provider"`
+			Ref      string `bson:"ref"`
+		} `bson:"_id"`
+		IDs []string `bson:"ids"`
+	}
+	if err == nil {
+		err = cur.All(ctx, &dups)
+	}
+	if err != nil || len(dups) == 0 {
+		// Cannot say which: still say what it means.
+		return fmt.Errorf("payments: create indexes: %w in collection %q (%w); find them as docs/payments.md shows, keep one payment per reference, then start again",
+			ErrDuplicatePayments, s.collName, errors.Join(buildErr, err))
+	}
+	names := make([]string, len(dups))
+	for i, d := range dups {
+		slices.Sort(d.IDs)
+		names[i] = fmt.Sprintf("%s/%s (payments %s)", d.ID.Provider, d.ID.Ref, strings.Join(d.IDs, ", "))
+	}
+	more := ""
+	if len(dups) == maxDuplicatesNamed {
+		more = " and maybe more"
+	}
+	return fmt.Errorf("payments: create indexes: %w in collection %q: %s%s. "+
+		"They were written while the database had lost its unique index. Keep one payment per provider reference "+
+		"and move the others out of the collection (see \"Duplicate provider references\" in docs/payments.md), then start again",
+		ErrDuplicatePayments, s.collName, strings.Join(names, "; "), more)
 }
 
 var (
@@ -193,6 +271,9 @@ func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Millise
 
 // Create records a pending payment. (Provider, ProviderRef) is unique:
 // a second payment with the same pair fails with [ErrDuplicateProviderRef].
+// The payment and the guard of its reference are written in one
+// transaction (the caller's, or one of its own), so uniqueness holds even
+// on a database that lost its indexes.
 func (s *Service) Create(ctx context.Context, p NewPayment) (Payment, error) {
 	if err := validate(p); err != nil {
 		return Payment{}, fmt.Errorf("payments: create: %w", err)
@@ -203,26 +284,49 @@ func (s *Service) Create(ctx context.Context, p NewPayment) (Payment, error) {
 		Credits: p.Credits, Provider: p.Provider, ProviderRef: p.ProviderRef, Status: StatusPending,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	_, err := s.coll.InsertOne(ctx, pay)
-	if mongo.IsDuplicateKeyError(err) {
-		if got, gerr := s.get(ctx, pay.ID); gerr == nil {
-			return got, nil // our own insert, resent by the driver
+	got, err := tx.Do(ctx, s.runner, func(ctx context.Context) (Payment, error) {
+		return pay, s.insert(ctx, pay)
+	}, tx.WithName("payments.Create"))
+	if errors.Is(err, tx.ErrCommitUnknown) {
+		// The commit's outcome was not learned; the payment's id is known,
+		// so look.
+		if got, gerr := s.get(context.WithoutCancel(ctx), pay.ID); gerr == nil {
+			return got, nil
 		}
-		return Payment{}, fmt.Errorf("payments: create: %w: %s/%s", ErrDuplicateProviderRef, p.Provider, p.ProviderRef)
+		return Payment{}, fmt.Errorf("payments: create: %w: %w", ErrOutcomeUnknown, err)
 	}
 	if err != nil {
-		// The insert may have been applied (a write concern error, a lost
-		// reply): its id is known, so look.
-		got, gerr := s.get(context.WithoutCancel(ctx), pay.ID)
-		switch {
-		case gerr == nil:
-			return got, nil
-		case errors.Is(gerr, ErrPaymentNotFound):
-			return Payment{}, fmt.Errorf("payments: create: %w", err)
-		}
-		return Payment{}, fmt.Errorf("payments: create: %w: %w (then %w)", ErrOutcomeUnknown, err, gerr)
+		return Payment{}, fmt.Errorf("payments: create: %w", err)
 	}
-	return pay, nil
+	return got, nil
+}
+
+// insert writes pay and its reference's guard in the transaction in ctx.
+func (s *Service) insert(ctx context.Context, pay Payment) error {
+	dup := fmt.Errorf("%w: %s/%s", ErrDuplicateProviderRef, pay.Provider, pay.ProviderRef)
+	// A payment stored before guards existed has none: its reference is
+	// found by the query (and by the unique index).
+	switch _, err := s.idByRef(ctx, pay.Provider, pay.ProviderRef); {
+	case err == nil:
+		return dup
+	case !errors.Is(err, ErrPaymentNotFound):
+		return fmt.Errorf("read payment: %w", err)
+	}
+	_, err := s.refs.InsertOne(ctx, refGuard{ID: refKey(pay.Provider, pay.ProviderRef), Payment: pay.ID, CreatedAt: pay.CreatedAt})
+	if mongo.IsDuplicateKeyError(err) {
+		return dup
+	}
+	if err != nil {
+		return fmt.Errorf("record provider reference: %w", err)
+	}
+	_, err = s.coll.InsertOne(ctx, pay)
+	if mongo.IsDuplicateKeyError(err) {
+		return dup
+	}
+	if err != nil {
+		return fmt.Errorf("insert payment: %w", err)
+	}
+	return nil
 }
 
 func validate(p NewPayment) error {
@@ -331,14 +435,23 @@ func (s *Service) FailByRef(ctx context.Context, provider, ref, reason string) (
 	return s.Fail(ctx, id, reason)
 }
 
-// idByRef returns the id of the payment with the provider's reference. A
-// reference that is not a plain id never reaches a query.
+// idByRef returns the id of the payment with the provider's reference:
+// its guard's, or for a payment stored before guards existed, the one the
+// query finds. A reference that is not a plain id never reaches a query.
 func (s *Service) idByRef(ctx context.Context, provider, ref string) (string, error) {
 	if !providerPattern.MatchString(provider) || !refPattern.MatchString(ref) {
 		return "", ErrPaymentNotFound
 	}
+	var g refGuard
+	err := s.refs.FindOne(ctx, bson.D{{Key: "_id", Value: refKey(provider, ref)}}).Decode(&g)
+	if err == nil {
+		return g.Payment, nil
+	}
+	if !errors.Is(err, mongo.ErrNoDocuments) {
+		return "", err
+	}
 	var p Payment
-	err := s.coll.FindOne(ctx, bson.D{{Key: "provider", Value: provider}, {Key: "providerRef", Value: ref}},
+	err = s.coll.FindOne(ctx, bson.D{{Key: "provider", Value: provider}, {Key: "providerRef", Value: ref}},
 		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&p)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return "", ErrPaymentNotFound

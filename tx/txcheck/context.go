@@ -46,7 +46,12 @@ func (c *checker) classify(e ast.Expr, s *scope, depth int) (o origin, root ast.
 		if !s.contains(obj.Pos()) {
 			// Declared outside the scope: the ctx of an enclosing scope
 			// (or derived from it) joins that scope's transaction and is
-			// trusted; any other is the bug.
+			// trusted; any other is the bug. A variable that s itself
+			// gives its own ctx holds that ctx at the call, or cannot be
+			// proven to hold another.
+			if c.givenInside(obj, s, depth) {
+				return unknown, nil
+			}
 			for p := s.parent; p != nil; p = p.parent {
 				if o, _ := c.classify(e, p, depth+1); o != outside {
 					return unknown, nil
@@ -106,6 +111,20 @@ func (c *checker) classifyVar(obj *types.Var, s *scope, depth int) (origin, ast.
 		}
 	}
 	return res, root
+}
+
+// givenInside reports whether an assignment inside s gives obj, a variable
+// declared outside s, s's ctx or a ctx derived from it.
+func (c *checker) givenInside(obj *types.Var, s *scope, depth int) bool {
+	for _, rhs := range c.assigns[obj] {
+		if rhs == nil || !s.contains(rhs.Pos()) {
+			continue
+		}
+		if o, _ := c.classify(rhs, s, depth+1); o == inside {
+			return true
+		}
+	}
+	return false
 }
 
 // A consumer is a call that takes a ctx to the database (or to a txkit

@@ -189,3 +189,14 @@ func callbackVariable(ctx context.Context) error {
 	}
 	return runner.Run(ctx, work)
 }
+
+// outerVarOnlyOuter is declared outside the callback and only ever given
+// the outer ctx: reported, as the outer ctx itself is.
+func outerVarOnlyOuter(ctx context.Context) error {
+	var t2 context.Context
+	t2 = ctx
+	return runner.Run(ctx, func(tctx context.Context) error {
+		_, err := coll.InsertOne(t2, bson.D{}) // want `Collection.InsertOne runs outside the transaction`
+		return err
+	})
+}

@@ -170,3 +170,31 @@ func ignored(ctx context.Context) error {
 		return err
 	})
 }
+
+// outerVarGivenCallbackCtx declares the variable outside the callback but
+// only ever gives it the callback's ctx (or one derived from it): every
+// value it holds at the call is inside the transaction.
+func outerVarGivenCallbackCtx(ctx context.Context) error {
+	var t2 context.Context
+	return runner.Run(ctx, func(tctx context.Context) error {
+		t2 = tctx
+		if _, err := coll.InsertOne(t2, bson.D{}); err != nil {
+			return err
+		}
+		t2 = context.WithValue(tctx, key{}, 2)
+		_, err := coll.InsertOne(t2, bson.D{})
+		return err
+	})
+}
+
+// outerVarMixed is given the outer ctx before the callback and the
+// callback's inside it: which one it holds at the call depends on order,
+// which txcheck does not follow, so it cannot be proven wrong.
+func outerVarMixed(ctx context.Context) error {
+	t2 := ctx
+	return runner.Run(ctx, func(tctx context.Context) error {
+		t2 = tctx
+		_, err := coll.InsertOne(t2, bson.D{})
+		return err
+	})
+}
