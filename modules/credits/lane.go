@@ -48,7 +48,7 @@ type laneReq struct {
 	// idempotency key's), so epoch must stay the one the caller observed
 	// before it learned that the entry was not applied. An entry only
 	// this caller sends may use any count observed later (see writeBatch).
-	shared  bool
+	shared   bool
 	barrier  bool       // a transaction's turn (see hold), not a write
 	deadline time.Time  // the caller's; zero without one
 	done     chan error // receives the outcome, or errLead
