@@ -161,8 +161,8 @@ func cmdCollStats(o *op) (bson.D, error) {
 	_ = o.read(func(t *engine.Txn) {
 		t.Scan(ns, func(d bson.D) bool {
 			n++
-			b, _ := bson.Marshal(d)
-			size += int64(len(b))
+			sz, _ := bsonkit.Size(d)
+			size += int64(sz)
 			return true
 		})
 	})

@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
@@ -67,8 +68,8 @@ func batch(docs []bson.D, n int) (head, rest []bson.D) {
 	}
 	size := 0
 	for i := 0; i < n; i++ {
-		b, _ := bson.Marshal(docs[i])
-		size += len(b)
+		sz, _ := bsonkit.Size(docs[i])
+		size += sz
 		if size > maxBatchBytes && i > 0 {
 			return docs[:i], docs[i:]
 		}

@@ -65,12 +65,12 @@ func prepareInsert(v any) (bson.D, error) {
 }
 
 func checkSize(doc bson.D) error {
-	b, err := bson.Marshal(doc)
+	n, err := bsonkit.Size(doc)
 	if err != nil {
 		return merr.New(merr.BadValue, "%v", err)
 	}
-	if len(b) > maxDocSize {
-		return merr.New(merr.BSONObjectTooLarge, "object to insert too large. size in bytes: %d, max size: %d", len(b), maxDocSize)
+	if n > maxDocSize {
+		return merr.New(merr.BSONObjectTooLarge, "object to insert too large. size in bytes: %d, max size: %d", n, maxDocSize)
 	}
 	return nil
 }

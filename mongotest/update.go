@@ -225,11 +225,11 @@ func upsertDoc(f *query.Filter, u *update.Update, opts update.Options) (bson.D, 
 // checkUpdatedSize enforces the document size limit after an update, with
 // the error MongoDB 7.0 gives there.
 func checkUpdatedSize(doc bson.D) error {
-	b, err := bson.Marshal(doc)
+	n, err := bsonkit.Size(doc)
 	if err != nil {
 		return merr.New(merr.BadValue, "%v", err)
 	}
-	if len(b) > maxDocSize {
+	if n > maxDocSize {
 		return merr.New(merr.Location17419, "Resulting document after update is larger than %d", maxDocSize)
 	}
 	return nil

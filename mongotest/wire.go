@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/wiremessage"
 	"go.uber.org/zap"
 
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
@@ -178,13 +179,8 @@ func (s *Server) serveRequest(ctx context.Context, req *request) (reply bson.D) 
 // encodeReply frames reply as the answer to m: OP_MSG for OP_MSG, OP_REPLY
 // for OP_QUERY.
 func (c *conn) encodeReply(m *message, reply bson.D) []byte {
-	doc, err := bson.Marshal(reply)
-	if err != nil {
-		c.log.Error("marshal reply", zap.Error(err))
-		doc, _ = bson.Marshal(c.srv.finishReply(merr.New(merr.InternalError, "cannot encode reply: %v", err).Doc()))
-	}
 	reqID := c.srv.nextReqID.Add(1)
-	dst := make([]byte, 0, headerLen+25+len(doc))
+	dst := make([]byte, 0, 512)
 	var idx int32
 	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	if m.opCode == wiremessage.OpQuery {
@@ -202,7 +198,12 @@ func (c *conn) encodeReply(m *message, reply bson.D) []byte {
 		dst = wiremessage.AppendMsgFlags(dst, 0)
 		dst = wiremessage.AppendMsgSectionType(dst, wiremessage.SingleDocument)
 	}
-	dst = append(dst, doc...)
+	body := len(dst)
+	dst, err := bsonkit.AppendDocument(dst, reply)
+	if err != nil {
+		c.log.Error("marshal reply", zap.Error(err))
+		dst, _ = bsonkit.AppendDocument(dst[:body], c.srv.finishReply(merr.New(merr.InternalError, "cannot encode reply: %v", err).Doc()))
+	}
 	return bsoncore.UpdateLength(dst, idx, int32(len(dst)-int(idx)))
 }
 
@@ -444,8 +445,8 @@ func unmarshalDoc(raw bsoncore.Document) (bson.D, error) {
 	if err := raw.Validate(); err != nil {
 		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
-	var d bson.D
-	if err := bson.Unmarshal(raw, &d); err != nil {
+	d, err := bsonkit.Decode(raw)
+	if err != nil {
 		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
 	return d, nil

@@ -294,11 +294,11 @@ func (e *Engine) HasCollection(ns Namespace) bool {
 }
 
 func docSize(d bson.D) int64 {
-	b, err := bson.Marshal(d)
+	n, err := bsonkit.Size(d)
 	if err != nil {
 		return 0
 	}
-	return int64(len(b))
+	return int64(n)
 }
 
 func newUUID() bson.Binary {

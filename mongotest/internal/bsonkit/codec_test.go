@@ -1,0 +1,211 @@
+package bsonkit_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+)
+
+// codecCorpus holds every BSON type, nested, empty and edge values: what
+// Decode and Append must treat exactly as the driver does.
+func codecCorpus() []bson.D {
+	oid := bson.NewObjectID()
+	dec, _ := bson.ParseDecimal128("-1234.5678E-10")
+	return []bson.D{
+		{},
+		{{Key: "ping", Value: int32(1)}, {Key: "$db", Value: "admin"}},
+		{
+			{Key: "double", Value: 1.5}, {Key: "nan", Value: math.NaN()}, {Key: "negzero", Value: math.Copysign(0, -1)},
+			{Key: "string", Value: "héllo\x00world"}, {Key: "empty", Value: ""},
+			{Key: "doc", Value: bson.D{{Key: "a", Value: int32(1)}, {Key: "b", Value: bson.D{}}}},
+			{Key: "arr", Value: bson.A{int32(1), "two", bson.D{{Key: "x", Value: nil}}, bson.A{}, bson.A{bson.A{int64(3)}}}},
+			{Key: "bin", Value: bson.Binary{Subtype: 0, Data: []byte{1, 2, 3}}},
+			{Key: "binOld", Value: bson.Binary{Subtype: 2, Data: []byte{4, 5}}},
+			{Key: "uuid", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}},
+			{Key: "binEmpty", Value: bson.Binary{Subtype: 0x80, Data: []byte{}}},
+			{Key: "undef", Value: bson.Undefined{}},
+			{Key: "oid", Value: oid},
+			{Key: "t", Value: true}, {Key: "f", Value: false},
+			{Key: "date", Value: bson.NewDateTimeFromTime(time.Date(2026, 11, 30, 1, 2, 3, 4e6, time.UTC))},
+			{Key: "null", Value: nil},
+			{Key: "regex", Value: bson.Regex{Pattern: "^a.*", Options: "xi"}},
+			{Key: "dbptr", Value: bson.DBPointer{DB: "db.c", Pointer: oid}},
+			{Key: "js", Value: bson.JavaScript("function() {}")},
+			{Key: "sym", Value: bson.Symbol("sym")},
+			{Key: "cws", Value: bson.CodeWithScope{Code: "f()", Scope: bson.D{{Key: "x", Value: int32(1)}, {Key: "y", Value: bson.A{"z"}}}}},
+			{Key: "i32", Value: int32(math.MinInt32)}, {Key: "i32max", Value: int32(math.MaxInt32)},
+			{Key: "ts", Value: bson.Timestamp{T: 1700000000, I: 7}},
+			{Key: "i64", Value: int64(math.MinInt64)}, {Key: "small64", Value: int64(5)},
+			{Key: "dec", Value: dec},
+			{Key: "min", Value: bson.MinKey{}}, {Key: "max", Value: bson.MaxKey{}},
+		},
+		{{Key: "dup", Value: int32(1)}, {Key: "dup", Value: int32(2)}, {Key: "", Value: "empty key"}},
+	}
+}
+
+func TestDecodeIsUnmarshal(t *testing.T) {
+	for _, give := range codecCorpus() {
+		raw, err := bson.Marshal(give)
+		require.NoError(t, err)
+		var want bson.D
+		require.NoError(t, bson.Unmarshal(raw, &want))
+		got, err := bsonkit.Decode(raw)
+		require.NoError(t, err)
+		require.Equal(t, withoutNaN(want), withoutNaN(got))
+		require.NotNil(t, got)
+	}
+}
+
+func TestDecodeCopiesBytes(t *testing.T) {
+	raw, err := bson.Marshal(bson.D{{Key: "b", Value: bson.Binary{Data: []byte{1, 2}}}, {Key: "s", Value: "ab"}})
+	require.NoError(t, err)
+	got, err := bsonkit.Decode(raw)
+	require.NoError(t, err)
+	for i := range raw {
+		raw[i] = 0xff
+	}
+	require.Equal(t, bson.D{{Key: "b", Value: bson.Binary{Data: []byte{1, 2}}}, {Key: "s", Value: "ab"}}, got)
+}
+
+func TestDecodeRefusesWhatUnmarshalRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		give []byte
+	}{
+		{name: "a truncated document", give: []byte{10, 0, 0, 0, 0x10, 'a', 0}},
+		{name: "a bad boolean", give: []byte{10, 0, 0, 0, 0x08, 'a', 0, 7, 0, 0}},
+		{name: "an unknown type", give: []byte{10, 0, 0, 0, 0x77, 'a', 0, 0, 0, 0}},
+		{name: "a string without its NUL", give: []byte{15, 0, 0, 0, 0x02, 'a', 0, 2, 0, 0, 0, 'x', 'y', 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want bson.D
+			wantErr := bson.Unmarshal(tt.give, &want)
+			got, err := bsonkit.Decode(tt.give)
+			if wantErr != nil {
+				require.EqualError(t, err, wantErr.Error())
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+func TestAppendDocumentIsMarshal(t *testing.T) {
+	corpus := codecCorpus()
+	// Values the server builds itself, beside decoded ones: Go ints, nil
+	// documents and arrays, slices of documents, maps, times.
+	corpus = append(corpus, bson.D{
+		{Key: "int", Value: 5}, {Key: "bigint", Value: math.MaxInt64},
+		{Key: "nilD", Value: bson.D(nil)}, {Key: "nilA", Value: bson.A(nil)},
+		{Key: "docs", Value: []bson.D{{{Key: "a", Value: 1}}}},
+		{Key: "strs", Value: []string{"a", "b"}},
+		{Key: "map", Value: bson.M{"k": "v"}},
+		{Key: "time", Value: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{Key: "float32", Value: float32(1.25)},
+		{Key: "uint8", Value: uint8(3)},
+		{Key: "raw", Value: bson.Raw(mustMarshal(t, bson.D{{Key: "r", Value: true}}))},
+		{Key: "regexUnsorted", Value: bson.Regex{Pattern: "p", Options: "smix"}},
+		{Key: "manyElems", Value: bson.A{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}},
+	})
+	for _, give := range corpus {
+		want, err := bson.Marshal(give)
+		require.NoError(t, err)
+		got, err := bsonkit.AppendDocument([]byte("prefix"), give)
+		require.NoError(t, err)
+		require.Equal(t, append([]byte("prefix"), want...), got)
+		n, err := bsonkit.Size(give)
+		require.NoError(t, err)
+		require.Equal(t, len(want), n)
+		m, err := bsonkit.Marshal(give)
+		require.NoError(t, err)
+		require.Equal(t, want, m)
+	}
+}
+
+func TestAppendDocumentRefusesWhatMarshalRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		give bson.D
+	}{
+		{name: "a key with a NUL", give: bson.D{{Key: "a\x00b", Value: int32(1)}}},
+		{name: "a nested key with a NUL", give: bson.D{{Key: "d", Value: bson.D{{Key: "\x00", Value: true}}}}},
+		{name: "a regex with a NUL", give: bson.D{{Key: "r", Value: bson.Regex{Pattern: "a\x00"}}}},
+		{name: "a channel", give: bson.D{{Key: "c", Value: bson.A{make(chan int)}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, wantErr := bson.Marshal(tt.give)
+			require.Error(t, wantErr)
+			got, err := bsonkit.AppendDocument([]byte("x"), tt.give)
+			require.Error(t, err)
+			require.Equal(t, []byte("x"), got)
+		})
+	}
+}
+
+// withoutNaN replaces NaN doubles, which no two values equal, by a
+// string, so that documents holding them compare.
+func withoutNaN(v any) any {
+	switch x := v.(type) {
+	case bson.D:
+		out := make(bson.D, len(x))
+		for i, e := range x {
+			out[i] = bson.E{Key: e.Key, Value: withoutNaN(e.Value)}
+		}
+		return out
+	case bson.A:
+		out := make(bson.A, len(x))
+		for i, e := range x {
+			out[i] = withoutNaN(e)
+		}
+		return out
+	case float64:
+		if math.IsNaN(x) {
+			return "NaN float64"
+		}
+	}
+	return v
+}
+
+func mustMarshal(t *testing.T, d bson.D) []byte {
+	t.Helper()
+	b, err := bson.Marshal(d)
+	require.NoError(t, err)
+	return b
+}
+
+// FuzzDecode holds Decode to bson.Unmarshal on any bytes that pass the
+// driver's validation, and AppendDocument to bson.Marshal on the result.
+func FuzzDecode(f *testing.F) {
+	for _, d := range codecCorpus() {
+		b, err := bson.Marshal(d)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var want bson.D
+		wantErr := bson.Unmarshal(raw, &want)
+		got, err := bsonkit.Decode(raw)
+		if wantErr != nil {
+			require.Error(t, err, "want %v", wantErr)
+			return
+		}
+		require.NoError(t, err)
+		require.Equal(t, withoutNaN(want), withoutNaN(got))
+		wantBytes, wantErr := bson.Marshal(want)
+		gotBytes, err := bsonkit.Marshal(got)
+		if wantErr != nil {
+			require.Error(t, err)
+			return
+		}
+		require.NoError(t, err)
+		require.Equal(t, wantBytes, gotBytes)
+	})
+}
