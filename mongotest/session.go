@@ -1,7 +1,9 @@
 package mongotest
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"time"
 
@@ -41,6 +43,32 @@ type session struct {
 	// pinned at pinnedAt for the history window.
 	unpin    func()
 	pinnedAt time.Time
+
+	// interrupt cancels the command running on the session, if any: a
+	// kill does not wait for it (it may be waiting for a document that
+	// another transaction holds). It has its own lock: the command holds mu.
+	opMu      sync.Mutex
+	interrupt context.CancelCauseFunc
+}
+
+// errSessionKilled is the cause of a command's context when its session is
+// killed.
+var errSessionKilled = errors.New("session killed")
+
+// running records the cancel of the command that runs on s (nil: none).
+func (s *session) running(cancel context.CancelCauseFunc) {
+	s.opMu.Lock()
+	s.interrupt = cancel
+	s.opMu.Unlock()
+}
+
+// interruptOp interrupts the command running on s, if any.
+func (s *session) interruptOp() {
+	s.opMu.Lock()
+	if s.interrupt != nil {
+		s.interrupt(errSessionKilled)
+	}
+	s.opMu.Unlock()
 }
 
 // unpinOlder releases s's snapshot once it is older than window; s.mu
@@ -237,6 +265,7 @@ func (ss *sessions) kill(keys []string, self *session) {
 		s.mu.Unlock()
 	}
 	for _, s := range busy {
+		s.interruptOp() // as MongoDB, kill the operations running on it
 		s.mu.Lock()
 		ss.end(s, "session killed")
 		s.mu.Unlock()

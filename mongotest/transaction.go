@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -51,6 +52,11 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	defer s.mu.Unlock()
 	s.lastUse = time.Now()
 	o.sess = s
+	ctx, cancel := context.WithCancelCause(o.ctx)
+	defer cancel(nil)
+	o.ctx = ctx
+	s.running(cancel)
+	defer s.running(nil)
 
 	if !hasTxn {
 		if hasAutocommit {

@@ -98,13 +98,9 @@ func (r *reaper) run() {
 		ctx, cancel := context.WithTimeout(r.ctx, killTimeout)
 		err := r.kill(ctx, batch)
 		cancel()
-		switch {
-		case err == nil:
-			r.done(batch, true)
+		if err == nil || refused(err) || errors.Is(err, mongo.ErrClientDisconnected) {
+			r.done(batch)
 			wait = reapBackoffInitial
-			continue
-		case errors.Is(err, mongo.ErrClientDisconnected):
-			r.done(batch, false)
 			continue
 		}
 		r.expire()
@@ -127,16 +123,29 @@ func (r *reaper) kill(ctx context.Context, batch []reapee) error {
 	return r.client.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: ids}}).Err()
 }
 
-// done removes batch from the pending sessions. Killed sessions are
-// ended: nothing is left open on them, so the driver may reuse them.
-// Others are dropped without being ended, so that nobody reuses them.
-func (r *reaper) done(batch []reapee, killed bool) {
+// refused reports whether the server refused killSessions for good: the
+// user may not run it, or the deployment does not offer it (Atlas's
+// shared tiers).
+func refused(err error) bool {
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Code {
+	case 13, 59, 115, 8000: // Unauthorized, CommandNotFound, CommandNotSupported, AtlasError
+		return true
+	}
+	return false
+}
+
+// done removes batch, the head of the pending sessions, and ends its
+// sessions: killed, or given up with no kill of them still on its way, so
+// the driver may reuse them. (A transaction left open on a reused session
+// is aborted by the server when the next one starts on it.)
+func (r *reaper) done(batch []reapee) {
 	r.mu.Lock()
 	r.pending = r.pending[len(batch):] // add only appends: batch is the head
 	r.mu.Unlock()
-	if !killed {
-		return
-	}
 	// A cancelled ctx: the driver, which may still think a transaction
 	// runs, sends no abort for it.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -146,19 +155,25 @@ func (r *reaper) done(batch []reapee, killed bool) {
 	}
 }
 
-// expire drops the sessions that waited longer than reapFor.
+// expire gives up the sessions that waited longer than reapFor, by when
+// the server has ended their transactions itself (killTimeout is far
+// shorter: no kill of them is still on its way).
 func (r *reaper) expire() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	n := 0
 	for n < len(r.pending) && time.Since(r.pending[n].since) > reapFor {
 		n++
 	}
-	r.pending = r.pending[n:]
+	batch := append([]reapee(nil), r.pending[:n]...)
+	r.mu.Unlock()
+	if n > 0 {
+		r.done(batch)
+	}
 }
 
 // close stops the reaper: it makes one last attempt, bounded by ctx, to kill
-// the sessions still pending, and drops those it could not kill.
+// the sessions still pending. Those it could not kill are dropped, not
+// ended: that kill may still reach the server.
 func (r *reaper) close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
@@ -176,7 +191,12 @@ func (r *reaper) close(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	err := r.kill(ctx, batch)
-	r.done(batch, err == nil)
-	return err
+	if err := r.kill(ctx, batch); err != nil {
+		r.mu.Lock()
+		r.pending = nil
+		r.mu.Unlock()
+		return err
+	}
+	r.done(batch)
+	return nil
 }
