@@ -7,8 +7,10 @@ import (
 	"net/http"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"github.com/txkit/txkit/internal/idempotency"
 	"github.com/txkit/txkit/modules/credits"
 	"github.com/txkit/txkit/modules/payments"
 	"github.com/txkit/txkit/tx"
@@ -25,6 +27,7 @@ var businessErrors = []struct {
 }{
 	{credits.ErrInsufficientCredits, http.StatusConflict, codeInsufficientCredits, "the account has not enough available credits for this operation"},
 	{credits.ErrIdempotencyConflict, http.StatusConflict, codeIdempotencyConflict, "this Idempotency-Key was already used with different parameters"},
+	{idempotency.ErrConflict, http.StatusConflict, codeIdempotencyConflict, "this Idempotency-Key was already used for a different request; use a new key for a new request"},
 	{credits.ErrHoldExpired, http.StatusConflict, codeHoldExpired, "the hold has expired; its credits are available again"},
 	{credits.ErrHoldClosed, http.StatusConflict, codeHoldClosed, "the hold was already captured or released"},
 	{credits.ErrOverflow, http.StatusConflict, codeOverflow, "the operation would overflow the account balance"},
@@ -111,7 +114,16 @@ func unsent(err error) bool {
 	if _, ok := errors.AsType[topology.ConnectionError](err); ok {
 		return true // no connection, so nothing was sent on it
 	}
-	return errors.Is(err, mongo.ErrClientDisconnected)
+	return poolCleared(err) || errors.Is(err, mongo.ErrClientDisconnected)
+}
+
+// poolCleared reports the driver's refusal to check out a connection
+// from a pool that another operation's network error cleared: the
+// operation was not sent (finding: a debit answered 500 during a closed
+// connection).
+func poolCleared(err error) bool {
+	var pe driver.RetryablePoolError
+	return errors.As(err, &pe)
 }
 
 // unavailable reports whether err means the database could not be reached
@@ -120,7 +132,7 @@ func unavailable(err error) bool {
 	if _, ok := errors.AsType[topology.ServerSelectionError](err); ok {
 		return true
 	}
-	return mongo.IsNetworkError(err) || mongo.IsTimeout(err) ||
+	return mongo.IsNetworkError(err) || mongo.IsTimeout(err) || poolCleared(err) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, mongo.ErrClientDisconnected) ||
 		errors.Is(err, tx.ErrRetriesExhausted)
 }

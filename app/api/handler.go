@@ -22,6 +22,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/txkit/txkit/internal/idempotency"
 	"github.com/txkit/txkit/modules/credits"
 	"github.com/txkit/txkit/modules/payments"
 	"github.com/txkit/txkit/tx"
@@ -78,9 +79,12 @@ type api struct {
 	client   *mongo.Client
 	credits  *credits.Service
 	payments *payments.Service
-	store    *idempotencyStore
-	webhooks *webhookStore
-	tokenSum [sha256.Size]byte
+	runner   *tx.Runner
+	// responses records the keys of requests whose operation has no
+	// ledger key (see recorded).
+	responses *idempotency.Store
+	webhooks  *webhookStore
+	tokenSum  [sha256.Size]byte
 }
 
 // Handler is the whole HTTP API: request ids, the access log, the request
@@ -122,18 +126,19 @@ func NewHandler(p HandlerParams) (*Handler, error) {
 		log = zap.NewNop()
 	}
 	a := &api{
-		cfg:      p.Config,
-		log:      log.Named("api"),
-		client:   p.Client,
-		credits:  p.Credits,
-		payments: p.Payments,
-		store:    newIdempotencyStore(p.DB, p.Runner),
-		webhooks: newWebhookStore(p.DB, p.Runner, p.Payments, p.Config.WebhookSecret),
-		tokenSum: sha256.Sum256([]byte(p.Config.APIToken)),
+		cfg:       p.Config,
+		log:       log.Named("api"),
+		client:    p.Client,
+		credits:   p.Credits,
+		payments:  p.Payments,
+		runner:    p.Runner,
+		responses: newResponseStore(p.DB),
+		webhooks:  newWebhookStore(p.DB, p.Runner, p.Payments, p.Config.WebhookSecret),
+		tokenSum:  sha256.Sum256([]byte(p.Config.APIToken)),
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: func(ctx context.Context) error {
-		if err := a.store.ensureIndexes(ctx); err != nil {
-			return err
+		if err := a.responses.EnsureSchema(ctx); err != nil {
+			return fmt.Errorf("api: %w", err)
 		}
 		return a.webhooks.ensureIndexes(ctx)
 	}})
@@ -242,22 +247,4 @@ func invalidID(name string) error {
 		code = codeInvalidAccount
 	}
 	return errBadRequest(code, name+" must be 1 to 128 characters from A-Z a-z 0-9 _ . : -")
-}
-
-// mutate runs a money-changing request: Idempotency-Key required, the
-// operation and the stored response in one transaction, a repeat replayed.
-func (a *api) mutate(w http.ResponseWriter, r *http.Request, req any, op operation) error {
-	key, err := idempotencyKeyOf(r)
-	if err != nil {
-		return err
-	}
-	res, replayed, err := a.store.do(r.Context(), r.Pattern, key, requestHash(r.URL.Path, req), op)
-	if err != nil {
-		return sentWriteError(err)
-	}
-	if replayed {
-		w.Header().Set(HeaderReplayed, "true")
-	}
-	writeRaw(w, res.Status, res.ContentType, res.Body)
-	return nil
 }

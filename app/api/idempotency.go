@@ -13,25 +13,33 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/txkit/txkit/internal/idempotency"
+	"github.com/txkit/txkit/modules/credits"
 	"github.com/txkit/txkit/tx"
 )
 
-// Idempotency of the HTTP API has two layers. The Idempotency-Key header
-// becomes the ledger's own idempotency key (credits.IdempotencyKey), so a
-// repeat never moves money twice, whatever happens to the layer above. And
-// the HTTP response is stored, keyed by (route, key), in the same
-// transaction as the operation, so a repeat gets the identical response
-// (status and body), and a different request under the same key gets 409
-// idempotency_conflict. Two concurrent requests with the same key cannot
-// both store: the loser's transaction conflicts, is retried, and replays.
+// Idempotency of the HTTP API is internal/idempotency's, the mechanism
+// behind the ledger's own keys. The Idempotency-Key header becomes the key
+// "http:<key>" of the operation it names:
+//
+//   - credits, debits, transfers, holds and captures pass it to the ledger
+//     (credits.IdempotencyKey): the ledger records it with the operation's
+//     effect, and a repeat returns the recorded result (credits.Replayed),
+//     which renders the identical response;
+//   - releases and payments (operations without a ledger key) record it
+//     in http_idempotency, with the response, in the transaction of the
+//     operation ([api.recorded]).
+//
+// Either way a record and its effect commit together, a repeat with the
+// same request replays, and a repeat with another request is
+// idempotency_conflict.
 
 const (
 	idempotencyCollection = "http_idempotency"
-	// idempotencyTTL is how long a response can be replayed. After it, a
-	// repeat is answered by the ledger's own idempotency, not this store.
-	idempotencyTTL = 24 * time.Hour
+	// idempotencyTTL is how long a response of http_idempotency can be
+	// replayed, as long as the ledger keeps its keys by default.
+	idempotencyTTL = credits.DefaultKeyRetention
 )
 
 // HTTP headers of idempotent requests.
@@ -52,38 +60,23 @@ var validIdempotencyKey = regexp.MustCompile(`^[\x21-\x7e]{1,200}$`)
 // completion credits its account under a key of its own).
 func ledgerKey(key string) string { return "http:" + key }
 
-// storedResponse is a response in the store.
-type storedResponse struct {
-	ID          string    `bson:"_id"`
-	Route       string    `bson:"route"`
-	Key         string    `bson:"key"`
-	RequestHash string    `bson:"request_hash"`
-	Status      int       `bson:"status"`
-	ContentType string    `bson:"content_type"`
-	Body        []byte    `bson:"body"`
-	CreatedAt   time.Time `bson:"created_at"`
+// recordedResponse is the result that http_idempotency records.
+type recordedResponse struct {
+	Status int    `bson:"status"`
+	Body   []byte `bson:"body"`
 }
 
-// idempotencyStore stores and replays responses.
-type idempotencyStore struct {
-	coll   *mongo.Collection
-	runner *tx.Runner
+// legacyResponse is a response stored, keyed by route and key, by the
+// versions before internal/idempotency. It is replayed (or is a conflict)
+// until it expires, 24 h after it was stored.
+type legacyResponse struct {
+	RequestHash string `bson:"request_hash"`
+	Status      int    `bson:"status"`
+	Body        []byte `bson:"body"`
 }
 
-func newIdempotencyStore(db *mongo.Database, runner *tx.Runner) *idempotencyStore {
-	return &idempotencyStore{coll: db.Collection(idempotencyCollection), runner: runner}
-}
-
-// ensureIndexes makes records expire after idempotencyTTL.
-func (s *idempotencyStore) ensureIndexes(ctx context.Context) error {
-	_, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "created_at", Value: 1}},
-		Options: options.Index().SetName("created_at_ttl").SetExpireAfterSeconds(int32(idempotencyTTL / time.Second)),
-	})
-	if err != nil {
-		return fmt.Errorf("create index on %s: %w", idempotencyCollection, err)
-	}
-	return nil
+func newResponseStore(db *mongo.Database) *idempotency.Store {
+	return idempotency.NewStore(db.Collection(idempotencyCollection), idempotency.Config{Retention: idempotencyTTL})
 }
 
 // scopeOptions names a request's transaction and bounds it, commit
@@ -100,7 +93,7 @@ func scopeOptions(ctx context.Context, name string) []tx.Option {
 
 // operation performs a mutation in the transaction of ctx and returns the
 // response. It may run more than once (transaction retries).
-type operation func(ctx context.Context, key string) (status int, body any, err error)
+type operation func(ctx context.Context) (status int, body any, err error)
 
 // idempotencyKeyOf returns the request's Idempotency-Key, or the problem of
 // a missing or malformed one.
@@ -127,54 +120,81 @@ func requestHash(path string, req any) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// do runs op once per (route, key): the first time in one transaction with
-// the storing of its response; afterwards it returns the stored response.
-// Errors of op are returned and nothing is stored, so a failed request may
-// be retried with the same key.
-func (s *idempotencyStore) do(ctx context.Context, route, key, hash string, op operation) (storedResponse, bool, error) {
-	id := route + "|" + key
-	replayed := false
-	rec, err := tx.Do(ctx, s.runner, func(ctx context.Context) (storedResponse, error) {
-		replayed = false
-		var prev storedResponse
-		err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&prev)
-		if err == nil {
-			replayed = true
-			return prev, nil
-		}
-		if !errors.Is(err, mongo.ErrNoDocuments) {
-			return storedResponse{}, err
-		}
-		status, v, err := op(ctx, key)
-		if err != nil {
-			return storedResponse{}, err
-		}
-		body, err := json.Marshal(v)
-		if err != nil {
-			return storedResponse{}, fmt.Errorf("marshal response: %w", err)
-		}
-		rec := storedResponse{
-			ID: id, Route: route, Key: key, RequestHash: hash,
-			Status: status, ContentType: "application/json", Body: body,
-			CreatedAt: time.Now().UTC(),
-		}
-		if _, err := s.coll.InsertOne(ctx, rec); err != nil {
-			return storedResponse{}, err
-		}
-		return rec, nil
-	}, scopeOptions(ctx, "http.idempotent")...)
-	if err != nil && mongo.IsDuplicateKeyError(err) {
-		// A concurrent twin committed between our read and our insert.
-		if ferr := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&rec); ferr == nil {
-			err, replayed = nil, true
-		}
-	}
+// recorded runs a money-moving request whose operation has no ledger
+// key: Idempotency-Key required, the operation and its key's record (with
+// the response) in one transaction bounded by the request, a repeat
+// replayed.
+func (a *api) recorded(w http.ResponseWriter, r *http.Request, req any, op operation) error {
+	key, err := idempotencyKeyOf(r)
 	if err != nil {
-		return storedResponse{}, false, err
+		return err
 	}
-	if replayed && rec.RequestHash != hash {
-		return storedResponse{}, false, &apiError{Status: http.StatusConflict, Code: codeIdempotencyConflict,
-			Detail: "this Idempotency-Key was already used for a different request on this route; use a new key for a new request"}
+	hash := requestHash(r.URL.Path, req)
+	var replayed bool
+	res, err := tx.Do(r.Context(), a.runner, func(ctx context.Context) (recordedResponse, error) {
+		if res, found, err := a.legacyResponse(ctx, r.Pattern, key, hash); found || err != nil {
+			replayed = true
+			return res, err
+		}
+		res, again, err := idempotency.Do(ctx, a.responses, ledgerKey(key), r.Pattern, hash, func(ctx context.Context) (recordedResponse, error) {
+			status, v, err := op(ctx)
+			if err != nil {
+				return recordedResponse{}, err
+			}
+			body, err := json.Marshal(v)
+			if err != nil {
+				return recordedResponse{}, fmt.Errorf("marshal response: %w", err)
+			}
+			return recordedResponse{Status: status, Body: body}, nil
+		})
+		replayed = again
+		return res, err
+	}, scopeOptions(r.Context(), "http.idempotent")...)
+	if err != nil {
+		return sentWriteError(err)
 	}
-	return rec, replayed, nil
+	if replayed {
+		w.Header().Set(HeaderReplayed, "true")
+	}
+	writeRaw(w, res.Status, "application/json", res.Body)
+	return nil
+}
+
+// legacyResponse finds a response stored by an earlier version for the
+// same route and key (see [legacyResponse]).
+func (a *api) legacyResponse(ctx context.Context, route, key, hash string) (recordedResponse, bool, error) {
+	var old legacyResponse
+	err := a.responses.Collection().FindOne(ctx, bson.D{{Key: "_id", Value: route + "|" + key}}).Decode(&old)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return recordedResponse{}, false, nil
+	case err != nil:
+		return recordedResponse{}, false, fmt.Errorf("read stored response: %w", err)
+	case old.RequestHash != hash:
+		return recordedResponse{}, true, fmt.Errorf("%w: key %q was first used for another request", idempotency.ErrConflict, key)
+	}
+	return recordedResponse{Status: old.Status, Body: old.Body}, true, nil
+}
+
+// ledgerOp runs a ledger operation that takes the request's key in a
+// transaction bounded by the request (so that its commit is too), and
+// writes its response; replayed is set by the operation
+// (credits.Replayed).
+func ledgerOp[T any](a *api, w http.ResponseWriter, r *http.Request, status int, op func(ctx context.Context, key credits.OpOption, replayed *bool) (T, error), view func(T) any) error {
+	key, err := idempotencyKeyOf(r)
+	if err != nil {
+		return err
+	}
+	var replayed bool
+	res, err := tx.Do(r.Context(), a.runner, func(ctx context.Context) (T, error) {
+		return op(ctx, credits.IdempotencyKey(ledgerKey(key)), &replayed)
+	}, scopeOptions(r.Context(), "http.idempotent")...)
+	if err != nil {
+		return sentWriteError(err)
+	}
+	if replayed {
+		w.Header().Set(HeaderReplayed, "true")
+	}
+	writeJSON(w, status, view(res))
+	return nil
 }

@@ -143,13 +143,9 @@ func (a *api) transfer(w http.ResponseWriter, r *http.Request) error {
 	if err := checkReason(req.Reason); err != nil {
 		return err
 	}
-	return a.mutate(w, r, req, func(ctx context.Context, key string) (int, any, error) {
-		t, err := a.credits.Transfer(ctx, req.From, req.To, req.Amount, credits.IdempotencyKey(ledgerKey(key)), credits.Reason(req.Reason))
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusCreated, transferView(t), nil
-	})
+	return ledgerOp(a, w, r, http.StatusCreated, func(ctx context.Context, key credits.OpOption, replayed *bool) (credits.Transfer, error) {
+		return a.credits.Transfer(ctx, req.From, req.To, req.Amount, key, credits.Reason(req.Reason), credits.Replayed(replayed))
+	}, func(t credits.Transfer) any { return transferView(t) })
 }
 
 type holdRequest struct {
@@ -176,17 +172,13 @@ func (a *api) reserve(w http.ResponseWriter, r *http.Request) error {
 	if err := checkReason(req.Reason); err != nil {
 		return err
 	}
-	return a.mutate(w, r, req, func(ctx context.Context, key string) (int, any, error) {
-		opts := []credits.OpOption{credits.IdempotencyKey(ledgerKey(key))}
+	return ledgerOp(a, w, r, http.StatusCreated, func(ctx context.Context, key credits.OpOption, replayed *bool) (credits.Hold, error) {
+		opts := []credits.OpOption{key, credits.Replayed(replayed)}
 		if req.Reason != "" {
 			opts = append(opts, credits.Reason(req.Reason))
 		}
-		h, err := a.credits.Reserve(ctx, account, req.Amount, time.Duration(req.TTLSeconds)*time.Second, opts...)
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusCreated, holdView(h), nil
-	})
+		return a.credits.Reserve(ctx, account, req.Amount, time.Duration(req.TTLSeconds)*time.Second, opts...)
+	}, func(h credits.Hold) any { return holdView(h) })
 }
 
 type captureRequest struct {
@@ -209,17 +201,13 @@ func (a *api) capture(w http.ResponseWriter, r *http.Request) error {
 	if err := checkReason(req.Reason); err != nil {
 		return err
 	}
-	return a.mutate(w, r, req, func(ctx context.Context, key string) (int, any, error) {
-		opts := []credits.OpOption{credits.IdempotencyKey(ledgerKey(key))}
+	return ledgerOp(a, w, r, http.StatusCreated, func(ctx context.Context, key credits.OpOption, replayed *bool) (credits.Entry, error) {
+		opts := []credits.OpOption{key, credits.Replayed(replayed)}
 		if req.Reason != "" {
 			opts = append(opts, credits.Reason(req.Reason))
 		}
-		e, err := a.credits.Capture(ctx, id, req.Amount, opts...)
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusCreated, entryView(e), nil
-	})
+		return a.credits.Capture(ctx, id, req.Amount, opts...)
+	}, func(e credits.Entry) any { return entryView(e) })
 }
 
 // emptyRequest is the body of routes that take none ({} or nothing).
@@ -234,7 +222,7 @@ func (a *api) release(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &req, true); err != nil {
 		return err
 	}
-	return a.mutate(w, r, req, func(ctx context.Context, _ string) (int, any, error) {
+	return a.recorded(w, r, req, func(ctx context.Context) (int, any, error) {
 		h, err := a.credits.Release(ctx, id)
 		if err != nil {
 			return 0, nil, err

@@ -41,7 +41,7 @@ func (a *api) createPayment(w http.ResponseWriter, r *http.Request) error {
 	if err := checkAmount("credits", req.Credits); err != nil {
 		return err
 	}
-	return a.mutate(w, r, req, func(ctx context.Context, _ string) (int, any, error) {
+	return a.recorded(w, r, req, func(ctx context.Context) (int, any, error) {
 		p, err := a.payments.Create(ctx, payments.NewPayment{
 			Account: req.Account, AmountMinor: req.AmountMinor, Currency: req.Currency,
 			Credits: req.Credits, Provider: req.Provider, ProviderRef: req.ProviderRef,
@@ -75,7 +75,7 @@ func (a *api) refundPayment(w http.ResponseWriter, r *http.Request) error {
 }
 
 // transition moves a payment along its state machine. The payment's own
-// guarded state is what makes a repeat harmless; the stored response makes
+// guarded state is what makes a repeat harmless; the key's record makes
 // it answer the same.
 func (a *api) transition(w http.ResponseWriter, r *http.Request, move func(ctx context.Context, id string) (payments.Payment, error)) error {
 	id, err := pathID(r, "id")
@@ -86,7 +86,7 @@ func (a *api) transition(w http.ResponseWriter, r *http.Request, move func(ctx c
 	if err := decodeJSON(w, r, &req, true); err != nil {
 		return err
 	}
-	return a.mutate(w, r, req, func(ctx context.Context, _ string) (int, any, error) {
+	return a.recorded(w, r, req, func(ctx context.Context) (int, any, error) {
 		p, err := move(ctx, id)
 		if err != nil {
 			return 0, nil, err

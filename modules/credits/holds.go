@@ -36,9 +36,9 @@ func (s *Service) reserve(ctx context.Context, account string, amount int64, ttl
 		Reason: c.reason, RefKind: c.refKind, RefID: c.refID, IdempotencyKey: c.key,
 		CreatedAt: e.CreatedAt, ExpiresAt: e.CreatedAt.Add(ttl).Truncate(time.Millisecond),
 	}
-	hash := paramHash("reserve", account, amount, ttl, c.reason, c.refKind, c.refID)
+	hash := paramHash(opReserve, account, amount, ttl, c.reason, c.refKind, c.refID)
 	return inTxOn(ctx, s, "credits.Reserve", []string{account}, func(ctx context.Context) (Hold, error) {
-		return idempotent(ctx, s, c.key, opReserve, hash, func(ctx context.Context) (Hold, error) {
+		return idempotent(ctx, s, c.key, opReserve, hash, c.replayed, func(ctx context.Context) (Hold, error) {
 			inc := bson.D{{Key: "held", Value: amount}, {Key: "available", Value: -amount}}
 			if err := s.debitTx(ctx, account, amount, inc, h.CreatedAt); err != nil {
 				return Hold{}, err
@@ -81,9 +81,9 @@ func (s *Service) capture(ctx context.Context, holdID string, amount int64, opts
 	if !idPattern.MatchString(holdID) {
 		return Entry{}, ErrHoldNotFound
 	}
-	hash := paramHash("capture", holdID, amount, c.reason, c.refKind, c.refID)
+	hash := paramHash(opCapture, holdID, amount, c.reason, c.refKind, c.refID)
 	return inTx(ctx, s.runner, "credits.Capture", func(ctx context.Context) (Entry, error) {
-		return idempotent(ctx, s, c.key, opCapture, hash, func(ctx context.Context) (Entry, error) {
+		return idempotent(ctx, s, c.key, opCapture, hash, c.replayed, func(ctx context.Context) (Entry, error) {
 			now := s.now()
 			h, err := s.openHold(ctx, holdID, now)
 			if err != nil {

@@ -86,6 +86,11 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 	}
 	var epoch int64
 	shared := c.key != ""
+	// again: the key was first used by another call, whose entry this
+	// one returns (a replay, even when this call's send is what applies
+	// it, combined with that call's).
+	again := false
+	setReplayed(c.replayed, false)
 	if shared {
 		// The count must be observed before the claim is read (see
 		// hotWriter).
@@ -99,8 +104,8 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 		}
 		if !mine {
 			var first Entry
-			if err := bson.Unmarshal(rec.Result, &first); err != nil {
-				return Entry{}, fmt.Errorf("decode result of key %q: %w", c.key, err)
+			if err := rec.Decode(&first); err != nil {
+				return Entry{}, err
 			}
 			if !rec.Claimed {
 				setReplayed(c.replayed, true)
@@ -113,7 +118,7 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 			}
 			// Its first attempt failed, or is still on its way: apply the
 			// same entry (it cannot apply twice).
-			e, epoch = first, n
+			e, epoch, again = first, n, true
 		}
 	} else {
 		var err error
@@ -124,6 +129,7 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 	if err := s.hot.post(ctx, e, epoch, shared); err != nil {
 		return Entry{}, err
 	}
+	setReplayed(c.replayed, again)
 	return e, nil
 }
 
@@ -134,20 +140,22 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 // cannot apply it a second time.
 func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, key string, replayed *bool) (Entry, error) {
 	setReplayed(replayed, false) // the callback may run more than once
-	var fence, expired bool
+	// again: the key's claim is another call's, whose entry this one
+	// finishes and returns.
+	var fence, expired, again bool
 	if key != "" {
-		rec, found, err := s.readKey(ctx, key)
+		rec, found, err := s.keys.Read(ctx, key)
 		if err != nil {
 			return Entry{}, err
 		}
 		expired = rec.Key != "" && !found
 		if found {
-			if err := rec.check(key, op, hash); err != nil {
+			if err := s.keys.Check(rec, string(op), hash); err != nil {
 				return Entry{}, err
 			}
 			var first Entry
-			if err := bson.Unmarshal(rec.Result, &first); err != nil {
-				return Entry{}, fmt.Errorf("decode result of key %q: %w", key, err)
+			if err := rec.Decode(&first); err != nil {
+				return Entry{}, err
 			}
 			if !rec.Claimed {
 				setReplayed(replayed, true)
@@ -158,7 +166,7 @@ func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, k
 				setReplayed(replayed, applied)
 				return first, err
 			}
-			e, fence, expired = first, true, true
+			e, fence, expired, again = first, true, true, true
 		}
 	}
 	var err error
@@ -180,11 +188,15 @@ func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, k
 	if key == "" {
 		return e, nil
 	}
-	rec, err := s.newRecord(key, op, hash, e, false)
+	rec, err := s.keys.NewRecord(key, string(op), hash, e, false)
 	if err != nil {
 		return Entry{}, err
 	}
-	return e, s.putRecord(ctx, rec, expired)
+	if err := s.keys.Put(ctx, rec, expired); err != nil {
+		return Entry{}, err
+	}
+	setReplayed(replayed, again)
+	return e, nil
 }
 
 // Transfer moves amount from one account to another: the debit, the
@@ -217,7 +229,7 @@ func (s *Service) transfer(ctx context.Context, from, to string, amount int64, o
 
 	hash := paramHash(opTransfer, from, to, amount, c.reason, c.refKind, c.refID)
 	return inTxOn(ctx, s, "credits.Transfer", []string{from, to}, func(ctx context.Context) (Transfer, error) {
-		return idempotent(ctx, s, c.key, opTransfer, hash, func(ctx context.Context) (Transfer, error) {
+		return idempotent(ctx, s, c.key, opTransfer, hash, c.replayed, func(ctx context.Context) (Transfer, error) {
 			inc := bson.D{{Key: "balance", Value: -amount}, {Key: "available", Value: -amount}}
 			if err := s.debitTx(ctx, from, amount, inc, t.CreatedAt); err != nil {
 				return Transfer{}, err

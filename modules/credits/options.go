@@ -150,9 +150,10 @@ func IdempotencyKey(key string) OpOption {
 	return opFunc(func(c *opConfig) { c.key = key })
 }
 
-// Replayed makes an Add or Deduct with an [IdempotencyKey] set *p to
-// whether it returned the result of an earlier call with the same key
-// instead of applying anything (an HTTP layer reports it to its client).
+// Replayed makes a mutation with an [IdempotencyKey] (Add, Deduct,
+// Transfer, Reserve, Capture) set *p to whether it returned the result of
+// an earlier call with the same key instead of applying anything (an HTTP
+// layer reports it to its client).
 func Replayed(p *bool) OpOption {
 	return opFunc(func(c *opConfig) { c.replayed = p })
 }

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.uber.org/zap"
 
+	"github.com/txkit/txkit/internal/idempotency"
 	"github.com/txkit/txkit/internal/schema"
 	"github.com/txkit/txkit/tx"
 )
@@ -25,6 +26,7 @@ type Service struct {
 	entries  *mongo.Collection
 	holds    *mongo.Collection
 	idem     *mongo.Collection
+	keys     *idempotency.Store // the records in idem
 
 	// hot is the single-document write engine (see hotwriter.go).
 	hot *hotWriter
@@ -53,6 +55,7 @@ func NewService(db *mongo.Database, r *tx.Runner, opts ...Option) *Service {
 		holds:    db.Collection(cfg.prefix + "holds"),
 		idem:     db.Collection(cfg.prefix + "idempotency"),
 	}
+	s.keys = newKeyStore(s)
 	s.hot = newHotWriter(s.accounts, s.entries, cfg, s.releaseExpired)
 	return s
 }
@@ -61,7 +64,10 @@ func NewService(db *mongo.Database, r *tx.Runner, opts ...Option) *Service {
 // idempotent. Collections are created up front because MongoDB may refuse
 // to create one inside a transaction.
 func (s *Service) EnsureSchema(ctx context.Context) error {
-	for _, c := range []*mongo.Collection{s.accounts, s.entries, s.holds, s.idem} {
+	if err := s.keys.EnsureSchema(ctx); err != nil {
+		return fmt.Errorf("credits: %w", err)
+	}
+	for _, c := range []*mongo.Collection{s.accounts, s.entries, s.holds} {
 		if err := schema.CreateCollection(ctx, s.db, c.Name()); err != nil {
 			return fmt.Errorf("credits: create collection %s: %w", c.Name(), err)
 		}
@@ -81,11 +87,6 @@ func (s *Service) EnsureSchema(ctx context.Context) error {
 			// Only accounts with entries still embedded are indexed: the
 			// sweeper's work list.
 			{Keys: bson.D{{Key: "pendingSince", Value: 1}}, Options: options.Index().SetSparse(true)},
-		}},
-		{s.idem, []mongo.IndexModel{
-			// Records of idempotency keys are deleted once their retention
-			// has passed (see WithKeyRetention).
-			{Keys: bson.D{{Key: "expiresAt", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(0)},
 		}},
 	}
 	for _, ix := range indexes {
