@@ -156,8 +156,9 @@ func (r *reaper) done(batch []reapee) {
 }
 
 // expire gives up the sessions that waited longer than reapFor, by when
-// the server has ended their transactions itself (killTimeout is far
-// shorter: no kill of them is still on its way).
+// the server has ended their transactions itself. No kill of them is still
+// on its way: each ran under a deadline, which the driver sends as
+// maxTimeMS, so the server gave it up too.
 func (r *reaper) expire() {
 	r.mu.Lock()
 	n := 0
