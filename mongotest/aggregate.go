@@ -76,6 +76,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 		return nil, merr.New(merr.InvalidNamespace, "{aggregate: 1} is not valid for %s; a collection is required.", first)
 	}
 	output := p.Output()
+	o.writes = output != nil
 	if output != nil && o.txn != nil {
 		return nil, merr.New(merr.OperationNotSupportedInTransaction, "%s cannot be used in a transaction", outputStage(output))
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -94,5 +95,73 @@ func TestCollation(t *testing.T) {
 	t.Run("a default collation on create is refused", func(t *testing.T) {
 		err := db.CreateCollection(ctx, "ci", options.CreateCollection().SetCollation(caseInsensitive))
 		requireCommandError(t, err, 72, "InvalidOptions")
+	})
+}
+
+// A unique index with a collation enforces uniqueness by collation key, as
+// MongoDB does: under strength 2, "a" and "A" are one key.
+// https://www.mongodb.com/docs/manual/core/index-unique/#unique-index-and-collation
+func TestUniqueIndexWithCollation(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("users")
+	caseInsensitive := &options.Collation{Locale: "en", Strength: 2}
+	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "name", Value: 1}},
+		Options: options.Index().SetUnique(true).SetCollation(caseInsensitive)})
+	require.NoError(t, err)
+	insertJSON(t, ctx, coll, `[{"_id": 1, "name": "alice"}]`)
+
+	t.Run("an insert equal under the collation is a duplicate and is not stored", func(t *testing.T) {
+		_, err := coll.InsertOne(ctx, fromJSON(t, `{"_id": 2, "name": "ALICE"}`))
+		we := requireWriteError(t, err, 11000)
+		assert.Contains(t, we.Message, "collation: { locale: \"en\"")
+		_, err = coll.InsertOne(ctx, fromJSON(t, `{"_id": 3, "nested": 1, "name": ["x", "Alice"]}`))
+		requireWriteError(t, err, 11000)
+		requireStored(t, ctx, coll, `[{"_id": 1, "name": "alice"}]`)
+	})
+	t.Run("a value the collation does not equate is not a duplicate", func(t *testing.T) {
+		insertJSON(t, ctx, coll, `[{"_id": 4, "name": "alicé"}]`)
+	})
+	t.Run("an update to an equal value is a duplicate and changes nothing", func(t *testing.T) {
+		_, err := coll.UpdateOne(ctx, fromJSON(t, `{"_id": 4}`), fromJSON(t, `{"$set": {"name": "Alice"}}`))
+		requireWriteError(t, err, 11000)
+		requireStored(t, ctx, coll, `[{"_id": 1, "name": "alice"}, {"_id": 4, "name": "alicé"}]`)
+	})
+	t.Run("a query without a collation still compares binary", func(t *testing.T) {
+		n, err := coll.CountDocuments(ctx, fromJSON(t, `{"name": "ALICE"}`))
+		require.NoError(t, err)
+		assert.Zero(t, n)
+		n, err = coll.CountDocuments(ctx, fromJSON(t, `{"name": "ALICE"}`), options.Count().SetCollation(caseInsensitive))
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, n)
+	})
+	t.Run("listIndexes shows the whole collation", func(t *testing.T) {
+		cur, err := coll.Indexes().List(ctx)
+		require.NoError(t, err)
+		var specs []bson.D
+		require.NoError(t, cur.All(ctx, &specs))
+		require.Len(t, specs, 2)
+		got, _ := replyField(specs[1], "collation").(bson.D)
+		assert.Equal(t, canonJSON(t, `{"locale": "en", "caseLevel": false, "caseFirst": "off", "strength": 2, "numericOrdering": false, "alternate": "non-ignorable", "maxVariable": "punct", "normalization": false, "backwards": false, "version": "57.1"}`), toJSON(t, got))
+	})
+	t.Run("a build over values equal under the collation fails and adds no index", func(t *testing.T) {
+		other := db.Collection("other")
+		insertJSON(t, ctx, other, `[{"_id": 1, "k": "x"}, {"_id": 2, "k": "X"}]`)
+		_, err := other.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "k", Value: 1}},
+			Options: options.Index().SetUnique(true).SetCollation(caseInsensitive)})
+		requireCommandError(t, err, 11000, "DuplicateKey")
+		specs, err := other.Indexes().ListSpecifications(ctx)
+		require.NoError(t, err)
+		assert.Len(t, specs, 1)
+	})
+	t.Run("the same keys with another collation are another index", func(t *testing.T) {
+		_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "name", Value: 1}},
+			Options: options.Index().SetName("name_binary")})
+		require.NoError(t, err)
+		n, err := coll.CountDocuments(ctx, fromJSON(t, `{"name": "ALICE"}`))
+		require.NoError(t, err)
+		assert.Zero(t, n, "an equality lookup must not use the collated index")
+		n, err = coll.CountDocuments(ctx, fromJSON(t, `{"name": "alice"}`))
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, n)
 	})
 }

@@ -105,9 +105,9 @@ func withValidationDefaults(options bson.D) (bson.D, error) {
 	return out, nil
 }
 
-// cmdCollMod changes a collection's validator, validationLevel and
-// validationAction, or a view's viewOn and pipeline. Other collMod options
-// are refused.
+// cmdCollMod changes a collection's validator, validationLevel,
+// validationAction and one index's options (see parseIndexChange), or a
+// view's viewOn and pipeline. Other collMod options are refused.
 func cmdCollMod(o *op) (bson.D, error) {
 	ns, err := o.ns()
 	if err != nil {
@@ -120,8 +120,22 @@ func cmdCollMod(o *op) (bson.D, error) {
 	_, isView := bsonkit.Get(cur, "viewOn")
 	next := bsonkit.CloneDoc(cur)
 	var changes bson.D
+	var index *indexChange
 	for _, e := range o.cmd[1:] {
 		switch e.Key {
+		case "index":
+			if e.Value == nil {
+				continue // as MongoDB: a null index is no change
+			}
+			if isView {
+				return nil, merr.New(merr.InvalidOptions, "option not supported on a view: %s", e.Key)
+			}
+			ch, err := parseIndexChange(e.Value)
+			if err != nil {
+				return nil, err
+			}
+			index = &ch
+			continue
 		case "lsid", "txnNumber", "autocommit", "startTransaction", "writeConcern", "readConcern", "comment", "maxTimeMS", "$db", "$clusterTime", "$readPreference", "apiVersion", "apiStrict", "apiDeprecationErrors":
 			continue
 		case "validator", "validationLevel", "validationAction":
@@ -152,6 +166,9 @@ func cmdCollMod(o *op) (bson.D, error) {
 		}
 		changes = append(changes, e)
 	}
+	if index != nil && index.prepareUnique != nil && len(changes) > 0 {
+		return nil, merr.New(merr.InvalidOptions, "prepareUnique cannot be combined with any other modification.")
+	}
 	if isView {
 		on, hasOn := bsonkit.Get(changes, "viewOn")
 		_, hasPipeline := bsonkit.Get(changes, "pipeline")
@@ -174,10 +191,26 @@ func cmdCollMod(o *op) (bson.D, error) {
 		}
 		next = normalizeOptions(next)
 	}
+	var reply bson.D
+	if index != nil {
+		err := o.waitFor(func() error {
+			return o.s.core.engine.ModifyIndex(ns, index.name, index.keys, func(spec bson.D) (bson.D, error) {
+				next, r, err := index.apply(spec)
+				reply = r
+				return next, err
+			})
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(changes) == 0 {
+			return ok1(reply...), nil
+		}
+	}
 	if err := o.waitFor(func() error { return o.s.core.engine.SetCollectionOptions(ns, next) }); err != nil {
 		return nil, err
 	}
-	return ok1(), nil
+	return ok1(reply...), nil
 }
 
 func setOption(d bson.D, key string, v any) bson.D {

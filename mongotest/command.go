@@ -40,6 +40,9 @@ type op struct {
 	dropReply bool
 	// letVars caches vars: the command's let and system variables.
 	letVars expr.Vars
+	// writes: a command that is not a registered write wrote (an
+	// aggregate with $out or $merge), so its write concern applies.
+	writes bool
 }
 
 // handler is a registered command: its implementation and the properties

@@ -45,9 +45,10 @@ var genericFields = fields{
 // from notImplemented to implemented together with the code that honours
 // the field.
 var (
-	insertFields = fields{"documents": implemented, "ordered": implemented, "bypassDocumentValidation": implemented}
+	insertFields = fields{"documents": implemented, "ordered": implemented, "bypassDocumentValidation": implemented,
+		"bypassEmptyTsReplacement": implemented}
 	updateFields = fields{"updates": implemented, "ordered": implemented, "bypassDocumentValidation": implemented,
-		"let": implemented}
+		"let": implemented, "bypassEmptyTsReplacement": implemented}
 	updateStmtFields = fields{"q": implemented, "u": implemented, "upsert": implemented, "multi": implemented,
 		"arrayFilters": implemented, "hint": implemented, "collation": implemented, "c": implemented,
 		"upsertSupplied": noEffect}
@@ -65,7 +66,7 @@ var (
 	findAndModifyFields = fields{"query": implemented, "sort": implemented, "remove": implemented,
 		"update": implemented, "new": implemented, "fields": implemented, "upsert": implemented,
 		"arrayFilters": implemented, "hint": implemented, "bypassDocumentValidation": implemented,
-		"collation": implemented, "let": implemented}
+		"collation": implemented, "let": implemented, "bypassEmptyTsReplacement": implemented}
 	countFields = fields{"query": implemented, "limit": implemented, "skip": implemented, "hint": implemented,
 		"fields": noEffect, "collation": implemented}
 	distinctFields  = fields{"key": implemented, "query": implemented, "collation": implemented}
@@ -82,12 +83,12 @@ var (
 	createIndexesFields = fields{"indexes": implemented, "commitQuorum": noEffect}
 	indexSpecFields     = fields{"key": implemented, "name": implemented, "unique": implemented,
 		"sparse": implemented, "partialFilterExpression": implemented, "expireAfterSeconds": implemented,
-		"v": noEffect, "ns": noEffect, "background": noEffect, "storageEngine": noEffect, "hidden": notImplemented,
-		"collation": notImplemented, "weights": notImplemented, "default_language": notImplemented,
+		"v": noEffect, "ns": noEffect, "background": noEffect, "storageEngine": noEffect, "hidden": implemented,
+		"collation": implemented, "weights": notImplemented, "default_language": notImplemented,
 		"language_override": notImplemented, "textIndexVersion": notImplemented,
 		"2dsphereIndexVersion": notImplemented, "bits": notImplemented, "min": notImplemented,
 		"max": notImplemented, "wildcardProjection": notImplemented, "clustered": notImplemented,
-		"prepareUnique": notImplemented}
+		"prepareUnique": implemented}
 	listIndexesFields     = fields{"cursor": implemented}
 	dropIndexesFields     = fields{"index": implemented}
 	listCollectionsFields = fields{"filter": implemented, "nameOnly": implemented, "cursor": implemented,

@@ -58,7 +58,11 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 	}
 	var u *update.Update
 	if hasUpdate {
-		if u, err = update.CompileVars(spec, vars); err != nil {
+		fill, err := o.emptyTimestampFiller()
+		if err != nil {
+			return nil, err
+		}
+		if u, err = update.CompileVars(fillReplacement(spec, fill), vars); err != nil {
 			return nil, err
 		}
 	}

@@ -44,6 +44,9 @@ func checkHint(e *engine.Engine, ns engine.Namespace, hint any) error {
 		if keys != nil && !samePattern(field(spec, "key"), keys) {
 			continue
 		}
+		if hidden, _ := field(spec, "hidden").(bool); hidden {
+			continue // as MongoDB's planner, which does not see hidden indexes
+		}
 		if sparse, _ := field(spec, "sparse").(bool); sparse || field(spec, "partialFilterExpression") != nil {
 			return merr.New(merr.NotImplemented, "mongotest does not implement a hint to the sparse or partial index %v on %s", field(spec, "name"), ns.String())
 		}

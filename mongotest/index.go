@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/collation"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/merr"
 	"github.com/txkit/txkit/mongotest/internal/query"
@@ -43,7 +44,11 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 		switch v := k.Value.(type) {
 		case string:
 			switch v {
-			case "hashed", "text", "2dsphere", "2d":
+			case "hashed":
+			case "text", "2dsphere", "2d":
+				// MongoDB keys these by tokens or cells and queries them
+				// with $text and geo operators, none of which mongotest has.
+				return engine.IndexSpec{}, merr.New(merr.NotImplemented, "mongotest does not implement '%s' indexes (createIndexes.indexes.key %s)", v, bsonkit.FormatValue(keys))
 			default:
 				return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Unknown index plugin '%s'", v)
 			}
@@ -70,6 +75,17 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 	if spec.Sparse, err = boolField(d, "sparse", false); err != nil {
 		return spec, err
 	}
+	if spec.PrepareUnique, err = boolField(d, "prepareUnique", false); err != nil {
+		return spec, err
+	}
+	if spec.Unique && spec.PrepareUnique {
+		return spec, merr.New(merr.CannotCreateIndex, "Index key pattern %s cannot be both unique and prepareUnique", bsonkit.FormatValue(keys))
+	}
+	if hidden, err := boolField(d, "hidden", false); err != nil {
+		return spec, err
+	} else if hidden && spec.Name == "_id_" {
+		return spec, merr.New(merr.BadValue, "can't hide _id index")
+	}
 	partial, err := docField(d, "partialFilterExpression")
 	if err != nil {
 		return spec, err
@@ -92,6 +108,13 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 			return spec, merr.New(merr.CannotCreateIndex, "The field 'expireAfterSeconds' is not valid for an _id index specification")
 		}
 	}
+	coll, err := collation.Parse(field(d, "collation"))
+	if err != nil {
+		return spec, err
+	}
+	if coll != nil {
+		spec.StringKey = coll.Key
+	}
 	if spec.Name == "_id_" && !(len(keys) == 1 && keys[0].Key == "_id") {
 		return spec, merr.New(merr.BadValue, "The index name '_id_' is reserved for the _id index")
 	}
@@ -99,6 +122,13 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 	for _, e := range d {
 		switch e.Key {
 		case "key", "name", "v", "ns", "background":
+			continue
+		case "collation":
+			// Stored as MongoDB stores it: every default filled in; the
+			// simple collation is no collation.
+			if coll != nil {
+				out = append(out, bson.E{Key: e.Key, Value: coll.Full()})
+			}
 			continue
 		}
 		out = append(out, e)

@@ -1,6 +1,8 @@
 package mongotest
 
 import (
+	"strings"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
@@ -13,12 +15,17 @@ func cmdInsert(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	fill, err := o.emptyTimestampFiller()
+	if err != nil {
+		return nil, err
+	}
 	n := int32(0)
 	werrs, err := o.writeBatch("documents", func(_ int, v any) (any, error) {
 		doc, err := prepareInsert(v)
 		if err != nil {
 			return nil, err
 		}
+		doc = fill(doc)
 		return true, o.atomic(func(t *engine.Txn) error {
 			if err := o.validate(t, ns, nil, doc); err != nil {
 				return err
@@ -89,4 +96,42 @@ func dollarKey(d bson.D) string {
 		}
 	}
 	return ""
+}
+
+// emptyTimestampFiller returns what MongoDB does to an inserted or
+// replacement document: each top-level field but _id holding the empty
+// timestamp, Timestamp(0, 0), gets the current cluster time
+// (fixDocumentForInsert, ObjectReplaceExecutor). With the command's
+// bypassEmptyTsReplacement the document stays as it is.
+func (o *op) emptyTimestampFiller() (func(bson.D) bson.D, error) {
+	bypass, err := boolField(o.cmd, "bypassEmptyTsReplacement", false)
+	if err != nil || bypass {
+		return func(d bson.D) bson.D { return d }, err
+	}
+	return func(d bson.D) bson.D {
+		var out bson.D
+		for i, e := range d {
+			if ts, ok := e.Value.(bson.Timestamp); !ok || ts != (bson.Timestamp{}) || e.Key == "_id" {
+				continue
+			}
+			if out == nil {
+				out = bsonkit.CloneDoc(d)
+			}
+			out[i].Value = o.s.clock.tick()
+		}
+		if out == nil {
+			return d
+		}
+		return out
+	}, nil
+}
+
+// fillReplacement applies fill to an update that is a replacement
+// document; operator updates and pipelines are returned as they are.
+func fillReplacement(spec any, fill func(bson.D) bson.D) any {
+	d, ok := spec.(bson.D)
+	if !ok || len(d) == 0 || strings.HasPrefix(d[0].Key, "$") {
+		return spec
+	}
+	return fill(d)
 }

@@ -323,3 +323,22 @@ func TestMergeErrorsCarryKeys(t *testing.T) {
 	err = db.RunCommand(ctx, fromJSON(t, `{"aggregate": "test", "pipeline": [{"$out": "o"}], "cursor": {}, "readConcern": {"level": "linearizable"}}`)).Err()
 	requireCommandError(t, err, 72, "InvalidOptions")
 }
+
+// An aggregate with $out or $merge writes, so an unsatisfiable write
+// concern gets its writeConcernError, as on a one-member replica set of
+// MongoDB, and the write itself stays applied.
+func TestAggregateOutReportsAnUnsatisfiableWriteConcern(t *testing.T) {
+	ctx, db := newTestDB(t)
+	insertJSON(t, ctx, db.Collection("src"), `[{"_id": 1}]`)
+	for _, stage := range []string{`{"$out": "dst"}`, `{"$merge": {"into": "dst2"}}`} {
+		err := db.RunCommand(ctx, bson.D{{Key: "aggregate", Value: "src"},
+			{Key: "pipeline", Value: bson.A{fromJSON(t, stage)}}, {Key: "cursor", Value: bson.D{}},
+			{Key: "writeConcern", Value: bson.D{{Key: "w", Value: 30}}}}).Err()
+		var we mongo.WriteException
+		require.ErrorAs(t, err, &we, "%s", stage)
+		require.NotNil(t, we.WriteConcernError, "%s: %v", stage, err)
+		assert.Equal(t, 100, we.WriteConcernError.Code)
+	}
+	requireStored(t, ctx, db.Collection("dst"), `[{"_id": 1}]`)
+	requireStored(t, ctx, db.Collection("dst2"), `[{"_id": 1}]`)
+}

@@ -121,3 +121,23 @@ func TestAStatementsUnknownFieldFailsTheWholeCommand(t *testing.T) {
 	require.NoError(t, db.Collection("c").FindOne(ctx, bson.D{}).Decode(&got))
 	assert.Equal(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "x", Value: int32(1)}}, got, "no statement ran")
 }
+
+// Text and geo indexes need their own key formats and query operators,
+// which mongotest does not have: creating one is refused, never built as
+// a plain index on the field.
+func TestTextAndGeoIndexesAreRefused(t *testing.T) {
+	srv := mongotest.Start(t)
+	ctx := testContext(t)
+	coll := connect(t, srv).Database("db").Collection("c")
+	for _, kind := range []string{"text", "2d", "2dsphere"} {
+		_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "f", Value: kind}}})
+		requireCommandError(t, err, 238, "NotImplemented")
+		assert.Contains(t, err.Error(), kind)
+	}
+	cur, err := coll.Indexes().List(ctx)
+	if err == nil {
+		var specs []bson.D
+		require.NoError(t, cur.All(ctx, &specs))
+		assert.LessOrEqual(t, len(specs), 1, "only _id_: %v", specs)
+	}
+}

@@ -90,7 +90,11 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if err != nil {
 		return updateResult{}, err
 	}
-	u, err := compileUpdate(stmt, spec, vars)
+	fill, err := o.emptyTimestampFiller()
+	if err != nil {
+		return updateResult{}, err
+	}
+	u, err := compileUpdate(stmt, fillReplacement(spec, fill), vars)
 	if err != nil {
 		return updateResult{}, err
 	}

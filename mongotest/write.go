@@ -16,7 +16,7 @@ import (
 // after applying a write whose write concern this one-member replica set
 // can never satisfy (w greater than 1, or an unknown tag), or nil.
 func unsatisfiableWriteConcern(o *op) bson.D {
-	if !o.h.writeConcern {
+	if !o.h.writeConcern && !o.writes {
 		return nil
 	}
 	wc, ok := field(o.cmd, "writeConcern").(bson.D)

@@ -122,7 +122,7 @@ func TestCreateWithAWriteConcernErrorReportsTheCreatedPayment(t *testing.T) {
 				n, err := e.db.Collection("payments").CountDocuments(ctx, bson.D{{Key: "providerRef", Value: p.ProviderRef}})
 				require.NoError(t, err)
 				assert.Equal(t, int64(1), n)
-				n, err = e.db.Collection("payments_refs").CountDocuments(ctx, bson.D{})
+				n, err = e.db.Collection("payments_refs").CountDocuments(ctx, bson.D{{Key: "payment", Value: p.ID}})
 				require.NoError(t, err)
 				assert.Equal(t, int64(1), n)
 			})

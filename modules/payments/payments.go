@@ -212,8 +212,77 @@ func (s *Service) EnsureSchema(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("payments: create indexes: %w", err)
 	}
+	if err := s.guardOldPayments(ctx); err != nil {
+		return fmt.Errorf("payments: guard stored references: %w", err)
+	}
 	return nil
 }
+
+// guardsDone marks, in the guards' collection, that every payment stored
+// before guards existed has its guard. "!" is in no provider, so the
+// marker is no guard's _id. After a database is replaced, the marker goes
+// with the payments, and the next start's pass is over an empty
+// collection.
+const guardsDone = "!guarded"
+
+// guardOldPayments writes the guards of payments stored before guards
+// existed, once per database: each start until it has finished (a guard
+// written twice is a duplicate, ignored). A payment stored without a
+// guard since then, by an older version still running, is refused by the
+// unique index as before.
+func (s *Service) guardOldPayments(ctx context.Context) error {
+	n, err := s.refs.CountDocuments(ctx, bson.D{{Key: "_id", Value: guardsDone}})
+	if err != nil || n > 0 {
+		return err
+	}
+	cur, err := s.coll.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{
+		{Key: "provider", Value: 1}, {Key: "providerRef", Value: 1}, {Key: "createdAt", Value: 1},
+	}))
+	if err != nil {
+		return err
+	}
+	defer cur.Close(ctx)
+	const batch = 500
+	var guards []any
+	flush := func() error {
+		if len(guards) == 0 {
+			return nil
+		}
+		_, err := s.refs.InsertMany(ctx, guards, options.InsertMany().SetOrdered(false))
+		guards = guards[:0]
+		if we, ok := errors.AsType[mongo.BulkWriteException](err); ok && we.WriteConcernError == nil &&
+			!slices.ContainsFunc(we.WriteErrors, func(e mongo.BulkWriteError) bool { return e.Code != codeDuplicateKey }) {
+			return nil // guarded already
+		}
+		return err
+	}
+	for cur.Next(ctx) {
+		var p Payment
+		if err := cur.Decode(&p); err != nil {
+			return err
+		}
+		guards = append(guards, refGuard{ID: refKey(p.Provider, p.ProviderRef), Payment: p.ID, CreatedAt: p.CreatedAt})
+		if len(guards) == batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	_, err = s.refs.InsertOne(ctx, bson.D{{Key: "_id", Value: guardsDone}, {Key: "at", Value: s.clock()}})
+	if mongo.IsDuplicateKeyError(err) {
+		return nil // another instance finished first
+	}
+	return err
+}
+
+// codeDuplicateKey is MongoDB's E11000.
+const codeDuplicateKey = 11000
 
 // maxDuplicatesNamed bounds the duplicated references an error lists.
 const maxDuplicatesNamed = 10
@@ -304,14 +373,9 @@ func (s *Service) Create(ctx context.Context, p NewPayment) (Payment, error) {
 // insert writes pay and its reference's guard in the transaction in ctx.
 func (s *Service) insert(ctx context.Context, pay Payment) error {
 	dup := fmt.Errorf("%w: %s/%s", ErrDuplicateProviderRef, pay.Provider, pay.ProviderRef)
-	// A payment stored before guards existed has none: its reference is
-	// found by the query (and by the unique index).
-	switch _, err := s.idByRef(ctx, pay.Provider, pay.ProviderRef); {
-	case err == nil:
-		return dup
-	case !errors.Is(err, ErrPaymentNotFound):
-		return fmt.Errorf("read payment: %w", err)
-	}
+	// Payments stored before guards existed got theirs at start (see
+	// guardOldPayments); one stored since by an older version still
+	// running is refused by the unique index.
 	_, err := s.refs.InsertOne(ctx, refGuard{ID: refKey(pay.Provider, pay.ProviderRef), Payment: pay.ID, CreatedAt: pay.CreatedAt})
 	if mongo.IsDuplicateKeyError(err) {
 		return dup

@@ -28,7 +28,7 @@ type env struct {
 	payments *payments.Service
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	db := testenv.DB(t)
 	rc := &retryCounter{}

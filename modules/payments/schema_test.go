@@ -8,7 +8,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/internal/testenv"
+	"github.com/txkit/txkit/modules/credits"
 	"github.com/txkit/txkit/modules/payments"
+	"github.com/txkit/txkit/tx"
 )
 
 // The database replaced under a running service (dropped, or a fresh
@@ -106,4 +109,45 @@ func TestEnsureSchemaNamesDuplicatePayments(t *testing.T) {
 		assert.Contains(t, msg, want)
 	}
 	assert.NotContains(t, msg, "E11000")
+}
+
+// Payments stored before reference guards existed get theirs at start:
+// their reference stays taken even when the database later loses its
+// indexes.
+func TestPaymentsStoredBeforeGuardsKeepTheirReference(t *testing.T) {
+	db := testenv.DB(t)
+	ctx := context.Background()
+	_, err := db.Collection("payments").InsertOne(ctx, bson.D{
+		{Key: "_id", Value: "aaaaaaaaaaaaaaaaaaaaaaa9"}, {Key: "account", Value: "user-1"}, {Key: "amountMinor", Value: int64(500)},
+		{Key: "currency", Value: "EUR"}, {Key: "credits", Value: int64(50)}, {Key: "provider", Value: "stripe"},
+		{Key: "providerRef", Value: "pi_old"}, {Key: "status", Value: "pending"},
+	})
+	require.NoError(t, err)
+	_, err = db.Collection("payments").InsertOne(ctx, bson.D{
+		{Key: "_id", Value: "aaaaaaaaaaaaaaaaaaaaaaa8"}, {Key: "account", Value: "user-1"}, {Key: "amountMinor", Value: int64(500)},
+		{Key: "currency", Value: "EUR"}, {Key: "credits", Value: int64(50)}, {Key: "provider", Value: "stripe"},
+		{Key: "providerRef", Value: "pi_older"}, {Key: "status", Value: "pending"},
+	})
+	require.NoError(t, err)
+	// A start that stopped half-way guarded one of them already.
+	_, err = db.Collection("payments_refs").InsertOne(ctx, bson.D{{Key: "_id", Value: "stripe/pi_older"}, {Key: "payment", Value: "aaaaaaaaaaaaaaaaaaaaaaa8"}})
+	require.NoError(t, err)
+	r := tx.NewRunner(db.Client())
+	c := credits.NewService(db, r)
+	p := payments.NewService(db, r, c)
+	require.NoError(t, c.EnsureSchema(ctx))
+	require.NoError(t, p.EnsureSchema(ctx))
+	require.NoError(t, p.EnsureSchema(ctx), "a second start")
+	require.NoError(t, db.Collection("payments").Indexes().DropAll(ctx))
+
+	_, err = p.Create(ctx, payments.NewPayment{Account: "user-1", AmountMinor: 500, Currency: "EUR", Credits: 50, Provider: "stripe", ProviderRef: "pi_old"})
+	require.ErrorIs(t, err, payments.ErrDuplicateProviderRef)
+	got, err := p.CompleteByRef(ctx, "stripe", "pi_old")
+	require.NoError(t, err)
+	assert.Equal(t, "aaaaaaaaaaaaaaaaaaaaaaa9", got.ID)
+	_, err = p.Create(ctx, payments.NewPayment{Account: "user-1", AmountMinor: 500, Currency: "EUR", Credits: 50, Provider: "stripe", ProviderRef: "pi_older"})
+	require.ErrorIs(t, err, payments.ErrDuplicateProviderRef)
+	n, err := db.Collection("payments").CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n)
 }

@@ -38,6 +38,7 @@ type Collation struct {
 	// as ICU's case level looks at case only.
 	caseC *collate.Collator
 	spec  bson.D
+	full  bson.D
 }
 
 // Parse reads a command's collation option. An absent option (nil) and
@@ -55,6 +56,10 @@ func Parse(v any) (*Collation, error) {
 	opts := []string{}
 	strength := int64(3)
 	caseLevel := false
+	// full is the spec with MongoDB's defaults filled in, as listIndexes
+	// shows an index's collation.
+	flags := map[string]bool{}
+	caseFirst, alternate, maxVariable := "off", "non-ignorable", "punct"
 	for _, e := range d {
 		switch e.Key {
 		case "locale":
@@ -79,10 +84,12 @@ func Parse(v any) (*Collation, error) {
 				opts = append(opts, key+"-true")
 			}
 			caseLevel = caseLevel || (e.Key == "caseLevel" && b)
+			flags[e.Key] = b
 		case "caseFirst":
 			s, _ := e.Value.(string)
 			switch s {
 			case "off":
+				caseFirst = s
 			case "upper", "lower":
 				return nil, merr.New(merr.BadValue, "collation caseFirst '%s' is not supported by mongotest", s)
 			default:
@@ -92,6 +99,7 @@ func Parse(v any) (*Collation, error) {
 			s, _ := e.Value.(string)
 			switch s {
 			case "non-ignorable":
+				alternate = s
 			case "shifted":
 				return nil, merr.New(merr.BadValue, "collation alternate 'shifted' is not supported by mongotest")
 			default:
@@ -102,6 +110,7 @@ func Parse(v any) (*Collation, error) {
 			if s != "punct" && s != "space" {
 				return nil, merr.New(merr.BadValue, "Enumeration value '%v' for field 'maxVariable' is not a valid value.", e.Value)
 			}
+			maxVariable = s
 		case "version":
 		default:
 			return nil, merr.New(codeUnknownField, "BSON field 'collation.%s' is an unknown field.", e.Key)
@@ -125,7 +134,13 @@ func Parse(v any) (*Collation, error) {
 	if err != nil {
 		return nil, merr.New(merr.BadValue, "Field 'locale' is invalid in: %s", bsonkit.FormatValue(d))
 	}
-	c := &Collation{c: collate.New(full, collate.OptionsFromTag(full)), spec: d}
+	c := &Collation{c: collate.New(full, collate.OptionsFromTag(full)), spec: d, full: bson.D{
+		{Key: "locale", Value: locale}, {Key: "caseLevel", Value: flags["caseLevel"]},
+		{Key: "caseFirst", Value: caseFirst}, {Key: "strength", Value: int32(strength)},
+		{Key: "numericOrdering", Value: flags["numericOrdering"]}, {Key: "alternate", Value: alternate},
+		{Key: "maxVariable", Value: maxVariable}, {Key: "normalization", Value: flags["normalization"]},
+		{Key: "backwards", Value: flags["backwards"]}, {Key: "version", Value: icuVersion},
+	}}
 	if caseLevel && strength < 3 {
 		t3, _ := language.Parse(tag)
 		c.caseC = collate.New(t3)
@@ -222,6 +237,18 @@ func (c *Collation) StringCompare() func(a, b string) int {
 		return nil
 	}
 	return c.Compare
+}
+
+// icuVersion is the collator version MongoDB 7.0 reports: its ICU's.
+const icuVersion = "57.1"
+
+// Full is the collation document with every default filled in, as
+// MongoDB stores an index's collation and listIndexes shows it.
+func (c *Collation) Full() bson.D {
+	if c == nil {
+		return nil
+	}
+	return c.full
 }
 
 // Spec is the collation document as given.

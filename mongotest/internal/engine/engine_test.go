@@ -216,7 +216,7 @@ func TestKeysOfDistinctValuesNeverCollide(t *testing.T) {
 	// Compound keys: the parts of two keys never run into each other.
 	ix := &index{paths: [][]string{{"a"}, {"b"}}, keys: bson.D{{Key: "a", Value: 1}, {Key: "b", Value: 1}}}
 	k1 := ix.keysOf(bson.D{{Key: "a", Value: "x"}, {Key: "b", Value: "y"}})
-	k2 := ix.keysOf(bson.D{{Key: "a", Value: "x" + keyPart("y")[:0]}, {Key: "b", Value: "y"}})
+	k2 := ix.keysOf(bson.D{{Key: "a", Value: "x" + ix.keyPart("y")[:0]}, {Key: "b", Value: "y"}})
 	require.Equal(t, k1, k2, "same values, same key")
 	k3 := ix.keysOf(bson.D{{Key: "a", Value: "x\x01" + keyOf("y")}, {Key: "b", Value: nil}})
 	require.NotEqual(t, k1, k3)

@@ -12,22 +12,31 @@ import (
 
 // IndexSpec is a parsed createIndexes entry.
 type IndexSpec struct {
-	Name    string
-	Keys    bson.D
-	Unique  bool
-	Sparse  bool
-	Partial func(bson.D) bool // nil: every document
-	Spec    bson.D            // the document listIndexes reports
+	Name   string
+	Keys   bson.D
+	Unique bool
+	Sparse bool
+	// PrepareUnique refuses writes that add a duplicate key, keeping the
+	// duplicates already there (collMod's first step to unique).
+	PrepareUnique bool
+	Partial       func(bson.D) bool // nil: every document
+	// StringKey maps a string to its key under the index's collation, so
+	// that strings the collation equates are one key; nil: binary.
+	StringKey func(string) string
+	Spec      bson.D // the document listIndexes reports
 }
 
 type index struct {
-	name    string
-	keys    bson.D
-	paths   [][]string
-	unique  bool
-	sparse  bool
-	partial func(bson.D) bool
-	spec    bson.D
+	name   string
+	keys   bson.D
+	paths  [][]string
+	unique bool
+	sparse bool
+	// prepareUnique: writes may not add a key another document has.
+	prepareUnique bool
+	partial       func(bson.D) bool
+	strKey        func(string) string // nil: binary string keys
+	spec          bson.D
 	// entries maps an encoded key to every record some version of which
 	// had it: a superset, always verified against the version a reader sees.
 	entries map[string]map[*record]struct{}
@@ -59,7 +68,7 @@ func (ix *index) keysOf(doc bson.D) []string {
 		next := make([]string, 0, len(keys)*len(vals))
 		for _, k := range keys {
 			for _, v := range vals {
-				next = append(next, k+keyPart(v))
+				next = append(next, k+ix.keyPart(v))
 			}
 		}
 		keys = next
@@ -69,8 +78,8 @@ func (ix *index) keysOf(doc bson.D) []string {
 
 // keyPart encodes one field of a compound key, length-first, so that the
 // parts of two keys can never run into each other.
-func keyPart(v any) string {
-	k := keyOf(v)
+func (ix *index) keyPart(v any) string {
+	k := keyWith(v, ix.strKey)
 	return strconv.Itoa(len(k)) + ":" + k
 }
 
@@ -129,7 +138,13 @@ func duplicateKey(ns Namespace, ix *index, doc bson.D) *merr.Error {
 	for i, e := range kv {
 		parts[i] = bsonkit.FormatElem(e.Key, e.Value)
 	}
-	err := merr.New(merr.DuplicateKey, "E11000 duplicate key error collection: %s index: %s dup key: { %s }", ns.String(), ix.name, strings.Join(parts, ", "))
+	coll := ""
+	if c, ok := bsonkit.Get(ix.spec, "collation"); ok {
+		// As MongoDB's buildDupKeyErrorStatus names the collation. Its
+		// keyValue holds ICU's collation key; mongotest's, the value.
+		coll = " collation: " + bsonkit.FormatValue(c)
+	}
+	err := merr.New(merr.DuplicateKey, "E11000 duplicate key error collection: %s index: %s%s dup key: { %s }", ns.String(), ix.name, coll, strings.Join(parts, ", "))
 	err.Extra = bson.D{{Key: "keyPattern", Value: bsonkit.CloneDoc(ix.keys)}, {Key: "keyValue", Value: kv}}
 	return err
 }
@@ -179,7 +194,7 @@ func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int,
 		// As MongoDB 7.0: the key pattern and partial filter identify an
 		// index; unique and sparse are options of that index.
 		if ex := c.findIndex(s.Name); ex != nil {
-			if !keysEqual(ex.keys, s.Keys) || !samePartial(ex.spec, s.Spec) {
+			if !keysEqual(ex.keys, s.Keys) || !sameIdentity(ex.spec, s.Spec) {
 				return 0, 0, created, merr.New(merr.IndexKeySpecsConflict, "An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %v, existing index: %v", s.Spec, ex.spec)
 			}
 			if ex.unique == s.Unique && ex.sparse == s.Sparse {
@@ -193,7 +208,7 @@ func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int,
 			}
 			return 0, 0, created, merr.New(merr.IndexOptionsConflict, "An equivalent index already exists with a different name and options. Requested index: %v, existing index: %v", s.Spec, ex.spec)
 		}
-		ix := &index{name: s.Name, keys: s.Keys, unique: s.Unique, sparse: s.Sparse, partial: s.Partial, spec: s.Spec, entries: map[string]map[*record]struct{}{}}
+		ix := &index{name: s.Name, keys: s.Keys, unique: s.Unique, sparse: s.Sparse, prepareUnique: s.PrepareUnique, partial: s.Partial, strKey: s.StringKey, spec: s.Spec, entries: map[string]map[*record]struct{}{}}
 		for _, k := range s.Keys {
 			ix.paths = append(ix.paths, strings.Split(k.Key, "."))
 		}
@@ -235,7 +250,7 @@ func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int,
 func (c *collection) haveAll(specs []IndexSpec) bool {
 	for _, s := range specs {
 		ex := c.findIndex(s.Name)
-		if ex == nil || !keysEqual(ex.keys, s.Keys) || !samePartial(ex.spec, s.Spec) ||
+		if ex == nil || !keysEqual(ex.keys, s.Keys) || !sameIdentity(ex.spec, s.Spec) ||
 			ex.unique != s.Unique || ex.sparse != s.Sparse {
 			return false
 		}
@@ -268,19 +283,24 @@ func (c *collection) findIndex(name string) *index {
 // spec (nil spec: any filter).
 func (c *collection) findIndexByKeys(keys, spec bson.D) *index {
 	for _, ix := range c.indexes {
-		if keysEqual(ix.keys, keys) && (spec == nil || samePartial(ix.spec, spec)) {
+		if keysEqual(ix.keys, keys) && (spec == nil || sameIdentity(ix.spec, spec)) {
 			return ix
 		}
 	}
 	return nil
 }
 
-// samePartial reports whether two index specs have the same
-// partialFilterExpression (or neither has one).
-func samePartial(a, b bson.D) bool {
-	pa, hasA := bsonkit.Get(a, "partialFilterExpression")
-	pb, hasB := bsonkit.Get(b, "partialFilterExpression")
-	return hasA == hasB && (!hasA || bsonkit.Equal(pa, pb))
+// sameIdentity reports whether two index specs with the same keys are one
+// index: as in MongoDB 7.0, when they have the same partialFilterExpression
+// and collation (or neither has one).
+func sameIdentity(a, b bson.D) bool {
+	return sameField(a, b, "partialFilterExpression") && sameField(a, b, "collation")
+}
+
+func sameField(a, b bson.D, key string) bool {
+	va, hasA := bsonkit.Get(a, key)
+	vb, hasB := bsonkit.Get(b, key)
+	return hasA == hasB && (!hasA || bsonkit.Equal(va, vb))
 }
 
 // ListIndexes returns the index specs of ns, or NamespaceNotFound.
@@ -313,9 +333,9 @@ func (e *Engine) DropIndexes(ns Namespace, names []string, keys bson.D) (int, er
 	}
 	before := len(c.indexes)
 	if keys != nil {
-		ix := c.findIndexByKeys(keys, nil)
-		if ix == nil {
-			return 0, merr.New(merr.IndexNotFound, "can't find index with key: %v", keys)
+		ix, err := c.indexByKeys(ns, keys)
+		if err != nil {
+			return 0, err
 		}
 		names = []string{ix.name}
 	}
@@ -387,4 +407,106 @@ func (c *collection) unindex(r *record, gone ...bson.D) {
 			}
 		}
 	}
+}
+
+// indexByKeys returns the one index with key pattern keys: none is
+// IndexNotFound, more than one (other collations or partial filters) is
+// AmbiguousIndexKeyPattern, as in MongoDB.
+func (c *collection) indexByKeys(ns Namespace, keys bson.D) (*index, error) {
+	var found []*index
+	for _, ix := range c.indexes {
+		if keysEqual(ix.keys, keys) {
+			found = append(found, ix)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, merr.New(merr.IndexNotFound, "cannot find index %s for ns %s", bsonkit.FormatValue(keys), ns.String())
+	case 1:
+		return found[0], nil
+	}
+	return nil, merr.New(merr.AmbiguousIndexKeyPattern, "index keyPattern %s matches %d indexes, must use index name. Conflicting indexes: %s, %s",
+		bsonkit.FormatValue(keys), len(found), bsonkit.FormatValue(found[0].spec), bsonkit.FormatValue(found[1].spec))
+}
+
+// ModifyIndex changes the index of ns named name (or, with name empty,
+// whose key pattern is keys): change gets a copy of its listIndexes spec
+// and returns the new one, whose unique and prepareUnique options apply
+// to later writes. Making an index unique over documents that share a key
+// is CannotConvertIndexToUnique (359), with their ids, and changes
+// nothing. A transaction with writes to ns makes it a *Conflict.
+func (e *Engine) ModifyIndex(ns Namespace, name string, keys bson.D, change func(spec bson.D) (bson.D, error)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.collFor(ns, nil)
+	if c == nil {
+		return merr.New(merr.NamespaceNotFound, "ns does not exist: %s", ns.String())
+	}
+	var ix *index
+	if name != "" {
+		if ix = c.findIndex(name); ix == nil {
+			return merr.New(merr.IndexNotFound, "cannot find index %s for ns %s", name, ns.String())
+		}
+	} else {
+		var err error
+		if ix, err = c.indexByKeys(ns, keys); err != nil {
+			return err
+		}
+	}
+	if holder := e.userOf(c); holder != nil {
+		return &Conflict{holder: holder}
+	}
+	spec := ix.spec
+	if ix.isID() {
+		spec = bson.D{{Key: "v", Value: int32(2)}, {Key: "key", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "name", Value: "_id_"}}
+	}
+	next, err := change(bsonkit.CloneDoc(spec))
+	if err != nil || ix.isID() {
+		return err
+	}
+	unique, _ := bsonkit.Get(next, "unique")
+	prepare, _ := bsonkit.Get(next, "prepareUnique")
+	if unique == true && !ix.unique {
+		if err := c.checkNoDuplicates(ix); err != nil {
+			return err
+		}
+	}
+	ix.spec, ix.unique, ix.prepareUnique = next, unique == true, prepare == true
+	return nil
+}
+
+// checkNoDuplicates reports the documents that share a key of ix, as
+// MongoDB's CannotConvertIndexToUnique: violations [{ids: [...]}, ...].
+// No transaction may be writing c. e.mu must be held.
+func (c *collection) checkNoDuplicates(ix *index) error {
+	byKey := map[string][]any{}
+	var order []string
+	for _, r := range c.order {
+		if r.removed {
+			continue
+		}
+		v, _ := r.latest()
+		if v.doc == nil {
+			continue
+		}
+		id, _ := bsonkit.Get(v.doc, "_id")
+		for _, k := range ix.keysOf(v.doc) {
+			if _, seen := byKey[k]; !seen {
+				order = append(order, k)
+			}
+			byKey[k] = append(byKey[k], id)
+		}
+	}
+	violations := bson.A{}
+	for _, k := range order {
+		if ids := byKey[k]; len(ids) > 1 {
+			violations = append(violations, bson.D{{Key: "ids", Value: bson.A(ids)}})
+		}
+	}
+	if len(violations) == 0 {
+		return nil
+	}
+	err := merr.New(merr.CannotConvertIndexToUnique, "Cannot convert the index to unique. Please resolve conflicting documents before running collMod again.")
+	err.Extra = bson.D{{Key: "violations", Value: violations}}
+	return err
 }

@@ -15,18 +15,28 @@ import (
 // keyOf encodes v so that values MongoDB considers equal (1, 1.0, 1L) get
 // the same key. It is used for _id lookup and index keys, never for order.
 func keyOf(v any) string {
+	return keyWith(v, nil)
+}
+
+// keyWith is keyOf with every string, at any depth, replaced by str's key
+// for it: an index with a collation keys strings by their collation key,
+// as MongoDB's CollationIndexKey does. A nil str keeps strings as they are.
+func keyWith(v any, str func(string) string) string {
 	var b strings.Builder
-	writeKey(&b, v)
+	writeKey(&b, v, str)
 	return b.String()
 }
 
-func writeKey(b *strings.Builder, v any) {
+func writeKey(b *strings.Builder, v any, str func(string) string) {
 	b.WriteByte(byte(bsonkit.TypeRank(v)))
 	switch x := v.(type) {
 	case nil, bson.Null, bson.Undefined, bson.MinKey, bson.MaxKey:
 	case int32, int64, int, float64, bson.Decimal128:
 		writeNumberKey(b, x)
 	case string:
+		if str != nil {
+			x = str(x)
+		}
 		writeString(b, x)
 	case bson.Symbol:
 		writeString(b, string(x))
@@ -35,13 +45,13 @@ func writeKey(b *strings.Builder, v any) {
 		for _, e := range x {
 			b.WriteString(e.Key)
 			b.WriteByte(0)
-			writeKey(b, e.Value)
+			writeKey(b, e.Value, str)
 		}
 		b.WriteByte('}')
 	case bson.A:
 		b.WriteByte('[')
 		for _, e := range x {
-			writeKey(b, e)
+			writeKey(b, e, str)
 		}
 		b.WriteByte(']')
 	case bson.ObjectID:

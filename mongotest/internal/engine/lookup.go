@@ -26,7 +26,7 @@ func (t *Txn) ScanEqual(ns Namespace, eq bson.D) ([]bson.D, bool) {
 	key := ""
 	for _, k := range ix.keys {
 		v, _ := getField(eq, k.Key)
-		key += keyPart(v)
+		key += ix.keyPart(v)
 	}
 	cands := make([]*record, 0, len(ix.entries[key]))
 	for r := range ix.entries[key] {
@@ -45,10 +45,11 @@ func (t *Txn) ScanEqual(ns Namespace, eq bson.D) ([]bson.D, bool) {
 }
 
 // coveringIndex returns a non-partial index all of whose key paths have a
-// value in eq.
+// value in eq. An index with a collation holds collation keys, which eq's
+// binary comparison cannot look up.
 func (c *collection) coveringIndex(eq bson.D) *index {
 	for _, ix := range c.indexes[1:] {
-		if ix.partial != nil || ix.sparse {
+		if ix.partial != nil || ix.sparse || ix.strKey != nil {
 			continue
 		}
 		covered := true

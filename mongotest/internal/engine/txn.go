@@ -257,10 +257,16 @@ func (t *Txn) claim(r *record) error {
 func (t *Txn) put(ns Namespace, c *collection, r *record, doc bson.D) error {
 	if doc != nil {
 		for _, ix := range c.indexes[1:] {
-			if !ix.unique {
+			if !ix.unique && !ix.prepareUnique {
 				continue
 			}
-			if err := t.checkUnique(ns, ix, r, doc); err != nil {
+			var had []string
+			if !ix.unique {
+				// prepareUnique refuses only keys this write adds: the
+				// duplicates already there stay writable.
+				had = ix.keysOf(t.visible(r))
+			}
+			if err := t.checkUnique(ns, ix, r, doc, had); err != nil {
 				return err
 			}
 		}
@@ -283,8 +289,11 @@ func (t *Txn) put(ns Namespace, c *collection, r *record, doc bson.D) error {
 	return nil
 }
 
-func (t *Txn) checkUnique(ns Namespace, ix *index, self *record, doc bson.D) error {
+func (t *Txn) checkUnique(ns Namespace, ix *index, self *record, doc bson.D, had []string) error {
 	for _, k := range ix.keysOf(doc) {
+		if hasKey(had, k) {
+			continue
+		}
 		for other := range ix.entries[k] {
 			if other == self || other.removed {
 				continue

@@ -23,6 +23,8 @@ const (
 	InvalidBSON                        int32 = 22
 	NamespaceNotFound                  int32 = 26
 	IndexNotFound                      int32 = 27
+	AmbiguousIndexKeyPattern           int32 = 181
+	CannotConvertIndexToUnique         int32 = 359
 	PathNotViable                      int32 = 28
 	ConflictingUpdateOperators         int32 = 40
 	CursorNotFound                     int32 = 43
@@ -89,6 +91,8 @@ var names = map[int32]string{
 	InvalidBSON:                        "InvalidBSON",
 	NamespaceNotFound:                  "NamespaceNotFound",
 	IndexNotFound:                      "IndexNotFound",
+	AmbiguousIndexKeyPattern:           "AmbiguousIndexKeyPattern",
+	CannotConvertIndexToUnique:         "CannotConvertIndexToUnique",
 	PathNotViable:                      "PathNotViable",
 	ConflictingUpdateOperators:         "ConflictingUpdateOperators",
 	CursorNotFound:                     "CursorNotFound",
