@@ -186,15 +186,17 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	return s, nil
 }
 
-// abortOpen aborts s's open transaction; s.mu must be held.
+// abortOpen aborts s's open transaction; s.mu must be held. It is counted
+// before its documents are released: a writer they held up must not find
+// it still counted open (serverStatus) once its own write went through.
 func (ss *sessions) abortOpen(s *session, reason string) {
 	if s.state == txnInProgress && s.txn != nil {
-		s.txn.Abort()
-		s.state = txnAborted
-		s.abortedReason = reason
 		ss.mu.Lock()
 		ss.aborts++
 		ss.mu.Unlock()
+		s.txn.Abort()
+		s.state = txnAborted
+		s.abortedReason = reason
 	}
 }
 

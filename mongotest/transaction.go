@@ -192,11 +192,11 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 	switch {
 	case isCommit:
 		if err == nil {
-			s.txn.Commit()
-			s.state = txnCommitted
-			ss.mu.Lock()
+			ss.mu.Lock() // counted before it is visible, as an abort is
 			ss.commits++
 			ss.mu.Unlock()
+			s.txn.Commit()
+			s.state = txnCommitted
 		}
 	case isAbort:
 		if err == nil {
