@@ -22,25 +22,35 @@ import (
 // copied out to credit_entries or still embedded in their account.
 func (ta *testApp) entriesWithKey(key string) int {
 	ta.t.Helper()
-	ctx := context.Background()
-	n, err := ta.db.Collection("credit_entries").CountDocuments(ctx, bson.D{{Key: "key", Value: "http:" + key}})
-	require.NoError(ta.t, err)
-	cur, err := ta.db.Collection("credit_accounts").Find(ctx, bson.D{})
+	return ta.count("credit_entries", bson.D{{Key: "key", Value: "http:" + key}}) +
+		ta.pendingWhere(func(e pendingEntry) bool { return e.Key == "http:"+key })
+}
+
+// pendingEntry is what the tests read of an entry still embedded in its
+// account.
+type pendingEntry struct {
+	Key   string `bson:"key"`
+	RefID string `bson:"refId"`
+}
+
+// pendingWhere counts the entries still embedded in accounts that match.
+func (ta *testApp) pendingWhere(match func(pendingEntry) bool) int {
+	ta.t.Helper()
+	cur, err := ta.db.Collection("credit_accounts").Find(context.Background(), bson.D{})
 	require.NoError(ta.t, err)
 	var accs []struct {
-		Pending []struct {
-			Key string `bson:"key"`
-		} `bson:"pending"`
+		Pending []pendingEntry `bson:"pending"`
 	}
-	require.NoError(ta.t, cur.All(ctx, &accs))
+	require.NoError(ta.t, cur.All(context.Background(), &accs))
+	n := 0
 	for _, a := range accs {
 		for _, e := range a.Pending {
-			if e.Key == "http:"+key {
+			if match(e) {
 				n++
 			}
 		}
 	}
-	return int(n)
+	return n
 }
 
 func (ta *testApp) count(coll string, filter bson.D) int {
@@ -204,35 +214,12 @@ func TestEveryMoneyRouteIsExactlyOncePerKey(t *testing.T) {
 				done = ta.sendConcurrently(req{Method: "POST", Path: "/v1/payments/" + paymentID + "/refund", Key: "refund-k"}, http.StatusOK)
 				assert.Equal(t, "refunded", done.Body["status"])
 				assert.Equal(t, float64(0), ta.balance("dave")["balance"])
-				assert.Equal(t, 2, ta.count("credit_entries", bson.D{{Key: "refId", Value: paymentID}})+ta.pendingWithRef(paymentID))
+				assert.Equal(t, 2, ta.count("credit_entries", bson.D{{Key: "refId", Value: paymentID}})+ta.pendingWhere(func(e pendingEntry) bool { return e.RefID == paymentID }))
 			})
 			rep := ta.mustStatus(http.StatusOK, req{Method: "GET", Path: "/v1/reconcile"}).Body
 			assert.Equal(t, true, rep["ok"], "%v", rep)
 		})
 	}
-}
-
-// pendingWithRef counts the entries still embedded in accounts that
-// reference id.
-func (ta *testApp) pendingWithRef(id string) int {
-	ta.t.Helper()
-	cur, err := ta.db.Collection("credit_accounts").Find(context.Background(), bson.D{})
-	require.NoError(ta.t, err)
-	var accs []struct {
-		Pending []struct {
-			RefID string `bson:"refId"`
-		} `bson:"pending"`
-	}
-	require.NoError(ta.t, cur.All(context.Background(), &accs))
-	n := 0
-	for _, a := range accs {
-		for _, e := range a.Pending {
-			if e.RefID == id {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 // A response stored by the version before internal/idempotency (keyed by

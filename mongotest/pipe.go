@@ -23,10 +23,16 @@ type pipeAddr string
 func (a pipeAddr) Network() string { return "pipe" }
 func (a pipeAddr) String() string  { return "pipe" }
 
+// maxKeptPipeBuf bounds the buffer a pipe keeps between messages.
+const maxKeptPipeBuf = 1 << 20
+
 // pipeBuf is one direction of a pipe.
 type pipeBuf struct {
-	mu       sync.Mutex
-	data     []byte
+	mu   sync.Mutex
+	data []byte
+	// buf is data's backing array, kept while empty for the next write so
+	// that a request or reply does not allocate (unless it is large).
+	buf      []byte
 	eof      bool          // the writer closed: reads drain data, then io.EOF
 	closed   bool          // the reader closed: reads and writes fail
 	deadline time.Time     // read deadline
@@ -53,7 +59,10 @@ func (p *pipeBuf) read(b []byte) (int, error) {
 			n := copy(b, p.data)
 			p.data = p.data[n:]
 			if len(p.data) == 0 {
-				p.data = p.data[:0:0]
+				p.data = nil
+				if cap(p.buf) > maxKeptPipeBuf {
+					p.buf = nil
+				}
 			}
 			p.mu.Unlock()
 			return n, nil
@@ -85,7 +94,13 @@ func (p *pipeBuf) write(b []byte) (int, error) {
 		p.mu.Unlock()
 		return 0, io.ErrClosedPipe
 	}
+	if len(p.data) == 0 {
+		p.data = p.buf[:0]
+	}
 	p.data = append(p.data, b...)
+	if len(p.data) == len(b) {
+		p.buf = p.data[:0] // data starts its array: keep the array for reuse
+	}
 	p.mu.Unlock()
 	p.poke()
 	return len(b), nil
@@ -123,9 +138,14 @@ func (c *pipeConn) SetDeadline(t time.Time) error {
 
 func (c *pipeConn) SetReadDeadline(t time.Time) error {
 	c.in.mu.Lock()
+	changed := !t.Equal(c.in.deadline)
 	c.in.deadline = t
 	c.in.mu.Unlock()
-	c.in.poke()
+	if changed {
+		// A pending read re-arms its timer. The driver sets the same
+		// (zero) deadline before every read: no wake-up for that.
+		c.in.poke()
+	}
 	return nil
 }
 

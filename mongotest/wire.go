@@ -144,7 +144,7 @@ func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 		if m.moreToCome() {
 			return nil, true
 		}
-		return c.encodeReply(m, c.srv.finishReply(merr.New(we.code, "%s", we.msg).Doc())), true
+		return c.encodeReply(m, merr.New(we.code, "%s", we.msg).Doc()), true
 	}
 
 	req := &request{
@@ -160,7 +160,7 @@ func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 	if reply == nil || req.moreToCome {
 		return nil, true
 	}
-	return c.encodeReply(m, c.srv.finishReply(reply)), true
+	return c.encodeReply(m, reply), true
 }
 
 // serveRequest runs the request's handler (dispatch), turning a panic into an InternalError reply
@@ -177,7 +177,9 @@ func (s *Server) serveRequest(ctx context.Context, req *request) (reply bson.D) 
 }
 
 // encodeReply frames reply as the answer to m: OP_MSG for OP_MSG, OP_REPLY
-// for OP_QUERY.
+// for OP_QUERY. It appends $clusterTime and operationTime to the document
+// unless dispatch set them already (a write reports its own tick as
+// operationTime).
 func (c *conn) encodeReply(m *message, reply bson.D) []byte {
 	reqID := c.srv.nextReqID.Add(1)
 	dst := make([]byte, 0, 512)
@@ -202,14 +204,17 @@ func (c *conn) encodeReply(m *message, reply bson.D) []byte {
 	dst, err := bsonkit.AppendDocument(dst, reply)
 	if err != nil {
 		c.log.Error("marshal reply", zap.Error(err))
-		dst, _ = bsonkit.AppendDocument(dst[:body], c.srv.finishReply(merr.New(merr.InternalError, "cannot encode reply: %v", err).Doc()))
+		reply = merr.New(merr.InternalError, "cannot encode reply: %v", err).Doc()
+		dst, _ = bsonkit.AppendDocument(dst[:body], reply)
 	}
+	dst = c.srv.appendClusterTime(dst, body, reply)
 	return bsoncore.UpdateLength(dst, idx, int32(len(dst)-int(idx)))
 }
 
-// finishReply appends $clusterTime and operationTime to reply unless
-// dispatch set them already (a write reports its own tick as operationTime).
-func (s *Server) finishReply(reply bson.D) bson.D {
+// appendClusterTime adds $clusterTime and operationTime, unless reply has
+// them, to the document that dst holds from offset doc on (encoded from
+// reply). The signature is a dummy, as on a server without auth keys.
+func (s *Server) appendClusterTime(dst []byte, doc int, reply bson.D) []byte {
 	var hasCT, hasOT bool
 	for _, e := range reply {
 		switch e.Key {
@@ -219,27 +224,30 @@ func (s *Server) finishReply(reply bson.D) bson.D {
 			hasOT = true
 		}
 	}
+	if hasCT && hasOT {
+		return dst
+	}
 	now := s.clusterTime()
+	dst = dst[:len(dst)-1] // reopen the document: drop its terminator
 	if !hasCT {
-		reply = append(reply, bson.E{Key: "$clusterTime", Value: clusterTimeDoc(now)})
+		var ct, sig int32
+		ct, dst = bsoncore.AppendDocumentElementStart(dst, "$clusterTime")
+		dst = bsoncore.AppendTimestampElement(dst, "clusterTime", now.T, now.I)
+		sig, dst = bsoncore.AppendDocumentElementStart(dst, "signature")
+		dst = bsoncore.AppendBinaryElement(dst, "hash", 0, zeroHash[:])
+		dst = bsoncore.AppendInt64Element(dst, "keyId", 0)
+		dst, _ = bsoncore.AppendDocumentEnd(dst, sig)
+		dst, _ = bsoncore.AppendDocumentEnd(dst, ct)
 	}
 	if !hasOT {
-		reply = append(reply, bson.E{Key: "operationTime", Value: now})
+		dst = bsoncore.AppendTimestampElement(dst, "operationTime", now.T, now.I)
 	}
-	return reply
+	dst = append(dst, 0)
+	return bsoncore.UpdateLength(dst, int32(doc), int32(len(dst)-doc))
 }
 
-// clusterTimeDoc is the gossiped $clusterTime; the signature is a dummy, as
-// on a server without auth keys.
-func clusterTimeDoc(ts bson.Timestamp) bson.D {
-	return bson.D{
-		{Key: "clusterTime", Value: ts},
-		{Key: "signature", Value: bson.D{
-			{Key: "hash", Value: bson.Binary{Subtype: 0, Data: make([]byte, 20)}},
-			{Key: "keyId", Value: int64(0)},
-		}},
-	}
-}
+// zeroHash is the dummy $clusterTime signature hash.
+var zeroHash [20]byte
 
 // wireError is a malformed request. A fatal one closes the connection; any
 // other is answered with an error reply carrying code.
@@ -322,7 +330,6 @@ func (m *message) decodeMsg(src []byte) error {
 		}
 		src = src[:len(src)-4] // not verified: loopback TCP already checks integrity
 	}
-	seen := make(map[string]bool)
 	for len(src) > 0 {
 		var kind wiremessage.SectionType
 		kind, src, _ = wiremessage.ReadMsgSectionType(src)
@@ -341,10 +348,11 @@ func (m *message) decodeMsg(src []byte) error {
 			if !ok {
 				return parseErrorf("OP_MSG document sequence is malformed")
 			}
-			if seen[id] {
-				return parseErrorf("OP_MSG has duplicate document sequence %q", id)
+			for _, seq := range m.sequences {
+				if seq.identifier == id {
+					return parseErrorf("OP_MSG has duplicate document sequence %q", id)
+				}
 			}
-			seen[id] = true
 			m.sequences = append(m.sequences, docSequence{identifier: id, docs: docs})
 			src = rest
 		default:

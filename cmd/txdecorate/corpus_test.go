@@ -23,6 +23,8 @@ var corpus = []struct {
 	give string // the package directory, under testdata/corpus
 	args string // the command line after the directory's name
 }{
+	{give: "full", args: "-type Service"},
+	{give: "other", args: "-type Closer -constructor NewTxCloser"},
 	{give: "ctxvar", args: "-type Store"},
 	{give: "ctxname", args: "-type Store"},
 	{give: "errembed", args: "-type Failure"},
@@ -49,9 +51,7 @@ func TestCorpus(t *testing.T) {
 	work, err := os.MkdirTemp("testdata", "run-")
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(work) })
-	bin := filepath.Join(t.TempDir(), "txdecorate")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := tool(t)
 
 	var vetDirs []string
 	for _, tt := range corpus {

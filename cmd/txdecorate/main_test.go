@@ -4,71 +4,59 @@ import (
 	"bufio"
 	"bytes"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-	"golang.org/x/tools/go/packages"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if toolDir != "" {
+		os.RemoveAll(toolDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
-func TestGolden(t *testing.T) {
-	tests := []struct {
-		give string // the package directory, under testdata
-		args string // the command line after the directory's name
-	}{
-		{give: "full", args: "-type Service"},
-		{give: "other", args: "-type Closer -constructor NewTxCloser"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.give+" "+tt.args, func(t *testing.T) {
-			cfg := parseArgs(t, tt.args)
-			cfg.dir = filepath.Join("testdata", tt.give)
-			cfg.output = filepath.Join("testdata", tt.give, snake(cfg.typeName)+"_tx.go")
-			cfg.command = "txdecorate " + tt.args
+var (
+	toolOnce sync.Once
+	toolDir  string
+	toolBin  string
+	toolErr  error
+)
 
-			out, src, err := generate(cfg)
-			require.NoError(t, err)
-			wantPath, _ := filepath.Abs(cfg.output)
-			assert.Equal(t, wantPath, out)
-
-			golden := filepath.Join("testdata", tt.give, snake(cfg.typeName)+"_tx.golden")
-			if *update {
-				require.NoError(t, os.WriteFile(golden, src, 0o644))
-			}
-			want, err := os.ReadFile(golden)
-			require.NoError(t, err)
-			assert.Equal(t, string(want), string(src), "run go test ./cmd/txdecorate -update to accept changes")
-
-			typeCheck(t, cfg.dir, out, src)
-		})
-	}
-}
-
-// typeCheck loads the package in dir with src as its file path, and fails
-// if the package does not compile.
-func typeCheck(t *testing.T, dir, path string, src []byte) {
+// tool returns the txdecorate command, built once for the whole run. Tests
+// run it as a program, as go generate does, outside the race detector,
+// under which loading and type-checking a package takes a minute.
+func tool(t *testing.T) string {
 	t.Helper()
-	pkgs, err := packages.Load(&packages.Config{
-		Mode:    packages.NeedName | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo,
-		Dir:     dir,
-		Overlay: map[string][]byte{path: src},
-	}, ".")
-	require.NoError(t, err)
-	require.Len(t, pkgs, 1)
-	for _, e := range pkgs[0].Errors {
-		t.Errorf("generated code does not compile: %v", e)
-	}
+	toolOnce.Do(func() {
+		if toolDir, toolErr = os.MkdirTemp("", "txdecorate-test-"); toolErr != nil {
+			return
+		}
+		toolBin = filepath.Join(toolDir, "txdecorate")
+		if out, err := exec.Command("go", "build", "-o", toolBin, ".").CombinedOutput(); err != nil {
+			toolErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	require.NoError(t, toolErr)
+	return toolBin
 }
 
 // TestGeneratedFilesAreCurrent finds every go:generate line of this module
@@ -105,19 +93,27 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 			found++
 			t.Run(path, func(t *testing.T) {
 				cfg := parseArgs(t, args)
-				if cfg.dir != "." {
-					cfg.dir = filepath.Join(filepath.Dir(path), cfg.dir)
-				} else {
-					cfg.dir = filepath.Dir(path)
+				require.Equal(t, ".", cfg.dir, "the go:generate line names its own package")
+				out := cfg.output
+				if out == "" {
+					out = snake(cfg.typeName) + "_tx.go"
 				}
-				if cfg.output != "" {
-					cfg.output = filepath.Join(filepath.Dir(path), cfg.output)
-				}
-				cfg.command = "txdecorate " + args
-				out, src, err := generate(cfg)
-				require.NoError(t, err)
-				have, err := os.ReadFile(out)
+				have, err := os.ReadFile(filepath.Join(filepath.Dir(path), out))
 				require.NoError(t, err, "run go generate ./...")
+				// Generate again in a copy of the package beside it (same
+				// module, same imports; "_" keeps it out of ./...), so the
+				// check never writes to the tree.
+				dir, err := os.MkdirTemp(filepath.Dir(path), "_txdecorate-check-")
+				require.NoError(t, err)
+				t.Cleanup(func() { os.RemoveAll(dir) })
+				copyDir(t, filepath.Dir(path), dir)
+				require.NoError(t, os.Remove(filepath.Join(dir, out)))
+				cmd := exec.Command(tool(t), strings.Fields(args)...)
+				cmd.Dir = dir
+				msg, err := cmd.CombinedOutput()
+				require.NoError(t, err, "%s", msg)
+				src, err := os.ReadFile(filepath.Join(dir, out))
+				require.NoError(t, err)
 				assert.Equal(t, string(src), string(have), "%s is stale: run go generate ./...", out)
 			})
 		}

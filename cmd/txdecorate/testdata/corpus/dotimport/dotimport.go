@@ -4,7 +4,7 @@ package dotimport
 import (
 	. "context"
 
-	. "github.com/txkit/txkit/cmd/txdecorate/testdata/other"
+	. "github.com/txkit/txkit/cmd/txdecorate/testdata/corpus/other"
 )
 
 // Service is decorated.

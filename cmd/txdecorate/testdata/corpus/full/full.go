@@ -6,7 +6,7 @@ import (
 	ctxpkg "context"
 	"time"
 
-	"github.com/txkit/txkit/cmd/txdecorate/testdata/other"
+	"github.com/txkit/txkit/cmd/txdecorate/testdata/corpus/other"
 )
 
 // tx is a package-level name that clashes with the tx import: the
