@@ -205,19 +205,73 @@ func cmdFind(o *op) (bson.D, error) {
 	// own later writes, as a WiredTiger cursor does: each document is read
 	// again, filtered and projected when a batch returns it. (A sort
 	// buffers every document first, on MongoDB too.)
-	var live func(bson.D) (bson.D, bool, error)
-	if o.txn != nil && fs.sort == nil && !o.isView(ns) {
+	//
+	// Outside a transaction, an unsorted find's getMore reads the latest
+	// committed version of each remaining document, as MongoDB's does:
+	// its cursor gives up its storage snapshot between batches and
+	// resumes on current data ("Cursor Isolation" in the manual: "the
+	// cursor is not isolated during its lifetime"). Documents deleted or
+	// no longer matching are skipped; documents inserted (or newly
+	// matching) after it opened are not returned, which MongoDB may do.
+	// A snapshot read stays at its point in time.
+	var live, later func(bson.D) (bson.D, bool, error)
+	var proj *query.Projection
+	switch {
+	case fs.sort != nil || o.isView(ns):
+	case o.txn != nil:
 		live = fs.liveIn(o.txn, ns)
+		later = live
+	default:
+		proj, fs.projection = fs.projection, nil
 	}
 	var docs []bson.D
 	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
 		return nil, err
 	}
+	if o.txn == nil && fs.sort == nil && !o.isView(ns) {
+		if o.atClusterTime != nil {
+			docs = project(docs, proj)
+		} else {
+			live = func(d bson.D) (bson.D, bool, error) { return project([]bson.D{d}, proj)[0], true, nil }
+			later = fs.liveLatest(o.s.core.engine, ns, proj)
+		}
+	}
 	if fs.limit > 0 && bs > 0 && bs >= fs.limit {
 		single = true
 	}
-	reply, _, err := o.s.core.cursors.openLive(o, ns.String(), docs, int(bs), single, live)
+	reply, _, err := o.s.core.cursors.openLive(o, ns.String(), docs, int(bs), single, live, later)
 	return reply, err
+}
+
+// project applies proj (nil: none) to docs.
+func project(docs []bson.D, proj *query.Projection) []bson.D {
+	if proj == nil {
+		return docs
+	}
+	out := make([]bson.D, len(docs))
+	for i, d := range docs {
+		out[i] = proj.Apply(d)
+	}
+	return out
+}
+
+// liveLatest returns the re-read of a plain cursor's getMore: the
+// document's latest committed version, if it still matches, projected.
+func (fs *findSpec) liveLatest(e *engine.Engine, ns engine.Namespace, proj *query.Projection) func(bson.D) (bson.D, bool, error) {
+	return func(d bson.D) (bson.D, bool, error) {
+		t := e.Begin()
+		defer t.Abort()
+		id, _ := bsonkit.Get(d, "_id")
+		cur := t.FindID(ns, id)
+		if cur == nil {
+			return nil, false, nil
+		}
+		ok, err := fs.f.Eval(cur)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		return project([]bson.D{cur}, proj)[0], true, nil
+	}
 }
 
 func cmdCount(o *op) (bson.D, error) {

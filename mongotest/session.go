@@ -281,6 +281,9 @@ func cmdEndSessions(o *op) (bson.D, error) {
 		return nil, err
 	}
 	o.s.core.sessions.kill(keys, o.sess)
+	if o.req != nil && o.req.conn != nil {
+		o.req.conn.sayGoodbye()
+	}
 	return ok1(), nil
 }
 
