@@ -168,6 +168,7 @@ func benchInsertFind(b *testing.B, client *mongo.Client) {
 	ctx := context.Background()
 	coll := client.Database("bench").Collection("c")
 	b.ReportAllocs()
+	mongotest.ReportCPU(b)
 	i := 0
 	for b.Loop() {
 		i++
@@ -204,6 +205,7 @@ func benchTCPEcho(b *testing.B) {
 	})
 	msg, buf := make([]byte, 200), make([]byte, 200)
 	b.ReportAllocs()
+	mongotest.ReportCPU(b)
 	for b.Loop() {
 		for range 2 {
 			if _, err := nc.Write(msg); err != nil {
