@@ -116,7 +116,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 		cursorNS = ns.String()
 	}
 	if output != nil {
-		if err := o.writeOutput(output, out, vars); err != nil {
+		if err := o.writeOutput(output, out, vars, coll); err != nil {
 			return nil, err
 		}
 		out = nil
@@ -134,7 +134,7 @@ func outputStage(out *aggregate.Output) string {
 
 // writeOutput carries out a final $out or $merge with the pipeline's
 // results, in one atomic write.
-func (o *op) writeOutput(out *aggregate.Output, docs []bson.D, vars expr.Vars) error {
+func (o *op) writeOutput(out *aggregate.Output, docs []bson.D, vars expr.Vars, coll *collation.Collation) error {
 	target := engine.Namespace{DB: out.DB, Coll: out.Coll}
 	if target.DB == "" {
 		target.DB = o.db
@@ -145,7 +145,7 @@ func (o *op) writeOutput(out *aggregate.Output, docs []bson.D, vars expr.Vars) e
 	if o.isView(target) {
 		return merr.New(merr.CommandNotSupportedOnView, "Cannot write the output of %s to a view: %s", outputStage(out), target.String())
 	}
-	if out.Merge && !slices.Equal(out.On, []string{"_id"}) && !o.hasUniqueIndexOn(target, out.On) {
+	if out.Merge && !slices.Equal(out.On, []string{"_id"}) && !o.hasUniqueIndexOn(target, out.On, coll) {
 		return merr.New(codeMergeNoUniqueIndex, "Cannot find index to verify that join fields will be unique")
 	}
 	if out.WhenMatched == "pipeline" {
@@ -164,7 +164,7 @@ func (o *op) writeOutput(out *aggregate.Output, docs []bson.D, vars expr.Vars) e
 			return o.replaceAll(t, target, docs)
 		}
 		for _, d := range docs {
-			if err := o.mergeOne(t, target, out, d, vars); err != nil {
+			if err := o.mergeOne(t, target, out, d, vars, coll); err != nil {
 				return err
 			}
 		}
@@ -197,7 +197,10 @@ func (o *op) replaceAll(t *engine.Txn, ns engine.Namespace, docs []bson.D) error
 	return nil
 }
 
-func (o *op) hasUniqueIndexOn(ns engine.Namespace, fields []string) bool {
+// hasUniqueIndexOn reports whether ns has an index that makes fields
+// unique under coll, as MongoDB's supportsUniqueKey: unique, not partial,
+// keyed on exactly fields, with the aggregate's collation.
+func (o *op) hasUniqueIndexOn(ns engine.Namespace, fields []string, coll *collation.Collation) bool {
 	specs, err := o.s.core.engine.ListIndexes(ns)
 	if err != nil {
 		return false
@@ -206,7 +209,10 @@ func (o *op) hasUniqueIndexOn(ns engine.Namespace, fields []string) bool {
 		unique, _ := bsonkit.Get(s, "unique")
 		key, _ := bsonkit.Get(s, "key")
 		kd, _ := key.(bson.D)
-		if unique != true || len(kd) != len(fields) {
+		if unique != true || len(kd) != len(fields) || field(s, "partialFilterExpression") != nil {
+			continue
+		}
+		if ic, has := bsonkit.Get(s, "collation"); has != (coll != nil) || (has && !bsonkit.Equal(ic, coll.Full())) {
 			continue
 		}
 		all := true
@@ -234,11 +240,12 @@ func compileMergeUpdate(out *aggregate.Output, vars expr.Vars) (*update.Update, 
 }
 
 // mergeOne is $merge for one document.
-func (o *op) mergeOne(t *engine.Txn, ns engine.Namespace, out *aggregate.Output, doc bson.D, vars expr.Vars) error {
+func (o *op) mergeOne(t *engine.Txn, ns engine.Namespace, out *aggregate.Output, doc bson.D, vars expr.Vars, coll *collation.Collation) error {
 	if slices.Equal(out.On, []string{"_id"}) {
 		if _, has := bsonkit.Get(doc, "_id"); !has {
 			doc = append(bson.D{{Key: "_id", Value: bson.NewObjectID()}}, doc...)
 		}
+		coll = nil // the _id index has the simple collation
 	}
 	filter := bson.D{}
 	for _, f := range out.On {
@@ -252,7 +259,7 @@ func (o *op) mergeOne(t *engine.Txn, ns engine.Namespace, out *aggregate.Output,
 		}
 		filter = append(filter, bson.E{Key: f, Value: bson.D{{Key: "$eq", Value: v}}})
 	}
-	f, err := query.Compile(filter)
+	f, err := query.CompileWith(filter, query.Options{Collation: coll.StringCompare()})
 	if err != nil {
 		return err
 	}

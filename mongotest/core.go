@@ -43,6 +43,7 @@ func newCore(lifetime time.Duration, tick func() bson.Timestamp) *core {
 		history:    300 * time.Second,
 	}
 	c.sessions = newSessions(c)
+	c.engine.SetHistoryWindow(c.history)
 	return c
 }
 
@@ -68,6 +69,7 @@ func (c *core) setHistoryWindow(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.history = d
+	c.engine.SetHistoryWindow(d)
 }
 
 func (c *core) parameters() bson.D {

@@ -35,9 +35,9 @@ type cursor struct {
 	// txnNumber is the transaction's number (0: none), which a getMore
 	// must carry.
 	txnNumber int64
-	// live, when set, re-reads each document as the cursor returns it
-	// (false: it is gone), for a transaction's cursor that must see the
-	// transaction's own later writes.
+	// live, when set, re-reads each document as getMore returns it
+	// (false: it is gone): a transaction's cursor sees the transaction's
+	// own later writes, a plain one the latest commits.
 	live func(d bson.D) (bson.D, bool, error)
 }
 
@@ -80,13 +80,14 @@ func batch(docs []bson.D, n int) (head, rest []bson.D) {
 // open returns the first batch of docs (batchSize 0: an empty one) and a
 // cursor id for the rest (0: none).
 func (c *cursors) open(o *op, ns string, docs []bson.D, batchSize int, single bool) (bson.D, int64) {
-	reply, id, _ := c.openLive(o, ns, docs, batchSize, single, nil)
+	reply, id, _ := c.openLive(o, ns, docs, batchSize, single, nil, nil)
 	return reply, id
 }
 
-// openLive is open for a cursor whose documents live re-reads as they are
-// returned (nil: they are returned as given).
-func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, single bool, live func(bson.D) (bson.D, bool, error)) (bson.D, int64, error) {
+// openLive is open for a cursor whose documents live re-reads as the first
+// batch returns them, and later as getMore does (nil: they are returned as
+// given).
+func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, single bool, live, later func(bson.D) (bson.D, bool, error)) (bson.D, int64, error) {
 	first, rest := []bson.D(nil), docs
 	if batchSize != 0 {
 		first, rest = batch(docs, batchSize)
@@ -101,7 +102,7 @@ func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, singl
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := rand.Int64N(1<<62) + 1
-	cur := &cursor{id: id, ns: ns, docs: rest, lastUse: time.Now(), live: live}
+	cur := &cursor{id: id, ns: ns, docs: rest, lastUse: time.Now(), live: later}
 	if o.sess != nil {
 		cur.sessKey = o.sess.key
 	}

@@ -55,6 +55,12 @@ func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
 	if err != nil {
 		return 0, err
 	}
+	if limit == 0 && o.txn == nil {
+		n, _, err := o.eachDocument(ns, filter, f, func(t *engine.Txn, d bson.D) (bool, error) {
+			return true, t.Delete(ns, d)
+		})
+		return n, err
+	}
 	var n int32
 	err = o.atomic(func(t *engine.Txn) error {
 		n = 0

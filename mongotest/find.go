@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"slices"
 	"sort"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -18,6 +19,7 @@ type findSpec struct {
 	filter     bson.D
 	f          *query.Filter
 	sort       *query.Sort
+	reverse    bool // sort {$natural: -1}
 	projection *query.Projection
 	skip       int64
 	limit      int64
@@ -41,7 +43,15 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(sortSpec) > 0 {
+	if len(sortSpec) == 1 && sortSpec[0].Key == "$natural" {
+		// Natural order is insertion order, the order documents are
+		// scanned in; -1 is its reverse.
+		dir, _ := bsonkit.ToFloat(sortSpec[0].Value)
+		if dir != 1 && dir != -1 {
+			return nil, merr.New(merr.BadValue, "$natural sort must be 1 or -1, not %s", bsonkit.FormatValue(sortSpec[0].Value))
+		}
+		fs.reverse = dir == -1
+	} else if len(sortSpec) > 0 {
 		if fs.sort, err = query.CompileSortCollated(sortSpec, fs.coll.StringCompare()); err != nil {
 			return nil, err
 		}
@@ -76,7 +86,7 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 // pipeline makes of them when ns is a view.
 func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 	limit := 0
-	if fs.sort == nil && fs.limit != 0 {
+	if fs.sort == nil && !fs.reverse && fs.limit != 0 {
 		limit = int(fs.skip + abs64(fs.limit))
 	}
 	_, isView, err := resolveView(t, ns)
@@ -98,6 +108,9 @@ func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 	}
 	if fs.sort != nil {
 		sort.SliceStable(docs, func(i, j int) bool { return fs.sort.Compare(docs[i], docs[j]) < 0 })
+	}
+	if fs.reverse {
+		slices.Reverse(docs)
 	}
 	if fs.skip > 0 {
 		if int(fs.skip) >= len(docs) {
@@ -192,19 +205,73 @@ func cmdFind(o *op) (bson.D, error) {
 	// own later writes, as a WiredTiger cursor does: each document is read
 	// again, filtered and projected when a batch returns it. (A sort
 	// buffers every document first, on MongoDB too.)
-	var live func(bson.D) (bson.D, bool, error)
-	if o.txn != nil && fs.sort == nil && !o.isView(ns) {
+	//
+	// Outside a transaction, an unsorted find's getMore reads the latest
+	// committed version of each remaining document, as MongoDB's does:
+	// its cursor gives up its storage snapshot between batches and
+	// resumes on current data ("Cursor Isolation" in the manual: "the
+	// cursor is not isolated during its lifetime"). Documents deleted or
+	// no longer matching are skipped; documents inserted (or newly
+	// matching) after it opened are not returned, which MongoDB may do.
+	// A snapshot read stays at its point in time.
+	var live, later func(bson.D) (bson.D, bool, error)
+	var proj *query.Projection
+	switch {
+	case fs.sort != nil || o.isView(ns):
+	case o.txn != nil:
 		live = fs.liveIn(o.txn, ns)
+		later = live
+	default:
+		proj, fs.projection = fs.projection, nil
 	}
 	var docs []bson.D
 	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
 		return nil, err
 	}
+	if o.txn == nil && fs.sort == nil && !o.isView(ns) {
+		if o.atClusterTime != nil {
+			docs = project(docs, proj)
+		} else {
+			live = func(d bson.D) (bson.D, bool, error) { return project([]bson.D{d}, proj)[0], true, nil }
+			later = fs.liveLatest(o.s.core.engine, ns, proj)
+		}
+	}
 	if fs.limit > 0 && bs > 0 && bs >= fs.limit {
 		single = true
 	}
-	reply, _, err := o.s.core.cursors.openLive(o, ns.String(), docs, int(bs), single, live)
+	reply, _, err := o.s.core.cursors.openLive(o, ns.String(), docs, int(bs), single, live, later)
 	return reply, err
+}
+
+// project applies proj (nil: none) to docs.
+func project(docs []bson.D, proj *query.Projection) []bson.D {
+	if proj == nil {
+		return docs
+	}
+	out := make([]bson.D, len(docs))
+	for i, d := range docs {
+		out[i] = proj.Apply(d)
+	}
+	return out
+}
+
+// liveLatest returns the re-read of a plain cursor's getMore: the
+// document's latest committed version, if it still matches, projected.
+func (fs *findSpec) liveLatest(e *engine.Engine, ns engine.Namespace, proj *query.Projection) func(bson.D) (bson.D, bool, error) {
+	return func(d bson.D) (bson.D, bool, error) {
+		t := e.Begin()
+		defer t.Abort()
+		id, _ := bsonkit.Get(d, "_id")
+		cur := t.FindID(ns, id)
+		if cur == nil {
+			return nil, false, nil
+		}
+		ok, err := fs.f.Eval(cur)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		return project([]bson.D{cur}, proj)[0], true, nil
+	}
 }
 
 func cmdCount(o *op) (bson.D, error) {

@@ -2,6 +2,7 @@ package mongotest_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -134,4 +135,143 @@ func TestGetMoreInATransactionSeesItsOwnWrites(t *testing.T) {
 	requireOK(t, reply)
 	next := replyField(replyField(reply, "cursor").(bson.D), "nextBatch").(bson.A)
 	require.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(2)}, {Key: "v", Value: int32(5)}}}, next)
+}
+
+// Inside a transaction a write error ends the batch, ordered or not, and
+// aborts the transaction: handleError in src/mongo/db/ops/write_ops_exec.cpp
+// ("If we are in a transaction, we must fail the whole batch": it records
+// the error, calls abortTransaction and returns false, so no later
+// statement runs).
+func TestUnorderedInsertInATransactionStopsAtTheFirstError(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}})))
+
+	insert := append(insertCmd("c", bson.D{{Key: "_id", Value: 0}}, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}}),
+		bson.E{Key: "ordered", Value: false})
+	reply := s.run("db", txnCmd(insert, 1, true))
+	require.Equal(t, int32(11000), writeErrorCode(t, reply), "got %v", reply)
+	require.EqualValues(t, 1, replyField(reply, "n"), "the statement after the error ran: %v", reply)
+	require.Len(t, replyField(reply, "writeErrors"), 1)
+
+	// The transaction is gone.
+	commit := s.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false))
+	require.Equal(t, int32(251), replyField(commit, "code"), "commit after the failed batch: %v", commit)
+	count := s.run("db", bson.D{{Key: "count", Value: "c"}})
+	require.EqualValues(t, 1, replyField(count, "n"))
+}
+
+// A plain multi-document update or delete is not atomic on MongoDB: each
+// document is written in a storage transaction of its own, and a write
+// conflict on one (a document a transaction holds) makes the operation
+// yield and retry that document only (the UpdateStage / DeleteStage under
+// the PlanExecutor, which retries on WriteConflictException; the manual's
+// "Atomicity and Transactions": "when a single write operation modifies
+// multiple documents, the modification of each document is atomic, but
+// the operation as a whole is not atomic"). So while it waits, the
+// documents before the held one are already written and visible.
+func TestAPlainMultiWriteBlockedByATransactionHasWrittenTheDocumentsBefore(t *testing.T) {
+	tests := []struct {
+		name string
+		give bson.D
+		// done reports whether the write reached the document, as another
+		// client reads it.
+		done func(doc bson.D) bool
+	}{
+		{
+			name: "updateMany",
+			give: bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+				bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: 1}}}}}, {Key: "multi", Value: true}}}}},
+			done: func(doc bson.D) bool { return doc != nil && replyField(doc, "v") == int32(1) },
+		},
+		{
+			name: "deleteMany",
+			give: bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{
+				bson.D{{Key: "q", Value: bson.D{}}, {Key: "limit", Value: 0}}}}},
+			done: func(doc bson.D) bool { return doc == nil },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := mongotest.Start(t)
+			holder, writer, reader := otherSession(t, srv, 1), otherSession(t, srv, 2), otherSession(t, srv, 3)
+			requireOK(t, reader.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 0}},
+				bson.D{{Key: "_id", Value: 2}, {Key: "v", Value: 0}}, bson.D{{Key: "_id", Value: 3}, {Key: "v", Value: 0}})))
+			hold := bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+				bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 2}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "held", Value: true}}}}}}}}}
+			requireOK(t, holder.run("db", txnCmd(hold, 1, true)))
+
+			replies := make(chan bson.D, 1)
+			go func() { replies <- writer.run("db", tt.give) }()
+			read := func(id int) bson.D {
+				r := reader.run("db", bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: bson.D{{Key: "_id", Value: id}}}})
+				batch := replyField(replyField(r, "cursor").(bson.D), "firstBatch").(bson.A)
+				if len(batch) == 0 {
+					return nil
+				}
+				return batch[0].(bson.D)
+			}
+			require.Eventually(t, func() bool { return tt.done(read(1)) }, 5*time.Second, 5*time.Millisecond,
+				"the document before the held one is not written while the write waits")
+			require.False(t, tt.done(read(3)), "the write went past the held document")
+			select {
+			case r := <-replies:
+				t.Fatalf("the write did not wait for the transaction: %v", r)
+			default:
+			}
+
+			requireOK(t, holder.run("admin", txnCmd(bson.D{{Key: "abortTransaction", Value: 1}}, 1, false)))
+			r := <-replies
+			requireOK(t, r)
+			require.EqualValues(t, 3, replyField(r, "n"), "reply: %v", r)
+			for id := 1; id <= 3; id++ {
+				require.True(t, tt.done(read(id)), "document %d", id)
+			}
+		})
+	}
+}
+
+// A plain (non-snapshot) cursor is not a point-in-time view on MongoDB:
+// between batches it gives up its storage snapshot and resumes on current
+// data, so a getMore returns the latest version of the documents it has
+// not returned yet and skips those deleted meanwhile (the manual, Cursors,
+// "Cursor Isolation": "the cursor is not isolated during its lifetime").
+// A snapshot read's cursor stays at its point in time.
+func TestAPlainCursorsGetMoreSeesLaterCommits(t *testing.T) {
+	tests := []struct {
+		name        string
+		readConcern bson.D
+		want        bson.A
+	}{
+		{name: "a plain cursor", want: bson.A{bson.D{{Key: "_id", Value: int32(3)}, {Key: "v", Value: int32(1)}}}},
+		{name: "a snapshot cursor", readConcern: bson.D{{Key: "level", Value: "snapshot"}},
+			want: bson.A{bson.D{{Key: "_id", Value: int32(2)}, {Key: "v", Value: int32(0)}}, bson.D{{Key: "_id", Value: int32(3)}, {Key: "v", Value: int32(0)}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := mongotest.Start(t)
+			s, other := otherSession(t, srv, 1), otherSession(t, srv, 2)
+			requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 0}},
+				bson.D{{Key: "_id", Value: 2}, {Key: "v", Value: 0}}, bson.D{{Key: "_id", Value: 3}, {Key: "v", Value: 0}})))
+			find := bson.D{{Key: "find", Value: "c"}, {Key: "batchSize", Value: 1}}
+			if tt.readConcern != nil {
+				find = append(find, bson.E{Key: "readConcern", Value: tt.readConcern})
+			}
+			reply := s.run("db", find)
+			requireOK(t, reply)
+			id := replyField(replyField(reply, "cursor").(bson.D), "id").(int64)
+			require.NotZero(t, id)
+
+			// Another client deletes the second document and updates the third.
+			requireOK(t, other.run("db", bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{
+				bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 2}}}, {Key: "limit", Value: 1}}}}}))
+			requireOK(t, other.run("db", bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+				bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 3}}}, {Key: "u", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "v", Value: 1}}}}}}}}}))
+
+			more := s.run("db", bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}})
+			requireOK(t, more)
+			got := replyField(replyField(more, "cursor").(bson.D), "nextBatch").(bson.A)
+			require.Equal(t, tt.want, got)
+		})
+	}
 }

@@ -342,3 +342,34 @@ func TestAggregateOutReportsAnUnsatisfiableWriteConcern(t *testing.T) {
 	requireStored(t, ctx, db.Collection("dst"), `[{"_id": 1}]`)
 	requireStored(t, ctx, db.Collection("dst2"), `[{"_id": 1}]`)
 }
+
+// $merge's on fields need a unique, non-partial index whose collation is
+// the aggregate's, and documents match under that collation, as in
+// MongoDB (supportsUniqueKey: collatorsMatch, !isPartial).
+func TestMergeOnNeedsAUniqueIndexWithTheAggregatesCollation(t *testing.T) {
+	ctx, db := newTestDB(t)
+	caseInsensitive := &options.Collation{Locale: "en", Strength: 2}
+	insertJSON(t, ctx, db.Collection("src"), `[{"_id": 1, "n": "ALICE", "v": 2}]`)
+	dst := db.Collection("dst")
+	insertJSON(t, ctx, dst, `[{"_id": 10, "n": "alice", "v": 1}]`)
+	_, err := dst.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "n", Value: 1}},
+		Options: options.Index().SetUnique(true).SetCollation(caseInsensitive)})
+	require.NoError(t, err)
+	partial := db.Collection("partial")
+	_, err = partial.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "n", Value: 1}},
+		Options: options.Index().SetUnique(true).SetPartialFilterExpression(fromJSON(t, `{"v": {"$gt": 0}}`))})
+	require.NoError(t, err)
+	merge := func(into string) bson.A {
+		return bson.A{fromJSON(t, `{"$project": {"_id": 0}}`), fromJSON(t, `{"$merge": {"into": "`+into+`", "on": "n", "whenMatched": "merge"}}`)}
+	}
+
+	_, err = db.Collection("src").Aggregate(ctx, merge("dst"))
+	requireCommandError(t, err, 51183, "Location51183")
+	_, err = db.Collection("src").Aggregate(ctx, merge("partial"))
+	requireCommandError(t, err, 51183, "Location51183")
+	requireStored(t, ctx, dst, `[{"_id": 10, "n": "alice", "v": 1}]`)
+
+	_, err = db.Collection("src").Aggregate(ctx, merge("dst"), options.Aggregate().SetCollation(caseInsensitive))
+	require.NoError(t, err)
+	requireStored(t, ctx, dst, `[{"_id": 10, "n": "ALICE", "v": 2}]`)
+}

@@ -43,6 +43,7 @@ func BenchmarkServeInsertFind(b *testing.B) {
 	txn += len("txnNumber\x00")
 
 	b.ReportAllocs()
+	ReportCPU(b)
 	i := int32(0)
 	for b.Loop() {
 		i++
@@ -144,6 +145,7 @@ func BenchmarkInsertFindFloor(b *testing.B) {
 		ctx := context.Background()
 		coll := client.Database("bench").Collection("c")
 		b.ReportAllocs()
+		ReportCPU(b)
 		for b.Loop() {
 			if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "x"}}); err != nil {
 				b.Fatal(err)

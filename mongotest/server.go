@@ -46,9 +46,8 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool
-	// connGone is closed, and replaced, whenever a client connection
-	// closes; awaitable hellos wake on it (see Server.hello).
-	connGone chan struct{}
+	// clients groups connections by client; see clientGroup.
+	clients map[string]*clientGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -91,7 +90,7 @@ func NewServer(opts ...Option) (*Server, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		conns:     make(map[*conn]struct{}),
-		connGone:  make(chan struct{}),
+		clients:   make(map[string]*clientGroup),
 	}
 	s.handler = s.dispatch
 	s.core = newCore(o.txnLifetime, s.clock.tick)
@@ -250,22 +249,8 @@ func (s *Server) isClosed() bool {
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
-	if c.clientClosed {
-		close(s.connGone)
-		s.connGone = make(chan struct{})
-	}
+	s.leaveClient(c)
 	s.mu.Unlock()
-}
-
-// connClosed returns a channel closed when a client next closes one of its
-// connections (as Disconnect does). Connections the server closes itself,
-// for a closeConnection fault, do not count: waking a driver's monitor
-// then would race its pool clearing, failing the very retry the fault
-// tests.
-func (s *Server) connClosed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.connGone
 }
 
 // dialAddr turns a listener address into one clients can dial: a wildcard

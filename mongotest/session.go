@@ -160,26 +160,33 @@ func (ss *sessions) txnStats() bson.D {
 }
 
 func lsidKey(lsid bson.D) (string, error) {
+	id, err := lsidID(lsid)
+	return string(id), err
+}
+
+// lsidID returns the 16 bytes of lsid's UUID.
+func lsidID(lsid bson.D) ([]byte, error) {
 	id, ok := bsonkit.Get(lsid, "id")
 	if !ok {
-		return "", merr.New(merr.FailedToParse, "BSON field 'OperationSessionInfo.lsid.id' is missing but a required field")
+		return nil, merr.New(merr.FailedToParse, "BSON field 'OperationSessionInfo.lsid.id' is missing but a required field")
 	}
 	b, ok := id.(bson.Binary)
 	if !ok || b.Subtype != 4 || len(b.Data) != 16 {
-		return "", merr.New(merr.BadValue, "Unsupported lsid id type")
+		return nil, merr.New(merr.BadValue, "Unsupported lsid id type")
 	}
-	return string(b.Data), nil
+	return b.Data, nil
 }
 
 func (ss *sessions) get(lsid bson.D) (*session, error) {
-	key, err := lsidKey(lsid)
+	id, err := lsidID(lsid)
 	if err != nil {
 		return nil, err
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	s := ss.m[key]
+	s := ss.m[string(id)] // no copy of the key for a session that exists
 	if s == nil {
+		key := string(id)
 		s = &session{key: key, id: lsid}
 		ss.m[key] = s
 	}
@@ -312,6 +319,9 @@ func cmdEndSessions(o *op) (bson.D, error) {
 		return nil, err
 	}
 	o.s.core.sessions.kill(keys, o.sess)
+	if o.req != nil && o.req.conn != nil {
+		o.req.conn.sayGoodbye()
+	}
 	return ok1(), nil
 }
 

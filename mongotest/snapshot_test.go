@@ -88,3 +88,32 @@ func TestSnapshotTooOldAfterTheHistoryWindow(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond)
 	requireCode(t, s.run("db", snapFind), 239, "SnapshotTooOld")
 }
+
+// MongoDB keeps minSnapshotHistoryWindowInSeconds (300 by default) of
+// history, so a snapshot read at a cluster time a few writes ago sees the
+// data as it was then, although no reader held that point in time open
+// (the server parameter's documentation: "the minimum time window in
+// seconds for which the storage engine keeps the snapshot history").
+func TestSnapshotReadAtARecentClusterTimeSeesThatTime(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: 1}})))
+	reply := s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 2}, {Key: "v", Value: 1}}))
+	requireOK(t, reply)
+	then := replyField(reply, "operationTime").(bson.Timestamp)
+	for v := 2; v <= 4; v++ {
+		requireOK(t, s.run("db", bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+			bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: v}}}}}, {Key: "multi", Value: true}}}}}))
+	}
+	requireOK(t, s.run("db", bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "limit", Value: 1}}}}}))
+
+	reply = s.run("db", bson.D{{Key: "find", Value: "c"}, {Key: "sort", Value: bson.D{{Key: "_id", Value: 1}}},
+		{Key: "readConcern", Value: bson.D{{Key: "level", Value: "snapshot"}, {Key: "atClusterTime", Value: then}}}})
+	requireOK(t, reply)
+	docs := replyField(replyField(reply, "cursor").(bson.D), "firstBatch").(bson.A)
+	require.Len(t, docs, 2, "both documents as they were: %v", docs)
+	for _, d := range docs {
+		require.EqualValues(t, 1, replyField(d.(bson.D), "v"))
+	}
+}

@@ -101,6 +101,26 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if multi && u.IsReplacement() {
 		return updateResult{}, merr.New(merr.FailedToParse, "multi update is not supported for replacement-style update")
 	}
+	if multi && o.txn == nil {
+		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
+		n, modified, err := o.eachDocument(ns, filter, f, func(t *engine.Txn, d bson.D) (bool, error) {
+			nd, changed, err := u.Apply(d, opts)
+			if err != nil || !changed {
+				return false, err
+			}
+			if err := checkUpdatedSize(nd); err != nil {
+				return false, err
+			}
+			if err := o.validate(t, ns, d, nd); err != nil {
+				return false, err
+			}
+			return true, t.Replace(ns, d, nd)
+		})
+		if err != nil || n > 0 || !upsert {
+			return updateResult{n: n, modified: modified}, err
+		}
+		// Nothing matched: an upsert inserts, atomically, below.
+	}
 	var res updateResult
 	err = o.atomic(func(t *engine.Txn) error {
 		res = updateResult{}

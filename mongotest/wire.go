@@ -64,9 +64,16 @@ type conn struct {
 	// closeConnection: the client sees the socket close mid-request.
 	closeAfter bool
 
-	// clientClosed is set when the client closed the connection (rather
-	// than the server, for a fault or a bad message); see connClosed.
-	clientClosed bool
+	// r buffers nc's input. serve reads requests from it; while an
+	// awaitable hello waits (awaitHello), a watcher peeks at it instead.
+	r *bufio.Reader
+
+	// group is the client the connection belongs to, from its handshake;
+	// farewellsSeen is how many of the client's farewells an awaitable
+	// hello on this connection has answered (see clientGroup), under
+	// group.mu.
+	group         *clientGroup
+	farewellsSeen uint64
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -82,12 +89,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 func (c *conn) serve(ctx context.Context) {
 	defer c.nc.Close()
 	c.log.Debug("connection opened")
-	r := bufio.NewReaderSize(c.nc, 64<<10)
+	c.r = bufio.NewReaderSize(c.nc, 64<<10)
 	for {
-		wm, err := readMessage(r)
+		wm, err := readMessage(c.r)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				c.clientClosed = errors.Is(err, io.EOF)
 				c.log.Debug("connection closed")
 			} else {
 				c.log.Info("closing connection", zap.Error(err))
@@ -181,6 +187,7 @@ func (s *Server) serveRequest(ctx context.Context, req *request) (reply bson.D) 
 // unless dispatch set them already (a write reports its own tick as
 // operationTime).
 func (c *conn) encodeReply(m *message, reply bson.D) []byte {
+	reply = c.srv.withTopologyVersion(reply)
 	reqID := c.srv.nextReqID.Add(1)
 	dst := make([]byte, 0, 512)
 	var idx int32

@@ -10,6 +10,7 @@ import (
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 	"github.com/txkit/txkit/mongotest/internal/engine"
 	"github.com/txkit/txkit/mongotest/internal/merr"
+	"github.com/txkit/txkit/mongotest/internal/query"
 )
 
 // unsatisfiableWriteConcern returns the writeConcernError MongoDB reports
@@ -92,6 +93,51 @@ func (o *op) waitErr() error {
 	return merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")
 }
 
+// eachDocument runs fn on each document that matches f, outside a
+// transaction, one document per storage transaction, as MongoDB's
+// multi-document updates and deletes do: the candidates come from one
+// snapshot, and each is re-read, re-matched and written on its own. A
+// document a transaction holds makes the operation wait and retry that
+// document only (atomic), while the documents before it stay written and
+// visible: the operation as a whole is not atomic. fn reports whether it
+// changed the document; it may run again on fresh data after a conflict.
+func (o *op) eachDocument(ns engine.Namespace, filter bson.D, f *query.Filter, fn func(t *engine.Txn, doc bson.D) (bool, error)) (matched, changed int32, err error) {
+	snap := o.s.core.engine.Begin()
+	docs, err := matching(snap, ns, filter, f, 0)
+	snap.Abort()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, d := range docs {
+		id, _ := bsonkit.Get(d, "_id")
+		var found, did bool
+		err := o.atomic(func(t *engine.Txn) error {
+			found, did = false, false
+			cur := t.FindID(ns, id)
+			if cur == nil {
+				return nil
+			}
+			if ok, err := f.Eval(cur); err != nil || !ok {
+				return err
+			}
+			found = true
+			var err error
+			did, err = fn(t, cur)
+			return err
+		})
+		if err != nil {
+			return matched, changed, err
+		}
+		if found {
+			matched++
+		}
+		if did {
+			changed++
+		}
+	}
+	return matched, changed, nil
+}
+
 // runOrAbort runs fn on t, aborting t if fn panics (the panic goes on to
 // the wire layer, which answers InternalError): a half-done plain write
 // must not keep its documents owned, nor its snapshot pinned, for ever.
@@ -131,8 +177,10 @@ func (o *op) commandLevel(err error) bool {
 
 // writeBatch runs the statements of an insert, update or delete command:
 // each statement once (a retried statement reports its first result),
-// stopping at the first error when ordered. Errors that fail the whole
-// command end it; the others become writeErrors.
+// stopping at the first error when ordered or in a transaction (MongoDB's
+// handleError fails the whole batch in a transaction, ordered or not).
+// Errors that fail the whole command end it; the others become
+// writeErrors.
 func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), fold func(result any)) (bson.A, error) {
 	name := o.name
 	stmts, ok, err := arrayField(o.cmd, field)
@@ -161,7 +209,7 @@ func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), f
 				return nil, err
 			}
 			werrs = append(werrs, writeErrorDoc(i, err))
-			if ord {
+			if ord || o.txn != nil {
 				break
 			}
 			continue

@@ -60,3 +60,24 @@ func TestACommitReplyWithAWriteConcernErrorIsNotAFailure(t *testing.T) {
 		})
 	}
 }
+
+// poolCleared is shaped as the driver's pool-cleared error: no label, and
+// Retryable, as the driver retries it by itself outside a transaction.
+type poolCleared struct{}
+
+func (poolCleared) Error() string {
+	return "connection pool for 127.0.0.1:1 was cleared because another operation failed"
+}
+func (poolCleared) Retryable() bool { return true }
+
+var _ driver.RetryablePoolError = poolCleared{}
+
+// A statement that could not check a connection out of a cleared pool was
+// never sent: the transaction is run again, as the driver retries it
+// outside one (finding tx-pool-cleared-in-transaction-not-retried).
+func TestAPoolClearedUnderTheTransactionIsRetryable(t *testing.T) {
+	assert.True(t, IsRetryable(poolCleared{}))
+	assert.True(t, IsRetryable(fmt.Errorf("read idempotency key: %w", poolCleared{})))
+	assert.False(t, isInfrastructure(poolCleared{}), "retried, not a failure")
+	assert.True(t, isInfrastructure(&RetryError{Err: poolCleared{}}), "running out of retries is")
+}

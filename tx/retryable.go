@@ -1,6 +1,10 @@
 package tx
 
-import "errors"
+import (
+	"errors"
+
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
+)
 
 // retryableError marks an error as worth re-running the whole transaction
 // for, without pretending that the server said so.
@@ -28,9 +32,20 @@ func Retryable(err error) error {
 }
 
 // IsRetryable reports whether the outermost [Runner.Run] scope re-runs its
-// callback for err: err was wrapped by [Retryable], or MongoDB labelled it
-// TransientTransactionError.
+// callback for err: err was wrapped by [Retryable], MongoDB labelled it
+// TransientTransactionError, or a statement found its connection pool
+// cleared by another operation's network error (nothing was sent; the
+// driver retries that error by itself outside a transaction, but returns
+// it unlabelled inside one).
 func IsRetryable(err error) bool {
 	var re *retryableError
-	return errors.As(err, &re) || hasLabel(err, labelTransient)
+	return errors.As(err, &re) || hasLabel(err, labelTransient) || isRetryablePoolError(err)
+}
+
+// isRetryablePoolError reports whether err is a connection pool error the
+// driver itself would retry: no connection was checked out, so no command
+// was sent.
+func isRetryablePoolError(err error) bool {
+	var pe driver.RetryablePoolError
+	return errors.As(err, &pe) && pe.Retryable()
 }

@@ -68,7 +68,11 @@ func toProblem(err error) problem {
 	}
 	for _, b := range businessErrors {
 		if errors.Is(err, b.err) {
-			return problem{Status: b.status, Code: b.code, Detail: b.detail}
+			p := problem{Status: b.status, Code: b.code, Detail: b.detail}
+			if b.status == http.StatusServiceUnavailable {
+				p.RetryAfter = retryAfterSeconds // every 503 says when to come back
+			}
+			return p
 		}
 	}
 	if unavailable(err) {
@@ -132,7 +136,27 @@ func unavailable(err error) bool {
 	if _, ok := errors.AsType[topology.ServerSelectionError](err); ok {
 		return true
 	}
-	return mongo.IsNetworkError(err) || mongo.IsTimeout(err) || poolCleared(err) ||
+	return mongo.IsNetworkError(err) || mongo.IsTimeout(err) || poolCleared(err) || stateChange(err) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, mongo.ErrClientDisconnected) ||
 		errors.Is(err, tx.ErrRetriesExhausted)
+}
+
+// stateChangeCodes are the server's "not writable primary" and "node is
+// recovering or shutting down" codes (the SDAM specification's state
+// change errors): a failover or a shutdown, not a bug.
+var stateChangeCodes = []int{10107, 13435, 13436, 189, 91, 11600, 11602, 21}
+
+// stateChange reports whether err is a server's answer that it cannot take
+// writes now (a failover or shutdown outlasting the driver's one retry).
+func stateChange(err error) bool {
+	se, ok := errors.AsType[mongo.ServerError](err)
+	if !ok {
+		return false
+	}
+	for _, c := range stateChangeCodes {
+		if se.HasErrorCode(c) {
+			return true
+		}
+	}
+	return se.HasErrorLabel("RetryableWriteError")
 }

@@ -264,7 +264,7 @@ func (k *Worker) repeat() {
 	id := op.ID
 	*op = prev
 	op.ID, op.Repeat, op.Outcome, op.Err, op.Fault, op.Entry = id, prev.ID, Pending, "", "", ""
-	op.Start, op.End = time.Time{}, time.Time{}
+	op.Start, op.End, op.CtxEnd = time.Time{}, time.Time{}, time.Time{}
 	if op.Kind == OpReserve {
 		op.Hold = ""
 	}

@@ -64,7 +64,12 @@ type Record struct {
 	// [Store.Claim]): whether the effect is applied is the caller's to
 	// check. A record written by [Do] is never claimed: its effect
 	// committed with it.
-	Claimed   bool      `bson:"claimed,omitempty"`
+	Claimed bool `bson:"claimed,omitempty"`
+	// Refused marks a claim whose effect was refused (its caller was told
+	// it failed, and nothing was applied): the next use that applies it
+	// is the key's first success, not a replay (see [Store.Refuse] and
+	// [Store.TakeRefused]).
+	Refused   bool      `bson:"refused,omitempty"`
 	CreatedAt time.Time `bson:"createdAt"`
 	ExpiresAt time.Time `bson:"expiresAt,omitempty"`
 }
@@ -281,6 +286,34 @@ func (s *Store) Claim(ctx context.Context, rec Record, resent func(old Record) b
 		}
 	}
 	return rec, false, s.cfg.Contended
+}
+
+// Refuse marks key's claim, whose result has _id resultID, refused: its
+// effect was refused and its caller told so. The claim keeps the key
+// bound to its parameters; the next use that applies the effect takes the
+// claim with [Store.TakeRefused].
+func (s *Store) Refuse(ctx context.Context, key string, resultID any) error {
+	_, err := s.coll.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: key}, {Key: "claimed", Value: true}, {Key: "result._id", Value: resultID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "refused", Value: true}}}})
+	if err != nil {
+		return fmt.Errorf("mark idempotency key refused: %w", err)
+	}
+	return nil
+}
+
+// TakeRefused takes key's refused claim of resultID for a new attempt,
+// whose result res (of the same _id) replaces the claim's: won reports
+// that this call took it, so that its success is the key's first. Of
+// concurrent callers, one wins.
+func (s *Store) TakeRefused(ctx context.Context, key string, resultID any, res any) (won bool, err error) {
+	r, err := s.coll.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: key}, {Key: "claimed", Value: true}, {Key: "refused", Value: true}, {Key: "result._id", Value: resultID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "result", Value: res}}}, {Key: "$unset", Value: bson.D{{Key: "refused", Value: ""}}}})
+	if err != nil {
+		return false, fmt.Errorf("take refused idempotency key: %w", err)
+	}
+	return r.ModifiedCount == 1, nil
 }
 
 // Hash fingerprints an operation's parameters unambiguously: each part is

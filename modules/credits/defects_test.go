@@ -56,16 +56,20 @@ func TestAWriteInADriverStartedTransactionIsNeverSharedWithOthers(t *testing.T) 
 	assert.Equal(t, int64(80), ok.Load(), "every deduct outside the transaction was done")
 }
 
-// failApplied makes the next retryable write apply and then lose its
+// failAppliedAfter lets skip writes run, then makes the next retryable write apply and then lose its
 // connection before the reply, and every later command named in cmds
 // (the driver's single resend of that write among them) fail with a
 // closed connection, until the returned function is called.
-func failApplied(t *testing.T, client *mongo.Client, cmds ...string) (off func()) {
+func failAppliedAfter(t *testing.T, client *mongo.Client, skip int, cmds ...string) (off func()) {
 	t.Helper()
 	sub := &onlyCleanup{T: t}
+	mode := bson.D{{Key: "times", Value: 1}}
+	if skip > 0 {
+		mode = bson.D{{Key: "skip", Value: skip}} // then on, but failCommand stops every later one first
+	}
 	testenv.FailCommand(sub, client, bson.D{
 		{Key: "configureFailPoint", Value: "onPrimaryTransactionalWrite"},
-		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "mode", Value: mode},
 		{Key: "data", Value: bson.D{{Key: "closeConnection", Value: true}}},
 	})
 	cmdList := bson.A{}
@@ -74,7 +78,7 @@ func failApplied(t *testing.T, client *mongo.Client, cmds ...string) (off func()
 	}
 	testenv.FailCommand(sub, client, bson.D{
 		{Key: "configureFailPoint", Value: "failCommand"},
-		{Key: "mode", Value: bson.D{{Key: "skip", Value: 1}}},
+		{Key: "mode", Value: bson.D{{Key: "skip", Value: skip + 1}}},
 		{Key: "data", Value: bson.D{
 			{Key: "failCommands", Value: cmdList},
 			{Key: "closeConnection", Value: true},
@@ -106,15 +110,20 @@ func TestAnAppliedWriteWhoseReplyIsLostIsReportedDone(t *testing.T) {
 			_, err := e.svc.Add(ctx, "a", 10)
 			require.NoError(t, err)
 			if tt.keyed {
-				// The key is taken by a first attempt that fails: the
-				// retry below writes no new record, only the account.
+				// The key is taken by a first attempt that is refused:
+				// the retry below takes the refused claim (a write left
+				// alone), then writes the account.
 				_, err := tt.give(e)
 				require.ErrorIs(t, err, credits.ErrInsufficientCredits)
 			}
 			_, err = e.svc.Add(ctx, "a", 90)
 			require.NoError(t, err)
 
-			off := failApplied(t, e.db.Client(), "update")
+			skip := 0
+			if tt.keyed {
+				skip = 1
+			}
+			off := failAppliedAfter(t, e.db.Client(), skip, "update")
 			en, err := tt.give(e)
 			off()
 			require.NoError(t, err)
@@ -139,7 +148,7 @@ func TestAnUnresolvableOutcomeSaysSoAndTheSameKeyFinishesIt(t *testing.T) {
 	_, err = e.svc.Add(ctx, "a", 90)
 	require.NoError(t, err)
 
-	off := failApplied(t, e.db.Client(), "update", "findAndModify")
+	off := failAppliedAfter(t, e.db.Client(), 1, "update", "findAndModify") // after the refused claim is taken
 	_, err = e.svc.Deduct(ctx, "a", 30, credits.IdempotencyKey("unknown-1"))
 	off()
 	require.ErrorIs(t, err, credits.ErrOutcomeUnknown)

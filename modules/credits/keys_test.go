@@ -135,3 +135,60 @@ func TestAFailedKeyedAttemptCanBeRetried(t *testing.T) {
 	assert.True(t, replayed)
 	assert.Equal(t, int64(70), e.balance(t, "a").Balance, "charged once")
 }
+
+// A keyed deduct refused for want of credits applied nothing and told its
+// caller so: the same request repeated after a top-up is the first
+// success, not a replay, and its entry is dated when it applied, after the
+// top-up (finding credits-refused-claim-replayed-and-backdated). Both
+// paths: the single-document one, and a transaction's.
+func TestARefusedKeyedDeductRepeatedAfterATopUpIsAFirstSuccess(t *testing.T) {
+	for _, inTx := range []bool{false, true} {
+		t.Run(map[bool]string{false: "single document", true: "in a transaction"}[inTx], func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			_, err := e.svc.Add(ctx, "a", 10)
+			require.NoError(t, err)
+			key := credits.IdempotencyKey("buy-1")
+			deduct := func(replayed *bool) (credits.Entry, error) {
+				if !inTx {
+					return e.svc.Deduct(ctx, "a", 50, key, credits.Replayed(replayed))
+				}
+				var en credits.Entry
+				err := e.runner.Run(ctx, func(ctx context.Context) error {
+					var err error
+					en, err = e.svc.Deduct(ctx, "a", 50, key, credits.Replayed(replayed))
+					return err
+				})
+				return en, err
+			}
+			_, err = e.svc.Deduct(ctx, "a", 50, key) // refused, on the single-document path
+			require.ErrorIs(t, err, credits.ErrInsufficientCredits)
+
+			e.clock.Advance(time.Minute)
+			topUp, err := e.svc.Add(ctx, "a", 100)
+			require.NoError(t, err)
+			e.clock.Advance(time.Minute)
+
+			var replayed bool
+			got, err := deduct(&replayed)
+			require.NoError(t, err)
+			assert.False(t, replayed, "no earlier call succeeded: this one applied it")
+			assert.Equal(t, int64(60), e.balance(t, "a").Balance)
+			assert.True(t, got.CreatedAt.After(topUp.CreatedAt), "dated %v, before the top-up at %v", got.CreatedAt, topUp.CreatedAt)
+
+			hist, _, err := e.svc.History(ctx, "a", credits.HistoryQuery{})
+			require.NoError(t, err)
+			for _, h := range hist {
+				if h.ID == got.ID {
+					assert.Equal(t, got.CreatedAt, h.CreatedAt, "the stored entry is the one returned")
+				}
+			}
+
+			again, err := deduct(&replayed)
+			require.NoError(t, err)
+			assert.True(t, replayed, "a repeat of the success is a replay")
+			assert.Equal(t, got.ID, again.ID)
+			assert.Equal(t, int64(60), e.balance(t, "a").Balance)
+		})
+	}
+}

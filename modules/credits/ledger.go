@@ -117,8 +117,29 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 				return first, err
 			}
 			// Its first attempt failed, or is still on its way: apply the
-			// same entry (it cannot apply twice).
+			// same entry (it cannot apply twice). After a refusal, the
+			// caller that takes the claim applies it as the key's first
+			// success, dated now.
 			e, epoch, again = first, n, true
+			if rec.Refused {
+				retry := first
+				retry.CreatedAt = s.now()
+				won, err := s.keys.TakeRefused(ctx, c.key, first.ID, retry)
+				switch {
+				case won:
+					e, again = retry, false
+				case err != nil:
+					// Taken or not (its reply may be lost): apply what
+					// the record names now, as a replay.
+					now, found, rerr := s.keys.Read(ctx, c.key)
+					if rerr != nil || !found {
+						return Entry{}, errors.Join(err, rerr)
+					}
+					if err := now.Decode(&e); err != nil {
+						return Entry{}, err
+					}
+				}
+			}
 		}
 	} else {
 		var err error
@@ -127,10 +148,23 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 		}
 	}
 	if err := s.hot.post(ctx, e, epoch, shared); err != nil {
+		if shared && refusal(err) {
+			// Told as a failure, and nothing applied: a later use of the
+			// key that applies it is its first success. If the mark is
+			// lost, that use only says replayed.
+			_ = s.keys.Refuse(ctx, c.key, e.ID)
+		}
 		return Entry{}, err
 	}
 	setReplayed(c.replayed, again)
 	return e, nil
+}
+
+// refusal reports whether err is a definite refusal of a single-document
+// write: nothing was applied.
+func refusal(err error) bool {
+	return errors.Is(err, ErrInsufficientCredits) || errors.Is(err, ErrAccountNotFound) ||
+		errors.Is(err, ErrOverflow) || errors.Is(err, ErrContended)
 }
 
 // postTx writes e and, with a key, its record in the transaction in ctx.
@@ -167,6 +201,12 @@ func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, k
 				return first, err
 			}
 			e, fence, expired, again = first, true, true, true
+			if rec.Refused {
+				// Its caller was told it failed: this is the key's first
+				// success, dated now. The record written below replaces
+				// the claim in this transaction.
+				e.CreatedAt, again = s.now(), false
+			}
 		}
 	}
 	var err error

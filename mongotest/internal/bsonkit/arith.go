@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/big"
+	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -68,22 +69,25 @@ func arith(a, b any, mul bool) (any, error) {
 		}
 		return x + y, nil
 	}
-	x, okx := ratOf(a)
-	y, oky := ratOf(b)
-	if !okx || !oky {
+	// Decimal: exact coefficient and exponent arithmetic, as IEEE 754
+	// decimal128 (1 + 2 is 3, 1.0 × 2 is 2.0), rounded to 34 digits.
+	ca, ea, okA := decimalParts(a)
+	cb, eb, okB := decimalParts(b)
+	if !okA || !okB {
 		return bson.NewDecimal128(0x7c00000000000000, 0), nil // NaN
 	}
-	var r big.Rat
+	var c big.Int
+	e := ea + eb
 	if mul {
-		r.Mul(x, y)
+		c.Mul(ca, cb)
 	} else {
-		r.Add(x, y)
+		e = min(ea, eb)
+		ten := big.NewInt(10)
+		x := new(big.Int).Mul(ca, new(big.Int).Exp(ten, big.NewInt(int64(ea-e)), nil))
+		y := new(big.Int).Mul(cb, new(big.Int).Exp(ten, big.NewInt(int64(eb-e)), nil))
+		c.Add(x, y)
 	}
-	d, err := bson.ParseDecimal128(r.FloatString(20))
-	if err != nil {
-		return nil, err
-	}
-	return d, nil
+	return decimalQuotient(&c, e, big.NewInt(1), 0)
 }
 
 func add64(a, b int64) (int64, bool) {
@@ -103,4 +107,97 @@ func mul64(a, b int64) (int64, bool) {
 		return c, false
 	}
 	return c, true
+}
+
+// decimalDigits is decimal128's precision: 34 significant digits.
+const decimalDigits = 34
+
+// Divide is a / b as MongoDB divides: in decimal128 when either is a
+// decimal (an exact quotient at the ideal exponent, else 34 significant
+// digits rounded half to even), else in double. b must not be zero.
+func Divide(a, b any) (any, error) {
+	_, da := a.(bson.Decimal128)
+	_, db := b.(bson.Decimal128)
+	if !da && !db {
+		x, _ := ToFloat(a)
+		y, _ := ToFloat(b)
+		return x / y, nil
+	}
+	ca, ea, okA := decimalParts(a)
+	cb, eb, okB := decimalParts(b)
+	if !okA || !okB || cb.Sign() == 0 {
+		return bson.NewDecimal128(0x7c00000000000000, 0), nil // NaN
+	}
+	return decimalQuotient(ca, ea, cb, eb)
+}
+
+// decimalParts returns v as coefficient × 10^exponent; a double is taken
+// to 15 significant digits, as MongoDB converts one to decimal.
+func decimalParts(v any) (*big.Int, int, bool) {
+	switch x := v.(type) {
+	case bson.Decimal128:
+		c, e, err := x.BigInt()
+		return c, e, err == nil
+	case int32:
+		return big.NewInt(int64(x)), 0, true
+	case int64:
+		return big.NewInt(x), 0, true
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, 0, false
+		}
+		d, err := bson.ParseDecimal128(strconv.FormatFloat(x, 'g', 15, 64))
+		if err != nil {
+			return nil, 0, false
+		}
+		c, e, err := d.BigInt()
+		return c, e, err == nil
+	}
+	return nil, 0, false
+}
+
+func decimalQuotient(ca *big.Int, ea int, cb *big.Int, eb int) (any, error) {
+	neg := ca.Sign()*cb.Sign() < 0
+	num := new(big.Int).Abs(ca)
+	den := new(big.Int).Abs(cb)
+	exp := ea - eb
+	ten := big.NewInt(10)
+	limit := new(big.Int).Exp(ten, big.NewInt(decimalDigits), nil) // 10^34
+	q, r := new(big.Int), new(big.Int)
+	// Exact: the fewest extra digits that divide evenly, within 34 digits.
+	for {
+		q.QuoRem(num, den, r)
+		if r.Sign() == 0 || q.Cmp(limit) >= 0 {
+			break
+		}
+		num.Mul(num, ten)
+		exp--
+	}
+	if r.Sign() != 0 || q.Cmp(limit) >= 0 {
+		// Inexact (or too long): keep 34 digits, rounding half to even
+		// on the dropped digits and the remainder.
+		drop := len(q.String()) - decimalDigits
+		rest := new(big.Int)
+		if drop > 0 {
+			p := new(big.Int).Exp(ten, big.NewInt(int64(drop)), nil)
+			q.QuoRem(q, p, rest)
+			half := new(big.Int).Quo(p, big.NewInt(2))
+			c := rest.Cmp(half)
+			if c > 0 || (c == 0 && (r.Sign() != 0 || q.Bit(0) == 1)) {
+				q.Add(q, big.NewInt(1))
+			}
+			exp += drop
+		} else {
+			twice := new(big.Int).Mul(r, big.NewInt(2))
+			c := twice.Cmp(den)
+			if c > 0 || (c == 0 && q.Bit(0) == 1) {
+				q.Add(q, big.NewInt(1))
+			}
+		}
+	}
+	s := q.String()
+	if neg {
+		s = "-" + s
+	}
+	return bson.ParseDecimal128(s + "E" + strconv.Itoa(exp))
 }

@@ -37,6 +37,9 @@ type Engine struct {
 	// what the snapshots at or after it see may have been pruned.
 	horizon uint64
 	pins    map[uint64]int // snapshots kept readable for snapshot sessions
+	// history is how many seconds of cluster time stay readable whether
+	// or not a reader holds them (minSnapshotHistoryWindowInSeconds).
+	history uint32
 }
 
 type database struct {
@@ -312,9 +315,10 @@ func newUUID() bson.Binary {
 	return bson.Binary{Subtype: 4, Data: data}
 }
 
-// oldestSnapshot is the lowest snapshot any open transaction reads at.
+// oldestSnapshot is the lowest snapshot any open transaction, pinned
+// session or read within the history window may need.
 func (e *Engine) oldestSnapshot() uint64 {
-	oldest := e.clock
+	oldest := min(e.clock, e.windowSnapshot())
 	for t := range e.active {
 		if t.snap < oldest {
 			oldest = t.snap

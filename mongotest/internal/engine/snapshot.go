@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sort"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -20,6 +21,35 @@ func (e *Engine) advanceHorizon(oldest uint64) {
 		e.stamps = append(e.stamps[:0], e.stamps[drop:]...)
 		e.stampBase += drop
 	}
+}
+
+// SetHistoryWindow keeps every snapshot of the last d readable at its
+// cluster time, as MongoDB's minSnapshotHistoryWindowInSeconds does: the
+// versions a write replaces are kept for d after the write. Memory grows
+// with the writes of one window (every version written within it) and is
+// released as later writes to the same documents prune older versions.
+func (e *Engine) SetHistoryWindow(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.history = uint32(d / time.Second)
+}
+
+// windowSnapshot is the oldest snapshot a read within the history window
+// sees: the last commit before the window's start; e.mu must be held.
+func (e *Engine) windowSnapshot() uint64 {
+	last := e.stamps[len(e.stamps)-1]
+	if e.history == 0 {
+		return e.clock
+	}
+	if last.T <= e.history {
+		return e.stampBase
+	}
+	start := last.T - e.history
+	i := sort.Search(len(e.stamps), func(i int) bool { return e.stamps[i].T >= start })
+	if i == 0 {
+		return e.stampBase
+	}
+	return e.stampBase + uint64(i-1)
 }
 
 // ClusterTimeOf returns the cluster time of snapshot ts.

@@ -352,12 +352,10 @@ func evalDivide(args []any) (any, error) {
 	if !bsonkit.IsNumber(a) || !bsonkit.IsNumber(b) {
 		return nil, merr.New(16609, "$divide only supports numeric types, not %s and %s", TypeName(a), TypeName(b))
 	}
-	x, _ := bsonkit.ToFloat(a)
-	y, _ := bsonkit.ToFloat(b)
-	if y == 0 {
+	if y, _ := bsonkit.ToFloat(b); y == 0 {
 		return nil, merr.New(16608, "can't $divide by zero")
 	}
-	return x / y, nil
+	return bsonkit.Divide(a, b)
 }
 
 func evalMod(args []any) (any, error) {
@@ -544,7 +542,7 @@ func sumOf(vals []any) any {
 	return sum.Result()
 }
 
-// avgOf averages the numbers among vals as a double, or null if none.
+// avgOf averages the numbers among vals (see [Sum.Avg]), or null if none.
 func avgOf(vals []any) any {
 	var sum Sum
 	for _, v := range vals {

@@ -109,6 +109,13 @@ func (s *Sum) Avg() any {
 	if s.n == 0 {
 		return nil
 	}
+	if s.widest == 3 {
+		// As MongoDB's AccumulatorAvg: decimals average in decimal.
+		avg, err := bsonkit.Divide(s.Result(), int64(s.n))
+		if err == nil {
+			return avg
+		}
+	}
 	f, _ := bsonkit.ToFloat(s.Result())
 	return f / float64(s.n)
 }

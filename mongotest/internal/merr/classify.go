@@ -41,6 +41,18 @@ func IsRetryable(code int32) bool {
 	return false
 }
 
+// IsNotPrimary reports whether code is in MongoDB's NotPrimaryError
+// category (error_codes.yml), whose replies carry the server's
+// topologyVersion.
+func IsNotPrimary(code int32) bool {
+	switch code {
+	case NotWritablePrimary, NotPrimaryNoSecondaryOk, NotPrimaryOrSecondary,
+		InterruptedDueToReplStateChange, PrimarySteppedDown:
+		return true
+	}
+	return false
+}
+
 // IsTransient reports whether an error of a command inside a transaction
 // (other than commit and abort) lets the whole transaction be retried.
 func IsTransient(code int32) bool {
