@@ -99,3 +99,34 @@ func TestFrozenDatabaseMidTransactionIsAnswered(t *testing.T) {
 	assert.Contains(t, []string{"outcome_unknown", "database_unavailable"}, r.code())
 	assert.NotEmpty(t, r.Header.Get("Retry-After"))
 }
+
+// A handler whose abort hangs (the database stops answering mid-
+// transaction) gives up the abort after the runner's clean-up timeout,
+// which the app derives from -request-timeout, and answers the truth
+// itself before the request's guard would: nothing was applied. The
+// transaction it left open is killed by the runner's reaper once the
+// database answers, so the account is not held until the server's
+// transaction lifetime limit.
+func TestAHandlerWhoseAbortHangsAnswersItselfInTime(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("blocks the database for 12 s")
+	}
+	ta := startApp(t, func(c *Config) { c.RequestTimeout = time.Second })
+	ta.credit("erin", 100)
+	testenv.FailCommand(t, ta.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 2}}},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"find", "abortTransaction"}},
+			{Key: "appName", Value: "txkit"},
+			{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: int32(12000)},
+		}},
+	})
+	ta.http.Timeout = 8 * time.Second
+	r := ta.mustStatus(http.StatusServiceUnavailable, req{Method: "POST", Path: "/v1/transfers", Key: "e1", Body: `{"from":"erin","to":"fred","amount":5}`})
+	assert.Equal(t, "database_unavailable", r.code(), "the handler's own answer (nothing applied), not the guard's outcome_unknown: %s", r.Raw)
+
+	// The account is free again well before the lifetime limit (60 s).
+	ta.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/transfers", Key: "e2", Body: `{"from":"erin","to":"fred","amount":7}`})
+	assert.Equal(t, float64(93), ta.balance("erin")["balance"])
+}

@@ -71,7 +71,7 @@ func (o *op) waitFor(change func() error) error {
 			return err
 		}
 		if werr := c.Wait(o.ctx); werr != nil {
-			return merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")
+			return o.waitErr()
 		}
 	}
 }

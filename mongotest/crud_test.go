@@ -217,3 +217,28 @@ func benchTCPEcho(b *testing.B) {
 		}
 	}
 }
+
+// sort {$natural: 1} is insertion order and {$natural: -1} its reverse,
+// as find's natural-order scan in MongoDB.
+func TestFindSortsByNaturalOrder(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("c")
+	insertJSON(t, ctx, coll, `[{"_id": 2}, {"_id": 1}, {"_id": 3}]`)
+	ids := func(t *testing.T, sort bson.D, limit int64) []int32 {
+		t.Helper()
+		cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(sort).SetLimit(limit))
+		require.NoError(t, err)
+		var got []struct {
+			ID int32 `bson:"_id"`
+		}
+		require.NoError(t, cur.All(ctx, &got))
+		out := []int32{}
+		for _, g := range got {
+			out = append(out, g.ID)
+		}
+		return out
+	}
+	require.Equal(t, []int32{2, 1, 3}, ids(t, bson.D{{Key: "$natural", Value: 1}}, 0))
+	require.Equal(t, []int32{3, 1, 2}, ids(t, bson.D{{Key: "$natural", Value: -1}}, 0))
+	require.Equal(t, []int32{3}, ids(t, bson.D{{Key: "$natural", Value: -1}}, 1))
+}

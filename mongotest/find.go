@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"slices"
 	"sort"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -18,6 +19,7 @@ type findSpec struct {
 	filter     bson.D
 	f          *query.Filter
 	sort       *query.Sort
+	reverse    bool // sort {$natural: -1}
 	projection *query.Projection
 	skip       int64
 	limit      int64
@@ -41,7 +43,15 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 	if err != nil {
 		return nil, err
 	}
-	if len(sortSpec) > 0 {
+	if len(sortSpec) == 1 && sortSpec[0].Key == "$natural" {
+		// Natural order is insertion order, the order documents are
+		// scanned in; -1 is its reverse.
+		dir, _ := bsonkit.ToFloat(sortSpec[0].Value)
+		if dir != 1 && dir != -1 {
+			return nil, merr.New(merr.BadValue, "$natural sort must be 1 or -1, not %s", bsonkit.FormatValue(sortSpec[0].Value))
+		}
+		fs.reverse = dir == -1
+	} else if len(sortSpec) > 0 {
 		if fs.sort, err = query.CompileSortCollated(sortSpec, fs.coll.StringCompare()); err != nil {
 			return nil, err
 		}
@@ -76,7 +86,7 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 // pipeline makes of them when ns is a view.
 func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 	limit := 0
-	if fs.sort == nil && fs.limit != 0 {
+	if fs.sort == nil && !fs.reverse && fs.limit != 0 {
 		limit = int(fs.skip + abs64(fs.limit))
 	}
 	_, isView, err := resolveView(t, ns)
@@ -98,6 +108,9 @@ func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 	}
 	if fs.sort != nil {
 		sort.SliceStable(docs, func(i, j int) bool { return fs.sort.Compare(docs[i], docs[j]) < 0 })
+	}
+	if fs.reverse {
+		slices.Reverse(docs)
 	}
 	if fs.skip > 0 {
 		if int(fs.skip) >= len(docs) {

@@ -1,7 +1,9 @@
 package mongotest
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"time"
 
@@ -41,6 +43,32 @@ type session struct {
 	// pinned at pinnedAt for the history window.
 	unpin    func()
 	pinnedAt time.Time
+
+	// interrupt cancels the command running on the session, if any: a
+	// kill does not wait for it (it may be waiting for a document that
+	// another transaction holds). It has its own lock: the command holds mu.
+	opMu      sync.Mutex
+	interrupt context.CancelCauseFunc
+}
+
+// errSessionKilled is the cause of a command's context when its session is
+// killed.
+var errSessionKilled = errors.New("session killed")
+
+// running records the cancel of the command that runs on s (nil: none).
+func (s *session) running(cancel context.CancelCauseFunc) {
+	s.opMu.Lock()
+	s.interrupt = cancel
+	s.opMu.Unlock()
+}
+
+// interruptOp interrupts the command running on s, if any.
+func (s *session) interruptOp() {
+	s.opMu.Lock()
+	if s.interrupt != nil {
+		s.interrupt(errSessionKilled)
+	}
+	s.opMu.Unlock()
 }
 
 // unpinOlder releases s's snapshot once it is older than window; s.mu
@@ -165,15 +193,17 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	return s, nil
 }
 
-// abortOpen aborts s's open transaction; s.mu must be held.
+// abortOpen aborts s's open transaction; s.mu must be held. It is counted
+// before its documents are released: a writer they held up must not find
+// it still counted open (serverStatus) once its own write went through.
 func (ss *sessions) abortOpen(s *session, reason string) {
 	if s.state == txnInProgress && s.txn != nil {
-		s.txn.Abort()
-		s.state = txnAborted
-		s.abortedReason = reason
 		ss.mu.Lock()
 		ss.aborts++
 		ss.mu.Unlock()
+		s.txn.Abort()
+		s.state = txnAborted
+		s.abortedReason = reason
 	}
 }
 
@@ -244,6 +274,7 @@ func (ss *sessions) kill(keys []string, self *session) {
 		s.mu.Unlock()
 	}
 	for _, s := range busy {
+		s.interruptOp() // as MongoDB, kill the operations running on it
 		s.mu.Lock()
 		ss.end(s, "session killed")
 		s.mu.Unlock()

@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -51,6 +52,11 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	defer s.mu.Unlock()
 	s.lastUse = time.Now()
 	o.sess = s
+	ctx, cancel := context.WithCancelCause(o.ctx)
+	defer cancel(nil)
+	o.ctx = ctx
+	s.running(cancel)
+	defer s.running(nil)
 
 	if !hasTxn {
 		if hasAutocommit {
@@ -186,11 +192,11 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 	switch {
 	case isCommit:
 		if err == nil {
-			s.txn.Commit()
-			s.state = txnCommitted
-			ss.mu.Lock()
+			ss.mu.Lock() // counted before it is visible, as an abort is
 			ss.commits++
 			ss.mu.Unlock()
+			s.txn.Commit()
+			s.state = txnCommitted
 		}
 	case isAbort:
 		if err == nil {

@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -66,7 +67,7 @@ func (o *op) atomic(fn func(t *engine.Txn) error) error {
 		if errors.As(err, &c) {
 			t.Abort()
 			if werr := c.Wait(o.ctx); werr != nil {
-				return merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")
+				return o.waitErr()
 			}
 			continue
 		}
@@ -81,6 +82,15 @@ func (o *op) atomic(fn func(t *engine.Txn) error) error {
 		t.Commit()
 		return nil
 	}
+}
+
+// waitErr is the error of a command whose wait was cut by its context:
+// its session was killed, or its maxTimeMS passed.
+func (o *op) waitErr() error {
+	if errors.Is(context.Cause(o.ctx), errSessionKilled) {
+		return merr.New(merr.Interrupted, "operation was interrupted")
+	}
+	return merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")
 }
 
 // eachDocument runs fn on each document that matches f, outside a
@@ -155,13 +165,14 @@ func writeErrorDoc(i int, err error) bson.D {
 }
 
 // commandLevel reports errors that fail the whole command rather than
-// one statement: a write conflict inside a transaction, a timeout.
+// one statement: a write conflict inside a transaction, a timeout, an
+// interruption.
 func (o *op) commandLevel(err error) bool {
 	var me *merr.Error
 	if !errors.As(err, &me) {
 		return false
 	}
-	return (o.txn != nil && me.Code == merr.WriteConflict) || me.Code == merr.MaxTimeMSExpired
+	return (o.txn != nil && me.Code == merr.WriteConflict) || me.Code == merr.MaxTimeMSExpired || me.Code == merr.Interrupted
 }
 
 // writeBatch runs the statements of an insert, update or delete command:

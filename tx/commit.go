@@ -37,6 +37,8 @@ func (sc *scope) commit() (again bool, err error) {
 		if err == nil {
 			st.active = false
 			st.ended.Store(true)
+			// Its commands superseded any attempt left open before it.
+			st.leftOpen = false
 			sc.endSessionOn(cctx) // no transaction left: no I/O
 			sc.observe(EventCommit, nil, false)
 			sc.complete(Committed)
@@ -89,6 +91,7 @@ func (sc *scope) endUnknown(err error) error {
 	st := sc.st
 	st.active = false
 	st.ended.Store(true)
+	st.leftOpen = true // if it did not commit, it is still open
 	err = commitUnknown(sc, err)
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -133,10 +136,17 @@ func committedByCallback(sess *mongo.Session) bool {
 
 }
 
-// abort aborts the transaction if one is active, on a context that outlives
-// the caller's cancellation but not cleanupTimeout. The driver ignores the
-// server's answer, as the spec says: there is nothing to report.
-func (st *txState) abort(ctx context.Context) {
+// abort aborts the transaction if one is active, on a context that
+// outlives the caller's cancellation but not the clean-up bound
+// ([WithCleanupTimeout]). The driver does not say whether abortTransaction
+// reached the server (it ignores the answer, as the spec says), so the
+// transaction is taken to be left open on the server when the abort used
+// (nearly) all of the clean-up time, cut by the driver or by the server's
+// maxTimeMS, which the driver derives from the deadline; or when cause,
+// what ended the attempt, is a network error: the abort then most likely
+// met the same broken connection. Its session then goes to the reaper
+// instead of the driver's pool (see endSession).
+func (st *txState) abort(ctx context.Context, cause error) {
 	if !st.active {
 		return
 	}
@@ -144,24 +154,48 @@ func (st *txState) abort(ctx context.Context) {
 	if !st.sess.TransactionRunning() {
 		return
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	actx, cancel := st.cleanupContext(ctx)
 	defer cancel()
 	_ = st.sess.AbortTransaction(actx)
+	if time.Until(st.cleanupBy) < st.owner.cfg.cleanup/10 || mongo.IsNetworkError(cause) {
+		st.leftOpen = true
+	}
+}
+
+// cleanupContext returns the context of the attempt's clean-up: the
+// caller's values without its cancellation, and one deadline shared by
+// the abort and the end of the session.
+func (st *txState) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if st.cleanupBy.IsZero() {
+		st.cleanupBy = time.Now().Add(st.owner.cfg.cleanup)
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), st.cleanupBy)
 }
 
 // endSession ends the owner's session, unless it was borrowed from the
-// caller's ctx.
+// caller's ctx. A session whose transaction may be left open on the server
+// goes to the runner's reaper, which kills it there and only then ends it:
+// ended now, it would go back to the driver's pool, and the kill would hit
+// the next transaction that reuses it.
 func (sc *scope) endSession() {
-	if sc.st.borrowed {
+	st := sc.st
+	if st.borrowed || sc.reaped() {
 		return
 	}
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(sc.caller), cleanupTimeout)
+	ectx, cancel := st.cleanupContext(sc.caller)
 	defer cancel()
-	sc.st.sess.EndSession(ectx)
+	st.sess.EndSession(ectx)
 }
 
 func (sc *scope) endSessionOn(ctx context.Context) {
-	if !sc.st.borrowed {
+	if !sc.st.borrowed && !sc.reaped() {
 		sc.st.sess.EndSession(ctx)
 	}
+}
+
+// reaped hands the owner's session to the reaper if its transaction may be
+// left open on the server, and reports whether the reaper took it.
+func (sc *scope) reaped() bool {
+	st := sc.st
+	return st.leftOpen && st.reaper != nil && st.reaper.add(st.sess)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -122,6 +123,34 @@ func ExampleDo() {
 	})
 	fmt.Println(n, err)
 	// Output: 1 <nil>
+}
+
+func ExampleRunner_Close() {
+	client, stop := connect()
+	defer stop()
+
+	// Requests of this service are bounded by 5 s: an abort after that
+	// gets 1 s more, and a transaction whose abort is not confirmed by then
+	// is left to the reaper, which kills it once the database answers.
+	runner := tx.NewRunner(client, tx.WithCleanupTimeout(time.Second))
+	defer func() {
+		// Before the client disconnects (defers run last first).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := runner.Close(ctx); err != nil {
+			fmt.Println(err) // left to the server's transaction lifetime limit
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	orders := client.Database("shop").Collection("orders")
+	err := runner.Run(ctx, func(ctx context.Context) error {
+		_, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}})
+		return err
+	})
+	fmt.Println(err)
+	// Output: <nil>
 }
 
 func ExampleAfterCommit() {

@@ -62,6 +62,9 @@ func newEnvAt(t *testing.T, uri string, opts ...tx.Option) *env {
 	runner := tx.NewRunner(client, append([]tx.Option{tx.WithObserver(rec)}, opts...)...)
 	e := &env{uri: uri, client: client, mon: mon, db: db, coll: coll, rec: rec, runner: runner}
 	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, runner.Close(ctx), "sessions left open on the server")
 		assert.Zero(t, client.NumberSessionsInProgress(), "sessions left checked out")
 		// A shared deployment has other tests' transactions.
 		if !testenv.Real() && !e.commitFaults.Load() {
@@ -140,6 +143,7 @@ type command struct {
 	StartTxn   bool
 	Body       bson.Raw
 	Failed     bool
+	Succeeded  bool
 	Err        string
 	// NotSent marks a command the driver gave up on before writing it:
 	// it checks its ctx after publishing the started event.
@@ -183,6 +187,13 @@ func (m *monitor) commandMonitor() *event.CommandMonitor {
 			}
 			m.cmds = append(m.cmds, c)
 			m.byReqID[ev.RequestID] = c
+		},
+		Succeeded: func(_ context.Context, ev *event.CommandSucceededEvent) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if c := m.byReqID[ev.RequestID]; c != nil {
+				c.Succeeded = true
+			}
 		},
 		Failed: func(_ context.Context, ev *event.CommandFailedEvent) {
 			m.mu.Lock()

@@ -1,6 +1,8 @@
 package tx
 
 import (
+	"context"
+
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -21,6 +23,9 @@ type Params struct {
 	Client  *mongo.Client
 	Logger  *zap.Logger `optional:"true"`
 	Options []Option    `group:"tx.options"`
+	// Lifecycle, when given, stops the runner's reaper (see [Runner.Close])
+	// when the application stops.
+	Lifecycle fx.Lifecycle `optional:"true"`
 }
 
 // New builds the Runner that [Module] provides. Without Fx, use [NewRunner].
@@ -31,7 +36,21 @@ func New(p Params) *Runner {
 	}
 	// Options come after the logger's observer so that WithObserver wins.
 	opts = append(opts, p.Options...)
-	return NewRunner(p.Client, opts...)
+	r := NewRunner(p.Client, opts...)
+	if p.Lifecycle != nil {
+		log := p.Logger
+		if log == nil {
+			log = zap.NewNop()
+		}
+		p.Lifecycle.Append(fx.StopHook(func(ctx context.Context) {
+			// Not a failed stop: the server ends those transactions at its
+			// lifetime limit.
+			if err := r.Close(ctx); err != nil {
+				log.Warn("transactions left open on the server", zap.Error(err))
+			}
+		}))
+	}
+	return r
 }
 
 // Defaults adds runner-wide default options to the Runner that [Module]

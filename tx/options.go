@@ -26,9 +26,9 @@ const (
 	DefaultBackoffMultiplier = 1.5
 	DefaultBackoffMax        = 500 * time.Millisecond
 
-	// cleanupTimeout bounds abortTransaction and endSession, which run on a
-	// context that ignores the caller's cancellation.
-	cleanupTimeout = 10 * time.Second
+	// DefaultCleanupTimeout bounds a scope's clean-up when no
+	// [WithCleanupTimeout] is given: see there.
+	DefaultCleanupTimeout = 10 * time.Second
 )
 
 // An Option configures a [Runner] (as a default for every call) or a single
@@ -68,6 +68,7 @@ type config struct {
 	err          error
 	strictJoin   bool
 	noRollbackIf []func(error) bool
+	cleanup      time.Duration
 }
 
 // noRollback reports whether a rollback rule lets err commit.
@@ -88,6 +89,7 @@ func defaultConfig() config {
 		writeConcern: writeconcern.Majority(),
 		readPref:     readpref.Primary(),
 		observer:     nopObserver{},
+		cleanup:      DefaultCleanupTimeout,
 	}
 }
 
@@ -137,6 +139,28 @@ func WithDeadlineOf(ctx context.Context) Option {
 	}
 	// WithTimeout(0) would mean no deadline: a passed one is a millisecond.
 	return WithTimeout(max(time.Until(dl), time.Millisecond))
+}
+
+// WithCleanupTimeout bounds a scope's clean-up: the abortTransaction and
+// the end of the session that run after the callback failed, after ctx
+// ended or after a panic. Clean-up ignores ctx's cancellation (a
+// transaction left open holds its documents), so this is how long a call
+// may outlive ctx's deadline when the database stops answering at that
+// moment; the default is [DefaultCleanupTimeout]. Abort and end-session
+// share the one bound. A transaction whose abort could not be confirmed in
+// that time is handed to the runner's reaper (see [Runner.Close]), which
+// kills its session on the server as soon as the database answers again.
+// Zero or less keeps the default.
+//
+// A server that answers aborts in milliseconds needs far less than the
+// default: an HTTP service sets it from its request timeout so that a
+// handler never outlives that timeout by more than the clean-up.
+func WithCleanupTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.cleanup = d
+		}
+	})
 }
 
 // WithMaxAttempts bounds two counts, each at n: how many times the

@@ -20,6 +20,7 @@ type Runner struct {
 	client  *mongo.Client
 	cfg     config
 	txnOpts *options.TransactionOptionsBuilder // cfg's, built once
+	reaper  *reaper
 }
 
 // errNoClient is returned by a Runner that has no client, such as a zero
@@ -36,7 +37,35 @@ func NewRunner(client *mongo.Client, opts ...Option) *Runner {
 		}
 	}
 	cfg.set = 0 // only a call's own options count as its wishes when joining
-	return &Runner{client: client, cfg: cfg, txnOpts: cfg.transactionOptions()}
+	r := &Runner{client: client, cfg: cfg, txnOpts: cfg.transactionOptions()}
+	if client != nil {
+		r.reaper = newReaper(client)
+	}
+	return r
+}
+
+// Close stops the runner's reaper. The reaper kills, on the server, the
+// sessions of transactions that the runner had to leave open there: an
+// abort that the database did not confirm within the clean-up time
+// ([WithCleanupTimeout]), or a commit whose outcome stayed unknown. It
+// sends killSessions for them as soon as the database answers again, so
+// that what they hold is released long before the server's transaction
+// lifetime limit; its goroutine runs only while such sessions wait.
+//
+// Close makes one last attempt, bounded by ctx, to kill the sessions still
+// waiting, and returns its error if that failed (the server then ends
+// their transactions at its lifetime limit). Call it before disconnecting
+// the client; [Module] does, when the application stops. Transactions run
+// after Close leave such sessions to the server, as if there were no
+// reaper.
+func (r *Runner) Close(ctx context.Context) error {
+	if r == nil || r.reaper == nil {
+		return nil
+	}
+	if err := r.reaper.close(ctx); err != nil {
+		return fmt.Errorf("tx: kill sessions left open: %w", err)
+	}
+	return nil
 }
 
 // Client returns the client the Runner starts sessions on.

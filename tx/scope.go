@@ -175,7 +175,7 @@ func join(ctx context.Context, st *txState, frame *scope, cfg *config, pc uintpt
 // start starts a scope that owns a new transaction: on ctx's idle session
 // if the caller put one there, else on a session of its own.
 func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, error) {
-	st := &txState{client: r.client, budget: DefaultRetryBudget, attempt: 1, txnOpts: r.txnOpts}
+	st := &txState{client: r.client, budget: DefaultRetryBudget, attempt: 1, txnOpts: r.txnOpts, reaper: r.reaper}
 	sc := &st.owner
 	sc.cfg, sc.pc, sc.role, sc.st = *cfg, pc, roleOwner, st
 	sc.parent, sc.caller, sc.start = topScope(ctx), ctx, time.Now()
@@ -216,6 +216,7 @@ func (sc *scope) startTransaction() error {
 		return err
 	}
 	st.active = true
+	st.cleanupBy = time.Time{}
 	return nil
 }
 
@@ -329,7 +330,7 @@ func (sc *scope) finish(err error, cancel context.Context) (again bool, res erro
 	sc.waitForJoined()
 
 	if err != nil && !sc.cfg.noRollback(err) {
-		st.abort(sc.caller)
+		st.abort(sc.caller, err)
 		if st.attempt > 1 && errors.Is(err, context.DeadlineExceeded) && !errors.Is(sc.caller.Err(), context.Canceled) {
 			// A deadline cut a retry: the budget ran out. Like the spec's
 			// timeout error, it keeps the error that caused the retries.
@@ -346,7 +347,7 @@ func (sc *scope) finish(err error, cancel context.Context) (again bool, res erro
 		return false, err
 	}
 	if only, byInner, cause := st.rollbackOnly(); only {
-		st.abort(sc.caller)
+		st.abort(sc.caller, cause)
 		if !byInner { // the owner asked for it: an intended rollback
 			sc.endAborted(nil, false)
 			if err == nil {
@@ -365,7 +366,7 @@ func (sc *scope) finish(err error, cancel context.Context) (again bool, res erro
 		return false, sc.endedByCallback(err)
 	}
 	if cerr := contextErr(cancel, sc.ctx); cerr != nil {
-		st.abort(sc.caller)
+		st.abort(sc.caller, cerr)
 		cerr = fmt.Errorf("tx %s: not committed: %w", sc.name(), cerr)
 		sc.endAborted(cerr, false)
 		return false, cerr
@@ -418,7 +419,7 @@ func (sc *scope) endedByCallback(err error) error {
 // it still runs) and reports err.
 func (sc *scope) endAborted(err error, infra bool) {
 	st := sc.st
-	st.abort(sc.caller)
+	st.abort(sc.caller, err)
 	st.ended.Store(true)
 	sc.endSession()
 	sc.observe(EventAbort, err, infra)

@@ -34,6 +34,13 @@ type txState struct {
 	attempt int  // 1-based; written by the owner between attempts only
 	active  bool // a transaction is started and not yet committed/aborted
 
+	// leftOpen is set when the session's transaction may still be open on
+	// the server (an abort that could not be confirmed, a commit whose
+	// outcome is unknown): the session then goes to reaper, not the pool.
+	leftOpen  bool
+	reaper    *reaper
+	cleanupBy time.Time // the current clean-up's deadline; zero before it
+
 	mu      sync.Mutex
 	rbOnly  bool  // the transaction can only abort
 	rbInner bool  // …because of a joined scope, not the owner itself

@@ -43,7 +43,34 @@ type Config struct {
 // a *tx.Runner (tx.Module), *credits.Service (credits.Module) and
 // *payments.Service (payments.Module). Mount the handler on a server of
 // your own, or use it as the whole server's handler.
-var Module = fx.Module("api", fx.Provide(NewHandler))
+//
+// It also sets the runner's clean-up timeout (tx.WithCleanupTimeout) to
+// [CleanupTimeout] of Config.RequestTimeout, through tx.Module's options
+// group, so that a handler ends within [AnswerGrace] of its request's
+// deadline even when the database stops answering during an abort: do not
+// set tx.WithCleanupTimeout in tx.Defaults as well.
+var Module = fx.Module("api",
+	fx.Provide(NewHandler),
+	fx.Provide(fx.Annotate(runnerCleanup, fx.ResultTags(`group:"tx.options"`))),
+)
+
+// CleanupTimeout returns the tx runner's clean-up timeout
+// (tx.WithCleanupTimeout) that fits requests bounded by requestTimeout: a
+// handler may spend it aborting after its deadline, and still answers
+// within [AnswerGrace] of it, with half of AnswerGrace left to learn an
+// outcome and write the answer. It is never more than requestTimeout
+// itself: an abort slower than a whole request means the database stalls,
+// and the runner's reaper then kills the transaction once it answers.
+func CleanupTimeout(requestTimeout time.Duration) time.Duration {
+	if requestTimeout <= 0 {
+		return AnswerGrace / 2
+	}
+	return min(requestTimeout, AnswerGrace/2)
+}
+
+func runnerCleanup(c Config) tx.Option {
+	return tx.WithCleanupTimeout(CleanupTimeout(c.RequestTimeout))
+}
 
 // api holds what the handlers use.
 type api struct {

@@ -276,6 +276,14 @@ func (w *hotWriter) applied(ctx context.Context, e Entry) (bool, int64, error) {
 // resolveTimeout bounds the resolution of an unknown outcome.
 const resolveTimeout = 10 * time.Second
 
+// ResolveGrace is how long after its context's deadline a single-account
+// write (Add, Deduct, and the other writes that take the single-document
+// path) may still run: the time to learn the outcome of a write that the
+// deadline cut, which returns [ErrOutcomeUnknown] if it cannot be learned
+// by then. A write never waits past its deadline for a transaction that
+// holds its account: the server refuses it at the deadline (maxTimeMS).
+const ResolveGrace = 500 * time.Millisecond
+
 // resolve learns the outcome of a write of es (all on one account) that
 // failed with cause, after which any of them may or may not have been
 // applied. It first fences the account, so that a send still on its way
@@ -283,7 +291,11 @@ const resolveTimeout = 10 * time.Second
 // entry. It returns, per entry, nil if applied, an againError if it is
 // certainly not applied, or an error matching ErrOutcomeUnknown.
 func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
+	limit := time.Now().Add(resolveTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(ResolveGrace).Before(limit) {
+		limit = dl.Add(ResolveGrace)
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), limit)
 	defer cancel()
 	out := make([]error, len(es))
 	unknown := func(err error) []error {

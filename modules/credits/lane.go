@@ -48,9 +48,10 @@ type laneReq struct {
 	// idempotency key's), so epoch must stay the one the caller observed
 	// before it learned that the entry was not applied. An entry only
 	// this caller sends may use any count observed later (see writeBatch).
-	shared  bool
-	barrier bool       // a transaction's turn (see hold), not a write
-	done    chan error // receives the outcome, or errLead
+	shared   bool
+	barrier  bool       // a transaction's turn (see hold), not a write
+	deadline time.Time  // the caller's; zero without one
+	done     chan error // receives the outcome, or errLead
 }
 
 // errLead hands the lead of a lane to the caller that receives it.
@@ -59,8 +60,12 @@ var errLead = fmt.Errorf("credits: internal: lead the lane")
 // combinedWrite applies e through its lane, combined with concurrent
 // writes to the same account. It returns e's own outcome.
 func (w *hotWriter) combinedWrite(ctx context.Context, e Entry, epoch int64, shared bool) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent
+	}
 	l := w.lane(e.Account)
 	r := &laneReq{e: e, epoch: epoch, shared: shared, done: make(chan error, 1)}
+	r.deadline, _ = ctx.Deadline()
 	if err := l.await(ctx, r); err != errLead {
 		return err
 	}
@@ -68,12 +73,34 @@ func (w *hotWriter) combinedWrite(ctx context.Context, e Entry, epoch int64, sha
 	batch := l.take(r)
 	l.mu.Unlock()
 
-	// The batch belongs to several callers: one caller's cancellation
-	// must not fail the others' writes, and once sent a write's outcome
-	// must be known, so the write is not cut short.
-	w.writeBatch(context.WithoutCancel(ctx), batch)
+	bctx, cancel := batchContext(ctx, batch)
+	w.writeBatch(bctx, batch)
+	cancel()
 	w.handOff(e.Account, l)
 	return <-r.done
+}
+
+// batchContext returns the context of batch's writes. The batch belongs to
+// several callers: one caller's cancellation must not fail the others'
+// writes, and once sent, a write's outcome must be learned, so it keeps
+// ctx's values but not its cancellation. It does keep the earliest of the
+// callers' deadlines, which the driver sends as maxTimeMS: a write held up
+// on the server (by a transaction holding the account, one the application
+// abandoned, say) is refused there when it passes, instead of applying
+// long after its callers gave up. Learning the outcome of a write that the
+// deadline cut takes at most [ResolveGrace] more (see resolve).
+func batchContext(ctx context.Context, batch []*laneReq) (context.Context, context.CancelFunc) {
+	var first time.Time
+	for _, r := range batch {
+		if !r.deadline.IsZero() && (first.IsZero() || r.deadline.Before(first)) {
+			first = r.deadline
+		}
+	}
+	ctx = context.WithoutCancel(ctx)
+	if first.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, first)
 }
 
 // hold gives the transaction in ctx the turn on each account's lane (in
@@ -251,7 +278,14 @@ func (w *hotWriter) writeBatch(ctx context.Context, batch []*laneReq) {
 			r.done <- err
 		}
 	}
-	w.slots <- struct{}{} // a slot is held for one send: never long
+	select {
+	case w.slots <- struct{}{}: // a slot is held for one send: never long
+	case <-ctx.Done():
+		for _, p := range posts {
+			done(p, ctx.Err()) // not sent
+		}
+		return
+	}
 	defer func() { <-w.slots }()
 	for try := 0; len(posts) > 1 && try < 2; try++ {
 		ok, err := w.writeCombined(ctx, posts)

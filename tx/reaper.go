@@ -1,0 +1,203 @@
+package tx
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Reaping. A transaction that the runner could not abort (the database
+// stalled or the connection broke during abortTransaction) or whose commit
+// ended with an unknown outcome may still be open on the server, holding
+// its documents until the server's transactionLifetimeLimitSeconds (60 s by
+// default). The runner does not end such a session: ended, it would go back
+// to the driver's pool, and killing it later would kill the next
+// transaction that reuses it. It hands it to its reaper instead, which
+// sends killSessions for it (aborting what it left open) as soon as the
+// database answers, retrying with backoff, and only then ends it.
+
+const (
+	// maxReap bounds the sessions waiting to be killed. A session that
+	// finds the queue full is ended at once, as before there was a reaper:
+	// the server ends its transaction at the lifetime limit, or sooner if
+	// the pooled session is reused (a new transaction on a session aborts
+	// the one left open on it).
+	maxReap = 1024
+	// reapFor is how long the reaper tries to kill a session: well past
+	// MongoDB's default transaction lifetime limit, after which the server
+	// has aborted the transaction itself.
+	reapFor = 5 * time.Minute
+	// killTimeout bounds one killSessions.
+	killTimeout = 5 * time.Second
+	// Backoff between killSessions that failed.
+	reapBackoffInitial = 50 * time.Millisecond
+	reapBackoffMax     = 2 * time.Second
+)
+
+// reaper kills, on the server, the sessions that the runner left behind.
+// Its goroutine runs only while sessions wait, and stops at [Runner.Close].
+type reaper struct {
+	client *mongo.Client
+
+	ctx  context.Context // cancelled by close
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	pending []reapee
+	running bool // the goroutine runs
+	closed  bool
+}
+
+type reapee struct {
+	sess  *mongo.Session
+	since time.Time
+}
+
+func newReaper(client *mongo.Client) *reaper {
+	ctx, stop := context.WithCancel(context.Background())
+	return &reaper{client: client, ctx: ctx, stop: stop}
+}
+
+// add takes sess, to kill it on the server and then end it. It reports
+// false, leaving sess to its caller, when the reaper is closed or full.
+func (r *reaper) add(sess *mongo.Session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || len(r.pending) >= maxReap {
+		return false
+	}
+	r.pending = append(r.pending, reapee{sess: sess, since: time.Now()})
+	if !r.running {
+		r.running = true
+		r.wg.Add(1)
+		go r.run()
+	}
+	return true
+}
+
+// run kills the pending sessions until none is left, the reaper is
+// closed, or the client is disconnected.
+func (r *reaper) run() {
+	defer r.wg.Done()
+	wait := reapBackoffInitial
+	for {
+		r.mu.Lock()
+		batch := append([]reapee(nil), r.pending...)
+		if len(batch) == 0 || r.closed {
+			r.running = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(r.ctx, killTimeout)
+		err := r.kill(ctx, batch)
+		cancel()
+		if err == nil || refused(err) || errors.Is(err, mongo.ErrClientDisconnected) {
+			r.done(batch)
+			wait = reapBackoffInitial
+			continue
+		}
+		r.expire()
+		t := time.NewTimer(wait)
+		select {
+		case <-r.ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		wait = min(2*wait, reapBackoffMax)
+	}
+}
+
+// kill sends one killSessions for batch.
+func (r *reaper) kill(ctx context.Context, batch []reapee) error {
+	ids := make(bson.A, len(batch))
+	for i, x := range batch {
+		ids[i] = x.sess.ID()
+	}
+	return r.client.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: ids}}).Err()
+}
+
+// refused reports whether the server refused killSessions for good: the
+// user may not run it, or the deployment does not offer it (Atlas's
+// shared tiers).
+func refused(err error) bool {
+	var ce mongo.CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Code {
+	case 13, 59, 115, 8000: // Unauthorized, CommandNotFound, CommandNotSupported, AtlasError
+		return true
+	}
+	return false
+}
+
+// done removes batch, the head of the pending sessions, and ends its
+// sessions: killed, or given up with no kill of them still on its way, so
+// the driver may reuse them. (A transaction left open on a reused session
+// is aborted by the server when the next one starts on it.)
+func (r *reaper) done(batch []reapee) {
+	r.mu.Lock()
+	r.pending = r.pending[len(batch):] // add only appends: batch is the head
+	r.mu.Unlock()
+	// A cancelled ctx: the driver, which may still think a transaction
+	// runs, sends no abort for it.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, x := range batch {
+		x.sess.EndSession(ctx)
+	}
+}
+
+// expire gives up the sessions that waited longer than reapFor, by when
+// the server has ended their transactions itself. No kill of them is still
+// on its way: each ran under a deadline, which the driver sends as
+// maxTimeMS, so the server gave it up too.
+func (r *reaper) expire() {
+	r.mu.Lock()
+	n := 0
+	for n < len(r.pending) && time.Since(r.pending[n].since) > reapFor {
+		n++
+	}
+	batch := append([]reapee(nil), r.pending[:n]...)
+	r.mu.Unlock()
+	if n > 0 {
+		r.done(batch)
+	}
+}
+
+// close stops the reaper: it makes one last attempt, bounded by ctx, to kill
+// the sessions still pending. Those it could not kill are dropped, not
+// ended: that kill may still reach the server.
+func (r *reaper) close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.stop()
+	r.wg.Wait()
+
+	r.mu.Lock()
+	batch := append([]reapee(nil), r.pending...)
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := r.kill(ctx, batch); err != nil {
+		r.mu.Lock()
+		r.pending = nil
+		r.mu.Unlock()
+		return err
+	}
+	r.done(batch)
+	return nil
+}

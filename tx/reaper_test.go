@@ -1,0 +1,147 @@
+package tx_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/tx"
+)
+
+// reapCleanup is the clean-up timeout of the reaper tests: an abort that
+// the database holds up longer is given up and its session reaped.
+const reapCleanup = 300 * time.Millisecond
+
+// holdAndFail is a callback that writes document 1 (the transaction then
+// holds it) and fails: with errBusiness, or with what read returns.
+func holdAndFail(e *env, read bool) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if _, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "abandoned"}}}}); err != nil {
+			return err
+		}
+		if read {
+			return e.coll.Distinct(ctx, "v", bson.D{}).Err()
+		}
+		return errBusiness
+	}
+}
+
+// writeAfter writes document 1 outside any transaction, as another writer
+// would, with a deadline far shorter than the server's transaction
+// lifetime limit (60 s): it fails if the abandoned transaction still
+// holds the document.
+func writeAfter(t *testing.T, e *env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "next"}}}})
+	require.NoError(t, err, "the document is still held by the abandoned transaction")
+	var got struct{ V string }
+	require.NoError(t, e.coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: 1}}).Decode(&got))
+	assert.Equal(t, "next", got.V)
+}
+
+func seedDoc(t *testing.T, e *env) {
+	t.Helper()
+	_, err := e.coll.InsertOne(context.Background(), bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "seed"}})
+	require.NoError(t, err)
+}
+
+func TestATransactionWhoseAbortFailedIsKilledOnceTheDatabaseAnswers(t *testing.T) {
+	tests := []struct {
+		name string
+		give bson.D // the failCommand data
+		read bool   // the callback fails on a read (else with a business error)
+	}{
+		{
+			name: "the database holds up abortTransaction past the clean-up time",
+			give: bson.D{
+				{Key: "failCommands", Value: bson.A{"abortTransaction"}},
+				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 5000},
+			},
+		},
+		{
+			name: "the connection closes under the transaction and its abort",
+			give: bson.D{
+				{Key: "failCommands", Value: bson.A{"distinct", "abortTransaction"}},
+				{Key: "closeConnection", Value: true},
+			},
+			read: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tx.WithCleanupTimeout(reapCleanup), tx.WithMaxAttempts(1))
+			seedDoc(t, e)
+			e.failCommand(t, -1, tt.give)
+
+			err := e.runner.Run(ctxTimeout(t), holdAndFail(e, tt.read))
+			require.Error(t, err)
+			writeAfter(t, e)
+		})
+	}
+}
+
+// A session the reaper has not killed yet must not be reused: the kill
+// would abort the innocent transaction that reused it.
+func TestASessionWaitingToBeKilledIsNotReused(t *testing.T) {
+	e := newEnv(t, tx.WithCleanupTimeout(reapCleanup), tx.WithMaxAttempts(1))
+	seedDoc(t, e)
+	// The commit is answered MaxTimeMSExpired: its outcome is unknown, the
+	// transaction stays open on the server, and the driver, which got an
+	// answer, would pool the session. The reaper's kills fail until the
+	// fail point is turned off.
+	e.failCommand(t, -1, bson.D{
+		{Key: "failCommands", Value: bson.A{"commitTransaction", "killSessions"}},
+		{Key: "errorCode", Value: codeMaxTimeMSExpired},
+	})
+	err := e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+		_, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "abandoned"}}}})
+		return err
+	})
+	require.ErrorIs(t, err, tx.ErrCommitUnknown)
+	commits := e.mon.named("commitTransaction")
+	require.NotEmpty(t, commits)
+	abandoned := commits[0].LSID
+	before := len(e.mon.named("insert"))
+
+	err = e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+		if _, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "innocent"}}); err != nil {
+			return err
+		}
+		off := bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"}}
+		//txcheck:ignore the fail point is the test's, not the transaction's
+		require.NoError(t, e.client.Database("admin").RunCommand(context.Background(), off).Err())
+		// Commit only once the reaper's kill went through.
+		require.Eventually(t, func() bool {
+			return slices.ContainsFunc(e.mon.named("killSessions"), func(c command) bool { return c.Succeeded })
+		}, 10*time.Second, 10*time.Millisecond)
+		return nil
+	})
+	require.NoError(t, err, "the kill hit a transaction that reused the session")
+	writeAfter(t, e)
+	assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "innocent"}}))
+	for _, c := range e.mon.named("insert")[before:] {
+		assert.NotEqual(t, abandoned, c.LSID, "the innocent transaction ran on the session waiting to be killed")
+	}
+}
+
+func TestCloseKillsWhatIsLeftOpenAndStopsTheReaper(t *testing.T) {
+	e := newEnv(t, tx.WithCleanupTimeout(reapCleanup), tx.WithMaxAttempts(1))
+	seedDoc(t, e)
+	e.failCommand(t, -1, bson.D{
+		{Key: "failCommands", Value: bson.A{"abortTransaction"}},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 5000},
+	})
+	require.ErrorIs(t, e.runner.Run(ctxTimeout(t), holdAndFail(e, false)), errBusiness)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.runner.Close(ctx))
+	writeAfter(t, e)
+	assert.Zero(t, e.client.NumberSessionsInProgress(), "the killed session is ended")
+}
