@@ -27,7 +27,7 @@ import (
 func run(t *testing.T) (*Report, *mongo.Database, *History) {
 	t.Helper()
 	uri := testenv.URI(t)
-	client := testenv.Connect(t, uri, options.Client().SetAppName("chaos-test-workload").SetMonitor(Monitor()))
+	client := testenv.Connect(t, uri, options.Client().SetAppName("chaos-test-workload").SetMonitor(Monitor()).SetHeartbeatInterval(500*time.Millisecond))
 	checker := testenv.Connect(t, uri)
 	db := testenv.NewDB(t, checker)
 	var out bytes.Buffer
@@ -182,7 +182,7 @@ func TestOpLogMakesKilledOperationsUnknown(t *testing.T) {
 func TestSameSeedSameWorkload(t *testing.T) {
 	uri := testenv.URI(t)
 	shape := func(seed uint64) map[string]string {
-		client := testenv.Connect(t, uri, options.Client().SetAppName("chaos-test-seed").SetMonitor(Monitor()))
+		client := testenv.Connect(t, uri, options.Client().SetAppName("chaos-test-seed").SetMonitor(Monitor()).SetHeartbeatInterval(500*time.Millisecond))
 		checker := testenv.Connect(t, uri)
 		db := testenv.NewDB(t, checker)
 		cfg := Config{
