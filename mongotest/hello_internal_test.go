@@ -3,12 +3,15 @@ package mongotest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -81,9 +84,28 @@ func TestDisconnectIsNotHeldByTheMonitorsHello(t *testing.T) {
 	for _, tt := range transports {
 		t.Run(tt.name, func(t *testing.T) {
 			for i := range 30 {
-				client, err := mongo.Connect(tt.opts().SetHeartbeatInterval(time.Hour))
+				var mu sync.Mutex
+				var failed []string
+				monitor := &event.ServerMonitor{ServerHeartbeatFailed: func(e *event.ServerHeartbeatFailedEvent) {
+					mu.Lock()
+					defer mu.Unlock()
+					failed = append(failed, fmt.Sprintf("%v after %v", e.Failure, e.Duration))
+				}}
+				// The heartbeat (maxAwaitTimeMS) is an hour, so a Disconnect
+				// held by the monitor's awaitable hello shows. The connect
+				// timeout, which bounds the monitor's first (handshake)
+				// check but not its awaitable hellos, is short: a first
+				// check lost under load fails fast and Ping's server
+				// selection asks for another, instead of one slow check
+				// using up the whole selection timeout.
+				client, err := mongo.Connect(tt.opts().SetHeartbeatInterval(time.Hour).
+					SetConnectTimeout(10 * time.Second).SetServerSelectionTimeout(time.Minute).
+					SetServerMonitor(monitor))
 				require.NoError(t, err)
-				require.NoError(t, client.Ping(context.Background(), nil))
+				err = client.Ping(context.Background(), nil)
+				mu.Lock()
+				require.NoError(t, err, "round %d; failed monitor checks: %q", i, failed)
+				mu.Unlock()
 				time.Sleep(time.Duration(i%6) * 500 * time.Microsecond)
 				done := make(chan error, 1)
 				go func() { done <- client.Disconnect(context.Background()) }()
