@@ -85,6 +85,13 @@ func Connect(tb testing.TB, uri string, opts ...*options.ClientOptions) *mongo.C
 	app := "txkit-test-" + randomHex(4)
 	first := options.Client().ApplyURI(uri).SetAppName(app)
 	if srv, ok := servers.Load(uri); ok {
+		// A fault a test injects (a closed connection, ShutdownInProgress)
+		// makes the driver wait for its monitor's next check before it
+		// selects the server again; the server's topology did not change,
+		// so, as on MongoDB, that check can take the whole heartbeat. The
+		// shortest heartbeat keeps a test's recovery under a second
+		// instead of 10 s, which under load outran server selection.
+		first.SetHeartbeatInterval(500 * time.Millisecond)
 		first.SetDialer(srv.(*mongotest.Server).Dialer())
 	}
 	all := append([]*options.ClientOptions{first}, opts...)
