@@ -201,8 +201,11 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 	if h.admin && req.db != "admin" {
 		return nil, merr.New(merr.Unauthorized, "%s may only be run against the admin database.", req.name)
 	}
+	if err := checkGenericArgs(req.cmd); err != nil {
+		return nil, err
+	}
 	o := &op{s: s, ctx: ctx, req: req, cmd: req.cmd, db: req.db, name: req.name, h: h}
-	if ms, ok := bsonkit.ToInt64(field(req.cmd, "maxTimeMS")); ok && ms > 0 {
+	if ms, _ := maxTimeMS(req.cmd); ms > 0 {
 		o.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
 		var cancel context.CancelFunc
 		o.ctx, cancel = context.WithDeadline(ctx, o.deadline)

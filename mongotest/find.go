@@ -79,6 +79,10 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 	if fs.limit, _, err = intField(cmd, "limit"); err != nil {
 		return nil, err
 	}
+	if fs.limit < 0 {
+		// A driver sends a negative limit as limit and singleBatch.
+		return nil, merr.New(merr.BadValue, "Limit value must be non-negative, but received: %d", fs.limit)
+	}
 	return &fs, nil
 }
 

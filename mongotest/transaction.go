@@ -238,16 +238,20 @@ func checkTxnReadConcern(cmd bson.D) error {
 }
 
 // checkPlainReadConcern refuses, as MongoDB 5.0+ does, a snapshot read
-// concern outside a transaction on any command but the snapshot reads.
+// concern outside a transaction on any command but the snapshot reads, and
+// any level but local on a write.
 func checkPlainReadConcern(o *op) error {
 	rc, err := docField(o.cmd, "readConcern")
 	if err != nil || rc == nil {
 		return err
 	}
-	if level, _ := bsonkit.Get(rc, "level"); level != "snapshot" {
-		return nil
-	}
-	if o.h.snapshotRead {
+	level, _ := bsonkit.Get(rc, "level")
+	switch {
+	case o.h.write && level != nil && level != "local":
+		// A write supports level local only (supportsReadConcern in
+		// src/mongo/db/commands/write_commands.cpp); a transaction's
+		// first statement is checked as a transaction start instead.
+	case level != "snapshot", o.h.snapshotRead:
 		return nil
 	}
 	return merr.New(merr.InvalidOptions, "Command %s does not support %s :: caused by :: read concern not supported", o.name, bsonkit.FormatValue(rc))

@@ -1,0 +1,101 @@
+package mongotest
+
+import (
+	"math"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
+	"github.com/txkit/txkit/mongotest/internal/merr"
+)
+
+// maxReplicaSetMembers is the largest w a write concern may name
+// (repl::ReplSetConfig::kMaxMembers).
+const maxReplicaSetMembers = 50
+
+// checkGenericArgs parses the arguments any command may carry before the
+// command runs, as MongoDB parses them before it runs anything: a command
+// with a malformed one is refused and changes nothing.
+func checkGenericArgs(cmd bson.D) error {
+	if _, err := maxTimeMS(cmd); err != nil {
+		return err
+	}
+	if err := checkReadConcernLevel(cmd); err != nil {
+		return err
+	}
+	if err := checkWriteConcernW(cmd); err != nil {
+		return err
+	}
+	// A safeBool in write_ops.idl and aggregate.idl.
+	_, err := boolField(cmd, "bypassDocumentValidation", false)
+	return err
+}
+
+// maxTimeMS returns the command's time limit in milliseconds, 0 for none,
+// refusing what parseMaxTimeMS (src/mongo/db/query/max_time_ms_parser.cpp)
+// refuses: a non-number, a value out of [0, INT_MAX], a fractional double.
+func maxTimeMS(cmd bson.D) (int64, error) {
+	v, ok := bsonkit.Get(cmd, "maxTimeMS")
+	if !ok {
+		return 0, nil
+	}
+	f, isNum := bsonkit.ToFloat(v)
+	if !isNum {
+		return 0, merr.New(merr.BadValue, "maxTimeMS must be a number")
+	}
+	if math.IsNaN(f) || f < 0 || math.Trunc(f) > math.MaxInt32 {
+		return 0, merr.New(merr.BadValue, "maxTimeMS is out of range")
+	}
+	if _, isDouble := v.(float64); isDouble && f != math.Trunc(f) {
+		return 0, merr.New(merr.BadValue, "maxTimeMS has non-integral value")
+	}
+	return int64(f), nil
+}
+
+// checkReadConcernLevel refuses a readConcern level outside the
+// ReadConcernLevel enumeration (src/mongo/db/repl/read_concern_args.idl).
+func checkReadConcernLevel(cmd bson.D) error {
+	rc, err := docField(cmd, "readConcern")
+	if err != nil || rc == nil {
+		return err
+	}
+	v, ok := bsonkit.Get(rc, "level")
+	if !ok {
+		return nil
+	}
+	level, ok := v.(string)
+	if !ok {
+		return typeErr("readConcern.level", v, "string")
+	}
+	switch level {
+	case "local", "majority", "linearizable", "available", "snapshot":
+		return nil
+	}
+	return merr.New(merr.BadValue, "Enumeration value '%s' for field 'readConcern.level' is not a valid value.", level)
+}
+
+// checkWriteConcernW refuses a w that deserializeWriteConcernW
+// (src/mongo/db/write_concern_options.cpp) refuses: a number outside
+// [0, 50], or a value that is neither number, string, object nor null.
+func checkWriteConcernW(cmd bson.D) error {
+	wc, err := docField(cmd, "writeConcern")
+	if err != nil || wc == nil {
+		return err
+	}
+	v, ok := bsonkit.Get(wc, "w")
+	if !ok {
+		return nil
+	}
+	switch v.(type) {
+	case nil, bson.Undefined, string, bson.D:
+		return nil
+	}
+	f, isNum := bsonkit.ToFloat(v)
+	if !isNum {
+		return merr.New(merr.FailedToParse, "w has to be a number, string, or object")
+	}
+	if n := math.Trunc(f); math.IsNaN(f) || n < 0 || n > maxReplicaSetMembers {
+		return merr.New(merr.FailedToParse, "w has to be a non-negative number and not greater than %d; found: %v", maxReplicaSetMembers, n)
+	}
+	return nil
+}
