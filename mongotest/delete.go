@@ -15,13 +15,34 @@ func cmdDelete(o *op) (bson.D, error) {
 		return nil, err
 	}
 	var n int32
-	werrs, err := o.writeBatch("deletes", func(_ int, v any) (any, error) {
+	werrs, err := o.writeBatch("deletes", parseDelete, func(_ int, v any) (any, error) {
 		return o.deleteOne(ns, v)
 	}, func(r any) { n += r.(int32) })
 	if err != nil {
 		return nil, err
 	}
 	return withWriteErrors(bson.D{{Key: "n", Value: n}}, werrs), nil
+}
+
+// parseDelete checks a delete statement's shape, which MongoDB parses with
+// the command (write_ops.idl, readMultiDeleteProperty).
+func parseDelete(v any) error {
+	stmt, ok := v.(bson.D)
+	if !ok {
+		return typeErr("deletes", v, "object")
+	}
+	if _, err := docField(stmt, "q"); err != nil {
+		return err
+	}
+	limit, _, err := intField(stmt, "limit")
+	if err != nil {
+		return err
+	}
+	if limit != 0 && limit != 1 {
+		return merr.New(merr.FailedToParse, "The limit field in delete objects must be 0 or 1. Got %d", limit)
+	}
+	_, err = docField(stmt, "collation")
+	return err
 }
 
 func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {

@@ -20,7 +20,7 @@ func cmdInsert(o *op) (bson.D, error) {
 		return nil, err
 	}
 	n := int32(0)
-	werrs, err := o.writeBatch("documents", func(_ int, v any) (any, error) {
+	werrs, err := o.writeBatch("documents", parseInsert, func(_ int, v any) (any, error) {
 		doc, err := prepareInsert(v)
 		if err != nil {
 			return nil, err
@@ -39,6 +39,15 @@ func cmdInsert(o *op) (bson.D, error) {
 	return withWriteErrors(bson.D{{Key: "n", Value: n}}, werrs), nil
 }
 
+// parseInsert checks that an inserted document is a document, which
+// MongoDB parses with the command.
+func parseInsert(v any) error {
+	if _, ok := v.(bson.D); !ok {
+		return typeErr("documents", v, "object")
+	}
+	return nil
+}
+
 // prepareInsert validates doc and gives it an _id (first) when missing.
 func prepareInsert(v any) (bson.D, error) {
 	doc, ok := v.(bson.D)
@@ -54,10 +63,15 @@ func prepareInsert(v any) (bson.D, error) {
 			return nil, merr.New(merr.InvalidIdField, "The '_id' value cannot be of type array")
 		case bson.Regex:
 			return nil, merr.New(merr.InvalidIdField, "can't use a regex for _id")
+		case bson.Undefined:
+			return nil, merr.New(merr.BadValue, "can't use a undefined for _id")
 		case bson.D:
 			if k := dollarKey(id); k != "" {
 				return nil, merr.New(merr.DollarPrefixedFieldName, "_id fields may not contain '$'-prefixed fields: %s is not valid for storage.", k)
 			}
+		}
+		if idFields(doc) > 1 {
+			return nil, merr.New(merr.BadValue, "can't have multiple _id fields in one document")
 		}
 		if doc[0].Key != "_id" {
 			out := make(bson.D, 0, len(doc))
@@ -69,6 +83,17 @@ func prepareInsert(v any) (bson.D, error) {
 		return nil, err
 	}
 	return doc, nil
+}
+
+// idFields counts the top-level _id fields of doc.
+func idFields(doc bson.D) int {
+	n := 0
+	for _, e := range doc {
+		if e.Key == "_id" {
+			n++
+		}
+	}
+	return n
 }
 
 func checkSize(doc bson.D) error {

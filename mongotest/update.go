@@ -28,7 +28,7 @@ func cmdUpdate(o *op) (bson.D, error) {
 	}
 	var n, modified int32
 	var upserted bson.A
-	werrs, err := o.writeBatch("updates", func(i int, v any) (any, error) {
+	werrs, err := o.writeBatch("updates", parseUpdate, func(i int, v any) (any, error) {
 		res, err := o.updateOne(ns, v)
 		res.index = int32(i)
 		return res, err
@@ -48,6 +48,33 @@ func cmdUpdate(o *op) (bson.D, error) {
 		reply = append(reply, bson.E{Key: "upserted", Value: upserted})
 	}
 	return withWriteErrors(reply, werrs), nil
+}
+
+// parseUpdate checks an update statement's shape, which MongoDB parses
+// with the command (write_ops.idl).
+func parseUpdate(v any) error {
+	stmt, ok := v.(bson.D)
+	if !ok {
+		return typeErr("updates", v, "object")
+	}
+	if _, err := docField(stmt, "q"); err != nil {
+		return err
+	}
+	if _, has := bsonkit.Get(stmt, "u"); !has {
+		return merr.New(codeMissingField, "BSON field 'update.updates.u' is missing but a required field")
+	}
+	for _, key := range []string{"multi", "upsert"} {
+		if _, err := boolField(stmt, key, false); err != nil {
+			return err
+		}
+	}
+	for _, key := range []string{"c", "collation"} {
+		if _, err := docField(stmt, key); err != nil {
+			return err
+		}
+	}
+	_, err := arrayFilters(stmt)
+	return err
 }
 
 func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {

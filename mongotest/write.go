@@ -180,8 +180,10 @@ func (o *op) commandLevel(err error) bool {
 // stopping at the first error when ordered or in a transaction (MongoDB's
 // handleError fails the whole batch in a transaction, ordered or not).
 // Errors that fail the whole command end it; the others become
-// writeErrors.
-func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), fold func(result any)) (bson.A, error) {
+// writeErrors. Every statement is parsed before the first runs: as with
+// MongoDB's IDL parsing of the command, a malformed statement fails the
+// command with nothing applied.
+func (o *op) writeBatch(field string, parse func(stmt any) error, each func(i int, stmt any) (any, error), fold func(result any)) (bson.A, error) {
 	name := o.name
 	stmts, ok, err := arrayField(o.cmd, field)
 	if err != nil {
@@ -196,6 +198,11 @@ func (o *op) writeBatch(field string, each func(i int, stmt any) (any, error), f
 	ord, err := boolField(o.cmd, "ordered", true)
 	if err != nil {
 		return nil, err
+	}
+	for _, v := range stmts {
+		if err := parse(v); err != nil {
+			return nil, err
+		}
 	}
 	var werrs bson.A
 	for i, v := range stmts {

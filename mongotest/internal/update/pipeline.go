@@ -52,7 +52,7 @@ func (u *Update) runPipeline(doc bson.D, o Options) (bson.D, error) {
 	switch {
 	case !newHasID:
 		return append(bson.D{{Key: "_id", Value: bsonkit.Clone(id)}}, out...), nil
-	case !bsonkit.Equal(id, newID) || bsonkit.TypeRank(id) != bsonkit.TypeRank(newID):
+	case !identical(id, newID):
 		return nil, merr.New(merr.ImmutableField,
 			"After applying the update, the (immutable) field '_id' was found to have been altered to %s",
 			bsonkit.FormatElem("_id", newID))

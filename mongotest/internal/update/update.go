@@ -154,7 +154,7 @@ func (u *Update) replace(doc bson.D) (bson.D, error) {
 	if !hasID {
 		return bsonkit.CloneDoc(u.replacement), nil
 	}
-	if newHasID && !bsonkit.Equal(id, newID) {
+	if newHasID && !identical(id, newID) {
 		return nil, merr.New(merr.ImmutableField,
 			"After applying the update, the (immutable) field '_id' was found to have been altered to %s",
 			bsonkit.FormatElem("_id", newID))
@@ -182,13 +182,18 @@ func (u *Update) modify(doc bson.D, o Options) (bson.D, error) {
 	if out == nil {
 		out = bson.D{}
 	}
+	if !o.Insert {
+		if name, path := newDollarField(doc, out, ""); name != "" {
+			return nil, merr.New(merr.DollarPrefixedFieldName, "The dollar ($) prefixed field '%s' in '%s' is not valid for storage.", name, path)
+		}
+	}
 	id, hasID := bsonkit.Get(doc, "_id")
 	if !hasID {
 		return out, nil
 	}
 	newID, newHasID := bsonkit.Get(out, "_id")
 	switch {
-	case newHasID && bsonkit.Equal(id, newID):
+	case newHasID && identical(id, newID):
 		return out, nil
 	case !o.Insert:
 		return nil, merr.New(merr.ImmutableField,
@@ -229,6 +234,30 @@ func (u *Update) bindArrayFilters(s *state) error {
 		}
 	}
 	return nil
+}
+
+// newDollarField returns a '$'-prefixed field name (other than a DBRef's)
+// that an update of an existing document created, with its path: MongoDB
+// stores such fields from inserts only (storage_validation.cpp). Fields
+// inside arrays are not checked, as the server does not.
+func newDollarField(old, out bson.D, prefix string) (name, path string) {
+	for _, e := range out {
+		p := e.Key
+		if prefix != "" {
+			p = prefix + "." + e.Key
+		}
+		prev, had := bsonkit.Get(old, e.Key)
+		if strings.HasPrefix(e.Key, "$") && !had && e.Key != "$ref" && e.Key != "$id" && e.Key != "$db" {
+			return e.Key, p
+		}
+		if sub, ok := e.Value.(bson.D); ok {
+			prevSub, _ := prev.(bson.D)
+			if name, path := newDollarField(prevSub, sub, p); name != "" {
+				return name, path
+			}
+		}
+	}
+	return "", ""
 }
 
 func idFirst(d bson.D) bson.D {

@@ -1,0 +1,127 @@
+package mongotest_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Conformance cases filed by attack15 (see /work/findings/mongotest-*.md):
+// each pins a case where mongotest accepted input MongoDB refuses, or
+// answered differently, with the source of MongoDB's behaviour.
+
+// requireServerRefusal asserts err is a server error (command or write
+// error) with one of codes and a message containing want, so that it pins
+// the refusal across the server versions whose messages differ.
+func requireServerRefusal(t *testing.T, err error, want string, codes ...int) {
+	t.Helper()
+	require.Error(t, err, "MongoDB refuses this; mongotest accepted it")
+	var code int
+	var msg string
+	var ce mongo.CommandError
+	var we mongo.WriteException
+	switch {
+	case errors.As(err, &ce):
+		code, msg = int(ce.Code), ce.Message
+	case errors.As(err, &we) && len(we.WriteErrors) == 1:
+		code, msg = we.WriteErrors[0].Code, we.WriteErrors[0].Message
+	default:
+		t.Fatalf("not a server refusal: %v", err)
+	}
+	assert.Contains(t, codes, code, "got %v", err)
+	assert.Contains(t, strings.ToLower(msg), strings.ToLower(want), "got %v", err)
+}
+
+// The whole update command is parsed (write_ops.idl) before any statement
+// runs: a statement whose upsert is a string fails the command with
+// TypeMismatch and no statement is applied. mongotest reports a write
+// error for that statement only, after applying the statements before it.
+func TestUpdateStatementTypeErrorIsCommandError(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("c")
+	insertJSON(t, ctx, coll, `[{"_id": 1}]`)
+	err := db.RunCommand(ctx, bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}}},
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 2}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}}, {Key: "upsert", Value: "no"}},
+	}}}).Err()
+	assert.Equal(t, canonJSON(t, `{"_id": 1}`), toJSON(t, stored(t, ctx, coll)[0]), "no statement applied")
+	var ce mongo.CommandError
+	require.ErrorAs(t, err, &ce, "MongoDB fails the whole command; got %v", err)
+	assert.Equal(t, int32(14), ce.Code)
+}
+
+// A delete statement's limit is parsed with the command
+// (write_ops::readMultiDeleteProperty, src/mongo/db/ops/write_ops_parsers.cpp:
+// "The limit field in delete objects must be 0 or 1. Got 2", FailedToParse):
+// the command fails and no statement runs. mongotest runs the statements
+// before it and reports a write error.
+func TestDeleteLimitIsCommandError(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("c")
+	insertJSON(t, ctx, coll, `[{"_id": 1}, {"_id": 2}]`)
+	err := db.RunCommand(ctx, bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "limit", Value: 1}},
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 2}}}, {Key: "limit", Value: 2}},
+	}}}).Err()
+	assert.Len(t, stored(t, ctx, coll), 2, "no statement applied")
+	var ce mongo.CommandError
+	require.ErrorAs(t, err, &ce, "MongoDB fails the whole command; got %v", err)
+	assert.Equal(t, int32(9), ce.Code)
+}
+
+// MongoDB's fixDocumentForInsert (src/mongo/db/ops/insert.cpp) refuses an
+// undefined _id ("can't use a undefined for _id", BadValue) and a document
+// with two _id fields ("can't have multiple _id fields in one document",
+// BadValue, SERVER-19361).
+func TestInsertIDShapes(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("c")
+
+	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: bson.Undefined{}}})
+	requireServerRefusal(t, err, "undefined", 2)
+
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 50}, {Key: "_id", Value: 51}})
+	requireServerRefusal(t, err, "multiple _id", 2)
+
+	n, err := coll.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.Zero(t, n, "a refused insert stores nothing")
+}
+
+// $set replaces a value unless it is binary-equal (SetNode /
+// ModifierNode::apply, binaryEqualValues), and changing _id is refused
+// (ImmutableField, 66, "Performing an update on the path '_id' would
+// modify the immutable field '_id'",
+// src/mongo/db/update/modifier_node.cpp checkImmutablePathsNotModified):
+// {$set: {_id: 1.0}} on {_id: 1} changes its type, so it is refused.
+// mongotest stores _id 1.0.
+func TestSetIDToAnEqualValueOfAnotherType(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("u")
+	insertJSON(t, ctx, coll, `[{"_id": 1}]`)
+	_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "_id", Value: 1.0}}}})
+	requireServerRefusal(t, err, "immutable field '_id'", 66)
+	requireStored(t, ctx, coll, `[{"_id": 1}]`)
+}
+
+// A document-modifying update may not create a $-prefixed field in an
+// existing document: manual, "Dollar-Prefixed Field Names" ("If this sample
+// code matches an existing document, the update will fail since $hotel is
+// dollar ($) prefixed"); the server's storage validation answers
+// DollarPrefixedFieldName (52) "The dollar ($) prefixed field '$x' in '$x'
+// is not valid for storage.". mongotest stores the field.
+func TestSetDollarPrefixedFieldOnExistingDocument(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("u")
+	insertJSON(t, ctx, coll, `[{"_id": 1}]`)
+	for _, path := range []string{"$x", "a.$x"} {
+		_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: path, Value: 1}}}})
+		requireServerRefusal(t, err, "not valid for storage", 52)
+	}
+	requireStored(t, ctx, coll, `[{"_id": 1}]`)
+}
