@@ -124,3 +124,39 @@ func TestBypassDocumentValidationMustBeABoolean(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "a refused insert stores nothing")
 }
+
+// An awaitable hello names both topologyVersion and maxAwaitTimeMS, or
+// neither (31368), with a non-negative wait (31373) and a counter no
+// greater than the server's (31382): CmdHello::run and
+// awaitHelloResponse, src/mongo/db/repl/replication_info.cpp and
+// replication_coordinator_impl.cpp.
+func TestHelloChecksItsAwaitArguments(t *testing.T) {
+	ctx, db := newTestDB(t)
+	admin := db.Client().Database("admin")
+	var h struct {
+		TV struct {
+			ProcessID bson.ObjectID `bson:"processId"`
+			Counter   int64         `bson:"counter"`
+		} `bson:"topologyVersion"`
+	}
+	require.NoError(t, admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&h))
+	tv := func(counter int64) bson.D {
+		return bson.D{{Key: "processId", Value: h.TV.ProcessID}, {Key: "counter", Value: counter}}
+	}
+
+	err := admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "maxAwaitTimeMS", Value: 100}}).Err()
+	requireArgRefused(t, err, "must include a 'topologyVersion'", 31368)
+	err = admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: tv(0)}}).Err()
+	requireArgRefused(t, err, "must include 'maxAwaitTimeMS'", 31368)
+	err = admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: tv(0)}, {Key: "maxAwaitTimeMS", Value: -5}}).Err()
+	requireArgRefused(t, err, "non-negative", 31373)
+	err = admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: tv(-1)}, {Key: "maxAwaitTimeMS", Value: 5}}).Err()
+	requireArgRefused(t, err, "non-negative counter", 31372)
+	err = admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: tv(h.TV.Counter + 1)}, {Key: "maxAwaitTimeMS", Value: 5}}).Err()
+	requireArgRefused(t, err, "higher counter", 31382)
+	err = admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: "x"}, {Key: "maxAwaitTimeMS", Value: 5}}).Err()
+	requireArgRefused(t, err, "topologyVersion", 14)
+
+	require.NoError(t, admin.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: tv(0)}, {Key: "maxAwaitTimeMS", Value: 5}}).Err(),
+		"a well-formed awaitable hello is answered after its wait")
+}

@@ -46,9 +46,10 @@ type failpoints struct {
 
 type failPoint struct {
 	alwaysOn    bool
-	times       int64 // remaining activations when > 0 (mode {times})
-	skip        int64 // activations to let pass first (mode {skip})
-	probability float64
+	times       int64   // remaining activations when > 0 (mode {times})
+	skip        int64   // activations to let pass first (mode {skip})
+	probability float64 // chance of firing (mode {activationProbability}), when random
+	random      bool
 	hasTimes    bool
 
 	commands     map[string]bool
@@ -97,7 +98,9 @@ func consume(slot **failPoint) *failPoint {
 		fp.skip--
 		return nil
 	}
-	if fp.probability > 0 && fp.probability < 1 && rand.Float64() >= fp.probability {
+	// MongoDB fires a random fail point when a draw in [0, INT32_MAX]
+	// is below probability × INT32_MAX: never at 0, always at 1.
+	if fp.random && rand.Float64() >= fp.probability {
 		return nil
 	}
 	if fp.hasTimes {
@@ -206,11 +209,11 @@ func parseMode(cmd bson.D) (*failPoint, error) {
 			case e.Key == "skip" && ok:
 				fp.skip, fp.alwaysOn = n, true
 			case e.Key == "activationProbability":
-				p, _ := bsonkit.ToFloat(e.Value)
-				if p < 0 || p > 1 {
+				p, isNum := bsonkit.ToFloat(e.Value)
+				if !isNum || !(p >= 0 && p <= 1) {
 					return nil, merr.New(merr.BadValue, "activationProbability must be between 0.0 and 1.0")
 				}
-				fp.probability = p
+				fp.probability, fp.random = p, true
 			default:
 				return nil, merr.New(merr.BadValue, "'mode' must be one of 'off', 'alwaysOn', 'times', 'skip' and 'activationProbability'")
 			}

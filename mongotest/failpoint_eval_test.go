@@ -1,6 +1,7 @@
 package mongotest_test
 
 import (
+	"context"
 	"io"
 	"testing"
 	"time"
@@ -113,4 +114,37 @@ func requireNoReply(t *testing.T, s *rawSession, db string, cmd bson.D) {
 	n, err := io.ReadFull(s.nc, make([]byte, 1))
 	assert.Zero(t, n, "the server replied")
 	require.ErrorIs(t, err, io.EOF)
+}
+
+// A fail point in random mode with activationProbability 0 never fires:
+// MongoDB stores p × INT32_MAX and fires when a draw in [0, INT32_MAX] is
+// below it (FailPoint::parseBSON and the random case of
+// _slowShouldFailOpenBlockWithoutIncrementingTimesEntered,
+// src/mongo/util/fail_point.cpp); at 1 it always fires.
+func TestActivationProbabilityZeroNeverFiresAndOneAlwaysDoes(t *testing.T) {
+	ctx, db := newTestDB(t)
+	admin := db.Client().Database("admin")
+	configure := func(p float64) {
+		require.NoError(t, admin.RunCommand(ctx, bson.D{
+			{Key: "configureFailPoint", Value: "failCommand"},
+			{Key: "mode", Value: bson.D{{Key: "activationProbability", Value: p}}},
+			{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "errorCode", Value: 2}}},
+		}).Err())
+	}
+	t.Cleanup(func() {
+		_ = admin.RunCommand(context.Background(), bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"}}).Err()
+	})
+	configure(0)
+	for i := range 5 {
+		_, err := db.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: i}})
+		require.NoError(t, err, "insert %d", i)
+	}
+	configure(1)
+	for i := range 5 {
+		_, err := db.Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 10 + i}})
+		require.Error(t, err, "insert %d", i)
+	}
+	n, err := db.Collection("c").CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.EqualValues(t, 5, n)
 }

@@ -53,10 +53,16 @@ func (s *Server) hello(ctx context.Context, req *request) bson.D {
 		s.joinClient(req.conn, app)
 	}
 
-	if tv, ok := field(cmd, "topologyVersion").(bson.D); ok {
-		if wait, ok := bsonkit.ToInt64(field(cmd, "maxAwaitTimeMS")); ok && wait > 0 && s.sameTopology(tv) {
-			req.conn.awaitHello(ctx, time.Duration(wait)*time.Millisecond)
+	wait, same, err := s.helloAwait(cmd)
+	if err != nil {
+		var me *merr.Error
+		if !errors.As(err, &me) {
+			me = merr.New(merr.InternalError, "%v", err)
 		}
+		return me.Doc()
+	}
+	if same && wait > 0 {
+		req.conn.awaitHello(ctx, wait)
 	}
 
 	reply := s.helloReply(req.conn)
@@ -74,10 +80,61 @@ func (s *Server) hello(ctx context.Context, req *request) bson.D {
 	return out
 }
 
-func (s *Server) sameTopology(tv bson.D) bool {
-	pid, _ := field(tv, "processId").(bson.ObjectID)
-	counter, _ := bsonkit.ToInt64(field(tv, "counter"))
-	return pid == s.processID && counter == 0
+// helloAwait parses an awaitable hello's arguments as CmdHello::run
+// (src/mongo/db/repl/replication_info.cpp) and awaitHelloResponse do:
+// topologyVersion and maxAwaitTimeMS come together or not at all, the wait
+// and the counter are non-negative, and a counter of this process ahead of
+// the server's is refused. It returns the wait and whether the client's
+// topologyVersion is the server's (a stale one is answered at once).
+func (s *Server) helloAwait(cmd bson.D) (wait time.Duration, same bool, err error) {
+	tvV, hasTV := bsonkit.Get(cmd, "topologyVersion")
+	waitV, hasWait := bsonkit.Get(cmd, "maxAwaitTimeMS")
+	switch {
+	case !hasTV && !hasWait:
+		return 0, false, nil
+	case !hasWait:
+		return 0, false, merr.New(31368, "A request with a 'topologyVersion' must include 'maxAwaitTimeMS'")
+	case !hasTV:
+		return 0, false, merr.New(31368, "A request with 'maxAwaitTimeMS' must include a 'topologyVersion'")
+	}
+	tv, ok := tvV.(bson.D)
+	if !ok {
+		return 0, false, typeErr("topologyVersion", tvV, "object")
+	}
+	pidV, hasPid := bsonkit.Get(tv, "processId")
+	counterV, hasCounter := bsonkit.Get(tv, "counter")
+	if !hasPid || !hasCounter {
+		missing := "processId"
+		if hasPid {
+			missing = "counter"
+		}
+		return 0, false, merr.New(codeMissingField, "BSON field 'TopologyVersion.%s' is missing but a required field", missing)
+	}
+	pid, ok := pidV.(bson.ObjectID)
+	if !ok {
+		return 0, false, typeErr("TopologyVersion.processId", pidV, "objectId")
+	}
+	counter, ok := bsonkit.ToInt64(counterV)
+	if !ok {
+		return 0, false, typeErr("TopologyVersion.counter", counterV, "long")
+	}
+	if counter < 0 {
+		return 0, false, merr.New(31372, "topologyVersion must have a non-negative counter")
+	}
+	ms, ok := bsonkit.ToInt64(waitV)
+	if !ok {
+		return 0, false, merr.New(merr.TypeMismatch, "Expected field maxAwaitTimeMS to have a value exactly representable as a 64-bit integer")
+	}
+	if ms < 0 {
+		return 0, false, merr.New(31373, "maxAwaitTimeMS must be a non-negative integer")
+	}
+	if pid != s.processID {
+		return 0, false, nil
+	}
+	if counter > 0 {
+		return 0, false, merr.New(31382, "Received a topology version with the same process ID and a higher counter than the current topology version")
+	}
+	return time.Duration(ms) * time.Millisecond, true, nil
 }
 
 // withTopologyVersion adds the server's topologyVersion to a reply whose

@@ -41,6 +41,11 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 		if k.Key == "" {
 			return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Index key cannot be an empty field")
 		}
+		for _, part := range strings.Split(k.Key, ".") {
+			if strings.HasPrefix(part, "$") {
+				return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Index key contains an illegal field name: field name starts with '$'.")
+			}
+		}
 		switch v := k.Value.(type) {
 		case string:
 			switch v {
@@ -78,6 +83,9 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 	if spec.PrepareUnique, err = boolField(d, "prepareUnique", false); err != nil {
 		return spec, err
 	}
+	if spec.Unique && isHashed(keys) {
+		return spec, merr.New(16764, "Currently hashed indexes cannot guarantee uniqueness. Use a regular index.")
+	}
 	if spec.Unique && spec.PrepareUnique {
 		return spec, merr.New(merr.CannotCreateIndex, "Index key pattern %s cannot be both unique and prepareUnique", bsonkit.FormatValue(keys))
 	}
@@ -91,6 +99,12 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 		return spec, err
 	}
 	if partial != nil {
+		if spec.Sparse {
+			return spec, merr.New(merr.CannotCreateIndex, `cannot mix "partialFilterExpression" and "sparse" options`)
+		}
+		if err := checkPartialFilter(partial); err != nil {
+			return spec, err
+		}
 		f, err := query.Compile(partial)
 		if err != nil {
 			return spec, err
@@ -225,4 +239,61 @@ func cmdDropIndexes(o *op) (bson.D, error) {
 		return nil, err
 	}
 	return ok1(bson.E{Key: "nIndexesWas", Value: int32(before)}), nil
+}
+
+func isHashed(keys bson.D) bool {
+	for _, k := range keys {
+		if k.Value == "hashed" {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPartialFilter refuses a partialFilterExpression with an expression
+// a partial index does not support: only equality, $exists: true,
+// $gt/$gte/$lt/$lte, $type, $in, $and and $or are (the manual's "Partial
+// Indexes"; CannotCreateIndex "Expression not supported in partial index").
+func checkPartialFilter(filter bson.D) error {
+	unsupported := func(what string) error {
+		return merr.New(merr.CannotCreateIndex, "Expression not supported in partial index: %s", what)
+	}
+	for _, e := range filter {
+		if e.Key == "$and" || e.Key == "$or" {
+			clauses, ok := e.Value.(bson.A)
+			if !ok {
+				return nil // query.Compile refuses it with MongoDB's error
+			}
+			for _, c := range clauses {
+				if d, ok := c.(bson.D); ok {
+					if err := checkPartialFilter(d); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
+		if strings.HasPrefix(e.Key, "$") {
+			return unsupported(e.Key)
+		}
+		if _, ok := e.Value.(bson.Regex); ok {
+			return unsupported("$regex")
+		}
+		ops, ok := e.Value.(bson.D)
+		if !ok || len(ops) == 0 || !strings.HasPrefix(ops[0].Key, "$") {
+			continue // equality
+		}
+		for _, op := range ops {
+			switch op.Key {
+			case "$eq", "$gt", "$gte", "$lt", "$lte", "$type", "$in":
+			case "$exists":
+				if b, err := boolField(bson.D{op}, "$exists", false); err != nil || !b {
+					return unsupported("$not " + e.Key + " $exists")
+				}
+			default:
+				return unsupported(op.Key)
+			}
+		}
+	}
+	return nil
 }

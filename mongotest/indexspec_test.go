@@ -1,0 +1,62 @@
+package mongotest_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// createIndexes refuses the specifications MongoDB refuses, and builds
+// nothing for them:
+//   - a partialFilterExpression with an operator other than equality,
+//     $exists: true, $gt/$gte/$lt/$lte, $type, $and, $or, $in: "Expression
+//     not supported in partial index" (CannotCreateIndex, 67; the manual's
+//     "Partial Indexes");
+//   - sparse with partialFilterExpression: "cannot mix
+//     \"partialFilterExpression\" and \"sparse\" options" (67,
+//     src/mongo/db/catalog/index_catalog_impl.cpp);
+//   - a $-prefixed key field: "Index key contains an illegal field name:
+//     field name starts with '$'." (67, validateKeyPattern in
+//     src/mongo/db/index/index_key_validate.cpp);
+//   - a unique hashed index: "Currently hashed indexes cannot guarantee
+//     uniqueness. Use a regular index." (16764).
+func TestIndexSpecsMongoDBRefusesAreRefused(t *testing.T) {
+	ctx, db := newTestDB(t)
+	tests := []struct {
+		name  string
+		give  bson.D
+		codes []int
+		want  string
+	}{
+		{"partial_ne", bson.D{{Key: "key", Value: bson.D{{Key: "p", Value: 1}}}, {Key: "partialFilterExpression", Value: bson.D{{Key: "p", Value: bson.D{{Key: "$ne", Value: 1}}}}}}, []int{67}, "not supported in partial index"},
+		{"partial_exists_false", bson.D{{Key: "key", Value: bson.D{{Key: "p", Value: 1}}}, {Key: "partialFilterExpression", Value: bson.D{{Key: "p", Value: bson.D{{Key: "$exists", Value: false}}}}}}, []int{67}, "not supported in partial index"},
+		{"partial_nor", bson.D{{Key: "key", Value: bson.D{{Key: "p", Value: 1}}}, {Key: "partialFilterExpression", Value: bson.D{{Key: "$nor", Value: bson.A{bson.D{{Key: "p", Value: 1}}}}}}}, []int{67}, "not supported in partial index"},
+		{"partial_sparse", bson.D{{Key: "key", Value: bson.D{{Key: "q", Value: 1}}}, {Key: "sparse", Value: true}, {Key: "partialFilterExpression", Value: bson.D{{Key: "q", Value: bson.D{{Key: "$gt", Value: 1}}}}}}, []int{67}, "cannot mix"},
+		{"key_dollar", bson.D{{Key: "key", Value: bson.D{{Key: "$a", Value: 1}}}}, []int{67}, "starts with '$'"},
+		{"key_dollar_part", bson.D{{Key: "key", Value: bson.D{{Key: "a.$b", Value: 1}}}}, []int{67}, "starts with '$'"},
+		{"hashed_unique", bson.D{{Key: "key", Value: bson.D{{Key: "h", Value: "hashed"}}}, {Key: "unique", Value: true}}, []int{16764}, "hashed indexes cannot guarantee uniqueness"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := append(bson.D{{Key: "name", Value: tt.name}}, tt.give...)
+			err := db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: "c"}, {Key: "indexes", Value: bson.A{spec}}}).Err()
+			requireArgRefused(t, err, tt.want, tt.codes...)
+			specs, err := db.Collection("c").Indexes().ListSpecifications(ctx)
+			require.NoError(t, err)
+			for _, s := range specs {
+				require.NotEqual(t, tt.name, s.Name, "a refused index was built")
+			}
+		})
+	}
+
+	err := db.RunCommand(ctx, bson.D{{Key: "createIndexes", Value: "c"}, {Key: "indexes", Value: bson.A{bson.D{
+		{Key: "name", Value: "allowed"}, {Key: "key", Value: bson.D{{Key: "a", Value: 1}}},
+		{Key: "partialFilterExpression", Value: bson.D{
+			{Key: "a", Value: bson.D{{Key: "$exists", Value: true}, {Key: "$gte", Value: 1}}},
+			{Key: "b", Value: "x"},
+			{Key: "$or", Value: bson.A{bson.D{{Key: "c", Value: bson.D{{Key: "$in", Value: bson.A{1, 2}}}}}, bson.D{{Key: "d", Value: bson.D{{Key: "$type", Value: "string"}}}}}},
+		}},
+	}}}}).Err()
+	require.NoError(t, err, "equality, $exists: true, ranges, $in, $type, $and, $or are what a partial index supports")
+}
