@@ -160,3 +160,18 @@ func TestUniqueIndexDecimalNaN(t *testing.T) {
 	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: nan}})
 	requireWriteError(t, err, 11000)
 }
+
+// MongoDB stores documents at most maxBSONDepth (200) - 20 = 180 levels
+// deep: jstests/noPassthrough/max_bson_depth_parameter.js ("Max user BSON
+// depth is 20 less than the max absolute BSON depth"; deeper inserts fail
+// with ErrorCodes.Overflow, 15). mongotest stores 251 levels.
+func TestInsertTooDeep(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("deep")
+	var v any = 1
+	for range 250 {
+		v = bson.D{{Key: "x", Value: v}}
+	}
+	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: v}})
+	requireServerRefusal(t, err, "depth", 15)
+}

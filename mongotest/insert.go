@@ -82,7 +82,44 @@ func prepareInsert(v any) (bson.D, error) {
 	if err := checkSize(doc); err != nil {
 		return nil, err
 	}
+	if err := checkDepth(doc); err != nil {
+		return nil, err
+	}
 	return doc, nil
+}
+
+// maxUserDepth is how deep a stored document may nest: maxBSONDepth (200)
+// less 20 (BSONDepth::getMaxDepthForUserStorage).
+const maxUserDepth = 180
+
+// checkDepth refuses a document nested deeper than maxUserDepth, counting
+// the document itself and not counting empty subdocuments or arrays, as
+// MongoDB's validateDepth (insert.cpp) and storage validation do.
+func checkDepth(doc bson.D) error {
+	if depth(doc, maxUserDepth+1) > maxUserDepth {
+		return merr.New(merr.Overflow, "Document exceeds maximum nesting depth of %d", maxUserDepth)
+	}
+	return nil
+}
+
+// depth returns how many non-empty documents and arrays nest in v, v
+// included, stopping once it passes limit.
+func depth(v any, limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	deepest := -1
+	switch x := v.(type) {
+	case bson.D:
+		for _, e := range x {
+			deepest = max(deepest, depth(e.Value, limit-1))
+		}
+	case bson.A:
+		for _, e := range x {
+			deepest = max(deepest, depth(e, limit-1))
+		}
+	}
+	return deepest + 1
 }
 
 // idFields counts the top-level _id fields of doc.

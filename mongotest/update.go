@@ -283,5 +283,5 @@ func checkUpdatedSize(doc bson.D) error {
 	if n > maxDocSize {
 		return merr.New(merr.Location17419, "Resulting document after update is larger than %d", maxDocSize)
 	}
-	return nil
+	return checkDepth(doc)
 }

@@ -61,6 +61,7 @@ const (
 	BSONObjectTooLarge                 int32 = 10334
 	UnknownError                       int32 = 8
 	InvalidLength                      int32 = 16
+	Overflow                           int32 = 15
 	Location15974                      int32 = 15974
 	Location17419                      int32 = 17419
 	Location40571                      int32 = 40571
@@ -128,6 +129,7 @@ var names = map[int32]string{
 	BSONObjectTooLarge:                 "BSONObjectTooLarge",
 	UnknownError:                       "UnknownError",
 	InvalidLength:                      "InvalidLength",
+	Overflow:                           "Overflow",
 	NotImplemented:                     "NotImplemented",
 	UnsupportedOpQueryCommand:          "UnsupportedOpQueryCommand",
 	UnknownReplWriteConcern:            "UnknownReplWriteConcern",
