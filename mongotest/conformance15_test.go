@@ -2,6 +2,7 @@ package mongotest_test
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // Conformance cases filed by attack15 (see /work/findings/mongotest-*.md):
@@ -124,4 +126,37 @@ func TestSetDollarPrefixedFieldOnExistingDocument(t *testing.T) {
 		requireServerRefusal(t, err, "not valid for storage", 52)
 	}
 	requireStored(t, ctx, coll, `[{"_id": 1}]`)
+}
+
+// Commands are parsed by IDL-generated parsers, which refuse a known field
+// given twice: "BSON field 'find.filter' is a duplicate field" (code 40413,
+// IDLParserContext::throwDuplicateField, src/mongo/idl/idl_parser.cpp).
+// mongotest silently uses the first filter and returns a document the
+// second filter excludes.
+func TestDuplicateCommandField(t *testing.T) {
+	ctx, db := newTestDB(t)
+	insertJSON(t, ctx, db.Collection("c"), `[{"_id": 1}]`)
+	err := db.RunCommand(ctx, bson.D{
+		{Key: "find", Value: "c"},
+		{Key: "filter", Value: bson.D{}},
+		{Key: "filter", Value: bson.D{{Key: "_id", Value: 2}}},
+	}).Err()
+	requireServerRefusal(t, err, "duplicate", 40413)
+}
+
+// NaN of any numeric type compares equal to NaN of any other
+// (compareElementValues / KeyString encode both as NaN), so a unique index
+// holding a double NaN refuses a decimal NaN with E11000. mongotest stores
+// both.
+func TestUniqueIndexDecimalNaN(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("u")
+	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "a", Value: 1}}, Options: options.Index().SetUnique(true)})
+	require.NoError(t, err)
+	nan, err := bson.ParseDecimal128("NaN")
+	require.NoError(t, err)
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: math.NaN()}})
+	require.NoError(t, err)
+	_, err = coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 2}, {Key: "a", Value: nan}})
+	requireWriteError(t, err, 11000)
 }

@@ -98,8 +98,12 @@ var (
 	noFields            = fields{}
 )
 
+// codeDuplicateField is the code MongoDB's command parsers give a field
+// given twice (IDLParserContext::throwDuplicateField, Location40413).
+const codeDuplicateField int32 = 40413
+
 // check refuses d's fields (from the first on, or after the command name
-// when command is true) that fs does not implement. path names d in
+// when command is true) that fs does not implement, and a field given twice. path names d in
 // messages: "find", "update.updates".
 func (fs fields) check(path string, d bson.D, command bool) error {
 	if fs == nil {
@@ -109,7 +113,12 @@ func (fs fields) check(path string, d bson.D, command bool) error {
 	if command {
 		from = 1
 	}
+	seen := make(map[string]bool, len(d))
 	for _, e := range d[from:] {
+		if seen[e.Key] {
+			return merr.New(codeDuplicateField, "BSON field '%s.%s' is a duplicate field", path, e.Key)
+		}
+		seen[e.Key] = true
 		rule, ok := fs[e.Key]
 		if !ok && command {
 			rule, ok = genericFields[e.Key]

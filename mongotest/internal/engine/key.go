@@ -95,6 +95,16 @@ func writeNumberKey(b *strings.Builder, v any) {
 		return
 	}
 	if d, ok := v.(bson.Decimal128); ok {
+		// NaN and the infinities equal their double counterparts, as in
+		// MongoDB's KeyString, so a unique index sees them as duplicates.
+		switch {
+		case d.IsNaN():
+			writeFloatKey(b, math.NaN())
+			return
+		case d.IsInf() != 0:
+			writeFloatKey(b, math.Inf(d.IsInf()))
+			return
+		}
 		// Non-integral decimals equal a double only when exactly representable.
 		if bi, exp, err := d.BigInt(); err == nil {
 			r := new(big.Rat).SetInt(bi)
