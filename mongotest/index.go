@@ -2,6 +2,7 @@ package mongotest
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -61,6 +62,19 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 			if f, ok := bsonkit.ToFloat(v); !ok || f == 0 {
 				return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Values in the index key pattern can only be numbers or strings, got %v", v)
 			}
+		}
+	}
+	if v, has := bsonkit.Get(d, "v"); has {
+		// validateIndexSpec (src/mongo/db/index/index_key_validate.cpp):
+		// index versions 1 and 2 exist.
+		f, isNum := bsonkit.ToFloat(v)
+		switch {
+		case !isNum:
+			return engine.IndexSpec{}, merr.New(merr.TypeMismatch, "The field 'v' must be a number, but got %s", bsonkit.TypeAlias(v))
+		case f != math.Trunc(f):
+			return engine.IndexSpec{}, merr.New(merr.BadValue, "Invalid value for index version 'v': %v", f)
+		case f != 1 && f != 2:
+			return engine.IndexSpec{}, merr.New(merr.CannotCreateIndex, "Invalid index specification %s; cannot create an index with v=%v", bsonkit.FormatValue(d), f)
 		}
 	}
 	spec := engine.IndexSpec{Keys: keys}

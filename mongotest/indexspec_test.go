@@ -19,6 +19,8 @@ import (
 //   - a $-prefixed key field: "Index key contains an illegal field name:
 //     field name starts with '$'." (67, validateKeyPattern in
 //     src/mongo/db/index/index_key_validate.cpp);
+//   - an index version other than 1 or 2: "cannot create an index with
+//     v=3" (67; a non-number: TypeMismatch; validateIndexSpec);
 //   - a unique hashed index: "Currently hashed indexes cannot guarantee
 //     uniqueness. Use a regular index." (16764).
 func TestIndexSpecsMongoDBRefusesAreRefused(t *testing.T) {
@@ -35,6 +37,8 @@ func TestIndexSpecsMongoDBRefusesAreRefused(t *testing.T) {
 		{"partial_sparse", bson.D{{Key: "key", Value: bson.D{{Key: "q", Value: 1}}}, {Key: "sparse", Value: true}, {Key: "partialFilterExpression", Value: bson.D{{Key: "q", Value: bson.D{{Key: "$gt", Value: 1}}}}}}, []int{67}, "cannot mix"},
 		{"key_dollar", bson.D{{Key: "key", Value: bson.D{{Key: "$a", Value: 1}}}}, []int{67}, "starts with '$'"},
 		{"key_dollar_part", bson.D{{Key: "key", Value: bson.D{{Key: "a.$b", Value: 1}}}}, []int{67}, "starts with '$'"},
+		{"version_3", bson.D{{Key: "key", Value: bson.D{{Key: "v3", Value: 1}}}, {Key: "v", Value: 3}}, []int{67}, "v=3"},
+		{"version_string", bson.D{{Key: "key", Value: bson.D{{Key: "vs", Value: 1}}}, {Key: "v", Value: "2"}}, []int{14}, "'v' must be a number"},
 		{"hashed_unique", bson.D{{Key: "key", Value: bson.D{{Key: "h", Value: "hashed"}}}, {Key: "unique", Value: true}}, []int{16764}, "hashed indexes cannot guarantee uniqueness"},
 	}
 	for _, tt := range tests {

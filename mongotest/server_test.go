@@ -3,6 +3,7 @@ package mongotest_test
 import (
 	"context"
 	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"net"
 	"testing"
@@ -263,7 +264,10 @@ func TestRawOpMsg(t *testing.T) {
 		wantCode int32
 	}{
 		{name: "ping succeeds", give: opMsg(11, 0, ping), wantOK: true},
-		{name: "checksum is accepted and stripped", give: opMsg(11, wiremessage.ChecksumPresent, ping, 0, 0, 0, 0), wantOK: true},
+		// MongoDB verifies the CRC-32C of a message with checksumPresent
+		// (OpMsg::parse, src/mongo/rpc/op_msg.cpp: ChecksumMismatch, 282).
+		{name: "a matching checksum is verified and stripped", give: withChecksum(opMsg(11, wiremessage.ChecksumPresent, ping), 0), wantOK: true},
+		{name: "a checksum that does not match is refused", give: withChecksum(opMsg(11, wiremessage.ChecksumPresent, ping), 1), wantCode: 282},
 		{name: "exhaustAllowed is ignored", give: opMsg(11, wiremessage.ExhaustAllowed, ping), wantOK: true},
 		{name: "missing $db is refused", give: opMsg(11, 0, bsoncore.NewDocumentBuilder().AppendInt32("ping", 1).Build()), wantCode: 40571},
 		{name: "invalid BSON body is refused", give: opMsg(11, 0, bsoncore.Document{0x0c, 0, 0, 0, 0x42, 'x', 0, 0, 0, 0, 0, 0}), wantCode: 22},
@@ -402,6 +406,14 @@ func opQuery(reqID int32, ns string, query bsoncore.Document) []byte {
 	b = wiremessage.AppendQueryNumberToReturn(b, -1)
 	b = append(b, query...)
 	return bsoncore.UpdateLength(b, idx, int32(len(b[idx:])))
+}
+
+// withChecksum appends msg's CRC-32C plus delta (0: the right one) and
+// sets its length.
+func withChecksum(msg []byte, delta uint32) []byte {
+	binary.LittleEndian.PutUint32(msg, uint32(len(msg)+4))
+	sum := crc32.Checksum(msg, crc32.MakeTable(crc32.Castagnoli))
+	return binary.LittleEndian.AppendUint32(msg, sum+delta)
 }
 
 // fixLength sets the header's length to the message's real length.

@@ -193,6 +193,34 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	return s, nil
 }
 
+// checkOut returns lsid's session with its lock held. A session ended
+// (killed or expired) while this command waited for it is not used: its
+// record is forgotten and the command runs on a new session of the same
+// lsid, as MongoDB resets a killed session before checking it out again.
+func (ss *sessions) checkOut(lsid bson.D) (*session, error) {
+	for {
+		s, err := ss.get(lsid)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		if !s.ended {
+			return s, nil
+		}
+		s.mu.Unlock()
+		ss.forget(s)
+	}
+}
+
+// forget drops s from the sessions, unless a new record replaced it.
+func (ss *sessions) forget(s *session) {
+	ss.mu.Lock()
+	if ss.m[s.key] == s {
+		delete(ss.m, s.key)
+	}
+	ss.mu.Unlock()
+}
+
 // abortOpen aborts s's open transaction; s.mu must be held. It is counted
 // before its documents are released: a writer they held up must not find
 // it still counted open (serverStatus) once its own write went through.
@@ -230,9 +258,7 @@ func (ss *sessions) reap(now time.Time, lifetime, idle, window time.Duration) {
 		}
 		s.mu.Unlock()
 		if expired {
-			ss.mu.Lock()
-			delete(ss.m, s.key)
-			ss.mu.Unlock()
+			ss.forget(s)
 		}
 	}
 }

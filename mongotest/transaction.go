@@ -44,11 +44,10 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	if !ok {
 		return nil, typeErr("lsid", lsidV, "object")
 	}
-	s, err := ss.get(lsid)
+	s, err := ss.checkOut(lsid)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastUse = time.Now()
 	o.sess = s

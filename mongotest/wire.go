@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"strings"
@@ -311,7 +312,7 @@ func decodeMessage(wm []byte) (*message, error) {
 	m := &message{requestID: reqID, opCode: opCode}
 	switch opCode {
 	case wiremessage.OpMsg:
-		return m, m.decodeMsg(rem)
+		return m, m.decodeMsg(wm, rem)
 	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	case wiremessage.OpQuery:
 		return m, m.decodeQuery(rem)
@@ -322,7 +323,12 @@ func decodeMessage(wm []byte) (*message, error) {
 	}
 }
 
-func (m *message) decodeMsg(src []byte) error {
+// castagnoli is the CRC-32C table of OP_MSG checksums.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// decodeMsg parses an OP_MSG; wm is the whole message, src what follows
+// its header.
+func (m *message) decodeMsg(wm, src []byte) error {
 	flags, src, ok := wiremessage.ReadMsgFlags(src)
 	if !ok {
 		return fatalf("OP_MSG without flags")
@@ -335,7 +341,13 @@ func (m *message) decodeMsg(src []byte) error {
 		if len(src) < 4 {
 			return parseErrorf("OP_MSG checksum flag set but message has no checksum")
 		}
-		src = src[:len(src)-4] // not verified: loopback TCP already checks integrity
+		// MongoDB verifies it on every connection but TLS ones
+		// (OpMsg::parse, src/mongo/rpc/op_msg.cpp).
+		want := binary.LittleEndian.Uint32(wm[len(wm)-4:])
+		if crc32.Checksum(wm[:len(wm)-4], castagnoli) != want {
+			return &wireError{code: merr.ChecksumMismatch, msg: "OP_MSG checksum does not match contents"}
+		}
+		src = src[:len(src)-4]
 	}
 	for len(src) > 0 {
 		var kind wiremessage.SectionType

@@ -69,6 +69,7 @@ const (
 	NotImplemented                     int32 = 238
 	UnsupportedOpQueryCommand          int32 = 352
 	UnknownReplWriteConcern            int32 = 79
+	ChecksumMismatch                   int32 = 282
 	UnsatisfiableWriteConcern          int32 = 100
 	DocumentValidationFailure          int32 = 121
 	ViewDepthLimitExceeded             int32 = 120
@@ -83,6 +84,7 @@ var names = map[int32]string{
 	BadValue:                           "BadValue",
 	NoSuchKey:                          "NoSuchKey",
 	FailedToParse:                      "FailedToParse",
+	ChecksumMismatch:                   "ChecksumMismatch",
 	TypeMismatch:                       "TypeMismatch",
 	Unauthorized:                       "Unauthorized",
 	IllegalOperation:                   "IllegalOperation",

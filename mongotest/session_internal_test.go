@@ -1,0 +1,57 @@
+package mongotest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// A command that looked its session up just before killSessions (or
+// expiry) ended that session does not run on the ended record: it runs on
+// a new session of the same lsid, which the server then knows, as MongoDB
+// checks a killed session out again only once it is reset.
+func TestACommandOnAJustKilledSessionRunsOnANewSession(t *testing.T) {
+	s, nc := startServer(t, nil)
+	lsid := bson.D{{Key: "id", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}}}
+	insert := func(nc net.Conn, reqID int32, id int) {
+		reply := roundTrip(t, nc, reqID, bson.D{{Key: "insert", Value: "c"},
+			{Key: "documents", Value: bson.A{bson.D{{Key: "_id", Value: id}}}},
+			{Key: "lsid", Value: lsid}, {Key: "txnNumber", Value: int64(id)}, {Key: "$db", Value: "db"}})
+		require.EqualValues(t, 1, reply.Lookup("ok").AsInt64(), reply.String())
+	}
+	insert(nc, 1, 1)
+	ss := s.core.sessions
+	old, err := ss.get(lsid)
+	require.NoError(t, err)
+
+	// The session is busy; a second command looks it up and waits for it.
+	old.mu.Lock()
+	other, err := net.Dial("tcp", s.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = other.Close() })
+	require.NoError(t, other.SetDeadline(time.Now().Add(10*time.Second)))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		insert(other, 2, 2)
+	}()
+	time.Sleep(100 * time.Millisecond) // let it wait on the session (if not, it finds no session: the test passes vacuously)
+	// killSessions: forgotten, then ended under the session's lock.
+	ss.mu.Lock()
+	delete(ss.m, old.key)
+	ss.mu.Unlock()
+	ss.end(old, "session killed")
+	old.mu.Unlock()
+	<-done
+
+	require.Equal(t, 1, ss.count(), "the command's session is not known to the server: it ran on the killed record")
+	now, err := ss.get(lsid)
+	require.NoError(t, err)
+	require.NotSame(t, old, now)
+	now.mu.Lock()
+	defer now.mu.Unlock()
+	require.EqualValues(t, 2, now.txnNumber, "the retryable write is recorded on the live session")
+}
