@@ -107,7 +107,10 @@ func cmdAggregate(o *op) (bson.D, error) {
 			return err
 		}
 		out, err = run.Run(input)
-		return err
+		if err != nil {
+			return err
+		}
+		return checkResultSizes(out)
 	}); err != nil {
 		return nil, err
 	}
@@ -123,6 +126,25 @@ func cmdAggregate(o *op) (bson.D, error) {
 	}
 	reply, _ := o.s.core.cursors.open(o, cursorNS, out, bs, false)
 	return reply, nil
+}
+
+// maxInternalDocSize is BSONObjMaxInternalSize: a pipeline's documents
+// may pass 16 MB by this much, no more.
+const maxInternalDocSize = maxDocSize + 16*1024
+
+// checkResultSizes refuses a pipeline result that cannot be turned into
+// BSON, as MongoDB does (BSONObj::_assertInvalid).
+func checkResultSizes(docs []bson.D) error {
+	for _, d := range docs {
+		n, err := bsonkit.Size(d)
+		if err != nil {
+			return merr.New(merr.BadValue, "%v", err)
+		}
+		if n > maxInternalDocSize {
+			return merr.New(merr.BSONObjectTooLarge, "BSONObj size: %d (0x%X) is invalid. Size must be between 0 and %d(16MB)", n, n, maxInternalDocSize)
+		}
+	}
+	return nil
 }
 
 func outputStage(out *aggregate.Output) string {

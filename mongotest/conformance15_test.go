@@ -175,3 +175,22 @@ func TestInsertTooDeep(t *testing.T) {
 	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: v}})
 	requireServerRefusal(t, err, "depth", 15)
 }
+
+// An aggregation cannot return a document larger than BSONObjMaxInternalSize
+// (16 MB + 16 KB): turning the pipeline's output into BSON fails with
+// BSONObjectTooLarge (10334, "BSONObj size: ... is invalid. Size must be
+// between 0 and 16793600(16MB)", BSONObj::_assertInvalid,
+// src/mongo/bson/bsonobj.cpp). mongotest returns an 18 MB document.
+func TestAggregateResultTooLarge(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("big")
+	_, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "a", Value: strings.Repeat("x", 9<<20)}})
+	require.NoError(t, err)
+	cur, err := coll.Aggregate(ctx, bson.A{bson.D{{Key: "$project", Value: bson.D{{Key: "a", Value: 1}, {Key: "b", Value: "$a"}}}}})
+	if err == nil {
+		defer func() { _ = cur.Close(ctx) }()
+		require.False(t, cur.Next(ctx), "returned a %d-byte document", len(cur.Current))
+		err = cur.Err()
+	}
+	requireServerRefusal(t, err, "size", 10334)
+}
