@@ -416,6 +416,12 @@ func (m *message) decodeQuery(src []byte) error {
 	return nil
 }
 
+// opQueryAllowed are the commands OP_QUERY may carry.
+var opQueryAllowed = map[string]bool{
+	"hello": true, "isMaster": true, "ismaster": true, "buildinfo": true, "buildInfo": true,
+	"saslStart": true, "saslContinue": true, "authenticate": true,
+}
+
 // command converts the body, with document sequences merged in, to a
 // bson.D and sets m.db from $db for OP_MSG.
 func (m *message) command() (bson.D, error) {
@@ -425,6 +431,13 @@ func (m *message) command() (bson.D, error) {
 		// Legacy wrapped form {$query: {...}, $readPreference: ...}.
 		if q, ok := body.Lookup("$query").DocumentOK(); ok {
 			body = q
+		}
+		// Since MongoDB 6.0 OP_QUERY carries only the handshake and
+		// authentication (checkAllowedOpQueryCommand).
+		if e, err := body.IndexErr(0); err == nil && !opQueryAllowed[e.Key()] {
+			m.queryFailure = true
+			return nil, &wireError{code: merr.UnsupportedOpQueryCommand,
+				msg: fmt.Sprintf("Unsupported OP_QUERY command: %s. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal", e.Key())}
 		}
 	}
 	cmd, err := unmarshalDoc(body)
