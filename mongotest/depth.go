@@ -87,8 +87,10 @@ func tooDeep(doc []byte) bool {
 		case 0x08: // bool
 			size = 1
 		case 0x0B: // regex: pattern and options
-			if !skipCString(doc, &pos) || !skipCString(doc, &pos) {
-				return false
+			for range 2 {
+				if !skipCString(doc, &pos) {
+					return false
+				}
 			}
 		case 0x0C: // DBPointer: string, ObjectId
 			size = lengthPrefixed(doc, pos, 4)
