@@ -99,3 +99,35 @@ func TestDeepCommandIsRefusedWithBoundedStack(t *testing.T) {
 	reply := roundTrip(t, nc, 2, bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}})
 	assert.EqualValues(t, 1, reply.Lookup("ok").AsInt64(), "the connection stays usable")
 }
+
+// The depth walk steps over every BSON type: with one value of each
+// before the nesting, a document one level too deep is still found, and
+// one within the limit is not.
+func TestTooDeepStepsOverEveryType(t *testing.T) {
+	dec, err := bson.ParseDecimal128("1.5")
+	require.NoError(t, err)
+	every := bson.D{
+		{Key: "double", Value: 1.5}, {Key: "string", Value: "s"}, {Key: "doc", Value: bson.D{{Key: "x", Value: 1}}},
+		{Key: "array", Value: bson.A{1, "two"}}, {Key: "binary", Value: bson.Binary{Subtype: 4, Data: []byte("0123456789abcdef")}},
+		{Key: "undefined", Value: bson.Undefined{}}, {Key: "oid", Value: bson.NewObjectID()}, {Key: "bool", Value: true},
+		{Key: "date", Value: bson.DateTime(1)}, {Key: "null", Value: nil}, {Key: "regex", Value: bson.Regex{Pattern: "a.b", Options: "i"}},
+		{Key: "dbpointer", Value: bson.DBPointer{DB: "db.c", Pointer: bson.NewObjectID()}}, {Key: "js", Value: bson.JavaScript("f()")},
+		{Key: "symbol", Value: bson.Symbol("sym")}, {Key: "cws", Value: bson.CodeWithScope{Code: "g()", Scope: bson.D{{Key: "y", Value: 2}}}},
+		{Key: "int32", Value: int32(3)}, {Key: "ts", Value: bson.Timestamp{T: 1, I: 2}}, {Key: "int64", Value: int64(4)},
+		{Key: "decimal", Value: dec}, {Key: "min", Value: bson.MinKey{}}, {Key: "max", Value: bson.MaxKey{}},
+	}
+	for _, c := range []struct {
+		depth int
+		want  bool
+	}{{201, false}, {202, true}} {
+		var v any = bson.D{}
+		for range c.depth - 2 {
+			v = bson.D{{Key: "n", Value: v}}
+		}
+		doc := append(every[:len(every):len(every)], bson.E{Key: "deep", Value: v})
+		raw, err := bson.Marshal(doc)
+		require.NoError(t, err)
+		assert.Equal(t, c.want, tooDeep(raw), "depth %d", c.depth)
+	}
+	assert.False(t, tooDeep([]byte{5, 0, 0}), "malformed BSON is left to the validation")
+}
