@@ -3,6 +3,8 @@ package mongotest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -42,6 +44,9 @@ type failpoints struct {
 	// txnWrite is onPrimaryTransactionalWrite: it fires as a retryable
 	// write statement is about to commit (see [op.atomic]).
 	txnWrite *failPoint
+	// entered counts the activations of each fail point, over all its
+	// settings: configureFailPoint answers it as count.
+	entered, txnWriteEntered int64
 }
 
 type failPoint struct {
@@ -53,7 +58,10 @@ type failPoint struct {
 	hasTimes    bool
 
 	commands     map[string]bool
-	appName      string
+	allCommands  bool // failAllCommands
+	appName      *string
+	threadName   *string
+	namespace    *string
 	closeConn    bool
 	errorCode    int32
 	hasErrorCode bool
@@ -61,21 +69,66 @@ type failPoint struct {
 	hasLabels    bool
 	wce          bson.D
 	block        time.Duration
-	errmsg       string
+	// blockErr: blockConnection without a valid blockTimeMS, which fails
+	// each command the fail point fires on (evaluateFailCommandFailPoint).
+	blockErr error
+	errmsg   string
 }
 
 // match returns the fail point to apply to req, consuming one activation.
 func (f *failpoints) match(req *request) *failPoint {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fp := f.fp
-	if fp == nil || !fp.commands[req.name] {
+	if f.fp == nil || !f.fp.applies(req) {
 		return nil
 	}
-	if fp.appName != "" && fp.appName != req.conn.appName {
-		return nil
+	return consume(&f.fp, &f.entered)
+}
+
+// applies is MongoDB's shouldActivateFailCommandFailPoint (commands.cpp):
+// a command the fail point does not select runs normally and does not
+// consume an activation (FailPoint::executeIf).
+func (fp *failPoint) applies(req *request) bool {
+	if req.name == "configureFailPoint" { // never, even when listed
+		return false
 	}
-	return consume(&f.fp)
+	var appName, threadName string
+	if req.conn != nil {
+		appName, threadName = req.conn.appName, fmt.Sprintf("conn%d", req.conn.id)
+	}
+	switch {
+	case fp.threadName != nil && *fp.threadName != threadName,
+		fp.appName != nil && *fp.appName != appName,
+		fp.namespace != nil && *fp.namespace != failPointNamespace(req):
+		return false
+	}
+	return fp.allCommands || fp.commands[req.name]
+}
+
+// failPointNamespace is the namespace a fail point's data.namespace is
+// compared with: the command's collection ("db.coll"), the getMore's
+// collection, renameCollection's source, or the database for the rest.
+func failPointNamespace(req *request) string {
+	switch req.name {
+	case "getMore":
+		if c, ok := field(req.cmd, "collection").(string); ok {
+			return req.db + "." + c
+		}
+	case "renameCollection":
+		if from, ok := req.cmd[0].Value.(string); ok {
+			return from
+		}
+	case "aggregate":
+		if _, ok := req.cmd[0].Value.(string); !ok {
+			return req.db + ".$cmd.aggregate"
+		}
+	}
+	if len(req.cmd) > 0 {
+		if c, ok := req.cmd[0].Value.(string); ok && c != "" {
+			return req.db + "." + c
+		}
+	}
+	return req.db
 }
 
 // matchTxnWrite returns the onPrimaryTransactionalWrite fail point when it
@@ -86,13 +139,13 @@ func (f *failpoints) matchTxnWrite() *failPoint {
 	if f.txnWrite == nil {
 		return nil
 	}
-	return consume(&f.txnWrite)
+	return consume(&f.txnWrite, &f.txnWriteEntered)
 }
 
 // consume applies *slot's mode to one evaluation: nil when it lets this
-// one pass; the fail point, and one activation fewer, when it fires.
-// f.mu must be held.
-func consume(slot **failPoint) *failPoint {
+// one pass; the fail point, and one activation fewer, when it fires
+// (counted in *entered). f.mu must be held.
+func consume(slot **failPoint, entered *int64) *failPoint {
 	fp := *slot
 	if fp.skip > 0 {
 		fp.skip--
@@ -109,13 +162,17 @@ func consume(slot **failPoint) *failPoint {
 			*slot = nil
 		}
 	}
+	*entered++
 	return fp
 }
 
-func (f *failpoints) set(fp *failPoint) {
+// set installs the failCommand fail point and returns the times the
+// previous settings were entered (FailPoint::setMode).
+func (f *failpoints) set(fp *failPoint) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.fp = fp
+	return f.entered
 }
 
 func cmdConfigureFailPoint(o *op) (bson.D, error) {
@@ -123,13 +180,14 @@ func cmdConfigureFailPoint(o *op) (bson.D, error) {
 	if !ok {
 		return nil, typeErr("configureFailPoint", o.cmd[0].Value, "string")
 	}
+	var count int64
 	switch name {
 	case "failCommand":
 		fp, err := parseFailPoint(o.cmd)
 		if err != nil {
 			return nil, err
 		}
-		o.s.core.failpoints.set(fp)
+		count = o.s.core.failpoints.set(fp)
 	case "onPrimaryTransactionalWrite":
 		fp, err := parseTxnWriteFailPoint(o.cmd)
 		if err != nil {
@@ -138,11 +196,15 @@ func cmdConfigureFailPoint(o *op) (bson.D, error) {
 		f := o.s.core.failpoints
 		f.mu.Lock()
 		f.txnWrite = fp
+		count = f.txnWriteEntered
 		f.mu.Unlock()
 	default:
 		return nil, merr.New(merr.BadValue, "mongotest supports only the failCommand and onPrimaryTransactionalWrite fail points, not %s", name)
 	}
-	return ok1(bson.E{Key: "count", Value: int32(0)}), nil
+	if count <= math.MaxInt32 {
+		return ok1(bson.E{Key: "count", Value: int32(count)}), nil
+	}
+	return ok1(bson.E{Key: "count", Value: count}), nil
 }
 
 // parseTxnWriteFailPoint parses onPrimaryTransactionalWrite. As on
@@ -180,11 +242,14 @@ func parseFailPoint(cmd bson.D) (*failPoint, error) {
 	return parseFailCommandData(cmd, fp)
 }
 
-// parseMode parses a fail point's mode; nil, nil means "off".
+// parseMode parses a fail point's mode as FailPoint::parseBSON does
+// (src/mongo/util/fail_point.cpp); nil, nil means "off". A mode document
+// is read by the first of times, skip and activationProbability it holds:
+// {times: 1, skip: 1} is times 1.
 func parseMode(cmd bson.D) (*failPoint, error) {
 	mode, ok := bsonkit.Get(cmd, "mode")
 	if !ok {
-		return nil, merr.New(merr.BadValue, "Missing mode")
+		return nil, merr.New(merr.IllegalOperation, "When setting a failpoint, you must supply a 'mode'")
 	}
 	fp := &failPoint{}
 	switch m := mode.(type) {
@@ -198,30 +263,55 @@ func parseMode(cmd bson.D) (*failPoint, error) {
 			return nil, merr.New(merr.BadValue, "unknown mode: %s", m)
 		}
 	case bson.D:
-		for _, e := range m {
-			n, ok := bsonkit.ToInt64(e.Value)
-			switch {
-			case e.Key == "times" && ok:
-				if n <= 0 {
-					return nil, nil
-				}
-				fp.times, fp.hasTimes = n, true
-			case e.Key == "skip" && ok:
-				fp.skip, fp.alwaysOn = n, true
-			case e.Key == "activationProbability":
-				p, isNum := bsonkit.ToFloat(e.Value)
-				if !isNum || !(p >= 0 && p <= 1) {
-					return nil, merr.New(merr.BadValue, "activationProbability must be between 0.0 and 1.0")
-				}
-				fp.probability, fp.random = p, true
-			default:
-				return nil, merr.New(merr.BadValue, "'mode' must be one of 'off', 'alwaysOn', 'times', 'skip' and 'activationProbability'")
+		if v, ok := bsonkit.Get(m, "times"); ok {
+			n, err := modeCount(v, "times")
+			if err != nil {
+				return nil, err
 			}
+			if n == 0 {
+				return nil, nil
+			}
+			fp.times, fp.hasTimes = n, true
+		} else if v, ok := bsonkit.Get(m, "skip"); ok {
+			n, err := modeCount(v, "skip")
+			if err != nil {
+				return nil, err
+			}
+			fp.skip, fp.alwaysOn = n, true
+		} else if v, ok := bsonkit.Get(m, "activationProbability"); ok {
+			p, isNum := bsonkit.ToFloat(v)
+			if !isNum {
+				return nil, merr.New(merr.TypeMismatch, "the 'activationProbability' option to 'mode' must be a double between 0 and 1")
+			}
+			if !(p >= 0 && p <= 1) {
+				return nil, merr.New(merr.BadValue, "activationProbability must be between 0.0 and 1.0; found %v", p)
+			}
+			fp.probability, fp.random = p, true
+		} else {
+			return nil, merr.New(merr.BadValue, "'mode' must be one of 'off', 'alwaysOn', 'times', and 'activationProbability'")
 		}
 	default:
 		return nil, merr.New(merr.TypeMismatch, "'mode' must be a string or JSON object")
 	}
 	return fp, nil
+}
+
+// modeCount reads mode.times or mode.skip: a whole number in [0, 2^31).
+func modeCount(v any, key string) (int64, error) {
+	if !bsonkit.IsNumber(v) {
+		return 0, merr.New(merr.TypeMismatch, "\"%s\" had the wrong type. Expected number, found %s", key, bsonkit.TypeAlias(v))
+	}
+	n, ok := bsonkit.ToInt64(v)
+	if !ok {
+		return 0, merr.New(merr.BadValue, "Expected field \"%s\" to have a value exactly representable as a 64-bit integer, but found %v", key, v)
+	}
+	switch {
+	case n < 0:
+		return 0, merr.New(merr.BadValue, "'%s' option to 'mode' must be positive", key)
+	case n > math.MaxInt32:
+		return 0, merr.New(merr.BadValue, "'%s' option to 'mode' is too large", key)
+	}
+	return n, nil
 }
 
 func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
@@ -240,11 +330,33 @@ func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
 				fp.commands[s] = true
 			}
 		}
-	} else {
-		return nil, merr.New(merr.BadValue, "failCommand fail point requires data.failCommands")
+	}
+	strField := func(e bson.E) (*string, error) {
+		s, ok := e.Value.(string)
+		if !ok {
+			return nil, typeErr(e.Key, e.Value, "string")
+		}
+		return &s, nil
 	}
 	for _, e := range data {
+		var err error
 		switch e.Key {
+		case "failAllCommands":
+			// MongoDB tests the field's presence, not its value.
+			fp.allCommands = true
+		case "appName":
+			fp.appName, err = strField(e)
+		case "threadName":
+			fp.threadName, err = strField(e)
+		case "namespace":
+			fp.namespace, err = strField(e)
+		case "errorExtraInfo":
+			// MongoDB parses it by the error code's extra-info type;
+			// refused rather than answered without it.
+			err = merr.New(merr.BadValue, "mongotest does not support the failCommand fail point's errorExtraInfo")
+		case "failInternalCommands", "failLocalClients":
+			// They widen the fail point to internal and in-process
+			// clients of mongod, which mongotest does not have.
 		case "closeConnection":
 			fp.closeConn, _ = e.Value.(bool)
 		case "errorCode":
@@ -275,14 +387,24 @@ func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
 			if b, _ := e.Value.(bool); b {
 				fp.block = time.Millisecond // refined by blockTimeMS
 			}
-		case "appName":
-			fp.appName, _ = e.Value.(string)
 		case "errmsg":
 			fp.errmsg, _ = e.Value.(string)
 		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if fp.block > 0 {
-		ms, _ := bsonkit.ToInt64(field(data, "blockTimeMS"))
+		// Checked when the fail point fires, as MongoDB does: the command
+		// fails instead of running unblocked.
+		v, has := bsonkit.Get(data, "blockTimeMS")
+		ms, isInt := bsonkit.ToInt64(v)
+		switch {
+		case !has || !isInt:
+			fp.blockErr = merr.New(merr.InvalidOptions, "must specify 'blockTimeMS' when 'blockConnection' is true")
+		case ms < 0:
+			fp.blockErr = merr.New(merr.InvalidOptions, "'blockTimeMS' must be non-negative")
+		}
 		fp.block = time.Duration(ms) * time.Millisecond
 	}
 	return fp, nil
@@ -295,12 +417,25 @@ func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
 // fields do (autocommit, the command, txnNumber): fail points are
 // evaluated before the session is looked at, so they decide the labels.
 func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort, retryableWrite bool) (reply bson.D, handled bool) {
+	var me *merr.Error
+	if errors.As(fp.blockErr, &me) {
+		e := merr.New(me.Code, "%s", me.Msg)
+		e.Labels = fp.labelsFor(e.Code, inTxn, commitOrAbort, retryableWrite)
+		return e.Doc(), true
+	}
 	if fp.block > 0 {
 		t := time.NewTimer(fp.block)
 		select {
 		case <-t.C:
 		case <-o.ctx.Done():
 			t.Stop()
+			if errors.Is(context.Cause(o.ctx), errSessionKilled) {
+				// killSessions interrupts the block (an interruptible
+				// sleepFor in evaluateFailCommandFailPoint, commands.cpp).
+				e := merr.New(merr.Interrupted, "operation was interrupted")
+				e.Labels = serverLabels(e.Code, inTxn, commitOrAbort, retryableWrite)
+				return e.Doc(), true
+			}
 			if !errors.Is(o.ctx.Err(), context.DeadlineExceeded) {
 				o.req.conn.closeAfter = true // the server is closing
 				return nil, true

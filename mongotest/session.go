@@ -43,32 +43,66 @@ type session struct {
 	// pinned at pinnedAt for the history window.
 	unpin    func()
 	pinnedAt time.Time
-
-	// interrupt cancels the command running on the session, if any: a
-	// kill does not wait for it (it may be waiting for a document that
-	// another transaction holds). It has its own lock: the command holds mu.
-	opMu      sync.Mutex
-	interrupt context.CancelCauseFunc
 }
 
 // errSessionKilled is the cause of a command's context when its session is
 // killed.
 var errSessionKilled = errors.New("session killed")
 
-// running records the cancel of the command that runs on s (nil: none).
-func (s *session) running(cancel context.CancelCauseFunc) {
-	s.opMu.Lock()
-	s.interrupt = cancel
-	s.opMu.Unlock()
+// runningOp is a command that carries an lsid, from before its session
+// is checked out (where MongoDB attaches the lsid to the operation, and so
+// before fail points are evaluated) until it answers.
+type runningOp struct {
+	cancel context.CancelCauseFunc
 }
 
-// interruptOp interrupts the command running on s, if any.
-func (s *session) interruptOp() {
-	s.opMu.Lock()
-	if s.interrupt != nil {
-		s.interrupt(errSessionKilled)
+// register records op as running on the session with key; the returned
+// func forgets it.
+func (ss *sessions) register(key string, op *runningOp) func() {
+	ss.opsMu.Lock()
+	if ss.ops == nil {
+		ss.ops = map[string]map[*runningOp]struct{}{}
 	}
-	s.opMu.Unlock()
+	m := ss.ops[key]
+	if m == nil {
+		m = map[*runningOp]struct{}{}
+		ss.ops[key] = m
+	}
+	m[op] = struct{}{}
+	ss.opsMu.Unlock()
+	return func() {
+		ss.opsMu.Lock()
+		delete(m, op)
+		if len(ss.ops[key]) == 0 {
+			delete(ss.ops, key)
+		}
+		ss.opsMu.Unlock()
+	}
+}
+
+// interruptOps interrupts the commands running on the sessions with keys
+// (nil: all) but self, as killSessions kills every operation whose lsid
+// matches (killSessionsLocalKillOps), wherever it is: blocked by a fail
+// point, waiting for the session, or running.
+func (ss *sessions) interruptOps(keys []string, self *runningOp) {
+	ss.opsMu.Lock()
+	defer ss.opsMu.Unlock()
+	kill := func(m map[*runningOp]struct{}) {
+		for op := range m {
+			if op != self {
+				op.cancel(errSessionKilled)
+			}
+		}
+	}
+	if keys == nil {
+		for _, m := range ss.ops {
+			kill(m)
+		}
+		return
+	}
+	for _, k := range keys {
+		kill(ss.ops[k])
+	}
 }
 
 // unpinOlder releases s's snapshot once it is older than window; s.mu
@@ -117,6 +151,11 @@ type sessions struct {
 	c  *core
 	mu sync.Mutex
 	m  map[string]*session
+
+	// ops are the commands running per session key. They have their own
+	// lock: a kill does not wait for a command holding a session.
+	opsMu sync.Mutex
+	ops   map[string]map[*runningOp]struct{}
 
 	commits, aborts, started int64
 }
@@ -263,11 +302,13 @@ func (ss *sessions) reap(now time.Time, lifetime, idle, window time.Duration) {
 	}
 }
 
-// kill aborts the open transactions of the given sessions (nil: all) and
-// forgets them. self is the session the killing command runs on, if any:
-// its caller already holds self.mu, so it is handled without locking
-// (locking it again would deadlock the command on itself).
-func (ss *sessions) kill(keys []string, self *session) {
+// kill interrupts the commands of the given sessions (nil: all), aborts
+// their open transactions and forgets them. o is the killing command: its
+// own session, if it has one, is handled without locking (its caller
+// holds it) and the command is not interrupted.
+func (ss *sessions) kill(keys []string, o *op) {
+	self := o.sess
+	ss.interruptOps(keys, o.running)
 	ss.mu.Lock()
 	var victims []*session
 	if keys == nil {
@@ -300,8 +341,7 @@ func (ss *sessions) kill(keys []string, self *session) {
 		s.mu.Unlock()
 	}
 	for _, s := range busy {
-		s.interruptOp() // as MongoDB, kill the operations running on it
-		s.mu.Lock()
+		s.mu.Lock() // its command was interrupted above
 		ss.end(s, "session killed")
 		s.mu.Unlock()
 	}
@@ -344,7 +384,7 @@ func cmdEndSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys, o.sess)
+	o.s.core.sessions.kill(keys, o)
 	if o.req != nil && o.req.conn != nil {
 		o.req.conn.sayGoodbye()
 	}
@@ -360,12 +400,12 @@ func cmdKillSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys, o.sess)
+	o.s.core.sessions.kill(keys, o)
 	return ok1(), nil
 }
 
 func cmdKillAllSessions(o *op) (bson.D, error) {
-	o.s.core.sessions.kill(nil, o.sess)
+	o.s.core.sessions.kill(nil, o)
 	return ok1(), nil
 }
 
