@@ -247,3 +247,48 @@ func TestResponsesStoredBeforeTheUpgradeAreReplayed(t *testing.T) {
 	assert.Equal(t, "idempotency_conflict", ta.mustStatus(http.StatusConflict, other).code())
 	assert.Equal(t, 0, ta.count("payments", bson.D{}), "nothing created")
 }
+
+// One key names one request whatever the route: a key first used on a
+// ledger route and then on a release or payment route (or the reverse) is
+// idempotency_conflict and the second request changes nothing.
+func TestAKeyIsOneRequestAcrossLedgerAndPaymentRoutes(t *testing.T) {
+	ta := startApp(t)
+	ta.credit("alice", 1000)
+
+	ta.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/accounts/alice/debits", Body: `{"amount":10}`, Key: "shared-1"})
+	pay := req{Method: "POST", Path: "/v1/payments", Key: "shared-1",
+		Body: `{"account":"alice","amount_minor":100,"currency":"USD","credits":100,"provider":"stripe","provider_ref":"pi_shared"}`}
+	assert.Equal(t, "idempotency_conflict", ta.mustStatus(http.StatusConflict, pay).code())
+	assert.Equal(t, 0, ta.count("payments", bson.D{{Key: "providerRef", Value: "pi_shared"}}), "no payment created")
+
+	pay.Key = "shared-2"
+	ta.mustStatus(http.StatusCreated, pay)
+	debit := req{Method: "POST", Path: "/v1/accounts/alice/debits", Body: `{"amount":10}`, Key: "shared-2"}
+	assert.Equal(t, "idempotency_conflict", ta.mustStatus(http.StatusConflict, debit).code())
+	transfer := req{Method: "POST", Path: "/v1/transfers", Body: `{"from":"alice","to":"bob","amount":5}`, Key: "shared-2"}
+	assert.Equal(t, "idempotency_conflict", ta.mustStatus(http.StatusConflict, transfer).code())
+	assert.Equal(t, 0, ta.entriesWithKey("shared-2"), "no ledger entry under the payment's key")
+	assert.Equal(t, float64(990), ta.balance("alice")["balance"])
+}
+
+// A key that the version before the shared key space recorded in
+// http_idempotency (same record format, key "http:<key>") is still
+// replayed, and still refuses another request, until it expires.
+func TestKeysRecordedInTheOldCollectionAreReplayed(t *testing.T) {
+	ta := startApp(t)
+	ctx := context.Background()
+	body := `{"account":"hana","amount_minor":100,"currency":"EUR","credits":10,"provider":"stripe","provider_ref":"pi_moved"}`
+	first := ta.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/payments", Key: "moved", Body: body})
+	// Move the record where the earlier version kept it.
+	var rec bson.Raw
+	require.NoError(t, ta.db.Collection("credit_idempotency").FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: "http:moved"}}).Decode(&rec))
+	_, err := ta.db.Collection("http_idempotency").InsertOne(ctx, rec)
+	require.NoError(t, err)
+
+	again := ta.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/payments", Key: "moved", Body: body})
+	assert.JSONEq(t, string(first.Raw), string(again.Raw))
+	assert.Equal(t, "true", again.Header.Get(api.HeaderReplayed))
+	other := req{Method: "POST", Path: "/v1/payments", Key: "moved", Body: strings.Replace(body, "pi_moved", "pi_other", 1)}
+	assert.Equal(t, "idempotency_conflict", ta.mustStatus(http.StatusConflict, other).code())
+	assert.Equal(t, 1, ta.count("payments", bson.D{}), "one payment")
+}

@@ -18,7 +18,7 @@ const (
 	implemented fieldRule = iota
 	// noEffect: accepted; on a single in-memory node MongoDB's behaviour
 	// with the field is the same as without it (comment, allowDiskUse,
-	// allowPartialResults off mongos, commitQuorum with one member).
+	// allowPartialResults off mongos).
 	noEffect
 	// notImplemented: MongoDB knows the field but mongotest does not
 	// implement it; the command fails with NotImplemented.
@@ -80,7 +80,7 @@ var (
 		"validationLevel": implemented, "validationAction": implemented, "viewOn": implemented,
 		"pipeline": implemented, "collation": implemented, "timeseries": notImplemented,
 		"expireAfterSeconds": notImplemented, "clusteredIndex": notImplemented, "encryptedFields": notImplemented}
-	createIndexesFields = fields{"indexes": implemented, "commitQuorum": noEffect}
+	createIndexesFields = fields{"indexes": implemented, "commitQuorum": implemented}
 	indexSpecFields     = fields{"key": implemented, "name": implemented, "unique": implemented,
 		"sparse": implemented, "partialFilterExpression": implemented, "expireAfterSeconds": implemented,
 		"v": noEffect, "ns": noEffect, "background": noEffect, "storageEngine": noEffect, "hidden": implemented,

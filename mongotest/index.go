@@ -177,6 +177,11 @@ func cmdCreateIndexes(o *op) (bson.D, error) {
 	if !ok || len(arr) == 0 {
 		return nil, merr.New(merr.BadValue, "Must specify at least one index to create")
 	}
+	if q, ok := bsonkit.Get(o.cmd, "commitQuorum"); ok {
+		if err := checkCommitQuorum(q); err != nil {
+			return nil, err
+		}
+	}
 	if o.txn != nil && o.s.core.engine.HasCollection(ns) {
 		return nil, merr.New(merr.OperationNotSupportedInTransaction, "Cannot create new indexes on existing collection %s in a multi-document transaction.", ns.String())
 	}
@@ -206,6 +211,43 @@ func cmdCreateIndexes(o *op) (bson.D, error) {
 	}
 	reply = append(reply, bson.E{Key: "createdCollectionAutomatically", Value: created})
 	return append(reply, bson.E{Key: "ok", Value: 1.0}), nil
+}
+
+// maxVotingMembers is a replica set's most voting members
+// (ReplSetConfig::kMaxVotingMembers).
+const maxVotingMembers = 7
+
+// checkCommitQuorum refuses a commitQuorum MongoDB refuses on this
+// one-member set: CommitQuorumOptions::parse's FailedToParse for anything
+// but a number in 0..7 or a non-empty string; UnsatisfiableCommitQuorum for
+// more voting members than the set has; for a name other than "majority"
+// and "votingMembers", ReplSetConfig::findCustomWriteMode's
+// UnknownReplWriteConcern, as the set defines no write concern modes.
+func checkCommitQuorum(q any) error {
+	if bsonkit.IsNumber(q) {
+		f, _ := bsonkit.ToFloat(q)
+		n := int64(f) // safeNumberLong: NaN is 0
+		if math.IsNaN(f) {
+			n = 0
+		}
+		if n < 0 || n > maxVotingMembers {
+			return merr.New(merr.FailedToParse, "commitQuorum has to be a non-negative number and not greater than %d", maxVotingMembers)
+		}
+		if n > 1 {
+			return merr.New(merr.UnsatisfiableCommitQuorum, "Not enough data-bearing voting nodes to satisfy commit quorum")
+		}
+		return nil
+	}
+	mode, ok := q.(string)
+	switch {
+	case !ok:
+		return merr.New(merr.FailedToParse, "commitQuorum has to be a number or a string")
+	case mode == "":
+		return merr.New(merr.FailedToParse, "commitQuorum can't be an empty string")
+	case mode == "majority", mode == "votingMembers":
+		return nil
+	}
+	return merr.New(merr.UnknownReplWriteConcern, "No write concern mode named '%s' found in replica set configuration", mode)
 }
 
 func cmdListIndexes(o *op) (bson.D, error) {

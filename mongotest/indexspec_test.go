@@ -1,8 +1,10 @@
 package mongotest_test
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -63,4 +65,52 @@ func TestIndexSpecsMongoDBRefusesAreRefused(t *testing.T) {
 		}},
 	}}}}).Err()
 	require.NoError(t, err, "equality, $exists: true, ranges, $in, $type, $and, $or are what a partial index supports")
+}
+
+// createIndexes' commitQuorum is parsed by CommitQuorumOptions::parse
+// (src/mongo/db/catalog/commit_quorum_options.cpp): a number from 0 to 7
+// (kMaxVotingMembers) or a non-empty string, else FailedToParse (9). A
+// number above the set's data-bearing voting members cannot be satisfied
+// (UnsatisfiableCommitQuorum, 278); a string other than "majority" and
+// "votingMembers" names a write concern mode of the replica set
+// configuration, and ReplSetConfig::findCustomWriteMode refuses one it does
+// not have: "No write concern mode named 'bogus' found in replica set
+// configuration" (UnknownReplWriteConcern, 79; the message drivers' tests
+// pin since 4.4.4). A refused createIndexes builds nothing.
+func TestCreateIndexesCommitQuorum(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("c")
+	create := func(name string, quorum any) error {
+		return db.RunCommand(ctx, bson.D{
+			{Key: "createIndexes", Value: "c"},
+			{Key: "indexes", Value: bson.A{bson.D{{Key: "key", Value: bson.D{{Key: name, Value: 1}}}, {Key: "name", Value: name}}}},
+			{Key: "commitQuorum", Value: quorum},
+		}).Err()
+	}
+	for _, c := range []struct {
+		quorum any
+		want   string
+		code   int
+	}{
+		{"bogus", "No write concern mode named 'bogus' found in replica set configuration", 79},
+		{"", "commitQuorum can't be an empty string", 9},
+		{true, "commitQuorum has to be a number or a string", 9},
+		{bson.D{{Key: "w", Value: 1}}, "commitQuorum has to be a number or a string", 9},
+		{int32(-1), "commitQuorum has to be a non-negative number and not greater than 7", 9},
+		{int32(8), "commitQuorum has to be a non-negative number and not greater than 7", 9},
+		{int32(2), "commit quorum", 278},
+	} {
+		err := create("refused", c.quorum)
+		requireArgRefused(t, err, c.want, c.code)
+	}
+	for i, q := range []any{int32(0), int32(1), int64(1), 1.0, "majority", "votingMembers"} {
+		require.NoError(t, create(fmt.Sprintf("ok%d", i), q), "commitQuorum %v", q)
+	}
+	specs, err := coll.Indexes().ListSpecifications(ctx)
+	require.NoError(t, err)
+	var names []string
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	assert.ElementsMatch(t, []string{"_id_", "ok0", "ok1", "ok2", "ok3", "ok4", "ok5"}, names)
 }

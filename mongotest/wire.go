@@ -493,6 +493,9 @@ func (m *message) command() (bson.D, error) {
 }
 
 func unmarshalDoc(raw bsoncore.Document) (bson.D, error) {
+	if tooDeep(raw) {
+		return nil, &wireError{code: merr.Overflow, msg: fmt.Sprintf("BSONObj exceeded maximum nested object depth: %d", maxBSONDepth)}
+	}
 	if err := raw.Validate(); err != nil {
 		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}

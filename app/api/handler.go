@@ -81,8 +81,10 @@ type api struct {
 	payments *payments.Service
 	runner   *tx.Runner
 	// responses records the keys of requests whose operation has no
-	// ledger key (see recorded).
+	// ledger key (see recorded), in the ledger's key space; legacy is
+	// where earlier versions recorded them.
 	responses *idempotency.Store
+	legacy    *idempotency.Store
 	webhooks  *webhookStore
 	tokenSum  [sha256.Size]byte
 }
@@ -132,7 +134,8 @@ func NewHandler(p HandlerParams) (*Handler, error) {
 		credits:   p.Credits,
 		payments:  p.Payments,
 		runner:    p.Runner,
-		responses: newResponseStore(p.DB),
+		responses: newResponseStore(p.Credits),
+		legacy:    newLegacyStore(p.DB),
 		webhooks:  newWebhookStore(p.DB, p.Runner, p.Payments, p.Config.WebhookSecret),
 		tokenSum:  sha256.Sum256([]byte(p.Config.APIToken)),
 	}

@@ -19,27 +19,28 @@ import (
 )
 
 // Idempotency of the HTTP API is internal/idempotency's, the mechanism
-// behind the ledger's own keys. The Idempotency-Key header becomes the key
-// "http:<key>" of the operation it names:
+// behind the ledger's own keys, and its keys live in the ledger's key
+// space (credits.Service.IdempotencyKeys): the Idempotency-Key header
+// becomes the key "http:<key>" of the operation it names, whatever the
+// route, so one key names one request:
 //
 //   - credits, debits, transfers, holds and captures pass it to the ledger
 //     (credits.IdempotencyKey): the ledger records it with the operation's
 //     effect, and a repeat returns the recorded result (credits.Replayed),
 //     which renders the identical response;
-//   - releases and payments (operations without a ledger key) record it
-//     in http_idempotency, with the response, in the transaction of the
-//     operation ([api.recorded]).
+//   - releases and payments (operations without a ledger key) record it,
+//     with the response, in the same collection and in the transaction of
+//     the operation ([api.recorded]).
 //
 // Either way a record and its effect commit together, a repeat with the
-// same request replays, and a repeat with another request is
-// idempotency_conflict.
+// same request replays, and a repeat with another request (on any route)
+// is idempotency_conflict. Records that earlier versions kept in
+// http_idempotency are still replayed until they expire.
 
-const (
-	idempotencyCollection = "http_idempotency"
-	// idempotencyTTL is how long a response of http_idempotency can be
-	// replayed, as long as the ledger keeps its keys by default.
-	idempotencyTTL = credits.DefaultKeyRetention
-)
+// legacyCollection held the HTTP keys of releases and payments before
+// they moved to the ledger's key space; its records are read (replayed,
+// or a conflict) until they expire.
+const legacyCollection = "http_idempotency"
 
 // HTTP headers of idempotent requests.
 const (
@@ -74,8 +75,18 @@ type legacyResponse struct {
 	Body        []byte `bson:"body"`
 }
 
-func newResponseStore(db *mongo.Database) *idempotency.Store {
-	return idempotency.NewStore(db.Collection(idempotencyCollection), idempotency.Config{Retention: idempotencyTTL})
+// newResponseStore returns the store of the HTTP keys of releases and
+// payments: the ledger's, so that their keys and the ledger routes' are
+// one key space.
+func newResponseStore(c *credits.Service) *idempotency.Store {
+	coll, retention := c.IdempotencyKeys()
+	return idempotency.NewStore(coll, idempotency.Config{Retention: retention})
+}
+
+// newLegacyStore returns the store of http_idempotency (see
+// legacyCollection).
+func newLegacyStore(db *mongo.Database) *idempotency.Store {
+	return idempotency.NewStore(db.Collection(legacyCollection), idempotency.Config{Retention: credits.DefaultKeyRetention})
 }
 
 // scopeOptions names a request's transaction and bounds it, commit
@@ -131,6 +142,10 @@ func (a *api) recorded(w http.ResponseWriter, r *http.Request, req any, op opera
 			replayed = true
 			return res, err
 		}
+		if res, found, err := a.legacyRecord(ctx, r.Pattern, key, hash); found || err != nil {
+			replayed = true
+			return res, err
+		}
 		res, again, err := idempotency.Do(ctx, a.responses, ledgerKey(key), r.Pattern, hash, func(ctx context.Context) (recordedResponse, error) {
 			status, v, err := op(ctx)
 			if err != nil {
@@ -159,7 +174,7 @@ func (a *api) recorded(w http.ResponseWriter, r *http.Request, req any, op opera
 // same route and key (see [legacyResponse]).
 func (a *api) legacyResponse(ctx context.Context, route, key, hash string) (recordedResponse, bool, error) {
 	var old legacyResponse
-	err := a.responses.Collection().FindOne(ctx, bson.D{{Key: "_id", Value: route + "|" + key}}).Decode(&old)
+	err := a.legacy.Collection().FindOne(ctx, bson.D{{Key: "_id", Value: route + "|" + key}}).Decode(&old)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return recordedResponse{}, false, nil
@@ -169,6 +184,20 @@ func (a *api) legacyResponse(ctx context.Context, route, key, hash string) (reco
 		return recordedResponse{}, true, fmt.Errorf("%w: key %q was first used for another request", idempotency.ErrConflict, key)
 	}
 	return recordedResponse{Status: old.Status, Body: old.Body}, true, nil
+}
+
+// legacyRecord finds the record of key that the version before the shared
+// key space kept in http_idempotency (see legacyCollection).
+func (a *api) legacyRecord(ctx context.Context, route, key, hash string) (recordedResponse, bool, error) {
+	rec, found, err := a.legacy.Read(ctx, ledgerKey(key))
+	if !found || err != nil {
+		return recordedResponse{}, false, err
+	}
+	if err := a.legacy.Check(rec, route, hash); err != nil {
+		return recordedResponse{}, true, err
+	}
+	var res recordedResponse
+	return res, true, rec.Decode(&res)
 }
 
 // ledgerOp runs a ledger operation that takes the request's key in a

@@ -60,6 +60,16 @@ func NewService(db *mongo.Database, r *tx.Runner, opts ...Option) *Service {
 	return s
 }
 
+// IdempotencyKeys returns the collection that records the ledger's
+// idempotency keys (credit_idempotency by default) and how long a key is
+// remembered. A module that wants its own keys in the ledger's key space,
+// so that one key used by it and by the ledger is a conflict rather than
+// two requests, records them there in the same format (the HTTP API of
+// app/api does).
+func (s *Service) IdempotencyKeys() (*mongo.Collection, time.Duration) {
+	return s.idem, s.cfg.keyRetention
+}
+
 // EnsureSchema creates the service's collections and indexes. It is
 // idempotent. Collections are created up front because MongoDB may refuse
 // to create one inside a transaction.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -146,14 +147,39 @@ func decimalParts(v any) (*big.Int, int, bool) {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, 0, false
 		}
-		d, err := bson.ParseDecimal128(strconv.FormatFloat(x, 'g', 15, 64))
-		if err != nil {
-			return nil, 0, false
-		}
-		c, e, err := d.BigInt()
+		c, e, err := DecimalFromDouble(x).BigInt()
 		return c, e, err == nil
 	}
 	return nil, 0, false
+}
+
+// DecimalFromDouble converts f as MongoDB converts a double to decimal
+// (Decimal128(double) with its default kRoundTo15Digits,
+// src/mongo/platform/decimal128.cpp): exactly 15 significant digits,
+// rounded half to even from f's exact binary value, so 1.1 is
+// 1.10000000000000 and 100000 is 100000.000000000. Zeros, infinities and
+// NaN convert unchanged.
+func DecimalFromDouble(f float64) bson.Decimal128 {
+	switch {
+	case math.IsNaN(f):
+		return bson.NewDecimal128(0x7c00000000000000, 0)
+	case math.IsInf(f, 1):
+		return bson.NewDecimal128(0x7800000000000000, 0)
+	case math.IsInf(f, -1):
+		return bson.NewDecimal128(0xf800000000000000, 0)
+	case f == 0:
+		if math.Signbit(f) {
+			return bson.NewDecimal128(0xb040000000000000, 0) // -0E+0
+		}
+		return bson.NewDecimal128(0x3040000000000000, 0) // 0E+0
+	}
+	// 'e' with 14 decimals is d.dddddddddddddde±x: 15 significant digits,
+	// correctly rounded; the coefficient is those digits, the exponent x-14.
+	s := strconv.FormatFloat(f, 'e', 14, 64)
+	mant, exp, _ := strings.Cut(s, "e")
+	e, _ := strconv.Atoi(exp)
+	d, _ := bson.ParseDecimal128(strings.Replace(mant, ".", "", 1) + "E" + strconv.Itoa(e-14))
+	return d
 }
 
 func decimalQuotient(ca *big.Int, ea int, cb *big.Int, eb int) (any, error) {

@@ -69,6 +69,7 @@ const (
 	NotImplemented                     int32 = 238
 	UnsupportedOpQueryCommand          int32 = 352
 	UnknownReplWriteConcern            int32 = 79
+	UnsatisfiableCommitQuorum          int32 = 278
 	ChecksumMismatch                   int32 = 282
 	UnsatisfiableWriteConcern          int32 = 100
 	DocumentValidationFailure          int32 = 121
@@ -135,6 +136,7 @@ var names = map[int32]string{
 	NotImplemented:                     "NotImplemented",
 	UnsupportedOpQueryCommand:          "UnsupportedOpQueryCommand",
 	UnknownReplWriteConcern:            "UnknownReplWriteConcern",
+	UnsatisfiableCommitQuorum:          "UnsatisfiableCommitQuorum",
 	UnsatisfiableWriteConcern:          "UnsatisfiableWriteConcern",
 	DocumentValidationFailure:          "DocumentValidationFailure",
 	ViewDepthLimitExceeded:             "ViewDepthLimitExceeded",
