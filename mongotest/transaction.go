@@ -1,7 +1,6 @@
 package mongotest
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -54,11 +53,8 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	defer s.mu.Unlock()
 	s.lastUse = time.Now()
 	o.sess = s
-	ctx, cancel := context.WithCancelCause(o.ctx)
-	defer cancel(nil)
-	o.ctx = ctx
-	s.running(cancel)
-	defer s.running(nil)
+	s.running(true)
+	defer s.running(false)
 
 	if !hasTxn {
 		if hasAutocommit {
@@ -119,7 +115,7 @@ func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
 		s.txnNumber = n
 		s.state = txnNone
 		s.txn = nil
-		s.retry = &retryRecord{txnNumber: n, stmts: map[int]any{}}
+		s.retry = &retryRecord{txnNumber: n}
 	}
 	o.retry = s.retry
 	reply, err := o.runCommand()
