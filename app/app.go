@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 	"go.uber.org/zap"
@@ -53,6 +54,10 @@ func appOptions(cfg Config) fx.Option {
 
 		fx.Provide(serverHandler, NewServer),
 		fx.Invoke(func(*Server) {}),
+	}
+	if !cfg.embedded() {
+		// The embedded server dies with the process: nothing to reap.
+		opts = append(opts, fx.Provide(fx.Annotate(orphanReaping, fx.ResultTags(`group:"tx.options"`))))
 	}
 	if cfg.Out != nil {
 		opts = append(opts, fx.Invoke(printBanner))
@@ -176,4 +181,15 @@ func run(args []string, getenv func(string) string) int {
 		return 1
 	}
 	return sig.ExitCode
+}
+
+// sessionsCollection holds the runner's record of server sessions and the
+// leases of the running processes (see tx.WithOrphanReaping).
+const sessionsCollection = "tx_sessions"
+
+// orphanReaping is the tx.Module default that lets the next process kill
+// the transactions that a killed process left open, instead of leaving
+// their accounts held until the server's transaction lifetime limit.
+func orphanReaping(cfg Config, db *mongo.Database) tx.Option {
+	return tx.WithOrphanReaping(tx.OrphanReaping{Collection: db.Collection(sessionsCollection), Instance: cfg.Instance})
 }

@@ -20,6 +20,7 @@ const (
 	envAPIToken      = "TXKIT_API_TOKEN"
 	envWebhookSecret = "TXKIT_WEBHOOK_SECRET"
 	envLog           = "TXKIT_LOG"
+	envInstance      = "TXKIT_INSTANCE"
 )
 
 // Defaults of [Config].
@@ -53,6 +54,13 @@ type Config struct {
 	WebhookSecret string
 	// LogFormat is "json" or "console".
 	LogFormat string
+	// Instance names this process's slot among the service's processes:
+	// the same across its restarts, unique among the processes running
+	// at one time (a StatefulSet pod's name). A restart under the same
+	// name kills at once the transactions its killed predecessor left
+	// open; empty gives a random name, and they are killed once the dead
+	// process's lease expires (see tx.WithOrphanReaping).
+	Instance string
 
 	// ShutdownTimeout bounds the drain of in-flight requests on stop.
 	ShutdownTimeout time.Duration
@@ -99,6 +107,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 		APIToken:        getenv(envAPIToken),
 		WebhookSecret:   getenv(envWebhookSecret),
 		LogFormat:       or(getenv(envLog), "json"),
+		Instance:        getenv(envInstance),
 		ShutdownTimeout: defaultShutdownTimeout,
 		RequestTimeout:  defaultRequestTimeout,
 		MongoTimeout:    defaultMongoTimeout,
@@ -110,6 +119,7 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.MongoURI, "mongodb-uri", cfg.MongoURI, "MongoDB replica set URI; empty runs an embedded in-memory server ("+envMongoURI+")")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "database name ("+envDB+")")
 	fs.StringVar(&cfg.LogFormat, "log", cfg.LogFormat, "log format, json or console ("+envLog+")")
+	fs.StringVar(&cfg.Instance, "instance", cfg.Instance, "this process's name, stable across restarts and unique among running processes, e.g. a StatefulSet pod's ("+envInstance+")")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "bound on draining in-flight requests at stop")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "bound on each request's work")
 	fs.DurationVar(&cfg.MongoTimeout, "mongodb-timeout", cfg.MongoTimeout, "bound on waiting for the database (server selection)")
@@ -144,6 +154,9 @@ func (c Config) validate() error {
 	}
 	if err := validDBName(c.DB); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", envDB, err))
+	}
+	if len(c.Instance) > 128 || strings.IndexFunc(c.Instance, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		errs = append(errs, fmt.Errorf("%s %q must be at most 128 characters, without whitespace or control characters", envInstance, c.Instance))
 	}
 	errs = append(errs, checkSecret(envAPIToken, c.APIToken), checkSecret(envWebhookSecret, c.WebhookSecret))
 	switch c.LogFormat {

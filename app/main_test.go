@@ -27,6 +27,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(envKilledChild); spec != "" {
+		runKilledChild(spec) // never returns: the parent kills it
+	}
 	goleak.VerifyTestMain(m)
 }
 

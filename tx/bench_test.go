@@ -76,6 +76,23 @@ func BenchmarkRunner(b *testing.B) {
 			}
 		}
 	})
+
+	// With orphan reaping: a session is recorded before its first
+	// transaction only, so the driver's session pool makes it free in
+	// steady state.
+	b.Run("txkit-orphan-reaping", func(b *testing.B) {
+		coll := collection(b, "reaping")
+		runner := tx.NewRunner(client, tx.WithOrphanReaping(tx.OrphanReaping{Collection: db.Collection("sessions"), Instance: "bench"}))
+		defer func() { _ = runner.Close(ctx) }()
+		b.ReportAllocs()
+		id := 0
+		for b.Loop() {
+			id++
+			if err := runner.Run(ctx, work(coll, id)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkJoin measures a scope that joins an enclosing transaction: pure

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -151,6 +152,35 @@ func ExampleRunner_Close() {
 	})
 	fmt.Println(err)
 	// Output: <nil>
+}
+
+func ExampleWithOrphanReaping() {
+	client, stop := connect()
+	defer stop()
+	ctx := context.Background()
+	db := client.Database("shop")
+
+	registry := db.Collection("tx_sessions") // one for all the service's processes
+	runner := tx.NewRunner(client, tx.WithOrphanReaping(tx.OrphanReaping{
+		Collection: registry,
+		// Stable across restarts, unique among running processes: a
+		// StatefulSet pod's name. Empty: a random one.
+		Instance: os.Getenv("POD_NAME"),
+	}))
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = runner.Close(ctx) // stops the lease; removes this process's records
+	}()
+
+	err := runner.Run(ctx, func(ctx context.Context) error {
+		_, err := db.Collection("orders").InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}})
+		return err
+	})
+	leases, _ := registry.CountDocuments(ctx, bson.D{{Key: "kind", Value: "lease"}})
+	sessions, _ := registry.CountDocuments(ctx, bson.D{{Key: "kind", Value: "session"}})
+	fmt.Println(err, leases, sessions)
+	// Output: <nil> 1 1
 }
 
 func ExampleAfterCommit() {

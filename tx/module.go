@@ -36,20 +36,35 @@ func New(p Params) *Runner {
 	}
 	// Options come after the logger's observer so that WithObserver wins.
 	opts = append(opts, p.Options...)
-	r := NewRunner(p.Client, opts...)
-	if p.Lifecycle != nil {
-		log := p.Logger
-		if log == nil {
-			log = zap.NewNop()
-		}
-		p.Lifecycle.Append(fx.StopHook(func(ctx context.Context) {
+	if p.Logger != nil {
+		opts = append(opts, withLogger(p.Logger.Named("tx")))
+	}
+	if p.Lifecycle == nil {
+		return NewRunner(p.Client, opts...)
+	}
+	r := newRunner(p.Client, opts)
+	log := p.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	p.Lifecycle.Append(fx.Hook{
+		// The orphan reaping's goroutine starts with the application, so
+		// that an application that fails to start leaves none behind.
+		OnStart: func(context.Context) error {
+			if r.orphans != nil {
+				r.orphans.start()
+			}
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
 			// Not a failed stop: the server ends those transactions at its
 			// lifetime limit.
 			if err := r.Close(ctx); err != nil {
 				log.Warn("transactions left open on the server", zap.Error(err))
 			}
-		}))
-	}
+			return nil
+		},
+	})
 	return r
 }
 

@@ -69,6 +69,7 @@ type config struct {
 	strictJoin   bool
 	noRollbackIf []func(error) bool
 	cleanup      time.Duration
+	orphans      *OrphanReaping // runner-wide only
 }
 
 // noRollback reports whether a rollback rule lets err commit.

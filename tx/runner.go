@@ -21,6 +21,7 @@ type Runner struct {
 	cfg     config
 	txnOpts *options.TransactionOptionsBuilder // cfg's, built once
 	reaper  *reaper
+	orphans *registry // nil without WithOrphanReaping
 }
 
 // errNoClient is returned by a Runner that has no client, such as a zero
@@ -30,6 +31,15 @@ var errNoClient = errors.New("tx: Runner has no *mongo.Client; create it with Ne
 // NewRunner returns a Runner for client. opts are the defaults of every
 // call; options given to a call override them.
 func NewRunner(client *mongo.Client, opts ...Option) *Runner {
+	r := newRunner(client, opts)
+	if r.orphans != nil {
+		r.orphans.start()
+	}
+	return r
+}
+
+// newRunner is NewRunner without starting the orphan reaping's goroutine.
+func newRunner(client *mongo.Client, opts []Option) *Runner {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if o != nil {
@@ -40,7 +50,11 @@ func NewRunner(client *mongo.Client, opts ...Option) *Runner {
 	r := &Runner{client: client, cfg: cfg, txnOpts: cfg.transactionOptions()}
 	if client != nil {
 		r.reaper = newReaper(client)
+		if cfg.orphans != nil && cfg.err == nil {
+			r.orphans = newRegistry(*cfg.orphans)
+		}
 	}
+	r.cfg.orphans = nil // nothing for a call to copy
 	return r
 }
 
@@ -62,11 +76,20 @@ func NewRunner(client *mongo.Client, opts ...Option) *Runner {
 // the client; [Module] does, when the application stops. Transactions run
 // after Close leave such sessions to the server, as if there were no
 // reaper.
+//
+// With [WithOrphanReaping], Close also stops the renewal of the process's
+// lease and the sweeps, and removes the process's registry documents if
+// nothing was left open (else the lease expires, and another process's
+// sweep kills what is left).
 func (r *Runner) Close(ctx context.Context) error {
 	if r == nil || r.reaper == nil {
 		return nil
 	}
-	if err := r.reaper.close(ctx); err != nil {
+	err := r.reaper.close(ctx)
+	if r.orphans != nil {
+		r.orphans.close(ctx, err == nil)
+	}
+	if err != nil {
 		return fmt.Errorf("tx: kill sessions left open: %w", err)
 	}
 	return nil

@@ -202,6 +202,15 @@ func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 		}
 		st.sess = sess
 	}
+	if r.orphans != nil {
+		// Before the transaction's first statement: a process killed
+		// after it must have left the session's id behind.
+		if err := r.orphans.record(base, st.sess); err != nil {
+			err = fmt.Errorf("tx %s: record the session for orphan reaping: %w", sc.name(), err)
+			sc.endAborted(err, true)
+			return nil, err
+		}
+	}
 	sc.ctx = mongo.NewSessionContext(context.WithValue(base, scopeKey{}, sc), st.sess)
 	if err := sc.startTransaction(); err != nil {
 		return nil, err

@@ -1,0 +1,413 @@
+package tx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.uber.org/zap"
+)
+
+// Orphan reaping. The reaper (reaper.go) kills the sessions that the
+// runner itself left open; it cannot help when the process dies: only the
+// dead process knew which server sessions (lsids) its transactions ran on,
+// and they hold their documents until the server's
+// transactionLifetimeLimitSeconds. With [WithOrphanReaping], every process
+// writes down, in a collection shared by all of them, each server session
+// before its first transaction on it, and keeps a lease there while it
+// lives. Any process whose sweep finds a lease that stopped being renewed,
+// or, at its start, one left by an earlier process of its own instance
+// name, kills the sessions recorded under it.
+
+// DefaultOrphanLease is the lease of [OrphanReaping] when none is given.
+const DefaultOrphanLease = 15 * time.Second
+
+// Registry documents. A lease: {_id: incarnation, kind: "lease", instance,
+// beat, lease_ms}; a recorded session: {_id: <lsid UUID>, kind: "session",
+// incarnation, instance}.
+const (
+	kindLease   = "lease"
+	kindSession = "session"
+	// killBatch bounds the lsids of one killSessions.
+	killBatch = 500
+)
+
+// OrphanReaping configures [WithOrphanReaping].
+type OrphanReaping struct {
+	// Collection holds the registry, on the runner's deployment: one
+	// document per server session the process ran a transaction on, and
+	// one lease per running process. All the processes that share a
+	// database share one collection. Required.
+	Collection *mongo.Collection
+	// Instance names the process's slot, the same across its restarts and
+	// unique among the processes running at one time: a StatefulSet pod's
+	// name, a systemd unit's instance. A process that starts kills at once
+	// the sessions of the earlier processes of its name: they are dead,
+	// their transactions abandoned. Two live processes must never share a
+	// name: each start would kill the other's transactions. Empty gives a
+	// random name, and a dead process's sessions are then killed only once
+	// its lease expires.
+	Instance string
+	// Lease is how long a process's lease lasts without renewal: it renews
+	// it every third of Lease, and another process kills its sessions once
+	// it saw the lease unchanged for Lease (measured on its own clock, so
+	// clocks need not agree). Zero means [DefaultOrphanLease].
+	Lease time.Duration
+	// Logger receives the failures of renewals and sweeps, which are
+	// retried every third of Lease. Nil means the logger of [Module], or
+	// none.
+	Logger *zap.Logger
+}
+
+// WithOrphanReaping makes the runner record its server sessions so that a
+// transaction left open by a process that died (kill -9, a crashed node)
+// is killed by another process, or by the same one restarted, instead of
+// holding its documents until the server's transaction lifetime limit.
+//
+// Before the first transaction on a server session it has not used yet,
+// the runner writes the session down (majority write concern): the driver
+// pools server sessions, so in steady state no transaction pays for it. A
+// transaction whose session cannot be written down does not start: its
+// scope fails with the error. A goroutine renews the process's lease and
+// sweeps the registry every third of the lease; [Runner.Close] stops it
+// and, when the runner left no transaction open, removes the process's
+// documents.
+//
+// Killing uses killSessions, which kills only the sessions of the user
+// who runs it: every process must connect as the same database user, or
+// as users with the killAnySession privilege.
+//
+// It is a runner-wide option: give it to [NewRunner] or [Defaults]; a call
+// ignores it.
+func WithOrphanReaping(o OrphanReaping) Option {
+	return optionFunc(func(c *config) {
+		if o.Collection == nil {
+			c.err = errors.New("WithOrphanReaping: no Collection")
+			return
+		}
+		c.orphans = &o
+	})
+}
+
+// withLogger gives the orphan reaping a logger if it has none.
+func withLogger(log *zap.Logger) Option {
+	return optionFunc(func(c *config) {
+		if c.orphans != nil && c.orphans.Logger == nil {
+			o := *c.orphans
+			o.Logger = log
+			c.orphans = &o
+		}
+	})
+}
+
+// registry is a runner's side of orphan reaping.
+type registry struct {
+	coll        *mongo.Collection // majority write concern
+	admin       *mongo.Database
+	instance    string
+	incarnation string
+	lease       time.Duration
+	log         *zap.Logger
+
+	renewMu  sync.Mutex // one renewal at a time: concurrent upserts would race
+	mu       sync.Mutex
+	recorded map[[16]byte]struct{}
+	leased   bool // the lease is known to exist
+
+	seen map[string]leaseSeen // the goroutine's: the leases of others
+
+	ctx     context.Context // cancelled by close
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+	closed  bool
+}
+
+// leaseSeen is when a sweep first saw another process's lease at beat.
+type leaseSeen struct {
+	beat  int64
+	since time.Time
+}
+
+type leaseDoc struct {
+	ID       string `bson:"_id"`
+	Instance string `bson:"instance"`
+	Beat     int64  `bson:"beat"`
+	LeaseMS  int64  `bson:"lease_ms"`
+}
+
+func newRegistry(o OrphanReaping) *registry {
+	inc := randomID()
+	if o.Instance == "" {
+		o.Instance = "random-" + inc
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultOrphanLease
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	coll := o.Collection.Database().Collection(o.Collection.Name(), options.Collection().SetWriteConcern(writeconcern.Majority()))
+	ctx, stop := context.WithCancel(context.Background())
+	return &registry{
+		coll: coll, admin: coll.Database().Client().Database("admin"),
+		instance: o.Instance, incarnation: inc, lease: o.Lease,
+		log:      o.Logger.With(zap.String("instance", o.Instance), zap.String("incarnation", inc)),
+		recorded: map[[16]byte]struct{}{}, seen: map[string]leaseSeen{},
+		ctx: ctx, stop: stop,
+	}
+}
+
+func randomID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
+
+// record writes sess's server session down unless it already did.
+func (r *registry) record(ctx context.Context, sess *mongo.Session) error {
+	id, err := lsidOf(sess)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	_, done := r.recorded[id]
+	leased := r.leased
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
+	ctx = mongo.NewSessionContext(ctx, nil) // not in the caller's transaction
+	if !leased {
+		if err := r.renew(ctx); err != nil {
+			return err
+		}
+	}
+	_, err = r.coll.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: bson.Binary{Subtype: bson.TypeBinaryUUID, Data: id[:]}}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "kind", Value: kindSession}, {Key: "incarnation", Value: r.incarnation}, {Key: "instance", Value: r.instance},
+		}}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.recorded[id] = struct{}{}
+	r.mu.Unlock()
+	return nil
+}
+
+// lsidOf returns the UUID of sess's server session.
+func lsidOf(sess *mongo.Session) ([16]byte, error) {
+	var id [16]byte
+	v, err := sess.ID().LookupErr("id")
+	if err != nil {
+		return id, fmt.Errorf("session id: %w", err)
+	}
+	_, data, ok := v.BinaryOK()
+	if !ok || len(data) != len(id) {
+		return id, fmt.Errorf("session id %v is not a UUID", v)
+	}
+	copy(id[:], data)
+	return id, nil
+}
+
+// renew renews the process's lease, creating it if it is missing. A lease
+// that had existed and is missing was reaped by another process's sweep,
+// which took the recorded sessions with it: they are recorded again.
+func (r *registry) renew(ctx context.Context) error {
+	r.renewMu.Lock()
+	defer r.renewMu.Unlock()
+	res, err := r.coll.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: r.incarnation}},
+		bson.D{
+			{Key: "$inc", Value: bson.D{{Key: "beat", Value: int64(1)}}},
+			{Key: "$set", Value: bson.D{
+				{Key: "kind", Value: kindLease}, {Key: "instance", Value: r.instance},
+				{Key: "lease_ms", Value: r.lease.Milliseconds()},
+			}},
+		},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("renew lease: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if res.UpsertedCount > 0 && r.leased {
+		r.log.Warn("orphan reaping: another process took this process for dead and killed its sessions; check that instance names are unique and the lease long enough")
+		clear(r.recorded)
+	}
+	r.leased = true
+	return nil
+}
+
+// start starts the goroutine that renews the lease and sweeps.
+func (r *registry) start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.closed {
+		return
+	}
+	r.started = true
+	r.wg.Add(1)
+	go r.run()
+}
+
+func (r *registry) run() {
+	defer r.wg.Done()
+	every := r.lease / 3
+	first := true // the earlier processes of this instance are still to reap
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, max(every, killTimeout))
+		if err := r.renew(ctx); err != nil && r.ctx.Err() == nil {
+			r.log.Warn("orphan reaping: renew lease", zap.Error(err))
+		}
+		if err := r.sweep(ctx, first); err != nil {
+			if r.ctx.Err() == nil {
+				r.log.Warn("orphan reaping: sweep", zap.Error(err))
+			}
+		} else {
+			first = false
+		}
+		cancel()
+		t := time.NewTimer(every)
+		select {
+		case <-r.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweep kills the sessions of the processes whose lease expired and, when
+// sameName is set, of the earlier processes of this instance.
+func (r *registry) sweep(ctx context.Context, sameName bool) error {
+	cur, err := r.coll.Find(ctx, bson.D{{Key: "kind", Value: kindLease}})
+	if err != nil {
+		return fmt.Errorf("read leases: %w", err)
+	}
+	var leases []leaseDoc
+	if err := cur.All(ctx, &leases); err != nil {
+		return fmt.Errorf("read leases: %w", err)
+	}
+	now := time.Now()
+	present := make(map[string]bool, len(leases))
+	var errs []error
+	for _, l := range leases {
+		if l.ID == r.incarnation {
+			continue
+		}
+		present[l.ID] = true
+		dead := sameName && l.Instance == r.instance
+		if !dead {
+			s, ok := r.seen[l.ID]
+			lease := time.Duration(l.LeaseMS) * time.Millisecond
+			if lease <= 0 {
+				lease = r.lease
+			}
+			switch {
+			case !ok || s.beat != l.Beat:
+				r.seen[l.ID] = leaseSeen{beat: l.Beat, since: now}
+			case now.Sub(s.since) > lease:
+				dead = true
+			}
+		}
+		if !dead {
+			continue
+		}
+		n, err := r.reap(ctx, l.ID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("process %s (instance %s): %w", l.ID, l.Instance, err))
+			continue
+		}
+		delete(r.seen, l.ID)
+		r.log.Info("orphan reaping: killed the sessions of a dead process",
+			zap.String("dead_incarnation", l.ID), zap.String("dead_instance", l.Instance), zap.Int("sessions", n))
+	}
+	for id := range r.seen {
+		if !present[id] {
+			delete(r.seen, id)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reap kills the sessions recorded by the process incarnation and removes
+// its documents. It returns how many sessions it killed.
+func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
+	filter := bson.D{{Key: "kind", Value: kindSession}, {Key: "incarnation", Value: incarnation}}
+	cur, err := r.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return 0, fmt.Errorf("read sessions: %w", err)
+	}
+	var docs []struct {
+		ID bson.Binary `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, fmt.Errorf("read sessions: %w", err)
+	}
+	n := len(docs)
+	for len(docs) > 0 {
+		batch := docs[:min(len(docs), killBatch)]
+		docs = docs[len(batch):]
+		lsids, ids := make(bson.A, len(batch)), make(bson.A, len(batch))
+		for i, d := range batch {
+			lsids[i] = bson.D{{Key: "id", Value: d.ID}}
+			ids[i] = d.ID
+		}
+		if err := r.admin.RunCommand(ctx, bson.D{{Key: "killSessions", Value: lsids}}).Err(); err != nil {
+			if refused(err) {
+				err = fmt.Errorf("%w (every process must connect as the same user, or have the killAnySession privilege)", err)
+			}
+			return 0, fmt.Errorf("killSessions: %w", err)
+		}
+		if _, err := r.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
+			return 0, fmt.Errorf("remove killed sessions: %w", err)
+		}
+	}
+	// Last, so that a sweep cut short finds the process again. A process
+	// that was alive after all finds its lease gone at its next renewal
+	// and records its sessions again.
+	if _, err := r.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: incarnation}}); err != nil {
+		return n, fmt.Errorf("remove lease: %w", err)
+	}
+	return n, nil
+}
+
+// close stops the goroutine. If clean (the runner left nothing open on the
+// server), it removes the process's documents: its sessions need no
+// killing. Otherwise the lease expires and another process kills them.
+func (r *registry) close(ctx context.Context, clean bool) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.stop()
+	r.wg.Wait()
+	if !clean {
+		return
+	}
+	ctx = mongo.NewSessionContext(ctx, nil)
+	_, err := r.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "incarnation", Value: r.incarnation}})
+	if err == nil {
+		_, err = r.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: r.incarnation}})
+	}
+	if err != nil {
+		// Harmless: the lease expires and a sweep kills sessions that
+		// hold nothing.
+		r.log.Info("orphan reaping: remove this process's records", zap.Error(err))
+	}
+}
