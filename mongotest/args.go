@@ -20,7 +20,7 @@ func checkGenericArgs(cmd bson.D) error {
 	if _, err := maxTimeMS(cmd); err != nil {
 		return err
 	}
-	if err := checkReadConcern(cmd); err != nil {
+	if err := checkReadConcernLevel(cmd); err != nil {
 		return err
 	}
 	if err := checkWriteConcernW(cmd); err != nil {
@@ -52,51 +52,62 @@ func maxTimeMS(cmd bson.D) (int64, error) {
 	return int64(f), nil
 }
 
-// checkReadConcern refuses a readConcern that ReadConcernArgs::parse
-// (src/mongo/db/repl/read_concern_args.cpp) refuses: a level outside the
-// ReadConcernLevel enumeration, an unknown field, atClusterTime with a
-// level other than snapshot (else the point-in-time read would silently
-// answer the present), both clusterTimes, afterClusterTime with level
-// linearizable or available, a null afterClusterTime.
-func checkReadConcern(cmd bson.D) error {
+// checkReadConcernLevel refuses a readConcern level outside the
+// ReadConcernLevel enumeration (src/mongo/db/repl/read_concern_args.idl).
+func checkReadConcernLevel(cmd bson.D) error {
 	rc, err := docField(cmd, "readConcern")
 	if err != nil || rc == nil {
 		return err
 	}
 	level := ""
+	if v, ok := bsonkit.Get(rc, "level"); ok {
+		if level, ok = v.(string); !ok {
+			return typeErr("readConcern.level", v, "string")
+		}
+		switch level {
+		case "local", "majority", "linearizable", "available", "snapshot":
+		default:
+			return merr.New(merr.BadValue, "Enumeration value '%s' for field 'readConcern.level' is not a valid value.", level)
+		}
+	}
+	return checkReadConcernTimes(rc, level)
+}
+
+// checkReadConcernTimes refuses what ReadConcernArgs::parse
+// (src/mongo/db/repl/read_concern_args.cpp) refuses with InvalidOptions:
+// an unknown field, afterClusterTime with atClusterTime, a null one,
+// afterClusterTime with a level other than majority/local/snapshot,
+// atClusterTime with a level other than snapshot.
+func checkReadConcernTimes(rc bson.D, level string) error {
+	var after, at *bson.Timestamp
 	for _, e := range rc {
 		switch e.Key {
-		case "level":
-			l, ok := e.Value.(string)
-			if !ok {
-				return typeErr("readConcern.level", e.Value, "string")
-			}
-			switch l {
-			case "local", "majority", "linearizable", "available", "snapshot":
-			default:
-				return merr.New(merr.BadValue, "Enumeration value '%s' for field 'readConcern.level' is not a valid value.", l)
-			}
-			level = l
+		case "level", "afterOpTime", "provenance":
 		case "afterClusterTime", "atClusterTime":
-			if _, ok := e.Value.(bson.Timestamp); !ok {
+			ts, ok := e.Value.(bson.Timestamp)
+			if !ok {
 				return typeErr("readConcern."+e.Key, e.Value, "timestamp")
 			}
-		case "provenance", "afterOpTime":
+			if e.Key == "afterClusterTime" {
+				after = &ts
+			} else {
+				at = &ts
+			}
 		default:
 			return merr.New(merr.InvalidOptions, "Unrecognized option in readConcern: %s", e.Key)
 		}
 	}
-	after, hasAfter := bsonkit.Get(rc, "afterClusterTime")
-	_, hasAt := bsonkit.Get(rc, "atClusterTime")
 	switch {
-	case hasAfter && hasAt:
+	case after != nil && at != nil:
 		return merr.New(merr.InvalidOptions, "Can not specify both afterClusterTime and atClusterTime")
-	case hasAt && level != "snapshot":
-		return merr.New(merr.InvalidOptions, "atClusterTime field can be set only if level is equal to snapshot")
-	case hasAfter && (level == "linearizable" || level == "available"):
-		return merr.New(merr.InvalidOptions, "afterClusterTime field can be set only if level is equal to majority, local, or snapshot")
-	case hasAfter && after.(bson.Timestamp) == bson.Timestamp{}:
+	case after != nil && after.IsZero():
 		return merr.New(merr.InvalidOptions, "afterClusterTime cannot be a null timestamp")
+	case after != nil && level != "" && level != "majority" && level != "local" && level != "snapshot":
+		return merr.New(merr.InvalidOptions, "afterClusterTime field can be set only if level is equal to majority, local, or snapshot")
+	case at != nil && at.IsZero():
+		return merr.New(merr.InvalidOptions, "atClusterTime cannot be a null timestamp")
+	case at != nil && level != "snapshot":
+		return merr.New(merr.InvalidOptions, "atClusterTime field can be set only if level is equal to snapshot")
 	}
 	return nil
 }

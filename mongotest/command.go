@@ -40,8 +40,6 @@ type op struct {
 	dropReply bool
 	// letVars caches vars: the command's let and system variables.
 	letVars expr.Vars
-	// running: the command as killSessions sees it, when it has an lsid.
-	running *runningOp
 	// writes: a command that is not a registered write wrote (an
 	// aggregate with $out or $merge), so its write concern applies.
 	writes bool

@@ -107,7 +107,8 @@ func (fp *failPoint) applies(req *request) bool {
 
 // failPointNamespace is the namespace a fail point's data.namespace is
 // compared with: the command's collection ("db.coll"), the getMore's
-// collection, renameCollection's source, or the database for the rest.
+// collection, renameCollection's source, "db.$cmd.aggregate" for a
+// collectionless aggregate, "db.$cmd" for the rest.
 func failPointNamespace(req *request) string {
 	switch req.name {
 	case "getMore":
@@ -128,7 +129,7 @@ func failPointNamespace(req *request) string {
 			return req.db + "." + c
 		}
 	}
-	return req.db
+	return req.db + ".$cmd"
 }
 
 // matchTxnWrite returns the onPrimaryTransactionalWrite fail point when it
@@ -424,19 +425,25 @@ func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort, retr
 		return e.Doc(), true
 	}
 	if fp.block > 0 {
+		ctx := o.ctx
+		if lsid, ok := bsonkit.Get(o.req.cmd, "lsid"); ok {
+			var stop func()
+			ctx, stop = s.core.sessions.block(ctx, lsid)
+			defer stop()
+		}
 		t := time.NewTimer(fp.block)
 		select {
 		case <-t.C:
-		case <-o.ctx.Done():
+		case <-ctx.Done():
 			t.Stop()
-			if errors.Is(context.Cause(o.ctx), errSessionKilled) {
+			if errors.Is(context.Cause(ctx), errSessionKilled) {
 				// killSessions interrupts the block (an interruptible
 				// sleepFor in evaluateFailCommandFailPoint, commands.cpp).
 				e := merr.New(merr.Interrupted, "operation was interrupted")
 				e.Labels = serverLabels(e.Code, inTxn, commitOrAbort, retryableWrite)
 				return e.Doc(), true
 			}
-			if !errors.Is(o.ctx.Err(), context.DeadlineExceeded) {
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				o.req.conn.closeAfter = true // the server is closing
 				return nil, true
 			}

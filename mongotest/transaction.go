@@ -1,7 +1,6 @@
 package mongotest
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -17,32 +16,13 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	lsidV, hasLsid := bsonkit.Get(o.cmd, "lsid")
 	txnNumV, hasTxn := bsonkit.Get(o.cmd, "txnNumber")
 	autocommitV, hasAutocommit := bsonkit.Get(o.cmd, "autocommit")
-	if err := checkSessionInfo(o.cmd, hasLsid, txnNumV, hasTxn, autocommitV, hasAutocommit); err != nil {
+	if err := checkSessionInfo(o.cmd, txnNumV, hasTxn, hasAutocommit); err != nil {
 		return nil, err
 	}
 	if !hasAutocommit {
 		if err := checkPlainReadConcern(o); err != nil {
 			return nil, err
 		}
-	}
-	var lsid bson.D
-	if hasLsid {
-		// MongoDB attaches the lsid to the operation before it evaluates
-		// fail points (initializeOperationSessionInfo): from here on,
-		// killSessions interrupts the command.
-		var ok bool
-		if lsid, ok = lsidV.(bson.D); !ok {
-			return nil, typeErr("lsid", lsidV, "object")
-		}
-		key, err := lsidKey(lsid)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithCancelCause(o.ctx)
-		defer cancel(nil)
-		o.ctx = ctx
-		o.running = &runningOp{cancel: cancel}
-		defer ss.register(key, o.running)()
 	}
 	// As MongoDB, failCommand is evaluated before the command touches its
 	// session: an injected error or closed connection leaves no
@@ -54,7 +34,17 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 		}
 	}
 	if !hasLsid {
+		if hasTxn {
+			return nil, merr.New(merr.InvalidOptions, "Transaction number requires a session ID to also be specified")
+		}
+		if hasAutocommit {
+			return nil, merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
+		}
 		return o.runCommand()
+	}
+	lsid, ok := lsidV.(bson.D)
+	if !ok {
+		return nil, typeErr("lsid", lsidV, "object")
 	}
 	s, err := ss.checkOut(lsid)
 	if err != nil {
@@ -63,59 +53,45 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	defer s.mu.Unlock()
 	s.lastUse = time.Now()
 	o.sess = s
-	if errors.Is(context.Cause(o.ctx), errSessionKilled) {
-		// Killed while it waited for the session: it never runs.
-		return nil, merr.New(merr.Interrupted, "operation was interrupted")
-	}
+	s.running(true)
+	defer s.running(false)
+
 	if !hasTxn {
+		if hasAutocommit {
+			return nil, merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
+		}
 		return o.runCommand()
 	}
-	txnNumber := txnNumV.(int64) // checked by checkSessionInfo
+	txnNumber, ok := txnNumV.(int64)
+	if !ok {
+		return nil, typeErr("txnNumber", txnNumV, "long")
+	}
 	if !hasAutocommit {
 		return ss.retryableWrite(o, s, txnNumber)
+	}
+	if ac, ok := autocommitV.(bool); !ok || ac {
+		return nil, merr.New(merr.InvalidOptions, "Specifying autocommit=true is not allowed.")
 	}
 	return ss.inTransaction(o, s, txnNumber)
 }
 
-// checkSessionInfo checks the session fields as MongoDB's
-// initializeOperationSessionInfo does, before the command runs and before
-// fail points are evaluated. Without it, startTransaction without
-// autocommit would run the command as a retryable write, applied at once.
-func checkSessionInfo(cmd bson.D, hasLsid bool, txnNumV any, hasTxn bool, autocommitV any, hasAutocommit bool) error {
-	if hasTxn {
-		if !hasLsid {
-			return merr.New(merr.InvalidOptions, "Transaction number requires a session ID to also be specified")
-		}
-		n, ok := txnNumV.(int64)
-		if !ok {
-			return typeErr("txnNumber", txnNumV, "long")
-		}
-		if n < 0 {
-			return merr.New(merr.InvalidOptions, "Transaction number cannot be negative")
-		}
-	} else if hasAutocommit {
-		return merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
+// checkSessionInfo refuses, before anything runs, the session arguments
+// initializeOperationSessionInfo (src/mongo/db/initialize_operation_session_info.cpp)
+// refuses: a negative txnNumber, startTransaction without autocommit,
+// startTransaction: false.
+func checkSessionInfo(cmd bson.D, txnNumV any, hasTxn, hasAutocommit bool) error {
+	if n, ok := txnNumV.(int64); hasTxn && ok && n < 0 {
+		return merr.New(merr.InvalidOptions, "Transaction number cannot be negative")
 	}
-	startV, hasStart := bsonkit.Get(cmd, "startTransaction")
-	if hasAutocommit {
-		ac, ok := autocommitV.(bool)
-		if !ok {
-			return typeErr("OperationSessionInfo.autocommit", autocommitV, "bool")
-		}
-		if ac {
-			return merr.New(merr.InvalidOptions, "Specifying autocommit=true is not allowed.")
-		}
-	} else if hasStart {
+	start, has := bsonkit.Get(cmd, "startTransaction")
+	if !has {
+		return nil
+	}
+	if !hasAutocommit {
 		return merr.New(merr.InvalidOptions, "'startTransaction' field requires 'autocommit' field to also be specified")
 	}
-	if hasStart {
-		start, ok := startV.(bool)
-		if !ok {
-			return typeErr("OperationSessionInfo.startTransaction", startV, "bool")
-		}
-		if !start {
-			return merr.New(merr.InvalidOptions, "Specifying startTransaction=false is not allowed.")
-		}
+	if b, ok := start.(bool); !ok || !b {
+		return merr.New(merr.InvalidOptions, "Specifying startTransaction=false is not allowed.")
 	}
 	return nil
 }
@@ -139,7 +115,7 @@ func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
 		s.txnNumber = n
 		s.state = txnNone
 		s.txn = nil
-		s.retry = &retryRecord{txnNumber: n, stmts: map[int]any{}}
+		s.retry = &retryRecord{txnNumber: n}
 	}
 	o.retry = s.retry
 	reply, err := o.runCommand()
