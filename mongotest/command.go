@@ -82,6 +82,24 @@ const (
 	endsAbort
 )
 
+// supportsWriteConcern reports whether the command cmd of h takes a
+// write concern: a write, a DDL command, commit/abort, or an aggregate
+// whose pipeline ends with $out or $merge.
+func (h handler) supportsWriteConcern(cmd bson.D) bool {
+	if h.writeConcern {
+		return true
+	}
+	if len(cmd) == 0 || cmd[0].Key != "aggregate" {
+		return false
+	}
+	p, _ := field(cmd, "pipeline").(bson.A)
+	if len(p) == 0 {
+		return false
+	}
+	last, _ := p[len(p)-1].(bson.D)
+	return len(last) > 0 && (last[0].Key == "$out" || last[0].Key == "$merge")
+}
+
 // endsTxn reports whether h is commitTransaction or abortTransaction.
 func (h handler) endsTxn() bool { return h.ends != endsNothing }
 
@@ -203,6 +221,11 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 	}
 	if err := checkGenericArgs(req.cmd); err != nil {
 		return nil, err
+	}
+	if _, has := bsonkit.Get(req.cmd, "writeConcern"); has && !h.supportsWriteConcern(req.cmd) {
+		// service_entry_point_common.cpp refuses it before the command
+		// runs, rather than ignore it.
+		return nil, merr.New(merr.InvalidOptions, "Command does not support writeConcern")
 	}
 	o := &op{s: s, ctx: ctx, req: req, cmd: req.cmd, db: req.db, name: req.name, h: h}
 	if ms, _ := maxTimeMS(req.cmd); ms > 0 {

@@ -17,6 +17,13 @@ func cmdDelete(o *op) (bson.D, error) {
 	var n int32
 	werrs, err := o.writeBatch("deletes", parseDelete, func(_ int, v any) (any, error) {
 		return o.deleteOne(ns, v)
+	}, func(_ int, rec any) (any, error) {
+		if d, ok := rec.(int32); ok {
+			return d, nil
+		}
+		// makeWriteResultForInsertOrDeleteRetry
+		// (write_ops_retryability.cpp): n: 1 over any other entry.
+		return int32(1), nil
 	}, func(r any) { n += r.(int32) })
 	if err != nil {
 		return nil, err

@@ -26,12 +26,16 @@ func cmdInsert(o *op) (bson.D, error) {
 			return nil, err
 		}
 		doc = fill(doc)
-		return true, o.atomic(func(t *engine.Txn) error {
+		id, _ := bsonkit.Get(doc, "_id")
+		return insertRecord{id: id}, o.atomic(func(t *engine.Txn) error {
 			if err := o.validate(t, ns, nil, doc); err != nil {
 				return err
 			}
 			return t.Insert(ns, doc)
 		})
+	}, func(_ int, rec any) (any, error) {
+		// makeWriteResultForInsertOrDeleteRetry: n: 1, whatever it was.
+		return rec, nil
 	}, func(any) { n++ })
 	if err != nil {
 		return nil, err
@@ -197,3 +201,7 @@ func fillReplacement(spec any, fill func(bson.D) bson.D) any {
 	}
 	return fill(d)
 }
+
+// insertRecord is the recorded result of an inserted document, for a
+// retry of its statement.
+type insertRecord struct{ id any }

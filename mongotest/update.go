@@ -32,7 +32,7 @@ func cmdUpdate(o *op) (bson.D, error) {
 		res, err := o.updateOne(ns, v)
 		res.index = int32(i)
 		return res, err
-	}, func(r any) {
+	}, replayUpdate, func(r any) {
 		res := r.(updateResult)
 		n += res.n
 		modified += res.modified
@@ -48,6 +48,19 @@ func cmdUpdate(o *op) (bson.D, error) {
 		reply = append(reply, bson.E{Key: "upserted", Value: upserted})
 	}
 	return withWriteErrors(reply, werrs), nil
+}
+
+// replayUpdate answers an update statement already executed as
+// parseOplogEntryForUpdate (write_ops_retryability.cpp) does: over an
+// insert, as the upsert of that document; over a delete, code 40638.
+func replayUpdate(i int, rec any) (any, error) {
+	switch r := rec.(type) {
+	case updateResult:
+		return r, nil
+	case insertRecord:
+		return updateResult{index: int32(i), n: 1, upserted: r.id, hasUpsert: true}, nil
+	}
+	return nil, merr.New(40638, "update retry request is not compatible with previous write in the transaction of type: d")
 }
 
 // parseUpdate checks an update statement's shape, which MongoDB parses

@@ -193,7 +193,11 @@ func (o *op) commandLevel(err error) bool {
 // writeErrors. Every statement is parsed before the first runs: as with
 // MongoDB's IDL parsing of the command, a malformed statement fails the
 // command with nothing applied.
-func (o *op) writeBatch(field string, parse func(stmt any) error, each func(i int, stmt any) (any, error), fold func(result any)) (bson.A, error) {
+//
+// replay turns the recorded result of a statement already executed into
+// this command's kind of result ([insertRecord], an int32 for a delete, an
+// [updateResult]).
+func (o *op) writeBatch(field string, parse func(stmt any) error, each func(i int, stmt any) (any, error), replay func(i int, recorded any) (any, error), fold func(result any)) (bson.A, error) {
 	name := o.name
 	stmts, ok, err := arrayField(o.cmd, field)
 	if err != nil {
@@ -217,7 +221,19 @@ func (o *op) writeBatch(field string, parse func(stmt any) error, each func(i in
 	var werrs bson.A
 	for i, v := range stmts {
 		if cached, done := o.retry.done(i); done {
-			fold(cached)
+			// The statement may have been another kind of write (the
+			// same txnNumber re-sent with another command): replay
+			// answers from its record as MongoDB does from its oplog
+			// entry, or refuses it.
+			res, err := replay(i, cached)
+			if err != nil {
+				werrs = append(werrs, writeErrorDoc(i, err))
+				if ord {
+					break
+				}
+				continue
+			}
+			fold(res)
 			continue
 		}
 		res, err := each(i, v)
