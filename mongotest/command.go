@@ -29,9 +29,8 @@ type op struct {
 	deadline time.Time
 	// atClusterTime is the snapshot a snapshot read ran at, for its reply.
 	atClusterTime *bson.Timestamp
-	// failWCE is a matched fail point whose writeConcernError is added
-	// to the reply after the command runs.
-	failWCE *failPoint
+	// injected: the failCommand fail point answered for the command.
+	injected bool
 	// noCursorTimeout: a cursor this command opens is never reaped for
 	// being idle.
 	noCursorTimeout bool
@@ -244,7 +243,11 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 	}
 	if err != nil {
 		o.logError(err)
-		return nil, err
+		var me *merr.Error
+		if !errors.As(err, &me) {
+			me = merr.New(merr.InternalError, "%v", err)
+		}
+		return o.withWriteConcernError(me.Doc()), nil
 	}
 	if reply == nil {
 		return nil, nil // closeConnection: nothing at all is sent

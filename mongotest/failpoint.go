@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -69,6 +70,7 @@ type failPoint struct {
 	hasLabels    bool
 	wce          bson.D
 	block        time.Duration
+	blocks       bool // data.blockConnection
 	// blockErr: blockConnection without a valid blockTimeMS, which fails
 	// each command the fail point fires on (evaluateFailCommandFailPoint).
 	blockErr error
@@ -79,7 +81,24 @@ type failPoint struct {
 func (f *failpoints) match(req *request) *failPoint {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.fp == nil || !f.fp.applies(req) {
+	fp := f.fp
+	// evaluateFailCommandFailPoint fires only for a fail point that
+	// closes, blocks or fails: one with only a writeConcernError is left
+	// for [failpoints.matchWCE].
+	if fp == nil || !fp.applies(req) || !(fp.closeConn || fp.blocks || fp.hasErrorCode) {
+		return nil
+	}
+	return consume(&f.fp, &f.entered)
+}
+
+// matchWCE returns the fail point whose writeConcernError a command that
+// waits for write concern gets, consuming one activation: mongod
+// evaluates it apart, where it waits for write concern
+// (RunCommandAndWaitForWriteConcern::_waitForWriteConcern).
+func (f *failpoints) matchWCE(req *request) *failPoint {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fp == nil || f.fp.wce == nil || !f.fp.applies(req) {
 		return nil
 	}
 	return consume(&f.fp, &f.entered)
@@ -386,7 +405,7 @@ func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
 			fp.wce = d
 		case "blockConnection":
 			if b, _ := e.Value.(bool); b {
-				fp.block = time.Millisecond // refined by blockTimeMS
+				fp.block, fp.blocks = time.Millisecond, true // refined by blockTimeMS
 			}
 		case "errmsg":
 			fp.errmsg, _ = e.Value.(string)
@@ -467,9 +486,6 @@ func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort, retr
 		e.Labels = fp.labelsFor(fp.errorCode, inTxn, commitOrAbort, retryableWrite)
 		return e.Doc(), true
 	}
-	if fp.wce != nil {
-		o.failWCE = fp
-	}
 	return nil, false
 }
 
@@ -497,34 +513,46 @@ func serverLabels(code int32, inTxn, commitOrAbort, retryableWrite bool) []strin
 	return labels
 }
 
-// withWriteConcernError adds the fail point's writeConcernError to a
-// successful reply, as the server does after running the command.
+// withWriteConcernError adds the failCommand fail point's
+// writeConcernError to the reply of a command that waits for write
+// concern, successful or failed (_handleError waits too), verbatim and
+// only when the reply has none yet, as _waitForWriteConcern does. A reply
+// the fail point itself produced never gets one: that command failed
+// before it ran.
 func (o *op) withWriteConcernError(reply bson.D) bson.D {
-	fp := o.failWCE
-	if fp == nil || isErrorReply(reply) || reply == nil {
+	if reply == nil || o.injected || !(o.h.supportsWriteConcern(o.cmd) || o.writes) {
 		return reply
 	}
-	wce := bsonkit.CloneDoc(fp.wce)
-	if _, ok := bsonkit.Get(wce, "codeName"); !ok {
-		if code, ok := bsonkit.ToInt64(field(wce, "code")); ok {
-			wce = append(wce, bson.E{Key: "codeName", Value: merr.Name(int32(code))})
-		}
+	if _, has := bsonkit.Get(reply, "writeConcernError"); has {
+		return reply
 	}
-	reply = append(reply, bson.E{Key: "writeConcernError", Value: wce})
-	var labels []string
+	fp := o.s.core.failpoints.matchWCE(o.req)
+	if fp == nil {
+		return reply
+	}
+	out := make(bson.D, 0, len(reply)+2)
+	var labels bson.A
+	for _, e := range reply {
+		if e.Key == "errorLabels" {
+			labels, _ = e.Value.(bson.A)
+			continue
+		}
+		out = append(out, e)
+	}
+	out = append(out, bson.E{Key: "writeConcernError", Value: bsonkit.CloneDoc(fp.wce)})
 	if fp.hasLabels {
-		labels = fp.errorLabels
-	} else if code, ok := bsonkit.ToInt64(field(wce, "code")); ok && (o.retry != nil || o.h.endsTxn()) && merr.IsRetryable(int32(code)) {
-		labels = []string{merr.LabelRetryableWrite}
+		// The fail point's labels replace the server's (errorLabelsOverride).
+		labels = bson.A{}
+		for _, l := range fp.errorLabels {
+			labels = append(labels, l)
+		}
+	} else if code, ok := bsonkit.ToInt64(field(fp.wce, "code")); ok && (o.retry != nil || o.h.endsTxn()) && merr.IsRetryable(int32(code)) && !slices.Contains(labels, any(merr.LabelRetryableWrite)) {
+		labels = append(labels, merr.LabelRetryableWrite)
 	}
 	if len(labels) > 0 {
-		arr := bson.A{}
-		for _, l := range labels {
-			arr = append(arr, l)
-		}
-		reply = append(reply, bson.E{Key: "errorLabels", Value: arr})
+		out = append(out, bson.E{Key: "errorLabels", Value: labels})
 	}
-	return reply
+	return out
 }
 
 // FailCommand configures the failCommand fail point, exactly as

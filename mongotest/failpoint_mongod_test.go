@@ -137,3 +137,35 @@ func TestFailCommandErrorExtraInfoIsRefused(t *testing.T) {
 		"data":{"failCommands":["ping"],"errorCode":2,"errorExtraInfo":{"a":1}}}`)), 2, "BadValue")
 	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}}))
 }
+
+// failCommand's writeConcernError is applied where mongod waits for write
+// concern (RunCommandAndWaitForWriteConcern::_waitForWriteConcern in
+// src/mongo/db/service_entry_point_common.cpp), which only commands that
+// support a write concern reach: a find never carries it and does not
+// consume the activation. A command that supports it and fails while
+// running carries it too (_handleError waits for write concern). The
+// document is appended verbatim. Filed by attack15b.
+func TestFailCommandWriteConcernErrorOnlyWhereWriteConcernIsWaitedFor(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	failCommand(t, srv, bson.D{{Key: "times", Value: 1}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"find", "insert"}},
+		{Key: "writeConcernError", Value: bson.D{{Key: "code", Value: 100}, {Key: "errmsg", Value: "x"}}},
+	})
+	r := runWithoutLsid(t, s, "db", bson.D{{Key: "find", Value: "c"}})
+	requireOK(t, r)
+	assert.Nil(t, replyField(r, "writeConcernError"), "a find has no write concern: %v", r)
+	r = runWithoutLsid(t, s, "db", insertCmd("c", bson.D{{Key: "_id", Value: 1}}))
+	requireOK(t, r)
+	assert.Equal(t, bson.D{{Key: "code", Value: int32(100)}, {Key: "errmsg", Value: "x"}}, replyField(r, "writeConcernError"),
+		"the find left the activation to the insert, which gets the document verbatim")
+
+	requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"create":"v","viewOn":"c","pipeline":[]}`)))
+	failCommand(t, srv, bson.D{{Key: "times", Value: 1}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"insert"}},
+		{Key: "writeConcernError", Value: bson.D{{Key: "code", Value: 91}, {Key: "errmsg", Value: "x"}}},
+	})
+	r = runWithoutLsid(t, s, "db", insertCmd("v", bson.D{{Key: "_id", Value: 1}}))
+	assert.EqualValues(t, 0, replyField(r, "ok"), "an insert into a view fails: %v", r)
+	assert.NotNil(t, replyField(r, "writeConcernError"), "the failed insert waited for write concern: %v", r)
+}

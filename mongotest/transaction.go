@@ -30,6 +30,7 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	if fp := ss.c.failpoints.match(o.req); fp != nil {
 		retryable := hasTxn && !hasAutocommit && o.h.write
 		if reply, handled := o.s.applyFailPoint(o, fp, hasAutocommit, o.h.endsTxn(), retryable); handled {
+			o.injected = true
 			return reply, nil
 		}
 	}
