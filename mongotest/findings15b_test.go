@@ -208,3 +208,29 @@ func TestCountNegativeLimitIsItsAbsoluteValue(t *testing.T) {
 	requireOK(t, r)
 	assert.EqualValues(t, 2, replyField(r, "n"))
 }
+
+// decimal128 arithmetic rounds to the format as the BID library does
+// (src/mongo/platform/decimal128.cpp; SafeNum for $mul): a result above
+// the largest decimal is Infinity, one below the smallest rounds to zero;
+// neither is an InternalError.
+func TestDecimalOverflowIsInfinityAndUnderflowIsZero(t *testing.T) {
+	ctx, db := newTestDB(t)
+	cur, err := db.Aggregate(ctx, bson.A{
+		fromJSON(t, `{"$documents":[{"a":{"$numberDecimal":"9.999999999999999999999999999999999E+6144"},"b":{"$numberDecimal":"1E-6176"}}]}`),
+		fromJSON(t, `{"$project":{"_id":0,"sum":{"$add":["$a","$a"]},"half":{"$divide":["$b",2]}}}`),
+	})
+	require.NoError(t, err)
+	var got []bson.D
+	require.NoError(t, cur.All(ctx, &got))
+	require.Len(t, got, 1)
+	sum, _ := replyField(got[0], "sum").(bson.Decimal128)
+	assert.True(t, sum.IsInf() > 0, "sum: %v", replyField(got[0], "sum"))
+	half, _ := replyField(got[0], "half").(bson.Decimal128)
+	assert.True(t, half.IsZero(), "half: %v", replyField(got[0], "half"))
+
+	coll := db.Collection("c")
+	insertJSON(t, ctx, coll, `[{"_id":1,"d":{"$numberDecimal":"9.999999999999999999999999999999999E+6144"}}]`)
+	_, err = coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, fromJSON(t, `{"$mul":{"d":10}}`))
+	require.NoError(t, err)
+	requireStored(t, ctx, coll, `[{"_id":1,"d":{"$numberDecimal":"Infinity"}}]`)
+}
