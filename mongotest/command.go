@@ -221,6 +221,9 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 	if err := checkGenericArgs(req.cmd); err != nil {
 		return nil, err
 	}
+	if err := checkAPIParameters(req.name, req.cmd); err != nil {
+		return nil, err
+	}
 	if _, has := bsonkit.Get(req.cmd, "writeConcern"); has && !h.supportsWriteConcern(req.cmd) {
 		// service_entry_point_common.cpp refuses it before the command
 		// runs, rather than ignore it.

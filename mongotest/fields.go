@@ -37,7 +37,7 @@ var genericFields = fields{
 	"$db": implemented, "lsid": implemented, "txnNumber": implemented, "autocommit": implemented,
 	"startTransaction": implemented, "readConcern": implemented, "writeConcern": implemented,
 	"maxTimeMS": implemented, "$clusterTime": implemented, "$readPreference": noEffect,
-	"comment": noEffect, "apiVersion": implemented, "apiStrict": noEffect, "apiDeprecationErrors": noEffect,
+	"comment": noEffect, "apiVersion": implemented, "apiStrict": implemented, "apiDeprecationErrors": implemented,
 	"stmtId": noEffect, "$queryOptions": noEffect, "$audit": noEffect, "$client": noEffect,
 }
 

@@ -17,6 +17,8 @@ const (
 	TypeMismatch                       int32 = 14
 	Unauthorized                       int32 = 13
 	IllegalOperation                   int32 = 20
+	APIVersionError                    int32 = 322
+	APIStrictError                     int32 = 323
 	ConflictingOperationInProgress     int32 = 117
 	InvalidPipelineOperator            int32 = 168
 	WriteConcernFailed                 int32 = 64
@@ -89,6 +91,8 @@ var names = map[int32]string{
 	TypeMismatch:                       "TypeMismatch",
 	Unauthorized:                       "Unauthorized",
 	IllegalOperation:                   "IllegalOperation",
+	APIVersionError:                    "APIVersionError",
+	APIStrictError:                     "APIStrictError",
 	ConflictingOperationInProgress:     "ConflictingOperationInProgress",
 	InvalidPipelineOperator:            "InvalidPipelineOperator",
 	WriteConcernFailed:                 "WriteConcernFailed",
