@@ -70,8 +70,8 @@ func (o *op) waitFor(change func() error) error {
 		if !errors.As(err, &c) {
 			return err
 		}
-		if werr := c.Wait(o.ctx); werr != nil {
-			return o.waitErr()
+		if err := o.waitOut(c); err != nil {
+			return err
 		}
 	}
 }

@@ -148,7 +148,12 @@ func cursorDoc(ns, key string, docs []bson.D, id int64) bson.D {
 	for i, d := range docs {
 		arr[i] = d
 	}
-	return bson.D{{Key: "cursor", Value: bson.D{{Key: key, Value: arr}, {Key: "id", Value: id}, {Key: "ns", Value: ns}}}, {Key: "ok", Value: 1.0}}
+	// One allocation for both documents; the outer one is capped so that
+	// appending to it never writes over the cursor.
+	e := make([]bson.E, 5)
+	e[0], e[1] = bson.E{Key: "cursor", Value: bson.D(e[2:5])}, bson.E{Key: "ok", Value: 1.0}
+	e[2], e[3], e[4] = bson.E{Key: key, Value: arr}, bson.E{Key: "id", Value: id}, bson.E{Key: "ns", Value: ns}
+	return e[0:2:2]
 }
 
 func cmdGetMore(o *op) (bson.D, error) {

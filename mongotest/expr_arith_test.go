@@ -14,13 +14,11 @@ import (
 // overflow in $add", nonDecimalTotal.fitsLong())", the total rounded half
 // away from zero (DoubleDoubleSummation::getLong); with a decimal operand
 // the total is rounded half to even by Decimal128::toLong, which never
-// fails. mongotest wrapped around: the latest date plus 1 ms was the
-// earliest date.
-func TestDateOverflowInAddIsAnError(t *testing.T) {
+// fails. mongotest wrapped around (the latest date plus 1 ms was the
+// earliest date) and took a decimal operand as a double.
+func TestDateAddRoundsAndOverflowsAsMongoDB(t *testing.T) {
 	ctx, db := newTestDB(t)
 	for _, stage := range []string{
-		`{"$project":{"p":{"$add":[{"$date":{"$numberLong":"9223372036854775807"}},1]}}}`,
-		`{"$project":{"p":{"$add":[{"$date":{"$numberLong":"-9223372036854775808"}},-1.5]}}}`,
 		`{"$project":{"p":{"$add":[1e300,{"$date":{"$numberLong":"0"}}]}}}`,
 		`{"$project":{"p":{"$add":[{"$date":{"$numberLong":"0"}},{"$numberDouble":"NaN"}]}}}`,
 	} {
@@ -44,6 +42,7 @@ func TestDateOverflowInAddIsAnError(t *testing.T) {
 		{give: `[{"$date":{"$numberLong":"0"}},{"$numberDecimal":"0.5"}]`, want: 0},
 		{give: `[{"$date":{"$numberLong":"0"}},{"$numberDecimal":"1.5"}]`, want: 2},
 		{give: `[{"$date":{"$numberLong":"9223372036854775807"}},{"$numberDecimal":"1"}]`, want: math.MinInt64},
+		{give: `[{"$date":{"$numberLong":"1"}},{"$numberDecimal":"9007199254740993"}]`, want: 9007199254740994},
 		{give: `[{"$date":{"$numberLong":"1000"}},{"$numberLong":"9223372036854775807"},{"$numberLong":"-9223372036854775807"}]`, want: 1000},
 	}
 	for _, tt := range tests {

@@ -202,7 +202,7 @@ func cmdFind(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fs.limit < 0 {
+	if fs.limit < 0 || fs.limit > 0 && bs > 0 && bs >= fs.limit {
 		single = true
 	}
 	// In a transaction an unsorted find's cursor sees the transaction's
@@ -233,15 +233,17 @@ func cmdFind(o *op) (bson.D, error) {
 		return nil, err
 	}
 	if o.txn == nil && fs.sort == nil && !o.isView(ns) {
-		if o.atClusterTime != nil {
+		switch {
+		case o.atClusterTime != nil:
 			docs = project(docs, proj)
-		} else {
-			live = func(d bson.D) (bson.D, bool, error) { return project([]bson.D{d}, proj)[0], true, nil }
-			later = fs.liveLatest(o.s.core.engine, ns, proj)
+		default:
+			if proj != nil {
+				live = func(d bson.D) (bson.D, bool, error) { return proj.Apply(d), true, nil }
+			}
+			if !single && len(docs) > int(bs) { // a cursor stays open
+				later = fs.liveLatest(o.s.core.engine, ns, proj)
+			}
 		}
-	}
-	if fs.limit > 0 && bs > 0 && bs >= fs.limit {
-		single = true
 	}
 	reply, _, err := o.s.core.cursors.openLive(o, ns.String(), docs, int(bs), single, live, later)
 	return reply, err

@@ -44,10 +44,15 @@ type session struct {
 	unpin    func()
 	pinnedAt time.Time
 
-	// interrupt cancels the command running on the session, if any: a
-	// kill does not wait for it (it may be waiting for a document that
-	// another transaction holds). It has its own lock: the command holds mu.
+	// The command running on the session, if any, is interrupted by a
+	// kill: a kill does not wait for it (it may be waiting for a document
+	// that another transaction holds). These fields have their own lock:
+	// the command holds mu. A command's wait context is made only when it
+	// waits (most never do): interrupt cancels it; killed records a kill
+	// that came before, which the wait then sees at once.
 	opMu      sync.Mutex
+	opRunning bool
+	killed    bool
 	interrupt context.CancelCauseFunc
 }
 
@@ -55,20 +60,42 @@ type session struct {
 // killed.
 var errSessionKilled = errors.New("session killed")
 
-// running records the cancel of the command that runs on s (nil: none).
-func (s *session) running(cancel context.CancelCauseFunc) {
+// running records that a command starts (true) or ends (false) on s.
+func (s *session) running(on bool) {
 	s.opMu.Lock()
-	s.interrupt = cancel
+	s.opRunning, s.killed, s.interrupt = on, false, nil
 	s.opMu.Unlock()
 }
 
 // interruptOp interrupts the command running on s, if any.
 func (s *session) interruptOp() {
 	s.opMu.Lock()
-	if s.interrupt != nil {
+	switch {
+	case s.interrupt != nil:
 		s.interrupt(errSessionKilled)
+	case s.opRunning:
+		s.killed = true
 	}
 	s.opMu.Unlock()
+}
+
+// waitContext returns the context a command running on s waits under:
+// ctx, also cancelled when s is killed. Call stop when the wait is over.
+func (s *session) waitContext(ctx context.Context) (wctx context.Context, stop func()) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	s.opMu.Lock()
+	if s.killed {
+		cancel(errSessionKilled)
+	} else {
+		s.interrupt = cancel
+	}
+	s.opMu.Unlock()
+	return wctx, func() {
+		s.opMu.Lock()
+		s.interrupt = nil
+		s.opMu.Unlock()
+		cancel(nil)
+	}
 }
 
 // unpinOlder releases s's snapshot once it is older than window; s.mu
@@ -109,6 +136,9 @@ func (r *retryRecord) done(stmt int) (any, bool) {
 
 func (r *retryRecord) record(stmt int, result any) {
 	if r != nil {
+		if r.stmts == nil {
+			r.stmts = map[int]any{}
+		}
 		r.stmts[stmt] = result
 	}
 }

@@ -75,7 +75,14 @@ type conn struct {
 	// group.mu.
 	group         *clientGroup
 	farewellsSeen uint64
+
+	// out is the last reply's buffer, reused for the next: a reply is
+	// written before the next request is read.
+	out []byte
 }
+
+// maxKeptReplyBuf bounds the reply buffer a connection keeps.
+const maxKeptReplyBuf = 1 << 20
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.nextConnID.Add(1)
@@ -134,7 +141,7 @@ func readMessage(r io.Reader) ([]byte, error) {
 }
 
 // handle answers one wire message. It returns the reply to write (nil for
-// none) and whether the connection stays open.
+// none), valid until the next call, and whether the connection stays open.
 func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 	m, err := decodeMessage(wm)
 	var cmd bson.D
@@ -190,7 +197,10 @@ func (s *Server) serveRequest(ctx context.Context, req *request) (reply bson.D) 
 func (c *conn) encodeReply(m *message, reply bson.D) []byte {
 	reply = c.srv.withTopologyVersion(reply)
 	reqID := c.srv.nextReqID.Add(1)
-	dst := make([]byte, 0, 512)
+	dst := c.out[:0]
+	if cap(dst) == 0 || cap(dst) > maxKeptReplyBuf {
+		dst = make([]byte, 0, 512)
+	}
 	var idx int32
 	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	if m.opCode == wiremessage.OpQuery {
@@ -216,6 +226,7 @@ func (c *conn) encodeReply(m *message, reply bson.D) []byte {
 		dst, _ = bsonkit.AppendDocument(dst[:body], reply)
 	}
 	dst = c.srv.appendClusterTime(dst, body, reply)
+	c.out = dst
 	return bsoncore.UpdateLength(dst, idx, int32(len(dst)-int(idx)))
 }
 

@@ -66,8 +66,8 @@ func (o *op) atomic(fn func(t *engine.Txn) error) error {
 		var c *engine.Conflict
 		if errors.As(err, &c) {
 			t.Abort()
-			if werr := c.Wait(o.ctx); werr != nil {
-				return o.waitErr()
+			if err := o.waitOut(c); err != nil {
+				return err
 			}
 			continue
 		}
@@ -84,10 +84,20 @@ func (o *op) atomic(fn func(t *engine.Txn) error) error {
 	}
 }
 
-// waitErr is the error of a command whose wait was cut by its context:
-// its session was killed, or its maxTimeMS passed.
-func (o *op) waitErr() error {
-	if errors.Is(context.Cause(o.ctx), errSessionKilled) {
+// waitOut waits for the transaction that holds what o needs to end. A
+// wait cut short fails o: its session was killed (Interrupted), or its
+// maxTimeMS passed or the server is closing (MaxTimeMSExpired).
+func (o *op) waitOut(c *engine.Conflict) error {
+	ctx := o.ctx
+	if o.sess != nil {
+		var stop func()
+		ctx, stop = o.sess.waitContext(ctx)
+		defer stop()
+	}
+	if c.Wait(ctx) == nil {
+		return nil
+	}
+	if errors.Is(context.Cause(ctx), errSessionKilled) {
 		return merr.New(merr.Interrupted, "operation was interrupted")
 	}
 	return merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")

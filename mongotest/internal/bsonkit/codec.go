@@ -23,12 +23,22 @@ var errMalformed = errors.New("bsonkit: malformed BSON")
 
 // Decode returns the document raw as bson.Unmarshal into a bson.D returns
 // it: the same values of the same types (see the package comment), every
-// byte copied out of raw.
+// byte copied out of raw. The documents and arrays nested in it share one
+// allocation, each capped to its own length, so appending to one never
+// writes into another; short strings and binaries may be shared with
+// other decoded documents (no one modifies a decoded value in place).
 func Decode(raw []byte) (bson.D, error) {
 	var d bson.D
 	err := errMalformed
 	if len(raw) >= 4 && int(binary.LittleEndian.Uint32(raw)) == len(raw) {
-		d, err = decodeDoc(raw)
+		var elems, vals int
+		if elems, vals, err = countTree(raw, false, 0); err == nil {
+			dec := decoder{elems: make([]bson.E, elems)}
+			if vals > 0 {
+				dec.vals = make([]any, vals)
+			}
+			d, err = dec.doc(raw)
+		}
 	}
 	if err != nil {
 		// Let the driver say what is wrong, in its words.
@@ -54,7 +64,51 @@ func docBody(raw []byte) ([]byte, error) {
 	return raw[4 : n-1], nil
 }
 
-func decodeDoc(raw []byte) (bson.D, error) {
+// maxDecodeDepth bounds countTree's recursion; deeper input is left to the
+// driver, which refuses it.
+const maxDecodeDepth = 200
+
+// countTree counts the fields of the documents (elems) and the values of
+// the arrays (vals) in raw, a document or (array) an array, nested ones
+// included: what Decode allocates at once.
+func countTree(raw []byte, array bool, depth int) (elems, vals int, err error) {
+	if depth > maxDecodeDepth {
+		return 0, 0, errMalformed
+	}
+	body, err := docBody(raw)
+	if err != nil {
+		return 0, 0, err
+	}
+	for len(body) > 0 {
+		t, _, val, rest, err := readElement(body)
+		if err != nil {
+			return 0, 0, err
+		}
+		if array {
+			vals++
+		} else {
+			elems++
+		}
+		if t == bsoncore.TypeEmbeddedDocument || t == bsoncore.TypeArray {
+			e, v, err := countTree(val, t == bsoncore.TypeArray, depth+1)
+			if err != nil {
+				return 0, 0, err
+			}
+			elems, vals = elems+e, vals+v
+		}
+		body = rest
+	}
+	return elems, vals, nil
+}
+
+// decoder carves the documents and arrays of one Decode out of elems and
+// vals.
+type decoder struct {
+	elems []bson.E
+	vals  []any
+}
+
+func (dec *decoder) doc(raw []byte) (bson.D, error) {
 	body, err := docBody(raw)
 	if err != nil {
 		return nil, err
@@ -63,13 +117,17 @@ func decodeDoc(raw []byte) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := make(bson.D, n)
+	if n > len(dec.elems) {
+		return nil, errMalformed
+	}
+	d := bson.D(dec.elems[:n:n])
+	dec.elems = dec.elems[n:]
 	for i := range d {
 		t, key, val, rest, err := readElement(body)
 		if err != nil {
 			return nil, err
 		}
-		v, err := decodeValue(t, val)
+		v, err := dec.value(t, val)
 		if err != nil {
 			return nil, err
 		}
@@ -79,7 +137,7 @@ func decodeDoc(raw []byte) (bson.D, error) {
 	return d, nil
 }
 
-func decodeArray(raw []byte) (bson.A, error) {
+func (dec *decoder) array(raw []byte) (bson.A, error) {
 	body, err := docBody(raw)
 	if err != nil {
 		return nil, err
@@ -88,13 +146,17 @@ func decodeArray(raw []byte) (bson.A, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := make(bson.A, n)
+	if n > len(dec.vals) {
+		return nil, errMalformed
+	}
+	a := bson.A(dec.vals[:n:n])
+	dec.vals = dec.vals[n:]
 	for i := range a {
 		t, _, val, rest, err := readElement(body)
 		if err != nil {
 			return nil, err
 		}
-		if a[i], err = decodeValue(t, val); err != nil {
+		if a[i], err = dec.value(t, val); err != nil {
 			return nil, err
 		}
 		body = rest
@@ -191,21 +253,17 @@ func valueLen(t bsoncore.Type, src []byte) (int, bool) {
 	return 0, false
 }
 
-// decodeValue converts one value, whose bytes val holds exactly.
-func decodeValue(t bsoncore.Type, val []byte) (any, error) {
+// value converts one value, whose bytes val holds exactly.
+func (dec *decoder) value(t bsoncore.Type, val []byte) (any, error) {
 	switch t {
 	case bsoncore.TypeDouble:
 		return math.Float64frombits(binary.LittleEndian.Uint64(val)), nil
 	case bsoncore.TypeString:
-		s, ok := readString(val)
-		if !ok {
-			return nil, errMalformed
-		}
-		return s, nil
+		return readStringValue(val)
 	case bsoncore.TypeEmbeddedDocument:
-		return decodeDoc(val)
+		return dec.doc(val)
 	case bsoncore.TypeArray:
-		return decodeArray(val)
+		return dec.array(val)
 	case bsoncore.TypeBinary:
 		// val is length, subtype, data; the old subtype 2 repeats the
 		// length inside the data, which the driver strips.
@@ -217,9 +275,7 @@ func decodeValue(t bsoncore.Type, val []byte) (any, error) {
 			}
 			data = data[4:]
 		}
-		b := make([]byte, len(data)) // never nil, as the driver's
-		copy(b, data)
-		return bson.Binary{Subtype: sub, Data: b}, nil
+		return binaryValue(sub, data), nil
 	case bsoncore.TypeObjectID:
 		var id bson.ObjectID
 		copy(id[:], val)
@@ -258,16 +314,17 @@ func decodeValue(t bsoncore.Type, val []byte) (any, error) {
 	return decodeRare(t, val)
 }
 
-// readString reads a length-prefixed, NUL-terminated string that fills val.
-func readString(val []byte) (string, bool) {
+// stringBytes returns the bytes of the length-prefixed, NUL-terminated
+// string that fills val.
+func stringBytes(val []byte) ([]byte, bool) {
 	if len(val) < 5 {
-		return "", false
+		return nil, false
 	}
 	n := int(int32(binary.LittleEndian.Uint32(val)))
 	if n <= 0 || n != len(val)-4 || val[len(val)-1] != 0 {
-		return "", false
+		return nil, false
 	}
-	return string(val[4 : len(val)-1]), true
+	return val[4 : len(val)-1], true
 }
 
 func decodeRare(t bsoncore.Type, val []byte) (any, error) {
@@ -284,12 +341,13 @@ func decodeRare(t bsoncore.Type, val []byte) (any, error) {
 }
 
 // internKey returns key as a string, without allocating for the field
-// names that commands carry on every request.
+// names that commands carry on every request, nor, most of the time, for
+// the short ones seen lately.
 func internKey(key []byte) string {
 	if s, ok := commonKeys[string(key)]; ok {
 		return s
 	}
-	return string(key)
+	return keyCache.get(key)
 }
 
 var commonKeys = func() map[string]string {

@@ -2,9 +2,12 @@ package bsonkit_test
 
 import (
 	"math"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -208,4 +211,57 @@ func FuzzDecode(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, wantBytes, gotBytes)
 	})
+}
+
+// The documents and arrays of one Decode share an allocation: appending
+// to one must not write into its neighbour.
+func TestDecodedDocumentsGrowApart(t *testing.T) {
+	give := bson.D{
+		{Key: "a", Value: bson.D{{Key: "x", Value: int32(1)}}},
+		{Key: "b", Value: bson.D{{Key: "y", Value: int32(2)}}},
+		{Key: "l", Value: bson.A{int32(1)}},
+		{Key: "m", Value: bson.A{int32(2)}},
+	}
+	raw, err := bson.Marshal(give)
+	require.NoError(t, err)
+	got, err := bsonkit.Decode(raw)
+	require.NoError(t, err)
+	a := append(got[0].Value.(bson.D), bson.E{Key: "z", Value: int32(9)})
+	l := append(got[2].Value.(bson.A), int32(9))
+	got = append(got, bson.E{Key: "top", Value: true})
+	require.Equal(t, bson.D{{Key: "x", Value: int32(1)}, {Key: "z", Value: int32(9)}}, a)
+	require.Equal(t, bson.A{int32(1), int32(9)}, l)
+	require.Equal(t, append(give, bson.E{Key: "top", Value: true}), got, "neighbours unchanged")
+}
+
+// Short strings, binaries and keys decoded again come from a cache: the
+// values must be those of the bytes, whatever the cache held, also when
+// many goroutines decode different values that share cache slots.
+func TestDecodeCachedValuesAreExact(t *testing.T) {
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 3000 {
+				n := (i*7 + g) % 2500
+				give := bson.D{
+					{Key: "k" + string(rune('a'+n%26)) + string(rune('a'+n/26%26)), Value: "s" + strconv.Itoa(n)},
+					{Key: "bin", Value: bson.Binary{Subtype: byte(n % 5), Data: []byte(strconv.Itoa(n))}},
+					{Key: "long", Value: strings.Repeat("x", 40) + strconv.Itoa(n)},
+				}
+				raw, err := bson.Marshal(give)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := bsonkit.Decode(raw)
+				if err != nil || !assert.Equal(t, give, got) {
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
 }

@@ -236,3 +236,47 @@ func TestReadAtClusterTimeKeepsItsHistory(t *testing.T) {
 	u.Commit()
 	require.Equal(t, "old", r.FindID(ns, 1)[1].Value, "a reader at a cluster time keeps its versions")
 }
+
+// A transaction keeps its pending writes in a list while it has few and
+// indexes them once it has many: both ways it reads its own latest write
+// of each document, others read none, and commit or abort applies or
+// discards exactly those writes.
+func TestTransactionReadsItsOwnLatestWrites(t *testing.T) {
+	for _, n := range []int{3, indexWritesFrom, 3 * indexWritesFrom} {
+		for _, commit := range []bool{true, false} {
+			e := New(nil)
+			w := e.Begin()
+			for i := range n {
+				require.NoError(t, w.Insert(ns, bson.D{{Key: "_id", Value: i}, {Key: "v", Value: 0}}))
+			}
+			for i := 0; i < n; i += 2 {
+				old := bson.D{{Key: "_id", Value: i}, {Key: "v", Value: 0}}
+				require.NoError(t, w.Replace(ns, old, bson.D{{Key: "_id", Value: i}, {Key: "v", Value: 1}}))
+			}
+			other := e.Begin()
+			for i := range n {
+				want := 0
+				if i%2 == 0 {
+					want = 1
+				}
+				require.Equal(t, want, w.FindID(ns, i)[1].Value, "n=%d: own write of %d", n, i)
+				require.Nil(t, other.FindID(ns, i), "n=%d: others do not see %d", n, i)
+			}
+			other.Abort()
+			done := w.Done()
+			if commit {
+				w.Commit()
+			} else {
+				w.Abort()
+			}
+			<-done
+			<-w.Done()
+			after := e.Begin()
+			require.Equal(t, map[bool]int{true: n, false: 0}[commit], count(after), "n=%d commit=%v", n, commit)
+			if commit {
+				require.Equal(t, 1, after.FindID(ns, 0)[1].Value)
+				require.Equal(t, 0, after.FindID(ns, 1)[1].Value)
+			}
+		}
+	}
+}

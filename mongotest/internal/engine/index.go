@@ -221,12 +221,12 @@ func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int,
 			for _, v := range r.versions {
 				ix.add(r, v.doc)
 			}
-			if d := t.writes[r]; d != nil {
+			if d, _ := t.written(r); d != nil {
 				ix.add(r, d)
 			}
 			if ix.unique {
 				v, _ := r.latest()
-				if d, ok := t.writes[r]; ok {
+				if d, ok := t.written(r); ok {
 					v.doc = d
 				}
 				if v.doc != nil {
@@ -381,7 +381,7 @@ func (c *collection) unindex(r *record, gone ...bson.D) {
 			}
 		}
 		if r.owner != nil {
-			if d := r.owner.writes[r]; d != nil {
+			if d, _ := r.owner.written(r); d != nil {
 				live = append(live, d)
 			}
 		}

@@ -90,8 +90,9 @@ func writeString(b *strings.Builder, s string) {
 
 func writeNumberKey(b *strings.Builder, v any) {
 	if i, ok := bsonkit.ToInt64(v); ok {
+		var buf [20]byte
 		b.WriteByte('i')
-		b.WriteString(strconv.FormatInt(i, 10))
+		b.Write(strconv.AppendInt(buf[:0], i, 10))
 		return
 	}
 	if d, ok := v.(bson.Decimal128); ok {

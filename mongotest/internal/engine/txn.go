@@ -12,13 +12,18 @@ import (
 // publishes its writes atomically at Commit. Plain (non-transaction)
 // operations use a Txn too, for one statement.
 type Txn struct {
-	e      *Engine
-	snap   uint64
-	writes map[*record]bson.D // pending document per record (nil: delete)
+	e    *Engine
+	snap uint64
+	// order is the pending writes, in the order of their first write;
+	// writes indexes it by record once it is long (a linear search is
+	// cheaper than a map for the few writes of most transactions).
 	order  []pendingWrite
-	done   chan struct{}
-	state  txnState
-	ts     uint64 // commit timestamp
+	writes map[*record]int
+	// done is closed when the transaction ends; made (under e.mu) only
+	// when someone waits for that.
+	done  chan struct{}
+	state txnState
+	ts    uint64 // commit timestamp
 	// multi: a multi-document transaction, whose new collections stay
 	// invisible to others until it commits (created lists them).
 	multi   bool
@@ -41,8 +46,30 @@ func (t *Txn) touch(c *collection) {
 }
 
 type pendingWrite struct {
-	c *collection
-	r *record
+	c   *collection
+	r   *record
+	doc bson.D // the pending document (nil: deleted)
+}
+
+// indexWritesFrom is the number of writes from which writes indexes order.
+const indexWritesFrom = 8
+
+// written returns t's pending document for r (nil: deleted) and whether
+// t wrote r; e.mu must be held.
+func (t *Txn) written(r *record) (bson.D, bool) {
+	if t.writes != nil {
+		i, ok := t.writes[r]
+		if !ok {
+			return nil, false
+		}
+		return t.order[i].doc, true
+	}
+	for i := range t.order {
+		if t.order[i].r == r {
+			return t.order[i].doc, true
+		}
+	}
+	return nil, false
 }
 
 type txnState int
@@ -64,7 +91,7 @@ func (c *Conflict) Wait(ctx context.Context) error {
 		return nil
 	}
 	select {
-	case <-c.holder.done:
+	case <-c.holder.Done():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -75,7 +102,7 @@ func (c *Conflict) Wait(ctx context.Context) error {
 func (e *Engine) Begin() *Txn {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := &Txn{e: e, snap: e.clock, done: make(chan struct{})}
+	t := &Txn{e: e, snap: e.clock}
 	e.active[t] = struct{}{}
 	return t
 }
@@ -106,13 +133,36 @@ func (t *Txn) ensureColl(ns Namespace, options bson.D) (*collection, bool, error
 func (t *Txn) Snapshot() uint64 { return t.snap }
 
 // Done is closed when the transaction commits or aborts.
-func (t *Txn) Done() <-chan struct{} { return t.done }
+func (t *Txn) Done() <-chan struct{} {
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	if t.done == nil {
+		if t.state != txnOpen {
+			return closedDone
+		}
+		t.done = make(chan struct{})
+	}
+	return t.done
+}
+
+var closedDone = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// end closes done, if anyone asked for it; e.mu must be held.
+func (t *Txn) end() {
+	if t.done != nil {
+		close(t.done)
+	}
+}
 
 // Dirty reports whether the transaction has pending writes.
 func (t *Txn) Dirty() bool { return len(t.order) > 0 || len(t.created) > 0 }
 
 func (t *Txn) visible(r *record) bson.D {
-	if d, ok := t.writes[r]; ok {
+	if d, ok := t.written(r); ok {
 		return d
 	}
 	return r.at(t.snap)
@@ -274,14 +324,28 @@ func (t *Txn) put(ns Namespace, c *collection, r *record, doc bson.D) error {
 			ix.add(r, doc)
 		}
 	}
-	if t.writes == nil {
-		t.writes = map[*record]bson.D{}
+	prev, seen := t.written(r)
+	switch {
+	case !seen:
+		t.order = append(t.order, pendingWrite{c: c, r: r, doc: doc})
+		if t.writes != nil {
+			t.writes[r] = len(t.order) - 1
+		} else if len(t.order) >= indexWritesFrom {
+			t.writes = make(map[*record]int, 2*len(t.order))
+			for i, w := range t.order {
+				t.writes[w.r] = i
+			}
+		}
+	case t.writes != nil:
+		t.order[t.writes[r]].doc = doc
+	default:
+		for i := range t.order {
+			if t.order[i].r == r {
+				t.order[i].doc = doc
+				break
+			}
+		}
 	}
-	prev, seen := t.writes[r]
-	if !seen {
-		t.order = append(t.order, pendingWrite{c: c, r: r})
-	}
-	t.writes[r] = doc
 	r.owner = t
 	if prev != nil {
 		c.unindex(r, prev) // an earlier write of this transaction, now replaced
@@ -302,7 +366,7 @@ func (t *Txn) checkUnique(ns Namespace, ix *index, self *record, doc bson.D, had
 				return duplicateKey(ns, ix, doc)
 			}
 			if other.owner != nil && other.owner != t {
-				if d := other.owner.writes[other]; d != nil && hasKey(ix.keysOf(d), k) {
+				if d, _ := other.owner.written(other); d != nil && hasKey(ix.keysOf(d), k) {
 					return &Conflict{holder: other.owner}
 				}
 			}
@@ -333,7 +397,7 @@ func (t *Txn) Commit() uint64 {
 		e.stamps = append(e.stamps, e.tick())
 		oldest := e.oldestSnapshot()
 		for _, w := range t.order {
-			w.r.versions = append(w.r.versions, version{ts: t.ts, doc: t.writes[w.r]})
+			w.r.versions = append(w.r.versions, version{ts: t.ts, doc: w.doc})
 			w.r.owner = nil
 			if !w.r.removed && w.c.records[w.r.key] == w.r {
 				e.prune(w.c, w.r, oldest)
@@ -342,7 +406,7 @@ func (t *Txn) Commit() uint64 {
 	} else {
 		t.ts = e.clock
 	}
-	close(t.done)
+	t.end()
 	return t.ts
 }
 
@@ -368,9 +432,9 @@ func (t *Txn) Abort() {
 			w.r.removed = true
 			w.c.dead++
 		}
-		w.c.unindex(w.r, t.writes[w.r])
+		w.c.unindex(w.r, w.doc)
 	}
-	close(t.done)
+	t.end()
 }
 
 // ClusterTime is the timestamp of the last commit.

@@ -1,8 +1,10 @@
 package query
 
 import (
+	"hash/maphash"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -16,13 +18,27 @@ type path struct {
 }
 
 func newPath(raw string) path {
+	slot := &pathCache[maphash.String(pathSeed, raw)%uint64(len(pathCache))]
+	if p := slot.Load(); p != nil && p.raw == raw {
+		return *p
+	}
 	parts := strings.Split(raw, ".")
 	index := make([]int, len(parts))
 	for i, p := range parts {
 		index[i] = arrayOffset(p)
 	}
-	return path{raw: raw, parts: parts, index: index}
+	p := &path{raw: raw, parts: parts, index: index}
+	slot.Store(p)
+	return *p
 }
+
+// pathCache keeps the paths split lately: filters name the same fields
+// command after command. A path's slices are never modified, so the
+// copies share them.
+var (
+	pathCache [256]atomic.Pointer[path]
+	pathSeed  = maphash.MakeSeed()
+)
 
 // arrayOffset returns p as an array offset when it is all digits, as
 // MongoDB's path iterator requires, or -1.
