@@ -140,8 +140,20 @@ func (n *node) apply(s *state, f field) (any, bool, error) {
 	hasArrayUpdate := false
 	for _, k := range n.keys {
 		if k == "$" {
-			return nil, false, merr.New(merr.BadValue,
-				"The positional operator did not find the match needed from the query.")
+			if s.opts.Insert {
+				// An upsert's insert has no query match, so MongoDB
+				// fails the same way (UpdateObjectNode::apply, empty
+				// matchedField).
+				return nil, false, merr.New(merr.BadValue,
+					"The positional operator did not find the match needed from the query.")
+			}
+			// MongoDB resolves "$" to the array position its query
+			// recorded while matching (MatchDetails::elemMatchKey);
+			// mongotest's matcher does not record positions, so it
+			// refuses rather than blame the query.
+			return nil, false, merr.New(merr.NotImplemented,
+				"mongotest does not implement the positional operator '$' (in '%s'); use arrayFilters with $[<identifier>]",
+				join(f.path, "$"))
 		}
 		hasArrayUpdate = hasArrayUpdate || isArrayUpdate(k)
 	}
