@@ -141,19 +141,15 @@ func (n *node) apply(s *state, f field) (any, bool, error) {
 	for _, k := range n.keys {
 		if k == "$" {
 			if s.opts.Insert {
-				// An upsert's insert has no query match, so MongoDB
-				// fails the same way (UpdateObjectNode::apply, empty
-				// matchedField).
+				// An upsert's insert has no matched element: MongoDB's error.
 				return nil, false, merr.New(merr.BadValue,
 					"The positional operator did not find the match needed from the query.")
 			}
-			// MongoDB resolves "$" to the array position its query
-			// recorded while matching (MatchDetails::elemMatchKey);
-			// mongotest's matcher does not record positions, so it
-			// refuses rather than blame the query.
+			// MongoDB updates the array element the query matched;
+			// mongotest does not record which one, so it refuses loudly
+			// instead of blaming the query.
 			return nil, false, merr.New(merr.NotImplemented,
-				"mongotest does not implement the positional operator '$' (in '%s'); use arrayFilters with $[<identifier>]",
-				join(f.path, "$"))
+				"mongotest does not implement the positional $ update operator; use $[<identifier>] with arrayFilters")
 		}
 		hasArrayUpdate = hasArrayUpdate || isArrayUpdate(k)
 	}
