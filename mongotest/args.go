@@ -59,19 +59,57 @@ func checkReadConcernLevel(cmd bson.D) error {
 	if err != nil || rc == nil {
 		return err
 	}
-	v, ok := bsonkit.Get(rc, "level")
-	if !ok {
-		return nil
+	level := ""
+	if v, ok := bsonkit.Get(rc, "level"); ok {
+		if level, ok = v.(string); !ok {
+			return typeErr("readConcern.level", v, "string")
+		}
+		switch level {
+		case "local", "majority", "linearizable", "available", "snapshot":
+		default:
+			return merr.New(merr.BadValue, "Enumeration value '%s' for field 'readConcern.level' is not a valid value.", level)
+		}
 	}
-	level, ok := v.(string)
-	if !ok {
-		return typeErr("readConcern.level", v, "string")
+	return checkReadConcernTimes(rc, level)
+}
+
+// checkReadConcernTimes refuses what ReadConcernArgs::parse
+// (src/mongo/db/repl/read_concern_args.cpp) refuses with InvalidOptions:
+// an unknown field, afterClusterTime with atClusterTime, a null one,
+// afterClusterTime with a level other than majority/local/snapshot,
+// atClusterTime with a level other than snapshot.
+func checkReadConcernTimes(rc bson.D, level string) error {
+	var after, at *bson.Timestamp
+	for _, e := range rc {
+		switch e.Key {
+		case "level", "afterOpTime", "provenance":
+		case "afterClusterTime", "atClusterTime":
+			ts, ok := e.Value.(bson.Timestamp)
+			if !ok {
+				return typeErr("readConcern."+e.Key, e.Value, "timestamp")
+			}
+			if e.Key == "afterClusterTime" {
+				after = &ts
+			} else {
+				at = &ts
+			}
+		default:
+			return merr.New(merr.InvalidOptions, "Unrecognized option in readConcern: %s", e.Key)
+		}
 	}
-	switch level {
-	case "local", "majority", "linearizable", "available", "snapshot":
-		return nil
+	switch {
+	case after != nil && at != nil:
+		return merr.New(merr.InvalidOptions, "Can not specify both afterClusterTime and atClusterTime")
+	case after != nil && after.IsZero():
+		return merr.New(merr.InvalidOptions, "afterClusterTime cannot be a null timestamp")
+	case after != nil && level != "" && level != "majority" && level != "local" && level != "snapshot":
+		return merr.New(merr.InvalidOptions, "afterClusterTime field can be set only if level is equal to majority, local, or snapshot")
+	case at != nil && at.IsZero():
+		return merr.New(merr.InvalidOptions, "atClusterTime cannot be a null timestamp")
+	case at != nil && level != "snapshot":
+		return merr.New(merr.InvalidOptions, "atClusterTime field can be set only if level is equal to snapshot")
 	}
-	return merr.New(merr.BadValue, "Enumeration value '%s' for field 'readConcern.level' is not a valid value.", level)
+	return nil
 }
 
 // checkWriteConcernW refuses a w that deserializeWriteConcernW

@@ -61,6 +61,10 @@ func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
 	if limit != 0 && limit != 1 {
 		return 0, merr.New(merr.FailedToParse, "The limit field in delete objects must be 0 or 1. Got %d", limit)
 	}
+	if limit == 0 && o.retry != nil {
+		// performSingleDeleteOp (src/mongo/db/ops/write_ops_exec.cpp).
+		return 0, merr.New(merr.InvalidOptions, "Cannot use (or request) retryable writes with limit=0")
+	}
 	if err := checkHint(o.s.core.engine, ns, field(stmt, "hint")); err != nil {
 		return 0, err
 	}

@@ -54,6 +54,7 @@ type failPoint struct {
 
 	commands     map[string]bool
 	appName      string
+	namespace    string // data.namespace: only commands on it
 	closeConn    bool
 	errorCode    int32
 	hasErrorCode bool
@@ -75,7 +76,22 @@ func (f *failpoints) match(req *request) *failPoint {
 	if fp.appName != "" && fp.appName != req.conn.appName {
 		return nil
 	}
+	if fp.namespace != "" && fp.namespace != requestNamespace(req) {
+		return nil
+	}
 	return consume(&f.fp)
+}
+
+// requestNamespace is the namespace failCommand's data.namespace is
+// compared with: "<db>.<collection>" for a command on a collection,
+// "<db>.$cmd" otherwise.
+func requestNamespace(req *request) string {
+	if len(req.cmd) > 0 {
+		if coll, ok := req.cmd[0].Value.(string); ok && coll != "" {
+			return req.db + "." + coll
+		}
+	}
+	return req.db + ".$cmd"
 }
 
 // matchTxnWrite returns the onPrimaryTransactionalWrite fail point when it
@@ -198,11 +214,25 @@ func parseMode(cmd bson.D) (*failPoint, error) {
 			return nil, merr.New(merr.BadValue, "unknown mode: %s", m)
 		}
 	case bson.D:
+		// As FailPoint::parseBSON: times wins over skip, skip over
+		// activationProbability; a negative count is refused.
+		key := ""
+		for _, k := range []string{"times", "skip", "activationProbability"} {
+			if _, has := bsonkit.Get(m, k); has && key == "" {
+				key = k
+			}
+		}
 		for _, e := range m {
+			if key != "" && e.Key != key {
+				continue
+			}
 			n, ok := bsonkit.ToInt64(e.Value)
+			if (e.Key == "times" || e.Key == "skip") && ok && n < 0 {
+				return nil, merr.New(merr.BadValue, "'%s' option to 'mode' must be positive", e.Key)
+			}
 			switch {
 			case e.Key == "times" && ok:
-				if n <= 0 {
+				if n == 0 {
 					return nil, nil
 				}
 				fp.times, fp.hasTimes = n, true
@@ -277,6 +307,12 @@ func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
 			}
 		case "appName":
 			fp.appName, _ = e.Value.(string)
+		case "namespace":
+			ns, ok := e.Value.(string)
+			if !ok {
+				return nil, typeErr("namespace", e.Value, "string")
+			}
+			fp.namespace = ns
 		case "errmsg":
 			fp.errmsg, _ = e.Value.(string)
 		}

@@ -16,6 +16,9 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	lsidV, hasLsid := bsonkit.Get(o.cmd, "lsid")
 	txnNumV, hasTxn := bsonkit.Get(o.cmd, "txnNumber")
 	autocommitV, hasAutocommit := bsonkit.Get(o.cmd, "autocommit")
+	if err := checkSessionInfo(o.cmd, txnNumV, hasTxn, hasAutocommit); err != nil {
+		return nil, err
+	}
 	if !hasAutocommit {
 		if err := checkPlainReadConcern(o); err != nil {
 			return nil, err
@@ -70,6 +73,27 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 		return nil, merr.New(merr.InvalidOptions, "Specifying autocommit=true is not allowed.")
 	}
 	return ss.inTransaction(o, s, txnNumber)
+}
+
+// checkSessionInfo refuses, before anything runs, the session arguments
+// initializeOperationSessionInfo (src/mongo/db/initialize_operation_session_info.cpp)
+// refuses: a negative txnNumber, startTransaction without autocommit,
+// startTransaction: false.
+func checkSessionInfo(cmd bson.D, txnNumV any, hasTxn, hasAutocommit bool) error {
+	if n, ok := txnNumV.(int64); hasTxn && ok && n < 0 {
+		return merr.New(merr.InvalidOptions, "Transaction number cannot be negative")
+	}
+	start, has := bsonkit.Get(cmd, "startTransaction")
+	if !has {
+		return nil
+	}
+	if !hasAutocommit {
+		return merr.New(merr.InvalidOptions, "'startTransaction' field requires 'autocommit' field to also be specified")
+	}
+	if b, ok := start.(bool); !ok || !b {
+		return merr.New(merr.InvalidOptions, "Specifying startTransaction=false is not allowed.")
+	}
+	return nil
 }
 
 func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {

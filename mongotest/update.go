@@ -94,6 +94,10 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if err != nil {
 		return updateResult{}, err
 	}
+	if multi && o.retry != nil {
+		// performSingleUpdateOp (src/mongo/db/ops/write_ops_exec.cpp).
+		return updateResult{}, merr.New(merr.InvalidOptions, "Cannot use (or request) retryable writes with multi=true")
+	}
 	upsert, err := boolField(stmt, "upsert", false)
 	if err != nil {
 		return updateResult{}, err

@@ -143,9 +143,12 @@ func committedByCallback(sess *mongo.Session) bool {
 // transaction is taken to be left open on the server when the abort used
 // (nearly) all of the clean-up time, cut by the driver or by the server's
 // maxTimeMS, which the driver derives from the deadline; or when cause,
-// what ended the attempt, is a network error: the abort then most likely
-// met the same broken connection. Its session then goes to the reaper
-// instead of the driver's pool (see endSession).
+// what ended the attempt, is a network error (the abort then most likely
+// met the same broken connection), a timeout or the end of ctx: a
+// statement whose reply was not awaited may still reach the server after
+// the abort, and if it was the first one, start the transaction there.
+// Its session then goes to the reaper instead of the driver's pool (see
+// endSession and reaper).
 func (st *txState) abort(ctx context.Context, cause error) {
 	if !st.active {
 		return
@@ -157,7 +160,8 @@ func (st *txState) abort(ctx context.Context, cause error) {
 	actx, cancel := st.cleanupContext(ctx)
 	defer cancel()
 	_ = st.sess.AbortTransaction(actx)
-	if time.Until(st.cleanupBy) < st.owner.cfg.cleanup/10 || mongo.IsNetworkError(cause) {
+	if time.Until(st.cleanupBy) < st.owner.cfg.cleanup/10 || mongo.IsNetworkError(cause) ||
+		mongo.IsTimeout(cause) || isContextError(cause) {
 		st.leftOpen = true
 	}
 }

@@ -18,7 +18,20 @@ import (
 // to the driver's pool, and killing it later would kill the next
 // transaction that reuses it. It hands it to its reaper instead, which
 // sends killSessions for it (aborting what it left open) as soon as the
-// database answers, retrying with backoff, and only then ends it.
+// database answers, retrying with backoff.
+//
+// A kill is not the end of it. A statement whose reply the caller gave up
+// on (its ctx ended, the connection broke) may reach the server after the
+// abort and after the kill: if it was the transaction's first statement,
+// the abort found no transaction (NoSuchTransaction, which the driver does
+// not report) and the kill nothing to kill, and the statement then starts
+// the transaction and holds what it writes. Only a command with a higher
+// transaction number on the session ends that for sure: it aborts a
+// transaction the late statement started, or makes the server refuse the
+// statement (TransactionTooOld) if it comes later still. The driver
+// discards such a session (a network error makes it dirty) instead of
+// reusing it, so the reaper keeps the sessions it killed, and the runner's
+// next transactions run on them (see take) before it starts new ones.
 
 const (
 	// maxReap bounds the sessions waiting to be killed. A session that
@@ -33,6 +46,10 @@ const (
 	reapFor = 5 * time.Minute
 	// killTimeout bounds one killSessions.
 	killTimeout = 5 * time.Second
+	// maxSpare bounds the killed sessions kept for the next transactions;
+	// beyond it a session is ended (and its late statement, if one comes,
+	// left to the lifetime limit, as before there was a reaper).
+	maxSpare = 64
 	// Backoff between killSessions that failed.
 	reapBackoffInitial = 50 * time.Millisecond
 	reapBackoffMax     = 2 * time.Second
@@ -49,7 +66,8 @@ type reaper struct {
 
 	mu      sync.Mutex
 	pending []reapee
-	running bool // the goroutine runs
+	spare   []*mongo.Session // killed, for the runner's next transactions
+	running bool             // the goroutine runs
 	closed  bool
 }
 
@@ -138,20 +156,51 @@ func refused(err error) bool {
 	return false
 }
 
-// done removes batch, the head of the pending sessions, and ends its
-// sessions: killed, or given up with no kill of them still on its way, so
-// the driver may reuse them. (A transaction left open on a reused session
-// is aborted by the server when the next one starts on it.)
+// done removes batch, the head of the pending sessions: killed, or given
+// up with no kill of them still on its way, so they may be reused. It keeps
+// them for the runner's next transactions (see take), as many as fit, and
+// ends the others.
 func (r *reaper) done(batch []reapee) {
 	r.mu.Lock()
 	r.pending = r.pending[len(batch):] // add only appends: batch is the head
+	var end []*mongo.Session
+	for _, x := range batch {
+		// A session the driver still thinks runs a transaction (a commit
+		// cut by a deadline) cannot start another one.
+		if r.closed || len(r.spare) >= maxSpare || x.sess.TransactionRunning() {
+			end = append(end, x.sess)
+			continue
+		}
+		r.spare = append(r.spare, x.sess)
+	}
 	r.mu.Unlock()
-	// A cancelled ctx: the driver, which may still think a transaction
-	// runs, sends no abort for it.
+	endSessions(end)
+}
+
+// take returns a killed session for a new transaction, or nil. The
+// transaction's first command, sent with the next transaction number of
+// the session, supersedes whatever a late statement started there.
+func (r *reaper) take() *mongo.Session {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || len(r.spare) == 0 {
+		return nil
+	}
+	sess := r.spare[len(r.spare)-1]
+	r.spare = r.spare[:len(r.spare)-1]
+	return sess
+}
+
+// endSessions ends sessions on a cancelled ctx: the driver, which may
+// still think a transaction runs, sends no abort for it.
+func endSessions(sessions []*mongo.Session) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, x := range batch {
-		x.sess.EndSession(ctx)
+	for _, sess := range sessions {
+		sess.EndSession(ctx)
 	}
 }
 
@@ -182,7 +231,10 @@ func (r *reaper) close(ctx context.Context) error {
 		return nil
 	}
 	r.closed = true
+	spare := r.spare
+	r.spare = nil
 	r.mu.Unlock()
+	endSessions(spare)
 	r.stop()
 	r.wg.Wait()
 

@@ -145,3 +145,46 @@ func TestCloseKillsWhatIsLeftOpenAndStopsTheReaper(t *testing.T) {
 	writeAfter(t, e)
 	assert.Zero(t, e.client.NumberSessionsInProgress(), "the killed session is ended")
 }
+
+// A transaction's first statement that the caller gave up on (its ctx
+// ended while the statement was on its way) may reach the server after the
+// runner's abort, which the server then answered NoSuchTransaction, and
+// after the reaper's kill: it starts the transaction there and holds what
+// it wrote. The driver discards such a session (a network error made it
+// dirty), so nothing would end that transaction before the server's
+// lifetime limit; the runner's next transaction on the session supersedes
+// it.
+func TestAFirstStatementThatReachesTheServerAfterTheAbortIsSuperseded(t *testing.T) {
+	e := newEnv(t, tx.WithMaxAttempts(1))
+	seedDoc(t, e)
+	// The server holds the statement up, as a loaded server reads a
+	// message late: the caller gives up meanwhile, and the runner's abort
+	// and the reaper's kill reach the server before the statement runs.
+	e.failCommand(t, 1, bson.D{
+		{Key: "failCommands", Value: bson.A{"update"}},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1000},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := time.AfterFunc(100*time.Millisecond, cancel)
+	defer stop.Stop()
+	err := e.runner.Run(ctx, holdAndFail(e, false))
+	require.ErrorIs(t, err, context.Canceled)
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(e.mon.named("killSessions"), func(c command) bool { return c.Succeeded })
+	}, 10*time.Second, 10*time.Millisecond, "the reaper kills the session of the cut statement")
+	// The statement ran once its block ended: the transaction it started
+	// is open on the server and holds document 1.
+	require.Eventually(t, func() bool {
+		open, _ := serverStatus(t, e.client)
+		return open == 1
+	}, 10*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+		_, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "next"}})
+		return err
+	}))
+	writeAfter(t, e)
+	assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "next"}}))
+	open, _ := serverStatus(t, e.client)
+	assert.Zero(t, open, "the late statement's transaction is still open")
+}

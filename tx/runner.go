@@ -61,10 +61,14 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // Close stops the runner's reaper. The reaper kills, on the server, the
 // sessions of transactions that the runner had to leave open there: an
 // abort that the database did not confirm within the clean-up time
-// ([WithCleanupTimeout]), or a commit whose outcome stayed unknown. It
-// sends killSessions for them as soon as the database answers again, so
-// that what they hold is released long before the server's transaction
-// lifetime limit; its goroutine runs only while such sessions wait.
+// ([WithCleanupTimeout]), an attempt cut by its ctx or a network error
+// (a statement still on its way may start the transaction after the
+// abort), or a commit whose outcome stayed unknown. It sends killSessions
+// for them as soon as the database answers again, so that what they hold
+// is released long before the server's transaction lifetime limit, and
+// keeps them for the runner's next transactions, whose transaction
+// numbers end what a late statement starts; its goroutine runs only while
+// such sessions wait. Close ends the sessions kept.
 //
 // Close makes one last attempt, bounded by ctx, to kill the sessions still
 // waiting, and returns its error if that failed (the server then ends

@@ -173,7 +173,8 @@ func join(ctx context.Context, st *txState, frame *scope, cfg *config, pc uintpt
 }
 
 // start starts a scope that owns a new transaction: on ctx's idle session
-// if the caller put one there, else on a session of its own.
+// if the caller put one there, else on a session of its own, preferably one
+// the reaper killed (see reaper.take).
 func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, error) {
 	st := &txState{client: r.client, budget: DefaultRetryBudget, attempt: 1, txnOpts: r.txnOpts, reaper: r.reaper}
 	sc := &st.owner
@@ -189,6 +190,8 @@ func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 	}
 	if sess := idleSession(ctx, r.client); sess != nil {
 		st.sess, st.borrowed = sess, true
+	} else if sess := r.reaper.take(); sess != nil {
+		st.sess = sess
 	} else {
 		sess, err := r.client.StartSession()
 		if err != nil {

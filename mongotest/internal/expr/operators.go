@@ -3,6 +3,7 @@ package expr
 import (
 	"errors"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -285,10 +286,48 @@ func evalAdd(args []any) (any, error) {
 		}
 	}
 	if date != nil {
-		f, _ := bsonkit.ToFloat(sum.Result())
-		return *date + bson.DateTime(math.Round(f)), nil
+		return addToDate(*date, sum.Result())
 	}
 	return sum.Result(), nil
+}
+
+// addToDate is date + n milliseconds as ExpressionAdd computes it: exactly,
+// rounded half away from zero (DoubleDoubleSummation::getLong), and
+// "date overflow in $add" (Overflow) when the total does not fit a date.
+func addToDate(date bson.DateTime, n any) (any, error) {
+	overflow := merr.New(merr.Overflow, "date overflow in $add")
+	switch x := n.(type) {
+	case int32:
+		n = int64(x)
+	case bson.Decimal128:
+		n, _ = bsonkit.ToFloat(x)
+	}
+	switch x := n.(type) {
+	case int64:
+		r := int64(date) + x
+		if (x > 0 && r < int64(date)) || (x < 0 && r > int64(date)) {
+			return nil, overflow
+		}
+		return bson.DateTime(r), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, overflow
+		}
+		total := new(big.Float).SetPrec(2100).SetInt64(int64(date))
+		total.Add(total, new(big.Float).SetPrec(2100).SetFloat64(x))
+		// Round half away from zero: add ±0.5, then truncate.
+		half := big.NewFloat(0.5)
+		if total.Sign() < 0 {
+			half.Neg(half)
+		}
+		total.Add(total, half)
+		r, _ := total.Int(nil)
+		if !r.IsInt64() {
+			return nil, overflow
+		}
+		return bson.DateTime(r.Int64()), nil
+	}
+	return nil, overflow
 }
 
 func evalSubtract(args []any) (any, error) {
