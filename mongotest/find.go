@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"math"
 	"slices"
 	"sort"
 
@@ -78,6 +79,14 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 	}
 	if fs.limit, _, err = intField(cmd, "limit"); err != nil {
 		return nil, err
+	}
+	if fs.limit < 0 && filterKey == "query" {
+		// count takes a negative limit's absolute value (countParseLimit,
+		// src/mongo/db/query/count_request.cpp).
+		if fs.limit == math.MinInt64 {
+			return nil, merr.New(merr.BadValue, "limit value for count cannot be min long")
+		}
+		fs.limit = -fs.limit
 	}
 	if fs.limit < 0 {
 		// A driver sends a negative limit as limit and singleBatch.

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/txkit/txkit/mongotest"
 )
@@ -173,4 +174,63 @@ func TestDateOverflowInAddIsAnError(t *testing.T) {
 		}
 		requireCommandError(t, err, 15, "Overflow")
 	}
+}
+
+// The positional $ update operator updates the array element the query
+// matched (manual: reference/operator/update/positional). mongotest does
+// not record which element matched, so it must refuse loudly, naming the
+// operator — not answer MongoDB's "did not find the match needed from the
+// query" (BadValue), which blames a query that did match — and change
+// nothing. An upsert that inserts has no matched element: there MongoDB's
+// BadValue is the right answer.
+func TestPositionalOperatorIsRefusedAsNotImplemented(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("c")
+	insertJSON(t, ctx, coll, `[{"_id":1,"grades":[85,80,80]}]`)
+
+	_, err := coll.UpdateOne(ctx, fromJSON(t, `{"_id":1,"grades":80}`), fromJSON(t, `{"$set":{"grades.$":82}}`))
+	requireArgRefused(t, err, "positional $", 238)
+	requireStored(t, ctx, coll, `[{"_id":1,"grades":[85,80,80]}]`)
+
+	_, err = coll.UpdateOne(ctx, fromJSON(t, `{"_id":2,"grades":80}`), fromJSON(t, `{"$set":{"grades.$":82}}`),
+		options.UpdateOne().SetUpsert(true))
+	requireArgRefused(t, err, "did not find the match needed from the query", 2)
+	requireStored(t, ctx, coll, `[{"_id":1,"grades":[85,80,80]}]`)
+}
+
+// countParseLimit (src/mongo/db/query/count_request.cpp): a negative count
+// limit is its absolute value.
+func TestCountNegativeLimitIsItsAbsoluteValue(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	requireOK(t, runWithoutLsid(t, s, "db", insertCmd("c", bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}}, bson.D{{Key: "_id", Value: 3}})))
+	r := runWithoutLsid(t, s, "db", bson.D{{Key: "count", Value: "c"}, {Key: "limit", Value: -2}})
+	requireOK(t, r)
+	assert.EqualValues(t, 2, replyField(r, "n"))
+}
+
+// decimal128 arithmetic rounds to the format as the BID library does
+// (src/mongo/platform/decimal128.cpp; SafeNum for $mul): a result above
+// the largest decimal is Infinity, one below the smallest rounds to zero;
+// neither is an InternalError.
+func TestDecimalOverflowIsInfinityAndUnderflowIsZero(t *testing.T) {
+	ctx, db := newTestDB(t)
+	cur, err := db.Aggregate(ctx, bson.A{
+		fromJSON(t, `{"$documents":[{"a":{"$numberDecimal":"9.999999999999999999999999999999999E+6144"},"b":{"$numberDecimal":"1E-6176"}}]}`),
+		fromJSON(t, `{"$project":{"_id":0,"sum":{"$add":["$a","$a"]},"half":{"$divide":["$b",2]}}}`),
+	})
+	require.NoError(t, err)
+	var got []bson.D
+	require.NoError(t, cur.All(ctx, &got))
+	require.Len(t, got, 1)
+	sum, _ := replyField(got[0], "sum").(bson.Decimal128)
+	assert.True(t, sum.IsInf() > 0, "sum: %v", replyField(got[0], "sum"))
+	half, _ := replyField(got[0], "half").(bson.Decimal128)
+	assert.True(t, half.IsZero(), "half: %v", replyField(got[0], "half"))
+
+	coll := db.Collection("c")
+	insertJSON(t, ctx, coll, `[{"_id":1,"d":{"$numberDecimal":"9.999999999999999999999999999999999E+6144"}}]`)
+	_, err = coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, fromJSON(t, `{"$mul":{"d":10}}`))
+	require.NoError(t, err)
+	requireStored(t, ctx, coll, `[{"_id":1,"d":{"$numberDecimal":"Infinity"}}]`)
 }

@@ -225,6 +225,20 @@ func (m *monitor) named(name string) []command {
 	return out
 }
 
+// started returns the recorded commands called name, in order, those the
+// driver gave up on included.
+func (m *monitor) started(name string) []command {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []command
+	for _, c := range m.cmds {
+		if c.Name == name {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
 // sessions returns the distinct server sessions (lsids) the commands used.
 func (m *monitor) sessions() map[string]bool {
 	m.mu.Lock()

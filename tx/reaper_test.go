@@ -2,6 +2,10 @@ package tx_test
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
 )
 
@@ -146,45 +151,112 @@ func TestCloseKillsWhatIsLeftOpenAndStopsTheReaper(t *testing.T) {
 	assert.Zero(t, e.client.NumberSessionsInProgress(), "the killed session is ended")
 }
 
-// A transaction's first statement that the caller gave up on (its ctx
-// ended while the statement was on its way) may reach the server after the
-// runner's abort, which the server then answered NoSuchTransaction, and
-// after the reaper's kill: it starts the transaction there and holds what
-// it wrote. The driver discards such a session (a network error made it
-// dirty), so nothing would end that transaction before the server's
-// lifetime limit; the runner's next transaction on the session supersedes
-// it.
+// A transaction's first statement whose reply the caller did not await
+// (its ctx ended, or the connection broke) may reach the server late: a
+// loaded server reads it after the runner's abort, which the server then
+// answered NoSuchTransaction, and after the reaper's kill. It then starts
+// the transaction and holds what it writes. The driver discards such a
+// session (the network error made it dirty), so nothing would end that
+// transaction before the server's lifetime limit; the runner's next
+// transaction on the session supersedes it. The test delivers the
+// statement late itself, on a connection of its own, once the kill is
+// done.
 func TestAFirstStatementThatReachesTheServerAfterTheAbortIsSuperseded(t *testing.T) {
-	e := newEnv(t, tx.WithMaxAttempts(1))
-	seedDoc(t, e)
-	// The server holds the statement up, as a loaded server reads a
-	// message late: the caller gives up meanwhile, and the runner's abort
-	// and the reaper's kill reach the server before the statement runs.
-	e.failCommand(t, 1, bson.D{
-		{Key: "failCommands", Value: bson.A{"update"}},
-		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1000},
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := time.AfterFunc(100*time.Millisecond, cancel)
-	defer stop.Stop()
-	err := e.runner.Run(ctx, holdAndFail(e, false))
-	require.ErrorIs(t, err, context.Canceled)
-	require.Eventually(t, func() bool {
-		return slices.ContainsFunc(e.mon.named("killSessions"), func(c command) bool { return c.Succeeded })
-	}, 10*time.Second, 10*time.Millisecond, "the reaper kills the session of the cut statement")
-	// The statement ran once its block ended: the transaction it started
-	// is open on the server and holds document 1.
-	require.Eventually(t, func() bool {
-		open, _ := serverStatus(t, e.client)
-		return open == 1
-	}, 10*time.Second, 10*time.Millisecond)
+	if testenv.Real() {
+		t.Skip("delivers a statement on a raw connection")
+	}
+	tests := []struct {
+		name string
+		give bson.D // the failCommand data for the first statement
+		// cancel: the caller's ctx ends during the statement, and the
+		// callback returns ctx's error instead of the driver's.
+		cancel bool
+	}{
+		{
+			name: "the connection breaks under the first statement",
+			give: bson.D{{Key: "failCommands", Value: bson.A{"update"}}, {Key: "closeConnection", Value: true}},
+		},
+		{
+			name: "the caller gives up during the first statement",
+			give: bson.D{
+				{Key: "failCommands", Value: bson.A{"update"}},
+				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 500},
+				{Key: "errorCode", Value: codeWriteConflict}, // the statement itself never runs
+			},
+			cancel: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tx.WithMaxAttempts(1))
+			seedDoc(t, e)
+			e.failCommand(t, 1, tt.give)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.cancel {
+				stop := time.AfterFunc(100*time.Millisecond, cancel)
+				defer stop.Stop()
+			}
+			err := e.runner.Run(ctx, func(ctx context.Context) error {
+				if err := holdAndFail(e, false)(ctx); err != errBusiness && tt.cancel {
+					return ctx.Err()
+				} else if err != nil {
+					return err
+				}
+				return nil
+			})
+			require.Error(t, err)
+			updates := e.mon.started("update")
+			require.Len(t, updates, 1)
+			require.True(t, updates[0].StartTxn)
+			require.Eventually(t, func() bool {
+				return slices.ContainsFunc(e.mon.named("killSessions"), func(c command) bool { return c.Succeeded })
+			}, 10*time.Second, 10*time.Millisecond, "the reaper kills the session of the cut statement")
 
-	require.NoError(t, e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
-		_, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "next"}})
-		return err
-	}))
-	writeAfter(t, e)
-	assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "next"}}))
-	open, _ := serverStatus(t, e.client)
-	assert.Zero(t, open, "the late statement's transaction is still open")
+			reply := deliverLate(t, e.uri, updates[0].Body)
+			require.EqualValues(t, 1, reply.Lookup("n").AsInt64(), "the late statement started the transaction and wrote: %v", reply)
+			open, _ := serverStatus(t, e.client)
+			require.EqualValues(t, 1, open)
+
+			require.NoError(t, e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+				_, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "next"}})
+				return err
+			}))
+			writeAfter(t, e)
+			assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "next"}}))
+			open, _ = serverStatus(t, e.client)
+			assert.Zero(t, open, "the late statement's transaction is still open")
+		})
+	}
+}
+
+// deliverLate sends cmd (a command as the driver sent it: lsid,
+// txnNumber, $db and all) on a connection of its own, as the server reads
+// a message that waited on its connection, and returns the reply.
+func deliverLate(t *testing.T, uri string, cmd bson.Raw) bson.Raw {
+	t.Helper()
+	u, err := url.Parse(uri)
+	require.NoError(t, err)
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	// OP_MSG: header (length, requestID, responseTo, opCode 2013), flag
+	// bits, one section of kind 0.
+	msg := make([]byte, 16, 21+len(cmd))
+	binary.LittleEndian.PutUint32(msg[4:], 1)
+	binary.LittleEndian.PutUint32(msg[12:], 2013)
+	msg = append(msg, 0, 0, 0, 0, 0)
+	msg = append(msg, cmd...)
+	binary.LittleEndian.PutUint32(msg, uint32(len(msg)))
+	_, err = conn.Write(msg)
+	require.NoError(t, err)
+	var head [16]byte
+	_, err = io.ReadFull(conn, head[:])
+	require.NoError(t, err)
+	body := make([]byte, binary.LittleEndian.Uint32(head[:])-16)
+	_, err = io.ReadFull(conn, body)
+	require.NoError(t, err)
+	require.Greater(t, len(body), 5)
+	return bson.Raw(body[5:]) // after the flag bits and the section kind
 }

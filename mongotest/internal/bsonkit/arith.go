@@ -72,10 +72,13 @@ func arith(a, b any, mul bool) (any, error) {
 	}
 	// Decimal: exact coefficient and exponent arithmetic, as IEEE 754
 	// decimal128 (1 + 2 is 3, 1.0 × 2 is 2.0), rounded to 34 digits.
+	if r, special := decimalSpecial(a, b, mul); special {
+		return r, nil
+	}
 	ca, ea, okA := decimalParts(a)
 	cb, eb, okB := decimalParts(b)
 	if !okA || !okB {
-		return bson.NewDecimal128(0x7c00000000000000, 0), nil // NaN
+		return decimalNaN, nil
 	}
 	var c big.Int
 	e := ea + eb
@@ -89,6 +92,79 @@ func arith(a, b any, mul bool) (any, error) {
 		c.Add(x, y)
 	}
 	return decimalQuotient(&c, e, big.NewInt(1), 0)
+}
+
+var (
+	decimalNaN    = bson.NewDecimal128(0x7c00000000000000, 0)
+	decimalInf    = bson.NewDecimal128(0x7800000000000000, 0)
+	decimalNegInf = bson.NewDecimal128(0xf800000000000000, 0)
+)
+
+// infSign is +1 or -1 for an infinite operand (decimal or double), else 0;
+// nan reports a NaN operand.
+func infSign(v any) (sign int, nan bool) {
+	switch x := v.(type) {
+	case bson.Decimal128:
+		return x.IsInf(), x.IsNaN()
+	case float64:
+		switch {
+		case math.IsNaN(x):
+			return 0, true
+		case math.IsInf(x, 1):
+			return 1, false
+		case math.IsInf(x, -1):
+			return -1, false
+		}
+	}
+	return 0, false
+}
+
+// decimalSpecial is IEEE 754's answer when an operand of a decimal sum or
+// product is NaN or infinite: NaN for NaN, ∞ - ∞ and ∞ × 0, else the
+// signed infinity.
+func decimalSpecial(a, b any, mul bool) (bson.Decimal128, bool) {
+	sa, nanA := infSign(a)
+	sb, nanB := infSign(b)
+	switch {
+	case nanA || nanB:
+		return decimalNaN, true
+	case sa == 0 && sb == 0:
+		return bson.Decimal128{}, false
+	}
+	sign := sa + sb
+	if mul {
+		za, _ := ToFloat(a)
+		zb, _ := ToFloat(b)
+		if (sa == 0 && za == 0) || (sb == 0 && zb == 0) {
+			return decimalNaN, true
+		}
+		sign = signOf(a) * signOf(b)
+	}
+	switch {
+	case sign > 0:
+		return decimalInf, true
+	case sign < 0:
+		return decimalNegInf, true
+	}
+	return decimalNaN, true // ∞ - ∞
+}
+
+// signOf is -1 for a negative number (or -∞), else 1.
+func signOf(v any) int {
+	if s, _ := infSign(v); s != 0 {
+		return s
+	}
+	if d, ok := v.(bson.Decimal128); ok {
+		c, _, err := d.BigInt()
+		if err == nil && c.Sign() < 0 {
+			return -1
+		}
+		return 1
+	}
+	if f, _ := ToFloat(v); f < 0 {
+		return -1
+	}
+	return 1
 }
 
 func add64(a, b int64) (int64, bool) {
@@ -221,9 +297,62 @@ func decimalQuotient(ca *big.Int, ea int, cb *big.Int, eb int) (any, error) {
 			}
 		}
 	}
+	return decimalFromParts(neg, q, exp, r.Sign() != 0), nil
+}
+
+// decimal128's exponent range for an integer coefficient of up to 34
+// digits (IEEE 754-2008: emax 6144, emin -6143).
+const (
+	decimalMaxExp = 6111
+	decimalMinExp = -6176
+)
+
+// decimalFromParts is ±q × 10^exp (q at most 34 digits, inexact when a
+// remainder was dropped) as a decimal128, as the BID library rounds a
+// result to the format: an exponent above the range is absorbed by
+// trailing zeros when they fit, else the result overflows to ±Infinity;
+// below the range, digits are dropped rounding half to even, down to ±0.
+func decimalFromParts(neg bool, q *big.Int, exp int, inexact bool) bson.Decimal128 {
+	ten := big.NewInt(10)
+	if exp > decimalMaxExp && q.Sign() != 0 {
+		p := new(big.Int).Exp(ten, big.NewInt(int64(exp-decimalMaxExp)), nil)
+		padded := new(big.Int).Mul(q, p)
+		if len(padded.String()) > decimalDigits {
+			if neg {
+				return bson.NewDecimal128(0xf800000000000000, 0)
+			}
+			return bson.NewDecimal128(0x7800000000000000, 0)
+		}
+		q, exp = padded, decimalMaxExp
+	}
+	if exp > decimalMaxExp { // zero: clamp the exponent
+		exp = decimalMaxExp
+	}
+	if exp < decimalMinExp {
+		drop := decimalMinExp - exp
+		q = new(big.Int).Set(q)
+		if drop > decimalDigits+1 {
+			// Everything is dropped and the rest is below half an ulp.
+			q.SetInt64(0)
+		} else {
+			p := new(big.Int).Exp(ten, big.NewInt(int64(drop)), nil)
+			rest := new(big.Int)
+			q.QuoRem(q, p, rest)
+			half := new(big.Int).Quo(p, big.NewInt(2))
+			c := rest.Cmp(half)
+			if c > 0 || (c == 0 && (inexact || q.Bit(0) == 1)) {
+				q.Add(q, big.NewInt(1))
+			}
+		}
+		exp = decimalMinExp
+	}
 	s := q.String()
 	if neg {
 		s = "-" + s
 	}
-	return bson.ParseDecimal128(s + "E" + strconv.Itoa(exp))
+	d, err := bson.ParseDecimal128(s + "E" + strconv.Itoa(exp))
+	if err != nil { // cannot happen: q and exp are in range
+		return bson.NewDecimal128(0x7c00000000000000, 0)
+	}
+	return d
 }

@@ -61,3 +61,36 @@ func TestDecimalArithmeticConvertsDoublesTo15Digits(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "2.50000000000000", quo.(bson.Decimal128).String())
 }
+
+// Decimal results outside decimal128's range round as IEEE 754 (the BID
+// library MongoDB uses) rounds them: to ±Infinity above, to zero below;
+// infinite and NaN operands give infinities and NaN, never an error.
+func TestDecimalArithmeticStaysInRange(t *testing.T) {
+	dec := func(s string) bson.Decimal128 {
+		d, err := bson.ParseDecimal128(s)
+		require.NoError(t, err)
+		return d
+	}
+	maxDec := dec("9.999999999999999999999999999999999E+6144")
+	for _, c := range []struct {
+		name string
+		got  func() (any, error)
+		want string
+	}{
+		{"max + max", func() (any, error) { return Add(maxDec, maxDec) }, "Infinity"},
+		{"-max - max", func() (any, error) { return Add(dec("-9.999999999999999999999999999999999E+6144"), dec("-1E+6144")) }, "-Infinity"},
+		{"max × 10", func() (any, error) { return Multiply(maxDec, int32(10)) }, "Infinity"},
+		{"an exponent above the range is absorbed by zeros", func() (any, error) { return Multiply(dec("1E+6110"), dec("1E+2")) }, "1.0E+6112"},
+		{"smallest / 2 rounds to even zero", func() (any, error) { return Divide(dec("1E-6176"), int32(2)) }, "0E-6176"},
+		{"3 × smallest / 2 rounds to even 2", func() (any, error) { return Divide(dec("3E-6176"), int32(2)) }, "2E-6176"},
+		{"Infinity + 1", func() (any, error) { return Add(dec("Infinity"), int32(1)) }, "Infinity"},
+		{"Infinity - Infinity", func() (any, error) { return Add(dec("Infinity"), dec("-Infinity")) }, "NaN"},
+		{"-Infinity × -2", func() (any, error) { return Multiply(dec("-Infinity"), int32(-2)) }, "Infinity"},
+		{"Infinity × 0", func() (any, error) { return Multiply(dec("Infinity"), 0.0) }, "NaN"},
+		{"NaN + 1", func() (any, error) { return Add(dec("NaN"), int32(1)) }, "NaN"},
+	} {
+		r, err := c.got()
+		require.NoError(t, err, c.name)
+		assert.Equal(t, c.want, r.(bson.Decimal128).String(), c.name)
+	}
+}

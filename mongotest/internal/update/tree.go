@@ -140,8 +140,16 @@ func (n *node) apply(s *state, f field) (any, bool, error) {
 	hasArrayUpdate := false
 	for _, k := range n.keys {
 		if k == "$" {
-			return nil, false, merr.New(merr.BadValue,
-				"The positional operator did not find the match needed from the query.")
+			if s.opts.Insert {
+				// An upsert's insert has no matched element: MongoDB's error.
+				return nil, false, merr.New(merr.BadValue,
+					"The positional operator did not find the match needed from the query.")
+			}
+			// MongoDB updates the array element the query matched;
+			// mongotest does not record which one, so it refuses loudly
+			// instead of blaming the query.
+			return nil, false, merr.New(merr.NotImplemented,
+				"mongotest does not implement the positional $ update operator; use $[<identifier>] with arrayFilters")
 		}
 		hasArrayUpdate = hasArrayUpdate || isArrayUpdate(k)
 	}

@@ -168,7 +168,8 @@ func TestApply(t *testing.T) {
 		{name: "an operator after fields fails", give: `{"_id": 1}`, update: `{"a": 1, "$set": {"b": 1}}`, wantCode: merr.DollarPrefixedFieldName},
 		{name: "a non-document operator argument fails", give: `{"_id": 1}`, update: `{"$set": 1}`, wantCode: merr.FailedToParse,
 			wantMsg: "Modifiers operate on fields but we found type int instead. For example: {$mod: {<field>: ...}} not {$set: 1}"},
-		{name: "the positional operator needs a query match", give: `{"_id": 1, "a": [1]}`, update: `{"$set": {"a.$": 1}}`, wantCode: merr.BadValue},
+		{name: "the positional operator is refused, naming it", give: `{"_id": 1, "a": [1]}`, update: `{"$set": {"a.$": 1}}`, wantCode: merr.NotImplemented,
+			wantMsg: "mongotest does not implement the positional $ update operator; use $[<identifier>] with arrayFilters"},
 
 		// _id
 		{name: "set of _id to another value fails", give: `{"_id": 1}`, update: `{"$set": {"_id": 2}}`, wantCode: merr.ImmutableField,
