@@ -236,7 +236,9 @@ func (f *Filter) parseTopOperator(e bson.E, collect bool) (node, error) {
 			if !ok {
 				return nil, merr.New(merr.BadValue, "$or/$and/$nor entries need to be full objects")
 			}
-			n, err := f.parseDoc(sub, collect && e.Key == "$and")
+			// Canonicalization collapses a one-clause $or to its clause,
+			// so its equalities seed an upsert as $and's do.
+			n, err := f.parseDoc(sub, collect && (e.Key == "$and" || e.Key == "$or" && len(arr) == 1))
 			if err != nil {
 				return nil, err
 			}
@@ -305,8 +307,17 @@ func (f *Filter) parseField(key string, value any, collect bool) (fieldExpr, err
 			}
 			if collect {
 				for _, e := range v {
-					if e.Key == "$eq" {
+					switch e.Key {
+					case "$eq":
 						f.eqs = append(f.eqs, equality{path: key, value: e.Value})
+					case "$in":
+						// MongoDB's canonicalization rewrites a $in of exactly
+						// one distinct value (and no regex) to an equality
+						// (InMatchExpression's optimizer, "Simplify IN of
+						// exactly one equality"), so an upsert seeds it.
+						if v, ok := f.singleInValue(e.Value); ok {
+							f.eqs = append(f.eqs, equality{path: key, value: v})
+						}
 					}
 				}
 			}
@@ -493,6 +504,21 @@ func (f *Filter) parseIn(arr bson.A) (*inPred, error) {
 		values = append(values, v)
 	}
 	return newInPred(values, regexes, f.str), nil
+}
+
+// singleInValue returns the value of a $in array holding exactly one
+// distinct value (as the filter compares) and no regex.
+func (f *Filter) singleInValue(v any) (any, bool) {
+	arr, ok := v.(bson.A)
+	if !ok || len(arr) == 0 {
+		return nil, false
+	}
+	for _, x := range arr {
+		if _, re := x.(bson.Regex); re || bsonkit.CompareWith(x, arr[0], f.str) != 0 {
+			return nil, false
+		}
+	}
+	return arr[0], true
 }
 
 // truthy is BSONElement::trueValue.
