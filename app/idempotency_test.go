@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/txkit/txkit/app/api"
 	"github.com/txkit/txkit/internal/testenv"
+	"github.com/txkit/txkit/mongotest"
 )
 
 // entriesWithKey counts the ledger entries written under an HTTP key:
@@ -291,4 +293,66 @@ func TestKeysRecordedInTheOldCollectionAreReplayed(t *testing.T) {
 	other := req{Method: "POST", Path: "/v1/payments", Key: "moved", Body: strings.Replace(body, "pi_moved", "pi_other", 1)}
 	assert.Equal(t, "idempotency_conflict", ta.mustStatus(http.StatusConflict, other).code())
 	assert.Equal(t, 1, ta.count("payments", bson.D{}), "one payment")
+}
+
+// A key that the version before the shared key space recorded in
+// http_idempotency for a payment still names that request after the
+// upgrade (restart): a debit, credit or transfer under it is
+// idempotency_conflict and moves no money (attack13b finding
+// app-legacy-key-not-checked-by-ledger-routes).
+func TestAKeyRecordedInTheOldCollectionRefusesLedgerRoutes(t *testing.T) {
+	uri := os.Getenv(testenv.EnvURI)
+	if uri == "" {
+		uri = mongotest.Start(t).URI()
+	}
+	db := "txkit_e2e_" + randomHex(6)
+	ctx := context.Background()
+	before := startApp(t, func(c *Config) { c.MongoURI, c.DB = uri, db })
+	before.credit("alice", 1000)
+	body := `{"account":"alice","amount_minor":100,"currency":"EUR","credits":10,"provider":"stripe","provider_ref":"pi_old"}`
+	before.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/payments", Key: "old-1", Body: body})
+	// Move the record where the earlier version kept it, then restart.
+	var rec bson.Raw
+	require.NoError(t, before.db.Collection("credit_idempotency").FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: "http:old-1"}}).Decode(&rec))
+	_, err := before.db.Collection("http_idempotency").InsertOne(ctx, rec)
+	require.NoError(t, err)
+	before.app.RequireStop()
+	ta := startApp(t, func(c *Config) { c.MongoURI, c.DB = uri, db })
+
+	for _, r := range []req{
+		{Method: "POST", Path: "/v1/accounts/alice/debits", Body: `{"amount":10}`, Key: "old-1"},
+		{Method: "POST", Path: "/v1/accounts/alice/credits", Body: `{"amount":10}`, Key: "old-1"},
+		{Method: "POST", Path: "/v1/transfers", Body: `{"from":"alice","to":"bob","amount":5}`, Key: "old-1"},
+	} {
+		got := ta.do(r)
+		assert.Equal(t, http.StatusConflict, got.Status, "%s %s: %s", r.Method, r.Path, got.Raw)
+		assert.Equal(t, "idempotency_conflict", got.code(), "%s", got.Raw)
+	}
+	assert.Equal(t, 0, ta.entriesWithKey("old-1"), "ledger entries under the payment's key")
+	assert.Equal(t, float64(1000), ta.balance("alice")["balance"])
+	// A new key is not refused.
+	ta.mustStatus(http.StatusCreated, req{Method: "POST", Path: "/v1/accounts/alice/debits", Body: `{"amount":10}`, Key: "new-1"})
+}
+
+// A transaction whose read the server ends with MaxTimeMSExpired was
+// aborted: nothing was applied, so the answer is database_unavailable
+// (retry), never outcome_unknown (finding
+// app-read-maxtimems-in-transaction-answered-outcome-unknown).
+func TestATimedOutReadInATransactionIsNotAnUnknownOutcome(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("failCommand with appName needs a test server")
+	}
+	ta := startApp(t)
+	ta.credit("alice", 1000)
+	testenv.FailCommand(t, ta.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"find"}}, {Key: "appName", Value: "txkit"},
+			{Key: "errorCode", Value: int32(50)}}},
+	})
+	r := ta.do(req{Method: "POST", Path: "/v1/transfers", Body: `{"from":"alice","to":"bob","amount":5}`, Key: "t-maxtime"})
+	assert.Equal(t, http.StatusServiceUnavailable, r.Status, "%s", r.Raw)
+	assert.Equal(t, "database_unavailable", r.code(), "%s", r.Raw)
+	assert.Equal(t, 0, ta.entriesWithKey("t-maxtime"))
+	assert.Equal(t, float64(1000), ta.balance("alice")["balance"])
 }

@@ -20,7 +20,7 @@ import (
 // apiVersion is refused. Filed by attack15b: all were accepted, so a
 // program pinned to the strict Stable API passed on mongotest and failed
 // on MongoDB.
-func TestStableAPIStrictRefusesCommandsOutsideVersion1(t *testing.T) {
+func TestStableAPIStrictRefusesStagesOutsideVersion1(t *testing.T) {
 	srv := mongotest.Start(t)
 	s := newRandomSession(t, srv)
 	strict := []bson.E{{Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}}

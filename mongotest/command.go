@@ -221,7 +221,7 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 	if err := checkGenericArgs(req.cmd); err != nil {
 		return nil, err
 	}
-	if err := checkAPIParameters(req.name, req.cmd); err != nil {
+	if err := checkAPIParams(req.name, req.cmd); err != nil {
 		return nil, err
 	}
 	if _, has := bsonkit.Get(req.cmd, "writeConcern"); has && !h.supportsWriteConcern(req.cmd) {

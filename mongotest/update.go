@@ -261,6 +261,13 @@ func arrayFilters(d bson.D) ([]bson.D, error) {
 
 // upsertDoc builds the document an upsert inserts.
 func upsertDoc(f *query.Filter, u *update.Update, opts update.Options) (bson.D, error) {
+	if f.HasExpr() {
+		// MongoDB parses an upsert's query for its equalities without
+		// $expr (UpdateDriver::populateDocumentWithQueryFields: "$expr is
+		// not allowed in the query for an upsert"), so an upsert that
+		// inserts fails; one that matches a document updates it.
+		return nil, merr.New(merr.QueryFeatureNotAllowed, "$expr is not allowed in this context")
+	}
 	eq, err := f.Equalities()
 	if err != nil {
 		return nil, err

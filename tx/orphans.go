@@ -38,6 +38,12 @@ const (
 	kindSession = "session"
 	// killBatch bounds the lsids of one killSessions.
 	killBatch = 500
+	// sessionIdle is how long after its last transaction began a recorded
+	// session is forgotten: longer than MongoDB's logical session timeout
+	// (30 min), after which the driver no longer hands it out and the
+	// server has ended it, transactions included. Without it the registry
+	// would keep every session the driver's pool ever dropped.
+	sessionIdle = 31 * time.Minute
 )
 
 // OrphanReaping configures [WithOrphanReaping].
@@ -119,8 +125,10 @@ type registry struct {
 
 	renewMu  sync.Mutex // one renewal at a time: concurrent upserts would race
 	mu       sync.Mutex
-	recorded map[[16]byte]struct{}
-	leased   bool // the lease is known to exist
+	recorded map[[16]byte]recorded
+	seq      int64 // numbers the records, so a prune removes only its own
+	leased   bool  // the lease is known to exist
+	idle     time.Duration
 
 	seen map[string]leaseSeen // the goroutine's: the leases of others
 
@@ -129,6 +137,12 @@ type registry struct {
 	wg      sync.WaitGroup
 	started bool
 	closed  bool
+}
+
+// recorded is a session the registry holds.
+type recorded struct {
+	seq  int64
+	used time.Time // when its last transaction began
 }
 
 // leaseSeen is when a sweep first saw another process's lease at beat.
@@ -161,7 +175,7 @@ func newRegistry(o OrphanReaping) *registry {
 		coll: coll, admin: coll.Database().Client().Database("admin"),
 		instance: o.Instance, incarnation: inc, lease: o.Lease,
 		log:      o.Logger.With(zap.String("instance", o.Instance), zap.String("incarnation", inc)),
-		recorded: map[[16]byte]struct{}{}, seen: map[string]leaseSeen{},
+		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, idle: sessionIdle,
 		ctx: ctx, stop: stop,
 	}
 }
@@ -178,13 +192,19 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
 	r.mu.Lock()
-	_, done := r.recorded[id]
-	leased := r.leased
-	r.mu.Unlock()
+	rec, done := r.recorded[id]
 	if done {
+		rec.used = now
+		r.recorded[id] = rec
+		r.mu.Unlock()
 		return nil
 	}
+	leased := r.leased
+	r.seq++
+	seq := r.seq
+	r.mu.Unlock()
 	ctx = mongo.NewSessionContext(ctx, nil) // not in the caller's transaction
 	if !leased {
 		if err := r.renew(ctx); err != nil {
@@ -195,14 +215,43 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session) error {
 		bson.D{{Key: "_id", Value: bson.Binary{Subtype: bson.TypeBinaryUUID, Data: id[:]}}},
 		bson.D{{Key: "$set", Value: bson.D{
 			{Key: "kind", Value: kindSession}, {Key: "incarnation", Value: r.incarnation}, {Key: "instance", Value: r.instance},
+			{Key: "seq", Value: seq},
 		}}},
 		options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return err
 	}
 	r.mu.Lock()
-	r.recorded[id] = struct{}{}
+	r.recorded[id] = recorded{seq: seq, used: now}
 	r.mu.Unlock()
+	return nil
+}
+
+// prune forgets the sessions idle for longer than r.idle, here and in the
+// registry.
+func (r *registry) prune(ctx context.Context) error {
+	cutoff := time.Now().Add(-r.idle)
+	var stale bson.A
+	r.mu.Lock()
+	for id, rec := range r.recorded {
+		if rec.used.Before(cutoff) {
+			delete(r.recorded, id)
+			stale = append(stale, bson.D{
+				{Key: "_id", Value: bson.Binary{Subtype: bson.TypeBinaryUUID, Data: append([]byte(nil), id[:]...)}},
+				{Key: "seq", Value: rec.seq},
+			})
+		}
+	}
+	r.mu.Unlock()
+	for len(stale) > 0 {
+		batch := stale[:min(len(stale), killBatch)]
+		stale = stale[len(batch):]
+		// By seq: a session used again since is recorded anew, and stays.
+		filter := bson.D{{Key: "kind", Value: kindSession}, {Key: "incarnation", Value: r.incarnation}, {Key: "$or", Value: batch}}
+		if _, err := r.coll.DeleteMany(ctx, filter); err != nil {
+			return fmt.Errorf("forget idle sessions: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -277,6 +326,9 @@ func (r *registry) run() {
 			}
 		} else {
 			first = false
+		}
+		if err := r.prune(ctx); err != nil && r.ctx.Err() == nil {
+			r.log.Info("orphan reaping", zap.Error(err)) // they stay until this process ends
 		}
 		cancel()
 		t := time.NewTimer(every)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -85,8 +86,11 @@ type api struct {
 	// where earlier versions recorded them.
 	responses *idempotency.Store
 	legacy    *idempotency.Store
-	webhooks  *webhookStore
-	tokenSum  [sha256.Size]byte
+	// legacyUntil (Unix ns) is when the last record in legacy expires
+	// (see loadLegacyHorizon); 0 when there is none.
+	legacyUntil atomic.Int64
+	webhooks    *webhookStore
+	tokenSum    [sha256.Size]byte
 }
 
 // Handler is the whole HTTP API: request ids, the access log, the request
@@ -141,6 +145,9 @@ func NewHandler(p HandlerParams) (*Handler, error) {
 	}
 	p.Lifecycle.Append(fx.Hook{OnStart: func(ctx context.Context) error {
 		if err := a.responses.EnsureSchema(ctx); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+		if err := a.loadLegacyHorizon(ctx); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
 		return a.webhooks.ensureIndexes(ctx)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -161,7 +162,7 @@ func (a *api) recorded(w http.ResponseWriter, r *http.Request, req any, op opera
 		return res, err
 	}, scopeOptions(r.Context(), "http.idempotent")...)
 	if err != nil {
-		return sentWriteError(err)
+		return err // the transaction's: nothing applied unless tx.ErrCommitUnknown
 	}
 	if replayed {
 		w.Header().Set(HeaderReplayed, "true")
@@ -200,6 +201,62 @@ func (a *api) legacyRecord(ctx context.Context, route, key, hash string) (record
 	return res, true, rec.Decode(&res)
 }
 
+// loadLegacyHorizon reads, once at start, until when a record of
+// http_idempotency can be live: earlier versions wrote them, this one does
+// not, so after that instant the ledger routes need not look there (see
+// refuseLegacyKey).
+func (a *api) loadLegacyHorizon(ctx context.Context) error {
+	cur, err := a.legacy.Collection().Aggregate(ctx, mongo.Pipeline{{{Key: "$group", Value: bson.D{
+		{Key: "_id", Value: nil},
+		{Key: "expires", Value: bson.D{{Key: "$max", Value: "$expiresAt"}}},
+		{Key: "created", Value: bson.D{{Key: "$max", Value: "$created_at"}}},
+	}}}})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", legacyCollection, err)
+	}
+	var got []struct {
+		Expires time.Time `bson:"expires"`
+		Created time.Time `bson:"created"`
+	}
+	if err := cur.All(ctx, &got); err != nil {
+		return fmt.Errorf("read %s: %w", legacyCollection, err)
+	}
+	if len(got) == 1 {
+		until := max(got[0].Expires.UnixNano(), got[0].Created.Add(credits.DefaultKeyRetention).UnixNano())
+		a.legacyUntil.Store(until)
+	}
+	return nil
+}
+
+// refuseLegacyKey answers idempotency_conflict for a ledger route whose key
+// an earlier version recorded in http_idempotency: it names a release or
+// payment (or a response the ledger routes no longer replay), not this
+// request. Only while such a record can be live.
+func (a *api) refuseLegacyKey(ctx context.Context, key string) error {
+	if time.Now().UnixNano() >= a.legacyUntil.Load() {
+		return nil
+	}
+	if _, found, err := a.legacy.Read(ctx, ledgerKey(key)); err != nil || found {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: key %q was first used for another request", idempotency.ErrConflict, key)
+	}
+	var old struct {
+		Created time.Time `bson:"created_at"`
+	}
+	err := a.legacy.Collection().FindOne(ctx, bson.D{{Key: "key", Value: key}}).Decode(&old)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read stored response: %w", err)
+	case time.Since(old.Created) < credits.DefaultKeyRetention:
+		return fmt.Errorf("%w: key %q was first used for another request", idempotency.ErrConflict, key)
+	}
+	return nil
+}
+
 // ledgerOp runs a ledger operation that takes the request's key in a
 // transaction bounded by the request (so that its commit is too), and
 // writes its response; replayed is set by the operation
@@ -209,12 +266,15 @@ func ledgerOp[T any](a *api, w http.ResponseWriter, r *http.Request, status int,
 	if err != nil {
 		return err
 	}
+	if err := a.refuseLegacyKey(r.Context(), key); err != nil {
+		return err
+	}
 	var replayed bool
 	res, err := tx.Do(r.Context(), a.runner, func(ctx context.Context) (T, error) {
 		return op(ctx, credits.IdempotencyKey(ledgerKey(key)), &replayed)
 	}, scopeOptions(r.Context(), "http.idempotent")...)
 	if err != nil {
-		return sentWriteError(err)
+		return err // the transaction's: nothing applied unless tx.ErrCommitUnknown
 	}
 	if replayed {
 		w.Header().Set(HeaderReplayed, "true")

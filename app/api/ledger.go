@@ -103,6 +103,9 @@ func (a *api) changeBalance(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
+	if err := a.refuseLegacyKey(r.Context(), key); err != nil {
+		return err
+	}
 	var replayed bool
 	e, err := change(r.Context(), account, req.Amount,
 		credits.IdempotencyKey(ledgerKey(key)), credits.Reason(req.Reason), credits.Replayed(&replayed))

@@ -184,7 +184,7 @@ func (a *api) webhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := a.webhooks.process(r.Context(), ev)
 	if err != nil {
-		return sentWriteError(err)
+		return err // the transaction's: nothing applied unless tx.ErrCommitUnknown
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil

@@ -311,6 +311,9 @@ func exactInt(v any) (int64, bool) {
 	return 0, false
 }
 
+// Rat returns the exact value of a finite BSON number.
+func Rat(v any) (*big.Rat, bool) { return ratOf(v) }
+
 func ratOf(v any) (*big.Rat, bool) {
 	switch n := v.(type) {
 	case bson.Decimal128:

@@ -268,6 +268,7 @@ func multiplyNumbers(a, b any) any {
 func evalAdd(args []any) (any, error) {
 	var sum Sum
 	var date *bson.DateTime
+	nums := make([]any, 0, len(args))
 	for _, v := range args {
 		if Nullish(v) {
 			return nil, nil
@@ -283,51 +284,65 @@ func evalAdd(args []any) (any, error) {
 				return nil, merr.New(16554, "$add only supports numeric or date types, not %s", TypeName(v))
 			}
 			sum.Add(v)
+			nums = append(nums, v)
 		}
 	}
 	if date != nil {
-		return addToDate(*date, sum.Result())
+		return addToDate(*date, nums)
 	}
 	return sum.Result(), nil
 }
 
-// addToDate is date + n milliseconds as ExpressionAdd computes it: exactly,
-// rounded half away from zero (DoubleDoubleSummation::getLong), and
-// "date overflow in $add" (Overflow) when the total does not fit a date.
-func addToDate(date bson.DateTime, n any) (any, error) {
-	overflow := merr.New(merr.Overflow, "date overflow in $add")
-	switch x := n.(type) {
-	case int32:
-		n = int64(x)
-	case bson.Decimal128:
-		n, _ = bsonkit.ToFloat(x)
+// addToDate is $add with a date, as ExpressionAdd::evaluate
+// (src/mongo/db/pipeline/expression.cpp): without a decimal operand the
+// total is rounded half away from zero (DoubleDoubleSummation::getLong)
+// and one outside int64 fails with Overflow "date overflow in $add"; with
+// a decimal operand it is rounded half to even by Decimal128::toLong, which
+// does not fail: a NaN, infinite or out-of-range total is the minimum
+// int64 (the BID library's integer indefinite).
+func addToDate(date bson.DateTime, nums []any) (any, error) {
+	total := new(big.Rat).SetInt64(int64(date))
+	decimal, finite := false, true
+	for _, v := range nums {
+		if _, ok := v.(bson.Decimal128); ok {
+			decimal = true
+		}
+		r, ok := bsonkit.Rat(v)
+		if !ok {
+			finite = false
+			continue
+		}
+		total.Add(total, r)
 	}
-	switch x := n.(type) {
-	case int64:
-		r := int64(date) + x
-		if (x > 0 && r < int64(date)) || (x < 0 && r > int64(date)) {
-			return nil, overflow
-		}
-		return bson.DateTime(r), nil
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, overflow
-		}
-		total := new(big.Float).SetPrec(2100).SetInt64(int64(date))
-		total.Add(total, new(big.Float).SetPrec(2100).SetFloat64(x))
-		// Round half away from zero: add ±0.5, then truncate.
-		half := big.NewFloat(0.5)
-		if total.Sign() < 0 {
-			half.Neg(half)
-		}
-		total.Add(total, half)
-		r, _ := total.Int(nil)
-		if !r.IsInt64() {
-			return nil, overflow
-		}
-		return bson.DateTime(r.Int64()), nil
+	var ms *big.Int
+	if finite {
+		ms = roundRat(total, decimal)
 	}
-	return nil, overflow
+	if ms == nil || !ms.IsInt64() {
+		if decimal {
+			return bson.DateTime(math.MinInt64), nil
+		}
+		return nil, merr.New(merr.Overflow, "date overflow in $add")
+	}
+	return bson.DateTime(ms.Int64()), nil
+}
+
+// roundRat rounds r to an integer, half to even when even is set, else
+// half away from zero.
+func roundRat(r *big.Rat, even bool) *big.Int {
+	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
+	// q is truncated toward zero; m has r's sign.
+	twice := new(big.Int).Abs(m)
+	twice.Lsh(twice, 1)
+	c := twice.Cmp(r.Denom())
+	if c > 0 || c == 0 && (!even || q.Bit(0) == 1) {
+		if r.Sign() < 0 {
+			q.Sub(q, big.NewInt(1))
+		} else {
+			q.Add(q, big.NewInt(1))
+		}
+	}
+	return q
 }
 
 func evalSubtract(args []any) (any, error) {

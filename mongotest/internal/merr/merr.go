@@ -80,10 +80,12 @@ const (
 	GraphContainsCycle                 int32 = 158
 	CommandNotSupportedOnView          int32 = 166
 	MergeStageNoMatchingDocument       int32 = 13113
+	QueryFeatureNotAllowed             int32 = 224
 )
 
 var names = map[int32]string{
 	InternalError:                      "InternalError",
+	QueryFeatureNotAllowed:             "QueryFeatureNotAllowed",
 	BadValue:                           "BadValue",
 	NoSuchKey:                          "NoSuchKey",
 	FailedToParse:                      "FailedToParse",

@@ -16,8 +16,10 @@ type equality struct {
 }
 
 // Equalities returns the fields an upsert seeds its new document with:
-// top-level `field: value` equalities, `field: {$eq: value}`, and those
-// inside top-level $and, keyed by their dotted paths as written ("a.b").
+// top-level `field: value` equalities, `field: {$eq: value}`, `field: {$in:
+// [value]}`, and those inside top-level $and or a one-clause $or (which
+// MongoDB's canonicalization collapses), keyed by their dotted paths as
+// written ("a.b").
 // Like MongoDB it fails with NotSingleValueField when a path is matched
 // twice or one path is a prefix of another. Values are shared with the
 // filter; callers clone before mutating.

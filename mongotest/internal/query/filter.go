@@ -191,6 +191,14 @@ func leaf(pred visitor) fieldExpr { return &leafExpr{pred: pred, mode: leafTrave
 // parseDoc parses a filter document; collect records upsert equalities,
 // which MongoDB takes from the top level and from top-level $and.
 func (f *Filter) parseDoc(d bson.D, collect bool) (node, error) {
+	if len(d) == 1 && !strings.HasPrefix(d[0].Key, "$") {
+		// The common {field: value}: no list to build.
+		expr, err := f.parseField(d[0].Key, d[0].Value, collect)
+		if err != nil {
+			return nil, err
+		}
+		return &fieldNode{path: newPath(d[0].Key), expr: expr}, nil
+	}
 	nodes := make(andNode, 0, len(d))
 	for _, e := range d {
 		if strings.HasPrefix(e.Key, "$") {
@@ -228,7 +236,9 @@ func (f *Filter) parseTopOperator(e bson.E, collect bool) (node, error) {
 			if !ok {
 				return nil, merr.New(merr.BadValue, "$or/$and/$nor entries need to be full objects")
 			}
-			n, err := f.parseDoc(sub, collect && e.Key == "$and")
+			// Canonicalization collapses a one-clause $or to its clause,
+			// so its equalities seed an upsert as $and's do.
+			n, err := f.parseDoc(sub, collect && (e.Key == "$and" || e.Key == "$or" && len(arr) == 1))
 			if err != nil {
 				return nil, err
 			}
@@ -297,8 +307,17 @@ func (f *Filter) parseField(key string, value any, collect bool) (fieldExpr, err
 			}
 			if collect {
 				for _, e := range v {
-					if e.Key == "$eq" {
+					switch e.Key {
+					case "$eq":
 						f.eqs = append(f.eqs, equality{path: key, value: e.Value})
+					case "$in":
+						// MongoDB's canonicalization rewrites a $in of exactly
+						// one distinct value (and no regex) to an equality
+						// (InMatchExpression's optimizer, "Simplify IN of
+						// exactly one equality"), so an upsert seeds it.
+						if v, ok := f.singleInValue(e.Value); ok {
+							f.eqs = append(f.eqs, equality{path: key, value: v})
+						}
 					}
 				}
 			}
@@ -485,6 +504,21 @@ func (f *Filter) parseIn(arr bson.A) (*inPred, error) {
 		values = append(values, v)
 	}
 	return newInPred(values, regexes, f.str), nil
+}
+
+// singleInValue returns the value of a $in array holding exactly one
+// distinct value (as the filter compares) and no regex.
+func (f *Filter) singleInValue(v any) (any, bool) {
+	arr, ok := v.(bson.A)
+	if !ok || len(arr) == 0 {
+		return nil, false
+	}
+	for _, x := range arr {
+		if _, re := x.(bson.Regex); re || bsonkit.CompareWith(x, arr[0], f.str) != 0 {
+			return nil, false
+		}
+	}
+	return arr[0], true
 }
 
 // truthy is BSONElement::trueValue.

@@ -96,6 +96,9 @@ func (p *path) walkDoc(d bson.D, i int, mode leafMode, vis visitor) bool {
 	case bson.D:
 		return p.walkDoc(x, i+1, mode, vis)
 	case bson.A:
+		if len(x) == 0 && mode == leafElements {
+			return vis.visit(bson.Undefined{}, false) // see walkLeaf
+		}
 		return p.walkArray(x, i+1, mode, vis)
 	}
 	return vis.visit(nil, true)
@@ -148,6 +151,13 @@ func walkLeaf(v any, mode leafMode, vis visitor) bool {
 			}
 		}
 		if mode == leafElements {
+			if len(a) == 0 {
+				// An empty array's sort key is undefined, which sorts
+				// before null (the btree key generator's "x : [] - need
+				// to insert undefined", for a terminal or an inner array
+				// alike; manual: bson-type-comparison-order, "Arrays").
+				return vis.visit(bson.Undefined{}, false)
+			}
 			return false
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -168,17 +169,34 @@ func (p *typePred) visit(v any, missing bool) bool {
 // regexPred is $regex and a regex used as a value: strings and symbols match
 // the pattern, stored regexes match when pattern and options are identical.
 type regexPred struct {
-	re      *regexp.Regexp
-	pattern string
-	options string
+	re *regexp.Regexp
+	// beforeFinalNewline, when the pattern has an end anchor, is the
+	// pattern for the subject without its final newline (see matchString).
+	beforeFinalNewline *regexp.Regexp
+	pattern            string
+	options            string
+}
+
+// matchString reports whether s matches as PCRE matches it. PCRE's $ (and
+// \Z) also matches before a newline that ends the subject (MongoDB compiles
+// without PCRE2_DOLLAR_ENDONLY, src/mongo/util/pcre_util.cpp), RE2's only
+// at the very end. A match that uses that position is a match of the
+// subject without its final newline, where \z never holds; any other
+// match there is also a match of the whole subject.
+func (p *regexPred) matchString(s string) bool {
+	if p.re.MatchString(s) {
+		return true
+	}
+	return p.beforeFinalNewline != nil && strings.HasSuffix(s, "\n") &&
+		p.beforeFinalNewline.MatchString(s[:len(s)-1])
 }
 
 func (p *regexPred) visit(v any, _ bool) bool {
 	switch s := v.(type) {
 	case string:
-		return p.re.MatchString(s)
+		return p.matchString(s)
 	case bson.Symbol:
-		return p.re.MatchString(string(s))
+		return p.matchString(string(s))
 	case bson.Regex:
 		return s.Pattern == p.pattern && s.Options == p.options
 	}

@@ -314,7 +314,7 @@ func compileRule(e bson.E, spec bson.D, types []string) (*schemaRule, error) {
 		}
 		r.check = func(v any) bson.D {
 			s, ok := v.(string)
-			if !ok || re.re.MatchString(s) {
+			if !ok || re.matchString(s) {
 				return nil
 			}
 			return failed(e.Key, e.Value, "regular expression did not match", considered(v)...)
@@ -479,7 +479,7 @@ func additionalProperties(e bson.E, spec bson.D) (*schemaRule, error) {
 		for _, f := range d {
 			matched := false
 			for _, p := range patterns {
-				if p.re.re.MatchString(f.Key) {
+				if p.re.matchString(f.Key) {
 					matched = true
 					if len(p.sub.explain(f.Value)) > 0 {
 						return failed("patternProperties", get1(spec, "patternProperties"), "property did not match the pattern's schema", bson.E{Key: "propertyName", Value: f.Key})

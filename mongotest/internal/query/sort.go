@@ -69,7 +69,7 @@ func (s *Sort) Compare(a, b bson.D) int {
 	}
 	for i := range s.keys {
 		k := &s.keys[i]
-		c := bsonkit.CompareWith(k.value(a), k.value(b), s.str)
+		c := compareSortKeys(k.value(a), k.value(b), s.str)
 		if k.desc {
 			c = -c
 		}
@@ -109,9 +109,33 @@ func (e *extremum) visit(v any, missing bool) bool {
 		e.best, e.seen = v, true
 		return false
 	}
-	c := bsonkit.CompareWith(v, e.best, e.str)
+	c := compareSortKeys(v, e.best, e.str)
 	if (e.desc && c > 0) || (!e.desc && c < 0) {
 		e.best = v
 	}
 	return false
+}
+
+// compareSortKeys orders sort keys as MongoDB's BSON order does, where
+// undefined (the key of an empty array) sorts after MinKey and before null
+// and missing (canonicalizeBSONType: MinKey -1, Undefined 0, null 5);
+// bsonkit.Compare, made for query matching, ranks undefined with null.
+func compareSortKeys(a, b any, str func(a, b string) int) int {
+	_, ua := a.(bson.Undefined)
+	_, ub := b.(bson.Undefined)
+	switch {
+	case ua && ub:
+		return 0
+	case ua:
+		if _, min := b.(bson.MinKey); min {
+			return 1
+		}
+		return -1
+	case ub:
+		if _, min := a.(bson.MinKey); min {
+			return -1
+		}
+		return 1
+	}
+	return bsonkit.CompareWith(a, b, str)
 }

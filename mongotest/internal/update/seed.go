@@ -1,6 +1,7 @@
 package update
 
 import (
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -11,8 +12,12 @@ import (
 
 // Seed builds the document an upsert starts from: each equality of the
 // filter (dotted paths as the filter spells them) becomes a field, creating
-// nested documents for dotted paths. _id, when present, comes first.
+// nested documents for dotted paths. Fields are added in path order, as
+// MongoDB's equalities are a map keyed by path (pathsupport::
+// EqualityMatches, a std::map), and _id, when present, comes first.
 func Seed(filterEqualities bson.D) (bson.D, error) {
+	filterEqualities = slices.Clone(filterEqualities)
+	slices.SortStableFunc(filterEqualities, func(a, b bson.E) int { return strings.Compare(a.Key, b.Key) })
 	out := bson.D{}
 	seen := make([]string, 0, len(filterEqualities))
 	for _, e := range filterEqualities {
