@@ -180,9 +180,13 @@ func cmdFind(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	vars, err := o.vars()
-	if err != nil {
-		return nil, err
+	var vars expr.Vars
+	// Most finds name no variable: no need to make them. A view's
+	// pipeline may name some, so a find on a view always has them.
+	if _, hasLet := bsonkit.Get(o.cmd, "let"); hasLet || namesVariable(o.cmd) || o.isView(ns) {
+		if vars, err = o.vars(); err != nil {
+			return nil, err
+		}
 	}
 	fs, err := parseFind(o.cmd, "filter", vars)
 	if err != nil {

@@ -15,7 +15,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	ping, _ := bson.Marshal(bson.D{{Key: "ping", Value: int32(1)}, {Key: "$db", Value: "admin"}})
 	f.Add(buildMsg(1, 0, ping))
 	f.Add(buildMsg(2, wiremessage.MoreToCome, ping,
-		docSequence{identifier: "documents", docs: []bsoncore.Document{ping, ping}}))
+		testSeq{identifier: "documents", docs: []bsoncore.Document{ping, ping}}))
 	f.Add(buildQuery(3, "admin.$cmd", ping))
 
 	f.Fuzz(func(t *testing.T, wm []byte) {

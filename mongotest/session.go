@@ -122,24 +122,58 @@ func (ss *sessions) end(s *session, reason string) {
 // retryable write, so a retry with the same txnNumber is not re-applied.
 type retryRecord struct {
 	txnNumber int64
-	stmts     map[int]any
-	reply     bson.D // whole reply, for single-statement commands (findAndModify)
+	// stmts are the outcomes of the statements run so far: a list while
+	// they are few (most of the time one), a map (byStmt) beyond.
+	stmts  []stmtOutcome
+	byStmt map[int]any
+	reply  bson.D // whole reply, for single-statement commands (findAndModify)
 }
+
+type stmtOutcome struct {
+	stmt   int
+	result any
+}
+
+// maxListedStmts is the number of outcomes a retryRecord lists before it
+// maps them.
+const maxListedStmts = 8
 
 func (r *retryRecord) done(stmt int) (any, bool) {
 	if r == nil {
 		return nil, false
 	}
-	v, ok := r.stmts[stmt]
-	return v, ok
+	if r.byStmt != nil {
+		v, ok := r.byStmt[stmt]
+		return v, ok
+	}
+	for _, s := range r.stmts {
+		if s.stmt == stmt {
+			return s.result, true
+		}
+	}
+	return nil, false
 }
 
 func (r *retryRecord) record(stmt int, result any) {
-	if r != nil {
-		if r.stmts == nil {
-			r.stmts = map[int]any{}
+	switch {
+	case r == nil:
+	case r.byStmt != nil:
+		r.byStmt[stmt] = result
+	default:
+		for i := range r.stmts {
+			if r.stmts[i].stmt == stmt {
+				r.stmts[i].result = result
+				return
+			}
 		}
-		r.stmts[stmt] = result
+		r.stmts = append(r.stmts, stmtOutcome{stmt: stmt, result: result})
+		if len(r.stmts) > maxListedStmts {
+			r.byStmt = make(map[int]any, 2*len(r.stmts))
+			for _, s := range r.stmts {
+				r.byStmt[s.stmt] = s.result
+			}
+			r.stmts = nil
+		}
 	}
 }
 

@@ -55,3 +55,28 @@ func TestACommandOnAJustKilledSessionRunsOnANewSession(t *testing.T) {
 	defer now.mu.Unlock()
 	require.EqualValues(t, 2, now.txnNumber, "the retryable write is recorded on the live session")
 }
+
+// A retryable write remembers each statement's outcome, listed while few,
+// mapped beyond: both ways a retry finds exactly the statements that ran.
+func TestRetryRecordRemembersEachStatement(t *testing.T) {
+	for _, n := range []int{1, maxListedStmts, 4 * maxListedStmts} {
+		r := &retryRecord{}
+		for i := n - 1; i >= 0; i -= 2 { // out of order, every other one
+			r.record(i, i*10)
+		}
+		for i := range n {
+			got, ok := r.done(i)
+			ran := (n-1-i)%2 == 0
+			require.Equal(t, ran, ok, "n=%d stmt %d", n, i)
+			if ran {
+				require.Equal(t, i*10, got, "n=%d stmt %d", n, i)
+			}
+		}
+		r.record(n-1, "again")
+		got, _ := r.done(n - 1)
+		require.Equal(t, "again", got)
+	}
+	var none *retryRecord
+	_, ok := none.done(0)
+	require.False(t, ok)
+}

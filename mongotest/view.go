@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -52,6 +53,28 @@ func (o *op) vars() (expr.Vars, error) {
 	}
 	o.letVars = vars
 	return vars, nil
+}
+
+// namesVariable reports whether v holds a string that names a variable
+// ("$$NOW", "$$x"): only then do a command's expressions need them.
+func namesVariable(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.HasPrefix(x, "$$")
+	case bson.D:
+		for _, e := range x {
+			if namesVariable(e.Value) {
+				return true
+			}
+		}
+	case bson.A:
+		for _, e := range x {
+			if namesVariable(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // view is a resolved view: the collection it reads and the pipeline that

@@ -143,14 +143,16 @@ func readMessage(r io.Reader) ([]byte, error) {
 // handle answers one wire message. It returns the reply to write (nil for
 // none), valid until the next call, and whether the connection stays open.
 func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
-	m, err := decodeMessage(wm)
+	var msg message // on the stack: decodeMessage's would escape
+	m := &msg
+	usable, err := m.decode(wm)
 	var cmd bson.D
 	if err == nil {
 		cmd, err = m.command()
 	}
 	if err != nil {
 		var we *wireError
-		if !errors.As(err, &we) || we.fatal || m == nil {
+		if !errors.As(err, &we) || we.fatal || !usable {
 			c.log.Info("unusable message", zap.Error(err))
 			return nil, false
 		}
@@ -299,9 +301,47 @@ type message struct {
 	queryFailure bool
 }
 
+// docSequence is an OP_MSG document sequence: data holds n whole
+// documents, back to back.
 type docSequence struct {
 	identifier string
-	docs       []bsoncore.Document
+	data       []byte
+	n          int
+}
+
+// readDocSequence reads a document sequence section, as the driver's
+// wiremessage.ReadMsgSectionDocumentSequence does, without allocating
+// for the usual identifiers.
+func readDocSequence(src []byte) (seq docSequence, rest []byte, ok bool) {
+	if len(src) < 4 {
+		return seq, src, false
+	}
+	length := int(int32(binary.LittleEndian.Uint32(src)))
+	if length > len(src) || length < 4 {
+		return seq, src, false
+	}
+	body, rest := src[4:length], src[length:]
+	end := bytes.IndexByte(body, 0)
+	if end < 0 {
+		return seq, src, false
+	}
+	switch id := body[:end]; string(id) {
+	case "documents":
+		seq.identifier = "documents"
+	case "updates":
+		seq.identifier = "updates"
+	case "deletes":
+		seq.identifier = "deletes"
+	default:
+		seq.identifier = string(id)
+	}
+	seq.data = body[end+1:]
+	for rem := seq.data; len(rem) > 0; seq.n++ {
+		if _, rem, ok = bsoncore.ReadDocument(rem); !ok {
+			return docSequence{}, src, false
+		}
+	}
+	return seq, rest, true
 }
 
 func (m *message) moreToCome() bool {
@@ -313,24 +353,34 @@ func (m *message) moreToCome() bool {
 // opcode); otherwise the message is complete enough to be answered.
 // It never panics, whatever wm holds.
 func decodeMessage(wm []byte) (*message, error) {
+	m := new(message)
+	usable, err := m.decode(wm)
+	if !usable {
+		return nil, err
+	}
+	return m, err
+}
+
+// decode is decodeMessage into m; usable is false with a fatal error.
+func (m *message) decode(wm []byte) (usable bool, err error) {
 	length, reqID, _, opCode, rem, ok := wiremessage.ReadHeader(wm)
 	if !ok {
-		return nil, fatalf("message shorter than its header: %d bytes", len(wm))
+		return false, fatalf("message shorter than its header: %d bytes", len(wm))
 	}
 	if int(length) != len(wm) || length > maxMessageSize {
-		return nil, fatalf("message length %d does not match %d bytes received", length, len(wm))
+		return false, fatalf("message length %d does not match %d bytes received", length, len(wm))
 	}
-	m := &message{requestID: reqID, opCode: opCode}
+	*m = message{requestID: reqID, opCode: opCode}
 	switch opCode {
 	case wiremessage.OpMsg:
-		return m, m.decodeMsg(wm, rem)
+		return true, m.decodeMsg(wm, rem)
 	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	case wiremessage.OpQuery:
-		return m, m.decodeQuery(rem)
+		return true, m.decodeQuery(rem)
 	case wiremessage.OpCompressed:
-		return nil, fatalf("OP_COMPRESSED received but no compressor was negotiated")
+		return false, fatalf("OP_COMPRESSED received but no compressor was negotiated")
 	default:
-		return nil, fatalf("unsupported opcode %d", int32(opCode))
+		return false, fatalf("unsupported opcode %d", int32(opCode))
 	}
 }
 
@@ -383,16 +433,16 @@ func (m *message) decodeMsg(wm, src []byte) error {
 				return &wireError{code: merr.TooManyDocumentSequences, fatal: true,
 					msg: "Too many document sequences in OP_MSG"}
 			}
-			id, docs, rest, ok := wiremessage.ReadMsgSectionDocumentSequence(src)
+			seq, rest, ok := readDocSequence(src)
 			if !ok {
 				return parseErrorf("OP_MSG document sequence is malformed")
 			}
-			for _, seq := range m.sequences {
-				if seq.identifier == id {
-					return &wireError{code: 40431, msg: "Duplicate document sequence: " + id}
+			for _, other := range m.sequences {
+				if other.identifier == seq.identifier {
+					return &wireError{code: 40431, msg: "Duplicate document sequence: " + seq.identifier}
 				}
 			}
-			m.sequences = append(m.sequences, docSequence{identifier: id, docs: docs})
+			m.sequences = append(m.sequences, seq)
 			src = rest
 		default:
 			return &wireError{code: 40432, msg: fmt.Sprintf("Unknown section kind %d", uint8(kind))}
@@ -495,8 +545,10 @@ func (m *message) command() (bson.D, error) {
 		return nil, parseErrorf("empty command document")
 	}
 	for _, seq := range m.sequences {
-		arr := make(bson.A, 0, len(seq.docs))
-		for _, raw := range seq.docs {
+		arr := make(bson.A, 0, seq.n)
+		for rem := seq.data; len(rem) > 0; {
+			var raw bsoncore.Document
+			raw, rem, _ = bsoncore.ReadDocument(rem) // whole: checked by readDocSequence
 			d, err := unmarshalDoc(raw)
 			if err != nil {
 				return nil, err

@@ -24,8 +24,8 @@ import (
 // and accepted any number of sequences.
 func TestMalformedOpMsgCodes(t *testing.T) {
 	ping := mustDoc(t, bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}})
-	seq := func(id string) docSequence {
-		return docSequence{identifier: id, docs: []bsoncore.Document{mustDoc(t, bson.D{{Key: "x", Value: 1}})}}
+	seq := func(id string) testSeq {
+		return testSeq{identifier: id, docs: []bsoncore.Document{mustDoc(t, bson.D{{Key: "x", Value: 1}})}}
 	}
 	twoBodies := buildMsg(1, 0, ping)
 	twoBodies = append(twoBodies, 0)

@@ -28,8 +28,14 @@ func mustDoc(t testing.TB, d bson.D) bsoncore.Document {
 	return b
 }
 
+// testSeq is a document sequence for buildMsg.
+type testSeq struct {
+	identifier string
+	docs       []bsoncore.Document
+}
+
 // buildMsg frames an OP_MSG from a body and document sequences.
-func buildMsg(reqID int32, flags wiremessage.MsgFlag, body bsoncore.Document, seqs ...docSequence) []byte {
+func buildMsg(reqID int32, flags wiremessage.MsgFlag, body bsoncore.Document, seqs ...testSeq) []byte {
 	idx, b := wiremessage.AppendHeaderStart(nil, reqID, 0, wiremessage.OpMsg)
 	b = wiremessage.AppendMsgFlags(b, flags)
 	b = wiremessage.AppendMsgSectionType(b, wiremessage.SingleDocument)
@@ -61,7 +67,7 @@ func buildQuery(reqID int32, ns string, query bsoncore.Document) []byte {
 
 func TestDecodeMessageMergesDocumentSequences(t *testing.T) {
 	body := mustDoc(t, bson.D{{Key: "insert", Value: "coll"}, {Key: "ordered", Value: true}, {Key: "$db", Value: "app"}})
-	docs := docSequence{identifier: "documents", docs: []bsoncore.Document{
+	docs := testSeq{identifier: "documents", docs: []bsoncore.Document{
 		mustDoc(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "sub", Value: bson.D{{Key: "a", Value: bson.A{int64(1), "x"}}}}}),
 		mustDoc(t, bson.D{{Key: "_id", Value: int32(2)}}),
 	}}
@@ -87,7 +93,7 @@ func TestDecodeMessageMergesDocumentSequences(t *testing.T) {
 
 func TestDecodeMessageErrors(t *testing.T) {
 	ping := mustDoc(t, bson.D{{Key: "ping", Value: 1}, {Key: "$db", Value: "admin"}})
-	seq := docSequence{identifier: "documents", docs: []bsoncore.Document{mustDoc(t, bson.D{{Key: "x", Value: 1}})}}
+	seq := testSeq{identifier: "documents", docs: []bsoncore.Document{mustDoc(t, bson.D{{Key: "x", Value: 1}})}}
 	twoBodies := buildMsg(1, 0, ping)
 	twoBodies = append(twoBodies, 0)
 	twoBodies = append(twoBodies, ping...)

@@ -191,6 +191,14 @@ func leaf(pred visitor) fieldExpr { return &leafExpr{pred: pred, mode: leafTrave
 // parseDoc parses a filter document; collect records upsert equalities,
 // which MongoDB takes from the top level and from top-level $and.
 func (f *Filter) parseDoc(d bson.D, collect bool) (node, error) {
+	if len(d) == 1 && !strings.HasPrefix(d[0].Key, "$") {
+		// The common {field: value}: no list to build.
+		expr, err := f.parseField(d[0].Key, d[0].Value, collect)
+		if err != nil {
+			return nil, err
+		}
+		return &fieldNode{path: newPath(d[0].Key), expr: expr}, nil
+	}
 	nodes := make(andNode, 0, len(d))
 	for _, e := range d {
 		if strings.HasPrefix(e.Key, "$") {
