@@ -70,6 +70,8 @@ const (
 	UnsupportedOpQueryCommand          int32 = 352
 	UnknownReplWriteConcern            int32 = 79
 	UnsatisfiableCommitQuorum          int32 = 278
+	APIVersionError                    int32 = 322
+	APIStrictError                     int32 = 323
 	ChecksumMismatch                   int32 = 282
 	UnsatisfiableWriteConcern          int32 = 100
 	DocumentValidationFailure          int32 = 121
@@ -143,6 +145,8 @@ var names = map[int32]string{
 	UnsupportedOpQueryCommand:          "UnsupportedOpQueryCommand",
 	UnknownReplWriteConcern:            "UnknownReplWriteConcern",
 	UnsatisfiableCommitQuorum:          "UnsatisfiableCommitQuorum",
+	APIVersionError:                    "APIVersionError",
+	APIStrictError:                     "APIStrictError",
 	UnsatisfiableWriteConcern:          "UnsatisfiableWriteConcern",
 	DocumentValidationFailure:          "DocumentValidationFailure",
 	ViewDepthLimitExceeded:             "ViewDepthLimitExceeded",
