@@ -81,11 +81,17 @@ const (
 	CommandNotSupportedOnView          int32 = 166
 	MergeStageNoMatchingDocument       int32 = 13113
 	QueryFeatureNotAllowed             int32 = 224
+	IllegalOpMsgFlag                   int32 = 223
+	TooManyDocumentSequences           int32 = 233
+	NotExactValueField                 int32 = 111
 )
 
 var names = map[int32]string{
 	InternalError:                      "InternalError",
 	QueryFeatureNotAllowed:             "QueryFeatureNotAllowed",
+	IllegalOpMsgFlag:                   "IllegalOpMsgFlag",
+	TooManyDocumentSequences:           "TooManyDocumentSequences",
+	NotExactValueField:                 "NotExactValueField",
 	BadValue:                           "BadValue",
 	NoSuchKey:                          "NoSuchKey",
 	FailedToParse:                      "FailedToParse",
