@@ -81,11 +81,15 @@ const (
 	CommandNotSupportedOnView          int32 = 166
 	MergeStageNoMatchingDocument       int32 = 13113
 	QueryFeatureNotAllowed             int32 = 224
+	IllegalOpMsgFlag                   int32 = 223
+	TooManyDocumentSequences           int32 = 233
 )
 
 var names = map[int32]string{
 	InternalError:                      "InternalError",
 	QueryFeatureNotAllowed:             "QueryFeatureNotAllowed",
+	IllegalOpMsgFlag:                   "IllegalOpMsgFlag",
+	TooManyDocumentSequences:           "TooManyDocumentSequences",
 	BadValue:                           "BadValue",
 	NoSuchKey:                          "NoSuchKey",
 	FailedToParse:                      "FailedToParse",
