@@ -83,6 +83,7 @@ const (
 	QueryFeatureNotAllowed             int32 = 224
 	IllegalOpMsgFlag                   int32 = 223
 	TooManyDocumentSequences           int32 = 233
+	NotExactValueField                 int32 = 111
 )
 
 var names = map[int32]string{
@@ -90,6 +91,7 @@ var names = map[int32]string{
 	QueryFeatureNotAllowed:             "QueryFeatureNotAllowed",
 	IllegalOpMsgFlag:                   "IllegalOpMsgFlag",
 	TooManyDocumentSequences:           "TooManyDocumentSequences",
+	NotExactValueField:                 "NotExactValueField",
 	BadValue:                           "BadValue",
 	NoSuchKey:                          "NoSuchKey",
 	FailedToParse:                      "FailedToParse",
