@@ -31,6 +31,59 @@ func checkGenericArgs(cmd bson.D) error {
 	return err
 }
 
+// apiVersion1 are the commands of Stable API version 1 (MongoDB 7.0's
+// manual, "Stable API Reference").
+var apiVersion1 = map[string]bool{
+	"abortTransaction": true, "aggregate": true, "authenticate": true, "collMod": true,
+	"commitTransaction": true, "count": true, "create": true, "createIndexes": true, "delete": true,
+	"drop": true, "dropDatabase": true, "dropIndexes": true, "endSessions": true, "explain": true,
+	"find": true, "findAndModify": true, "getMore": true, "hello": true, "insert": true,
+	"killCursors": true, "listCollections": true, "listDatabases": true, "listIndexes": true,
+	"ping": true, "refreshSessions": true, "update": true,
+}
+
+// checkAPIParams applies the Stable API parameters as MongoDB does before
+// a command runs (src/mongo/db/api_parameters.cpp): apiVersion is "1"
+// (APIVersionError), apiStrict and apiDeprecationErrors need it, and with
+// apiStrict a command outside version 1 is refused (APIStrictError).
+// Aggregation stages and operators outside version 1 are not checked.
+func checkAPIParams(name string, cmd bson.D) error {
+	v, has := bsonkit.Get(cmd, "apiVersion")
+	if !has {
+		for _, k := range []string{"apiStrict", "apiDeprecationErrors"} {
+			if _, ok := bsonkit.Get(cmd, k); ok {
+				return merr.New(codeAPIWithoutVersion, "Provided %s without passing apiVersion", k)
+			}
+		}
+		return nil
+	}
+	version, ok := v.(string)
+	if !ok {
+		return typeErr("apiVersion", v, "string")
+	}
+	if version != "1" {
+		return merr.New(merr.APIVersionError, "API version must be \"1\"")
+	}
+	strict := false
+	for _, k := range []string{"apiStrict", "apiDeprecationErrors"} {
+		if b, ok := bsonkit.Get(cmd, k); ok {
+			bv, isBool := b.(bool)
+			if !isBool {
+				return typeErr(k, b, "boolean")
+			}
+			strict = strict || (k == "apiStrict" && bv)
+		}
+	}
+	if strict && !apiVersion1[name] {
+		return merr.New(merr.APIStrictError, "Provided apiStrict:true, but the command %s is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioning", name)
+	}
+	return nil
+}
+
+// codeAPIWithoutVersion is MongoDB's location code for apiStrict or
+// apiDeprecationErrors without apiVersion.
+const codeAPIWithoutVersion = 4886600
+
 // maxTimeMS returns the command's time limit in milliseconds, 0 for none,
 // refusing what parseMaxTimeMS (src/mongo/db/query/max_time_ms_parser.cpp)
 // refuses: a non-number, a value out of [0, INT_MAX], a fractional double.

@@ -204,6 +204,9 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 	if err := checkGenericArgs(req.cmd); err != nil {
 		return nil, err
 	}
+	if err := checkAPIParams(req.name, req.cmd); err != nil {
+		return nil, err
+	}
 	o := &op{s: s, ctx: ctx, req: req, cmd: req.cmd, db: req.db, name: req.name, h: h}
 	if ms, _ := maxTimeMS(req.cmd); ms > 0 {
 		o.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)

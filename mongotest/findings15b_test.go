@@ -234,3 +234,41 @@ func TestDecimalOverflowIsInfinityAndUnderflowIsZero(t *testing.T) {
 	require.NoError(t, err)
 	requireStored(t, ctx, coll, `[{"_id":1,"d":{"$numberDecimal":"Infinity"}}]`)
 }
+
+// The Stable API (src/mongo/db/api_parameters.cpp, enforced before a
+// command runs): apiVersion must be "1" (APIVersionError 322), and with
+// apiStrict: true a command outside API version 1 is refused
+// (APIStrictError 323) — the point of a strict client. Commands in version
+// 1 run as before.
+func TestStableAPIStrictRefusesCommandsOutsideVersion1(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	requireOK(t, runWithoutLsid(t, s, "db", insertCmd("c", bson.D{{Key: "_id", Value: 1}})))
+	requireCode(t, runWithoutLsid(t, s, "db", bson.D{{Key: "collStats", Value: "c"}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}}),
+		323, "APIStrictError")
+	requireCode(t, runWithoutLsid(t, s, "admin", bson.D{{Key: "serverStatus", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}}),
+		323, "APIStrictError")
+	requireCode(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}, {Key: "apiVersion", Value: "2"}}),
+		322, "APIVersionError")
+	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "find", Value: "c"}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}}))
+	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "collStats", Value: "c"}, {Key: "apiVersion", Value: "1"}}))
+}
+
+// The parsing rules of jstests/core/api_params_parsing.js: apiStrict or
+// apiDeprecationErrors without apiVersion → 4886600; a non-string
+// apiVersion and non-boolean flags → TypeMismatch; listCommands (outside
+// version 1) runs without apiStrict and is refused with it.
+func TestStableAPIParametersParsedAsMongoDB(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	ping := func(extra ...bson.E) bson.D {
+		return runWithoutLsid(t, s, "db", append(bson.D{{Key: "ping", Value: 1}}, extra...))
+	}
+	requireCode(t, ping(bson.E{Key: "apiStrict", Value: true}), 4886600, "Location4886600")
+	requireCode(t, ping(bson.E{Key: "apiDeprecationErrors", Value: false}), 4886600, "Location4886600")
+	requireCode(t, ping(bson.E{Key: "apiVersion", Value: 1.0}), 14, "TypeMismatch")
+	requireCode(t, ping(bson.E{Key: "apiVersion", Value: "1"}, bson.E{Key: "apiStrict", Value: "true"}), 14, "TypeMismatch")
+	requireOK(t, ping(bson.E{Key: "apiVersion", Value: "1"}, bson.E{Key: "apiStrict", Value: false}, bson.E{Key: "apiDeprecationErrors", Value: false}))
+	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "listCommands", Value: 1}, {Key: "apiVersion", Value: "1"}}))
+	requireCode(t, runWithoutLsid(t, s, "db", bson.D{{Key: "listCommands", Value: 1}, {Key: "apiVersion", Value: "1"}, {Key: "apiStrict", Value: true}}), 323, "APIStrictError")
+}

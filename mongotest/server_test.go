@@ -174,10 +174,22 @@ func TestMalformedConnectionsAreClosedAlone(t *testing.T) {
 	ctx := testContext(t)
 	require.NoError(t, client.Ping(ctx, readpref.Primary()))
 
+	ping := bsoncore.NewDocumentBuilder().AppendInt32("ping", 1).AppendString("$db", "admin").Build()
+	var sequences []byte
+	for _, id := range []string{"a", "b", "c"} {
+		sequences = wiremessage.AppendMsgSectionType(sequences, wiremessage.DocumentSequence)
+		sequences = binary.LittleEndian.AppendUint32(sequences, uint32(4+len(id)+1+len(ping)))
+		sequences = append(append(append(sequences, id...), 0), ping...)
+	}
 	tests := []struct {
 		name string
 		give []byte
 	}{
+		// ConnectionFatalMessageParseErrors (error_codes.yml) close the
+		// connection without a reply: IllegalOpMsgFlag and
+		// TooManyDocumentSequences (OpMsg::parse).
+		{name: "unknown required OP_MSG flag", give: opMsg(1, 1<<4, ping)},
+		{name: "three document sequences", give: fixLength(opMsg(1, 0, ping, sequences...))},
 		{name: "length below header size", give: header(8, 1, wiremessage.OpMsg)},
 		{name: "negative length", give: header(-1, 1, wiremessage.OpMsg)},
 		{name: "length above maxMessageSizeBytes", give: header(48_000_001, 1, wiremessage.OpMsg)},
@@ -271,8 +283,7 @@ func TestRawOpMsg(t *testing.T) {
 		{name: "exhaustAllowed is ignored", give: opMsg(11, wiremessage.ExhaustAllowed, ping), wantOK: true},
 		{name: "missing $db is refused", give: opMsg(11, 0, bsoncore.NewDocumentBuilder().AppendInt32("ping", 1).Build()), wantCode: 40571},
 		{name: "invalid BSON body is refused", give: opMsg(11, 0, bsoncore.Document{0x0c, 0, 0, 0, 0x42, 'x', 0, 0, 0, 0, 0, 0}), wantCode: 22},
-		{name: "unknown required flag is refused", give: opMsg(11, 1<<4, ping), wantCode: 9},
-		{name: "unknown section kind is refused", give: append(opMsg(11, 0, ping), 7), wantCode: 9},
+		{name: "unknown section kind is refused", give: append(opMsg(11, 0, ping), 7), wantCode: 40432},
 		{name: "empty command is refused", give: opMsg(11, 0, bsoncore.NewDocumentBuilder().Build()), wantCode: 9},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -265,14 +266,24 @@ func upsertDoc(f *query.Filter, u *update.Update, opts update.Options) (bson.D, 
 	}
 	var nd bson.D
 	if u.IsReplacement() {
-		nd, _, err = u.Apply(bson.D{}, opts)
+		// MongoDB seeds a replacement upsert with the query's full
+		// equality on the immutable _id only (extractFullEqualityMatches),
+		// then replaces with _id immutable, so a replacement whose _id
+		// differs fails with ImmutableField (UpsertStage::
+		// _produceNewDocumentForInsert, ObjectReplaceExecutor).
+		base := bson.D{}
+		for _, e := range eq {
+			if strings.HasPrefix(e.Key, "_id.") {
+				return nil, merr.New(merr.NotExactValueField,
+					"field at '_id' must be exactly specified, field at sub-path '%s'found", e.Key)
+			}
+		}
+		if id, ok := bsonkit.Get(seed, "_id"); ok {
+			base = bson.D{{Key: "_id", Value: id}}
+		}
+		nd, _, err = u.Apply(base, opts)
 		if err != nil {
 			return nil, err
-		}
-		if _, has := bsonkit.Get(nd, "_id"); !has {
-			if id, ok := bsonkit.Get(seed, "_id"); ok {
-				nd = append(bson.D{{Key: "_id", Value: id}}, nd...)
-			}
 		}
 	} else {
 		opts.Insert = true

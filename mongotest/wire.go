@@ -395,8 +395,13 @@ func (m *message) decodeMsg(wm, src []byte) error {
 		return fatalf("OP_MSG without flags")
 	}
 	m.flags = flags
+	// OpMsg::parse (src/mongo/rpc/op_msg.cpp) gives each malformation a
+	// code of its own; IllegalOpMsgFlag and TooManyDocumentSequences are
+	// ConnectionFatalMessageParseErrors, which close the connection
+	// without a reply.
 	if unknown := flags & msgRequiredFlagsLo &^ (wiremessage.ChecksumPresent | wiremessage.MoreToCome); unknown != 0 {
-		return parseErrorf("unrecognized required OP_MSG flags %#x", uint32(unknown))
+		return &wireError{code: merr.IllegalOpMsgFlag, fatal: true,
+			msg: fmt.Sprintf("Message contains illegal flags value: Ob%032b", uint32(flags))}
 	}
 	if flags&wiremessage.ChecksumPresent != 0 {
 		if len(src) < 4 {
@@ -416,7 +421,7 @@ func (m *message) decodeMsg(wm, src []byte) error {
 		switch kind {
 		case wiremessage.SingleDocument:
 			if m.body != nil {
-				return parseErrorf("OP_MSG has more than one body section")
+				return &wireError{code: 40430, msg: "Multiple body sections in message"}
 			}
 			doc, rest, ok := wiremessage.ReadMsgSectionSingleDocument(src)
 			if !ok {
@@ -424,25 +429,56 @@ func (m *message) decodeMsg(wm, src []byte) error {
 			}
 			m.body, src = doc, rest
 		case wiremessage.DocumentSequence:
+			if len(m.sequences) >= 2 {
+				return &wireError{code: merr.TooManyDocumentSequences, fatal: true,
+					msg: "Too many document sequences in OP_MSG"}
+			}
 			seq, rest, ok := readDocSequence(src)
 			if !ok {
 				return parseErrorf("OP_MSG document sequence is malformed")
 			}
 			for _, other := range m.sequences {
 				if other.identifier == seq.identifier {
-					return parseErrorf("OP_MSG has duplicate document sequence %q", seq.identifier)
+					return &wireError{code: 40431, msg: "Duplicate document sequence: " + seq.identifier}
 				}
 			}
 			m.sequences = append(m.sequences, seq)
 			src = rest
 		default:
-			return parseErrorf("unknown OP_MSG section kind %d", kind)
+			return &wireError{code: 40432, msg: fmt.Sprintf("Unknown section kind %d", uint8(kind))}
 		}
 	}
 	if m.body == nil {
-		return parseErrorf("OP_MSG has no body section")
+		return &wireError{code: 40587, msg: "OP_MSG messages must have a body"}
+	}
+	for _, seq := range m.sequences {
+		if atPath(m.body, seq.identifier) {
+			return &wireError{code: 40433, msg: "Duplicate field between body and document sequence " + seq.identifier}
+		}
 	}
 	return nil
+}
+
+// atPath reports whether the dotted path names an element of body, or
+// reaches an array on its way (MongoDB's
+// extractElementAtPathOrArrayAlongPath).
+func atPath(body bsoncore.Document, path string) bool {
+	doc := body
+	for {
+		part, rest, more := strings.Cut(path, ".")
+		v, err := doc.LookupErr(part)
+		if err != nil {
+			return false
+		}
+		if !more || v.Type == bsoncore.TypeArray {
+			return true
+		}
+		sub, ok := v.DocumentOK()
+		if !ok {
+			return false
+		}
+		doc, path = sub, rest
+	}
 }
 
 func (m *message) decodeQuery(src []byte) error {
@@ -509,11 +545,6 @@ func (m *message) command() (bson.D, error) {
 		return nil, parseErrorf("empty command document")
 	}
 	for _, seq := range m.sequences {
-		for _, e := range cmd {
-			if e.Key == seq.identifier {
-				return nil, parseErrorf("duplicate field %q in command body and document sequence", seq.identifier)
-			}
-		}
 		arr := make(bson.A, 0, seq.n)
 		for rem := seq.data; len(rem) > 0; {
 			var raw bsoncore.Document

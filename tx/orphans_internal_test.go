@@ -33,17 +33,21 @@ func TestTheRegistryForgetsIdleSessionsOnly(t *testing.T) {
 	defer busy.EndSession(ctx)
 
 	require.NoError(t, r.record(ctx, idle))
-	time.Sleep(50 * time.Millisecond)
 	require.NoError(t, r.record(ctx, busy))
 	require.Equal(t, int64(2), sessions())
 
-	r.idle = 25 * time.Millisecond
+	// The idle session's last transaction began longer ago than r.idle.
+	id, err := lsidOf(idle)
+	require.NoError(t, err)
+	r.mu.Lock()
+	rec := r.recorded[id]
+	rec.used = time.Now().Add(-r.idle - time.Minute)
+	r.recorded[id] = rec
+	r.mu.Unlock()
 	require.NoError(t, r.prune(ctx))
 	assert.Equal(t, int64(1), sessions(), "only the idle session is forgotten")
 
 	// Used again: recorded anew.
-	id, err := lsidOf(idle)
-	require.NoError(t, err)
 	r.mu.Lock()
 	_, known := r.recorded[id]
 	r.mu.Unlock()

@@ -181,7 +181,9 @@ func TestATransactionOfAKilledProcessIsKilled(t *testing.T) {
 // attempt.
 func TestALiveProcessesTransactionsAreNotKilledByAnothersSweep(t *testing.T) {
 	uri := testenv.URI(t)
-	const lease = time.Second
+	// Renewed every 2/3 s: a renewal would have to be late by 2 s, three
+	// times in a row, for the other process to take this one for dead.
+	const lease = 2 * time.Second
 	live := testenv.Connect(t, uri)
 	db := testenv.NewDB(t, live)
 	docs := db.Collection("docs")
@@ -196,7 +198,7 @@ func TestALiveProcessesTransactionsAreNotKilledByAnothersSweep(t *testing.T) {
 		if _, err := docs.InsertOne(ctx, bson.D{{Key: "_id", Value: "live"}}); err != nil {
 			return err
 		}
-		time.Sleep(4 * lease) // the other process sweeps a dozen times
+		time.Sleep(3 * lease) // the other process sweeps about nine times
 		_, err := docs.InsertOne(ctx, bson.D{{Key: "_id", Value: "still live"}})
 		return err
 	})

@@ -70,6 +70,8 @@ const (
 	UnsupportedOpQueryCommand          int32 = 352
 	UnknownReplWriteConcern            int32 = 79
 	UnsatisfiableCommitQuorum          int32 = 278
+	APIVersionError                    int32 = 322
+	APIStrictError                     int32 = 323
 	ChecksumMismatch                   int32 = 282
 	UnsatisfiableWriteConcern          int32 = 100
 	DocumentValidationFailure          int32 = 121
@@ -79,11 +81,17 @@ const (
 	CommandNotSupportedOnView          int32 = 166
 	MergeStageNoMatchingDocument       int32 = 13113
 	QueryFeatureNotAllowed             int32 = 224
+	IllegalOpMsgFlag                   int32 = 223
+	TooManyDocumentSequences           int32 = 233
+	NotExactValueField                 int32 = 111
 )
 
 var names = map[int32]string{
 	InternalError:                      "InternalError",
 	QueryFeatureNotAllowed:             "QueryFeatureNotAllowed",
+	IllegalOpMsgFlag:                   "IllegalOpMsgFlag",
+	TooManyDocumentSequences:           "TooManyDocumentSequences",
+	NotExactValueField:                 "NotExactValueField",
 	BadValue:                           "BadValue",
 	NoSuchKey:                          "NoSuchKey",
 	FailedToParse:                      "FailedToParse",
@@ -139,6 +147,8 @@ var names = map[int32]string{
 	UnsupportedOpQueryCommand:          "UnsupportedOpQueryCommand",
 	UnknownReplWriteConcern:            "UnknownReplWriteConcern",
 	UnsatisfiableCommitQuorum:          "UnsatisfiableCommitQuorum",
+	APIVersionError:                    "APIVersionError",
+	APIStrictError:                     "APIStrictError",
 	UnsatisfiableWriteConcern:          "UnsatisfiableWriteConcern",
 	DocumentValidationFailure:          "DocumentValidationFailure",
 	ViewDepthLimitExceeded:             "ViewDepthLimitExceeded",

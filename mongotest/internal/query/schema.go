@@ -3,6 +3,7 @@ package query
 import (
 	"math"
 	"slices"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -324,9 +325,24 @@ func compileRule(e bson.E, spec bson.D, types []string) (*schemaRule, error) {
 		if !ok || len(arr) == 0 {
 			return nil, schemaErr("$jsonSchema keyword 'enum' cannot be an empty array")
 		}
+		// enum and uniqueItems compare as JSON Schema does, objects
+		// without regard to field order (json_schema_parser.cpp parseEnum
+		// and InternalSchemaUniqueItemsMatchExpression use an
+		// UnorderedFieldsBSONElementComparator), and an enum with two
+		// equal values is refused when parsed.
+		values := make([]any, len(arr))
+		for i, x := range arr {
+			values[i] = unorderedFields(x)
+			for _, y := range values[:i] {
+				if schemaEqual(y, values[i]) {
+					return nil, schemaErr("$jsonSchema keyword 'enum' array cannot contain duplicate values")
+				}
+			}
+		}
 		r.check = func(v any) bson.D {
-			for _, x := range arr {
-				if bsonkit.TypeRank(x) == bsonkit.TypeRank(v) && bsonkit.Equal(x, v) {
+			u := unorderedFields(v)
+			for _, x := range values {
+				if schemaEqual(x, u) {
 					return nil
 				}
 			}
@@ -342,9 +358,11 @@ func compileRule(e bson.E, spec bson.D, types []string) (*schemaRule, error) {
 			if !ok || !b {
 				return nil
 			}
+			items := make([]any, len(arr))
 			for i := range arr {
-				for j := i + 1; j < len(arr); j++ {
-					if bsonkit.TypeRank(arr[i]) == bsonkit.TypeRank(arr[j]) && bsonkit.Equal(arr[i], arr[j]) {
+				items[i] = unorderedFields(arr[i])
+				for _, prev := range items[:i] {
+					if schemaEqual(prev, items[i]) {
 						return failed(e.Key, e.Value, "found a duplicate item", considered(v)...)
 					}
 				}
@@ -623,5 +641,33 @@ func dependencies(e bson.E) (*schemaRule, error) {
 // get1 is the value of key in d, nil when absent.
 func get1(d bson.D, key string) any {
 	v, _ := bsonkit.Get(d, key)
+	return v
+}
+
+// schemaEqual is $jsonSchema's equality of two values made by
+// unorderedFields.
+func schemaEqual(a, b any) bool {
+	return bsonkit.TypeRank(a) == bsonkit.TypeRank(b) && bsonkit.Equal(a, b)
+}
+
+// unorderedFields returns v with the fields of every document in it sorted
+// by name, so that comparing two such values ignores field order, as
+// BSONObj::woCompare with kIgnoreFieldOrder does.
+func unorderedFields(v any) any {
+	switch x := v.(type) {
+	case bson.D:
+		out := make(bson.D, len(x))
+		for i, e := range x {
+			out[i] = bson.E{Key: e.Key, Value: unorderedFields(e.Value)}
+		}
+		slices.SortStableFunc(out, func(a, b bson.E) int { return strings.Compare(a.Key, b.Key) })
+		return out
+	case bson.A:
+		out := make(bson.A, len(x))
+		for i, el := range x {
+			out[i] = unorderedFields(el)
+		}
+		return out
+	}
 	return v
 }
