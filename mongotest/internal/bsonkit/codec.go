@@ -120,6 +120,9 @@ func (dec *decoder) doc(raw []byte) (bson.D, error) {
 	if n > len(dec.elems) {
 		return nil, errMalformed
 	}
+	if n == 0 {
+		return bson.D{}, nil // never nil: a nil bson.D encodes as null
+	}
 	d := bson.D(dec.elems[:n:n])
 	dec.elems = dec.elems[n:]
 	for i := range d {
@@ -148,6 +151,9 @@ func (dec *decoder) array(raw []byte) (bson.A, error) {
 	}
 	if n > len(dec.vals) {
 		return nil, errMalformed
+	}
+	if n == 0 {
+		return bson.A{}, nil // never nil: a nil bson.A encodes as null
 	}
 	a := bson.A(dec.vals[:n:n])
 	dec.vals = dec.vals[n:]

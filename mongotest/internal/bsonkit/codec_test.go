@@ -48,6 +48,26 @@ func codecCorpus() []bson.D {
 			{Key: "min", Value: bson.MinKey{}}, {Key: "max", Value: bson.MaxKey{}},
 		},
 		{{Key: "dup", Value: int32(1)}, {Key: "dup", Value: int32(2)}, {Key: "", Value: "empty key"}},
+		// An empty array or document with no other array or document
+		// element: what the driver sends for a nil slice with
+		// NilSliceAsEmpty. It must stay [] and {}, never become null.
+		{{Key: "x", Value: bson.A{}}},
+		{{Key: "y", Value: bson.D{}}},
+		{{Key: "x", Value: bson.A{}}, {Key: "y", Value: bson.D{}}, {Key: "z", Value: bson.A{bson.A{}, bson.D{}}}},
+	}
+}
+
+// A decoded document encodes back to the same bytes: nothing read is
+// changed on the way out (an empty array stays [], not null).
+func TestDecodeThenAppendIsIdentity(t *testing.T) {
+	for _, give := range codecCorpus() {
+		raw, err := bson.Marshal(give)
+		require.NoError(t, err)
+		got, err := bsonkit.Decode(raw)
+		require.NoError(t, err)
+		out, err := bsonkit.AppendDocument(nil, got)
+		require.NoError(t, err)
+		require.Equal(t, bson.Raw(raw).String(), bson.Raw(out).String())
 	}
 }
 
