@@ -38,6 +38,15 @@ func TestLoadConfig(t *testing.T) {
 		assert.Equal(t, 15*time.Second, cfg.ShutdownTimeout)
 	})
 
+	t.Run("the instance name comes from TXKIT_INSTANCE, and -instance wins", func(t *testing.T) {
+		cfg, err := loadConfig(nil, env(map[string]string{envInstance: "pod-1"}))
+		require.NoError(t, err)
+		assert.Equal(t, "pod-1", cfg.Instance)
+		cfg, err = loadConfig([]string{"-instance", "pod-2"}, env(map[string]string{envInstance: "pod-1"}))
+		require.NoError(t, err)
+		assert.Equal(t, "pod-2", cfg.Instance)
+	})
+
 	tests := []struct {
 		name string
 		give map[string]string
@@ -49,6 +58,7 @@ func TestLoadConfig(t *testing.T) {
 		{name: "a short token is refused", give: map[string]string{envAPIToken: "short"}, want: "TXKIT_API_TOKEN is too short"},
 		{name: "an address without a port is refused", give: map[string]string{envAddr: "localhost"}, want: "TXKIT_ADDR"},
 		{name: "a database name with a dot is refused", give: map[string]string{envDB: "a.b"}, want: "TXKIT_DB"},
+		{name: "an instance name with whitespace is refused", give: map[string]string{envInstance: "pod 1"}, want: "TXKIT_INSTANCE"},
 		{name: "an unknown log format is refused", give: map[string]string{envLog: "xml"}, want: "TXKIT_LOG"},
 		{name: "an unknown flag is refused", args: []string{"-token", "x"}, want: "flag provided but not defined"},
 		{name: "a stray argument is refused", args: []string{"serve"}, want: `unexpected argument "serve"`},

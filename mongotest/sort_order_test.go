@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -51,4 +52,37 @@ func TestEmptyArraySortsBelowNullAndMissing(t *testing.T) {
 	// Through a path: a.b is undefined for {a: []} and {a: [{b: []}]}, null
 	// (missing) for the others.
 	assert.Equal(t, []int32{3, 5, 1, 2, 4}, find(bson.D{{Key: "a.b", Value: 1}, {Key: "_id", Value: 1}}))
+}
+
+// An empty array is indexed as undefined, not null
+// (src/mongo/db/index/btree_key_generator.cpp: "x : [] - need to insert
+// undefined", for an array at the end of the key's path or along it), so
+// in a unique index {e: []} and a document without e (key null) do not
+// collide, while two {e: []} do; the same for a dotted key through an
+// empty array. mongotest keyed [] as null.
+func TestUniqueIndexKeysAnEmptyArrayApartFromNull(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("d")
+	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "e", Value: 1}}, Options: options.Index().SetUnique(true)})
+	require.NoError(t, err)
+	_, err = coll.InsertOne(ctx, fromJSON(t, `{"_id":1,"e":[]}`))
+	require.NoError(t, err)
+	_, err = coll.InsertOne(ctx, fromJSON(t, `{"_id":2}`))
+	require.NoError(t, err, "missing (null key) does not collide with [] (undefined key)")
+	_, err = coll.InsertOne(ctx, fromJSON(t, `{"_id":3,"e":[]}`))
+	requireWriteError(t, err, 11000)
+
+	nested := db.Collection("n")
+	_, err = nested.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "a.b", Value: 1}}, Options: options.Index().SetUnique(true)})
+	require.NoError(t, err)
+	insertJSON(t, ctx, nested, `[{"_id":1,"a":[]},{"_id":2,"a":{}}]`)
+	_, err = nested.InsertOne(ctx, fromJSON(t, `{"_id":3,"a":[{"b":[]}]}`))
+	requireWriteError(t, err, 11000)
+	// Queries still find them: {e: null} matches the missing field only.
+	n, err := coll.CountDocuments(ctx, bson.D{{Key: "e", Value: nil}})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n)
+	n, err = nested.CountDocuments(ctx, bson.D{})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n, "the refused insert wrote nothing")
 }

@@ -52,6 +52,15 @@
 // ignores owner-only options unless [WithStrictJoin] is given. A condition
 // of your own that deserves another attempt is [Retryable].
 //
+// # Transactions left open
+//
+// A transaction the runner could not end (its abort or commit met a
+// stalled database) is killed on the server by the runner's reaper as soon
+// as the database answers (see [Runner.Close]). One left open by a process
+// that died is killed by the next process, with [WithOrphanReaping]: the
+// processes record their server sessions and keep leases in a shared
+// collection.
+//
 // # Manual scopes
 //
 // [Runner.Begin] returns a [Tx] to end with [Tx.Commit] or [Tx.Rollback],

@@ -30,7 +30,11 @@ func keyWith(v any, str func(string) string) string {
 func writeKey(b *strings.Builder, v any, str func(string) string) {
 	b.WriteByte(byte(bsonkit.TypeRank(v)))
 	switch x := v.(type) {
-	case nil, bson.Null, bson.Undefined, bson.MinKey, bson.MaxKey:
+	case bson.Undefined:
+		// Undefined ranks with null for queries but is a key of its own
+		// (BSON orders it before null): an empty array's index key.
+		b.WriteByte('u')
+	case nil, bson.Null, bson.MinKey, bson.MaxKey:
 	case int32, int64, int, float64, bson.Decimal128:
 		writeNumberKey(b, x)
 	case string:
@@ -154,11 +158,14 @@ func abs(n int) int {
 
 // lookup resolves a dotted path for index keys: arrays along the path
 // expand to their elements (multikey), numeric components index arrays.
+// An empty array, at the end of the path or along it, yields undefined,
+// as MongoDB's btree key generator ("x : [] - need to insert undefined"),
+// so it is a key apart from null and missing.
 func lookup(v any, path []string) []any {
 	if len(path) == 0 {
 		if a, ok := v.(bson.A); ok {
 			if len(a) == 0 {
-				return []any{nil}
+				return []any{bson.Undefined{}}
 			}
 			return a
 		}
@@ -177,6 +184,9 @@ func lookup(v any, path []string) []any {
 				return lookup(x[i], path[1:])
 			}
 			return nil
+		}
+		if len(x) == 0 {
+			return []any{bson.Undefined{}}
 		}
 		var out []any
 		for _, e := range x {
