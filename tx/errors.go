@@ -53,6 +53,12 @@ var (
 	// The error also wraps the last error of the commit.
 	ErrCommitUnknown = errors.New("tx: commit outcome unknown; the transaction may have committed")
 
+	// ErrClosed is matched by the error of a transaction started, with
+	// [WithOrphanReaping], after [Runner.Close]: the process's registry is
+	// no longer kept, so the transaction could not be killed by another
+	// process if this one died, and it does not start.
+	ErrClosed = errors.New("tx: Runner is closed")
+
 	// ErrForeignTransaction is returned when hooks ([AfterCommit],
 	// [BeforeCommit], [AfterCompletion]) are registered in a transaction
 	// that the caller started with the driver: txkit joins such a
