@@ -183,6 +183,7 @@ func (st *txState) cleanupContext(ctx context.Context) (context.Context, context
 // the next transaction that reuses it.
 func (sc *scope) endSession() {
 	st := sc.st
+	st.unrecord()
 	if st.borrowed || sc.reaped() {
 		return
 	}
@@ -192,8 +193,18 @@ func (sc *scope) endSession() {
 }
 
 func (sc *scope) endSessionOn(ctx context.Context) {
+	sc.st.unrecord()
 	if !sc.st.borrowed && !sc.reaped() {
 		sc.st.sess.EndSession(ctx)
+	}
+}
+
+// unrecord tells the orphan registry that the transaction ended: the
+// registry's documents may go at Close (see registry.close).
+func (st *txState) unrecord() {
+	if st.orphans != nil {
+		st.orphans.release()
+		st.orphans = nil
 	}
 }
 

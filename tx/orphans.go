@@ -84,8 +84,8 @@ type OrphanReaping struct {
 // transaction whose session cannot be written down does not start: its
 // scope fails with the error. A goroutine renews the process's lease and
 // sweeps the registry every third of the lease; [Runner.Close] stops it
-// and, when the runner left no transaction open, removes the process's
-// documents.
+// and, when the runner left no transaction open and none runs, removes the
+// process's documents; after it, transactions fail with [ErrClosed].
 //
 // Killing uses killSessions, which kills only the sessions of the user
 // who runs it: every process must connect as the same database user, or
@@ -128,6 +128,7 @@ type registry struct {
 	recorded map[[16]byte]recorded
 	seq      int64 // numbers the records, so a prune removes only its own
 	leased   bool  // the lease is known to exist
+	running  int   // transactions on recorded sessions that have not ended
 	idle     time.Duration
 
 	seen map[string]leaseSeen // the goroutine's: the leases of others
@@ -186,14 +187,23 @@ func randomID() string {
 	return hex.EncodeToString(b)
 }
 
-// record writes sess's server session down unless it already did.
-func (r *registry) record(ctx context.Context, sess *mongo.Session) error {
+// record writes sess's server session down unless it already did, for a
+// transaction about to start on it. On success the transaction counts as
+// running until release; after close, record refuses with ErrClosed.
+func (r *registry) record(ctx context.Context, sess *mongo.Session) (err error) {
 	id, err := lsidOf(sess)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	// Counted from here: a close that comes during the write keeps the
+	// records, this one included.
+	r.running++
 	rec, done := r.recorded[id]
 	if done {
 		rec.used = now
@@ -205,6 +215,11 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session) error {
 	r.seq++
 	seq := r.seq
 	r.mu.Unlock()
+	defer func() {
+		if err != nil {
+			r.release()
+		}
+	}()
 	ctx = mongo.NewSessionContext(ctx, nil) // not in the caller's transaction
 	if !leased {
 		if err := r.renew(ctx); err != nil {
@@ -225,6 +240,14 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session) error {
 	r.recorded[id] = recorded{seq: seq, used: now}
 	r.mu.Unlock()
 	return nil
+}
+
+// release ends what record began: the transaction ended, and its session
+// holds nothing on the server unless the runner's reaper took it.
+func (r *registry) release() {
+	r.mu.Lock()
+	r.running--
+	r.mu.Unlock()
 }
 
 // prune forgets the sessions idle for longer than r.idle, here and in the
@@ -436,9 +459,12 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 	return n, nil
 }
 
-// close stops the goroutine. If clean (the runner left nothing open on the
-// server), it removes the process's documents: its sessions need no
-// killing. Otherwise the lease expires and another process kills them.
+// close stops the goroutine; record refuses from then on. If clean (the
+// runner left nothing open on the server) and no transaction runs, it
+// removes the process's documents: its sessions need no killing.
+// Otherwise it leaves them, and the lease, no longer renewed, expires:
+// another process then kills the sessions, or the next process of the
+// instance at its start, if this one died first.
 func (r *registry) close(ctx context.Context, clean bool) {
 	r.mu.Lock()
 	if r.closed {
@@ -446,10 +472,14 @@ func (r *registry) close(ctx context.Context, clean bool) {
 		return
 	}
 	r.closed = true
+	running := r.running
 	r.mu.Unlock()
 	r.stop()
 	r.wg.Wait()
-	if !clean {
+	if !clean || running > 0 {
+		if running > 0 {
+			r.log.Info("orphan reaping: transactions still run at Close; their sessions stay recorded until the lease expires", zap.Int("running", running))
+		}
 		return
 	}
 	ctx = mongo.NewSessionContext(ctx, nil)

@@ -79,8 +79,12 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 //
 // With [WithOrphanReaping], Close also stops the renewal of the process's
 // lease and the sweeps, and removes the process's registry documents if
-// nothing was left open (else the lease expires, and another process's
-// sweep kills what is left).
+// nothing was left open and no transaction runs. It does not wait for
+// running transactions: while one runs, or if something was left open,
+// it keeps the lease and the records, so that if the process dies the
+// next process of its instance (at once) or another process (once the
+// lease, no longer renewed, expires) kills what is left. A transaction
+// that would start after Close fails with [ErrClosed].
 func (r *Runner) Close(ctx context.Context) error {
 	if r == nil || r.reaper == nil {
 		return nil

@@ -210,6 +210,7 @@ func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 			sc.endAborted(err, true)
 			return nil, err
 		}
+		st.orphans = r.orphans
 	}
 	sc.ctx = mongo.NewSessionContext(context.WithValue(base, scopeKey{}, sc), st.sess)
 	if err := sc.startTransaction(); err != nil {

@@ -37,8 +37,11 @@ type txState struct {
 	// leftOpen is set when the session's transaction may still be open on
 	// the server (an abort that could not be confirmed, a commit whose
 	// outcome is unknown): the session then goes to reaper, not the pool.
-	leftOpen  bool
-	reaper    *reaper
+	leftOpen bool
+	reaper   *reaper
+	// orphans is the registry that recorded the session for this
+	// transaction, until the transaction ends (see registry.release).
+	orphans   *registry
 	cleanupBy time.Time // the current clean-up's deadline; zero before it
 
 	mu      sync.Mutex
