@@ -260,3 +260,76 @@ func deliverLate(t *testing.T, uri string, cmd bson.Raw) bson.Raw {
 	require.Greater(t, len(body), 5)
 	return bson.Raw(body[5:]) // after the flag bits and the section kind
 }
+
+// The same late first statement, with no transaction of the runner after
+// it (the service only writes outside transactions from then on, or
+// stops starting them): nothing supersedes it on its session, yet it must
+// not hold the document until the server's transaction lifetime limit. A
+// plain write of the document, bounded far below that limit, succeeds,
+// and the server has no transaction open.
+func TestAFirstStatementThatReachesTheServerAfterTheAbortHoldsNothingWithoutANextTransaction(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("delivers a statement on a raw connection")
+	}
+	tests := []struct {
+		name   string
+		give   bson.D // the failCommand data for the first statement
+		cancel bool   // the caller's ctx ends during the statement
+	}{
+		{
+			name: "the connection breaks under the first statement",
+			give: bson.D{{Key: "failCommands", Value: bson.A{"update"}}, {Key: "closeConnection", Value: true}},
+		},
+		{
+			name: "the caller gives up during the first statement",
+			give: bson.D{
+				{Key: "failCommands", Value: bson.A{"update"}},
+				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 500},
+				{Key: "errorCode", Value: codeWriteConflict}, // the statement itself never runs
+			},
+			cancel: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tx.WithMaxAttempts(1))
+			seedDoc(t, e)
+			e.failCommand(t, 1, tt.give)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.cancel {
+				stop := time.AfterFunc(100*time.Millisecond, cancel)
+				defer stop.Stop()
+			}
+			err := e.runner.Run(ctx, func(ctx context.Context) error {
+				if err := holdAndFail(e, false)(ctx); err != errBusiness && tt.cancel {
+					return ctx.Err()
+				} else if err != nil {
+					return err
+				}
+				return nil
+			})
+			require.Error(t, err)
+			updates := e.mon.started("update")
+			require.Len(t, updates, 1)
+			require.True(t, updates[0].StartTxn)
+			require.Eventually(t, func() bool {
+				return slices.ContainsFunc(e.mon.named("killSessions"), func(c command) bool { return c.Succeeded })
+			}, 10*time.Second, 10*time.Millisecond, "the reaper kills the session of the cut statement")
+
+			// The statement reaches the server now, after the kill.
+			reply := deliverLate(t, e.uri, updates[0].Body)
+			t.Logf("the late statement got %v", reply)
+
+			wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer wcancel()
+			_, err = e.coll.UpdateOne(wctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "next"}}}})
+			require.NoError(t, err, "the late statement's transaction holds the document")
+			var got struct{ V string }
+			require.NoError(t, e.coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: 1}}).Decode(&got))
+			assert.Equal(t, "next", got.V)
+			open, _ := serverStatus(t, e.client)
+			assert.Zero(t, open, "the late statement's transaction is still open")
+		})
+	}
+}
