@@ -8,6 +8,10 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
 // Reaping. A transaction that the runner could not abort (the database
@@ -28,10 +32,17 @@ import (
 // the transaction and holds what it writes. Only a command with a higher
 // transaction number on the session ends that for sure: it aborts a
 // transaction the late statement started, or makes the server refuse the
-// statement (TransactionTooOld) if it comes later still. The driver
-// discards such a session (a network error makes it dirty) instead of
-// reusing it, so the reaper keeps the sessions it killed, and the runner's
-// next transactions run on them (see take) before it starts new ones.
+// statement (TransactionTooOld) if it comes later still. So right after
+// the kill the reaper runs a fence on the session: a transaction that
+// reads a collection that does not exist and aborts (see fenceOne). Its
+// number is above the cut one's, so a statement of the cut transaction
+// that arrives after it is refused, and one that arrived before it is
+// aborted by it: nothing is left open even if the runner never starts
+// another transaction. The driver discards such a session (a network
+// error makes it dirty) instead of reusing it, so the reaper also keeps
+// the sessions it killed, and the runner's next transactions run on them
+// (see take) before it starts new ones: they supersede the cut
+// transaction too when the fence could not run.
 
 const (
 	// maxReap bounds the sessions waiting to be killed. A session that
@@ -50,6 +61,19 @@ const (
 	// beyond it a session is ended (and its late statement, if one comes,
 	// left to the lifetime limit, as before there was a reaper).
 	maxSpare = 64
+	// fenceTimeout bounds the fences that follow one killSessions.
+	fenceTimeout = 5 * time.Second
+	// fenceAbortTimeout bounds a fence's abortTransaction, sent even
+	// when the fences' time ran out during its read.
+	fenceAbortTimeout = time.Second
+	// The fence reads the collection fenceCollection, which nobody
+	// creates, in the database of the orphan registry (WithOrphanReaping),
+	// whose user may read it, else in fenceDatabase.
+	fenceCollection = "txkit_fence"
+	fenceDatabase   = "txkit"
+	// codeNoSuchTransaction answers an abort that found no transaction
+	// open: it is over on the server.
+	codeNoSuchTransaction = 251
 	// Backoff between killSessions that failed.
 	reapBackoffInitial = 50 * time.Millisecond
 	reapBackoffMax     = 2 * time.Second
@@ -59,26 +83,29 @@ const (
 // Its goroutine runs only while sessions wait, and stops at [Runner.Close].
 type reaper struct {
 	client *mongo.Client
+	fence  *mongo.Collection // what a fence reads (see fenceOne)
 
 	ctx  context.Context // cancelled by close
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
 	mu      sync.Mutex
-	pending []reapee
+	pending []*reapee
 	spare   []*mongo.Session // killed, for the runner's next transactions
 	running bool             // the goroutine runs
 	closed  bool
 }
 
 type reapee struct {
-	sess  *mongo.Session
-	since time.Time
+	sess   *mongo.Session
+	since  time.Time
+	fenced bool // its fence was tried; written by the reaper's goroutine, or by close once it stopped
 }
 
-func newReaper(client *mongo.Client) *reaper {
+// newReaper returns a reaper for client whose fences read fence.
+func newReaper(client *mongo.Client, fence *mongo.Collection) *reaper {
 	ctx, stop := context.WithCancel(context.Background())
-	return &reaper{client: client, ctx: ctx, stop: stop}
+	return &reaper{client: client, fence: fence, ctx: ctx, stop: stop}
 }
 
 // add takes sess, to kill it on the server and then end it. It reports
@@ -89,7 +116,7 @@ func (r *reaper) add(sess *mongo.Session) bool {
 	if r.closed || len(r.pending) >= maxReap {
 		return false
 	}
-	r.pending = append(r.pending, reapee{sess: sess, since: time.Now()})
+	r.pending = append(r.pending, &reapee{sess: sess, since: time.Now()})
 	if !r.running {
 		r.running = true
 		r.wg.Add(1)
@@ -105,7 +132,7 @@ func (r *reaper) run() {
 	wait := reapBackoffInitial
 	for {
 		r.mu.Lock()
-		batch := append([]reapee(nil), r.pending...)
+		batch := append([]*reapee(nil), r.pending...)
 		if len(batch) == 0 || r.closed {
 			r.running = false
 			r.mu.Unlock()
@@ -116,6 +143,16 @@ func (r *reaper) run() {
 		ctx, cancel := context.WithTimeout(r.ctx, killTimeout)
 		err := r.kill(ctx, batch)
 		cancel()
+		if err == nil || refused(err) {
+			// Without killSessions, the fence is what aborts the
+			// transaction left open.
+			ctx, cancel := context.WithTimeout(r.ctx, fenceTimeout)
+			again := r.fenceAll(ctx, batch)
+			cancel()
+			if again && err == nil {
+				continue // kill the fences' transactions left open
+			}
+		}
 		if err == nil || refused(err) || errors.Is(err, mongo.ErrClientDisconnected) {
 			r.done(batch)
 			wait = reapBackoffInitial
@@ -133,12 +170,71 @@ func (r *reaper) run() {
 }
 
 // kill sends one killSessions for batch.
-func (r *reaper) kill(ctx context.Context, batch []reapee) error {
+func (r *reaper) kill(ctx context.Context, batch []*reapee) error {
 	ids := make(bson.A, len(batch))
 	for i, x := range batch {
 		ids[i] = x.sess.ID()
 	}
 	return r.client.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: ids}}).Err()
+}
+
+// fenceTxn are the options of a fence's transaction, whatever the
+// client's defaults: a transaction reads from the primary only, and
+// cannot run with an unacknowledged write concern.
+var fenceTxn = options.Transaction().
+	SetReadPreference(readpref.Primary()).
+	SetReadConcern(readconcern.Local()).
+	SetWriteConcern(writeconcern.W1())
+
+// fenceAll fences, within ctx, the sessions of batch that were not
+// fenced yet, each once: one that could not be is still superseded by the
+// runner's next transaction on it (see take). It reports whether a
+// fence's transaction may be left open on the server (its abort was not
+// confirmed): a kill of batch must follow.
+func (r *reaper) fenceAll(ctx context.Context, batch []*reapee) (kill bool) {
+	for _, x := range batch {
+		if x.fenced {
+			continue
+		}
+		x.fenced = true
+		if ctx.Err() == nil && !r.fenceOne(ctx, x.sess) {
+			kill = true
+		}
+	}
+	return kill
+}
+
+// fenceOne starts a transaction on sess with the session's next
+// transaction number, reads a collection that does not exist (a
+// transaction starts on the server with its first statement) and aborts
+// it. From then on the server refuses any statement of an earlier
+// transaction on the session (TransactionTooOld), and the read aborted
+// the earlier transaction if one was open: a late first statement of a
+// cut attempt can no longer start it. The abort is sent as a command, not
+// with the session's AbortTransaction, which does not report whether the
+// server answered. fenceOne reports false when the fence's transaction
+// may be left open: the read was sent but the abort not confirmed.
+func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session) (closed bool) {
+	// A session whose commit was cut still runs its transaction for the
+	// driver, which refuses to start another: a late commit finds nothing
+	// to commit after the kill anyway.
+	if sess.StartTransaction(fenceTxn) != nil {
+		return true
+	}
+	sctx := mongo.NewSessionContext(ctx, sess)
+	_ = r.fence.FindOne(sctx, bson.D{}).Err()
+	// Even if ctx ended during the read, which may have reached the
+	// server.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(sctx), fenceAbortTimeout)
+	err := r.client.Database("admin").RunCommand(actx, bson.D{{Key: "abortTransaction", Value: 1}}).Err()
+	cancel()
+	var ce mongo.CommandError
+	closed = err == nil || errors.As(err, &ce) && ce.Code == codeNoSuchTransaction
+	// The driver's state only: sends nothing on a cancelled ctx.
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	_ = sess.AbortTransaction(done)
+	return closed
 }
 
 // refused reports whether the server refused killSessions for good: the
@@ -160,7 +256,7 @@ func refused(err error) bool {
 // up with no kill of them still on its way, so they may be reused. It keeps
 // them for the runner's next transactions (see take), as many as fit, and
 // ends the others.
-func (r *reaper) done(batch []reapee) {
+func (r *reaper) done(batch []*reapee) {
 	r.mu.Lock()
 	r.pending = r.pending[len(batch):] // add only appends: batch is the head
 	var end []*mongo.Session
@@ -214,7 +310,7 @@ func (r *reaper) expire() {
 	for n < len(r.pending) && time.Since(r.pending[n].since) > reapFor {
 		n++
 	}
-	batch := append([]reapee(nil), r.pending[:n]...)
+	batch := append([]*reapee(nil), r.pending[:n]...)
 	r.mu.Unlock()
 	if n > 0 {
 		r.done(batch)
@@ -239,7 +335,7 @@ func (r *reaper) close(ctx context.Context) error {
 	r.wg.Wait()
 
 	r.mu.Lock()
-	batch := append([]reapee(nil), r.pending...)
+	batch := append([]*reapee(nil), r.pending...)
 	r.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
@@ -249,6 +345,14 @@ func (r *reaper) close(ctx context.Context) error {
 		r.pending = nil
 		r.mu.Unlock()
 		return err
+	}
+	if r.fenceAll(ctx, batch) {
+		if err := r.kill(ctx, batch); err != nil {
+			r.mu.Lock()
+			r.pending = nil
+			r.mu.Unlock()
+			return err
+		}
 	}
 	r.done(batch)
 	return nil

@@ -157,10 +157,11 @@ func TestCloseKillsWhatIsLeftOpenAndStopsTheReaper(t *testing.T) {
 // answered NoSuchTransaction, and after the reaper's kill. It then starts
 // the transaction and holds what it writes. The driver discards such a
 // session (the network error made it dirty), so nothing would end that
-// transaction before the server's lifetime limit; the runner's next
-// transaction on the session supersedes it. The test delivers the
-// statement late itself, on a connection of its own, once the kill is
-// done.
+// transaction before the server's lifetime limit but a later transaction
+// number on the session. The reaper's fence is one; when the fence could
+// not run (here its read fails), the runner's next transaction on the
+// session supersedes the late one. The test delivers the statement late
+// itself, on a connection of its own, once the kill is done.
 func TestAFirstStatementThatReachesTheServerAfterTheAbortIsSuperseded(t *testing.T) {
 	if testenv.Real() {
 		t.Skip("delivers a statement on a raw connection")
@@ -174,12 +175,12 @@ func TestAFirstStatementThatReachesTheServerAfterTheAbortIsSuperseded(t *testing
 	}{
 		{
 			name: "the connection breaks under the first statement",
-			give: bson.D{{Key: "failCommands", Value: bson.A{"update"}}, {Key: "closeConnection", Value: true}},
+			give: bson.D{{Key: "failCommands", Value: bson.A{"update", "find"}}, {Key: "closeConnection", Value: true}},
 		},
 		{
 			name: "the caller gives up during the first statement",
 			give: bson.D{
-				{Key: "failCommands", Value: bson.A{"update"}},
+				{Key: "failCommands", Value: bson.A{"update", "find"}},
 				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 500},
 				{Key: "errorCode", Value: codeWriteConflict}, // the statement itself never runs
 			},
@@ -190,7 +191,9 @@ func TestAFirstStatementThatReachesTheServerAfterTheAbortIsSuperseded(t *testing
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tx.WithMaxAttempts(1))
 			seedDoc(t, e)
-			e.failCommand(t, 1, tt.give)
+			// The first statement, then the fence's read (the callback
+			// reads nothing).
+			e.failCommand(t, 2, tt.give)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if tt.cancel {
@@ -212,6 +215,13 @@ func TestAFirstStatementThatReachesTheServerAfterTheAbortIsSuperseded(t *testing
 			require.Eventually(t, func() bool {
 				return slices.ContainsFunc(e.mon.named("killSessions"), func(c command) bool { return c.Succeeded })
 			}, 10*time.Second, 10*time.Millisecond, "the reaper kills the session of the cut statement")
+			// The fence failed: its abort, with a later transaction number
+			// on the session, is answered.
+			require.Eventually(t, func() bool {
+				return slices.ContainsFunc(e.mon.named("abortTransaction"), func(c command) bool {
+					return c.LSID == updates[0].LSID && c.TxnNumber > updates[0].TxnNumber && (c.Succeeded || c.Failed)
+				})
+			}, 10*time.Second, 10*time.Millisecond, "the reaper fences the session")
 
 			reply := deliverLate(t, e.uri, updates[0].Body)
 			require.EqualValues(t, 1, reply.Lookup("n").AsInt64(), "the late statement started the transaction and wrote: %v", reply)
@@ -328,8 +338,37 @@ func TestAFirstStatementThatReachesTheServerAfterTheAbortHoldsNothingWithoutANex
 			var got struct{ V string }
 			require.NoError(t, e.coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: 1}}).Decode(&got))
 			assert.Equal(t, "next", got.V)
-			open, _ := serverStatus(t, e.client)
-			assert.Zero(t, open, "the late statement's transaction is still open")
+			// The fence's own transaction, if the late statement came
+			// first, ends with the fence.
+			assert.Eventually(t, func() bool {
+				open, _ := serverStatus(t, e.client)
+				return open == 0
+			}, 2*time.Second, 10*time.Millisecond, "a transaction is still open on the server")
 		})
 	}
+}
+
+// A fence that the database holds up does not hold up Close: Close stops
+// it, and the goroutines end (goleak, in TestMain).
+func TestAFenceHeldByTheDatabaseDoesNotHoldUpClose(t *testing.T) {
+	e := newEnv(t, tx.WithMaxAttempts(1))
+	seedDoc(t, e)
+	// The first statement, then the fence's read, are held 10 s.
+	e.failCommand(t, 2, bson.D{
+		{Key: "failCommands", Value: bson.A{"update", "find"}},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 10000},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.Error(t, e.runner.Run(ctx, holdAndFail(e, false)))
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(e.mon.started("find"), func(c command) bool { return c.StartTxn })
+	}, 10*time.Second, 10*time.Millisecond, "the fence's read is sent")
+
+	start := time.Now()
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	require.NoError(t, e.runner.Close(cctx))
+	assert.Less(t, time.Since(start), 2*time.Second, "Close waited for the fence")
+	writeAfter(t, e)
 }

@@ -49,10 +49,12 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 	cfg.set = 0 // only a call's own options count as its wishes when joining
 	r := &Runner{client: client, cfg: cfg, txnOpts: cfg.transactionOptions()}
 	if client != nil {
-		r.reaper = newReaper(client)
+		fenceDB := fenceDatabase
 		if cfg.orphans != nil && cfg.err == nil {
 			r.orphans = newRegistry(*cfg.orphans)
+			fenceDB = cfg.orphans.Collection.Database().Name()
 		}
+		r.reaper = newReaper(client, client.Database(fenceDB).Collection(fenceCollection))
 	}
 	r.cfg.orphans = nil // nothing for a call to copy
 	return r
@@ -65,17 +67,20 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // (a statement still on its way may start the transaction after the
 // abort), or a commit whose outcome stayed unknown. It sends killSessions
 // for them as soon as the database answers again, so that what they hold
-// is released long before the server's transaction lifetime limit, and
-// keeps them for the runner's next transactions, whose transaction
-// numbers end what a late statement starts; its goroutine runs only while
-// such sessions wait. Close ends the sessions kept.
+// is released long before the server's transaction lifetime limit; then
+// it runs on each a transaction that reads nothing and aborts (a fence),
+// whose number makes the server refuse a late statement of the killed
+// transaction. It keeps them for the runner's next transactions, whose
+// transaction numbers end what a late statement starts should the fence
+// have failed; its goroutine runs only while such sessions wait. Close
+// ends the sessions kept.
 //
-// Close makes one last attempt, bounded by ctx, to kill the sessions still
-// waiting, and returns its error if that failed (the server then ends
-// their transactions at its lifetime limit). Call it before disconnecting
-// the client; [Module] does, when the application stops. Transactions run
-// after Close leave such sessions to the server, as if there were no
-// reaper.
+// Close makes one last attempt, bounded by ctx, to kill (and fence) the
+// sessions still waiting, and returns its error if that failed (the
+// server then ends their transactions at its lifetime limit). Call it
+// before disconnecting the client; [Module] does, when the application
+// stops. Transactions run after Close leave such sessions to the server,
+// as if there were no reaper.
 //
 // With [WithOrphanReaping], Close also stops the renewal of the process's
 // lease and the sweeps, and removes the process's registry documents if
