@@ -28,7 +28,18 @@ const (
 	maxBSONObjectSize  = 16 * 1024 * 1024
 	maxWriteBatchSize  = 100_000
 	msgRequiredFlagsLo = 0xffff // OP_MSG bits 0-15 must be understood
+	// maxInternalDocSize is BSONObjMaxInternalSize: a command body, a
+	// document of a document sequence or a pipeline's document may pass
+	// maxBSONObjectSize by this much (room for a command's own fields
+	// around a 16 MB document), no more.
+	maxInternalDocSize = maxBSONObjectSize + 16*1024
 )
+
+// objectTooLarge is BSONObj::_assertInvalid's error for an object of n
+// bytes, more than maxInternalDocSize.
+func objectTooLarge(n int) (code int32, msg string) {
+	return merr.BSONObjectTooLarge, fmt.Sprintf("BSONObj size: %d (0x%X) is invalid. Size must be between 0 and %d(16MB)", n, n, maxInternalDocSize)
+}
 
 // request is one decoded command, handed to [Server.dispatch].
 type request struct {
@@ -302,11 +313,12 @@ type message struct {
 }
 
 // docSequence is an OP_MSG document sequence: data holds n whole
-// documents, back to back.
+// documents, back to back, the largest of largest bytes.
 type docSequence struct {
 	identifier string
 	data       []byte
 	n          int
+	largest    int
 }
 
 // readDocSequence reads a document sequence section, as the driver's
@@ -337,9 +349,11 @@ func readDocSequence(src []byte) (seq docSequence, rest []byte, ok bool) {
 	}
 	seq.data = body[end+1:]
 	for rem := seq.data; len(rem) > 0; seq.n++ {
-		if _, rem, ok = bsoncore.ReadDocument(rem); !ok {
+		var doc bsoncore.Document
+		if doc, rem, ok = bsoncore.ReadDocument(rem); !ok {
 			return docSequence{}, src, false
 		}
+		seq.largest = max(seq.largest, len(doc))
 	}
 	return seq, rest, true
 }
@@ -427,6 +441,10 @@ func (m *message) decodeMsg(wm, src []byte) error {
 			if !ok {
 				return &wireError{code: merr.InvalidBSON, msg: "OP_MSG body section is truncated"}
 			}
+			if len(doc) > maxInternalDocSize {
+				code, msg := objectTooLarge(len(doc))
+				return &wireError{code: code, msg: msg}
+			}
 			m.body, src = doc, rest
 		case wiremessage.DocumentSequence:
 			if len(m.sequences) >= 2 {
@@ -436,6 +454,10 @@ func (m *message) decodeMsg(wm, src []byte) error {
 			seq, rest, ok := readDocSequence(src)
 			if !ok {
 				return parseErrorf("OP_MSG document sequence is malformed")
+			}
+			if seq.largest > maxInternalDocSize {
+				code, msg := objectTooLarge(seq.largest)
+				return &wireError{code: code, msg: msg}
 			}
 			for _, other := range m.sequences {
 				if other.identifier == seq.identifier {
@@ -500,6 +522,10 @@ func (m *message) decodeQuery(src []byte) error {
 	m.queryFailure = true // until proven a valid command
 	if !ok {
 		return &wireError{code: merr.InvalidBSON, msg: "OP_QUERY query document is truncated"}
+	}
+	if len(doc) > maxInternalDocSize {
+		code, msg := objectTooLarge(len(doc))
+		return &wireError{code: code, msg: msg}
 	}
 	m.body = doc
 	// A trailing returnFieldsSelector is meaningless for commands; ignore it.
