@@ -16,7 +16,7 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 	if o.retry != nil && o.retry.reply != nil {
 		return o.retry.reply, nil
 	}
-	ns, err := o.collectionNS()
+	ns, err := o.writeNS()
 	if err != nil {
 		return nil, err
 	}

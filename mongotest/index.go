@@ -166,7 +166,7 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 }
 
 func cmdCreateIndexes(o *op) (bson.D, error) {
-	ns, err := o.collectionNS()
+	ns, err := o.writeNS()
 	if err != nil {
 		return nil, err
 	}

@@ -78,11 +78,15 @@ func TestWriteBatchOverMaxWriteBatchSizeIsRefused(t *testing.T) {
 }
 
 // A namespace ("db.collection") is at most 255 bytes on MongoDB 7.0
-// (NamespaceString::MaxNsLen); a longer one is InvalidNamespace (73).
+// (userAllowedCreateNS, NamespaceString::MaxNsCollectionLen); a longer one
+// is InvalidNamespace (73), for an insert (performInserts checks
+// userAllowedWriteNS first) as for create.
 func TestNamespaceLongerThan255BytesIsRefused(t *testing.T) {
 	srv := mongotest.Start(t)
 	s := newRandomSession(t, srv)
 	requireCode(t, runWithoutLsid(t, s, "db", insertCmd(strings.Repeat("c", 300), bson.D{{Key: "_id", Value: 1}})), 73, "InvalidNamespace")
+	requireCode(t, runWithoutLsid(t, s, "db", bson.D{{Key: "create", Value: strings.Repeat("c", 253)}}), 73, "InvalidNamespace")
+	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "create", Value: strings.Repeat("c", 252)}}))
 }
 
 // A multi-document transaction keeps the collection locks it took until

@@ -23,7 +23,7 @@ type updateResult struct {
 }
 
 func cmdUpdate(o *op) (bson.D, error) {
-	ns, err := o.collectionNS()
+	ns, err := o.writeNS()
 	if err != nil {
 		return nil, err
 	}

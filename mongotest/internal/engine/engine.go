@@ -155,10 +155,28 @@ func ValidateNamespace(ns Namespace) error {
 	return nil
 }
 
+// maxNamespaceLen is how long, in bytes, the namespace ("db.coll") of a
+// user collection may be (NamespaceString::MaxNsCollectionLen).
+const maxNamespaceLen = 255
+
+// CheckCreatable reports whether a collection may exist at ns, as
+// MongoDB's userAllowedCreateNS, which its writes and index builds also
+// apply up front (userAllowedWriteNS): a valid namespace of at most 255
+// bytes.
+func CheckCreatable(ns Namespace) error {
+	if err := ValidateNamespace(ns); err != nil {
+		return err
+	}
+	if len(ns.DB)+1+len(ns.Coll) > maxNamespaceLen {
+		return merr.New(merr.InvalidNamespace, "Fully qualified namespace is too long. Namespace: %s Max: %d", ns.String(), maxNamespaceLen)
+	}
+	return nil
+}
+
 // CreateCollection creates ns, or fails with NamespaceExists or a
 // *Conflict while another open transaction is creating it.
 func (t *Txn) CreateCollection(ns Namespace, options bson.D) error {
-	if err := ValidateNamespace(ns); err != nil {
+	if err := CheckCreatable(ns); err != nil {
 		return err
 	}
 	t.e.mu.Lock()
