@@ -189,6 +189,12 @@ func cmdGetMore(o *op) (bson.D, error) {
 	if err := o.checkCursorOwner(cur); err != nil {
 		return nil, err
 	}
+	// A getMore's maxTimeMS is a tailable awaitData cursor's await time
+	// and there are none here (no capped collections): MongoDB refuses it
+	// on any other cursor, which stays open (getmore_cmd.cpp).
+	if _, has := bsonkit.Get(o.cmd, "maxTimeMS"); has {
+		return nil, merr.New(merr.BadValue, "cannot set maxTimeMS on getMore command for a non-awaitData cursor")
+	}
 	next, rest := batch(cur.docs, int(n))
 	next, err = refresh(next, cur.live)
 	if err != nil {

@@ -58,6 +58,9 @@ func TestGetMoreRefusesMaxTimeMSOnANonAwaitDataCursor(t *testing.T) {
 	requireOK(t, r)
 	id := replyField(replyField(r, "cursor").(bson.D), "id")
 	requireCode(t, s.run("db", bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}, {Key: "maxTimeMS", Value: 1000}}), 2, "BadValue")
+	r = s.run("db", bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}})
+	requireOK(t, r)
+	assert.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(2)}}}, replyField(replyField(r, "cursor").(bson.D), "nextBatch"), "the refusal leaves the cursor open, as MongoDB's check comes before its cursorFreer")
 }
 
 // A write command carries at most maxWriteBatchSize (100,000) statements,
