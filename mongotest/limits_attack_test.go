@@ -41,6 +41,23 @@ func TestFailCommandMatchesCommandAliases(t *testing.T) {
 	r := runWithoutLsid(t, s, "db", fromJSON(t, `{"findandmodify":"c","query":{"_id":1},"update":{"$set":{"x":1}}}`))
 	requireCode(t, r, 2, "BadValue")
 	assert.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(1)}}}, rawFindAll(t, s, "c"), "the failed command changed nothing")
+
+	// dropIndexes has the alias deleteIndexes (drop_indexes.idl): either
+	// name selects the command, whichever name it is sent under.
+	requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"createIndexes":"c","indexes":[{"key":{"j":1},"name":"j"}]}`)))
+	failCommand(t, srv, bson.D{{Key: "times", Value: 1}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"deleteIndexes"}}, {Key: "errorCode", Value: 2},
+	})
+	requireCode(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"dropIndexes":"c","index":"j"}`)), 2, "BadValue")
+	requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"deleteIndexes":"c","index":"j"}`)))
+
+	// isMaster is a command of its own (CmdIsMaster), not an alias of
+	// hello: a fail point on hello leaves it alone.
+	failCommand(t, srv, bson.D{{Key: "times", Value: 1}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"hello"}}, {Key: "errorCode", Value: 2},
+	})
+	requireOK(t, runWithoutLsid(t, s, "admin", bson.D{{Key: "ismaster", Value: 1}}))
+	requireCode(t, runWithoutLsid(t, s, "admin", bson.D{{Key: "hello", Value: 1}}), 2, "BadValue")
 }
 
 // maxTimeMS on a getMore is the await time of a tailable awaitData cursor;
