@@ -290,7 +290,11 @@ func cmdDropIndexes(o *op) (bson.D, error) {
 	default:
 		return nil, typeErr("index", v, "string")
 	}
-	before, err := o.s.core.engine.DropIndexes(ns, names, keys)
+	var before int
+	err = o.waitFor(func() (err error) {
+		before, err = o.s.core.engine.DropIndexes(ns, names, keys)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
