@@ -313,29 +313,28 @@ type message struct {
 }
 
 // docSequence is an OP_MSG document sequence: data holds n whole
-// documents, back to back, the largest of largest bytes.
+// documents, back to back.
 type docSequence struct {
 	identifier string
 	data       []byte
 	n          int
-	largest    int
 }
 
 // readDocSequence reads a document sequence section, as the driver's
 // wiremessage.ReadMsgSectionDocumentSequence does, without allocating
-// for the usual identifiers.
-func readDocSequence(src []byte) (seq docSequence, rest []byte, ok bool) {
+// for the usual identifiers. largest is the size of its largest document.
+func readDocSequence(src []byte) (seq docSequence, rest []byte, largest int, ok bool) {
 	if len(src) < 4 {
-		return seq, src, false
+		return seq, src, 0, false
 	}
 	length := int(int32(binary.LittleEndian.Uint32(src)))
 	if length > len(src) || length < 4 {
-		return seq, src, false
+		return seq, src, 0, false
 	}
 	body, rest := src[4:length], src[length:]
 	end := bytes.IndexByte(body, 0)
 	if end < 0 {
-		return seq, src, false
+		return seq, src, 0, false
 	}
 	switch id := body[:end]; string(id) {
 	case "documents":
@@ -351,11 +350,11 @@ func readDocSequence(src []byte) (seq docSequence, rest []byte, ok bool) {
 	for rem := seq.data; len(rem) > 0; seq.n++ {
 		var doc bsoncore.Document
 		if doc, rem, ok = bsoncore.ReadDocument(rem); !ok {
-			return docSequence{}, src, false
+			return docSequence{}, src, 0, false
 		}
-		seq.largest = max(seq.largest, len(doc))
+		largest = max(largest, len(doc))
 	}
-	return seq, rest, true
+	return seq, rest, largest, true
 }
 
 func (m *message) moreToCome() bool {
@@ -451,12 +450,12 @@ func (m *message) decodeMsg(wm, src []byte) error {
 				return &wireError{code: merr.TooManyDocumentSequences, fatal: true,
 					msg: "Too many document sequences in OP_MSG"}
 			}
-			seq, rest, ok := readDocSequence(src)
+			seq, rest, largest, ok := readDocSequence(src)
 			if !ok {
 				return parseErrorf("OP_MSG document sequence is malformed")
 			}
-			if seq.largest > maxInternalDocSize {
-				code, msg := objectTooLarge(seq.largest)
+			if largest > maxInternalDocSize {
+				code, msg := objectTooLarge(largest)
 				return &wireError{code: code, msg: msg}
 			}
 			for _, other := range m.sequences {
