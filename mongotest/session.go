@@ -108,14 +108,20 @@ func (s *session) unpinOlder(now time.Time, window time.Duration) {
 	}
 }
 
-// end forgets the session's open transaction and pinned snapshot; s.mu
-// must be held.
-func (ss *sessions) end(s *session, reason string) {
+// release aborts s's open transaction and releases its pinned snapshot;
+// s.mu must be held.
+func (ss *sessions) release(s *session, reason string) {
 	ss.abortOpen(s, reason)
 	if s.unpin != nil {
 		s.unpin()
 		s.unpin = nil
 	}
+}
+
+// end releases an expired session and marks it ended, so that a command
+// waiting for it runs on a new record instead; s.mu must be held.
+func (ss *sessions) end(s *session, reason string) {
+	ss.release(s, reason)
 	s.ended = true
 }
 
@@ -264,10 +270,9 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	return s, nil
 }
 
-// checkOut returns lsid's session with its lock held. A session ended
-// (killed or expired) while this command waited for it is not used: its
-// record is forgotten and the command runs on a new session of the same
-// lsid, as MongoDB resets a killed session before checking it out again.
+// checkOut returns lsid's session with its lock held. A session that
+// expired while this command waited for it is not used: its record is
+// forgotten and the command runs on a new session of the same lsid.
 func (ss *sessions) checkOut(lsid bson.D) (*session, error) {
 	for {
 		s, err := ss.get(lsid)
@@ -386,24 +391,29 @@ func (ss *sessions) interruptBlocked(keys []string) {
 	}
 }
 
-// kill aborts the open transactions of the given sessions (nil: all) and
-// forgets them. self is the session the killing command runs on, if any:
-// its caller already holds self.mu, so it is handled without locking
-// (locking it again would deadlock the command on itself).
+// kill is killSessions (keys nil: killAllSessions), as MongoDB's
+// killSessionsLocal (src/mongo/db/kill_sessions_local.cpp): it aborts the
+// sessions' open transactions and interrupts the commands running on
+// them or held by a fail point. The sessions themselves stay, with their
+// transaction number, a committed transaction's outcome and the history
+// of their retryable writes: MongoDB keeps those in config.transactions,
+// apart from the in-memory session, so a retry after the kill is answered
+// from them rather than applied again. self is the session the killing
+// command runs on, if any: its caller already holds self.mu, so it is
+// handled without locking (locking it again would deadlock the command on
+// itself).
 func (ss *sessions) kill(keys []string, self *session) {
 	ss.interruptBlocked(keys)
 	ss.mu.Lock()
 	var victims []*session
 	if keys == nil {
-		for k, s := range ss.m {
+		for _, s := range ss.m {
 			victims = append(victims, s)
-			delete(ss.m, k)
 		}
 	} else {
 		for _, k := range keys {
 			if s := ss.m[k]; s != nil {
 				victims = append(victims, s)
-				delete(ss.m, k)
 			}
 		}
 	}
@@ -413,20 +423,20 @@ func (ss *sessions) kill(keys []string, self *session) {
 	var busy []*session
 	for _, s := range victims {
 		if s == self {
-			ss.end(s, "session killed")
+			ss.release(s, "session killed")
 			continue
 		}
 		if !s.mu.TryLock() {
 			busy = append(busy, s)
 			continue
 		}
-		ss.end(s, "session killed")
+		ss.release(s, "session killed")
 		s.mu.Unlock()
 	}
 	for _, s := range busy {
 		s.interruptOp() // as MongoDB, kill the operations running on it
 		s.mu.Lock()
-		ss.end(s, "session killed")
+		ss.release(s, "session killed")
 		s.mu.Unlock()
 	}
 }

@@ -9,11 +9,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// A command that looked its session up just before killSessions (or
-// expiry) ended that session does not run on the ended record: it runs on
-// a new session of the same lsid, which the server then knows, as MongoDB
-// checks a killed session out again only once it is reset.
-func TestACommandOnAJustKilledSessionRunsOnANewSession(t *testing.T) {
+// A command that looked its session up just before the session expired
+// does not run on the ended record: it runs on a new session of the same
+// lsid, which the server then knows. (killSessions ends no session: the
+// session keeps its history, see TestRetryableWriteHistorySurvivesKillSessions.)
+func TestACommandOnAJustExpiredSessionRunsOnANewSession(t *testing.T) {
 	s, nc := startServer(t, nil)
 	lsid := bson.D{{Key: "id", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}}}
 	insert := func(nc net.Conn, reqID int32, id int) {
@@ -39,15 +39,15 @@ func TestACommandOnAJustKilledSessionRunsOnANewSession(t *testing.T) {
 		insert(other, 2, 2)
 	}()
 	time.Sleep(100 * time.Millisecond) // let it wait on the session (if not, it finds no session: the test passes vacuously)
-	// killSessions: forgotten, then ended under the session's lock.
+	// Expiry: ended under the session's lock and forgotten.
 	ss.mu.Lock()
 	delete(ss.m, old.key)
 	ss.mu.Unlock()
-	ss.end(old, "session killed")
+	ss.end(old, "session expired")
 	old.mu.Unlock()
 	<-done
 
-	require.Equal(t, 1, ss.count(), "the command's session is not known to the server: it ran on the killed record")
+	require.Equal(t, 1, ss.count(), "the command's session is not known to the server: it ran on the expired record")
 	now, err := ss.get(lsid)
 	require.NoError(t, err)
 	require.NotSame(t, old, now)
