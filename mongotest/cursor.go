@@ -2,6 +2,7 @@ package mongotest
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,24 @@ func (c *cursors) reap(now time.Time) {
 			delete(c.m, id)
 		}
 	}
+}
+
+// killSessions closes the cursors opened on the sessions with keys (nil:
+// every cursor opened in a session), as MongoDB's
+// killCursorsWithMatchingSessions does for killSessions and for sessions
+// ended by endSessions. It returns how many it closed.
+func (c *cursors) killSessions(keys []string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for id, cur := range c.m {
+		if cur.sessKey == "" || keys != nil && !slices.Contains(keys, cur.sessKey) {
+			continue
+		}
+		delete(c.m, id)
+		n++
+	}
+	return n
 }
 
 // batch splits off up to n documents (n <= 0: all) within the size limit.

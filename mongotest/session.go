@@ -393,8 +393,8 @@ func (ss *sessions) interruptBlocked(keys []string) {
 
 // kill is killSessions (keys nil: killAllSessions), as MongoDB's
 // killSessionsLocal (src/mongo/db/kill_sessions_local.cpp): it aborts the
-// sessions' open transactions and interrupts the commands running on
-// them or held by a fail point. The sessions themselves stay, with their
+// sessions' open transactions, interrupts the commands running on them
+// or held by a fail point, and closes their cursors. The sessions themselves stay, with their
 // transaction number, a committed transaction's outcome and the history
 // of their retryable writes: MongoDB keeps those in config.transactions,
 // apart from the in-memory session, so a retry after the kill is answered
@@ -439,6 +439,7 @@ func (ss *sessions) kill(keys []string, self *session) {
 		ss.release(s, "session killed")
 		s.mu.Unlock()
 	}
+	ss.c.cursors.killSessions(keys)
 }
 
 func (s *session) stateName() string {
