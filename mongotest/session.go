@@ -196,9 +196,59 @@ type sessions struct {
 	blocked map[string]map[*blockedOp]struct{}
 
 	commits, aborts, started int64
+
+	// ending are the sessions endSessions named since the last refresh
+	// (lastRefresh): see [sessions.endLater].
+	ending      map[string]struct{}
+	lastRefresh time.Time
 }
 
-func newSessions(c *core) *sessions { return &sessions{c: c, m: map[string]*session{}} }
+// logicalSessionRefresh is how often MongoDB's logical session cache
+// refreshes (logicalSessionRefreshMillis, 5 minutes by default).
+const logicalSessionRefresh = 5 * time.Minute
+
+func newSessions(c *core) *sessions {
+	return &sessions{c: c, m: map[string]*session{}, lastRefresh: time.Now()}
+}
+
+// endLater records sessions that endSessions ends. As on MongoDB
+// (LogicalSessionCacheImpl::endSessions), that is all it does at once: a
+// transaction open on such a session keeps its documents and can still be
+// committed, until the transaction lifetime limit aborts it; the session's
+// cursors are closed at the next refresh of the session cache.
+func (ss *sessions) endLater(keys []string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.ending == nil {
+		ss.ending = map[string]struct{}{}
+	}
+	for _, k := range keys {
+		ss.ending[k] = struct{}{}
+	}
+}
+
+// refresh is the session cache's periodic refresh
+// (LogicalSessionCacheImpl::_refresh): every logicalSessionRefresh it
+// closes the cursors of the sessions ended since the last one.
+func (ss *sessions) refresh(now time.Time) {
+	ss.mu.Lock()
+	if now.Sub(ss.lastRefresh) < logicalSessionRefresh {
+		ss.mu.Unlock()
+		return
+	}
+	ss.lastRefresh = now
+	ending := ss.ending
+	ss.ending = nil
+	ss.mu.Unlock()
+	if len(ending) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(ending))
+	for k := range ending {
+		keys = append(keys, k)
+	}
+	ss.c.cursors.killSessions(keys)
+}
 
 // list describes the sessions for $listLocalSessions: {_id: {id, uid}},
 // uid being the SHA-256 of the empty user name, as for unauthenticated
@@ -479,7 +529,7 @@ func cmdEndSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys, o.sess)
+	o.s.core.sessions.endLater(keys)
 	if o.req != nil && o.req.conn != nil {
 		o.req.conn.sayGoodbye()
 	}
