@@ -155,3 +155,29 @@ func TestSnapshotGetMoreReportsAtClusterTime(t *testing.T) {
 	requireOK(t, r)
 	assert.Equal(t, at, replyField(replyField(r, "cursor").(bson.D), "atClusterTime"), "reply: %v", r)
 }
+
+// Inside a multi-document transaction MongoDB reports no atClusterTime,
+// even when the transaction reads at readConcern snapshot: find_cmd.cpp,
+// getmore_cmd.cpp and distinct set it only when
+// !opCtx->inMultiDocumentTransaction().
+func TestATransactionsSnapshotReadReportsNoAtClusterTime(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	requireOK(t, s.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}})))
+	for i, first := range []string{
+		`{"find":"c","batchSize":1,"readConcern":{"level":"snapshot"}}`,
+		`{"distinct":"c","key":"_id","readConcern":{"level":"snapshot"}}`,
+	} {
+		r := s.run("db", txnCmd(fromJSON(t, first), int64(i+1), true))
+		requireOK(t, r)
+		if cur, ok := replyField(r, "cursor").(bson.D); ok {
+			assert.Nil(t, replyField(cur, "atClusterTime"), "reply: %v", r)
+			r = s.run("db", txnCmd(bson.D{{Key: "getMore", Value: replyField(cur, "id")}, {Key: "collection", Value: "c"}}, int64(i+1), false))
+			requireOK(t, r)
+			assert.Nil(t, replyField(replyField(r, "cursor").(bson.D), "atClusterTime"), "reply: %v", r)
+		} else {
+			assert.Nil(t, replyField(r, "atClusterTime"), "reply: %v", r)
+		}
+		requireOK(t, s.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, int64(i+1), false)))
+	}
+}
