@@ -443,15 +443,15 @@ func (ss *sessions) interruptBlocked(keys []string) {
 
 // kill is killSessions (keys nil: killAllSessions), as MongoDB's
 // killSessionsLocal (src/mongo/db/kill_sessions_local.cpp): it aborts the
-// sessions' open transactions, interrupts the commands running on them
-// or held by a fail point, and closes their cursors. The sessions themselves stay, with their
-// transaction number, a committed transaction's outcome and the history
-// of their retryable writes: MongoDB keeps those in config.transactions,
-// apart from the in-memory session, so a retry after the kill is answered
-// from them rather than applied again. self is the session the killing
-// command runs on, if any: its caller already holds self.mu, so it is
-// handled without locking (locking it again would deadlock the command on
-// itself).
+// sessions' open transactions, interrupts the commands running on them or
+// held by a fail point, and closes their cursors. The sessions themselves
+// stay, with their transaction number, a committed transaction's outcome
+// and the history of their retryable writes: MongoDB keeps those in
+// config.transactions, apart from the in-memory session, so a retry after
+// the kill is answered from them rather than applied again. self is the
+// session the killing command runs on, if any: its caller already holds
+// self.mu, so it is handled without locking (locking it again would
+// deadlock the command on itself).
 func (ss *sessions) kill(keys []string, self *session) {
 	ss.interruptBlocked(keys)
 	ss.mu.Lock()
