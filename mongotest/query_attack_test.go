@@ -1,0 +1,103 @@
+package mongotest_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/mongotest"
+)
+
+// Query-language and view findings filed by attack15b (see
+// /work/findings/mongotest-positional-operator.md, -upsert-fields.md,
+// -view-cycle.md, -find-on-view-options.md). Each pins a case where
+// mongotest answered differently from MongoDB, with the source of
+// MongoDB's behaviour.
+
+// The positional $ operator updates the first array element the query
+// matched (manual: reference/operator/update/positional, "db.students.
+// updateOne({_id: 1, grades: 80}, {$set: {"grades.$": 82}})"), in update
+// statements and findAndModify alike. mongotest answers every "arr.$" with
+// BadValue "The positional operator did not find the match needed from
+// the query." — MongoDB's error for a query that matched no array element
+// — although the query did match, so the refusal blames the caller's query.
+func TestPositionalOperatorUpdatesTheMatchedElement(t *testing.T) {
+	ctx, db := newTestDB(t)
+	coll := db.Collection("c")
+	insertJSON(t, ctx, coll, `[{"_id":1,"grades":[85,80,80]},{"_id":2,"grades":[88,90,92]}]`)
+
+	res, err := coll.UpdateOne(ctx, fromJSON(t, `{"_id":1,"grades":80}`), fromJSON(t, `{"$set":{"grades.$":82}}`))
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, res.ModifiedCount)
+
+	_, err = coll.UpdateMany(ctx, fromJSON(t, `{"grades":{"$gte":90}}`), fromJSON(t, `{"$inc":{"grades.$":1}}`))
+	require.NoError(t, err)
+	requireStored(t, ctx, coll, `[{"_id":1,"grades":[85,82,80]},{"_id":2,"grades":[88,91,92]}]`)
+}
+
+// MongoDB refuses a view definition that closes a cycle, at create and at
+// collMod: GraphContainsCycle (140) "View cycle detected: ..."
+// (src/mongo/db/views/view_graph.cpp ViewGraph::insertAndValidate).
+// mongotest stores the cycle and only fails later reads with
+// ViewDepthLimitExceeded.
+func TestViewCycleIsRefusedWhenDefined(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"create":"x","viewOn":"y","pipeline":[]}`)))
+	requireCode(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"create":"y","viewOn":"x","pipeline":[]}`)), 140, "GraphContainsCycle")
+	requireCode(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"collMod":"x","viewOn":"x","pipeline":[]}`)), 140, "GraphContainsCycle")
+}
+
+// A find on a view runs as an aggregation, and options aggregation has no
+// counterpart for are refused with InvalidPipelineOperator (168):
+// noCursorTimeout, allowPartialResults, readOnce, singleBatch (unless
+// limit is 1), a $natural sort (query_request_helper::
+// asAggregationCommand, src/mongo/db/query/query_request_helper.cpp).
+// mongotest accepts them on a view.
+func TestFindOnAViewRefusesOptionsAggregationLacks(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	requireOK(t, runWithoutLsid(t, s, "db", insertCmd("c", bson.D{{Key: "_id", Value: 1}})))
+	requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"create":"v","viewOn":"c","pipeline":[]}`)))
+	for _, opt := range []string{`"noCursorTimeout":true`, `"allowPartialResults":true`, `"singleBatch":true`, `"sort":{"$natural":1}`} {
+		t.Run(opt, func(t *testing.T) {
+			requireCode(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"find":"v",`+opt+`}`)), 168, "InvalidPipelineOperator")
+		})
+	}
+}
+
+// jstests/core/upsert_fields.js pins how an upsert extracts fields from its
+// query: {_id: {$all: [1]}} upserts _id 1 and {x: {$all: [1]}} seeds x: 1
+// (a one-element $all is an equality); {x: {$all: [1, 2]}} with an
+// operator update is a write error; a replacement-style upsert with
+// {"_id.x": 1, "_id.y": 2} is a write error (nested _id fields are used
+// only by operator updates). mongotest generates an ObjectId, drops x, and
+// accepts the last two.
+func TestUpsertFieldsExtractedAsUpsertFieldsJS(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	upsert := func(q, u string) bson.D {
+		runWithoutLsid(t, s, "db", fromJSON(t, `{"delete":"c","deletes":[{"q":{},"limit":0}]}`))
+		return runWithoutLsid(t, s, "db", fromJSON(t, `{"update":"c","updates":[{"q":`+q+`,"u":`+u+`,"upsert":true}]}`))
+	}
+	t.Run("_id $all [1]", func(t *testing.T) {
+		upsert(`{"_id":{"$all":[1]}}`, `{"$set":{"a":1}}`)
+		assert.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(1)}, {Key: "a", Value: int32(1)}}}, rawFindAll(t, s, "c"))
+	})
+	t.Run("x $all [1]", func(t *testing.T) {
+		upsert(`{"_id":2,"x":{"$all":[1]}}`, `{"$set":{"a":1}}`)
+		assert.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(2)}, {Key: "x", Value: int32(1)}, {Key: "a", Value: int32(1)}}}, rawFindAll(t, s, "c"))
+	})
+	for _, c := range [][2]string{
+		{`{"x":{"$all":[1,2]}}`, `{"$set":{"a":1}}`},
+		{`{"_id.x":1,"_id.y":2}`, `{"a":1}`},
+	} {
+		t.Run(c[0]+" "+c[1], func(t *testing.T) {
+			r := upsert(c[0], c[1])
+			assert.NotNil(t, replyField(r, "writeErrors"), "reply: %v", r)
+			assert.Empty(t, rawFindAll(t, s, "c"))
+		})
+	}
+}
