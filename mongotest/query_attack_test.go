@@ -8,6 +8,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest"
+	"github.com/txkit/txkit/mongotest/internal/bsonkit"
 )
 
 // Query-language and view findings filed by attack15b (see
@@ -99,5 +100,107 @@ func TestUpsertFieldsExtractedAsUpsertFieldsJS(t *testing.T) {
 			assert.NotNil(t, replyField(r, "writeErrors"), "reply: %v", r)
 			assert.Empty(t, rawFindAll(t, s, "c"))
 		})
+	}
+}
+
+// TestUpsertFieldsJS runs jstests/core/upsert_fields.js's field-extraction
+// cases, for a replacement, a $set and a $setOnInsert upsert each. want is
+// the inserted document's field (relaxed Extended JSON), "" for absent, or
+// "error" for a write error that inserts nothing; for _id, "generated"
+// means an ObjectId was generated.
+func TestUpsertFieldsJS(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	type tc struct {
+		q, field string
+		// repl is the outcome of a replacement upsert, op that of $set
+		// and $setOnInsert.
+		repl, op string
+	}
+	same := func(q, field, want string) tc { return tc{q: q, field: field, repl: want, op: want} }
+	tests := []tc{
+		same(`{"_id":1}`, "_id", "1"),
+		same(`{"_id":{"$eq":1}}`, "_id", "1"),
+		same(`{"_id":{"$all":[1]}}`, "_id", "1"),
+		same(`{"_id":{"$in":[1]}}`, "_id", "1"),
+		same(`{"$and":[{"_id":1}]}`, "_id", "1"),
+		same(`{"$and":[{"_id":{"$eq":1}}]}`, "_id", "1"),
+		same(`{"$or":[{"_id":1}]}`, "_id", "1"),
+		same(`{"$or":[{"_id":{"$eq":1}}]}`, "_id", "1"),
+		same(`{"_id":{"$gt":1}}`, "_id", "generated"),
+		same(`{"_id":{"$ne":1}}`, "_id", "generated"),
+		same(`{"_id":{"$in":[1,2]}}`, "_id", "generated"),
+		same(`{"_id":{"$elemMatch":{"$eq":1}}}`, "_id", "generated"),
+		same(`{"_id":{"$exists":true}}`, "_id", "generated"),
+		same(`{"_id":{"$not":{"$eq":1}}}`, "_id", "generated"),
+		same(`{"$or":[{"_id":1},{"_id":1}]}`, "_id", "generated"),
+		same(`{"$or":[{"_id":{"$eq":1}},{"_id":2}]}`, "_id", "generated"),
+		same(`{"$nor":[{"_id":1}]}`, "_id", "generated"),
+		same(`{"_id":[1,2]}`, "_id", "error"),
+		same(`{"_id":{"$eq":[1,2]}}`, "_id", "error"),
+		same(`{"_id":{"$all":[1,2]}}`, "_id", "error"),
+		same(`{"$and":[{"_id":1},{"_id":1}]}`, "_id", "error"),
+		same(`{"$and":[{"_id":{"$eq":1}},{"_id":2}]}`, "_id", "error"),
+		same(`{"_id":1,"_id.x":1}`, "_id", "error"),
+		same(`{"_id":{"x":1},"_id.x":1}`, "_id", "error"),
+		{q: `{"_id.x":1,"_id.y":2}`, field: "_id", repl: "error", op: `{"x":1,"y":2}`},
+		same(`{"_id":{"$regex":"abc"}}`, "_id", "generated"),
+
+		{q: `{"x":1}`, field: "x", op: "1"},
+		{q: `{"x":{"$eq":1}}`, field: "x", op: "1"},
+		{q: `{"x":{"$in":[1]}}`, field: "x", op: "1"},
+		{q: `{"x":{"$all":[1]}}`, field: "x", op: "1"},
+		{q: `{"$and":[{"x":1}]}`, field: "x", op: "1"},
+		{q: `{"$or":[{"x":{"$eq":1}}]}`, field: "x", op: "1"},
+		{q: `{"x":[1,2]}`, field: "x", op: "[1,2]"},
+		{q: `{"x":{"x.x":1}}`, field: "x", op: `{"x.x":1}`},
+		same(`{"x":{"$gt":1}}`, "x", ""),
+		same(`{"x":{"$in":[1,2]}}`, "x", ""),
+		same(`{"x":{"$elemMatch":{"$eq":1}}}`, "x", ""),
+		same(`{"$or":[{"x":1},{"x":1}]}`, "x", ""),
+		same(`{"$nor":[{"x":1}]}`, "x", ""),
+		{q: `{"x":{"$all":[1,2]}}`, field: "x", op: "error"},
+		{q: `{"$and":[{"x":1},{"x":1}]}`, field: "x", op: "error"},
+		{q: `{"$and":[{"x":{"$eq":1}},{"x":2}]}`, field: "x", op: "error"},
+		{q: `{"x.x":1}`, field: "x", op: `{"x":1}`},
+		{q: `{"x.x":{"$all":[1]}}`, field: "x", op: `{"x":1}`},
+		{q: `{"$or":[{"x.x":{"$eq":1}}]}`, field: "x", op: `{"x":1}`},
+		{q: `{"x":1,"x.x":1}`, field: "x", op: "error"},
+		{q: `{"x":{},"x.x":1}`, field: "x", op: "error"},
+		{q: `{"x":{"x":1},"x.y":1}`, field: "x", op: "error"},
+		{q: `{"x":[1,{"x":1}],"x.x":1}`, field: "x", op: "error"},
+		same(`{"x":{"$regex":"abc"}}`, "x", ""),
+		{q: `{"x":{"$eq":{"$regularExpression":{"pattern":"abc","options":""}}}}`, field: "x",
+			op: `{"$regularExpression":{"pattern":"abc","options":""}}`},
+		{q: `{"_id":1,"x":[1,{"x":1}],"x.x":1}`, field: "_id", repl: "1", op: "error"},
+	}
+	for _, tt := range tests {
+		for _, u := range []string{`{"a":1}`, `{"$set":{"a":1}}`, `{"$setOnInsert":{"a":1}}`} {
+			want := tt.op
+			if u == `{"a":1}` {
+				want = tt.repl
+			}
+			t.Run(tt.q+" "+u, func(t *testing.T) {
+				requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"delete":"c","deletes":[{"q":{},"limit":0}]}`)))
+				r := runWithoutLsid(t, s, "db", fromJSON(t, `{"update":"c","updates":[{"q":`+tt.q+`,"u":`+u+`,"upsert":true}]}`))
+				docs := rawFindAll(t, s, "c")
+				if want == "error" {
+					assert.NotNil(t, replyField(r, "writeErrors"), "reply: %v", r)
+					assert.Empty(t, docs)
+					return
+				}
+				requireOK(t, r)
+				require.Len(t, docs, 1, "reply: %v", r)
+				v, ok := bsonkit.Get(docs[0].(bson.D), tt.field)
+				switch want {
+				case "":
+					assert.False(t, ok, "%v", docs[0])
+				case "generated":
+					assert.IsType(t, bson.ObjectID{}, v, "%v", docs[0])
+				default:
+					assert.Equal(t, toJSON(t, fromJSON(t, `{"v":`+want+`}`)), toJSON(t, bson.D{{Key: "v", Value: v}}))
+				}
+			})
+		}
 	}
 }
