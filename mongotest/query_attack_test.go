@@ -1,6 +1,7 @@
 package mongotest_test
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -48,8 +49,45 @@ func TestViewCycleIsRefusedWhenDefined(t *testing.T) {
 	srv := mongotest.Start(t)
 	s := newRandomSession(t, srv)
 	requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"create":"x","viewOn":"y","pipeline":[]}`)))
-	requireCode(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"create":"y","viewOn":"x","pipeline":[]}`)), 5, "GraphContainsCycle")
+	r := runWithoutLsid(t, s, "db", fromJSON(t, `{"create":"y","viewOn":"x","pipeline":[]}`))
+	requireCode(t, r, 5, "GraphContainsCycle")
+	assert.Equal(t, "View cycle detected: db.y => db.y => db.x => db.y", replyField(r, "errmsg"))
 	requireCode(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"collMod":"x","viewOn":"x","pipeline":[]}`)), 5, "GraphContainsCycle")
+}
+
+// A view's edges in MongoDB's view graph are its viewOn and every
+// namespace its pipeline reads ($lookup, $graphLookup, $unionWith, nested
+// pipelines: ViewCatalog's refs are the lite-parsed pipeline's involved
+// namespaces plus viewOn), so a $lookup back onto the view is a cycle too;
+// a definition that makes a chain of views deeper than 20 fails with
+// ViewDepthLimitExceeded (165) "View depth limit exceeded; maximum depth
+// is 20" (view_graph.cpp); $out in a view is OptionNotSupportedOnView (167).
+func TestViewGraphIsValidatedWhenDefined(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRandomSession(t, srv)
+	run := func(cmd string) bson.D { return runWithoutLsid(t, s, "db", fromJSON(t, cmd)) }
+
+	requireOK(t, run(`{"create":"a","viewOn":"c","pipeline":[]}`))
+	r := run(`{"collMod":"a","viewOn":"c","pipeline":[{"$lookup":{"from":"c","pipeline":[{"$unionWith":{"coll":"a"}}],"as":"k"}}]}`)
+	requireCode(t, r, 5, "GraphContainsCycle")
+	assert.Equal(t, "View cycle detected: db.a => db.a => db.a", replyField(r, "errmsg"))
+	requireCode(t, run(`{"create":"b","viewOn":"c","pipeline":[{"$facet":{"f":[{"$lookup":{"from":"b","localField":"x","foreignField":"y","as":"k"}}]}}]}`), 5, "GraphContainsCycle")
+	requireCode(t, run(`{"create":"g","viewOn":"c","pipeline":[{"$graphLookup":{"from":"g","startWith":"$x","connectFromField":"x","connectToField":"y","as":"k"}}]}`), 5, "GraphContainsCycle")
+	requireCode(t, run(`{"create":"o","viewOn":"c","pipeline":[{"$out":"x"}]}`), 167, "OptionNotSupportedOnView")
+
+	// v1 on c, v2 on v1, ... v20 on v19: depth 20 is allowed, 21 is not.
+	for i := 1; i <= 20; i++ {
+		on := "c"
+		if i > 1 {
+			on = "v" + strconv.Itoa(i-1)
+		}
+		requireOK(t, run(`{"create":"v`+strconv.Itoa(i)+`","viewOn":"`+on+`","pipeline":[]}`))
+	}
+	requireCode(t, run(`{"create":"v21","viewOn":"v20","pipeline":[]}`), 165, "ViewDepthLimitExceeded")
+	// A view under the chain's foot lengthens it through every view above.
+	requireOK(t, run(`{"create":"w","viewOn":"c","pipeline":[]}`))
+	requireCode(t, run(`{"collMod":"v1","viewOn":"w","pipeline":[]}`), 165, "ViewDepthLimitExceeded")
+	requireOK(t, run(`{"find":"v20"}`))
 }
 
 // A find on a view runs as an aggregation, and options aggregation has no
