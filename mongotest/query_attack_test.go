@@ -91,8 +91,8 @@ func TestViewGraphIsValidatedWhenDefined(t *testing.T) {
 
 // A find on a view runs as an aggregation, and options aggregation has no
 // counterpart for are refused with InvalidPipelineOperator (168):
-// noCursorTimeout, allowPartialResults, readOnce, singleBatch (unless
-// limit is 1), a $natural sort (query_request_helper::
+// tailable, noCursorTimeout, allowPartialResults, readOnce, singleBatch
+// (unless limit is 1), a $natural sort (query_request_helper::
 // asAggregationCommand, src/mongo/db/query/query_request_helper.cpp).
 // mongotest accepts them on a view.
 func TestFindOnAViewRefusesOptionsAggregationLacks(t *testing.T) {
@@ -100,11 +100,18 @@ func TestFindOnAViewRefusesOptionsAggregationLacks(t *testing.T) {
 	s := newRandomSession(t, srv)
 	requireOK(t, runWithoutLsid(t, s, "db", insertCmd("c", bson.D{{Key: "_id", Value: 1}})))
 	requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"create":"v","viewOn":"c","pipeline":[]}`)))
-	for _, opt := range []string{`"noCursorTimeout":true`, `"allowPartialResults":true`, `"singleBatch":true`, `"sort":{"$natural":1}`} {
+	for _, opt := range []string{`"noCursorTimeout":true`, `"allowPartialResults":true`, `"singleBatch":true`, `"sort":{"$natural":1}`,
+		`"readOnce":true`, `"tailable":true`, `"singleBatch":true,"limit":2`} {
 		t.Run(opt, func(t *testing.T) {
 			requireCode(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"find":"v",`+opt+`}`)), 168, "InvalidPipelineOperator")
 		})
 	}
+	t.Run("singleBatch with limit 1 is allowed", func(t *testing.T) {
+		requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"find":"v","singleBatch":true,"limit":1}`)))
+	})
+	t.Run("false options are no options", func(t *testing.T) {
+		requireOK(t, runWithoutLsid(t, s, "db", fromJSON(t, `{"find":"v","noCursorTimeout":false,"allowPartialResults":false,"singleBatch":false,"readOnce":false}`)))
+	})
 }
 
 // jstests/core/upsert_fields.js pins how an upsert extracts fields from its
