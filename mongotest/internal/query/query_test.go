@@ -502,3 +502,35 @@ func BenchmarkMatch(b *testing.B) {
 		}
 	}
 }
+
+func TestElemMatchKey(t *testing.T) {
+	tests := []struct {
+		name, filter, doc, want string
+	}{
+		{"an element of a leaf array", `{"a": 2}`, `{"a": [1, 2, 2]}`, "1"},
+		{"the first matching element", `{"a": {"$gt": 1}}`, `{"a": [1, 5, 9]}`, "1"},
+		{"no array, no key", `{"a": 2}`, `{"a": 2}`, ""},
+		{"the whole array is no element", `{"a": [1, 2]}`, `{"a": [1, 2]}`, ""},
+		{"a document in an array", `{"a.b": 2}`, `{"a": [{"b": 1}, {"b": 2}]}`, "1"},
+		{"the outermost array wins", `{"a.b": 3}`, `{"a": [{"b": [1]}, {"b": [2, 3]}]}`, "1"},
+		{"an explicit offset is no traversal", `{"a.1": 2}`, `{"a": [1, 2]}`, ""},
+		{"under an explicit offset the inner array counts", `{"a.0.b": 2}`, `{"a": [{"b": [1, 2]}]}`, "1"},
+		{"elemMatch gives the element it matched", `{"a": {"$elemMatch": {"b": 2, "c": 1}}}`, `{"a": [{"b": 2}, {"b": 2, "c": 1}]}`, "1"},
+		{"elemMatch on values", `{"a": {"$elemMatch": {"$gt": 1, "$lt": 3}}}`, `{"a": [1, 2]}`, "1"},
+		{"an $or of several clauses records nothing", `{"$or": [{"a": 2}, {"a": 5}]}`, `{"a": [1, 2]}`, ""},
+		{"a one-clause $or is its clause", `{"$or": [{"a": 2}]}`, `{"a": [1, 2]}`, "1"},
+		{"a negation records nothing", `{"a": {"$ne": 5}}`, `{"a": [1, 2]}`, ""},
+		{"$exists matches the first element", `{"a": {"$exists": true}}`, `{"a": [7, 8]}`, "0"},
+		{"the last conjunct in canonical order wins", `{"b": 1, "a": 1}`, `{"a": [0, 1], "b": [0, 0, 1]}`, "2"},
+		{"operators before paths", `{"a": {"$gt": 0}, "b": 1}`, `{"a": [0, 1], "b": [0, 0, 1]}`, "1"},
+		{"a conjunct through no array keeps the key", `{"a": 1, "z": 1}`, `{"a": [0, 1], "z": 1}`, "1"},
+		{"no match, no key", `{"a": 5}`, `{"a": [1, 2]}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Compile(ej(t, tt.filter))
+			require.NoError(t, err)
+			require.Equal(t, tt.want, f.ElemMatchKey(ej(t, tt.doc)))
+		})
+	}
+}
