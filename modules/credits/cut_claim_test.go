@@ -114,29 +114,90 @@ func TestARetryAfterACutClaimIsTheKeysFirstSuccess(t *testing.T) {
 	ctx := context.Background()
 	_, err := e.svc.Add(ctx, "alice", 100)
 	require.NoError(t, err)
-	// The claim (an insert into the key records) is held 300 ms; the
-	// caller gives up after 50 ms. The server still writes the claim.
-	testenv.FailCommand(t, e.db.Client(), bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
-		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 300}}}})
-	cctx, cancel := context.WithCancel(ctx)
-	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err = e.svc.Deduct(cctx, "alice", 30, credits.IdempotencyKey("buy-1"))
-	cancel()
-	require.ErrorIs(t, err, context.Canceled)
-	require.NotErrorIs(t, err, credits.ErrOutcomeUnknown)
-	time.Sleep(500 * time.Millisecond) // the held claim lands
-	b, err := e.svc.Balance(ctx, "alice")
-	require.NoError(t, err)
-	require.EqualValues(t, 100, b.Balance, "the failed call applied nothing")
+	cutClaim(t, e, "alice", 30, "buy-1")
 
 	e.clock.Advance(time.Minute)
 	before := e.clock.Now()
 	var replayed bool
 	entry, err := e.svc.Deduct(ctx, "alice", 30, credits.IdempotencyKey("buy-1"), credits.Replayed(&replayed))
 	require.NoError(t, err)
-	b, err = e.svc.Balance(ctx, "alice")
+	b, err := e.svc.Balance(ctx, "alice")
 	require.NoError(t, err)
 	assert.EqualValues(t, 70, b.Balance)
 	assert.False(t, replayed, "the retry applied the debit, yet says it replayed an earlier call's result")
 	assert.False(t, entry.CreatedAt.Before(before), "the entry is dated %v, at the failed call, not when it applied (%v)", entry.CreatedAt, before)
+}
+
+// Retries of a cut claim racing each other, in one process (their writes
+// combined) and in two (two services on one database): the debit applies
+// once, exactly one retry is the key's first success, and every retry
+// returns the entry as stored, dated by the retry that applied it.
+func TestRetriesRacingAfterACutClaimApplyItOnce(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("fail points")
+	}
+	e := newEnv(t)
+	other := credits.NewService(e.db, e.runner, credits.WithClock(e.clock.Now), credits.WithCollectionPrefix(e.prefix))
+	ctx := context.Background()
+	_, err := e.svc.Add(ctx, "alice", 100)
+	require.NoError(t, err)
+	cutClaim(t, e, "alice", 30, "buy-1")
+	e.clock.Advance(time.Minute)
+	before := e.clock.Now()
+
+	const n = 16
+	got := make([]credits.Entry, n)
+	replayed := make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		svc := []*credits.Service{e.svc, other}[i%2]
+		wg.Go(func() {
+			var err error
+			got[i], err = svc.Deduct(ctx, "alice", 30, credits.IdempotencyKey("buy-1"), credits.Replayed(&replayed[i]))
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	first := 0
+	for i := range n {
+		assert.Equal(t, got[0], got[i], "every retry returns the entry as stored")
+		if !replayed[i] {
+			first++
+		}
+	}
+	assert.Equal(t, 1, first, "retries that say they applied it")
+	assert.False(t, got[0].CreatedAt.Before(before), "dated %v, at the failed call", got[0].CreatedAt)
+	b, err := e.svc.Balance(ctx, "alice")
+	require.NoError(t, err)
+	assert.EqualValues(t, 70, b.Balance, "applied once")
+	hist, _, err := e.svc.History(ctx, "alice", credits.HistoryQuery{})
+	require.NoError(t, err)
+	assert.Len(t, hist, 2)
+	assert.Contains(t, hist, got[0], "the entry returned is the one stored")
+}
+
+// cutClaim makes a keyed Deduct whose ctx ends while its claim of key is
+// held by the server (300 ms, the caller giving up after 50 ms), and
+// checks that it failed with ctx's error, applied nothing, and that its
+// claim was written all the same.
+func cutClaim(t *testing.T, e *env, account string, amount int64, key string) {
+	t.Helper()
+	ctx := context.Background()
+	before, err := e.svc.Balance(ctx, account)
+	require.NoError(t, err)
+	testenv.FailCommand(t, e.db.Client(), bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 300}}}})
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err = e.svc.Deduct(cctx, account, amount, credits.IdempotencyKey(key))
+	cancel()
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, credits.ErrOutcomeUnknown)
+	time.Sleep(500 * time.Millisecond) // the held claim lands
+	n, err := e.db.Collection(e.prefix+"idempotency").CountDocuments(ctx, bson.D{{Key: "_id", Value: key}})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "the cut claim was written")
+	after, err := e.svc.Balance(ctx, account)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "the failed call applied nothing")
 }
