@@ -294,7 +294,10 @@ func (w *hotWriter) applied(ctx context.Context, e Entry) (stored Entry, ok bool
 
 // appliedBy tells whose send stored is, found applied after a send of e
 // whose outcome was not known: nil if e's (its date), errAppliedByAnother
-// if another call's with the same key.
+// if another call's with the same key. Two calls of one key dated the same
+// millisecond, in two processes, cannot be told apart here: both then say
+// they applied it. Only Replayed is at stake, never the balance or the
+// entry returned (they are equal).
 func appliedBy(stored, e Entry) error {
 	if stored.CreatedAt.Equal(e.CreatedAt) {
 		return nil
