@@ -84,6 +84,7 @@ const (
 	IllegalOpMsgFlag                   int32 = 223
 	TooManyDocumentSequences           int32 = 233
 	NotExactValueField                 int32 = 111
+	NotARetryableWriteCommand          int32 = 50768
 )
 
 var names = map[int32]string{
@@ -92,6 +93,7 @@ var names = map[int32]string{
 	IllegalOpMsgFlag:                   "IllegalOpMsgFlag",
 	TooManyDocumentSequences:           "TooManyDocumentSequences",
 	NotExactValueField:                 "NotExactValueField",
+	NotARetryableWriteCommand:          "NotARetryableWriteCommand",
 	BadValue:                           "BadValue",
 	NoSuchKey:                          "NoSuchKey",
 	FailedToParse:                      "FailedToParse",
