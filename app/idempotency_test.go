@@ -273,6 +273,41 @@ func TestAKeyIsOneRequestAcrossLedgerAndPaymentRoutes(t *testing.T) {
 	assert.Equal(t, float64(990), ta.balance("alice")["balance"])
 }
 
+// Concurrent first uses of one key on a ledger route and a payment route:
+// exactly one request applies, the others are idempotency_conflict (or a
+// 503 that applied nothing).
+func TestConcurrentFirstUsesOfAKeyAcrossRoutesApplyOne(t *testing.T) {
+	ta := startApp(t)
+	ta.credit("alice", 1000)
+	for round := range 8 {
+		key := "x-" + randomHex(6)
+		reqs := []req{
+			{Method: "POST", Path: "/v1/accounts/alice/debits", Body: `{"amount":10}`, Key: key},
+			{Method: "POST", Path: "/v1/payments", Key: key, Body: `{"account":"alice","amount_minor":100,"currency":"USD","credits":100,"provider":"stripe","provider_ref":"pi_` + key + `"}`},
+			{Method: "POST", Path: "/v1/transfers", Body: `{"from":"alice","to":"bob","amount":5}`, Key: key},
+			{Method: "POST", Path: "/v1/accounts/alice/credits", Body: `{"amount":7}`, Key: key},
+		}
+		res := make([]response, len(reqs)*3)
+		var wg sync.WaitGroup
+		for i := range res {
+			wg.Go(func() { res[i] = ta.do(reqs[i%len(reqs)]) })
+		}
+		wg.Wait()
+		won := map[string]bool{}
+		for i, r := range res {
+			if r.Status == http.StatusCreated {
+				won[reqs[i%len(reqs)].Path] = true
+			} else {
+				assert.Contains(t, []int{http.StatusConflict, http.StatusServiceUnavailable}, r.Status, "round %d %s: %s", round, reqs[i%len(reqs)].Path, r.Raw)
+			}
+		}
+		assert.Len(t, won, 1, "round %d: routes that applied under one key: %v", round, won)
+		payments := ta.count("payments", bson.D{{Key: "providerRef", Value: "pi_" + key}})
+		entries := ta.entriesWithKey(key)
+		assert.Equal(t, 1, payments+entries-map[bool]int{true: 1, false: 0}[won["/v1/transfers"]], "round %d: effects under one key (payments %d, entries %d)", round, payments, entries)
+	}
+}
+
 // A key that the version before the shared key space recorded in
 // http_idempotency (same record format, key "http:<key>") is still
 // replayed, and still refuses another request, until it expires.

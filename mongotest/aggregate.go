@@ -128,10 +128,6 @@ func cmdAggregate(o *op) (bson.D, error) {
 	return reply, nil
 }
 
-// maxInternalDocSize is BSONObjMaxInternalSize: a pipeline's documents
-// may pass 16 MB by this much, no more.
-const maxInternalDocSize = maxDocSize + 16*1024
-
 // checkResultSizes refuses a pipeline result that cannot be turned into
 // BSON, as MongoDB does (BSONObj::_assertInvalid).
 func checkResultSizes(docs []bson.D) error {
@@ -141,7 +137,8 @@ func checkResultSizes(docs []bson.D) error {
 			return merr.New(merr.BadValue, "%v", err)
 		}
 		if n > maxInternalDocSize {
-			return merr.New(merr.BSONObjectTooLarge, "BSONObj size: %d (0x%X) is invalid. Size must be between 0 and %d(16MB)", n, n, maxInternalDocSize)
+			code, msg := objectTooLarge(n)
+			return merr.New(code, "%s", msg)
 		}
 	}
 	return nil

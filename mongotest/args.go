@@ -37,7 +37,7 @@ var apiVersion1 = map[string]bool{
 	"abortTransaction": true, "aggregate": true, "authenticate": true, "collMod": true,
 	"commitTransaction": true, "count": true, "create": true, "createIndexes": true, "delete": true,
 	"drop": true, "dropDatabase": true, "dropIndexes": true, "endSessions": true, "explain": true,
-	"find": true, "findAndModify": true, "findandmodify": true, "getMore": true, "hello": true, "insert": true,
+	"find": true, "findAndModify": true, "getMore": true, "hello": true, "insert": true,
 	"killCursors": true, "listCollections": true, "listDatabases": true, "listIndexes": true,
 	"ping": true, "refreshSessions": true, "update": true,
 }
@@ -74,7 +74,7 @@ func checkAPIParams(name string, cmd bson.D) error {
 			strict = strict || (k == "apiStrict" && bv)
 		}
 	}
-	if strict && !apiVersion1[name] {
+	if strict && !apiVersion1[commandName(name)] {
 		return merr.New(merr.APIStrictError, "Provided apiStrict:true, but the command %s is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioning", name)
 	}
 	if strict {

@@ -88,7 +88,7 @@ func TestViews(t *testing.T) {
 	})
 	t.Run("a view with $out is refused", func(t *testing.T) {
 		err := db.CreateView(ctx, "bad", "people", fromJSONArray(t, `[{"$out": "x"}]`))
-		requireCommandError(t, err, 157, "OptionNotSupportedOnView")
+		requireCommandError(t, err, 167, "OptionNotSupportedOnView")
 	})
 	t.Run("a pipeline without viewOn is refused", func(t *testing.T) {
 		err := db.RunCommand(ctx, fromJSON(t, `{"create": "bad", "pipeline": []}`)).Err()

@@ -81,6 +81,13 @@ func checkViewDefinition(o *op, on any, options bson.D) (bson.A, error) {
 		}
 		return nil, merr.New(merr.OptionNotSupportedOnView, "%s cannot be used in a view definition", stage)
 	}
+	ns, err := o.ns()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkViewGraph(o.s.core.engine, ns, name, pipeline); err != nil {
+		return nil, err
+	}
 	return pipeline, nil
 }
 

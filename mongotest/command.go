@@ -118,7 +118,6 @@ func init() {
 	commands = map[string]handler{
 		"ping":                    {run: cmdPing},
 		"buildInfo":               {run: cmdBuildInfo},
-		"buildinfo":               {run: cmdBuildInfo},
 		"getParameter":            {run: cmdGetParameter, admin: true},
 		"setParameter":            {run: cmdSetParameter, admin: true},
 		"serverStatus":            {run: cmdServerStatus},
@@ -138,7 +137,6 @@ func init() {
 		"getMore":                 {run: cmdGetMore, inTxn: true, snapshotRead: true, fields: getMoreFields},
 		"killCursors":             {run: cmdKillCursors, inTxn: true, fields: killCursorsFields},
 		"findAndModify":           write(cmdFindAndModify, findAndModifyFields),
-		"findandmodify":           write(cmdFindAndModify, findAndModifyFields),
 		"count":                   {run: cmdCount, fields: countFields},
 		"distinct":                {run: cmdDistinct, inTxn: true, snapshotRead: true, fields: distinctFields},
 		"aggregate":               nest(handler{run: cmdAggregate, inTxn: true, snapshotRead: true, fields: aggregateFields}, "cursor", cursorFields),
@@ -162,6 +160,32 @@ func init() {
 		"replSetGetStatus":        {run: cmdReplSetGetStatus, admin: true},
 		"getFreeMonitoringStatus": {run: cmdPing},
 	}
+	for alias, name := range commandAliases {
+		if h, ok := commands[name]; ok {
+			commands[alias] = h
+		}
+	}
+}
+
+// commandAliases maps the other names MongoDB registers a command under
+// to the command's name: the command answers to each, and failCommand's
+// failCommands selects it by any of them (Command::hasAlias). hello and
+// isMaster are not in commands: dispatch answers them first.
+var commandAliases = map[string]string{
+	"buildinfo":     "buildInfo",
+	"collstats":     "collStats",
+	"dbstats":       "dbStats",
+	"deleteIndexes": "dropIndexes",
+	"findandmodify": "findAndModify",
+	"ismaster":      "isMaster", // isMaster is a command apart from hello, outside API version 1
+}
+
+// commandName is the name of the command that name, as sent, calls.
+func commandName(name string) string {
+	if n, ok := commandAliases[name]; ok {
+		return n
+	}
+	return name
 }
 
 // runCommand checks the command's fields and runs it.

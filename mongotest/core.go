@@ -79,6 +79,7 @@ func (c *core) parameters() bson.D {
 		{Key: "featureCompatibilityVersion", Value: bson.D{{Key: "version", Value: "7.0"}}},
 		{Key: "enableTestCommands", Value: true},
 		{Key: "logicalSessionTimeoutMinutes", Value: int32(logicalSessionTimeoutMinutes)},
+		{Key: "logicalSessionRefreshMillis", Value: int32(logicalSessionRefresh / time.Millisecond)},
 		{Key: "ttlMonitorEnabled", Value: !c.ttlDisabled()},
 		{Key: "ttlMonitorSleepSecs", Value: int32(ttlMonitorSleep / time.Second)},
 	}
@@ -88,6 +89,7 @@ func (c *core) parameters() bson.D {
 // sessions; the server runs it periodically until Close.
 func (c *core) housekeep(now time.Time) {
 	c.sessions.reap(now, c.txnLifetime(), logicalSessionTimeoutMinutes*time.Minute, c.historyWindow())
+	c.sessions.refresh(now)
 	c.cursors.reap(now)
 	c.mu.Lock()
 	due := !c.ttlOff && now.Sub(c.ttlLast) >= ttlMonitorSleep

@@ -2,6 +2,7 @@ package mongotest
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ type cursor struct {
 	// txnNumber is the transaction's number (0: none), which a getMore
 	// must carry.
 	txnNumber int64
+	// atClusterTime is a snapshot read's time (nil: not one), which
+	// every getMore reports as the first batch did.
+	atClusterTime *bson.Timestamp
 	// live, when set, re-reads each document as getMore returns it
 	// (false: it is gone): a transaction's cursor sees the transaction's
 	// own later writes, a plain one the latest commits.
@@ -56,6 +60,24 @@ func (c *cursors) reap(now time.Time) {
 			delete(c.m, id)
 		}
 	}
+}
+
+// killSessions closes the cursors opened on the sessions with keys (nil:
+// every cursor opened in a session), as MongoDB's
+// killCursorsWithMatchingSessions does for killSessions and for sessions
+// ended by endSessions. It returns how many it closed.
+func (c *cursors) killSessions(keys []string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for id, cur := range c.m {
+		if cur.sessKey == "" || keys != nil && !slices.Contains(keys, cur.sessKey) {
+			continue
+		}
+		delete(c.m, id)
+		n++
+	}
+	return n
 }
 
 // batch splits off up to n documents (n <= 0: all) within the size limit.
@@ -107,6 +129,7 @@ func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, singl
 		cur.sessKey = o.sess.key
 	}
 	cur.txn = o.txn
+	cur.atClusterTime = o.atClusterTime
 	cur.noTimeout = o.noCursorTimeout
 	if o.txn != nil {
 		cur.txnNumber, _, _ = intField(o.cmd, "txnNumber")
@@ -135,11 +158,19 @@ func refresh(docs []bson.D, live func(bson.D) (bson.D, bool, error)) ([]bson.D, 
 
 // withClusterTime adds a snapshot read's atClusterTime to its cursor.
 func (o *op) withClusterTime(reply bson.D) bson.D {
-	if o == nil || o.atClusterTime == nil {
+	if o == nil {
+		return reply
+	}
+	return withClusterTime(reply, o.atClusterTime)
+}
+
+// withClusterTime adds at (nil: none) to reply's cursor document.
+func withClusterTime(reply bson.D, at *bson.Timestamp) bson.D {
+	if at == nil {
 		return reply
 	}
 	cur := reply[0].Value.(bson.D)
-	reply[0].Value = append(cur, bson.E{Key: "atClusterTime", Value: *o.atClusterTime})
+	reply[0].Value = append(cur, bson.E{Key: "atClusterTime", Value: *at})
 	return reply
 }
 
@@ -189,6 +220,12 @@ func cmdGetMore(o *op) (bson.D, error) {
 	if err := o.checkCursorOwner(cur); err != nil {
 		return nil, err
 	}
+	// A getMore's maxTimeMS is a tailable awaitData cursor's await time
+	// and there are none here (no capped collections): MongoDB refuses it
+	// on any other cursor, which stays open (getmore_cmd.cpp).
+	if _, has := bsonkit.Get(o.cmd, "maxTimeMS"); has {
+		return nil, merr.New(merr.BadValue, "cannot set maxTimeMS on getMore command for a non-awaitData cursor")
+	}
 	next, rest := batch(cur.docs, int(n))
 	next, err = refresh(next, cur.live)
 	if err != nil {
@@ -201,7 +238,9 @@ func cmdGetMore(o *op) (bson.D, error) {
 		delete(cs.m, id)
 		outID = 0
 	}
-	return cursorDoc(cur.ns, "nextBatch", next, outID), nil
+	// As getmore_cmd.cpp, which reports the read concern's atClusterTime
+	// the cursor restores (outside a transaction).
+	return withClusterTime(cursorDoc(cur.ns, "nextBatch", next, outID), cur.atClusterTime), nil
 }
 
 func cmdKillCursors(o *op) (bson.D, error) {

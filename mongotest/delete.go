@@ -10,7 +10,7 @@ import (
 )
 
 func cmdDelete(o *op) (bson.D, error) {
-	ns, err := o.collectionNS()
+	ns, err := o.writeNS()
 	if err != nil {
 		return nil, err
 	}

@@ -104,7 +104,8 @@ func (f *failpoints) matchWCE(req *request) *failPoint {
 	return consume(&f.fp, &f.entered)
 }
 
-// applies is MongoDB's shouldActivateFailCommandFailPoint (commands.cpp):
+// applies is MongoDB's shouldActivateFailCommandFailPoint (commands.cpp),
+// which names a command by any of its aliases:
 // a command the fail point does not select runs normally and does not
 // consume an activation (FailPoint::executeIf).
 func (fp *failPoint) applies(req *request) bool {
@@ -121,7 +122,7 @@ func (fp *failPoint) applies(req *request) bool {
 		fp.namespace != nil && *fp.namespace != failPointNamespace(req):
 		return false
 	}
-	return fp.allCommands || fp.commands[req.name]
+	return fp.allCommands || fp.commands[commandName(req.name)]
 }
 
 // failPointNamespace is the namespace a fail point's data.namespace is
@@ -347,7 +348,7 @@ func parseFailCommandData(cmd bson.D, fp *failPoint) (*failPoint, error) {
 		}
 		for _, c := range arr {
 			if s, ok := c.(string); ok {
-				fp.commands[s] = true
+				fp.commands[commandName(s)] = true
 			}
 		}
 	}

@@ -195,6 +195,11 @@ func cmdFind(o *op) (bson.D, error) {
 	if err := checkHint(o.s.core.engine, ns, field(o.cmd, "hint")); err != nil {
 		return nil, err
 	}
+	if o.isView(ns) {
+		if err := checkFindAsAggregation(o.cmd, fs.limit); err != nil {
+			return nil, err
+		}
+	}
 	if err := checkTailable(o.cmd, ns); err != nil {
 		return nil, err
 	}
@@ -260,6 +265,48 @@ func cmdFind(o *op) (bson.D, error) {
 	}
 	reply, _, err := o.s.core.cursors.openLive(o, ns.String(), docs, int(bs), single, live, later)
 	return reply, err
+}
+
+// checkFindAsAggregation refuses the options of a find on a view that the
+// aggregation it runs as has no counterpart for, in MongoDB's order and
+// words (query_request_helper::asAggregationCommand): tailable,
+// noCursorTimeout, allowPartialResults, a $natural sort, singleBatch
+// unless limit is 1, readOnce. (min, max, returnKey and showRecordId,
+// which it refuses first, mongotest refuses everywhere as NotImplemented.)
+func checkFindAsAggregation(cmd bson.D, limit int64) error {
+	refused := func(name string) error {
+		return merr.New(merr.InvalidPipelineOperator, "Option %s not supported in aggregation.", name)
+	}
+	for _, name := range []string{"tailable", "noCursorTimeout", "allowPartialResults"} {
+		on, err := boolField(cmd, name, false)
+		if err != nil {
+			return err
+		}
+		if on && name == "tailable" {
+			return merr.New(merr.InvalidPipelineOperator, "Tailable cursors are not supported in aggregation.")
+		}
+		if on {
+			return refused(name)
+		}
+	}
+	if sortSpec, _ := docField(cmd, "sort"); slices.ContainsFunc(sortSpec, func(e bson.E) bool { return e.Key == "$natural" }) {
+		return merr.New(merr.InvalidPipelineOperator, "Sort option $natural not supported in aggregation.")
+	}
+	single, err := boolField(cmd, "singleBatch", false)
+	if err != nil {
+		return err
+	}
+	if single && limit != 1 {
+		return refused("singleBatch")
+	}
+	once, err := boolField(cmd, "readOnce", false)
+	if err != nil {
+		return err
+	}
+	if once {
+		return refused("readOnce")
+	}
+	return nil
 }
 
 // project applies proj (nil: none) to docs.

@@ -16,7 +16,7 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 	if o.retry != nil && o.retry.reply != nil {
 		return o.retry.reply, nil
 	}
-	ns, err := o.collectionNS()
+	ns, err := o.writeNS()
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 			value = d
 			return nil
 		}
-		nd, changed, err := u.Apply(d, opts)
+		nd, changed, err := u.Apply(d, matchedIn(u, f, d, opts))
 		if err != nil {
 			return err
 		}

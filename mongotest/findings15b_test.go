@@ -6,7 +6,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/txkit/txkit/mongotest"
 )
@@ -174,28 +173,6 @@ func TestDateOverflowInAddIsAnError(t *testing.T) {
 		}
 		requireCommandError(t, err, 15, "Overflow")
 	}
-}
-
-// The positional $ update operator updates the array element the query
-// matched (manual: reference/operator/update/positional). mongotest does
-// not record which element matched, so it must refuse loudly, naming the
-// operator — not answer MongoDB's "did not find the match needed from the
-// query" (BadValue), which blames a query that did match — and change
-// nothing. An upsert that inserts has no matched element: there MongoDB's
-// BadValue is the right answer.
-func TestPositionalOperatorIsRefusedAsNotImplemented(t *testing.T) {
-	ctx, db := newTestDB(t)
-	coll := db.Collection("c")
-	insertJSON(t, ctx, coll, `[{"_id":1,"grades":[85,80,80]}]`)
-
-	_, err := coll.UpdateOne(ctx, fromJSON(t, `{"_id":1,"grades":80}`), fromJSON(t, `{"$set":{"grades.$":82}}`))
-	requireArgRefused(t, err, "positional $", 238)
-	requireStored(t, ctx, coll, `[{"_id":1,"grades":[85,80,80]}]`)
-
-	_, err = coll.UpdateOne(ctx, fromJSON(t, `{"_id":2,"grades":80}`), fromJSON(t, `{"$set":{"grades.$":82}}`),
-		options.UpdateOne().SetUpsert(true))
-	requireArgRefused(t, err, "did not find the match needed from the query", 2)
-	requireStored(t, ctx, coll, `[{"_id":1,"grades":[85,80,80]}]`)
 }
 
 // countParseLimit (src/mongo/db/query/count_request.cpp): a negative count

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -28,10 +27,10 @@ const (
 // electionID is constant: this single-member set never holds an election.
 var electionID = bson.ObjectID{0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1}
 
-// isHello reports whether name is hello or the legacy isMaster, which
-// MongoDB matches case-insensitively.
+// isHello reports whether name is hello or the legacy isMaster (or its
+// alias ismaster); MongoDB's command names are case-sensitive.
 func isHello(name string) bool {
-	return name == "hello" || strings.EqualFold(name, "ismaster")
+	return name == "hello" || name == "isMaster" || name == "ismaster"
 }
 
 // hello answers hello/isMaster for req. It records the client's appName

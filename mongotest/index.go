@@ -166,7 +166,7 @@ func parseIndexSpec(v any) (engine.IndexSpec, error) {
 }
 
 func cmdCreateIndexes(o *op) (bson.D, error) {
-	ns, err := o.collectionNS()
+	ns, err := o.writeNS()
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,11 @@ func cmdDropIndexes(o *op) (bson.D, error) {
 	default:
 		return nil, typeErr("index", v, "string")
 	}
-	before, err := o.s.core.engine.DropIndexes(ns, names, keys)
+	var before int
+	err = o.waitFor(func() (err error) {
+		before, err = o.s.core.engine.DropIndexes(ns, names, keys)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

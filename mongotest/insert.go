@@ -11,7 +11,7 @@ import (
 )
 
 func cmdInsert(o *op) (bson.D, error) {
-	ns, err := o.collectionNS()
+	ns, err := o.writeNS()
 	if err != nil {
 		return nil, err
 	}

@@ -58,9 +58,9 @@ func (o *op) readErr(fn func(t *engine.Txn) error) error {
 
 // beginSnapshot starts the engine transaction a read concern asks for:
 // the latest data, or for level "snapshot" the data at atClusterTime (or
-// now), recorded for the reply. A snapshot read outside a transaction
-// (pin) keeps its snapshot readable for the session's later snapshot
-// reads, for the history window.
+// now). A snapshot read outside a transaction (pin) records that time for
+// its reply and keeps its snapshot readable for the session's later
+// snapshot reads, for the history window.
 func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 	e := o.s.core.engine
 	rc, err := docField(o.cmd, "readConcern")
@@ -86,7 +86,13 @@ func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 		t = e.Begin()
 		at = e.ClusterTimeOf(t.Snapshot())
 	}
-	if pin && o.sess != nil && o.sess.unpin == nil {
+	if !pin {
+		// A transaction's statements do not report the time: MongoDB's
+		// find, aggregate, getMore and distinct add atClusterTime only
+		// outside a multi-document transaction.
+		return t, nil
+	}
+	if o.sess != nil && o.sess.unpin == nil {
 		o.sess.unpin = t.Pin()
 		o.sess.pinnedAt = time.Now()
 	}

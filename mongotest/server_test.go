@@ -277,9 +277,9 @@ func TestRawOpMsg(t *testing.T) {
 	}{
 		{name: "ping succeeds", give: opMsg(11, 0, ping), wantOK: true},
 		// MongoDB verifies the CRC-32C of a message with checksumPresent
-		// (OpMsg::parse, src/mongo/rpc/op_msg.cpp: ChecksumMismatch, 282).
+		// (OpMsg::parse, src/mongo/rpc/op_msg.cpp: ChecksumMismatch, 288).
 		{name: "a matching checksum is verified and stripped", give: withChecksum(opMsg(11, wiremessage.ChecksumPresent, ping), 0), wantOK: true},
-		{name: "a checksum that does not match is refused", give: withChecksum(opMsg(11, wiremessage.ChecksumPresent, ping), 1), wantCode: 282},
+		{name: "a checksum that does not match is refused", give: withChecksum(opMsg(11, wiremessage.ChecksumPresent, ping), 1), wantCode: 288},
 		{name: "exhaustAllowed is ignored", give: opMsg(11, wiremessage.ExhaustAllowed, ping), wantOK: true},
 		{name: "missing $db is refused", give: opMsg(11, 0, bsoncore.NewDocumentBuilder().AppendInt32("ping", 1).Build()), wantCode: 40571},
 		{name: "invalid BSON body is refused", give: opMsg(11, 0, bsoncore.Document{0x0c, 0, 0, 0, 0x42, 'x', 0, 0, 0, 0, 0, 0}), wantCode: 22},

@@ -108,14 +108,20 @@ func (s *session) unpinOlder(now time.Time, window time.Duration) {
 	}
 }
 
-// end forgets the session's open transaction and pinned snapshot; s.mu
-// must be held.
-func (ss *sessions) end(s *session, reason string) {
+// release aborts s's open transaction and releases its pinned snapshot;
+// s.mu must be held.
+func (ss *sessions) release(s *session, reason string) {
 	ss.abortOpen(s, reason)
 	if s.unpin != nil {
 		s.unpin()
 		s.unpin = nil
 	}
+}
+
+// end releases an expired session and marks it ended, so that a command
+// waiting for it runs on a new record instead; s.mu must be held.
+func (ss *sessions) end(s *session, reason string) {
+	ss.release(s, reason)
 	s.ended = true
 }
 
@@ -190,9 +196,59 @@ type sessions struct {
 	blocked map[string]map[*blockedOp]struct{}
 
 	commits, aborts, started int64
+
+	// ending are the sessions endSessions named since the last refresh
+	// (lastRefresh): see [sessions.endLater].
+	ending      map[string]struct{}
+	lastRefresh time.Time
 }
 
-func newSessions(c *core) *sessions { return &sessions{c: c, m: map[string]*session{}} }
+// logicalSessionRefresh is how often MongoDB's logical session cache
+// refreshes (logicalSessionRefreshMillis, 5 minutes by default).
+const logicalSessionRefresh = 5 * time.Minute
+
+func newSessions(c *core) *sessions {
+	return &sessions{c: c, m: map[string]*session{}, lastRefresh: time.Now()}
+}
+
+// endLater records sessions that endSessions ends. As on MongoDB
+// (LogicalSessionCacheImpl::endSessions), that is all it does at once: a
+// transaction open on such a session keeps its documents and can still be
+// committed, until the transaction lifetime limit aborts it; the session's
+// cursors are closed at the next refresh of the session cache.
+func (ss *sessions) endLater(keys []string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.ending == nil {
+		ss.ending = map[string]struct{}{}
+	}
+	for _, k := range keys {
+		ss.ending[k] = struct{}{}
+	}
+}
+
+// refresh is the session cache's periodic refresh
+// (LogicalSessionCacheImpl::_refresh): every logicalSessionRefresh it
+// closes the cursors of the sessions ended since the last one.
+func (ss *sessions) refresh(now time.Time) {
+	ss.mu.Lock()
+	if now.Sub(ss.lastRefresh) < logicalSessionRefresh {
+		ss.mu.Unlock()
+		return
+	}
+	ss.lastRefresh = now
+	ending := ss.ending
+	ss.ending = nil
+	ss.mu.Unlock()
+	if len(ending) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(ending))
+	for k := range ending {
+		keys = append(keys, k)
+	}
+	ss.c.cursors.killSessions(keys)
+}
 
 // list describes the sessions for $listLocalSessions: {_id: {id, uid}},
 // uid being the SHA-256 of the empty user name, as for unauthenticated
@@ -264,10 +320,9 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	return s, nil
 }
 
-// checkOut returns lsid's session with its lock held. A session ended
-// (killed or expired) while this command waited for it is not used: its
-// record is forgotten and the command runs on a new session of the same
-// lsid, as MongoDB resets a killed session before checking it out again.
+// checkOut returns lsid's session with its lock held. A session that
+// expired while this command waited for it is not used: its record is
+// forgotten and the command runs on a new session of the same lsid.
 func (ss *sessions) checkOut(lsid bson.D) (*session, error) {
 	for {
 		s, err := ss.get(lsid)
@@ -386,24 +441,29 @@ func (ss *sessions) interruptBlocked(keys []string) {
 	}
 }
 
-// kill aborts the open transactions of the given sessions (nil: all) and
-// forgets them. self is the session the killing command runs on, if any:
-// its caller already holds self.mu, so it is handled without locking
-// (locking it again would deadlock the command on itself).
+// kill is killSessions (keys nil: killAllSessions), as MongoDB's
+// killSessionsLocal (src/mongo/db/kill_sessions_local.cpp): it aborts the
+// sessions' open transactions, interrupts the commands running on them or
+// held by a fail point, and closes their cursors. The sessions themselves
+// stay, with their transaction number, a committed transaction's outcome
+// and the history of their retryable writes: MongoDB keeps those in
+// config.transactions, apart from the in-memory session, so a retry after
+// the kill is answered from them rather than applied again. self is the
+// session the killing command runs on, if any: its caller already holds
+// self.mu, so it is handled without locking (locking it again would
+// deadlock the command on itself).
 func (ss *sessions) kill(keys []string, self *session) {
 	ss.interruptBlocked(keys)
 	ss.mu.Lock()
 	var victims []*session
 	if keys == nil {
-		for k, s := range ss.m {
+		for _, s := range ss.m {
 			victims = append(victims, s)
-			delete(ss.m, k)
 		}
 	} else {
 		for _, k := range keys {
 			if s := ss.m[k]; s != nil {
 				victims = append(victims, s)
-				delete(ss.m, k)
 			}
 		}
 	}
@@ -413,22 +473,23 @@ func (ss *sessions) kill(keys []string, self *session) {
 	var busy []*session
 	for _, s := range victims {
 		if s == self {
-			ss.end(s, "session killed")
+			ss.release(s, "session killed")
 			continue
 		}
 		if !s.mu.TryLock() {
 			busy = append(busy, s)
 			continue
 		}
-		ss.end(s, "session killed")
+		ss.release(s, "session killed")
 		s.mu.Unlock()
 	}
 	for _, s := range busy {
 		s.interruptOp() // as MongoDB, kill the operations running on it
 		s.mu.Lock()
-		ss.end(s, "session killed")
+		ss.release(s, "session killed")
 		s.mu.Unlock()
 	}
+	ss.c.cursors.killSessions(keys)
 }
 
 func (s *session) stateName() string {
@@ -468,7 +529,7 @@ func cmdEndSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys, o.sess)
+	o.s.core.sessions.endLater(keys)
 	if o.req != nil && o.req.conn != nil {
 		o.req.conn.sayGoodbye()
 	}

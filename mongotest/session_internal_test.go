@@ -7,13 +7,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
-// A command that looked its session up just before killSessions (or
-// expiry) ended that session does not run on the ended record: it runs on
-// a new session of the same lsid, which the server then knows, as MongoDB
-// checks a killed session out again only once it is reset.
-func TestACommandOnAJustKilledSessionRunsOnANewSession(t *testing.T) {
+// A command that looked its session up just before the session expired
+// does not run on the ended record: it runs on a new session of the same
+// lsid, which the server then knows. (killSessions ends no session: the
+// session keeps its history, see TestRetryableWriteHistorySurvivesKillSessions.)
+func TestACommandOnAJustExpiredSessionRunsOnANewSession(t *testing.T) {
 	s, nc := startServer(t, nil)
 	lsid := bson.D{{Key: "id", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}}}
 	insert := func(nc net.Conn, reqID int32, id int) {
@@ -39,15 +40,15 @@ func TestACommandOnAJustKilledSessionRunsOnANewSession(t *testing.T) {
 		insert(other, 2, 2)
 	}()
 	time.Sleep(100 * time.Millisecond) // let it wait on the session (if not, it finds no session: the test passes vacuously)
-	// killSessions: forgotten, then ended under the session's lock.
+	// Expiry: ended under the session's lock and forgotten.
 	ss.mu.Lock()
 	delete(ss.m, old.key)
 	ss.mu.Unlock()
-	ss.end(old, "session killed")
+	ss.end(old, "session expired")
 	old.mu.Unlock()
 	<-done
 
-	require.Equal(t, 1, ss.count(), "the command's session is not known to the server: it ran on the killed record")
+	require.Equal(t, 1, ss.count(), "the command's session is not known to the server: it ran on the expired record")
 	now, err := ss.get(lsid)
 	require.NoError(t, err)
 	require.NotSame(t, old, now)
@@ -79,4 +80,35 @@ func TestRetryRecordRemembersEachStatement(t *testing.T) {
 	var none *retryRecord
 	_, ok := none.done(0)
 	require.False(t, ok)
+}
+
+// endSessions closes nothing at once: MongoDB's session cache only records
+// the ids (LogicalSessionCacheImpl::endSessions) and kills the ended
+// sessions' cursors at its next refresh, logicalSessionRefreshMillis (5
+// minutes) later. A getMore in between still reads the cursor; after the
+// refresh it is CursorNotFound (43).
+func TestEndSessionsClosesTheCursorsAtTheNextRefresh(t *testing.T) {
+	s, nc := startServer(t, nil)
+	lsid := bson.D{{Key: "id", Value: bson.Binary{Subtype: 4, Data: []byte("ending-session-1")}}}
+	run := func(reqID int32, cmd bson.D) bsoncore.Document {
+		return roundTrip(t, nc, reqID, append(cmd, bson.E{Key: "lsid", Value: lsid}, bson.E{Key: "$db", Value: "db"}))
+	}
+	reply := run(1, bson.D{{Key: "insert", Value: "c"}, {Key: "documents", Value: bson.A{
+		bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "_id", Value: 2}}, bson.D{{Key: "_id", Value: 3}},
+	}}})
+	require.EqualValues(t, 1, reply.Lookup("ok").AsInt64(), reply.String())
+	reply = run(2, bson.D{{Key: "find", Value: "c"}, {Key: "batchSize", Value: 1}})
+	require.EqualValues(t, 1, reply.Lookup("ok").AsInt64(), reply.String())
+	id := reply.Lookup("cursor", "id").Int64()
+	getMore := bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}, {Key: "batchSize", Value: 1}}
+
+	reply = run(3, bson.D{{Key: "endSessions", Value: bson.A{lsid}}})
+	require.EqualValues(t, 1, reply.Lookup("ok").AsInt64(), reply.String())
+	reply = run(4, getMore)
+	require.EqualValues(t, 1, reply.Lookup("ok").AsInt64(), "the cursor was closed before the refresh: %s", reply.String())
+
+	s.core.housekeep(time.Now().Add(logicalSessionRefresh))
+	reply = run(5, getMore)
+	require.EqualValues(t, 0, reply.Lookup("ok").AsInt64(), reply.String())
+	require.EqualValues(t, 43, reply.Lookup("code").AsInt64(), reply.String())
 }

@@ -16,7 +16,7 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	lsidV, hasLsid := bsonkit.Get(o.cmd, "lsid")
 	txnNumV, hasTxn := bsonkit.Get(o.cmd, "txnNumber")
 	autocommitV, hasAutocommit := bsonkit.Get(o.cmd, "autocommit")
-	if err := checkSessionInfo(o.cmd, txnNumV, hasTxn, hasAutocommit); err != nil {
+	if err := checkSessionInfo(o.cmd, hasLsid, txnNumV, hasTxn, autocommitV, hasAutocommit); err != nil {
 		return nil, err
 	}
 	if !hasAutocommit {
@@ -34,13 +34,10 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 			return reply, nil
 		}
 	}
+	if err := validateSessionOptions(o, hasTxn, hasAutocommit); err != nil {
+		return nil, err
+	}
 	if !hasLsid {
-		if hasTxn {
-			return nil, merr.New(merr.InvalidOptions, "Transaction number requires a session ID to also be specified")
-		}
-		if hasAutocommit {
-			return nil, merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
-		}
 		return o.runCommand()
 	}
 	lsid, ok := lsidV.(bson.D)
@@ -58,9 +55,6 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	defer s.running(false)
 
 	if !hasTxn {
-		if hasAutocommit {
-			return nil, merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
-		}
 		return o.runCommand()
 	}
 	txnNumber, ok := txnNumV.(int64)
@@ -70,19 +64,30 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	if !hasAutocommit {
 		return ss.retryableWrite(o, s, txnNumber)
 	}
-	if ac, ok := autocommitV.(bool); !ok || ac {
-		return nil, merr.New(merr.InvalidOptions, "Specifying autocommit=true is not allowed.")
-	}
 	return ss.inTransaction(o, s, txnNumber)
 }
 
-// checkSessionInfo refuses, before anything runs, the session arguments
-// initializeOperationSessionInfo (src/mongo/db/initialize_operation_session_info.cpp)
-// refuses: a negative txnNumber, startTransaction without autocommit,
-// startTransaction: false.
-func checkSessionInfo(cmd bson.D, txnNumV any, hasTxn, hasAutocommit bool) error {
-	if n, ok := txnNumV.(int64); hasTxn && ok && n < 0 {
-		return merr.New(merr.InvalidOptions, "Transaction number cannot be negative")
+// checkSessionInfo refuses, before anything runs (a fail point
+// included), the session arguments initializeOperationSessionInfo
+// (src/mongo/db/initialize_operation_session_info.cpp) refuses, in its
+// order: a txnNumber without an lsid, a negative txnNumber, autocommit
+// without a txnNumber, autocommit: true, startTransaction without
+// autocommit, startTransaction: false.
+func checkSessionInfo(cmd bson.D, hasLsid bool, txnNumV any, hasTxn bool, autocommitV any, hasAutocommit bool) error {
+	if hasTxn {
+		if !hasLsid {
+			return merr.New(merr.InvalidOptions, "Transaction number requires a session ID to also be specified")
+		}
+		if n, ok := txnNumV.(int64); ok && n < 0 {
+			return merr.New(merr.InvalidOptions, "Transaction number cannot be negative")
+		}
+	} else if hasAutocommit {
+		return merr.New(merr.InvalidOptions, "'autocommit' field requires a transaction number to also be specified")
+	}
+	if hasAutocommit {
+		if ac, ok := autocommitV.(bool); !ok || ac {
+			return merr.New(merr.InvalidOptions, "Specifying autocommit=true is not allowed.")
+		}
 	}
 	start, has := bsonkit.Get(cmd, "startTransaction")
 	if !has {
@@ -97,14 +102,34 @@ func checkSessionInfo(cmd bson.D, txnNumV any, hasTxn, hasAutocommit bool) error
 	return nil
 }
 
-func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
-	if !o.h.write {
-		// A txnNumber on a read outside a transaction is refused by MongoDB.
-		if o.h.endsTxn() {
-			return nil, merr.New(merr.InvalidOptions, "%s must be run within a transaction", o.name)
+// validateSessionOptions refuses, after the fail point and before the
+// session is checked out, what MongoDB's validateSessionOptions
+// (src/mongo/db/transaction_validation.cpp) refuses: a txnNumber outside a
+// transaction on a command that is not a retryable write, and a
+// transaction started by killCursors, commitTransaction or
+// abortTransaction.
+func validateSessionOptions(o *op, hasTxn, hasAutocommit bool) error {
+	if !hasAutocommit {
+		if hasTxn && !o.h.write {
+			return merr.New(merr.NotARetryableWriteCommand, "txnNumber may only be provided for multi-document transactions and retryable write commands. autocommit:false was not provided, and %s is not a retryable write command.", o.name)
 		}
-		return nil, merr.New(merr.InvalidOptions, "Transaction numbers are only allowed on a replica set member or mongos")
+		return nil
 	}
+	if start, _ := bsonkit.Get(o.cmd, "startTransaction"); start != true {
+		return nil
+	}
+	switch {
+	case o.name == "killCursors":
+		return merr.New(merr.OperationNotSupportedInTransaction, "Cannot run killCursors as the first operation in a multi-document transaction.")
+	case o.h.ends == endsCommit:
+		return merr.New(merr.OperationNotSupportedInTransaction, "Cannot start a transaction with a commit")
+	case o.h.ends == endsAbort:
+		return merr.New(merr.OperationNotSupportedInTransaction, "Cannot start a transaction with an abort")
+	}
+	return nil
+}
+
+func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
 	if n < s.txnNumber {
 		return nil, merr.New(merr.TransactionTooOld, "Retryable write with txnNumber %d is prohibited on session %x because a newer retryable write with txnNumber %d has already started on this session.", n, s.key, s.txnNumber)
 	}
@@ -148,9 +173,6 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 		return nil, merr.New(merr.TransactionTooOld, "Cannot start transaction %d on session %x because a newer transaction %d has already started.", n, s.key, s.txnNumber)
 	}
 	if start {
-		if isCommit || isAbort {
-			return nil, merr.New(merr.InvalidOptions, "Cannot start a transaction with %s", o.name)
-		}
 		if n == s.txnNumber && (s.state != txnNone || s.retry != nil) {
 			return nil, merr.New(merr.ConflictingOperationInProgress, "Cannot start a transaction at given transaction number %d a transaction with the same number is in state %s", n, s.stateName())
 		}

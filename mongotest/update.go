@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ type updateResult struct {
 }
 
 func cmdUpdate(o *op) (bson.D, error) {
-	ns, err := o.collectionNS()
+	ns, err := o.writeNS()
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +150,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if multi && o.txn == nil {
 		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
 		n, modified, err := o.eachDocument(ns, filter, f, func(t *engine.Txn, d bson.D) (bool, error) {
-			nd, changed, err := u.Apply(d, opts)
+			nd, changed, err := u.Apply(d, matchedIn(u, f, d, opts))
 			if err != nil || !changed {
 				return false, err
 			}
@@ -179,7 +180,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 		}
 		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
 		for _, d := range docs {
-			nd, changed, err := u.Apply(d, opts)
+			nd, changed, err := u.Apply(d, matchedIn(u, f, d, opts))
 			if err != nil {
 				return err
 			}
@@ -260,6 +261,17 @@ func arrayFilters(d bson.D) ([]bson.D, error) {
 	return out, nil
 }
 
+// matchedIn returns opts with what the positional $ of u stands for in d,
+// the document f matched (MongoDB records it only for such an update:
+// UpdateStage::transformAndUpdate requests the elemMatchKey when the
+// driver needs match details).
+func matchedIn(u *update.Update, f *query.Filter, d bson.D, opts update.Options) update.Options {
+	if u.Positional() {
+		opts.MatchedField = f.ElemMatchKey(d)
+	}
+	return opts
+}
+
 // upsertDoc builds the document an upsert inserts.
 func upsertDoc(f *query.Filter, u *update.Update, opts update.Options) (bson.D, error) {
 	if f.HasExpr() {
@@ -269,36 +281,35 @@ func upsertDoc(f *query.Filter, u *update.Update, opts update.Options) (bson.D, 
 		// inserts fails; one that matches a document updates it.
 		return nil, merr.New(merr.QueryFeatureNotAllowed, "$expr is not allowed in this context")
 	}
-	eq, err := f.Equalities()
-	if err != nil {
-		return nil, err
-	}
-	seed, err := update.Seed(eq)
-	if err != nil {
-		return nil, err
-	}
+	eq := f.Equalities()
 	var nd bson.D
 	if u.IsReplacement() {
 		// MongoDB seeds a replacement upsert with the query's full
-		// equality on the immutable _id only (extractFullEqualityMatches),
-		// then replaces with _id immutable, so a replacement whose _id
-		// differs fails with ImmutableField (UpsertStage::
+		// equality on the immutable _id only (extractFullEqualityMatches,
+		// which ignores every other path, conflicts included), then
+		// replaces with _id immutable, so a replacement whose _id differs
+		// fails with ImmutableField (UpsertStage::
 		// _produceNewDocumentForInsert, ObjectReplaceExecutor).
-		base := bson.D{}
+		eq = slices.DeleteFunc(eq, func(e bson.E) bool { return e.Key != "_id" && !strings.HasPrefix(e.Key, "_id.") })
+		seed, err := update.Seed(eq)
+		if err != nil {
+			return nil, err
+		}
 		for _, e := range eq {
-			if strings.HasPrefix(e.Key, "_id.") {
+			if e.Key != "_id" {
 				return nil, merr.New(merr.NotExactValueField,
 					"field at '_id' must be exactly specified, field at sub-path '%s'found", e.Key)
 			}
 		}
-		if id, ok := bsonkit.Get(seed, "_id"); ok {
-			base = bson.D{{Key: "_id", Value: id}}
-		}
-		nd, _, err = u.Apply(base, opts)
+		nd, _, err = u.Apply(seed, opts)
 		if err != nil {
 			return nil, err
 		}
 	} else {
+		seed, err := update.Seed(eq)
+		if err != nil {
+			return nil, err
+		}
 		opts.Insert = true
 		nd, _, err = u.Apply(seed, opts)
 		if err != nil {

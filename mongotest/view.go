@@ -130,6 +130,18 @@ func (o *op) collectionNS() (engine.Namespace, error) {
 	return ns, nil
 }
 
+// writeNS is collectionNS for commands that write or build indexes,
+// which MongoDB refuses up front on a namespace no collection may have
+// (userAllowedWriteNS): an update or delete there fails, rather than
+// match nothing.
+func (o *op) writeNS() (engine.Namespace, error) {
+	ns, err := o.collectionNS()
+	if err != nil {
+		return ns, err
+	}
+	return ns, engine.CheckCreatable(ns)
+}
+
 // reader reads the collections and views of one database in one
 // snapshot; it is the aggregate.Source of $lookup and $unionWith.
 type reader struct {

@@ -28,7 +28,18 @@ const (
 	maxBSONObjectSize  = 16 * 1024 * 1024
 	maxWriteBatchSize  = 100_000
 	msgRequiredFlagsLo = 0xffff // OP_MSG bits 0-15 must be understood
+	// maxInternalDocSize is BSONObjMaxInternalSize: a command body, a
+	// document of a document sequence or a pipeline's document may pass
+	// maxBSONObjectSize by this much (room for a command's own fields
+	// around a 16 MB document), no more.
+	maxInternalDocSize = maxBSONObjectSize + 16*1024
 )
+
+// objectTooLarge is BSONObj::_assertInvalid's error for an object of n
+// bytes, more than maxInternalDocSize.
+func objectTooLarge(n int) (code int32, msg string) {
+	return merr.BSONObjectTooLarge, fmt.Sprintf("BSONObj size: %d (0x%X) is invalid. Size must be between 0 and %d(16MB)", n, n, maxInternalDocSize)
+}
 
 // request is one decoded command, handed to [Server.dispatch].
 type request struct {
@@ -311,19 +322,19 @@ type docSequence struct {
 
 // readDocSequence reads a document sequence section, as the driver's
 // wiremessage.ReadMsgSectionDocumentSequence does, without allocating
-// for the usual identifiers.
-func readDocSequence(src []byte) (seq docSequence, rest []byte, ok bool) {
+// for the usual identifiers. largest is the size of its largest document.
+func readDocSequence(src []byte) (seq docSequence, rest []byte, largest int, ok bool) {
 	if len(src) < 4 {
-		return seq, src, false
+		return seq, src, 0, false
 	}
 	length := int(int32(binary.LittleEndian.Uint32(src)))
 	if length > len(src) || length < 4 {
-		return seq, src, false
+		return seq, src, 0, false
 	}
 	body, rest := src[4:length], src[length:]
 	end := bytes.IndexByte(body, 0)
 	if end < 0 {
-		return seq, src, false
+		return seq, src, 0, false
 	}
 	switch id := body[:end]; string(id) {
 	case "documents":
@@ -337,11 +348,13 @@ func readDocSequence(src []byte) (seq docSequence, rest []byte, ok bool) {
 	}
 	seq.data = body[end+1:]
 	for rem := seq.data; len(rem) > 0; seq.n++ {
-		if _, rem, ok = bsoncore.ReadDocument(rem); !ok {
-			return docSequence{}, src, false
+		var doc bsoncore.Document
+		if doc, rem, ok = bsoncore.ReadDocument(rem); !ok {
+			return docSequence{}, src, 0, false
 		}
+		largest = max(largest, len(doc))
 	}
-	return seq, rest, true
+	return seq, rest, largest, true
 }
 
 func (m *message) moreToCome() bool {
@@ -427,15 +440,23 @@ func (m *message) decodeMsg(wm, src []byte) error {
 			if !ok {
 				return &wireError{code: merr.InvalidBSON, msg: "OP_MSG body section is truncated"}
 			}
+			if len(doc) > maxInternalDocSize {
+				code, msg := objectTooLarge(len(doc))
+				return &wireError{code: code, msg: msg}
+			}
 			m.body, src = doc, rest
 		case wiremessage.DocumentSequence:
 			if len(m.sequences) >= 2 {
 				return &wireError{code: merr.TooManyDocumentSequences, fatal: true,
 					msg: "Too many document sequences in OP_MSG"}
 			}
-			seq, rest, ok := readDocSequence(src)
+			seq, rest, largest, ok := readDocSequence(src)
 			if !ok {
 				return parseErrorf("OP_MSG document sequence is malformed")
+			}
+			if largest > maxInternalDocSize {
+				code, msg := objectTooLarge(largest)
+				return &wireError{code: code, msg: msg}
 			}
 			for _, other := range m.sequences {
 				if other.identifier == seq.identifier {
@@ -500,6 +521,10 @@ func (m *message) decodeQuery(src []byte) error {
 	m.queryFailure = true // until proven a valid command
 	if !ok {
 		return &wireError{code: merr.InvalidBSON, msg: "OP_QUERY query document is truncated"}
+	}
+	if len(doc) > maxInternalDocSize {
+		code, msg := objectTooLarge(len(doc))
+		return &wireError{code: code, msg: msg}
 	}
 	m.body = doc
 	// A trailing returnFieldsSelector is meaningless for commands; ignore it.

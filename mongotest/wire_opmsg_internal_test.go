@@ -9,6 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/wiremessage"
+
+	"github.com/txkit/txkit/mongotest/internal/merr"
 )
 
 // OpMsg::parse (src/mongo/rpc/op_msg.cpp) refuses malformed OP_MSGs with
@@ -70,4 +72,37 @@ func TestMalformedOpMsgCodes(t *testing.T) {
 	require.NoError(t, err)
 	_, err = m.command()
 	require.NoError(t, err)
+}
+
+// OpMsg::parse reads the body and each document of a document sequence as
+// a validated BSONObj, which may be at most BSONObjMaxInternalSize (16 MB +
+// 16 KB): a larger one is BSONObjectTooLarge (10334), answered, while the
+// message (up to 48 MB) is fine. A 16 MB document in a sequence passes.
+func TestOpMsgSectionOver16MBIsRefused(t *testing.T) {
+	doc := func(n int) bsoncore.Document {
+		return mustDoc(t, bson.D{{Key: "x", Value: string(make([]byte, n))}})
+	}
+	insert := mustDoc(t, bson.D{{Key: "insert", Value: "c"}, {Key: "$db", Value: "x"}})
+	tests := []struct {
+		name string
+		give []byte
+		want int32 // 0: accepted
+	}{
+		{"a body over the limit", buildMsg(1, 0, doc(maxInternalDocSize)), merr.BSONObjectTooLarge},
+		{"a sequence document over the limit", buildMsg(1, 0, insert, testSeq{identifier: "documents", docs: []bsoncore.Document{doc(1), doc(maxInternalDocSize)}}), merr.BSONObjectTooLarge},
+		{"a 16 MB sequence document", buildMsg(1, 0, insert, testSeq{identifier: "documents", docs: []bsoncore.Document{doc(maxBSONObjectSize - 100)}}), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeMessage(tt.give)
+			if tt.want == 0 {
+				require.NoError(t, err)
+				return
+			}
+			var we *wireError
+			require.ErrorAs(t, err, &we)
+			assert.Equal(t, tt.want, we.code, err.Error())
+			assert.False(t, we.fatal, "answered; the connection lives on")
+		})
+	}
 }

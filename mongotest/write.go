@@ -206,8 +206,10 @@ func (o *op) writeBatch(field string, parse func(stmt any) error, each func(i in
 	if !ok {
 		return nil, merr.New(codeMissingField, "BSON field '%s.%s' is missing but a required field", name, field)
 	}
-	if len(stmts) == 0 {
-		return nil, merr.New(merr.InvalidLength, "Write batch sizes must be between 1 and 100000. Got 0 operations.")
+	// write_ops.cpp checkOpCountForCommand, as the command is parsed:
+	// a batch outside the bounds applies nothing.
+	if n := len(stmts); n == 0 || n > maxWriteBatchSize {
+		return nil, merr.New(merr.InvalidLength, "Write batch sizes must be between 1 and %d. Got %d operations.", maxWriteBatchSize, n)
 	}
 	ord, err := boolField(o.cmd, "ordered", true)
 	if err != nil {

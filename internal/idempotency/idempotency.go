@@ -17,9 +17,12 @@
 //     not at all and can never disagree. Concurrent first uses of one key
 //     conflict; the runner re-runs the loser, which then replays.
 //   - [Store.Claim], for a single-document write that runs without a
-//     transaction: the record is written first, as a claim whose result
-//     is the effect about to be applied, which the caller then applies
-//     (at most once, by its own guard) and can later check for.
+//     transaction: the record is written first, as a claim that names the
+//     effect about to be applied (by an id), which the caller then applies
+//     (at most once, by its own guard) and can later check for. A claim
+//     says nothing about whether its effect was applied: it can land
+//     after its caller gave up, so a later use that finds the effect
+//     unapplied applies it (under the same id) as a first use.
 //
 // A repeat with the same operation and parameters returns the recorded
 // result (replayed); with others it fails with the store's conflict error.
@@ -61,15 +64,10 @@ type Record struct {
 	Hash   string   `bson:"hash"`
 	Result bson.Raw `bson:"result"`
 	// Claimed marks a record written before its effect (see
-	// [Store.Claim]): whether the effect is applied is the caller's to
-	// check. A record written by [Do] is never claimed: its effect
-	// committed with it.
-	Claimed bool `bson:"claimed,omitempty"`
-	// Refused marks a claim whose effect was refused (its caller was told
-	// it failed, and nothing was applied): the next use that applies it
-	// is the key's first success, not a replay (see [Store.Refuse] and
-	// [Store.TakeRefused]).
-	Refused   bool      `bson:"refused,omitempty"`
+	// [Store.Claim]): whether the effect is applied, and as what, is the
+	// caller's to check. A record written by [Do] is never claimed: its
+	// effect committed with it.
+	Claimed   bool      `bson:"claimed,omitempty"`
 	CreatedAt time.Time `bson:"createdAt"`
 	ExpiresAt time.Time `bson:"expiresAt,omitempty"`
 }
@@ -251,7 +249,9 @@ const maxClaimTries = 8
 // reports, given the live record, whether it is rec resent by the
 // driver). Otherwise got is the key's live record, of the same op and hash
 // (else the error is the store's conflict error), whose effect the caller
-// must look for. An expired record is replaced.
+// must look for, and apply if it is not applied: the call that claimed it
+// may have failed, its claim written after it gave up. An expired record
+// is replaced.
 func (s *Store) Claim(ctx context.Context, rec Record, resent func(old Record) bool) (got Record, mine bool, err error) {
 	for range maxClaimTries {
 		_, err := s.coll.InsertOne(ctx, rec)
@@ -286,34 +286,6 @@ func (s *Store) Claim(ctx context.Context, rec Record, resent func(old Record) b
 		}
 	}
 	return rec, false, s.cfg.Contended
-}
-
-// Refuse marks key's claim, whose result has _id resultID, refused: its
-// effect was refused and its caller told so. The claim keeps the key
-// bound to its parameters; the next use that applies the effect takes the
-// claim with [Store.TakeRefused].
-func (s *Store) Refuse(ctx context.Context, key string, resultID any) error {
-	_, err := s.coll.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: key}, {Key: "claimed", Value: true}, {Key: "result._id", Value: resultID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "refused", Value: true}}}})
-	if err != nil {
-		return fmt.Errorf("mark idempotency key refused: %w", err)
-	}
-	return nil
-}
-
-// TakeRefused takes key's refused claim of resultID for a new attempt,
-// whose result res (of the same _id) replaces the claim's: won reports
-// that this call took it, so that its success is the key's first. Of
-// concurrent callers, one wins.
-func (s *Store) TakeRefused(ctx context.Context, key string, resultID any, res any) (won bool, err error) {
-	r, err := s.coll.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: key}, {Key: "claimed", Value: true}, {Key: "refused", Value: true}, {Key: "result._id", Value: resultID}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "result", Value: res}}}, {Key: "$unset", Value: bson.D{{Key: "refused", Value: ""}}}})
-	if err != nil {
-		return false, fmt.Errorf("take refused idempotency key: %w", err)
-	}
-	return r.ModifiedCount == 1, nil
 }
 
 // Hash fingerprints an operation's parameters unambiguously: each part is

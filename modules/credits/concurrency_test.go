@@ -69,19 +69,25 @@ func TestConcurrentRepeatsOfOneKeyApplyOnce(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	ids := make([]string, 20)
-	for i := range ids {
+	got := make([]credits.Entry, 20)
+	replayed := make([]bool, len(got))
+	for i := range got {
 		wg.Go(func() {
-			en, err := e.svc.Add(ctx, "a", 7, credits.IdempotencyKey("webhook-1"))
+			en, err := e.svc.Add(ctx, "a", 7, credits.IdempotencyKey("webhook-1"), credits.Replayed(&replayed[i]))
 			if assert.NoError(t, err) {
-				ids[i] = en.ID
+				got[i] = en
 			}
 		})
 	}
 	wg.Wait()
-	for _, id := range ids {
-		assert.Equal(t, ids[0], id, "every repeat returns the first entry")
+	first := 0
+	for i, en := range got {
+		assert.Equal(t, got[0], en, "every repeat returns the entry applied")
+		if !replayed[i] {
+			first++
+		}
 	}
+	assert.Equal(t, 1, first, "one call is the key's first success")
 	assert.Equal(t, int64(7), e.balance(t, "a").Balance)
 }
 

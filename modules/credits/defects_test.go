@@ -94,13 +94,13 @@ func TestAnAppliedWriteWhoseReplyIsLostIsReportedDone(t *testing.T) {
 	tests := []struct {
 		name  string
 		keyed bool
-		give  func(e *env) (credits.Entry, error)
+		give  func(e *env, replayed *bool) (credits.Entry, error)
 		want  int64
 	}{
-		{name: "deduct", give: func(e *env) (credits.Entry, error) { return e.svc.Deduct(context.Background(), "a", 30) }, want: 70},
-		{name: "add", give: func(e *env) (credits.Entry, error) { return e.svc.Add(context.Background(), "a", 30) }, want: 130},
-		{name: "keyed deduct whose first attempt failed", keyed: true, give: func(e *env) (credits.Entry, error) {
-			return e.svc.Deduct(context.Background(), "a", 30, credits.IdempotencyKey("lost-reply"))
+		{name: "deduct", give: func(e *env, _ *bool) (credits.Entry, error) { return e.svc.Deduct(context.Background(), "a", 30) }, want: 70},
+		{name: "add", give: func(e *env, _ *bool) (credits.Entry, error) { return e.svc.Add(context.Background(), "a", 30) }, want: 130},
+		{name: "keyed deduct whose first attempt failed", keyed: true, give: func(e *env, replayed *bool) (credits.Entry, error) {
+			return e.svc.Deduct(context.Background(), "a", 30, credits.IdempotencyKey("lost-reply"), credits.Replayed(replayed))
 		}, want: 70},
 	}
 	for _, tt := range tests {
@@ -110,23 +110,23 @@ func TestAnAppliedWriteWhoseReplyIsLostIsReportedDone(t *testing.T) {
 			_, err := e.svc.Add(ctx, "a", 10)
 			require.NoError(t, err)
 			if tt.keyed {
-				// The key is taken by a first attempt that is refused:
-				// the retry below takes the refused claim (a write left
-				// alone), then writes the account.
-				_, err := tt.give(e)
+				// The key is claimed by a first attempt that is refused:
+				// the retry below finds the claim's entry unapplied and
+				// writes it.
+				_, err := tt.give(e, nil)
 				require.ErrorIs(t, err, credits.ErrInsufficientCredits)
 			}
 			_, err = e.svc.Add(ctx, "a", 90)
 			require.NoError(t, err)
 
-			skip := 0
-			if tt.keyed {
-				skip = 1
-			}
-			off := failAppliedAfter(t, e.db.Client(), skip, "update")
-			en, err := tt.give(e)
+			off := failAppliedAfter(t, e.db.Client(), 0, "update")
+			replayed := true
+			en, err := tt.give(e, &replayed)
 			off()
 			require.NoError(t, err)
+			if tt.keyed {
+				assert.False(t, replayed, "its write applied: the key's first success")
+			}
 			assert.Equal(t, tt.want, e.balance(t, "a").Balance)
 			hist, _, err := e.svc.History(ctx, "a", credits.HistoryQuery{})
 			require.NoError(t, err)
@@ -148,7 +148,7 @@ func TestAnUnresolvableOutcomeSaysSoAndTheSameKeyFinishesIt(t *testing.T) {
 	_, err = e.svc.Add(ctx, "a", 90)
 	require.NoError(t, err)
 
-	off := failAppliedAfter(t, e.db.Client(), 1, "update", "findAndModify") // after the refused claim is taken
+	off := failAppliedAfter(t, e.db.Client(), 0, "update", "findAndModify")
 	_, err = e.svc.Deduct(ctx, "a", 30, credits.IdempotencyKey("unknown-1"))
 	off()
 	require.ErrorIs(t, err, credits.ErrOutcomeUnknown)

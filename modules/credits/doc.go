@@ -39,9 +39,11 @@
 //
 // A mutation given [IdempotencyKey] records the key, a hash of its
 // parameters and its result: in a transaction, together with its effect;
-// on the single-document path, before it, as a claim of the entry to
-// write, which is applied at most once. A repeat returns the first result;
-// a repeat with other parameters fails with [ErrIdempotencyConflict]. Keys
+// on the single-document path, before it, as a claim of the id of the
+// entry to write, which is applied at most once. The call whose write
+// applies it is the key's first success (see [Replayed]); a repeat
+// returns the entry applied; a repeat with other parameters fails with
+// [ErrIdempotencyConflict]. Keys
 // are remembered for [DefaultKeyRetention] (see [WithKeyRetention]).
 // After [ErrOutcomeUnknown], retry with the same key.
 //

@@ -34,6 +34,13 @@ import (
 // caller with the same idempotency key, a retry after an unknown outcome):
 // while the entry is embedded the filter's {pending._id: {$ne: id}} refuses
 // it, and once a copy has moved it out the count has grown.
+//
+// # Who applied an entry
+//
+// Several calls may send one entry id (the calls of one idempotency key),
+// each with its own date. The send that applies it is the key's first
+// success; the others learn that it is applied and return it as it was
+// stored ([errAppliedByAnother]).
 type hotWriter struct {
 	accounts *mongo.Collection
 	entries  *mongo.Collection
@@ -76,6 +83,11 @@ func newHotWriter(accounts, entries *mongo.Collection, cfg config, releaseExpire
 
 // errAgain asks for the write to be tried again.
 var errAgain = errors.New("credits: try again")
+
+// errAppliedByAnother says that the entry is applied, but by another
+// send of its id than this call's: another call with the same
+// idempotency key, whose entry (dated by that call) is the one stored.
+var errAppliedByAnother = errors.New("credits: internal: entry applied by another call")
 
 // maxTries bounds the guarded writes of one call that lose to concurrent
 // writers.
@@ -125,8 +137,9 @@ func (w *hotWriter) noteEpoch(account string, n int64) {
 // post applies e, a credit (Amount > 0) or a debit (Amount < 0). epoch is
 // a flush count of e's account observed before the caller last learned
 // that e was not applied (for a new entry: any time before). It returns
-// nil once e is applied, by this call or an earlier one; a business
-// error; or an error matching ErrOutcomeUnknown.
+// nil once this call's send has applied e; errAppliedByAnother if another
+// send of e's id applied it (see hotWriter); a business error; or an
+// error matching ErrOutcomeUnknown.
 func (w *hotWriter) post(ctx context.Context, e Entry, epoch int64, shared bool) error {
 	for try := 0; ; try++ {
 		err := w.combinedWrite(ctx, e, epoch, shared)
@@ -207,13 +220,15 @@ func (w *hotWriter) explain(ctx context.Context, e Entry) error {
 	case err != nil:
 		return fmt.Errorf("read account: %w", err)
 	case slices.ContainsFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }):
-		return nil // applied by an earlier send of this entry
+		// Our send did not match: another applied it (the driver's
+		// resend of ours is answered as the first send by the server).
+		return errAppliedByAnother
 	}
 	w.noteEpoch(e.Account, acc.Flushes)
-	if copied, err := w.copied(ctx, e.ID); err != nil {
+	if _, copied, err := w.copied(ctx, e.ID); err != nil {
 		return err
 	} else if copied {
-		return nil // applied, and already copied out
+		return errAppliedByAnother // and already copied out
 	}
 	// e was not applied when acc was read: acc's count is a safe epoch.
 	again := &againError{epoch: acc.Flushes}
@@ -239,38 +254,55 @@ func (w *hotWriter) explain(ctx context.Context, e Entry) error {
 	return fmt.Errorf("%w: available %d, asked %d", ErrInsufficientCredits, acc.Available, -amount)
 }
 
-// copied reports whether entry id is in the entries collection.
-func (w *hotWriter) copied(ctx context.Context, id string) (bool, error) {
-	err := w.entries.FindOne(ctx, bson.D{{Key: "_id", Value: id}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+// copied returns entry id from the entries collection, if it is there.
+func (w *hotWriter) copied(ctx context.Context, id string) (Entry, bool, error) {
+	var e Entry
+	err := w.entries.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&e)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
+		return e, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read entry: %w", err)
+		return e, false, fmt.Errorf("read entry: %w", err)
 	}
-	return true, nil
+	return e, true, nil
 }
 
-// applied reports whether e is applied (embedded or copied out) and, when
-// it is not, returns the flush count observed while it was not.
-func (w *hotWriter) applied(ctx context.Context, e Entry) (bool, int64, error) {
+// applied returns e's entry as stored, if an entry of its id is applied
+// (embedded or copied out), and otherwise the flush count observed while
+// it was not.
+func (w *hotWriter) applied(ctx context.Context, e Entry) (stored Entry, ok bool, epoch int64, err error) {
 	var acc accountDoc
-	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: e.Account}},
-		options.FindOne().SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "flushes", Value: 1}})).Decode(&acc)
+	err = w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: e.Account}},
+		options.FindOne().SetProjection(bson.D{
+			{Key: "flushes", Value: 1},
+			{Key: "pending", Value: bson.D{{Key: "$elemMatch", Value: bson.D{{Key: "_id", Value: e.ID}}}}},
+		})).Decode(&acc)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 	case err != nil:
-		return false, 0, fmt.Errorf("read account: %w", err)
-	case slices.ContainsFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }):
-		return true, 0, nil
+		return Entry{}, false, 0, fmt.Errorf("read account: %w", err)
+	case len(acc.Pending) > 0:
+		return acc.Pending[0], true, 0, nil
 	}
-	copied, err := w.copied(ctx, e.ID)
+	stored, ok, err = w.copied(ctx, e.ID)
 	if err != nil {
-		return false, 0, err
+		return Entry{}, false, 0, err
 	}
 	w.noteEpoch(e.Account, acc.Flushes)
-	return copied, acc.Flushes, nil
+	return stored, ok, acc.Flushes, nil
+}
+
+// appliedBy tells whose send stored is, found applied after a send of e
+// whose outcome was not known: nil if e's (its date), errAppliedByAnother
+// if another call's with the same key. Two calls of one key dated the same
+// millisecond, in two processes, cannot be told apart here: both then say
+// they applied it. Only Replayed is at stake, never the balance or the
+// entry returned (they are equal).
+func appliedBy(stored, e Entry) error {
+	if stored.CreatedAt.Equal(e.CreatedAt) {
+		return nil
+	}
+	return errAppliedByAnother
 }
 
 // resolveTimeout bounds the resolution of an unknown outcome.
@@ -288,8 +320,9 @@ const ResolveGrace = 500 * time.Millisecond
 // failed with cause, after which any of them may or may not have been
 // applied. It first fences the account, so that a send still on its way
 // can no longer apply (it raises the flush count), then looks for every
-// entry. It returns, per entry, nil if applied, an againError if it is
-// certainly not applied, or an error matching ErrOutcomeUnknown.
+// entry. It returns, per entry, nil if this send applied it,
+// errAppliedByAnother if another did (see appliedBy), an againError if it
+// is certainly not applied, or an error matching ErrOutcomeUnknown.
 func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []error {
 	limit := time.Now().Add(resolveTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(ResolveGrace).Before(limit) {
@@ -314,20 +347,23 @@ func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []erro
 			}},
 		},
 		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After).
-			SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "flushes", Value: 1}})).Decode(&acc)
+			SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "pending.createdAt", Value: 1}, {Key: "flushes", Value: 1}})).Decode(&acc)
 	if err != nil {
 		return unknown(fmt.Errorf("fence account: %w", err))
 	}
 	w.noteEpoch(es[0].Account, acc.Flushes)
 	for i, e := range es {
-		if slices.ContainsFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }) {
+		if j := slices.IndexFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }); j >= 0 {
+			out[i] = appliedBy(acc.Pending[j], e)
 			continue
 		}
-		copied, err := w.copied(ctx, e.ID)
-		if err != nil {
+		stored, copied, err := w.copied(ctx, e.ID)
+		switch {
+		case err != nil:
 			return unknown(err)
-		}
-		if !copied {
+		case copied:
+			out[i] = appliedBy(stored, e)
+		default:
 			out[i] = &againError{epoch: acc.Flushes}
 		}
 	}

@@ -12,8 +12,11 @@ import (
 // mutation's effect ([idempotency.Do]). The single-document path writes
 // it first, as a claim ([idempotency.Store.Claim]): the key is then taken
 // before anything is applied, and the operation is applied exactly when
-// the claimed entry is (embedded in its account document or copied out to
-// the entries collection). Either way a key is never in neither place.
+// an entry of the claimed id is (embedded in its account document or
+// copied out to the entries collection). Either way a key is never in
+// neither place. Which call's entry that is, and so which call is the
+// key's first success, is decided by the write that applies it, not by
+// the claim (see Service.post).
 
 // newKeyStore returns the store of the service's idempotency records.
 func newKeyStore(s *Service) *idempotency.Store {

@@ -30,7 +30,8 @@ import (
 // serial order of concurrent calls allows. If it does not apply, every
 // entry of the batch is written alone, with its own guard and its own
 // error, as if there had been no batch. Two callers posting the same entry
-// (the same idempotency key) share one write and its outcome.
+// id (the same idempotency key) share one write: the first one's entry is
+// sent, and the other learns that another call applied it.
 
 // maxBatch bounds the entries of one combined write.
 const maxBatch = 64
@@ -274,7 +275,10 @@ func (w *hotWriter) writeBatch(ctx context.Context, batch []*laneReq) {
 		posts[i].epoch = min(posts[i].epoch, r.epoch)
 	}
 	done := func(p *post, err error) {
-		for _, r := range p.reqs {
+		for i, r := range p.reqs {
+			if i > 0 && err == nil {
+				err = errAppliedByAnother // p.e is the first request's
+			}
 			r.done <- err
 		}
 	}
@@ -367,9 +371,9 @@ func (w *hotWriter) writeCombined(ctx context.Context, posts []*post) (bool, err
 	return res.MatchedCount == 1, nil
 }
 
-// refresh sends done to the posts already applied and returns the others,
-// with the account's current flush count as their epoch: observed while
-// they were not applied. On a failed read it returns posts as they are.
+// refresh tells the posts that other sends applied so, and returns the
+// others with the account's current flush count as their epoch: observed
+// while they were not applied. On a failed read it returns posts as they are.
 func (w *hotWriter) refresh(ctx context.Context, posts []*post, done func(*post, error)) []*post {
 	var acc accountDoc
 	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: posts[0].e.Account}},
@@ -402,7 +406,7 @@ func (w *hotWriter) refresh(ctx context.Context, posts []*post, done func(*post,
 				return c.ID == p.e.ID
 			})
 		if applied {
-			done(p, nil)
+			done(p, errAppliedByAnother) // the combined write did not match
 			continue
 		}
 		p.epoch = acc.Flushes

@@ -71,6 +71,16 @@ func (s *Service) Deduct(ctx context.Context, account string, amount int64, opts
 
 // post writes e, a credit (Amount > 0) or a debit (Amount < 0), by the
 // path pathFor chooses.
+//
+// With a key, on the single-document path, the key is claimed first for
+// e's id (see [Service.claim]). A call that finds the key claimed by
+// another call writes the entry the claim names, dated by this call,
+// unless it is applied already. Whichever call's send applies it is the
+// key's first success: its call reports Replayed false and returns its
+// own entry; every other call returns that entry as a replay. So a call
+// that failed (whose claim was written, even after it gave up) applied
+// nothing and replays nothing: the next call to apply the key's entry is
+// its first success, dated when it applied.
 func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Entry, error) {
 	hash := paramHash(op, e.Account, e.Amount, c.reason, c.refKind, c.refID)
 	if pathFor(ctx, op) == pathTransaction {
@@ -78,20 +88,15 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 			return s.postTx(ctx, op, hash, e, c.key, c.replayed)
 		})
 	}
-	var epoch int64
-	shared := c.key != ""
-	// again: the key was first used by another call, whose entry this
-	// one returns (a replay, even when this call's send is what applies
-	// it, combined with that call's).
-	again := false
 	setReplayed(c.replayed, false)
+	// With a key, the count must be observed before the claim is read
+	// (see hotWriter).
+	epoch, err := s.hot.epoch(ctx, e.Account)
+	if err != nil {
+		return Entry{}, err
+	}
+	shared := c.key != ""
 	if shared {
-		// The count must be observed before the claim is read (see
-		// hotWriter).
-		var err error
-		if epoch, err = s.hot.epoch(ctx, e.Account); err != nil {
-			return Entry{}, err
-		}
 		rec, mine, err := s.claim(ctx, c.key, op, hash, e)
 		if err != nil {
 			return Entry{}, err
@@ -105,72 +110,48 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 				setReplayed(c.replayed, true)
 				return first, nil // written by a transaction, with its effect
 			}
-			applied, n, err := s.hot.applied(ctx, first)
-			if err != nil || applied {
-				setReplayed(c.replayed, applied)
-				return first, err
+			stored, applied, n, err := s.hot.applied(ctx, first)
+			if err != nil {
+				return Entry{}, err
 			}
-			// Its first attempt failed, or is still on its way: apply the
-			// same entry (it cannot apply twice). After a refusal, the
-			// caller that takes the claim applies it as the key's first
-			// success, dated now.
-			e, epoch, again = first, n, true
-			if rec.Refused {
-				retry := first
-				retry.CreatedAt = s.now()
-				won, err := s.keys.TakeRefused(ctx, c.key, first.ID, retry)
-				switch {
-				case won:
-					e, again = retry, false
-				case err != nil:
-					// Taken or not (its reply may be lost): apply what
-					// the record names now, as a replay.
-					now, found, rerr := s.keys.Read(ctx, c.key)
-					if rerr != nil || !found {
-						return Entry{}, errors.Join(err, rerr)
-					}
-					if err := now.Decode(&e); err != nil {
-						return Entry{}, err
-					}
-				}
+			if applied {
+				setReplayed(c.replayed, true)
+				return stored, nil
 			}
-		}
-	} else {
-		var err error
-		if epoch, err = s.hot.epoch(ctx, e.Account); err != nil {
-			return Entry{}, err
+			// Not applied: its call failed, or its send is on its way.
+			// Send the same id (it cannot apply twice), dated now.
+			e.ID, epoch = first.ID, n
 		}
 	}
-	if err := s.hot.post(ctx, e, epoch, shared); err != nil {
-		if shared && refusal(err) {
-			// Told as a failure, and nothing applied: a later use of the
-			// key that applies it is its first success. If the mark is
-			// lost, that use only says replayed.
-			_ = s.keys.Refuse(ctx, c.key, e.ID)
+	err = s.hot.post(ctx, e, epoch, shared)
+	if errors.Is(err, errAppliedByAnother) {
+		stored, applied, _, err := s.hot.applied(ctx, e)
+		if err == nil && !applied {
+			// A copy moves an entry without a gap: only a read of a
+			// replaced database can miss it.
+			err = errors.New("entry not found")
 		}
+		if err != nil {
+			return Entry{}, fmt.Errorf("%w: applied by another call with the key, whose entry could not be read: %w", ErrOutcomeUnknown, err)
+		}
+		setReplayed(c.replayed, true)
+		return stored, nil
+	}
+	if err != nil {
 		return Entry{}, err
 	}
-	setReplayed(c.replayed, again)
 	return e, nil
-}
-
-// refusal reports whether err is a definite refusal of a single-document
-// write: nothing was applied.
-func refusal(err error) bool {
-	return errors.Is(err, ErrInsufficientCredits) || errors.Is(err, ErrAccountNotFound) ||
-		errors.Is(err, ErrOverflow) || errors.Is(err, ErrContended)
 }
 
 // postTx writes e and, with a key, its record in the transaction in ctx.
 // A key claimed on the single-document path whose entry is not applied
-// is finished here, with the claimed entry; the write then raises the
-// account's flush count, so that a send of that entry still on its way
-// cannot apply it a second time.
+// is finished here, under the claimed entry's id, dated now: this call is
+// the key's first success (as on the single-document path, see post). The
+// write raises the account's flush count, so that a send of that entry
+// still on its way cannot apply it a second time.
 func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, key string, replayed *bool) (Entry, error) {
 	setReplayed(replayed, false) // the callback may run more than once
-	// again: the key's claim is another call's, whose entry this one
-	// finishes and returns.
-	var fence, expired, again bool
+	var fence, expired bool
 	if key != "" {
 		rec, found, err := s.keys.Read(ctx, key)
 		if err != nil {
@@ -189,18 +170,17 @@ func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, k
 				setReplayed(replayed, true)
 				return first, nil
 			}
-			applied, _, err := s.hot.applied(ctx, first)
-			if err != nil || applied {
-				setReplayed(replayed, applied)
-				return first, err
+			stored, applied, _, err := s.hot.applied(ctx, first)
+			if err != nil {
+				return Entry{}, err
 			}
-			e, fence, expired, again = first, true, true, true
-			if rec.Refused {
-				// Its caller was told it failed: this is the key's first
-				// success, dated now. The record written below replaces
-				// the claim in this transaction.
-				e.CreatedAt, again = s.now(), false
+			if applied {
+				setReplayed(replayed, true)
+				return stored, nil
 			}
+			// The record written below replaces the claim in this
+			// transaction.
+			e.ID, fence, expired = first.ID, true, true
 		}
 	}
 	var err error
@@ -226,11 +206,7 @@ func (s *Service) postTx(ctx context.Context, op opKind, hash string, e Entry, k
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := s.keys.Put(ctx, rec, expired); err != nil {
-		return Entry{}, err
-	}
-	setReplayed(replayed, again)
-	return e, nil
+	return e, s.keys.Put(ctx, rec, expired)
 }
 
 // Transfer moves amount from one account to another: the debit, the

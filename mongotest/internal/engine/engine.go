@@ -155,10 +155,28 @@ func ValidateNamespace(ns Namespace) error {
 	return nil
 }
 
+// maxNamespaceLen is how long, in bytes, the namespace ("db.coll") of a
+// user collection may be (NamespaceString::MaxNsCollectionLen).
+const maxNamespaceLen = 255
+
+// CheckCreatable reports whether a collection may exist at ns, as
+// MongoDB's userAllowedCreateNS, which its writes and index builds also
+// apply up front (userAllowedWriteNS): a valid namespace of at most 255
+// bytes.
+func CheckCreatable(ns Namespace) error {
+	if err := ValidateNamespace(ns); err != nil {
+		return err
+	}
+	if len(ns.DB)+1+len(ns.Coll) > maxNamespaceLen {
+		return merr.New(merr.InvalidNamespace, "Fully qualified namespace is too long. Namespace: %s Max: %d", ns.String(), maxNamespaceLen)
+	}
+	return nil
+}
+
 // CreateCollection creates ns, or fails with NamespaceExists or a
 // *Conflict while another open transaction is creating it.
 func (t *Txn) CreateCollection(ns Namespace, options bson.D) error {
-	if err := ValidateNamespace(ns); err != nil {
+	if err := CheckCreatable(ns); err != nil {
 		return err
 	}
 	t.e.mu.Lock()
@@ -184,7 +202,7 @@ func (e *Engine) DropCollection(ns Namespace) (bool, error) {
 	if c == nil {
 		return false, nil
 	}
-	if holder := e.userOf(c); holder != nil {
+	if holder := e.userOf(c, nil); holder != nil {
 		return false, &Conflict{holder: holder}
 	}
 	delete(e.dbs[ns.DB].colls, ns.Coll)
@@ -198,7 +216,7 @@ func (e *Engine) DropDatabase(db string) error {
 	defer e.mu.Unlock()
 	if d := e.dbs[db]; d != nil {
 		for _, c := range d.colls {
-			if holder := e.userOf(c); holder != nil {
+			if holder := e.userOf(c, nil); holder != nil {
 				return &Conflict{holder: holder}
 			}
 		}
@@ -207,18 +225,21 @@ func (e *Engine) DropDatabase(db string) error {
 	return nil
 }
 
-// userOf returns an open transaction that uses c, if any; e.mu is held.
-func (e *Engine) userOf(c *collection) *Txn {
-	if c.creator != nil {
+// userOf returns an open transaction other than self (which may be nil)
+// that uses c, if any: one that creates it, read or wrote it (a
+// multi-document transaction keeps its collection locks until it ends) or
+// is writing one of its documents. e.mu is held.
+func (e *Engine) userOf(c *collection, self *Txn) *Txn {
+	if c.creator != nil && c.creator != self {
 		return c.creator
 	}
 	for t := range e.active {
-		if _, ok := t.touched[c]; ok {
+		if _, ok := t.touched[c]; ok && t != self {
 			return t
 		}
 	}
 	for _, r := range c.records {
-		if r.owner != nil {
+		if r.owner != nil && r.owner != self {
 			return r.owner
 		}
 	}
@@ -412,7 +433,7 @@ func (e *Engine) SetCollectionOptions(ns Namespace, options bson.D) error {
 	if c == nil {
 		return merr.New(merr.NamespaceNotFound, "ns does not exist: %s", ns.String())
 	}
-	if holder := e.userOf(c); holder != nil {
+	if holder := e.userOf(c, nil); holder != nil {
 		return &Conflict{holder: holder}
 	}
 	c.options = options

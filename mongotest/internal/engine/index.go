@@ -159,8 +159,9 @@ func (e *Engine) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after i
 
 // CreateIndexes is [Engine.CreateIndexes] by t: in a multi-document
 // transaction it may build indexes only on a collection t creates, which
-// others see with its indexes once t commits. A collection another open
-// transaction is creating is a *Conflict.
+// others see with its indexes once t commits. A build on a collection
+// another open transaction creates, read or wrote is a *Conflict to wait
+// on; indexes that all exist already are answered at once.
 func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int, created bool, err error) {
 	if err := ValidateNamespace(ns); err != nil {
 		return 0, 0, false, err
@@ -180,13 +181,13 @@ func (t *Txn) CreateIndexes(ns Namespace, specs []IndexSpec) (before, after int,
 	if c.haveAll(specs) {
 		return len(c.indexes), len(c.indexes), created, nil
 	}
-	// As MongoDB's index build waits for the transactions writing the
-	// collection, a build does not start while another has a pending
-	// write there: the new index could not see it.
-	for _, r := range c.order {
-		if r.owner != nil && r.owner != t && !r.removed {
-			return 0, 0, created, &Conflict{holder: r.owner}
-		}
+	// A build needs the collection exclusively (MongoDB's index build
+	// takes its MODE_X lock), so it waits for every other open
+	// transaction that uses the collection, one that only read it too:
+	// a multi-document transaction holds its collection locks until it
+	// ends.
+	if holder := e.userOf(c, t); holder != nil {
+		return 0, 0, created, &Conflict{holder: holder}
 	}
 	before = len(c.indexes)
 	var added []*index
@@ -323,13 +324,19 @@ func (e *Engine) ListIndexes(ns Namespace) ([]bson.D, error) {
 }
 
 // DropIndexes drops the named indexes ("*": all but _id_). It returns the
-// index count before the drop.
+// index count before the drop. While an open transaction uses the
+// collection (it read or wrote it), the drop is a *Conflict to wait on.
 func (e *Engine) DropIndexes(ns Namespace, names []string, keys bson.D) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.collFor(ns, nil)
 	if c == nil {
 		return 0, merr.New(merr.NamespaceNotFound, "ns not found %s", ns.String())
+	}
+	// Dropping an index takes the collection's MODE_X lock: it waits for
+	// the open transactions that use the collection.
+	if holder := e.userOf(c, nil); holder != nil {
+		return 0, &Conflict{holder: holder}
 	}
 	before := len(c.indexes)
 	if keys != nil {
@@ -453,7 +460,7 @@ func (e *Engine) ModifyIndex(ns Namespace, name string, keys bson.D, change func
 			return err
 		}
 	}
-	if holder := e.userOf(c); holder != nil {
+	if holder := e.userOf(c, nil); holder != nil {
 		return &Conflict{holder: holder}
 	}
 	spec := ix.spec

@@ -121,6 +121,9 @@ func (t *Txn) ensureColl(ns Namespace, options bson.D) (*collection, bool, error
 		}
 		return c, false, nil
 	}
+	if err := CheckCreatable(ns); err != nil {
+		return nil, false, err
+	}
 	c, _ := t.e.ensureColl(ns, options)
 	if t.multi {
 		c.creator = t

@@ -72,18 +72,19 @@ const (
 	UnsupportedOpQueryCommand          int32 = 352
 	UnknownReplWriteConcern            int32 = 79
 	UnsatisfiableCommitQuorum          int32 = 278
-	ChecksumMismatch                   int32 = 282
+	ChecksumMismatch                   int32 = 288
 	UnsatisfiableWriteConcern          int32 = 100
 	DocumentValidationFailure          int32 = 121
-	ViewDepthLimitExceeded             int32 = 120
-	OptionNotSupportedOnView           int32 = 157
-	GraphContainsCycle                 int32 = 158
+	ViewDepthLimitExceeded             int32 = 165
+	OptionNotSupportedOnView           int32 = 167
+	GraphContainsCycle                 int32 = 5
 	CommandNotSupportedOnView          int32 = 166
 	MergeStageNoMatchingDocument       int32 = 13113
 	QueryFeatureNotAllowed             int32 = 224
 	IllegalOpMsgFlag                   int32 = 223
 	TooManyDocumentSequences           int32 = 233
 	NotExactValueField                 int32 = 111
+	NotARetryableWriteCommand          int32 = 50768
 )
 
 var names = map[int32]string{
@@ -92,6 +93,7 @@ var names = map[int32]string{
 	IllegalOpMsgFlag:                   "IllegalOpMsgFlag",
 	TooManyDocumentSequences:           "TooManyDocumentSequences",
 	NotExactValueField:                 "NotExactValueField",
+	NotARetryableWriteCommand:          "NotARetryableWriteCommand",
 	BadValue:                           "BadValue",
 	NoSuchKey:                          "NoSuchKey",
 	FailedToParse:                      "FailedToParse",

@@ -318,6 +318,21 @@ func (f *Filter) parseField(key string, value any, collect bool) (fieldExpr, err
 						if v, ok := f.singleInValue(e.Value); ok {
 							f.eqs = append(f.eqs, equality{path: key, value: v})
 						}
+					case "$all":
+						// $all parses to an $and of equalities, one a value
+						// (AllElemMatchOp aside), which canonicalization
+						// flattens into the query's $and: {x: {$all: [1]}}
+						// seeds x: 1, {x: {$all: [1, 2]}} matches x twice
+						// (jstests/core/upsert_fields.js).
+						arr, _ := e.Value.(bson.A)
+						for _, x := range arr {
+							if d, ok := x.(bson.D); ok && len(d) > 0 && d[0].Key == "$elemMatch" {
+								break
+							}
+							if _, re := x.(bson.Regex); !re {
+								f.eqs = append(f.eqs, equality{path: key, value: x})
+							}
+						}
 					}
 				}
 			}

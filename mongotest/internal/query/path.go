@@ -81,47 +81,88 @@ const (
 // walk feeds vis every value p yields in doc, mirroring MongoDB's
 // BSONElementIterator, and reports whether vis stopped the walk.
 func (p *path) walk(doc bson.D, mode leafMode, vis visitor) bool {
-	return p.walkDoc(doc, 0, mode, vis)
+	return p.walkDoc(doc, 0, mode, vis, nil)
 }
 
-func (p *path) walkDoc(d bson.D, i int, mode leafMode, vis visitor) bool {
+// position follows a walk for [Filter.ElemMatchKey]: cur is the offset of
+// the element of the outermost array the walk is implicitly traversing
+// (MongoDB's ElementIterator::Context::arrayOffset; an explicit numeric
+// component is not a traversal), -1 outside any; key is cur when the
+// visitor stopped the walk, or, when cur was -1, the element an $elemMatch
+// matched.
+type position struct{ cur, key int }
+
+// visit feeds v to vis and, when vis matches, records where.
+func (pos *position) visit(vis visitor, v any, missing bool) bool {
+	if !vis.visit(v, missing) {
+		return false
+	}
+	if pos != nil {
+		pos.key = pos.cur
+		if ix, ok := vis.(indexer); ok && pos.cur < 0 {
+			pos.key = ix.index(v)
+		}
+	}
+	return true
+}
+
+// enter marks the walk as traversing element j, unless it traverses an
+// outer array already, and reports whether it did.
+func (pos *position) enter(j int) bool {
+	if pos == nil || pos.cur >= 0 {
+		return false
+	}
+	pos.cur = j
+	return true
+}
+
+func (pos *position) leave(entered bool) {
+	if entered {
+		pos.cur = -1
+	}
+}
+
+func (p *path) walkDoc(d bson.D, i int, mode leafMode, vis visitor, pos *position) bool {
 	v, ok := field(d, p.parts[i])
 	if !ok {
-		return vis.visit(nil, true)
+		return pos.visit(vis, nil, true)
 	}
 	if i == len(p.parts)-1 {
-		return walkLeaf(v, mode, vis)
+		return walkLeaf(v, mode, vis, pos)
 	}
 	switch x := v.(type) {
 	case bson.D:
-		return p.walkDoc(x, i+1, mode, vis)
+		return p.walkDoc(x, i+1, mode, vis, pos)
 	case bson.A:
 		if len(x) == 0 && mode == leafElements {
-			return vis.visit(bson.Undefined{}, false) // see walkLeaf
+			return pos.visit(vis, bson.Undefined{}, false) // see walkLeaf
 		}
-		return p.walkArray(x, i+1, mode, vis)
+		return p.walkArray(x, i+1, mode, vis, pos)
 	}
-	return vis.visit(nil, true)
+	return pos.visit(vis, nil, true)
 }
 
 // walkArray applies parts[i:] to each element of a. Documents are searched
 // for the remaining path; a numeric part also selects the element at that
 // offset. Nested arrays are entered only through an offset, and an array
 // that yields nothing yields no "missing" either.
-func (p *path) walkArray(a bson.A, i int, mode leafMode, vis visitor) bool {
+func (p *path) walkArray(a bson.A, i int, mode leafMode, vis visitor, pos *position) bool {
 	offset := p.index[i]
 	last := i == len(p.parts)-1
 	for j, el := range a {
 		if d, ok := el.(bson.D); ok {
-			if p.walkDoc(d, i, mode, vis) {
+			entered := pos.enter(j)
+			found := p.walkDoc(d, i, mode, vis, pos)
+			pos.leave(entered)
+			if found {
 				return true
 			}
 			if j == offset {
 				if last {
-					if vis.visit(el, false) {
+					if pos.visit(vis, el, false) {
 						return true
 					}
-				} else if p.walkDoc(d, i+1, mode, vis) {
+				} else if p.walkDoc(d, i+1, mode, vis, pos) {
 					return true
 				}
 			}
@@ -131,22 +172,25 @@ func (p *path) walkArray(a bson.A, i int, mode leafMode, vis visitor) bool {
 			continue
 		}
 		if last {
-			if vis.visit(el, false) {
+			if pos.visit(vis, el, false) {
 				return true
 			}
 			continue
 		}
-		if sub, ok := el.(bson.A); ok && p.walkArray(sub, i+1, mode, vis) {
+		if sub, ok := el.(bson.A); ok && p.walkArray(sub, i+1, mode, vis, pos) {
 			return true
 		}
 	}
 	return false
 }
 
-func walkLeaf(v any, mode leafMode, vis visitor) bool {
+func walkLeaf(v any, mode leafMode, vis visitor, pos *position) bool {
 	if a, ok := v.(bson.A); ok && mode != leafWhole {
-		for _, el := range a {
-			if vis.visit(el, false) {
+		for j, el := range a {
+			entered := pos.enter(j)
+			found := pos.visit(vis, el, false)
+			pos.leave(entered)
+			if found {
 				return true
 			}
 		}
@@ -156,12 +200,12 @@ func walkLeaf(v any, mode leafMode, vis visitor) bool {
 				// before null (the btree key generator's "x : [] - need
 				// to insert undefined", for a terminal or an inner array
 				// alike; manual: bson-type-comparison-order, "Arrays").
-				return vis.visit(bson.Undefined{}, false)
+				return pos.visit(vis, bson.Undefined{}, false)
 			}
 			return false
 		}
 	}
-	return vis.visit(v, false)
+	return pos.visit(vis, v, false)
 }
 
 func field(d bson.D, key string) (any, bool) {

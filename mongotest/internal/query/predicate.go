@@ -246,25 +246,28 @@ func (p *sizePred) visit(v any, _ bool) bool {
 // elemMatchDocPred is $elemMatch with a full filter over document elements.
 type elemMatchDocPred struct{ filter *Filter }
 
-func (p *elemMatchDocPred) visit(v any, _ bool) bool {
+func (p *elemMatchDocPred) visit(v any, _ bool) bool { return p.index(v) >= 0 }
+
+// index returns the offset of the first element of v that matches, or -1.
+func (p *elemMatchDocPred) index(v any) int {
 	a, ok := v.(bson.A)
 	if !ok {
-		return false
+		return -1
 	}
-	for _, el := range a {
+	for i, el := range a {
 		switch x := el.(type) {
 		case bson.D:
 			if p.filter.Match(x) {
-				return true
+				return i
 			}
 		case bson.A:
 			// MongoDB treats a nested array as an object keyed "0", "1", ...
 			if p.filter.Match(arrayAsDoc(x)) {
-				return true
+				return i
 			}
 		}
 	}
-	return false
+	return -1
 }
 
 func arrayAsDoc(a bson.A) bson.D {
@@ -278,15 +281,28 @@ func arrayAsDoc(a bson.A) bson.D {
 // elemMatchValuePred is $elemMatch with operators applied to each element.
 type elemMatchValuePred struct{ expr fieldExpr }
 
-func (p *elemMatchValuePred) visit(v any, _ bool) bool {
+func (p *elemMatchValuePred) visit(v any, _ bool) bool { return p.index(v) >= 0 }
+
+// index returns the offset of the first element of v that matches, or -1.
+func (p *elemMatchValuePred) index(v any) int {
 	a, ok := v.(bson.A)
 	if !ok {
-		return false
+		return -1
 	}
-	for _, el := range a {
+	for i, el := range a {
 		if p.expr.matchElem(el) {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
+
+// indexer is a predicate over a whole array that knows which element
+// matched ($elemMatch): MongoDB's elemMatchKey when no outer array gives
+// one.
+type indexer interface{ index(v any) int }
+
+var (
+	_ indexer = (*elemMatchDocPred)(nil)
+	_ indexer = (*elemMatchValuePred)(nil)
+)

@@ -35,13 +35,26 @@ func init() {
 }
 
 // insert adds m at parts and records the array filter identifiers used.
+// A path holds one positional $ at most, never first
+// (UpdateObjectNode::parseAndMerge).
 func (u *Update) insert(parts []string, m modifier) error {
 	path := strings.Join(parts, ".")
+	positional := 0
 	for _, p := range parts {
 		if isArrayUpdate(p) && len(p) > 3 {
 			u.identifiers[p[2:len(p)-1]] = path
 		}
+		if p == "$" {
+			positional++
+		}
 	}
+	switch {
+	case positional > 1:
+		return merr.New(merr.BadValue, "Too many positional (i.e. '$') elements found in path '%s'", path)
+	case positional == 1 && parts[0] == "$":
+		return merr.New(merr.BadValue, "Cannot have positional (i.e. '$') element in the first position in path '%s'", path)
+	}
+	u.positional = u.positional || positional > 0
 	return u.root.insert(parts, m)
 }
 

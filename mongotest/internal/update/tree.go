@@ -137,20 +137,15 @@ func (n *node) apply(s *state, f field) (any, bool, error) {
 	if n.mod != nil {
 		return n.mod.apply(s, f)
 	}
+	if _, ok := n.children["$"]; ok {
+		bound, err := n.bindPositional(s.opts.MatchedField, f.path)
+		if err != nil {
+			return nil, false, err
+		}
+		return bound.apply(s, f)
+	}
 	hasArrayUpdate := false
 	for _, k := range n.keys {
-		if k == "$" {
-			if s.opts.Insert {
-				// An upsert's insert has no matched element: MongoDB's error.
-				return nil, false, merr.New(merr.BadValue,
-					"The positional operator did not find the match needed from the query.")
-			}
-			// MongoDB updates the array element the query matched;
-			// mongotest does not record which one, so it refuses loudly
-			// instead of blaming the query.
-			return nil, false, merr.New(merr.NotImplemented,
-				"mongotest does not implement the positional $ update operator; use $[<identifier>] with arrayFilters")
-		}
 		hasArrayUpdate = hasArrayUpdate || isArrayUpdate(k)
 	}
 	if hasArrayUpdate {
@@ -187,6 +182,65 @@ func (n *node) apply(s *state, f field) (any, bool, error) {
 		}
 	}
 	return f.value, true, nil
+}
+
+// bindPositional returns n with its positional child "$" standing for
+// matched, the element the query matched, as UpdateObjectNode::apply
+// binds it: "$" applies to the child named matched, merged with a child
+// of that name if n has one (a conflict when both update the same path).
+// An empty matched, where the query matched no array element or an upsert
+// inserts, fails.
+func (n *node) bindPositional(matched, path string) (*node, error) {
+	if matched == "" {
+		return nil, merr.New(merr.BadValue, "The positional operator did not find the match needed from the query.")
+	}
+	bound := &node{children: make(map[string]*node, len(n.children)), keys: make([]string, 0, len(n.keys))}
+	for _, k := range n.keys {
+		if k != "$" {
+			bound.children[k] = n.children[k]
+			bound.keys = append(bound.keys, k)
+		}
+	}
+	if other, ok := bound.children[matched]; ok {
+		merged, err := mergeNodes(other, n.children["$"], join(path, matched))
+		if err != nil {
+			return nil, err
+		}
+		bound.children[matched] = merged
+		return bound, nil
+	}
+	bound.children[matched] = n.children["$"]
+	bound.keys = append(bound.keys, matched)
+	slices.SortFunc(bound.keys, comparePathComponents)
+	return bound, nil
+}
+
+// mergeNodes is UpdateNode::createUpdateNodeByMerging: two interior nodes
+// merge child by child; a modifier meeting anything at the same path is a
+// conflict.
+func mergeNodes(a, b *node, path string) (*node, error) {
+	if a.mod != nil || b.mod != nil {
+		return nil, merr.New(merr.ConflictingUpdateOperators, "Update created a conflict at '%s'", path)
+	}
+	m := &node{children: make(map[string]*node, len(a.children)+len(b.children))}
+	for _, k := range a.keys {
+		m.children[k] = a.children[k]
+		m.keys = append(m.keys, k)
+	}
+	for _, k := range b.keys {
+		if c, ok := m.children[k]; ok {
+			merged, err := mergeNodes(c, b.children[k], join(path, k))
+			if err != nil {
+				return nil, err
+			}
+			m.children[k] = merged
+			continue
+		}
+		m.children[k] = b.children[k]
+		m.keys = append(m.keys, k)
+	}
+	slices.SortFunc(m.keys, comparePathComponents)
+	return m, nil
 }
 
 // notViable fails if the child k would create a field inside f, which

@@ -22,6 +22,8 @@ type Update struct {
 	pipeline    *aggregate.Pipeline
 	// identifiers are the $[identifier] names used, for array filters.
 	identifiers map[string]string
+	// positional is set when a path has the positional $.
+	positional bool
 }
 
 // Options are the per-application inputs of [Update.Apply].
@@ -37,6 +39,10 @@ type Options struct {
 	Timestamp bson.Timestamp
 	// ArrayFilters bind the $[identifier] components of the update's paths.
 	ArrayFilters []bson.D
+	// MatchedField is what the positional $ stands for: the array offset
+	// the query matched the document at (query.Filter.ElemMatchKey); ""
+	// when it matched none, as an upsert's insert, where a $ fails.
+	MatchedField string
 }
 
 // Compile parses an update specification: a bson.D of update operators, a
@@ -96,6 +102,10 @@ func compileReplacement(d bson.D) (*Update, error) {
 	}
 	return &Update{replacement: bsonkit.CloneDoc(d), isReplace: true}, nil
 }
+
+// Positional reports whether a path of u has the positional $, which
+// needs [Options.MatchedField].
+func (u *Update) Positional() bool { return u.positional }
 
 // IsReplacement reports whether u replaces whole documents.
 func (u *Update) IsReplacement() bool { return u.isReplace }
