@@ -34,11 +34,11 @@ import (
 // transaction the late statement started, or makes the server refuse the
 // statement (TransactionTooOld) if it comes later still. So right after
 // the kill the reaper runs a fence on the session: a transaction that
-// reads a collection that does not exist and aborts (see fenceOne). Its
-// number is above the cut one's, so a statement of the cut transaction
-// that arrives after it is refused, and one that arrived before it is
-// aborted by it: nothing is left open even if the runner never starts
-// another transaction. The driver discards such a session (a network
+// reads a collection that does not exist, which a second kill aborts (see
+// fenceOne). Its number is above the cut one's, so a statement of the cut
+// transaction that arrives after it is refused, and one that arrived
+// before it is aborted by it: nothing is left open even if the runner
+// never starts another transaction. The driver discards such a session (a network
 // error makes it dirty) instead of reusing it, so the reaper also keeps
 // the sessions it killed, and the runner's next transactions run on them
 // (see take) before it starts new ones: they supersede the cut
@@ -63,17 +63,15 @@ const (
 	maxSpare = 64
 	// fenceTimeout bounds the fences that follow one killSessions.
 	fenceTimeout = 5 * time.Second
-	// fenceAbortTimeout bounds a fence's abortTransaction, sent even
-	// when the fences' time ran out during its read.
+	// fenceAbortTimeout bounds a fence's abortTransaction, sent (even
+	// when the fences' time ran out during its read) only when
+	// killSessions is refused.
 	fenceAbortTimeout = time.Second
 	// The fence reads the collection fenceCollection, which nobody
 	// creates, in the database of the orphan registry (WithOrphanReaping),
 	// whose user may read it, else in fenceDatabase.
 	fenceCollection = "txkit_fence"
 	fenceDatabase   = "txkit"
-	// codeNoSuchTransaction answers an abort that found no transaction
-	// open: it is over on the server.
-	codeNoSuchTransaction = 251
 	// Backoff between killSessions that failed.
 	reapBackoffInitial = 50 * time.Millisecond
 	reapBackoffMax     = 2 * time.Second
@@ -147,10 +145,10 @@ func (r *reaper) run() {
 			// Without killSessions, the fence is what aborts the
 			// transaction left open.
 			ctx, cancel := context.WithTimeout(r.ctx, fenceTimeout)
-			again := r.fenceAll(ctx, batch)
+			again := r.fenceAll(ctx, batch, err != nil)
 			cancel()
-			if again && err == nil {
-				continue // kill the fences' transactions left open
+			if again {
+				continue // kill the fences' transactions
 			}
 		}
 		if err == nil || refused(err) || errors.Is(err, mongo.ErrClientDisconnected) {
@@ -188,16 +186,17 @@ var fenceTxn = options.Transaction().
 
 // fenceAll fences, within ctx, the sessions of batch that were not
 // fenced yet, each once: one that could not be is still superseded by the
-// runner's next transaction on it (see take). It reports whether a
-// fence's transaction may be left open on the server (its abort was not
-// confirmed): a kill of batch must follow.
-func (r *reaper) fenceAll(ctx context.Context, batch []*reapee) (kill bool) {
+// runner's next transaction on it (see take). It reports whether it sent
+// a fence's read, whose transaction the server then holds open (holding
+// nothing) until a kill of batch, which must follow. With abort
+// (killSessions refused), each fence aborts its own transaction instead.
+func (r *reaper) fenceAll(ctx context.Context, batch []*reapee, abort bool) (kill bool) {
 	for _, x := range batch {
 		if x.fenced {
 			continue
 		}
 		x.fenced = true
-		if ctx.Err() == nil && !r.fenceOne(ctx, x.sess) {
+		if ctx.Err() == nil && r.fenceOne(ctx, x.sess, abort) && !abort {
 			kill = true
 		}
 	}
@@ -205,36 +204,35 @@ func (r *reaper) fenceAll(ctx context.Context, batch []*reapee) (kill bool) {
 }
 
 // fenceOne starts a transaction on sess with the session's next
-// transaction number, reads a collection that does not exist (a
-// transaction starts on the server with its first statement) and aborts
-// it. From then on the server refuses any statement of an earlier
-// transaction on the session (TransactionTooOld), and the read aborted
-// the earlier transaction if one was open: a late first statement of a
-// cut attempt can no longer start it. The abort is sent as a command, not
-// with the session's AbortTransaction, which does not report whether the
-// server answered. fenceOne reports false when the fence's transaction
-// may be left open: the read was sent but the abort not confirmed.
-func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session) (closed bool) {
+// transaction number and reads a collection that does not exist (a
+// transaction starts on the server with its first statement). From then
+// on the server refuses any statement of an earlier transaction on the
+// session (TransactionTooOld), and the read aborted the earlier
+// transaction if one was open: a late first statement of a cut attempt
+// can no longer start it. The next kill aborts the fence's transaction:
+// the driver reports killSessions's answer, not abortTransaction's. With
+// abort, fenceOne sends abortTransaction itself. It reports whether the
+// read was sent.
+func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session, abort bool) bool {
 	// A session whose commit was cut still runs its transaction for the
 	// driver, which refuses to start another: a late commit finds nothing
 	// to commit after the kill anyway.
 	if sess.StartTransaction(fenceTxn) != nil {
-		return true
+		return false
 	}
 	sctx := mongo.NewSessionContext(ctx, sess)
 	_ = r.fence.FindOne(sctx, bson.D{}).Err()
-	// Even if ctx ended during the read, which may have reached the
-	// server.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(sctx), fenceAbortTimeout)
-	err := r.client.Database("admin").RunCommand(actx, bson.D{{Key: "abortTransaction", Value: 1}}).Err()
-	cancel()
-	var ce mongo.CommandError
-	closed = err == nil || errors.As(err, &ce) && ce.Code == codeNoSuchTransaction
-	// The driver's state only: sends nothing on a cancelled ctx.
-	done, stop := context.WithCancel(context.Background())
-	stop()
-	_ = sess.AbortTransaction(done)
-	return closed
+	actx, cancel := context.WithCancel(context.Background())
+	if abort {
+		// Even if ctx ended during the read, which may have reached the
+		// server.
+		actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), fenceAbortTimeout)
+	} else {
+		cancel() // the driver's state only: it sends nothing
+	}
+	defer cancel()
+	_ = sess.AbortTransaction(actx)
+	return true
 }
 
 // refused reports whether the server refused killSessions for good: the
@@ -346,7 +344,7 @@ func (r *reaper) close(ctx context.Context) error {
 		r.mu.Unlock()
 		return err
 	}
-	if r.fenceAll(ctx, batch) {
+	if r.fenceAll(ctx, batch, false) {
 		if err := r.kill(ctx, batch); err != nil {
 			r.mu.Lock()
 			r.pending = nil

@@ -68,9 +68,9 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // abort), or a commit whose outcome stayed unknown. It sends killSessions
 // for them as soon as the database answers again, so that what they hold
 // is released long before the server's transaction lifetime limit; then
-// it runs on each a transaction that reads nothing and aborts (a fence),
-// whose number makes the server refuse a late statement of the killed
-// transaction. It keeps them for the runner's next transactions, whose
+// it starts on each a transaction that reads nothing, and kills them
+// again (a fence): that transaction's number makes the server refuse a
+// late statement of the killed one. It keeps them for the runner's next transactions, whose
 // transaction numbers end what a late statement starts should the fence
 // have failed; its goroutine runs only while such sessions wait. Close
 // ends the sessions kept.
