@@ -35,6 +35,19 @@ import (
 // while the entry is embedded the filter's {pending._id: {$ne: id}} refuses
 // it, and once a copy has moved it out the count has grown.
 //
+// That holds only for a count that the document it guards really had:
+// counts only grow on one document, but not across two. So an epoch is a
+// count together with the document's incarnation, an id that every
+// account document gets when it is created, and the filter demands both
+// ({incarnation: id}; a document created before incarnations existed, or
+// a missing one, has none and matches a missing id). A count observed on
+// a document that was since dropped (or deleted) and created again cannot
+// guard a write of the new one: the write fails its filter and the writer
+// reads the account again, as after any copy. And a count is cached only
+// when read outside any transaction, from committed state: one read in a
+// caller's transaction includes that transaction's own fences, which an
+// abort takes back (postTx reads with applied, which caches nothing).
+//
 // # Who applied an entry
 //
 // Several calls may send one entry id (the calls of one idempotency key),
@@ -66,8 +79,42 @@ type hotWriter struct {
 	lanes   map[string]*lane
 
 	epochMu sync.Mutex
-	epochs  map[string]int64 // account → a flush count observed
+	epochs  map[string]epoch // account → its epoch observed last
 }
+
+// epoch is what a guarded write demands of its account document: the
+// document's incarnation and a flush count observed on it, outside any
+// transaction. The zero epoch is that of a missing account.
+type epoch struct {
+	incarnation bson.ObjectID // zero: none (a missing account, or an older one)
+	flushes     int64
+}
+
+// filter is the guard that refuses a write of an entry copied out since e
+// was observed, or to another incarnation of its account. A missing count
+// is 0.
+func (e epoch) filter() bson.D {
+	var inc any // matches a missing incarnation
+	if !e.incarnation.IsZero() {
+		inc = e.incarnation
+	}
+	return bson.D{
+		{Key: "incarnation", Value: inc},
+		{Key: "flushes", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: e.flushes}}}}},
+	}
+}
+
+// older returns the more demanding of two epochs of one entry: the
+// smaller count of one incarnation, else a.
+func (a epoch) older(b epoch) epoch {
+	if a.incarnation == b.incarnation && b.flushes < a.flushes {
+		return b
+	}
+	return a
+}
+
+// epochFields projects what an epoch is read from.
+var epochFields = bson.E{Key: "incarnation", Value: 1}
 
 // maxEpochs bounds the epoch cache: it is cleared when full.
 const maxEpochs = 1 << 14
@@ -93,44 +140,42 @@ var errAppliedByAnother = errors.New("credits: internal: entry applied by anothe
 // writers.
 const maxTries = 8
 
-// epoch returns a flush count of account observed now or earlier: the
-// cached one, or one read.
-func (w *hotWriter) epoch(ctx context.Context, account string) (int64, error) {
-	w.epochMu.Lock()
-	n, ok := w.epochs[account]
-	w.epochMu.Unlock()
-	if ok {
-		return n, nil
+// epoch returns an epoch of account observed now or earlier: the cached
+// one, or one read. ctx must carry no transaction.
+func (w *hotWriter) epoch(ctx context.Context, account string) (epoch, error) {
+	if ep, ok := w.cachedEpoch(account); ok {
+		return ep, nil
 	}
-	var acc struct {
-		Flushes int64 `bson:"flushes"`
-	}
+	var acc accountDoc
 	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: account}},
-		options.FindOne().SetProjection(bson.D{{Key: "flushes", Value: 1}})).Decode(&acc)
+		options.FindOne().SetProjection(bson.D{{Key: "flushes", Value: 1}, epochFields})).Decode(&acc)
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return 0, fmt.Errorf("read account: %w", err)
+		return epoch{}, fmt.Errorf("read account: %w", err)
 	}
-	w.noteEpoch(account, acc.Flushes)
-	return acc.Flushes, nil
+	w.noteEpoch(account, acc.epoch())
+	return acc.epoch(), nil
 }
 
-// cachedEpoch returns the cached flush count of account, if any.
-func (w *hotWriter) cachedEpoch(account string) (int64, bool) {
+// cachedEpoch returns the cached epoch of account, if any.
+func (w *hotWriter) cachedEpoch(account string) (epoch, bool) {
 	w.epochMu.Lock()
 	defer w.epochMu.Unlock()
-	n, ok := w.epochs[account]
-	return n, ok
+	ep, ok := w.epochs[account]
+	return ep, ok
 }
 
-// noteEpoch caches a flush count of account, never moving it back.
-func (w *hotWriter) noteEpoch(account string, n int64) {
+// noteEpoch caches an epoch of account, read from committed state (never
+// in a transaction). Within one incarnation the count never moves back;
+// another incarnation replaces it (were it the older one, a write would
+// fail its filter and read the account again).
+func (w *hotWriter) noteEpoch(account string, ep epoch) {
 	w.epochMu.Lock()
 	defer w.epochMu.Unlock()
 	if w.epochs == nil || len(w.epochs) >= maxEpochs {
-		w.epochs = map[string]int64{}
+		w.epochs = map[string]epoch{}
 	}
-	if old, ok := w.epochs[account]; !ok || n > old {
-		w.epochs[account] = n
+	if old, ok := w.epochs[account]; !ok || old.incarnation != ep.incarnation || ep.flushes > old.flushes {
+		w.epochs[account] = ep
 	}
 }
 
@@ -140,9 +185,9 @@ func (w *hotWriter) noteEpoch(account string, n int64) {
 // nil once this call's send has applied e; errAppliedByAnother if another
 // send of e's id applied it (see hotWriter); a business error; or an
 // error matching ErrOutcomeUnknown.
-func (w *hotWriter) post(ctx context.Context, e Entry, epoch int64, shared bool) error {
+func (w *hotWriter) post(ctx context.Context, e Entry, ep epoch, shared bool) error {
 	for try := 0; ; try++ {
-		err := w.combinedWrite(ctx, e, epoch, shared)
+		err := w.combinedWrite(ctx, e, ep, shared)
 		var again *againError
 		if !errors.As(err, &again) {
 			if err == nil {
@@ -150,7 +195,7 @@ func (w *hotWriter) post(ctx context.Context, e Entry, epoch int64, shared bool)
 			}
 			return err
 		}
-		epoch = again.epoch
+		ep = again.epoch
 		if try == maxTries-1 {
 			return ErrContended
 		}
@@ -159,43 +204,44 @@ func (w *hotWriter) post(ctx context.Context, e Entry, epoch int64, shared bool)
 
 // againError asks for the write to be tried again with epoch, observed
 // while the entry was known not to be applied.
-type againError struct{ epoch int64 }
+type againError struct{ epoch epoch }
 
 func (*againError) Error() string { return errAgain.Error() }
 func (*againError) Is(target error) bool {
 	return target == errAgain
 }
 
-// epochFilter is the guard that refuses a write of an entry copied out
-// since epoch was observed. A missing count is 0.
-func epochFilter(epoch int64) bson.E {
-	return bson.E{Key: "flushes", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: epoch}}}}}
-}
-
-// write applies e alone, with its own guard.
-func (w *hotWriter) write(ctx context.Context, e Entry, epoch int64) error {
+// write applies e alone, with its own guard. A credit creates its
+// account, as a new incarnation.
+func (w *hotWriter) write(ctx context.Context, e Entry, ep epoch) error {
 	amount := e.Amount
-	filter := bson.D{
+	filter := append(bson.D{
 		{Key: "_id", Value: e.Account},
 		{Key: "pending._id", Value: bson.D{{Key: "$ne", Value: e.ID}}},
 		{Key: pendingFull, Value: bson.D{{Key: "$exists", Value: false}}},
-		epochFilter(epoch),
-	}
+	}, ep.filter()...)
 	update := bson.D{
 		{Key: "$inc", Value: bson.D{{Key: "balance", Value: amount}, {Key: "available", Value: amount}}},
 		{Key: "$push", Value: bson.D{{Key: "pending", Value: e}}},
 		{Key: "$set", Value: bson.D{{Key: "updatedAt", Value: e.CreatedAt}}},
 		{Key: "$min", Value: bson.D{{Key: "pendingSince", Value: e.CreatedAt}}},
 	}
+	created := epoch{incarnation: bson.NewObjectID()}
 	if amount > 0 {
 		filter = append(filter, bson.E{Key: "balance", Value: bson.D{{Key: "$lte", Value: math.MaxInt64 - amount}}})
+		// The filter's incarnation seeds an inserted document: this
+		// replaces it.
 		update = append(update, bson.E{Key: "$setOnInsert", Value: bson.D{
 			{Key: "held", Value: int64(0)}, {Key: "flushes", Value: int64(0)}, {Key: "createdAt", Value: e.CreatedAt},
+			{Key: "incarnation", Value: created.incarnation},
 		}})
 	} else {
 		filter = append(filter, bson.E{Key: "available", Value: bson.D{{Key: "$gte", Value: -amount}}})
 	}
 	res, err := w.accounts.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(amount > 0))
+	if err == nil && res.UpsertedCount == 1 {
+		w.noteEpoch(e.Account, created)
+	}
 	if err == nil && (res.MatchedCount == 1 || res.UpsertedCount == 1) {
 		return nil
 	}
@@ -214,7 +260,7 @@ func (w *hotWriter) explain(ctx context.Context, e Entry) error {
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		if amount > 0 {
-			return &againError{epoch: 0}
+			return &againError{epoch: epoch{}}
 		}
 		return ErrAccountNotFound
 	case err != nil:
@@ -224,14 +270,14 @@ func (w *hotWriter) explain(ctx context.Context, e Entry) error {
 		// resend of ours is answered as the first send by the server).
 		return errAppliedByAnother
 	}
-	w.noteEpoch(e.Account, acc.Flushes)
+	w.noteEpoch(e.Account, acc.epoch())
 	if _, copied, err := w.copied(ctx, e.ID); err != nil {
 		return err
 	} else if copied {
 		return errAppliedByAnother // and already copied out
 	}
-	// e was not applied when acc was read: acc's count is a safe epoch.
-	again := &againError{epoch: acc.Flushes}
+	// e was not applied when acc was read: acc's epoch is a safe one.
+	again := &againError{epoch: acc.epoch()}
 	switch {
 	case len(acc.Pending) >= maxPending:
 		if err := w.flush(ctx, e.Account); err != nil {
@@ -268,28 +314,28 @@ func (w *hotWriter) copied(ctx context.Context, id string) (Entry, bool, error) 
 }
 
 // applied returns e's entry as stored, if an entry of its id is applied
-// (embedded or copied out), and otherwise the flush count observed while
-// it was not.
-func (w *hotWriter) applied(ctx context.Context, e Entry) (stored Entry, ok bool, epoch int64, err error) {
+// (embedded or copied out), and otherwise the epoch observed while it was
+// not. It caches nothing: it also reads in a caller's transaction (see
+// postTx), whose own writes an abort takes back.
+func (w *hotWriter) applied(ctx context.Context, e Entry) (stored Entry, ok bool, ep epoch, err error) {
 	var acc accountDoc
 	err = w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: e.Account}},
 		options.FindOne().SetProjection(bson.D{
-			{Key: "flushes", Value: 1},
+			{Key: "flushes", Value: 1}, epochFields,
 			{Key: "pending", Value: bson.D{{Key: "$elemMatch", Value: bson.D{{Key: "_id", Value: e.ID}}}}},
 		})).Decode(&acc)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 	case err != nil:
-		return Entry{}, false, 0, fmt.Errorf("read account: %w", err)
+		return Entry{}, false, epoch{}, fmt.Errorf("read account: %w", err)
 	case len(acc.Pending) > 0:
-		return acc.Pending[0], true, 0, nil
+		return acc.Pending[0], true, epoch{}, nil
 	}
 	stored, ok, err = w.copied(ctx, e.ID)
 	if err != nil {
-		return Entry{}, false, 0, err
+		return Entry{}, false, epoch{}, err
 	}
-	w.noteEpoch(e.Account, acc.Flushes)
-	return stored, ok, acc.Flushes, nil
+	return stored, ok, acc.epoch(), nil
 }
 
 // appliedBy tells whose send stored is, found applied after a send of e
@@ -320,7 +366,10 @@ const ResolveGrace = 500 * time.Millisecond
 // failed with cause, after which any of them may or may not have been
 // applied. It first fences the account, so that a send still on its way
 // can no longer apply (it raises the flush count), then looks for every
-// entry. It returns, per entry, nil if this send applied it,
+// entry. A missing account is created by the fence only if es holds a
+// credit (whose send could create it later): it proves that no debit was
+// applied, and a debit still on its way cannot apply to an account
+// created later (a new incarnation). It returns, per entry, nil if this send applied it,
 // errAppliedByAnother if another did (see appliedBy), an againError if it
 // is certainly not applied, or an error matching ErrOutcomeUnknown.
 func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []error {
@@ -337,6 +386,7 @@ func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []erro
 		}
 		return out
 	}
+	credit := slices.ContainsFunc(es, func(e Entry) bool { return e.Amount > 0 })
 	var acc accountDoc
 	err := w.accounts.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: es[0].Account}},
 		bson.D{
@@ -344,14 +394,21 @@ func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []erro
 			{Key: "$setOnInsert", Value: bson.D{
 				{Key: "balance", Value: int64(0)}, {Key: "held", Value: int64(0)}, {Key: "available", Value: int64(0)},
 				{Key: "createdAt", Value: es[0].CreatedAt}, {Key: "updatedAt", Value: es[0].CreatedAt},
+				{Key: "incarnation", Value: bson.NewObjectID()},
 			}},
 		},
-		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After).
-			SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "pending.createdAt", Value: 1}, {Key: "flushes", Value: 1}})).Decode(&acc)
+		options.FindOneAndUpdate().SetUpsert(credit).SetReturnDocument(options.After).
+			SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "pending.createdAt", Value: 1}, {Key: "flushes", Value: 1}, epochFields})).Decode(&acc)
+	if !credit && errors.Is(err, mongo.ErrNoDocuments) {
+		for i := range out {
+			out[i] = &againError{epoch: epoch{}}
+		}
+		return out
+	}
 	if err != nil {
 		return unknown(fmt.Errorf("fence account: %w", err))
 	}
-	w.noteEpoch(es[0].Account, acc.Flushes)
+	w.noteEpoch(es[0].Account, acc.epoch())
 	for i, e := range es {
 		if j := slices.IndexFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }); j >= 0 {
 			out[i] = appliedBy(acc.Pending[j], e)
@@ -364,7 +421,7 @@ func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []erro
 		case copied:
 			out[i] = appliedBy(stored, e)
 		default:
-			out[i] = &againError{epoch: acc.Flushes}
+			out[i] = &againError{epoch: acc.epoch()}
 		}
 	}
 	return out
@@ -428,19 +485,17 @@ func (w *hotWriter) flush(ctx context.Context, account string) error {
 		if err != nil && !onlyDuplicates(err) {
 			return fmt.Errorf("copy entries of %s: %w", account, err)
 		}
-		var after struct {
-			Flushes int64 `bson:"flushes"`
-		}
+		var after accountDoc
 		err = w.accounts.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: account}},
 			bson.D{
 				{Key: "$pull", Value: bson.D{{Key: "pending", Value: bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}}}},
 				{Key: "$inc", Value: bson.D{{Key: "flushes", Value: int64(1)}}},
 			},
-			options.FindOneAndUpdate().SetReturnDocument(options.After).SetProjection(bson.D{{Key: "flushes", Value: 1}})).Decode(&after)
+			options.FindOneAndUpdate().SetReturnDocument(options.After).SetProjection(bson.D{{Key: "flushes", Value: 1}, epochFields})).Decode(&after)
 		if err != nil {
 			return fmt.Errorf("remove copied entries of %s: %w", account, err)
 		}
-		w.noteEpoch(account, after.Flushes)
+		w.noteEpoch(account, after.epoch())
 	}
 	// Leave the sweeper's index only if no writer embedded a new entry
 	// meanwhile.

@@ -44,7 +44,7 @@ type lane struct {
 
 type laneReq struct {
 	e     Entry
-	epoch int64
+	epoch epoch
 	// shared: other callers may send the same entry (it is an
 	// idempotency key's), so epoch must stay the one the caller observed
 	// before it learned that the entry was not applied. An entry only
@@ -60,12 +60,12 @@ var errLead = fmt.Errorf("credits: internal: lead the lane")
 
 // combinedWrite applies e through its lane, combined with concurrent
 // writes to the same account. It returns e's own outcome.
-func (w *hotWriter) combinedWrite(ctx context.Context, e Entry, epoch int64, shared bool) error {
+func (w *hotWriter) combinedWrite(ctx context.Context, e Entry, ep epoch, shared bool) error {
 	if err := ctx.Err(); err != nil {
 		return err // nothing sent
 	}
 	l := w.lane(e.Account)
-	r := &laneReq{e: e, epoch: epoch, shared: shared, done: make(chan error, 1)}
+	r := &laneReq{e: e, epoch: ep, shared: shared, done: make(chan error, 1)}
 	r.deadline, _ = ctx.Deadline()
 	if err := l.await(ctx, r); err != errLead {
 		return err
@@ -250,7 +250,7 @@ func (l *lane) take(leader *laneReq) []*laneReq {
 // post is one entry of a batch and the requests that posted it.
 type post struct {
 	e     Entry
-	epoch int64 // the smallest of its requests'
+	epoch epoch // the oldest of its requests' (see epoch.older)
 	reqs  []*laneReq
 }
 
@@ -258,13 +258,13 @@ type post struct {
 func (w *hotWriter) writeBatch(ctx context.Context, batch []*laneReq) {
 	// An entry only its caller sends is not applied, and no send of it is
 	// on its way, as of when its epoch was observed (it is new, or was
-	// found unapplied): any count observed since is as safe, and the
-	// latest one most likely current.
+	// found unapplied): any count observed since on the same incarnation
+	// is as safe, and the latest one most likely current.
 	latest, cached := w.cachedEpoch(batch[0].e.Account)
 	var posts []*post
 	for _, r := range batch {
-		if !r.shared && cached {
-			r.epoch = max(r.epoch, latest)
+		if !r.shared && cached && latest.incarnation == r.epoch.incarnation {
+			r.epoch.flushes = max(r.epoch.flushes, latest.flushes)
 		}
 		i := slices.IndexFunc(posts, func(p *post) bool { return p.e.ID == r.e.ID })
 		if i < 0 {
@@ -272,7 +272,7 @@ func (w *hotWriter) writeBatch(ctx context.Context, batch []*laneReq) {
 			continue
 		}
 		posts[i].reqs = append(posts[i].reqs, r)
-		posts[i].epoch = min(posts[i].epoch, r.epoch)
+		posts[i].epoch = posts[i].epoch.older(r.epoch)
 	}
 	done := func(p *post, err error) {
 		for i, r := range p.reqs {
@@ -322,12 +322,14 @@ func (w *hotWriter) writeBatch(ctx context.Context, batch []*laneReq) {
 }
 
 // writeCombined tries to apply the posts as one guarded update. It
-// reports false when the guard did not match.
+// reports false when the guard did not match, or without sending anything
+// when the posts' epochs are of different incarnations (one guard cannot
+// demand both).
 func (w *hotWriter) writeCombined(ctx context.Context, posts []*post) (bool, error) {
 	var credits, debits int64
 	entries := make(bson.A, len(posts))
 	ids := make(bson.A, len(posts))
-	epoch := int64(math.MaxInt64)
+	ep := posts[0].epoch
 	var last time.Time
 	for i, p := range posts {
 		var overflow bool
@@ -340,17 +342,19 @@ func (w *hotWriter) writeCombined(ctx context.Context, posts []*post) (bool, err
 			return false, nil
 		}
 		entries[i], ids[i] = p.e, p.e.ID
-		epoch = min(epoch, p.epoch)
+		if p.epoch.incarnation != ep.incarnation {
+			return false, nil
+		}
+		ep = ep.older(p.epoch)
 		if p.e.CreatedAt.After(last) {
 			last = p.e.CreatedAt
 		}
 	}
-	filter := bson.D{
+	filter := append(bson.D{
 		{Key: "_id", Value: posts[0].e.Account},
 		{Key: "pending._id", Value: bson.D{{Key: "$nin", Value: ids}}},
 		{Key: fmt.Sprintf("pending.%d", maxPending-len(posts)), Value: bson.D{{Key: "$exists", Value: false}}},
-		epochFilter(epoch),
-	}
+	}, ep.filter()...)
 	if credits > 0 {
 		filter = append(filter, bson.E{Key: "balance", Value: bson.D{{Key: "$lte", Value: math.MaxInt64 - credits}}})
 	}
@@ -372,16 +376,16 @@ func (w *hotWriter) writeCombined(ctx context.Context, posts []*post) (bool, err
 }
 
 // refresh tells the posts that other sends applied so, and returns the
-// others with the account's current flush count as their epoch: observed
-// while they were not applied. On a failed read it returns posts as they are.
+// others with the account's current epoch: observed while they were not
+// applied. On a failed read it returns posts as they are.
 func (w *hotWriter) refresh(ctx context.Context, posts []*post, done func(*post, error)) []*post {
 	var acc accountDoc
 	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: posts[0].e.Account}},
-		options.FindOne().SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "flushes", Value: 1}})).Decode(&acc)
+		options.FindOne().SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "flushes", Value: 1}, epochFields})).Decode(&acc)
 	if err != nil {
 		return posts
 	}
-	w.noteEpoch(posts[0].e.Account, acc.Flushes)
+	w.noteEpoch(posts[0].e.Account, acc.epoch())
 	ids := make(bson.A, len(posts))
 	for i, p := range posts {
 		ids[i] = p.e.ID
@@ -409,7 +413,7 @@ func (w *hotWriter) refresh(ctx context.Context, posts []*post, done func(*post,
 			done(p, errAppliedByAnother) // the combined write did not match
 			continue
 		}
-		p.epoch = acc.Flushes
+		p.epoch = acc.epoch()
 		rest = append(rest, p)
 	}
 	return rest

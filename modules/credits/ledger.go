@@ -26,9 +26,18 @@ type accountDoc struct {
 	PendingSince *time.Time `bson:"pendingSince,omitempty"`
 	// Flushes counts the copies that moved entries out of Pending (see
 	// hotWriter); missing is 0.
-	Flushes   int64     `bson:"flushes"`
-	CreatedAt time.Time `bson:"createdAt"`
-	UpdatedAt time.Time `bson:"updatedAt"`
+	Flushes int64 `bson:"flushes"`
+	// Incarnation is set when the document is created: a flush count
+	// guards writes of this document only (see hotWriter). Accounts
+	// created before it existed have none.
+	Incarnation bson.ObjectID `bson:"incarnation,omitempty"`
+	CreatedAt   time.Time     `bson:"createdAt"`
+	UpdatedAt   time.Time     `bson:"updatedAt"`
+}
+
+// epoch is the epoch acc was read at (see hotWriter).
+func (acc accountDoc) epoch() epoch {
+	return epoch{incarnation: acc.Incarnation, flushes: acc.Flushes}
 }
 
 // maxPending bounds the entries embedded in one account document; a
@@ -317,7 +326,7 @@ func (s *Service) creditTx(ctx context.Context, account string, amount int64, no
 	if n > 0 {
 		return ErrOverflow
 	}
-	acc := accountDoc{ID: account, Balance: amount, Available: amount, CreatedAt: now, UpdatedAt: now}
+	acc := accountDoc{ID: account, Balance: amount, Available: amount, Incarnation: bson.NewObjectID(), CreatedAt: now, UpdatedAt: now}
 	if fence {
 		acc.Flushes = 1 // a single-document write of the claimed entry may be on its way
 	}
