@@ -51,9 +51,9 @@ import (
 // # Who applied an entry
 //
 // Several calls may send one entry id (the calls of one idempotency key),
-// each with its own date. The send that applies it is the key's first
-// success; the others learn that it is applied and return it as it was
-// stored ([errAppliedByAnother]).
+// each with its own date and its own call id (see sent). The send that
+// applies it is the key's first success; the others learn that it is
+// applied and return it as it was stored ([errAppliedByAnother]).
 type hotWriter struct {
 	accounts *mongo.Collection
 	entries  *mongo.Collection
@@ -115,6 +115,15 @@ func (a epoch) older(b epoch) epoch {
 
 // epochFields projects what an epoch is read from.
 var epochFields = bson.E{Key: "incarnation", Value: 1}
+
+// sent is an entry as the single-document path stores it, embedded and
+// then copied out: with the id of the call that sent it, which tells the
+// calls of one key apart when their dates do not (the same millisecond).
+// Readers of the ledger decode it as an Entry, without it.
+type sent struct {
+	Entry `bson:",inline"`
+	Call  string `bson:"call,omitempty"` // empty for an entry only its own call sends
+}
 
 // maxEpochs bounds the epoch cache: it is cleared when full.
 const maxEpochs = 1 << 14
@@ -185,7 +194,7 @@ func (w *hotWriter) noteEpoch(account string, ep epoch) {
 // nil once this call's send has applied e; errAppliedByAnother if another
 // send of e's id applied it (see hotWriter); a business error; or an
 // error matching ErrOutcomeUnknown.
-func (w *hotWriter) post(ctx context.Context, e Entry, ep epoch, shared bool) error {
+func (w *hotWriter) post(ctx context.Context, e sent, ep epoch, shared bool) error {
 	for try := 0; ; try++ {
 		err := w.combinedWrite(ctx, e, ep, shared)
 		var again *againError
@@ -213,7 +222,7 @@ func (*againError) Is(target error) bool {
 
 // write applies e alone, with its own guard. A credit creates its
 // account, as a new incarnation.
-func (w *hotWriter) write(ctx context.Context, e Entry, ep epoch) error {
+func (w *hotWriter) write(ctx context.Context, e sent, ep epoch) error {
 	amount := e.Amount
 	filter := append(bson.D{
 		{Key: "_id", Value: e.Account},
@@ -246,14 +255,14 @@ func (w *hotWriter) write(ctx context.Context, e Entry, ep epoch) error {
 		return nil
 	}
 	if err != nil && !mongo.IsDuplicateKeyError(err) { // a duplicate: the account exists but the guard failed
-		return w.resolve(ctx, []Entry{e}, err)[0]
+		return w.resolve(ctx, []sent{e}, err)[0]
 	}
 	return w.explain(ctx, e)
 }
 
 // explain finds out why e's guard did not match. Its reads only explain
 // the failure; they never decide a write.
-func (w *hotWriter) explain(ctx context.Context, e Entry) error {
+func (w *hotWriter) explain(ctx context.Context, e sent) error {
 	amount := e.Amount
 	var acc accountDoc
 	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: e.Account}}).Decode(&acc)
@@ -301,8 +310,8 @@ func (w *hotWriter) explain(ctx context.Context, e Entry) error {
 }
 
 // copied returns entry id from the entries collection, if it is there.
-func (w *hotWriter) copied(ctx context.Context, id string) (Entry, bool, error) {
-	var e Entry
+func (w *hotWriter) copied(ctx context.Context, id string) (sent, bool, error) {
+	var e sent
 	err := w.entries.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&e)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return e, false, nil
@@ -331,21 +340,18 @@ func (w *hotWriter) applied(ctx context.Context, e Entry) (stored Entry, ok bool
 	case len(acc.Pending) > 0:
 		return acc.Pending[0], true, epoch{}, nil
 	}
-	stored, ok, err = w.copied(ctx, e.ID)
+	copied, ok, err := w.copied(ctx, e.ID)
 	if err != nil {
 		return Entry{}, false, epoch{}, err
 	}
-	return stored, ok, acc.epoch(), nil
+	return copied.Entry, ok, acc.epoch(), nil
 }
 
 // appliedBy tells whose send stored is, found applied after a send of e
-// whose outcome was not known: nil if e's (its date), errAppliedByAnother
-// if another call's with the same key. Two calls of one key dated the same
-// millisecond, in two processes, cannot be told apart here: both then say
-// they applied it. Only Replayed is at stake, never the balance or the
-// entry returned (they are equal).
-func appliedBy(stored, e Entry) error {
-	if stored.CreatedAt.Equal(e.CreatedAt) {
+// whose outcome was not known: nil if e's (its call id), errAppliedByAnother
+// if another call's with the same key.
+func appliedBy(stored, e sent) error {
+	if stored.Call == e.Call {
 		return nil
 	}
 	return errAppliedByAnother
@@ -372,7 +378,7 @@ const ResolveGrace = 500 * time.Millisecond
 // created later (a new incarnation). It returns, per entry, nil if this send applied it,
 // errAppliedByAnother if another did (see appliedBy), an againError if it
 // is certainly not applied, or an error matching ErrOutcomeUnknown.
-func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []error {
+func (w *hotWriter) resolve(ctx context.Context, es []sent, cause error) []error {
 	limit := time.Now().Add(resolveTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(ResolveGrace).Before(limit) {
 		limit = dl.Add(ResolveGrace)
@@ -386,8 +392,12 @@ func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []erro
 		}
 		return out
 	}
-	credit := slices.ContainsFunc(es, func(e Entry) bool { return e.Amount > 0 })
-	var acc accountDoc
+	credit := slices.ContainsFunc(es, func(e sent) bool { return e.Amount > 0 })
+	var acc struct {
+		Pending     []sent        `bson:"pending"`
+		Flushes     int64         `bson:"flushes"`
+		Incarnation bson.ObjectID `bson:"incarnation"`
+	}
 	err := w.accounts.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: es[0].Account}},
 		bson.D{
 			{Key: "$inc", Value: bson.D{{Key: "flushes", Value: int64(1)}}},
@@ -398,7 +408,7 @@ func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []erro
 			}},
 		},
 		options.FindOneAndUpdate().SetUpsert(credit).SetReturnDocument(options.After).
-			SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "pending.createdAt", Value: 1}, {Key: "flushes", Value: 1}, epochFields})).Decode(&acc)
+			SetProjection(bson.D{{Key: "pending._id", Value: 1}, {Key: "pending.call", Value: 1}, {Key: "flushes", Value: 1}, epochFields})).Decode(&acc)
 	if !credit && errors.Is(err, mongo.ErrNoDocuments) {
 		for i := range out {
 			out[i] = &againError{epoch: epoch{}}
@@ -408,9 +418,10 @@ func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []erro
 	if err != nil {
 		return unknown(fmt.Errorf("fence account: %w", err))
 	}
-	w.noteEpoch(es[0].Account, acc.epoch())
+	fenced := epoch{incarnation: acc.Incarnation, flushes: acc.Flushes}
+	w.noteEpoch(es[0].Account, fenced)
 	for i, e := range es {
-		if j := slices.IndexFunc(acc.Pending, func(p Entry) bool { return p.ID == e.ID }); j >= 0 {
+		if j := slices.IndexFunc(acc.Pending, func(p sent) bool { return p.ID == e.ID }); j >= 0 {
 			out[i] = appliedBy(acc.Pending[j], e)
 			continue
 		}
@@ -421,7 +432,7 @@ func (w *hotWriter) resolve(ctx context.Context, es []Entry, cause error) []erro
 		case copied:
 			out[i] = appliedBy(stored, e)
 		default:
-			out[i] = &againError{epoch: acc.epoch()}
+			out[i] = &againError{epoch: fenced}
 		}
 	}
 	return out
@@ -465,7 +476,7 @@ func (w *hotWriter) flushOnce(ctx context.Context, account string) error {
 // duplicates.
 func (w *hotWriter) flush(ctx context.Context, account string) error {
 	var acc struct {
-		Pending []Entry `bson:"pending"`
+		Pending []sent `bson:"pending"` // their call ids are copied too
 	}
 	err := w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: account}},
 		options.FindOne().SetProjection(bson.D{{Key: "pending", Value: 1}})).Decode(&acc)

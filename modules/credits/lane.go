@@ -43,7 +43,7 @@ type lane struct {
 }
 
 type laneReq struct {
-	e     Entry
+	e     sent
 	epoch epoch
 	// shared: other callers may send the same entry (it is an
 	// idempotency key's), so epoch must stay the one the caller observed
@@ -60,7 +60,7 @@ var errLead = fmt.Errorf("credits: internal: lead the lane")
 
 // combinedWrite applies e through its lane, combined with concurrent
 // writes to the same account. It returns e's own outcome.
-func (w *hotWriter) combinedWrite(ctx context.Context, e Entry, ep epoch, shared bool) error {
+func (w *hotWriter) combinedWrite(ctx context.Context, e sent, ep epoch, shared bool) error {
 	if err := ctx.Err(); err != nil {
 		return err // nothing sent
 	}
@@ -249,7 +249,7 @@ func (l *lane) take(leader *laneReq) []*laneReq {
 
 // post is one entry of a batch and the requests that posted it.
 type post struct {
-	e     Entry
+	e     sent
 	epoch epoch // the oldest of its requests' (see epoch.older)
 	reqs  []*laneReq
 }
@@ -294,7 +294,7 @@ func (w *hotWriter) writeBatch(ctx context.Context, batch []*laneReq) {
 	for try := 0; len(posts) > 1 && try < 2; try++ {
 		ok, err := w.writeCombined(ctx, posts)
 		if err != nil {
-			es := make([]Entry, len(posts))
+			es := make([]sent, len(posts))
 			for i, p := range posts {
 				es[i] = p.e
 			}

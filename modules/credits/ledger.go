@@ -132,7 +132,11 @@ func (s *Service) post(ctx context.Context, op opKind, e Entry, c opConfig) (Ent
 			e.ID, epoch = first.ID, n
 		}
 	}
-	err = s.hot.post(ctx, e, epoch, shared)
+	send := sent{Entry: e}
+	if shared {
+		send.Call = newID() // the calls of a key may share a date
+	}
+	err = s.hot.post(ctx, send, epoch, shared)
 	if errors.Is(err, errAppliedByAnother) {
 		stored, applied, _, err := s.hot.applied(ctx, e)
 		if err == nil && !applied {
