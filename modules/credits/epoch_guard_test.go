@@ -282,3 +282,52 @@ func TestAnAbortedTransactionCannotLetAKeysEntryApplyTwiceInOneProcess(t *testin
 	assert.True(t, replayed, "the held call says it applied the key's entry, which the transaction had applied")
 	assert.EqualValues(t, 70, e.balance(t, "hot").Balance, "the key's debit applied twice")
 }
+
+// A flush run in a caller's transaction (Flush called with its ctx)
+// raises the account's flush count there; when the transaction aborts,
+// that count must not be taken for one observed on the server: a key's
+// entry, applied by a caller's transaction while the first call's write
+// is held on the server, still applies once.
+func TestAFlushInAnAbortedTransactionCannotLetAKeysEntryApplyTwice(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("fail points")
+	}
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.svc.Add(ctx, "hot", 100)
+	require.NoError(t, err)
+	errGiveUp := errors.New("give up")
+	err = e.runner.Run(ctx, func(ctx context.Context) error {
+		if err := e.svc.Flush(ctx); err != nil {
+			return err
+		}
+		return errGiveUp
+	})
+	require.ErrorIs(t, err, errGiveUp)
+
+	testenv.FailCommand(t, e.db.Client(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"update"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 500}}},
+	})
+	var (
+		wg       sync.WaitGroup
+		got      credits.Entry
+		replayed bool
+	)
+	wg.Go(func() {
+		got, err = e.svc.Deduct(ctx, "hot", 30, credits.IdempotencyKey("buy-1"), credits.Replayed(&replayed))
+	})
+	time.Sleep(100 * time.Millisecond)
+	var txReplayed bool
+	txGot, txErr := tx.Do(ctx, e.runner, func(ctx context.Context) (credits.Entry, error) {
+		return e.svc.Deduct(ctx, "hot", 30, credits.IdempotencyKey("buy-1"), credits.Replayed(&txReplayed))
+	})
+	require.NoError(t, txErr)
+	require.False(t, txReplayed, "the caller's transaction applied it")
+	wg.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, txGot, got)
+	assert.True(t, replayed, "the held call says it applied the key's entry, which the transaction had applied")
+	assert.EqualValues(t, 70, e.balance(t, "hot").Balance, "the key's debit applied twice")
+}
