@@ -44,9 +44,10 @@ import (
 // a document that was since dropped (or deleted) and created again cannot
 // guard a write of the new one: the write fails its filter and the writer
 // reads the account again, as after any copy. And a count is cached only
-// when read outside any transaction, from committed state: one read in a
-// caller's transaction includes that transaction's own fences, which an
-// abort takes back (postTx reads with applied, which caches nothing).
+// when read or written outside any transaction, on committed state (see
+// noteEpoch): one observed in a caller's transaction (postTx's reads, a
+// flush run with the caller's ctx) includes that transaction's own
+// fences and flushes, which an abort takes back.
 //
 // # Who applied an entry
 //
@@ -161,7 +162,7 @@ func (w *hotWriter) epoch(ctx context.Context, account string) (epoch, error) {
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return epoch{}, fmt.Errorf("read account: %w", err)
 	}
-	w.noteEpoch(account, acc.epoch())
+	w.noteEpoch(ctx, account, acc.epoch())
 	return acc.epoch(), nil
 }
 
@@ -173,11 +174,16 @@ func (w *hotWriter) cachedEpoch(account string) (epoch, bool) {
 	return ep, ok
 }
 
-// noteEpoch caches an epoch of account, read from committed state (never
-// in a transaction). Within one incarnation the count never moves back;
-// another incarnation replaces it (were it the older one, a write would
-// fail its filter and read the account again).
-func (w *hotWriter) noteEpoch(account string, ep epoch) {
+// noteEpoch caches an epoch of account, read or written with ctx. One
+// observed in a transaction is not cached: it includes the transaction's
+// own writes (a fence, a flush), which an abort takes back. Within one
+// incarnation the count never moves back; another incarnation replaces it
+// (were it the older one, a write would fail its filter and read the
+// account again).
+func (w *hotWriter) noteEpoch(ctx context.Context, account string, ep epoch) {
+	if inTransaction(ctx) {
+		return
+	}
 	w.epochMu.Lock()
 	defer w.epochMu.Unlock()
 	if w.epochs == nil || len(w.epochs) >= maxEpochs {
@@ -249,7 +255,7 @@ func (w *hotWriter) write(ctx context.Context, e sent, ep epoch) error {
 	}
 	res, err := w.accounts.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(amount > 0))
 	if err == nil && res.UpsertedCount == 1 {
-		w.noteEpoch(e.Account, created)
+		w.noteEpoch(ctx, e.Account, created)
 	}
 	if err == nil && (res.MatchedCount == 1 || res.UpsertedCount == 1) {
 		return nil
@@ -279,7 +285,7 @@ func (w *hotWriter) explain(ctx context.Context, e sent) error {
 		// resend of ours is answered as the first send by the server).
 		return errAppliedByAnother
 	}
-	w.noteEpoch(e.Account, acc.epoch())
+	w.noteEpoch(ctx, e.Account, acc.epoch())
 	if _, copied, err := w.copied(ctx, e.ID); err != nil {
 		return err
 	} else if copied {
@@ -324,8 +330,7 @@ func (w *hotWriter) copied(ctx context.Context, id string) (sent, bool, error) {
 
 // applied returns e's entry as stored, if an entry of its id is applied
 // (embedded or copied out), and otherwise the epoch observed while it was
-// not. It caches nothing: it also reads in a caller's transaction (see
-// postTx), whose own writes an abort takes back.
+// not. It also reads in a caller's transaction (see postTx).
 func (w *hotWriter) applied(ctx context.Context, e Entry) (stored Entry, ok bool, ep epoch, err error) {
 	var acc accountDoc
 	err = w.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: e.Account}},
@@ -344,6 +349,7 @@ func (w *hotWriter) applied(ctx context.Context, e Entry) (stored Entry, ok bool
 	if err != nil {
 		return Entry{}, false, epoch{}, err
 	}
+	w.noteEpoch(ctx, e.Account, acc.epoch())
 	return copied.Entry, ok, acc.epoch(), nil
 }
 
@@ -419,7 +425,7 @@ func (w *hotWriter) resolve(ctx context.Context, es []sent, cause error) []error
 		return unknown(fmt.Errorf("fence account: %w", err))
 	}
 	fenced := epoch{incarnation: acc.Incarnation, flushes: acc.Flushes}
-	w.noteEpoch(es[0].Account, fenced)
+	w.noteEpoch(ctx, es[0].Account, fenced)
 	for i, e := range es {
 		if j := slices.IndexFunc(acc.Pending, func(p sent) bool { return p.ID == e.ID }); j >= 0 {
 			out[i] = appliedBy(acc.Pending[j], e)
@@ -506,7 +512,7 @@ func (w *hotWriter) flush(ctx context.Context, account string) error {
 		if err != nil {
 			return fmt.Errorf("remove copied entries of %s: %w", account, err)
 		}
-		w.noteEpoch(account, after.epoch())
+		w.noteEpoch(ctx, account, after.epoch())
 	}
 	// Leave the sweeper's index only if no writer embedded a new entry
 	// meanwhile.

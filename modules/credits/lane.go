@@ -385,7 +385,7 @@ func (w *hotWriter) refresh(ctx context.Context, posts []*post, done func(*post,
 	if err != nil {
 		return posts
 	}
-	w.noteEpoch(posts[0].e.Account, acc.epoch())
+	w.noteEpoch(ctx, posts[0].e.Account, acc.epoch())
 	ids := make(bson.A, len(posts))
 	for i, p := range posts {
 		ids[i] = p.e.ID
