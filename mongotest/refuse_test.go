@@ -141,3 +141,22 @@ func TestTextAndGeoIndexesAreRefused(t *testing.T) {
 		assert.LessOrEqual(t, len(specs), 1, "only _id_: %v", specs)
 	}
 }
+
+// Wildcard indexes ({"$**": 1}, {"a.$**": 1}) are valid MongoDB key
+// patterns (a "$**" last component, index_key_validate.cpp), which
+// mongotest does not build: refused as not implemented, not as an illegal
+// field name, while any other component starting with '$' stays illegal.
+func TestWildcardIndexesAreRefusedAsNotImplemented(t *testing.T) {
+	srv := mongotest.Start(t)
+	ctx := testContext(t)
+	coll := connect(t, srv).Database("db").Collection("c")
+	for _, key := range []string{"$**", "a.$**"} {
+		_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: key, Value: 1}}})
+		requireCommandError(t, err, 238, "NotImplemented")
+		assert.Contains(t, err.Error(), "wildcard")
+	}
+	for _, key := range []string{"$a", "a.$**.b", "a.$x"} {
+		_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: key, Value: 1}}})
+		requireCommandError(t, err, 67, "CannotCreateIndex")
+	}
+}
