@@ -22,8 +22,8 @@ type op struct {
 	cmd      bson.D
 	db       string
 	name     string
-	h        handler // the registered command
-	sess     *session
+	h        handler     // the registered command
+	sess     *sessionOp  // the command's attachment to its session (lsid), if any
 	txn      *engine.Txn // the session's open transaction, when the command runs in one
 	retry    *retryRecord
 	deadline time.Time
@@ -63,6 +63,9 @@ type handler struct {
 	admin bool
 	// ends: commitTransaction or abortTransaction.
 	ends txnEnd
+	// noSession: does not attach the lsid it carries, so that it can
+	// kill its own session (attachLogicalSessionsToOpCtx() false).
+	noSession bool
 	// fields: the command's own fields; nil for commands that take any
 	// (the admin and diagnostic ones), which check what they read.
 	fields fields
@@ -141,8 +144,8 @@ func init() {
 		"distinct":                {run: cmdDistinct, inTxn: true, snapshotRead: true, fields: distinctFields},
 		"aggregate":               nest(handler{run: cmdAggregate, inTxn: true, snapshotRead: true, fields: aggregateFields}, "cursor", cursorFields),
 		"endSessions":             {run: cmdEndSessions},
-		"killSessions":            {run: cmdKillSessions},
-		"killAllSessions":         {run: cmdKillAllSessions},
+		"killSessions":            {run: cmdKillSessions, noSession: true},
+		"killAllSessions":         {run: cmdKillAllSessions, noSession: true},
 		"refreshSessions":         {run: cmdRefreshSessions},
 		"startSession":            {run: cmdStartSession},
 		"commitTransaction":       {run: cmdCommitTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsCommit, fields: txnEndFields},

@@ -126,7 +126,7 @@ func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, singl
 	id := rand.Int64N(1<<62) + 1
 	cur := &cursor{id: id, ns: ns, docs: rest, lastUse: time.Now(), live: later}
 	if o.sess != nil {
-		cur.sessKey = o.sess.key
+		cur.sessKey = o.sess.s.key
 	}
 	cur.txn = o.txn
 	cur.atClusterTime = o.atClusterTime
@@ -316,7 +316,7 @@ const (
 func (o *op) checkCursorOwner(cur *cursor) error {
 	sess := ""
 	if o.sess != nil {
-		sess = o.sess.key
+		sess = o.sess.s.key
 	}
 	if sess != cur.sessKey {
 		if cur.sessKey != "" && sess == "" {

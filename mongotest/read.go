@@ -1,8 +1,6 @@
 package mongotest
 
 import (
-	"time"
-
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
@@ -92,9 +90,8 @@ func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 		// outside a multi-document transaction.
 		return t, nil
 	}
-	if o.sess != nil && o.sess.unpin == nil {
-		o.sess.unpin = t.Pin()
-		o.sess.pinnedAt = time.Now()
+	if o.sess != nil {
+		o.sess.s.pin(t)
 	}
 	o.atClusterTime = &at
 	return t, nil

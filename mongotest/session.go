@@ -24,14 +24,19 @@ const (
 	txnAborted
 )
 
-// session is a logical session (lsid). Commands on one session run one at
-// a time, as on MongoDB, where a session is checked out per operation.
+// session is a logical session (lsid). As on MongoDB, only a command with
+// a txnNumber (a transaction's statement, a retryable write) checks the
+// session out (mu) and runs alone on it; any other command carrying the
+// lsid only attaches to it (attach), runs beside the others, and can be
+// killed with the session (service_entry_point_common.cpp checks the
+// session out only for a txnNumber).
 type session struct {
 	key string
 	id  bson.D
 
+	// mu is held by the command that checked the session out; it guards
+	// the transaction state below.
 	mu        sync.Mutex
-	lastUse   time.Time
 	txnNumber int64 // highest txnNumber seen (transactions and retryable writes)
 	state     txnState
 	txn       *engine.Txn
@@ -39,20 +44,27 @@ type session struct {
 	// abortedReason explains a server-side abort (lifetime limit).
 	abortedReason string
 	retry         *retryRecord
-	ended         bool
+
+	// opMu guards what every command on the session touches, checked out
+	// or not: a kill does not wait for a command (it may be waiting for a
+	// document another transaction holds), it interrupts it.
+	opMu    sync.Mutex
+	lastUse time.Time
+	ops     map[*sessionOp]struct{}
+	// ended is set, under mu and opMu both, when the session expires: a
+	// command that comes after runs on a new record of the lsid.
+	ended bool
 	// unpin releases the snapshot this session's snapshot reads use,
 	// pinned at pinnedAt for the history window.
 	unpin    func()
 	pinnedAt time.Time
+}
 
-	// The command running on the session, if any, is interrupted by a
-	// kill: a kill does not wait for it (it may be waiting for a document
-	// that another transaction holds). These fields have their own lock:
-	// the command holds mu. A command's wait context is made only when it
-	// waits (most never do): interrupt cancels it; killed records a kill
-	// that came before, which the wait then sees at once.
-	opMu      sync.Mutex
-	opRunning bool
+// sessionOp is a command attached to a session. Its wait context is made
+// only when it waits (most never do): interrupt cancels it; killed records
+// a kill that came before, which the wait then sees at once.
+type sessionOp struct {
+	s         *session
 	killed    bool
 	interrupt context.CancelCauseFunc
 }
@@ -61,68 +73,105 @@ type session struct {
 // killed.
 var errSessionKilled = errors.New("session killed")
 
-// running records that a command starts (true) or ends (false) on s.
-func (s *session) running(on bool) {
+// attach records that a command runs on s; it returns nil if s has
+// ended (the command must use a new record). Call detach when it ends.
+func (s *session) attach() *sessionOp {
 	s.opMu.Lock()
-	s.opRunning, s.killed, s.interrupt = on, false, nil
-	s.opMu.Unlock()
+	defer s.opMu.Unlock()
+	if s.ended {
+		return nil
+	}
+	s.lastUse = time.Now()
+	op := &sessionOp{s: s}
+	if s.ops == nil {
+		s.ops = map[*sessionOp]struct{}{}
+	}
+	s.ops[op] = struct{}{}
+	return op
 }
 
-// interruptOp interrupts the command running on s, if any.
-func (s *session) interruptOp() {
+func (op *sessionOp) detach() {
+	op.s.opMu.Lock()
+	delete(op.s.ops, op)
+	op.s.opMu.Unlock()
+}
+
+// interruptOps interrupts the commands running on s.
+func (s *session) interruptOps() {
 	s.opMu.Lock()
-	switch {
-	case s.interrupt != nil:
-		s.interrupt(errSessionKilled)
-	case s.opRunning:
-		s.killed = true
+	for op := range s.ops {
+		if op.interrupt != nil {
+			op.interrupt(errSessionKilled)
+		} else {
+			op.killed = true
+		}
 	}
 	s.opMu.Unlock()
 }
 
-// waitContext returns the context a command running on s waits under:
-// ctx, also cancelled when s is killed. Call stop when the wait is over.
-func (s *session) waitContext(ctx context.Context) (wctx context.Context, stop func()) {
+// waitContext returns the context op waits under: ctx, also cancelled
+// when its session is killed. Call stop when the wait is over.
+func (op *sessionOp) waitContext(ctx context.Context) (wctx context.Context, stop func()) {
 	wctx, cancel := context.WithCancelCause(ctx)
+	s := op.s
 	s.opMu.Lock()
-	if s.killed {
+	if op.killed {
 		cancel(errSessionKilled)
 	} else {
-		s.interrupt = cancel
+		op.interrupt = cancel
 	}
 	s.opMu.Unlock()
 	return wctx, func() {
 		s.opMu.Lock()
-		s.interrupt = nil
+		op.interrupt = nil
 		s.opMu.Unlock()
 		cancel(nil)
 	}
 }
 
-// unpinOlder releases s's snapshot once it is older than window; s.mu
-// must be held.
+// pin keeps t's snapshot for s's snapshot reads, unless one is pinned.
+func (s *session) pin(t *engine.Txn) {
+	s.opMu.Lock()
+	if s.unpin == nil {
+		s.unpin = t.Pin()
+		s.pinnedAt = time.Now()
+	}
+	s.opMu.Unlock()
+}
+
+// unpinOlder releases s's snapshot once it is older than window.
 func (s *session) unpinOlder(now time.Time, window time.Duration) {
+	s.opMu.Lock()
 	if s.unpin != nil && now.Sub(s.pinnedAt) > window {
 		s.unpin()
 		s.unpin = nil
 	}
+	s.opMu.Unlock()
 }
 
 // release aborts s's open transaction and releases its pinned snapshot;
 // s.mu must be held.
 func (ss *sessions) release(s *session, reason string) {
 	ss.abortOpen(s, reason)
+	s.opMu.Lock()
 	if s.unpin != nil {
 		s.unpin()
 		s.unpin = nil
 	}
+	s.opMu.Unlock()
 }
 
-// end releases an expired session and marks it ended, so that a command
-// waiting for it runs on a new record instead; s.mu must be held.
-func (ss *sessions) end(s *session, reason string) {
-	ss.release(s, reason)
+// endIdle marks s ended if it has been idle longer than idle, with no
+// command attached, so that a command that comes after runs on a new
+// record instead; s.mu must be held.
+func (s *session) endIdle(now time.Time, idle time.Duration) bool {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if len(s.ops) > 0 || now.Sub(s.lastUse) <= idle {
+		return false
+	}
 	s.ended = true
+	return true
 }
 
 // retryRecord remembers the outcome of each statement of the newest
@@ -320,20 +369,25 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	return s, nil
 }
 
-// checkOut returns lsid's session with its lock held. A session that
-// expired while this command waited for it is not used: its record is
-// forgotten and the command runs on a new session of the same lsid.
-func (ss *sessions) checkOut(lsid bson.D) (*session, error) {
+// attach attaches a command to lsid's session; with checkOut, the
+// session's lock is held too (the command carries a txnNumber). A session
+// that expired while this command waited for it is not used: its record
+// is forgotten and the command runs on a new session of the same lsid.
+func (ss *sessions) attach(lsid bson.D, checkOut bool) (*sessionOp, error) {
 	for {
 		s, err := ss.get(lsid)
 		if err != nil {
 			return nil, err
 		}
-		s.mu.Lock()
-		if !s.ended {
-			return s, nil
+		if checkOut {
+			s.mu.Lock()
 		}
-		s.mu.Unlock()
+		if op := s.attach(); op != nil {
+			return op, nil
+		}
+		if checkOut {
+			s.mu.Unlock()
+		}
 		ss.forget(s)
 	}
 }
@@ -378,9 +432,9 @@ func (ss *sessions) reap(now time.Time, lifetime, idle, window time.Duration) {
 			ss.abortOpen(s, "transaction lifetime limit exceeded")
 		}
 		s.unpinOlder(now, window)
-		expired := now.Sub(s.lastUse) > idle
+		expired := s.endIdle(now, idle)
 		if expired {
-			ss.end(s, "session expired")
+			ss.release(s, "session expired")
 		}
 		s.mu.Unlock()
 		if expired {
@@ -448,11 +502,11 @@ func (ss *sessions) interruptBlocked(keys []string) {
 // stay, with their transaction number, a committed transaction's outcome
 // and the history of their retryable writes: MongoDB keeps those in
 // config.transactions, apart from the in-memory session, so a retry after
-// the kill is answered from them rather than applied again. self is the
-// session the killing command runs on, if any: its caller already holds
-// self.mu, so it is handled without locking (locking it again would
-// deadlock the command on itself).
-func (ss *sessions) kill(keys []string, self *session) {
+// the kill is answered from them rather than applied again. The killing
+// command holds no session of its own (it does not attach its lsid), so
+// waiting here for a session's command to end cannot wait on itself or on
+// another kill.
+func (ss *sessions) kill(keys []string) {
 	ss.interruptBlocked(keys)
 	ss.mu.Lock()
 	var victims []*session
@@ -468,14 +522,14 @@ func (ss *sessions) kill(keys []string, self *session) {
 		}
 	}
 	ss.mu.Unlock()
-	// Idle sessions first: a command blocked on another session's
-	// transaction can only finish once that transaction is aborted.
+	// As MongoDB, kill the operations running on them first; then idle
+	// sessions: a command blocked on another session's transaction can
+	// only finish once that transaction is aborted.
+	for _, s := range victims {
+		s.interruptOps()
+	}
 	var busy []*session
 	for _, s := range victims {
-		if s == self {
-			ss.release(s, "session killed")
-			continue
-		}
 		if !s.mu.TryLock() {
 			busy = append(busy, s)
 			continue
@@ -484,7 +538,6 @@ func (ss *sessions) kill(keys []string, self *session) {
 		s.mu.Unlock()
 	}
 	for _, s := range busy {
-		s.interruptOp() // as MongoDB, kill the operations running on it
 		s.mu.Lock()
 		ss.release(s, "session killed")
 		s.mu.Unlock()
@@ -545,12 +598,12 @@ func cmdKillSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.s.core.sessions.kill(keys, o.sess)
+	o.s.core.sessions.kill(keys)
 	return ok1(), nil
 }
 
 func cmdKillAllSessions(o *op) (bson.D, error) {
-	o.s.core.sessions.kill(nil, o.sess)
+	o.s.core.sessions.kill(nil)
 	return ok1(), nil
 }
 

@@ -44,7 +44,8 @@ func TestACommandOnAJustExpiredSessionRunsOnANewSession(t *testing.T) {
 	ss.mu.Lock()
 	delete(ss.m, old.key)
 	ss.mu.Unlock()
-	ss.end(old, "session expired")
+	require.True(t, old.endIdle(time.Now().Add(time.Hour), time.Minute))
+	ss.release(old, "session expired")
 	old.mu.Unlock()
 	<-done
 

@@ -44,19 +44,26 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	if !ok {
 		return nil, typeErr("lsid", lsidV, "object")
 	}
-	s, err := ss.checkOut(lsid)
+	if o.h.noSession {
+		if _, err := lsidID(lsid); err != nil {
+			return nil, err
+		}
+		return o.runCommand()
+	}
+	// Only a command with a txnNumber checks its session out: any other
+	// runs beside it (and beside the lifetime reaper and kills), as on
+	// MongoDB.
+	sop, err := ss.attach(lsid, hasTxn)
 	if err != nil {
 		return nil, err
 	}
-	defer s.mu.Unlock()
-	s.lastUse = time.Now()
-	o.sess = s
-	s.running(true)
-	defer s.running(false)
-
+	defer sop.detach()
+	o.sess = sop
 	if !hasTxn {
 		return o.runCommand()
 	}
+	s := sop.s
+	defer s.mu.Unlock()
 	txnNumber, ok := txnNumV.(int64)
 	if !ok {
 		return nil, typeErr("txnNumber", txnNumV, "long")
