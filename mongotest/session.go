@@ -598,6 +598,12 @@ func cmdKillSessions(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(keys) == 0 {
+		// As MongoDB without access control (kill_sessions_command.cpp:
+		// an empty list kills the logged-in user's sessions, which
+		// without auth are all sessions).
+		keys = nil
+	}
 	o.s.core.sessions.kill(keys)
 	return ok1(), nil
 }
