@@ -608,9 +608,63 @@ func cmdKillSessions(o *op) (bson.D, error) {
 	return ok1(), nil
 }
 
+// cmdKillAllSessions kills every session for an empty list, else the
+// sessions of the users listed, one pattern per user
+// (kill_all_sessions_command.cpp). mongotest has no authentication: every
+// session carries the digest of no user (kNoAuthDigest, the SHA-256 of the
+// empty name), which only {user: "", db: ""} names
+// (getLogicalSessionUserDigestFor); a real user's name never matches it.
 func cmdKillAllSessions(o *op) (bson.D, error) {
-	o.s.core.sessions.kill(nil)
+	arr, ok := o.cmd[0].Value.(bson.A)
+	if !ok {
+		return nil, typeErr("killAllSessions", o.cmd[0].Value, "array")
+	}
+	all := len(arr) == 0
+	for _, v := range arr {
+		d, ok := v.(bson.D)
+		if !ok {
+			return nil, typeErr("killAllSessions", v, "object")
+		}
+		noUser, err := namesNoUser(d)
+		if err != nil {
+			return nil, err
+		}
+		all = all || noUser
+	}
+	if all {
+		o.s.core.sessions.kill(nil)
+	}
 	return ok1(), nil
+}
+
+// namesNoUser parses a KillAllSessionsUser {user, db} and reports whether
+// it is the empty user, that of unauthenticated sessions.
+func namesNoUser(d bson.D) (bool, error) {
+	var user, db string
+	var hasUser, hasDB bool
+	for _, e := range d {
+		str, ok := e.Value.(string)
+		switch e.Key {
+		case "user":
+			hasUser = true
+			user = str
+		case "db":
+			hasDB = true
+			db = str
+		default:
+			return false, merr.New(merr.Location40415, "BSON field 'KillAllSessionsUser.%s' is an unknown field.", e.Key)
+		}
+		if !ok {
+			return false, typeErr("KillAllSessionsUser."+e.Key, e.Value, "string")
+		}
+	}
+	switch {
+	case !hasUser:
+		return false, merr.New(codeMissingField, "BSON field 'KillAllSessionsUser.user' is missing but a required field")
+	case !hasDB:
+		return false, merr.New(codeMissingField, "BSON field 'KillAllSessionsUser.db' is missing but a required field")
+	}
+	return user == "" && db == "", nil
 }
 
 func cmdRefreshSessions(*op) (bson.D, error) { return ok1(), nil }
