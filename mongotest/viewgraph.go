@@ -17,16 +17,29 @@ type viewGraph struct {
 	db       string
 	children map[string][]string
 	parents  map[string][]string
+	// sizes are the views' pipeline sizes, the sum of their stages' BSON
+	// sizes; a collection's is 0.
+	sizes map[string]int
 }
 
+// maxViewPipelineSize is ViewGraph::kMaxViewPipelineSizeBytes: the most
+// a resolved view pipeline may weigh.
+const maxViewPipelineSize = 16 * 1000 * 1000
+
+// viewStats is what a walk of the graph learns of a node (ViewGraph's
+// StatsMap): the height of the chain below or above it, itself included,
+// and the heaviest cumulative pipeline size along such a chain.
+type viewStats struct{ height, size int }
+
 // checkViewGraph refuses the definition of view ns (on, pipeline) when it
-// would close a cycle (GraphContainsCycle) or make a chain of views deeper
-// than maxViewDepth (ViewDepthLimitExceeded), as ViewGraph::
+// would close a cycle (GraphContainsCycle), make a chain of views deeper
+// than maxViewDepth (ViewDepthLimitExceeded) or a resolved pipeline
+// heavier than maxViewPipelineSize (ViewPipelineMaxSizeExceeded), as ViewGraph::
 // insertAndValidate (src/mongo/db/views/view_graph.cpp) does at create and
 // collMod. Views are never created in a transaction, so the committed
 // catalog is the one to check against.
 func checkViewGraph(e *engine.Engine, ns engine.Namespace, on string, pipeline bson.A) error {
-	g := viewGraph{db: ns.DB, children: map[string][]string{}, parents: map[string][]string{}}
+	g := viewGraph{db: ns.DB, children: map[string][]string{}, parents: map[string][]string{}, sizes: map[string]int{}}
 	for _, c := range e.Collections(ns.DB) {
 		if c.Name == ns.Coll {
 			continue // its new definition replaces the old one
@@ -39,18 +52,22 @@ func checkViewGraph(e *engine.Engine, ns engine.Namespace, on string, pipeline b
 	}
 	g.add(ns.Coll, on, pipeline)
 
-	heights := map[string]int{}
+	down := map[string]viewStats{}
 	trail := []string{}
-	if err := g.validateChildren(ns.Coll, ns.Coll, 0, heights, &trail); err != nil {
+	if err := g.validateChildren(ns.Coll, ns.Coll, 0, down, &trail); err != nil {
 		return err
 	}
-	childrenHeight := heights[ns.Coll] - 1 // less the collection at the foot
-	up := map[string]int{}
+	childrenHeight := down[ns.Coll].height - 1 // less the collection at the foot
+	up := map[string]viewStats{}
 	if err := g.validateParents(ns.Coll, 0, up); err != nil {
 		return err
 	}
-	if up[ns.Coll]+childrenHeight-1 > maxViewDepth {
+	if up[ns.Coll].height+childrenHeight-1 > maxViewDepth {
 		return viewDepthErr()
+	}
+	// Both walks count the view's own pipeline.
+	if up[ns.Coll].size+down[ns.Coll].size-g.sizes[ns.Coll] > maxViewPipelineSize {
+		return merr.New(merr.ViewPipelineMaxSizeExceeded, "Operation would result in a resolved view pipeline that exceeds the maximum size of %d bytes", maxViewPipelineSize)
 	}
 	return nil
 }
@@ -67,6 +84,14 @@ func (g *viewGraph) add(view string, on any, pipeline bson.A) {
 		refs = append(refs, s)
 	}
 	refs = pipelineRefs(pipeline, g.db, refs)
+	size := 0
+	for _, st := range pipeline {
+		if d, ok := st.(bson.D); ok {
+			n, _ := bsonkit.Size(d)
+			size += n
+		}
+	}
+	g.sizes[view] = size
 	for _, r := range refs {
 		g.children[view] = appendNew(g.children[view], r)
 		g.parents[r] = appendNew(g.parents[r], view)
@@ -84,9 +109,9 @@ func appendNew(list []string, s string) []string {
 
 // validateChildren is ViewGraph::_validateChildren: a walk down from start
 // that fails when it comes back to start, naming the path, or goes deeper
-// than maxViewDepth. heights receives each node's height (a collection's
-// is 1).
-func (g *viewGraph) validateChildren(start, cur string, depth int, heights map[string]int, trail *[]string) error {
+// than maxViewDepth. stats receives each node's height (a collection's is
+// 1) and the heaviest pipeline below it, its own included.
+func (g *viewGraph) validateChildren(start, cur string, depth int, stats map[string]viewStats, trail *[]string) error {
 	*trail = append(*trail, cur)
 	if depth > 0 && cur == start {
 		t := *trail
@@ -100,36 +125,44 @@ func (g *viewGraph) validateChildren(start, cur string, depth int, heights map[s
 	if depth > maxViewDepth {
 		return viewDepthErr()
 	}
-	highest := 0
+	var highest viewStats
 	for _, c := range g.children[cur] {
-		if _, checked := heights[c]; !checked {
-			if err := g.validateChildren(start, c, depth+1, heights, trail); err != nil {
+		if _, checked := stats[c]; !checked {
+			if err := g.validateChildren(start, c, depth+1, stats, trail); err != nil {
 				return err
 			}
 		}
-		highest = max(highest, heights[c])
+		highest.height = max(highest.height, stats[c].height)
+		highest.size = max(highest.size, stats[c].size)
 	}
 	*trail = (*trail)[:len(*trail)-1]
-	heights[cur] = highest + 1
+	stats[cur] = viewStats{height: highest.height + 1, size: highest.size + g.sizes[cur]}
 	return nil
 }
 
-// validateParents is ViewGraph::_validateParents: heights receives the
-// length of the longest chain of views above each node, itself included.
-func (g *viewGraph) validateParents(cur string, depth int, heights map[string]int) error {
+// validateParents is ViewGraph::_validateParents: stats receives the
+// length of the longest chain of views above each node, itself included,
+// and the heaviest pipeline along such a chain, which may not pass
+// maxViewPipelineSize.
+func (g *viewGraph) validateParents(cur string, depth int, stats map[string]viewStats) error {
 	if depth > maxViewDepth {
 		return viewDepthErr()
 	}
-	highest := 0
+	var highest viewStats
 	for _, p := range g.parents[cur] {
-		if _, checked := heights[p]; !checked {
-			if err := g.validateParents(p, depth+1, heights); err != nil {
+		if _, checked := stats[p]; !checked {
+			if err := g.validateParents(p, depth+1, stats); err != nil {
 				return err
 			}
 		}
-		highest = max(highest, heights[p])
+		highest.height = max(highest.height, stats[p].height)
+		highest.size = max(highest.size, stats[p].size)
 	}
-	heights[cur] = highest + 1
+	st := viewStats{height: highest.height + 1, size: highest.size + g.sizes[cur]}
+	stats[cur] = st
+	if st.size > maxViewPipelineSize {
+		return merr.New(merr.ViewPipelineMaxSizeExceeded, "View pipeline is too large and exceeds the maximum size of %d bytes", maxViewPipelineSize)
+	}
 	return nil
 }
 

@@ -76,6 +76,7 @@ const (
 	UnsatisfiableWriteConcern          int32 = 100
 	DocumentValidationFailure          int32 = 121
 	ViewDepthLimitExceeded             int32 = 165
+	ViewPipelineMaxSizeExceeded        int32 = 195
 	OptionNotSupportedOnView           int32 = 167
 	GraphContainsCycle                 int32 = 5
 	CommandNotSupportedOnView          int32 = 166
@@ -154,6 +155,7 @@ var names = map[int32]string{
 	UnsatisfiableWriteConcern:          "UnsatisfiableWriteConcern",
 	DocumentValidationFailure:          "DocumentValidationFailure",
 	ViewDepthLimitExceeded:             "ViewDepthLimitExceeded",
+	ViewPipelineMaxSizeExceeded:        "ViewPipelineMaxSizeExceeded",
 	OptionNotSupportedOnView:           "OptionNotSupportedOnView",
 	GraphContainsCycle:                 "GraphContainsCycle",
 	CommandNotSupportedOnView:          "CommandNotSupportedOnView",
