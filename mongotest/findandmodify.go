@@ -116,7 +116,7 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 			value = d
 			return nil
 		}
-		nd, changed, err := u.Apply(d, matchedIn(u, f, d, opts))
+		nd, changed, err := applyMatched(u, f, d, opts)
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,7 @@ import (
 // element the query matched (manual: reference/operator/update/positional;
 // MongoDB records it while matching, MatchDetails::elemMatchKey, and
 // UpdateObjectNode::apply binds "$" to it). Without such a match — a query
-// that matched through no array, a $or of several clauses, a negation, an
+// that matched through no array, a $or of several paths, a negation, an
 // upsert that inserts — the update fails with BadValue (2) "The positional
 // operator did not find the match needed from the query." and changes
 // nothing.
@@ -89,7 +89,7 @@ func TestPositionalOperator(t *testing.T) {
 
 	for _, tt := range []struct{ name, filter string }{
 		{"a query through no array", `{"_id":1}`},
-		{"a $or of several clauses", `{"$or":[{"a":2},{"a":5}]}`},
+		{"a $or of several clauses", `{"$or":[{"a":2},{"b":5}]}`},
 		{"a negation", `{"a":{"$ne":5}}`},
 		{"a whole-array equality", `{"a":[1,2]}`},
 	} {

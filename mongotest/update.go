@@ -150,7 +150,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 	if multi && o.txn == nil {
 		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
 		n, modified, err := o.eachDocument(ns, filter, f, func(t *engine.Txn, d bson.D) (bool, error) {
-			nd, changed, err := u.Apply(d, matchedIn(u, f, d, opts))
+			nd, changed, err := applyMatched(u, f, d, opts)
 			if err != nil || !changed {
 				return false, err
 			}
@@ -180,7 +180,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 		}
 		opts := update.Options{Now: bson.NewDateTimeFromTime(time.Now()), Timestamp: o.s.clusterTime(), ArrayFilters: filters}
 		for _, d := range docs {
-			nd, changed, err := u.Apply(d, matchedIn(u, f, d, opts))
+			nd, changed, err := applyMatched(u, f, d, opts)
 			if err != nil {
 				return err
 			}
@@ -261,15 +261,19 @@ func arrayFilters(d bson.D) ([]bson.D, error) {
 	return out, nil
 }
 
-// matchedIn returns opts with what the positional $ of u stands for in d,
-// the document f matched (MongoDB records it only for such an update:
-// UpdateStage::transformAndUpdate requests the elemMatchKey when the
-// driver needs match details).
-func matchedIn(u *update.Update, f *query.Filter, d bson.D, opts update.Options) update.Options {
+// applyMatched applies u to d, the document f matched, with what the
+// positional $ of u stands for in d (MongoDB records it only for such an
+// update: UpdateStage::transformAndUpdate requests the elemMatchKey when
+// the driver needs match details).
+func applyMatched(u *update.Update, f *query.Filter, d bson.D, opts update.Options) (bson.D, bool, error) {
 	if u.Positional() {
-		opts.MatchedField = f.ElemMatchKey(d)
+		key, err := f.ElemMatchKey(d)
+		if err != nil {
+			return nil, false, err
+		}
+		opts.MatchedField = key
 	}
-	return opts
+	return u.Apply(d, opts)
 }
 
 // upsertDoc builds the document an upsert inserts.

@@ -517,7 +517,11 @@ func TestElemMatchKey(t *testing.T) {
 		{"under an explicit offset the inner array counts", `{"a.0.b": 2}`, `{"a": [{"b": [1, 2]}]}`, "1"},
 		{"elemMatch gives the element it matched", `{"a": {"$elemMatch": {"b": 2, "c": 1}}}`, `{"a": [{"b": 2}, {"b": 2, "c": 1}]}`, "1"},
 		{"elemMatch on values", `{"a": {"$elemMatch": {"$gt": 1, "$lt": 3}}}`, `{"a": [1, 2]}`, "1"},
-		{"an $or of several clauses records nothing", `{"$or": [{"a": 2}, {"a": 5}]}`, `{"a": [1, 2]}`, ""},
+		{"an $or of several paths records nothing", `{"$or": [{"a": 2}, {"b": 5}]}`, `{"a": [1, 2]}`, ""},
+		{"an $or of equalities on one path is a $in", `{"$or": [{"a": 5}, {"a": 2}, {"a": 1}]}`, `{"a": [0, 2, 1]}`, "1"},
+		{"an $or on one path with another operator records nothing", `{"$or": [{"a": 2}, {"a": {"$gt": 5}}]}`, `{"a": [1, 2]}`, ""},
+		{"a one-value $in is an equality", `{"a": {"$in": [1]}, "b": 1}`, `{"a": [0, 1], "b": [0, 0, 1]}`, "2"},
+		{"a one-regex $in is a regex", `{"a": {"$in": [{"$regularExpression": {"pattern": "x", "options": ""}}]}, "b": {"$exists": true}}`, `{"a": ["p", "x"], "b": [5, 6]}`, "0"},
 		{"a one-clause $or is its clause", `{"$or": [{"a": 2}]}`, `{"a": [1, 2]}`, "1"},
 		{"a negation records nothing", `{"a": {"$ne": 5}}`, `{"a": [1, 2]}`, ""},
 		{"$exists matches the first element", `{"a": {"$exists": true}}`, `{"a": [7, 8]}`, "0"},
@@ -530,7 +534,21 @@ func TestElemMatchKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := Compile(ej(t, tt.filter))
 			require.NoError(t, err)
-			require.Equal(t, tt.want, f.ElemMatchKey(ej(t, tt.doc)))
+			key, err := f.ElemMatchKey(ej(t, tt.doc))
+			require.NoError(t, err)
+			require.Equal(t, tt.want, key)
+		})
+	}
+	for _, filter := range []string{
+		`{"a": {"$all": [{"$elemMatch": {"y": 1}}, {"$elemMatch": {"x": 1}}]}}`,
+		`{"$or": [{"a": null}, {"a": 2}]}`,
+		`{"$or": [{"a": {"$in": [1, 2]}}, {"a": 3}]}`,
+	} {
+		t.Run("refused: "+filter, func(t *testing.T) {
+			f, err := Compile(ej(t, filter))
+			require.NoError(t, err)
+			_, err = f.ElemMatchKey(ej(t, `{"a": [{"x": 1}, {"y": 1}, 2, 3]}`))
+			require.ErrorContains(t, err, "positional operator $")
 		})
 	}
 }
