@@ -176,6 +176,9 @@ func (r *reaper) kill(ctx context.Context, batch []*reapee) error {
 	return r.client.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: ids}}).Err()
 }
 
+// fenceParallel is how many fences of one round run at a time.
+const fenceParallel = 16
+
 // fenceTxn are the options of a fence's transaction, whatever the
 // client's defaults: a transaction reads from the primary only, and
 // cannot run with an unacknowledged write concern.
@@ -185,22 +188,50 @@ var fenceTxn = options.Transaction().
 	SetWriteConcern(writeconcern.W1())
 
 // fenceAll fences, within ctx, the sessions of batch that were not
-// fenced yet, each once: one that could not be is still superseded by the
-// runner's next transaction on it (see take). It reports whether it sent
-// a fence's read, whose transaction the server then holds open (holding
-// nothing) until a kill of batch, which must follow. With abort
-// (killSessions refused), each fence aborts its own transaction instead.
-func (r *reaper) fenceAll(ctx context.Context, batch []*reapee, abort bool) (kill bool) {
+// fenced yet, each once, up to fenceParallel at a time (each fence waits
+// for the database on its own connection): one whose fence was tried and
+// failed is still superseded by the runner's next transaction on it (see
+// take). A session is marked fenced only when its fence is tried: those
+// that ctx's bound did not reach stay unfenced, for the next round. It
+// reports whether a kill of batch must follow and then another fenceAll:
+// it sent a fence's read, whose transaction the server then holds open
+// (holding nothing) until that kill, or it left sessions unfenced. With
+// abort (killSessions refused), each fence aborts its own transaction
+// instead. Each round tries at least one fence, so the rounds end.
+func (r *reaper) fenceAll(ctx context.Context, batch []*reapee, abort bool) (again bool) {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		sent bool
+		left bool
+	)
+	slots := make(chan struct{}, fenceParallel)
 	for _, x := range batch {
 		if x.fenced {
 			continue
 		}
-		x.fenced = true
-		if ctx.Err() == nil && r.fenceOne(ctx, x.sess, abort) && !abort {
-			kill = true
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
 		}
+		if ctx.Err() != nil {
+			left = true // the bound did not reach x: the next round fences it
+			break
+		}
+		x.fenced = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			if r.fenceOne(ctx, x.sess, abort) && !abort {
+				mu.Lock()
+				sent = true
+				mu.Unlock()
+			}
+		}()
 	}
-	return kill
+	wg.Wait()
+	return sent || left
 }
 
 // fenceOne starts a transaction on sess with the session's next
