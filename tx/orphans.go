@@ -138,6 +138,7 @@ type registry struct {
 	wg      sync.WaitGroup
 	started bool
 	closed  bool
+	removed bool // close removed the process's records
 }
 
 // recorded is a session the registry holds.
@@ -467,15 +468,17 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 // instance at its start, if this one died first.
 func (r *registry) close(ctx context.Context, clean bool) {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	first := !r.closed
+	r.closed = true
+	running, removed := r.running, r.removed
+	r.mu.Unlock()
+	if first {
+		r.stop()
+		r.wg.Wait()
+	}
+	if removed {
 		return
 	}
-	r.closed = true
-	running := r.running
-	r.mu.Unlock()
-	r.stop()
-	r.wg.Wait()
 	if !clean || running > 0 {
 		if running > 0 {
 			r.log.Info("orphan reaping: transactions still run at Close; their sessions stay recorded until the lease expires", zap.Int("running", running))
@@ -486,6 +489,11 @@ func (r *registry) close(ctx context.Context, clean bool) {
 	_, err := r.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "incarnation", Value: r.incarnation}})
 	if err == nil {
 		_, err = r.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: r.incarnation}})
+	}
+	if err == nil {
+		r.mu.Lock()
+		r.removed = true
+		r.mu.Unlock()
 	}
 	if err != nil {
 		// Harmless: the lease expires and a sweep kills sessions that

@@ -351,18 +351,20 @@ func (r *reaper) expire() {
 // ended: that kill may still reach the server.
 func (r *reaper) close(ctx context.Context) error {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil
-	}
+	first := !r.closed
 	r.closed = true
 	spare := r.spare
 	r.spare = nil
 	r.mu.Unlock()
-	endSessions(spare)
-	r.stop()
-	r.wg.Wait()
+	if first {
+		endSessions(spare)
+		r.stop()
+		r.wg.Wait()
+	}
 
+	// The goroutine has stopped: what is pending is close's alone. A
+	// session whose kill fails stays pending, for the next close to try
+	// again (Runner.Close runs one at a time).
 	r.mu.Lock()
 	batch := append([]*reapee(nil), r.pending...)
 	r.mu.Unlock()
@@ -370,16 +372,10 @@ func (r *reaper) close(ctx context.Context) error {
 		return nil
 	}
 	if err := r.kill(ctx, batch); err != nil {
-		r.mu.Lock()
-		r.pending = nil
-		r.mu.Unlock()
 		return err
 	}
 	if r.fenceAll(ctx, batch, false) {
 		if err := r.kill(ctx, batch); err != nil {
-			r.mu.Lock()
-			r.pending = nil
-			r.mu.Unlock()
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -22,6 +23,8 @@ type Runner struct {
 	txnOpts *options.TransactionOptionsBuilder // cfg's, built once
 	reaper  *reaper
 	orphans *registry // nil without WithOrphanReaping
+
+	closeMu sync.Mutex // one Close at a time; see Close
 }
 
 // errNoClient is returned by a Runner that has no client, such as a zero
@@ -90,10 +93,17 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // next process of its instance (at once) or another process (once the
 // lease, no longer renewed, expires) kills what is left. A transaction
 // that would start after Close fails with [ErrClosed].
+//
+// Calls of Close run one at a time, each on what the calls before it
+// left: a Close that finds sessions a previous one could not kill tries
+// to kill them again, and reports the failure again if it fails; the
+// records are removed only by a Close that leaves nothing open.
 func (r *Runner) Close(ctx context.Context) error {
 	if r == nil || r.reaper == nil {
 		return nil
 	}
+	r.closeMu.Lock()
+	defer r.closeMu.Unlock()
 	err := r.reaper.close(ctx)
 	if r.orphans != nil {
 		r.orphans.close(ctx, err == nil)
