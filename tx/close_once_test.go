@@ -183,3 +183,63 @@ func TestASecondCloseReportsWhatTheFirstCouldNotKill(t *testing.T) {
 // The reaper's first kill is held by the database past its 5 s bound; the
 // reaper kills again, fences, and hands the session to the next
 // transaction. The held kill, when the database runs it, must not kill
+// A transaction running when Close is called, which ends during Close
+// leaving its transaction open (its ctx ended during its first statement,
+// which the server then runs), finds the reaper closed; Close, still busy
+// with its last kill, then sees no transaction running and removes the
+// lease and the records. After the process dies the next process of its
+// instance has nothing to kill: the document is held until the lifetime
+// limit.
+func TestATransactionEndingDuringCloseKeepsTheRecords(t *testing.T) {
+	uri, client := orphanServer(t)
+	db := testenv.NewDB(t, client)
+	docs := seedDocs(t, db)
+
+	a := newDyingProcess(t, uri, db, tx.WithMaxAttempts(1))
+	a.warm(t, 2)
+	a.mon.reset()
+	// The transactions' statements (findAndModify) and the kills wait
+	// 1.5 s, then run.
+	testenv.FailCommand(t, a.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"findAndModify", "killSessions"}},
+			{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1500},
+		}},
+	})
+	cut := func(id int, after time.Duration) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer time.AfterFunc(after, cancel).Stop()
+		return a.runner.Run(ctx, func(ctx context.Context) error {
+			if err := a.docs.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "cut"}}}}).Err(); err != nil {
+				return ctx.Err()
+			}
+			return nil
+		})
+	}
+	// An earlier transaction left its session to the reaper: Close's last
+	// kill (and its fence's kill) take 3 s.
+	require.Error(t, cut(2, 200*time.Millisecond))
+
+	done := make(chan error, 1)
+	go func() { done <- cut(1, 600*time.Millisecond) }()
+	require.Eventually(t, func() bool { return len(a.mon.started("findAndModify")) >= 2 }, 5*time.Second, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	closeErr := a.runner.Close(ctx)
+	t.Logf("Close took %v: %v", time.Since(start), closeErr)
+	require.Error(t, <-done)
+
+	time.Sleep(1500 * time.Millisecond) // the cut statements have run
+	a.failOff(t)
+	// The process dies here.
+
+	b := reapingRunner(t, client, db, "pod-0", time.Hour)
+	require.NoError(t, writeDoc1(b, docs, 5*time.Second),
+		"the transaction running at Close holds its document after the process died: Close (which reported %v) removed its records", closeErr)
+}
+
+// attack18Storm runs workers transactions on document 1 for d, each
+// writing a document of its own too; about half of them have their ctx
+// cancelled 0–30 ms after they start. It returns what each reported, by
