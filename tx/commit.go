@@ -183,8 +183,12 @@ func (st *txState) cleanupContext(ctx context.Context) (context.Context, context
 // the next transaction that reuses it.
 func (sc *scope) endSession() {
 	st := sc.st
+	// Reaped (or refused by a closed reaper, which counts it) before the
+	// registry hears that the transaction ended: a Close never sees
+	// neither (see registry.close).
+	reaped := !st.borrowed && sc.reaped()
 	st.unrecord()
-	if st.borrowed || sc.reaped() {
+	if st.borrowed || reaped {
 		return
 	}
 	ectx, cancel := st.cleanupContext(sc.caller)
@@ -193,8 +197,9 @@ func (sc *scope) endSession() {
 }
 
 func (sc *scope) endSessionOn(ctx context.Context) {
+	reaped := !sc.st.borrowed && sc.reaped() // before unrecord, as in endSession
 	sc.st.unrecord()
-	if !sc.st.borrowed && !sc.reaped() {
+	if !sc.st.borrowed && !reaped {
 		sc.st.sess.EndSession(ctx)
 	}
 }

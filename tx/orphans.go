@@ -466,7 +466,13 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 // Otherwise it leaves them, and the lease, no longer renewed, expires:
 // another process then kills the sessions, or the next process of the
 // instance at its start, if this one died first.
-func (r *registry) close(ctx context.Context, clean bool) {
+// close stops the registry's goroutine and removes the process's records
+// if clean (the reaper left nothing open), no transaction runs on a
+// recorded session and leftOpen (the sessions the reaper refused) is 0. A
+// scope hands its session to the reaper before it releases its count, so
+// reading the count first and leftOpen after sees every transaction that
+// runs at the close, or ends during it leaving its transaction open.
+func (r *registry) close(ctx context.Context, clean bool, leftOpen func() int) {
 	r.mu.Lock()
 	first := !r.closed
 	r.closed = true
@@ -479,7 +485,7 @@ func (r *registry) close(ctx context.Context, clean bool) {
 	if removed {
 		return
 	}
-	if !clean || running > 0 {
+	if !clean || running > 0 || leftOpen() > 0 {
 		if running > 0 {
 			r.log.Info("orphan reaping: transactions still run at Close; their sessions stay recorded until the lease expires", zap.Int("running", running))
 		}

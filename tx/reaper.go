@@ -92,6 +92,7 @@ type reaper struct {
 	spare   []*mongo.Session // killed, for the runner's next transactions
 	running bool             // the goroutine runs
 	closed  bool
+	refused int // sessions left open that add refused: nobody kills them
 }
 
 type reapee struct {
@@ -112,6 +113,7 @@ func (r *reaper) add(sess *mongo.Session) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || len(r.pending) >= maxReap {
+		r.refused++
 		return false
 	}
 	r.pending = append(r.pending, &reapee{sess: sess, since: time.Now()})
@@ -121,6 +123,13 @@ func (r *reaper) add(sess *mongo.Session) bool {
 		go r.run()
 	}
 	return true
+}
+
+// leftOpen reports how many sessions left open the reaper refused.
+func (r *reaper) leftOpen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refused
 }
 
 // run kills the pending sessions until none is left, the reaper is

@@ -106,7 +106,7 @@ func (r *Runner) Close(ctx context.Context) error {
 	defer r.closeMu.Unlock()
 	err := r.reaper.close(ctx)
 	if r.orphans != nil {
-		r.orphans.close(ctx, err == nil)
+		r.orphans.close(ctx, err == nil, r.reaper.leftOpen)
 	}
 	if err != nil {
 		return fmt.Errorf("tx: kill sessions left open: %w", err)
