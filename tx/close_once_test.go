@@ -243,3 +243,56 @@ func TestATransactionEndingDuringCloseKeepsTheRecords(t *testing.T) {
 // attack18Storm runs workers transactions on document 1 for d, each
 // writing a document of its own too; about half of them have their ctx
 // cancelled 0–30 ms after they start. It returns what each reported, by
+// A session whose fence failed waits in the reaper's spare list: only the
+// runner's next transaction on it would supersede a late first statement
+// of its cut attempt. Close ends the spare sessions and, as nothing is
+// pending, removes the process's records. The late statement's
+// transaction (started before Close, or after it) then holds its document
+// and, after the process dies, the next process of its instance has
+// nothing to kill.
+func TestCloseKeepsTheRecordsOfASpareSessionWhoseFenceFailed(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("delivers a statement on a raw connection")
+	}
+	uri, client := orphanServer(t)
+	db := testenv.NewDB(t, client)
+	docs := seedDocs(t, db)
+
+	a := newDyingProcess(t, uri, db, tx.WithMaxAttempts(1))
+	a.warm(t, 1)
+	a.mon.reset()
+	// The first statement (a findAndModify: the registry's own writes are
+	// updates), then the fence's read, break their connection.
+	testenv.FailCommand(t, a.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 2}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"findAndModify", "find"}}, {Key: "closeConnection", Value: true}}},
+	})
+	err := a.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+		return a.docs.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "abandoned"}}}}).Err()
+	})
+	require.Error(t, err)
+	updates := a.mon.started("findAndModify")
+	require.Len(t, updates, 1)
+	require.True(t, updates[0].StartTxn)
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, c := range a.mon.named("killSessions") {
+			if c.Succeeded {
+				n++
+			}
+		}
+		return n >= 2
+	}, 10*time.Second, 10*time.Millisecond, "the reaper kills and fences the session")
+	reply := deliverLate(t, uri, updates[0].Body)
+	require.EqualValues(t, 1, reply.Lookup("ok").Double(), "the late statement started the transaction and wrote: %v", reply)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	closeErr := a.runner.Close(ctx)
+	// The process dies here.
+
+	b := reapingRunner(t, client, db, "pod-0", time.Hour)
+	require.NoError(t, writeDoc1(b, docs, 5*time.Second),
+		"the late statement's transaction is held after the process died: Close (which reported %v) ended its spare session and removed its records", closeErr)
+}
+
