@@ -295,4 +295,3 @@ func TestCloseKeepsTheRecordsOfASpareSessionWhoseFenceFailed(t *testing.T) {
 	require.NoError(t, writeDoc1(b, docs, 5*time.Second),
 		"the late statement's transaction is held after the process died: Close (which reported %v) ended its spare session and removed its records", closeErr)
 }
-

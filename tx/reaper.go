@@ -89,16 +89,20 @@ type reaper struct {
 
 	mu      sync.Mutex
 	pending []*reapee
-	spare   []*mongo.Session // killed, for the runner's next transactions
-	running bool             // the goroutine runs
+	spare   []*reapee // killed, for the runner's next transactions
+	running bool      // the goroutine runs
 	closed  bool
-	refused int // sessions left open that add refused: nobody kills them
+	refused int // sessions left open that nobody will supersede: refused by add, or ended unfenced at close
 }
 
 type reapee struct {
 	sess   *mongo.Session
 	since  time.Time
 	fenced bool // its fence was tried; written by the reaper's goroutine, or by close once it stopped
+	// fenceOK: the fence's read was answered, so no statement of an
+	// earlier transaction can start one on the session any more. Written
+	// by the fence's goroutine, read after fenceAll waited for it.
+	fenceOK bool
 }
 
 // newReaper returns a reaper for client whose fences read fence.
@@ -125,7 +129,7 @@ func (r *reaper) add(sess *mongo.Session) bool {
 	return true
 }
 
-// leftOpen reports how many sessions left open the reaper refused.
+// leftOpen reports how many sessions the reaper left open for good (see refused).
 func (r *reaper) leftOpen() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -232,7 +236,9 @@ func (r *reaper) fenceAll(ctx context.Context, batch []*reapee, abort bool) (aga
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			if r.fenceOne(ctx, x.sess, abort) && !abort {
+			tried, ok := r.fenceOne(ctx, x.sess, abort)
+			x.fenceOK = ok
+			if tried && !abort {
 				mu.Lock()
 				sent = true
 				mu.Unlock()
@@ -252,16 +258,17 @@ func (r *reaper) fenceAll(ctx context.Context, batch []*reapee, abort bool) (aga
 // can no longer start it. The next kill aborts the fence's transaction:
 // the driver reports killSessions's answer, not abortTransaction's. With
 // abort, fenceOne sends abortTransaction itself. It reports whether the
-// read was sent.
-func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session, abort bool) bool {
+// read was sent, and whether the server answered it.
+func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session, abort bool) (sent, answered bool) {
 	// A session whose commit was cut still runs its transaction for the
 	// driver, which refuses to start another: a late commit finds nothing
 	// to commit after the kill anyway.
 	if sess.StartTransaction(fenceTxn) != nil {
-		return false
+		return false, false
 	}
 	sctx := mongo.NewSessionContext(ctx, sess)
-	_ = r.fence.FindOne(sctx, bson.D{}).Err()
+	err := r.fence.FindOne(sctx, bson.D{}).Err()
+	answered = err == nil || errors.Is(err, mongo.ErrNoDocuments)
 	actx, cancel := context.WithCancel(context.Background())
 	if abort {
 		// Even if ctx ended during the read, which may have reached the
@@ -272,7 +279,7 @@ func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session, abort bool) 
 	}
 	defer cancel()
 	_ = sess.AbortTransaction(actx)
-	return true
+	return true, answered
 }
 
 // refused reports whether the server refused killSessions for good: the
@@ -302,10 +309,13 @@ func (r *reaper) done(batch []*reapee) {
 		// A session the driver still thinks runs a transaction (a commit
 		// cut by a deadline) cannot start another one.
 		if r.closed || len(r.spare) >= maxSpare || x.sess.TransactionRunning() {
+			if r.closed && !x.fenceOK {
+				r.refused++ // a late statement may still start a transaction there
+			}
 			end = append(end, x.sess)
 			continue
 		}
-		r.spare = append(r.spare, x.sess)
+		r.spare = append(r.spare, x)
 	}
 	r.mu.Unlock()
 	endSessions(end)
@@ -323,9 +333,9 @@ func (r *reaper) take() *mongo.Session {
 	if r.closed || len(r.spare) == 0 {
 		return nil
 	}
-	sess := r.spare[len(r.spare)-1]
+	x := r.spare[len(r.spare)-1]
 	r.spare = r.spare[:len(r.spare)-1]
-	return sess
+	return x.sess
 }
 
 // endSessions ends sessions on a cancelled ctx: the driver, which may
@@ -362,7 +372,15 @@ func (r *reaper) close(ctx context.Context) error {
 	r.mu.Lock()
 	first := !r.closed
 	r.closed = true
-	spare := r.spare
+	var spare []*mongo.Session
+	for _, x := range r.spare {
+		if !x.fenceOK {
+			// Only the runner's next transaction on it would have
+			// superseded a late statement of its cut attempt.
+			r.refused++
+		}
+		spare = append(spare, x.sess)
+	}
 	r.spare = nil
 	r.mu.Unlock()
 	if first {
