@@ -460,18 +460,17 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 	return n, nil
 }
 
-// close stops the goroutine; record refuses from then on. If clean (the
-// runner left nothing open on the server) and no transaction runs, it
-// removes the process's documents: its sessions need no killing.
-// Otherwise it leaves them, and the lease, no longer renewed, expires:
-// another process then kills the sessions, or the next process of the
-// instance at its start, if this one died first.
-// close stops the registry's goroutine and removes the process's records
-// if clean (the reaper left nothing open), no transaction runs on a
-// recorded session and leftOpen (the sessions the reaper refused) is 0. A
-// scope hands its session to the reaper before it releases its count, so
+// close stops the goroutine (record refuses from then on) and removes the
+// process's documents if clean (the reaper's last kill succeeded), no
+// transaction runs on a recorded session and leftOpen (the sessions the
+// reaper left open for good) is 0: its sessions need no killing. A scope
+// hands its session to the reaper before it releases its count, so
 // reading the count first and leftOpen after sees every transaction that
 // runs at the close, or ends during it leaving its transaction open.
+// Otherwise it leaves the documents, and the lease, no longer renewed,
+// expires: another process then kills the sessions, or the next process
+// of the instance at its start, if this one died first. A later close
+// (Runner.Close again) removes them once it is clean.
 func (r *registry) close(ctx context.Context, clean bool, leftOpen func() int) {
 	r.mu.Lock()
 	first := !r.closed
