@@ -2,6 +2,7 @@ package tx_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -84,4 +85,76 @@ func TestALateFirstStatementOfAReapedProcessHoldsNothing(t *testing.T) {
 	require.NoError(t, writeDoc1(b, docs, 5*time.Second), "the dead process's late statement holds the document")
 	open, _ := serverStatus(t, client)
 	assert.Zero(t, open, "a transaction is open on the server")
+}
+
+// The re-kills end with their window: a late statement that reaches the
+// server after it starts a transaction that stays open (here until the
+// server's lifetime limit, an hour), as without re-kills. The window
+// bounds what a reap costs the server.
+func TestTheRekillsOfAReapEndAfterTheirWindow(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("delivers a statement on a raw connection")
+	}
+	const every, window = 50 * time.Millisecond, 500 * time.Millisecond
+	tx.SetRekillSchedule(t, every, window)
+	uri, client := orphanServer(t)
+	db := testenv.NewDB(t, client)
+	seedDocs(t, db)
+
+	a := newDyingProcess(t, uri, db, tx.WithMaxAttempts(1))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = a.runner.Close(ctx)
+	})
+	late := a.cutFirstStatement(t)
+	reapingRunner(t, client, db, "pod-0", time.Hour)
+	awaitReaped(t, db.Collection("sessions"))
+
+	time.Sleep(window + 10*every)
+	reply := deliverLate(t, uri, late)
+	require.Equal(t, 1.0, reply.Lookup("ok").AsFloat64(), "the late statement starts its transaction: %v", reply)
+	time.Sleep(10 * every)
+	open, _ := serverStatus(t, client)
+	assert.Equal(t, int64(1), open, "a re-kill after the window ended the late transaction")
+}
+
+// Close stops the re-kills at once, a kill the database holds up
+// included, and their goroutine ends.
+func TestCloseStopsTheRekillsOfAReap(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("blocks killSessions on the server")
+	}
+	tx.SetRekillSchedule(t, 50*time.Millisecond, time.Hour)
+	uri, client := orphanServer(t)
+	db := testenv.NewDB(t, client)
+	seedDocs(t, db)
+
+	a := newDyingProcess(t, uri, db, tx.WithMaxAttempts(1))
+	a.cutFirstStatement(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	require.Error(t, a.runner.Close(ctx)) // the dead process: its kills fail
+	b := reapingRunner(t, client, db, "pod-0", time.Hour)
+	awaitReaped(t, db.Collection("sessions"))
+	// Every killSessions is held 5 s: the re-kill now in flight is.
+	testenv.FailCommand(t, client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"killSessions"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 5000}}},
+	})
+	time.Sleep(200 * time.Millisecond)
+
+	start := time.Now()
+	require.NoError(t, b.Close(context.Background()))
+	assert.Less(t, time.Since(start), time.Second, "Close waited for the re-kill")
+	// The client's and the server's goroutines come and go with their
+	// connections; the registry's must be gone (goleak in TestMain checks
+	// again once the test's clients and server are).
+	assert.NotContains(t, goroutines(), "tx.(*registry)", "a goroutine of the registry is left after Close")
+}
+
+// goroutines returns the stacks of all goroutines.
+func goroutines() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
 }
