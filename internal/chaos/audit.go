@@ -27,6 +27,12 @@ type Auditor struct {
 	// Out receives each new violation as it is found, with the seed, the
 	// operations around it and the faults injected meanwhile.
 	Out io.Writer
+	// Settle bounds how long the final audit waits for the ledger to stop
+	// changing (0: DefaultSettle).
+	Settle time.Duration
+
+	// beforeReconcile, in tests, writes between a snapshot and Reconcile.
+	beforeReconcile func()
 
 	checks atomic.Int64
 	mu     sync.Mutex
@@ -112,6 +118,9 @@ func (a *Auditor) Audit(ctx context.Context, final bool) error {
 	}
 	if a.Credits == nil {
 		return nil
+	}
+	if a.beforeReconcile != nil {
+		a.beforeReconcile()
 	}
 	rep, err := a.Credits.Reconcile(ctx)
 	if err != nil {

@@ -22,6 +22,7 @@ const (
 	InvExplained    = "every entry is explained"
 	InvHoldState    = "hold state matches the ledger"
 	InvReconcile    = "Reconcile agrees with the recount"
+	InvSettles      = "the ledger settles after the run"
 	InvRead         = "reads are consistent"
 	InvBounded      = "an operation returns soon after its context ends"
 )
