@@ -158,7 +158,8 @@ func (a *Auditor) Audit(ctx context.Context, final bool) error {
 			return nil
 		}
 		if a.Out != nil {
-			fmt.Fprintf(a.Out, "txchaos: the final check read a ledger that was still changing (%s); reading it again\n", moved)
+			fmt.Fprintf(a.Out, "txchaos: the final check read a ledger that was still changing (Reconcile counted %d entries, the recount %d; then %s); reading it again\n",
+				rep.Entries, rc.Entries, moved)
 		}
 		select {
 		case <-ctx.Done():
