@@ -200,7 +200,9 @@ func ledgerMoves(old, cur Snapshot) string {
 			es[e.ID] = e
 		}
 		for _, acc := range s.Accounts {
-			accs[acc.ID] = true
+			if !acc.Placeholder { // no account (yet): one that becomes an account counts
+				accs[acc.ID] = true
+			}
 			for _, e := range acc.Pending {
 				es[e.ID] = e
 			}
