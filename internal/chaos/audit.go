@@ -151,8 +151,10 @@ func (a *Auditor) Audit(ctx context.Context, final bool) error {
 			a.reportAll(CompareReconcile(rep, rc, true))
 			return nil
 		}
+		// The accounts Reconcile flags must still be those the recount
+		// flags: a consistent ledger has none at any instant.
+		a.reportAll(CompareReconcile(rep, rc, false))
 		if waited := time.Since(start); waited >= settle {
-			a.reportAll(CompareReconcile(rep, rc, false))
 			a.Report(Violation{Invariant: InvSettles, Detail: fmt.Sprintf(
 				"the ledger still changed %s after the run ended: %s", waited.Round(time.Second), moved)})
 			return nil
