@@ -1,0 +1,96 @@
+package tx_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/txkit/txkit/internal/testenv"
+	"github.com/txkit/txkit/tx"
+)
+
+// liveProcess is a process of instance pod-1 with a lease of a second,
+// which another process will take for dead while it lives.
+type liveProcess struct {
+	client *mongo.Client
+	docs   *mongo.Collection
+	runner *tx.Runner
+}
+
+func newLiveProcess(t *testing.T, uri string, db *mongo.Database, opts ...tx.Option) *liveProcess {
+	t.Helper()
+	client := testenv.Connect(t, uri)
+	cdb := client.Database(db.Name())
+	opts = append([]tx.Option{tx.WithOrphanReaping(tx.OrphanReaping{Collection: cdb.Collection("sessions"), Instance: "pod-1", Lease: time.Second})}, opts...)
+	p := &liveProcess{client: client, docs: cdb.Collection("docs"), runner: tx.NewRunner(client, opts...)}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = p.runner.Close(ctx)
+	})
+	return p
+}
+
+// takenForDead has the process miss its lease (its renewals fail for a
+// while, as in a long GC pause or a stalled node) until the process
+// sweeping with reaper reaped it, then lets it renew again: it was alive
+// all along.
+func (p *liveProcess) takenForDead(t *testing.T, db *mongo.Database) {
+	t.Helper()
+	// Its pooled sessions are recorded: transactions held them all at
+	// once, so the driver hands out one of them next.
+	(&dyingProcess{runner: p.runner, docs: p.docs}).warm(t, 8)
+	testenv.FailCommand(t, p.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"update"}}, {Key: "errorCode", Value: 2}}},
+	})
+	awaitReaped(t, db.Collection("sessions"))
+	off := bson.D{{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "off"}}
+	require.NoError(t, p.client.Database("admin").RunCommand(context.Background(), off).Err())
+	// It renews again: its lease is back.
+	require.Eventually(t, func() bool {
+		n, err := db.Collection("sessions").CountDocuments(context.Background(), bson.D{{Key: "kind", Value: "lease"}})
+		require.NoError(t, err)
+		return n == 2
+	}, 10*time.Second, 10*time.Millisecond, "the process taken for dead renews its lease")
+}
+
+// A process taken for dead while it lived (it missed its lease) is reaped;
+// the reaping process then kills the reaped sessions again every second
+// for 30 s. The live process's driver keeps handing those sessions out. Its
+// next transaction, whose insert the database holds 2.5 s, is on one of
+// them: a re-kill interrupts the held insert. docs/transactions.md says
+// such transactions "fail with a transient error and are retried";
+// killSessions interrupts a running command with Interrupted (11601),
+// which is not a TransientTransactionError, so the runner gives up on the
+// first attempt and the caller is told its transaction failed for good,
+// although the process is alive, owns the session and recorded it again.
+func TestAttack20ALiveProcessTakenForDeadHasItsTransactionsRetriedThroughTheRekills(t *testing.T) {
+	uri, client := orphanServer(t)
+	db := testenv.NewDB(t, client)
+	seedDocs(t, db)
+
+	p := newLiveProcess(t, uri, db)
+	reapingRunner(t, client, db, "pod-0", time.Second)
+	p.takenForDead(t, db)
+
+	// The database holds the insert 1.5 s (it is slow, as under load):
+	// a re-kill comes in the meantime.
+	testenv.FailCommand(t, p.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2500}}},
+	})
+	err := p.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+		_, err := p.docs.InsertOne(ctx, bson.D{{Key: "_id", Value: "live"}})
+		return err
+	})
+	require.NoError(t, err, "the live process's transaction failed for good")
+	n, err := db.Collection("docs").CountDocuments(context.Background(), bson.D{{Key: "_id", Value: "live"}})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+}
