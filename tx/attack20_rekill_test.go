@@ -94,3 +94,44 @@ func TestAttack20ALiveProcessTakenForDeadHasItsTransactionsRetriedThroughTheReki
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
 }
+
+// The re-kills' promise (docs/transactions.md): a late statement that
+// reaches the server within the window holds its documents until the next
+// re-kill at most. The last re-kill comes up to one interval before the
+// window ends, and the tick after it finds the window over and forgets the
+// sessions without killing them: a late statement that arrives between the
+// two, within the window, is never killed and holds its document until the
+// server's transaction lifetime limit (an hour here; 60 s by default, with
+// the production schedule a statement in the last second of the 30).
+func TestAttack20ALateStatementInTheLastIntervalOfTheWindowIsKilled(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("delivers a statement on a raw connection")
+	}
+	// Re-kills at about 600 ms after the reap; the window ends at 1 s.
+	const every, window = 600 * time.Millisecond, time.Second
+	tx.SetRekillSchedule(t, every, window)
+	uri, client := orphanServer(t)
+	db := testenv.NewDB(t, client)
+	docs := seedDocs(t, db)
+
+	a := newDyingProcess(t, uri, db, tx.WithMaxAttempts(1))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = a.runner.Close(ctx)
+	})
+	late := a.cutFirstStatement(t)
+	b := reapingRunner(t, client, db, "pod-0", time.Hour)
+	awaitReaped(t, db.Collection("sessions"))
+	reaped := time.Now()
+
+	// After the re-kill of about 600 ms, within the window.
+	time.Sleep(800 * time.Millisecond)
+	reply := deliverLate(t, uri, late)
+	require.Equal(t, 1.0, reply.Lookup("ok").AsFloat64(), "the late statement starts its transaction: %v", reply)
+	require.Less(t, time.Since(reaped), window, "the late statement came within the window")
+
+	require.NoError(t, writeDoc1(b, docs, every+time.Second), "the late statement, within the window, holds the document past the next re-kill")
+	open, _ := serverStatus(t, client)
+	assert.Zero(t, open, "a transaction is open on the server")
+}
