@@ -135,3 +135,56 @@ func TestAttack20ALateStatementInTheLastIntervalOfTheWindowIsKilled(t *testing.T
 	open, _ := serverStatus(t, client)
 	assert.Zero(t, open, "a transaction is open on the server")
 }
+
+// A process taken for dead while it lived sends a commit that applies but
+// whose reply carries a write concern error: its outcome is unknown, and
+// the runner sends the commit again. The database holds the second send
+// (it is slow, which is what the write concern error said), and a re-kill
+// of the session interrupts it: Interrupted. The runner takes that answer
+// for "nothing was applied" and reports a plain failure (the
+// AfterCompletion hooks are told RolledBack), while the first send
+// committed. The caller, told its transaction failed, runs it again: the
+// work is applied twice. The only truthful answers are nil (the commit is
+// resent until its outcome is learned) or ErrCommitUnknown.
+func TestAttack20ARekillOfAResentCommitIsNotReportedAsNothingApplied(t *testing.T) {
+	uri, client := orphanServer(t)
+	db := testenv.NewDB(t, client)
+	seedDocs(t, db)
+
+	var p *liveProcess
+	resent := false
+	obs := observerFunc(func(e tx.Event) {
+		if e.Kind != tx.EventRetry || !e.CommitOnly || resent {
+			return
+		}
+		resent = true
+		// The database holds the second send 2.5 s: a re-kill comes.
+		testenv.FailCommand(t, p.client, bson.D{
+			{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+			{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"commitTransaction"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2500}}},
+		})
+	})
+	p = newLiveProcess(t, uri, db, tx.WithObserver(obs))
+	reapingRunner(t, client, db, "pod-0", time.Second)
+	p.takenForDead(t, db)
+
+	// The first send applies; its reply has a write concern error.
+	testenv.FailCommand(t, p.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"commitTransaction"}}, {Key: "writeConcernError", Value: wce(codeWriteConcernFailed)}}},
+	})
+	var outcome tx.Outcome
+	err := p.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+		tx.AfterCompletion(ctx, func(_ context.Context, o tx.Outcome) { outcome = o })
+		_, err := p.docs.InsertOne(ctx, bson.D{{Key: "_id", Value: "paid"}})
+		return err
+	})
+	require.True(t, resent, "the commit was sent again")
+	n, cerr := db.Collection("docs").CountDocuments(context.Background(), bson.D{{Key: "_id", Value: "paid"}})
+	require.NoError(t, cerr)
+	require.Equal(t, int64(1), n, "the first send committed")
+	if err != nil {
+		assert.ErrorIs(t, err, tx.ErrCommitUnknown, "the transaction committed; it is reported as a plain failure")
+	}
+	assert.NotEqual(t, tx.RolledBack, outcome, "the hooks are told the committed transaction rolled back")
+}
