@@ -107,9 +107,11 @@ type OrphanReaping struct {
 // transaction whose session cannot be written down does not start: its
 // scope fails with the error. A goroutine renews the process's lease and
 // sweeps the registry every third of the lease; another kills the
-// sessions a sweep reaped again, every second for 30 s, so that a
-// statement of the dead process that reaches the server late holds
-// nothing for longer than that second. [Runner.Close] stops them and,
+// sessions a sweep reaped again, every second for 30 s and once after, so
+// that a statement of the dead process that reaches the server late holds
+// nothing for longer than about a second. A re-kill spares the sessions
+// recorded again since the reap: their process was alive (it had missed
+// its lease) and uses them. [Runner.Close] stops them and,
 // when the runner left no transaction open and none runs, removes the
 // process's documents; after it, transactions fail with [ErrClosed].
 //
@@ -152,16 +154,17 @@ type registry struct {
 	renewMu  sync.Mutex // one renewal at a time: concurrent upserts would race
 	mu       sync.Mutex
 	recorded map[[16]byte]recorded
-	seq      int64 // numbers the records, so a prune removes only its own
-	leased   bool  // the lease is known to exist
-	running  int   // transactions on recorded sessions that have not ended
+	seq      int64     // numbers the records, so a prune removes only its own
+	leased   bool      // the lease is known to exist
+	renewed  time.Time // when the last renewal that succeeded was sent
+	running  int       // transactions on recorded sessions that have not ended
 	idle     time.Duration
 
 	seen map[string]leaseSeen // the goroutine's: the leases of others
 
-	rekillEvery, rekillWindow time.Duration          // rekillSchedule
-	rekill                    map[[16]byte]time.Time // under mu: reaped sessions to kill again, until when
-	rekillWake                chan struct{}          // a reap added sessions to rekill
+	rekillEvery, rekillWindow time.Duration           // rekillSchedule
+	rekill                    map[[16]byte]rekillWait // under mu: reaped sessions to kill again
+	rekillWake                chan struct{}           // a reap added sessions to rekill
 
 	ctx     context.Context // cancelled by close
 	stop    context.CancelFunc
@@ -175,6 +178,14 @@ type registry struct {
 type recorded struct {
 	seq  int64
 	used time.Time // when its last transaction began
+}
+
+// rekillWait is a reaped session that runRekills kills again: the
+// record the reap removed, and the end of its window.
+type rekillWait struct {
+	incarnation string
+	seq         int64
+	until       time.Time
 }
 
 // leaseSeen is when a sweep first saw another process's lease at beat.
@@ -209,7 +220,7 @@ func newRegistry(o OrphanReaping) *registry {
 		log:      o.Logger.With(zap.String("instance", o.Instance), zap.String("incarnation", inc)),
 		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, idle: sessionIdle,
 		rekillEvery: rekillSchedule.every, rekillWindow: rekillSchedule.window,
-		rekill: map[[16]byte]time.Time{}, rekillWake: make(chan struct{}, 1),
+		rekill: map[[16]byte]rekillWait{}, rekillWake: make(chan struct{}, 1),
 		ctx: ctx, stop: stop,
 	}
 }
@@ -237,6 +248,15 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session) (err error) 
 	// Counted from here: a close that comes during the write keeps the
 	// records, this one included.
 	r.running++
+	if r.lapsed(now) {
+		// Another process may have taken this one for dead and reaped
+		// its sessions (it stalled), and re-kills them: a renewal finds
+		// out, and the session is recorded again, which spares it. A
+		// renewal that fails is the goroutine's to log.
+		r.mu.Unlock()
+		_ = r.renewIfLapsed(mongo.NewSessionContext(ctx, nil))
+		r.mu.Lock()
+	}
 	rec, done := r.recorded[id]
 	if done {
 		rec.used = now
@@ -326,12 +346,39 @@ func lsidOf(sess *mongo.Session) ([16]byte, error) {
 	return id, nil
 }
 
+// lapsed reports whether the lease may have expired at now: a sweep
+// reaps a process whose beat it saw unchanged for the lease, so no sweep
+// reaped this one while its last renewal was sent less than a lease ago.
+// Under mu.
+func (r *registry) lapsed(now time.Time) bool {
+	return r.leased && now.Sub(r.renewed) >= r.lease
+}
+
+// renewIfLapsed renews the lease if it may have expired.
+func (r *registry) renewIfLapsed(ctx context.Context) error {
+	r.renewMu.Lock()
+	defer r.renewMu.Unlock()
+	r.mu.Lock()
+	lapsed := r.lapsed(time.Now())
+	r.mu.Unlock()
+	if !lapsed {
+		return nil // renewed by a concurrent call
+	}
+	return r.renewLocked(ctx)
+}
+
 // renew renews the process's lease, creating it if it is missing. A lease
 // that had existed and is missing was reaped by another process's sweep,
 // which took the recorded sessions with it: they are recorded again.
 func (r *registry) renew(ctx context.Context) error {
 	r.renewMu.Lock()
 	defer r.renewMu.Unlock()
+	return r.renewLocked(ctx)
+}
+
+// renewLocked is renew, under renewMu.
+func (r *registry) renewLocked(ctx context.Context) error {
+	sent := time.Now()
 	res, err := r.coll.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: r.incarnation}},
 		bson.D{
@@ -352,6 +399,7 @@ func (r *registry) renew(ctx context.Context) error {
 		clear(r.recorded)
 	}
 	r.leased = true
+	r.renewed = sent
 	return nil
 }
 
@@ -456,13 +504,11 @@ func (r *registry) sweep(ctx context.Context, sameName bool) error {
 // its documents. It returns how many sessions it killed.
 func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 	filter := bson.D{{Key: "kind", Value: kindSession}, {Key: "incarnation", Value: incarnation}}
-	cur, err := r.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	cur, err := r.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "seq", Value: 1}}))
 	if err != nil {
 		return 0, fmt.Errorf("read sessions: %w", err)
 	}
-	var docs []struct {
-		ID bson.Binary `bson:"_id"`
-	}
+	var docs []sessionDoc
 	if err := cur.All(ctx, &docs); err != nil {
 		return 0, fmt.Errorf("read sessions: %w", err)
 	}
@@ -477,7 +523,7 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 		if err := r.kill(ctx, ids); err != nil {
 			return 0, err
 		}
-		r.killAgainLater(ids)
+		r.killAgainLater(incarnation, batch)
 		if _, err := r.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
 			return 0, fmt.Errorf("remove killed sessions: %w", err)
 		}
@@ -507,16 +553,23 @@ func (r *registry) kill(ctx context.Context, ids bson.A) error {
 	return nil
 }
 
-// killAgainLater has runRekills kill the reaped sessions ids (as kill's)
-// again until rekillWindow from now.
-func (r *registry) killAgainLater(ids bson.A) {
+// sessionDoc is the part of a recorded session that the reaping reads.
+type sessionDoc struct {
+	ID          bson.Binary `bson:"_id"`
+	Incarnation string      `bson:"incarnation"`
+	Seq         int64       `bson:"seq"`
+}
+
+// killAgainLater has runRekills kill the reaped sessions recs of the
+// process incarnation again until rekillWindow from now.
+func (r *registry) killAgainLater(incarnation string, recs []sessionDoc) {
 	until := time.Now().Add(r.rekillWindow)
 	r.mu.Lock()
-	for _, v := range ids {
+	for _, d := range recs {
 		var id [16]byte
-		if b, ok := v.(bson.Binary); ok && len(b.Data) == len(id) {
-			copy(id[:], b.Data)
-			r.rekill[id] = until
+		if len(d.ID.Data) == len(id) {
+			copy(id[:], d.ID.Data)
+			r.rekill[id] = rekillWait{incarnation: incarnation, seq: d.Seq, until: until}
 		}
 	}
 	r.mu.Unlock()
@@ -556,34 +609,108 @@ func (r *registry) runRekills() {
 	}
 }
 
-// killAgain kills the reaped sessions whose window is not over, and
-// forgets the others. A kill that fails is retried at the next tick, if
-// the window is not over by then; it is logged at debug level only: the
-// sessions were killed once already, and a late statement is rare.
+// killAgain kills the reaped sessions again, but for those recorded
+// again since the reap: a process taken for dead while it lived (it missed
+// its lease) records its sessions anew before its next transaction on
+// each, and a kill would interrupt that transaction (Interrupted, which
+// MongoDB does not label transient). A session is forgotten after a kill
+// sent at or after the end of its window, so that a late statement that
+// reached the server before the end meets a kill at most rekillEvery
+// later. A kill that fails is retried at the next tick, the last one for
+// up to another window; it is logged at debug level only: the sessions
+// were killed once already, and a late statement is rare.
 func (r *registry) killAgain() {
 	now := time.Now()
-	var ids bson.A
+	type wait struct {
+		id [16]byte
+		rekillWait
+	}
+	var waits []wait
 	r.mu.Lock()
-	for id, until := range r.rekill {
-		if now.After(until) {
-			delete(r.rekill, id)
-			continue
-		}
-		ids = append(ids, bson.Binary{Subtype: bson.TypeBinaryUUID, Data: append([]byte(nil), id[:]...)})
+	for id, w := range r.rekill {
+		waits = append(waits, wait{id, w})
 	}
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(r.ctx, max(r.rekillEvery, killTimeout))
 	defer cancel()
-	for len(ids) > 0 {
-		batch := ids[:min(len(ids), killBatch)]
-		ids = ids[len(batch):]
-		if err := r.kill(ctx, batch); err != nil {
+	for len(waits) > 0 {
+		batch := waits[:min(len(waits), killBatch)]
+		waits = waits[len(batch):]
+		ids := make(bson.A, len(batch))
+		for i, w := range batch {
+			ids[i] = bson.Binary{Subtype: bson.TypeBinaryUUID, Data: append([]byte(nil), w.id[:]...)}
+		}
+		again, err := r.recordedAgain(ctx, ids)
+		if err != nil {
 			if r.ctx.Err() != nil {
 				return
 			}
-			r.log.Debug("orphan reaping: kill reaped sessions again", zap.Int("sessions", len(batch)), zap.Error(err))
+			// Killed regardless: a dead process's late statement is
+			// what the re-kills are for.
+			r.log.Debug("orphan reaping: read the reaped sessions recorded again", zap.Int("sessions", len(batch)), zap.Error(err))
+		}
+		var kill bson.A
+		var spared []wait
+		for i, w := range batch {
+			if rec, ok := again[w.id]; ok && (rec.Incarnation != w.incarnation || rec.Seq != w.seq) {
+				spared = append(spared, w)
+				continue
+			}
+			kill = append(kill, ids[i])
+		}
+		var killed bool
+		if len(kill) > 0 {
+			err := r.kill(ctx, kill)
+			if err != nil && r.ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				r.log.Debug("orphan reaping: kill reaped sessions again", zap.Int("sessions", len(kill)), zap.Error(err))
+			}
+			killed = err == nil
+		}
+		r.mu.Lock()
+		for _, w := range spared {
+			r.forgetRekill(w.id, w.rekillWait)
+		}
+		for _, w := range batch {
+			if !now.Before(w.until) && (killed || now.After(w.until.Add(r.rekillWindow))) {
+				r.forgetRekill(w.id, w.rekillWait)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// forgetRekill stops the re-kills of id, unless a later reap renewed
+// them. Under mu.
+func (r *registry) forgetRekill(id [16]byte, w rekillWait) {
+	if r.rekill[id] == w {
+		delete(r.rekill, id)
+	}
+}
+
+// recordedAgain reads the registry's records of the sessions ids (as
+// kill's), by their UUIDs.
+func (r *registry) recordedAgain(ctx context.Context, ids bson.A) (map[[16]byte]sessionDoc, error) {
+	cur, err := r.coll.Find(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "incarnation", Value: 1}, {Key: "seq", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	recs := make(map[[16]byte]sessionDoc, len(docs))
+	for _, d := range docs {
+		var id [16]byte
+		if len(d.ID.Data) == len(id) {
+			copy(id[:], d.ID.Data)
+			recs[id] = d
 		}
 	}
+	return recs, nil
 }
 
 // close stops the goroutines (record refuses from then on) and removes the
