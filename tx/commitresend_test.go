@@ -1,0 +1,67 @@
+package tx_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/txkit/txkit/tx"
+)
+
+// codeInterrupted is what killSessions and killOp answer a command they
+// interrupt: MongoDB labels it neither TransientTransactionError nor
+// UnknownTransactionCommitResult.
+const codeInterrupted = 11601
+
+// Once a send of the commit may have applied (its reply carried a write
+// concern error), a later send's answer that says nothing about the
+// transaction (Interrupted: a kill came, or an operator's killOp) does
+// not make it "nothing was applied": the commit is sent again until a send
+// learns the outcome, or the outcome stays unknown (finding
+// tx-rekill-resent-commit-reported-rolled-back).
+func TestAResentCommitAnsweredWithoutALabelIsNotReportedAsNothingApplied(t *testing.T) {
+	tests := []struct {
+		name        string
+		give        int // sends after the first answered Interrupted; < 0: all
+		wantErr     error
+		wantOutcome tx.Outcome
+	}{
+		{name: "a later send learns that it committed", give: 1, wantOutcome: tx.Committed},
+		{name: "no send learns it: the outcome stays unknown", give: -1, wantErr: tx.ErrCommitUnknown, wantOutcome: tx.Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, fastBackoff)
+			armed := false
+			obs := observerFunc(func(ev tx.Event) {
+				if ev.Kind != tx.EventRetry || !ev.CommitOnly || armed {
+					return
+				}
+				armed = true
+				e.failCommand(t, tt.give, failData("commitTransaction", codeInterrupted))
+			})
+			// The first send applies; its reply has a write concern error.
+			e.failCommand(t, 1, bson.D{
+				{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+				{Key: "writeConcernError", Value: wce(codeWriteConcernFailed)},
+			})
+			var outcome tx.Outcome
+			err := e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+				tx.AfterCompletion(ctx, func(_ context.Context, o tx.Outcome) { outcome = o })
+				_, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "paid"}})
+				return err
+			}, tx.WithObserver(obs), tx.WithMaxAttempts(3))
+			require.True(t, armed, "the commit was sent again")
+			assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "paid"}}), "the first send committed")
+			if tt.wantErr == nil {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, tt.wantErr)
+			}
+			assert.Equal(t, tt.wantOutcome, outcome, "the outcome the hooks were told")
+		})
+	}
+}
