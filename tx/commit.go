@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -13,13 +14,22 @@ import (
 )
 
 // commit commits the owner's transaction and carries the commit to a
-// definite outcome: it retries the commit alone while MongoDB says its
-// outcome is unknown, on a ctx that keeps the caller's values but not its
+// definite outcome: it retries the commit alone while its outcome is
+// unknown, on a ctx that keeps the caller's values but not its
 // cancellation, bounded only by the runner's own budget (WithTimeout, else
 // DefaultRetryBudget) and WithMaxAttempts. A commit once sent is never
 // followed by abortTransaction. On failure, again reports that the whole
 // transaction may be run again (TransientTransactionError): it is then
 // already over for the driver.
+//
+// The outcome is unknown once a send may have applied (commitOutcomeUnknown),
+// and stays so until a later send proves it: by success, or by an answer
+// that MongoDB gives only when the transaction has no persistent effect
+// (TransientTransactionError: on a commit, NoSuchTransaction without a
+// write concern error). Any other answer to a resend (Interrupted: a
+// killSessions or killOp came; an authorization or server selection
+// failure) says nothing about what the earlier send did: the commit is
+// sent again, after a backoff, or the outcome is reported unknown.
 func (sc *scope) commit() (again bool, err error) {
 	st := sc.st
 	// Like the driver's WithTransaction, the commit's ctx has no deadline
@@ -32,6 +42,7 @@ func (sc *scope) commit() (again bool, err error) {
 		cctx, cancel = context.WithDeadline(cctx, sc.start.Add(st.budget))
 		defer cancel()
 	}
+	mayHaveApplied := false // some send's outcome is unknown
 	for sends := 1; ; sends++ {
 		err := st.sess.CommitTransaction(cctx)
 		if err == nil {
@@ -49,18 +60,33 @@ func (sc *scope) commit() (again bool, err error) {
 			st.active = false
 			return true, err
 		}
-		if !commitOutcomeUnknown(err) {
-			// The server answered: nothing was applied.
+		said := hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err) // the server said it may have applied
+		if !mayHaveApplied && !commitOutcomeUnknown(err) {
+			// The server answered the only send: nothing was applied.
 			st.active = false
 			err = fmt.Errorf("tx %s: commit: %w", sc.name(), err)
 			sc.endAborted(err, true)
 			return false, err
 		}
-		if (hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err)) && !isMaxTimeMSExpired(err) {
+		// Not resent: a commit that ran out of its own time limit, and a
+		// send cut by the budget's deadline (a timeout, the end of ctx).
+		resend := (said || !(mongo.IsTimeout(err) || isContextError(err))) && !isMaxTimeMSExpired(err)
+		mayHaveApplied = true
+		if resend {
 			limit := sc.commitLimit(sends)
 			if limit == "" {
-				sc.observeRetry(err, 0, true)
-				continue
+				var wait time.Duration
+				if !said {
+					// Not an answer that MongoDB expects a resend to
+					// clear at once (Interrupted, say): wait, as before
+					// a run again.
+					wait = sc.cfg.backoff.delay(sends, rand.Float64())
+				}
+				sc.observeRetry(err, wait, true)
+				if sleep(cctx, wait) == nil {
+					continue
+				}
+				limit = "time budget " + st.budget.String()
 			}
 			err = &RetryError{Name: sc.name(), Attempts: st.attempt, Elapsed: time.Since(sc.start), Limit: limit, Err: err, timeout: limit != attemptLimit(sc.cfg.maxAttempts)}
 		}
