@@ -73,21 +73,22 @@ type sessionOp struct {
 // killed.
 var errSessionKilled = errors.New("session killed")
 
-// attach records that a command runs on s; it returns nil if s has
+// attach records in op, which the command owns (it lives in the
+// command's op), that the command runs on s; it returns false if s has
 // ended (the command must use a new record). Call detach when it ends.
-func (s *session) attach() *sessionOp {
+func (s *session) attach(op *sessionOp) bool {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.ended {
-		return nil
+		return false
 	}
 	s.lastUse = time.Now()
-	op := &sessionOp{s: s}
+	*op = sessionOp{s: s}
 	if s.ops == nil {
 		s.ops = map[*sessionOp]struct{}{}
 	}
 	s.ops[op] = struct{}{}
-	return op
+	return true
 }
 
 func (op *sessionOp) detach() {
@@ -369,21 +370,22 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	return s, nil
 }
 
-// attach attaches a command to lsid's session; with checkOut, the
-// session's lock is held too (the command carries a txnNumber). A session
-// that expired while this command waited for it is not used: its record
-// is forgotten and the command runs on a new session of the same lsid.
-func (ss *sessions) attach(lsid bson.D, checkOut bool) (*sessionOp, error) {
+// attach attaches a command to lsid's session, recording it in op; with
+// checkOut, the session's lock is held too (the command carries a
+// txnNumber). A session that expired while this command waited for it is
+// not used: its record is forgotten and the command runs on a new session
+// of the same lsid.
+func (ss *sessions) attach(lsid bson.D, checkOut bool, op *sessionOp) error {
 	for {
 		s, err := ss.get(lsid)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if checkOut {
 			s.mu.Lock()
 		}
-		if op := s.attach(); op != nil {
-			return op, nil
+		if s.attach(op) {
+			return nil
 		}
 		if checkOut {
 			s.mu.Unlock()

@@ -53,8 +53,8 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	// Only a command with a txnNumber checks its session out: any other
 	// runs beside it (and beside the lifetime reaper and kills), as on
 	// MongoDB.
-	sop, err := ss.attach(lsid, hasTxn)
-	if err != nil {
+	sop := &o.sessOp
+	if err := ss.attach(lsid, hasTxn, sop); err != nil {
 		return nil, err
 	}
 	defer sop.detach()

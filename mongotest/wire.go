@@ -56,6 +56,9 @@ type request struct {
 	// but its reply is discarded.
 	moreToCome bool
 	requestID  int32
+	// op is the storage of the command's op (see Server.run): one
+	// allocation per request instead of two.
+	op op
 }
 
 // conn is one client connection. Its goroutine reads a request, dispatches
@@ -90,10 +93,18 @@ type conn struct {
 	// out is the last reply's buffer, reused for the next: a reply is
 	// written before the next request is read.
 	out []byte
+	// in is the last request's buffer, reused for the next: nothing keeps
+	// a request's bytes once it is answered (decoding copies every value
+	// out of them, so no stored document aliases in).
+	in []byte
 }
 
-// maxKeptReplyBuf bounds the reply buffer a connection keeps.
-const maxKeptReplyBuf = 1 << 20
+// maxKeptReplyBuf bounds the reply buffer a connection keeps, and
+// maxKeptRequestBuf the request buffer.
+const (
+	maxKeptReplyBuf   = 1 << 20
+	maxKeptRequestBuf = 1 << 20
+)
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.nextConnID.Add(1)
@@ -110,7 +121,7 @@ func (c *conn) serve(ctx context.Context) {
 	c.log.Debug("connection opened")
 	c.r = bufio.NewReaderSize(c.nc, 64<<10)
 	for {
-		wm, err := readMessage(c.r)
+		wm, err := readMessageInto(c.r, c.in)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				c.log.Debug("connection closed")
@@ -120,6 +131,11 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		out, keep := c.handle(ctx, wm)
+		if cap(wm) <= maxKeptRequestBuf {
+			c.in = wm[:0]
+		} else {
+			c.in = nil
+		}
 		if out != nil {
 			if _, err := c.nc.Write(out); err != nil {
 				c.log.Debug("write reply", zap.Error(err))
@@ -134,17 +150,26 @@ func (c *conn) serve(ctx context.Context) {
 }
 
 // readMessage reads one wire message, header included.
-func readMessage(r io.Reader) ([]byte, error) {
-	var lenBuf [4]byte
-	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+func readMessage(r io.Reader) ([]byte, error) { return readMessageInto(r, nil) }
+
+// readMessageInto is readMessage into buf's array when the message fits in
+// it, else into a new one.
+func readMessageInto(r io.Reader, buf []byte) ([]byte, error) {
+	if cap(buf) < headerLen {
+		buf = make([]byte, 0, 512)
+	}
+	wm := buf[:4]
+	if _, err := io.ReadFull(r, wm); err != nil {
 		return nil, err
 	}
-	n := int32(binary.LittleEndian.Uint32(lenBuf[:]))
+	n := int32(binary.LittleEndian.Uint32(wm))
 	if n < headerLen || n > maxMessageSize {
 		return nil, fmt.Errorf("invalid message length %d", n)
 	}
-	wm := make([]byte, n)
-	copy(wm, lenBuf[:])
+	if int(n) > cap(wm) {
+		wm = append(make([]byte, 0, n), wm...)
+	}
+	wm = wm[:n]
 	if _, err := io.ReadFull(r, wm[4:]); err != nil {
 		return nil, fmt.Errorf("read message body: %w", err)
 	}
