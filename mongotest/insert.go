@@ -25,7 +25,7 @@ func cmdInsert(o *op) (bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-		doc = fill(doc)
+		doc = fill.fill(doc)
 		id, _ := bsonkit.Get(doc, "_id")
 		return insertRecord{id: id}, o.atomic(func(t *engine.Txn) error {
 			if err := o.validate(t, ns, nil, doc); err != nil {
@@ -40,7 +40,9 @@ func cmdInsert(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withWriteErrors(bson.D{{Key: "n", Value: n}}, werrs), nil
+	reply := make(bson.D, 1, 3) // n, writeErrors, ok: no growing
+	reply[0] = bson.E{Key: "n", Value: n}
+	return withWriteErrors(reply, werrs), nil
 }
 
 // parseInsert checks that an inserted document is a document, which
@@ -169,37 +171,48 @@ func dollarKey(d bson.D) string {
 // timestamp, Timestamp(0, 0), gets the current cluster time
 // (fixDocumentForInsert, ObjectReplaceExecutor). With the command's
 // bypassEmptyTsReplacement the document stays as it is.
-func (o *op) emptyTimestampFiller() (func(bson.D) bson.D, error) {
+func (o *op) emptyTimestampFiller() (timestampFiller, error) {
 	bypass, err := boolField(o.cmd, "bypassEmptyTsReplacement", false)
 	if err != nil || bypass {
-		return func(d bson.D) bson.D { return d }, err
+		return timestampFiller{}, err
 	}
-	return func(d bson.D) bson.D {
-		var out bson.D
-		for i, e := range d {
-			if ts, ok := e.Value.(bson.Timestamp); !ok || ts != (bson.Timestamp{}) || e.Key == "_id" {
-				continue
-			}
-			if out == nil {
-				out = bsonkit.CloneDoc(d)
-			}
-			out[i].Value = o.s.clock.tick()
+	return timestampFiller{clock: &o.s.clock}, nil
+}
+
+// timestampFiller fills a document's empty timestamps from clock; with no
+// clock it leaves documents as they are. (A value, not a closure: a
+// closure over the op would cost every insert an allocation.)
+type timestampFiller struct{ clock *clock }
+
+// fill returns d, or a copy of d with its empty timestamps filled.
+func (f timestampFiller) fill(d bson.D) bson.D {
+	if f.clock == nil {
+		return d
+	}
+	var out bson.D
+	for i, e := range d {
+		if ts, ok := e.Value.(bson.Timestamp); !ok || ts != (bson.Timestamp{}) || e.Key == "_id" {
+			continue
 		}
 		if out == nil {
-			return d
+			out = bsonkit.CloneDoc(d)
 		}
-		return out
-	}, nil
+		out[i].Value = f.clock.tick()
+	}
+	if out == nil {
+		return d
+	}
+	return out
 }
 
 // fillReplacement applies fill to an update that is a replacement
 // document; operator updates and pipelines are returned as they are.
-func fillReplacement(spec any, fill func(bson.D) bson.D) any {
+func fillReplacement(spec any, fill timestampFiller) any {
 	d, ok := spec.(bson.D)
 	if !ok || len(d) == 0 || strings.HasPrefix(d[0].Key, "$") {
 		return spec
 	}
-	return fill(d)
+	return fill.fill(d)
 }
 
 // insertRecord is the recorded result of an inserted document, for a

@@ -182,6 +182,7 @@ type retryRecord struct {
 	// stmts are the outcomes of the statements run so far: a list while
 	// they are few (most of the time one), a map (byStmt) beyond.
 	stmts  []stmtOutcome
+	first  [1]stmtOutcome // stmts' array while it holds one
 	byStmt map[int]any
 	reply  bson.D // whole reply, for single-statement commands (findAndModify)
 }
@@ -222,6 +223,9 @@ func (r *retryRecord) record(stmt int, result any) {
 				r.stmts[i].result = result
 				return
 			}
+		}
+		if r.stmts == nil {
+			r.stmts = r.first[:0]
 		}
 		r.stmts = append(r.stmts, stmtOutcome{stmt: stmt, result: result})
 		if len(r.stmts) > maxListedStmts {
