@@ -97,6 +97,8 @@ type conn struct {
 	// a request's bytes once it is answered (decoding copies every value
 	// out of them, so no stored document aliases in).
 	in []byte
+	// seqs is the array of a request's document sequences (at most two).
+	seqs [2]docSequence
 }
 
 // maxKeptReplyBuf bounds the reply buffer a connection keeps, and
@@ -181,6 +183,8 @@ func readMessageInto(r io.Reader, buf []byte) ([]byte, error) {
 func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 	var msg message // on the stack: decodeMessage's would escape
 	m := &msg
+	m.sequences = c.seqs[:0]
+	defer clear(c.seqs[:]) // they point into wm
 	usable, err := m.decode(wm)
 	var cmd bson.D
 	if err == nil {
@@ -408,7 +412,8 @@ func (m *message) decode(wm []byte) (usable bool, err error) {
 	if int(length) != len(wm) || length > maxMessageSize {
 		return false, fatalf("message length %d does not match %d bytes received", length, len(wm))
 	}
-	*m = message{requestID: reqID, opCode: opCode}
+	// sequences' array, if the caller gave one, is kept for this message.
+	*m = message{requestID: reqID, opCode: opCode, sequences: m.sequences[:0]}
 	switch opCode {
 	case wiremessage.OpMsg:
 		return true, m.decodeMsg(wm, rem)
@@ -587,25 +592,26 @@ func (m *message) command() (bson.D, error) {
 				msg: fmt.Sprintf("Unsupported OP_QUERY command: %s. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal", e.Key())}
 		}
 	}
-	cmd, err := unmarshalDoc(body)
-	if err != nil {
+	if err := checkDoc(body); err != nil {
 		return nil, err
 	}
-	if len(cmd) == 0 {
+	if len(body) <= 5 {
 		return nil, parseErrorf("empty command document")
 	}
-	for _, seq := range m.sequences {
-		arr := make(bson.A, 0, seq.n)
+	var seqs [2]bsonkit.Sequence // decodeMsg allows two
+	for i, seq := range m.sequences {
 		for rem := seq.data; len(rem) > 0; {
 			var raw bsoncore.Document
 			raw, rem, _ = bsoncore.ReadDocument(rem) // whole: checked by readDocSequence
-			d, err := unmarshalDoc(raw)
-			if err != nil {
+			if err := checkDoc(raw); err != nil {
 				return nil, err
 			}
-			arr = append(arr, d)
 		}
-		cmd = append(cmd, bson.E{Key: seq.identifier, Value: arr})
+		seqs[i] = bsonkit.Sequence{Name: seq.identifier, Docs: seq.data, N: seq.n}
+	}
+	cmd, err := bsonkit.DecodeCommand(body, seqs[:len(m.sequences)])
+	if err != nil {
+		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
 	if m.opCode == wiremessage.OpMsg {
 		var dbVal any
@@ -625,16 +631,14 @@ func (m *message) command() (bson.D, error) {
 	return cmd, nil
 }
 
-func unmarshalDoc(raw bsoncore.Document) (bson.D, error) {
+// checkDoc refuses a document a command may not carry: nested too deep,
+// or invalid BSON.
+func checkDoc(raw bsoncore.Document) error {
 	if tooDeep(raw) {
-		return nil, &wireError{code: merr.Overflow, msg: fmt.Sprintf("BSONObj exceeded maximum nested object depth: %d", maxBSONDepth)}
+		return &wireError{code: merr.Overflow, msg: fmt.Sprintf("BSONObj exceeded maximum nested object depth: %d", maxBSONDepth)}
 	}
 	if err := raw.Validate(); err != nil {
-		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
+		return &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
-	d, err := bsonkit.Decode(raw)
-	if err != nil {
-		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
-	}
-	return d, nil
+	return nil
 }

@@ -51,6 +51,94 @@ func Decode(raw []byte) (bson.D, error) {
 	return d, nil
 }
 
+// Sequence is an OP_MSG document sequence: Docs holds N whole documents,
+// back to back, which a command receives as the array field Name.
+type Sequence struct {
+	Name string
+	Docs []byte
+	N    int
+}
+
+// DecodeCommand is Decode of an OP_MSG's body with its document sequences
+// appended as array fields, as a command sees them. The body, the
+// sequences' documents and their arrays share Decode's one allocation (one
+// for fields, one for array values), capped as Decode caps them.
+func DecodeCommand(body []byte, seqs []Sequence) (bson.D, error) {
+	if len(seqs) == 0 {
+		return Decode(body)
+	}
+	if len(body) < 4 || int(binary.LittleEndian.Uint32(body)) != len(body) {
+		return decodeCommandApart(body, seqs)
+	}
+	elems, vals, err := countTree(body, false, 0)
+	if err != nil {
+		return decodeCommandApart(body, seqs)
+	}
+	elems += len(seqs)
+	for _, seq := range seqs {
+		vals += seq.N
+		for rem := seq.Docs; len(rem) > 0; {
+			doc, rest, ok := bsoncore.ReadDocument(rem)
+			if !ok {
+				return decodeCommandApart(body, seqs)
+			}
+			e, v, err := countTree(doc, false, 0)
+			if err != nil {
+				return decodeCommandApart(body, seqs)
+			}
+			elems, vals, rem = elems+e, vals+v, rest
+		}
+	}
+	dec := decoder{elems: make([]bson.E, elems), vals: make([]any, vals)}
+	cmd, err := dec.docExtra(body, len(seqs))
+	if err != nil {
+		return decodeCommandApart(body, seqs)
+	}
+	for _, seq := range seqs {
+		if seq.N > len(dec.vals) {
+			return decodeCommandApart(body, seqs)
+		}
+		arr := bson.A(dec.vals[:seq.N:seq.N])
+		dec.vals = dec.vals[seq.N:]
+		rem := seq.Docs
+		for i := range arr {
+			var doc []byte
+			doc, rem, _ = bsoncore.ReadDocument(rem) // whole: counted above
+			if arr[i], err = dec.doc(doc); err != nil {
+				return decodeCommandApart(body, seqs)
+			}
+		}
+		cmd = append(cmd, bson.E{Key: seq.Name, Value: arr})
+	}
+	return cmd, nil
+}
+
+// decodeCommandApart is DecodeCommand decoding each document on its own,
+// for input the one-allocation path refuses: Decode then says what is
+// wrong.
+func decodeCommandApart(body []byte, seqs []Sequence) (bson.D, error) {
+	cmd, err := Decode(body)
+	if err != nil {
+		return nil, err
+	}
+	for _, seq := range seqs {
+		arr := make(bson.A, 0, seq.N)
+		for rem := seq.Docs; len(rem) > 0; {
+			doc, rest, ok := bsoncore.ReadDocument(rem)
+			if !ok {
+				return nil, bsoncore.NewInsufficientBytesError(rem, rem)
+			}
+			d, err := Decode(doc)
+			if err != nil {
+				return nil, err
+			}
+			arr, rem = append(arr, d), rest
+		}
+		cmd = append(cmd, bson.E{Key: seq.Name, Value: arr})
+	}
+	return cmd, nil
+}
+
 // docBody checks a document's length prefix and terminator and returns its
 // elements' bytes.
 func docBody(raw []byte) ([]byte, error) {
@@ -108,7 +196,11 @@ type decoder struct {
 	vals  []any
 }
 
-func (dec *decoder) doc(raw []byte) (bson.D, error) {
+func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0) }
+
+// docExtra is doc with room for extra more fields, which a caller appends
+// without allocating.
+func (dec *decoder) docExtra(raw []byte, extra int) (bson.D, error) {
 	body, err := docBody(raw)
 	if err != nil {
 		return nil, err
@@ -117,14 +209,14 @@ func (dec *decoder) doc(raw []byte) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > len(dec.elems) {
+	if n+extra > len(dec.elems) {
 		return nil, errMalformed
 	}
-	if n == 0 {
+	if n == 0 && extra == 0 {
 		return bson.D{}, nil // never nil: a nil bson.D encodes as null
 	}
-	d := bson.D(dec.elems[:n:n])
-	dec.elems = dec.elems[n:]
+	d := bson.D(dec.elems[: n : n+extra])
+	dec.elems = dec.elems[n+extra:]
 	for i := range d {
 		t, key, val, rest, err := readElement(body)
 		if err != nil {

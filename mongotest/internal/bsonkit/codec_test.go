@@ -285,3 +285,48 @@ func TestDecodeCachedValuesAreExact(t *testing.T) {
 		<-done
 	}
 }
+
+// A command decoded with its document sequences is the body decoded, then
+// one array field per sequence holding its documents decoded, in order; and
+// appending to any decoded document or array never writes into another.
+func TestDecodeCommandAppendsSequencesAsArrays(t *testing.T) {
+	corpus := codecCorpus()
+	body, err := bson.Marshal(bson.D{{Key: "insert", Value: "c"}, {Key: "arr", Value: bson.A{int32(1), bson.D{}}}, {Key: "$db", Value: "d"}})
+	require.NoError(t, err)
+	var docs, updates []byte
+	var wantDocs, wantUpdates bson.A
+	for i, d := range corpus {
+		raw, err := bson.Marshal(d)
+		require.NoError(t, err)
+		want, err := bsonkit.Decode(raw)
+		require.NoError(t, err)
+		if i%2 == 0 {
+			docs, wantDocs = append(docs, raw...), append(wantDocs, want)
+		} else {
+			updates, wantUpdates = append(updates, raw...), append(wantUpdates, want)
+		}
+	}
+	want, err := bsonkit.Decode(body)
+	require.NoError(t, err)
+	want = append(want, bson.E{Key: "documents", Value: wantDocs}, bson.E{Key: "updates", Value: wantUpdates})
+
+	got, err := bsonkit.DecodeCommand(body, []bsonkit.Sequence{
+		{Name: "documents", Docs: docs, N: len(wantDocs)},
+		{Name: "updates", Docs: updates, N: len(wantUpdates)},
+	})
+	require.NoError(t, err)
+	require.Equal(t, bsonkit.FormatValue(want), bsonkit.FormatValue(got))
+
+	// Grow every document and array: nothing else may change.
+	before := bsonkit.FormatValue(got)
+	for _, e := range got[:len(got)-2] {
+		if a, ok := e.Value.(bson.A); ok {
+			_ = append(a, "x")
+		}
+	}
+	for _, v := range append(got[len(got)-2].Value.(bson.A), got[len(got)-1].Value.(bson.A)...) {
+		_ = append(v.(bson.D), bson.E{Key: "x", Value: "x"})
+	}
+	_ = append(got[len(got)-2].Value.(bson.A), "x")
+	require.Equal(t, before, bsonkit.FormatValue(got))
+}
