@@ -174,16 +174,27 @@ func withClusterTime(reply bson.D, at *bson.Timestamp) bson.D {
 	return reply
 }
 
+// cursorReply is the storage of a cursor reply: both documents and, for a
+// batch of one document (a find by _id), the batch's array.
+type cursorReply struct {
+	e   [5]bson.E
+	one [1]any
+}
+
 func cursorDoc(ns, key string, docs []bson.D, id int64) bson.D {
-	arr := make(bson.A, len(docs))
+	r := new(cursorReply)
+	arr := bson.A(r.one[:len(docs):len(docs)])
+	if len(docs) > len(r.one) {
+		arr = make(bson.A, len(docs))
+	}
 	for i, d := range docs {
 		arr[i] = d
 	}
-	// One allocation for both documents; the outer one is capped so that
-	// appending to it never writes over the cursor.
-	e := make([]bson.E, 5)
-	e[0], e[1] = bson.E{Key: "cursor", Value: bson.D(e[2:5])}, bson.E{Key: "ok", Value: 1.0}
-	e[2], e[3], e[4] = bson.E{Key: key, Value: arr}, bson.E{Key: "id", Value: id}, bson.E{Key: "ns", Value: ns}
+	// The documents are capped so that appending to one never writes
+	// over the other or the batch.
+	e := r.e[:]
+	e[0], e[1] = bson.E{Key: "cursor", Value: bson.D(e[2:5:5])}, bson.E{Key: "ok", Value: 1.0}
+	e[2], e[3], e[4] = bson.E{Key: key, Value: arr}, bson.E{Key: "id", Value: id}, bson.E{Key: "ns", Value: bsonkit.String(ns)}
 	return e[0:2:2]
 }
 

@@ -61,6 +61,21 @@ func readStringValue(val []byte) (any, error) {
 	return v, nil
 }
 
+// String returns s boxed, shared with the decoded copies of it when it is
+// short (a namespace, a name): boxing it anew costs an allocation.
+func String(s string) any {
+	if len(s) > maxCached {
+		return s
+	}
+	slot := &stringCache.slots[maphash.String(cacheSeed, s)&(cacheSlots-1)]
+	if v := slot.Load(); v != nil && v.(string) == s {
+		return v
+	}
+	var v any = s
+	slot.Store(v)
+	return v
+}
+
 // binaryValue returns the binary of subtype sub holding a copy of data
 // (never nil, as the driver's), boxed.
 func binaryValue(sub byte, data []byte) any {
