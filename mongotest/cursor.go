@@ -183,8 +183,10 @@ type cursorReply struct {
 
 func cursorDoc(ns, key string, docs []bson.D, id int64) bson.D {
 	r := new(cursorReply)
-	arr := bson.A(r.one[:len(docs):len(docs)])
-	if len(docs) > len(r.one) {
+	var arr bson.A
+	if len(docs) <= len(r.one) {
+		arr = r.one[:len(docs):len(docs)]
+	} else {
 		arr = make(bson.A, len(docs))
 	}
 	for i, d := range docs {
