@@ -99,6 +99,11 @@ type conn struct {
 	in []byte
 	// seqs is the array of a request's document sequences (at most two).
 	seqs [2]docSequence
+	// req is the request being served, reused for the next: nothing
+	// keeps a request, or the op in it, once it is answered (a cursor or
+	// session that outlives the command copies what it needs; a session
+	// drops its attachment, op.sessOp, before the command returns).
+	req request
 }
 
 // maxKeptReplyBuf bounds the reply buffer a connection keeps, and
@@ -203,7 +208,8 @@ func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 		return c.encodeReply(m, merr.New(we.code, "%s", we.msg).Doc()), true
 	}
 
-	req := &request{
+	req := &c.req
+	*req = request{
 		db:         m.db,
 		name:       cmd[0].Key,
 		cmd:        cmd,
