@@ -26,6 +26,8 @@ type findSpec struct {
 	limit      int64
 	vars       expr.Vars
 	coll       *collation.Collation
+	// one holds run's result when it is one document found by _id.
+	one [1]bson.D
 }
 
 func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) {
@@ -116,7 +118,7 @@ func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-	} else if docs, err = matching(t, ns, fs.filter, fs.f, limit); err != nil {
+	} else if docs, err = matching(t, ns, fs.filter, fs.f, limit, fs.one[:0:1]); err != nil {
 		return nil, err
 	}
 	if fs.sort != nil {

@@ -148,7 +148,13 @@ func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
 		s.txnNumber = n
 		s.state = txnNone
 		s.txn = nil
-		s.retry = &retryRecord{txnNumber: n}
+		if s.retry != nil {
+			// Only this command, which holds the session checked out,
+			// sees the record: the superseded write's is reused.
+			*s.retry = retryRecord{txnNumber: n}
+		} else {
+			s.retry = &retryRecord{txnNumber: n}
+		}
 	}
 	o.retry = s.retry
 	reply, err := o.runCommand()
