@@ -99,6 +99,9 @@ type conn struct {
 	in []byte
 	// seqs is the array of a request's document sequences (at most two).
 	seqs [2]docSequence
+	// repeats shares the decoded lsid and $clusterTime of the
+	// connection's last command with the next that repeats their bytes.
+	repeats bsonkit.Repeats
 	// req is the request being served, reused for the next: nothing
 	// keeps a request, or the op in it, once it is answered (a cursor or
 	// session that outlives the command copies what it needs; a session
@@ -116,10 +119,11 @@ const (
 func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.nextConnID.Add(1)
 	return &conn{
-		id:  id,
-		srv: s,
-		nc:  nc,
-		log: s.log.With(zap.Int64("conn", id), zap.String("remote", nc.RemoteAddr().String())),
+		id:      id,
+		srv:     s,
+		nc:      nc,
+		log:     s.log.With(zap.Int64("conn", id), zap.String("remote", nc.RemoteAddr().String())),
+		repeats: bsonkit.Repeats{Names: [2]string{"lsid", "$clusterTime"}},
 	}
 }
 
@@ -193,7 +197,7 @@ func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 	usable, err := m.decode(wm)
 	var cmd bson.D
 	if err == nil {
-		cmd, err = m.command()
+		cmd, err = m.command(&c.repeats)
 	}
 	if err != nil {
 		var we *wireError
@@ -581,8 +585,9 @@ var opQueryAllowed = map[string]bool{
 }
 
 // command converts the body, with document sequences merged in, to a
-// bson.D and sets m.db from $db for OP_MSG.
-func (m *message) command() (bson.D, error) {
+// bson.D and sets m.db from $db for OP_MSG. repeats (nil: none) is the
+// connection's: see bsonkit.Repeats.
+func (m *message) command(repeats *bsonkit.Repeats) (bson.D, error) {
 	body := m.body
 	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	if m.opCode == wiremessage.OpQuery {
@@ -615,7 +620,7 @@ func (m *message) command() (bson.D, error) {
 		}
 		seqs[i] = bsonkit.Sequence{Name: seq.identifier, Docs: seq.data, N: seq.n}
 	}
-	cmd, err := bsonkit.DecodeCommand(body, seqs[:len(m.sequences)])
+	cmd, err := bsonkit.DecodeCommand(body, seqs[:len(m.sequences)], repeats)
 	if err != nil {
 		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}

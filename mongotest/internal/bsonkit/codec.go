@@ -1,6 +1,7 @@
 package bsonkit
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -63,14 +64,15 @@ type Sequence struct {
 // appended as array fields, as a command sees them. The body, the
 // sequences' documents and their arrays share Decode's one allocation (one
 // for fields, one for array values), capped as Decode caps them.
-func DecodeCommand(body []byte, seqs []Sequence) (bson.D, error) {
-	if len(seqs) == 0 {
-		return Decode(body)
-	}
+//
+// With repeats (nil: none), a top-level field that repeats the bytes of the
+// same field of the last command decoded with it shares that command's
+// decoded value.
+func DecodeCommand(body []byte, seqs []Sequence, repeats *Repeats) (bson.D, error) {
 	if len(body) < 4 || int(binary.LittleEndian.Uint32(body)) != len(body) {
 		return decodeCommandApart(body, seqs)
 	}
-	elems, vals, err := countTree(body, false, 0)
+	elems, vals, err := countTop(body, repeats)
 	if err != nil {
 		return decodeCommandApart(body, seqs)
 	}
@@ -89,8 +91,11 @@ func DecodeCommand(body []byte, seqs []Sequence) (bson.D, error) {
 			elems, vals, rem = elems+e, vals+v, rest
 		}
 	}
-	dec := decoder{elems: make([]bson.E, elems), vals: make([]any, vals)}
-	cmd, err := dec.docExtra(body, len(seqs))
+	dec := decoder{elems: make([]bson.E, elems)}
+	if vals > 0 {
+		dec.vals = make([]any, vals)
+	}
+	cmd, err := dec.docExtra(body, len(seqs), repeats)
 	if err != nil {
 		return decodeCommandApart(body, seqs)
 	}
@@ -189,6 +194,79 @@ func countTree(raw []byte, array bool, depth int) (elems, vals int, err error) {
 	return elems, vals, nil
 }
 
+// countTop is countTree of a command's body, leaving out the fields
+// repeats will supply.
+func countTop(raw []byte, repeats *Repeats) (elems, vals int, err error) {
+	body, err := docBody(raw)
+	if err != nil {
+		return 0, 0, err
+	}
+	for len(body) > 0 {
+		t, key, val, rest, err := readElement(body)
+		if err != nil {
+			return 0, 0, err
+		}
+		elems++
+		if _, ok := repeats.lookup(t, key, val); !ok && (t == bsoncore.TypeEmbeddedDocument || t == bsoncore.TypeArray) {
+			e, v, err := countTree(val, t == bsoncore.TypeArray, 1)
+			if err != nil {
+				return 0, 0, err
+			}
+			elems, vals = elems+e, vals+v
+		}
+		body = rest
+	}
+	return elems, vals, nil
+}
+
+// Repeats remembers the decoded values of a command's top-level fields
+// Names, with their bytes: a driver sends its session id (lsid) and the
+// cluster time it last saw ($clusterTime) with every command, mostly
+// unchanged, so the next command carrying the same bytes shares the
+// decoded value instead of decoding it again. The values are shared
+// read-only, as decoded strings and binaries are; keep one Repeats per
+// connection (it is not safe for concurrent use), so that only commands
+// of one client share them. A remembered value keeps the allocation of
+// the command it was decoded with alive until it is replaced.
+type Repeats struct {
+	Names [2]string
+	seen  [2]repeated
+}
+
+type repeated struct {
+	raw []byte // the value's bytes, copied
+	v   any
+}
+
+// maxRepeated is the size of the largest value Repeats remembers.
+const maxRepeated = 256
+
+func (r *Repeats) slot(t bsoncore.Type, key []byte) *repeated {
+	if r == nil || t != bsoncore.TypeEmbeddedDocument {
+		return nil
+	}
+	for i, name := range r.Names {
+		if name != "" && name == string(key) {
+			return &r.seen[i]
+		}
+	}
+	return nil
+}
+
+func (r *Repeats) lookup(t bsoncore.Type, key, val []byte) (any, bool) {
+	s := r.slot(t, key)
+	if s == nil || s.v == nil || !bytes.Equal(s.raw, val) {
+		return nil, false
+	}
+	return s.v, true
+}
+
+func (r *Repeats) store(t bsoncore.Type, key, val []byte, v any) {
+	if s := r.slot(t, key); s != nil && len(val) <= maxRepeated {
+		s.raw, s.v = append(s.raw[:0], val...), v
+	}
+}
+
 // decoder carves the documents and arrays of one Decode out of elems and
 // vals.
 type decoder struct {
@@ -196,11 +274,12 @@ type decoder struct {
 	vals  []any
 }
 
-func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0) }
+func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0, nil) }
 
 // docExtra is doc with room for extra more fields, which a caller appends
-// without allocating.
-func (dec *decoder) docExtra(raw []byte, extra int) (bson.D, error) {
+// without allocating, taking the fields repeats holds from it (a command's
+// top level only: countTop did not count them).
+func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats) (bson.D, error) {
 	body, err := docBody(raw)
 	if err != nil {
 		return nil, err
@@ -222,9 +301,12 @@ func (dec *decoder) docExtra(raw []byte, extra int) (bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err := dec.value(t, val)
-		if err != nil {
-			return nil, err
+		v, ok := repeats.lookup(t, key, val)
+		if !ok {
+			if v, err = dec.value(t, val); err != nil {
+				return nil, err
+			}
+			repeats.store(t, key, val, v)
 		}
 		d[i] = bson.E{Key: internKey(key), Value: v}
 		body = rest
