@@ -208,7 +208,7 @@ func (t *Txn) FindID(ns Namespace, id any) bson.D {
 	if c == nil {
 		return nil
 	}
-	r := c.records[keyOf(id)]
+	r := c.lookupKey(id)
 	if r == nil {
 		return nil
 	}
