@@ -25,7 +25,9 @@ type op struct {
 	h    handler    // the registered command
 	sess *sessionOp // the command's attachment to its session (lsid), if any
 	// sessOp is sess's storage, so that attaching allocates nothing.
-	sessOp   sessionOp
+	sessOp sessionOp
+	// replies is the storage of the command's reply.
+	replies  replyStorage
 	txn      *engine.Txn // the session's open transaction, when the command runs in one
 	retry    *retryRecord
 	deadline time.Time

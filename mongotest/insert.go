@@ -40,8 +40,7 @@ func cmdInsert(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	reply := make(bson.D, 1, 3) // n, writeErrors, ok: no growing
-	reply[0] = bson.E{Key: "n", Value: n}
+	reply := append(o.replies.insert(), bson.E{Key: "n", Value: n})
 	return withWriteErrors(reply, werrs), nil
 }
 
