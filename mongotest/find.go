@@ -28,6 +28,8 @@ type findSpec struct {
 	coll       *collation.Collation
 	// one holds run's result when it is one document found by _id.
 	one [1]bson.D
+	// fStorage holds f when it is {field: literal}.
+	fStorage query.Storage
 }
 
 func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) {
@@ -39,7 +41,7 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 	if fs.filter, err = docField(cmd, filterKey); err != nil {
 		return nil, err
 	}
-	if fs.f, err = query.CompileWith(fs.filter, query.Options{Vars: vars, Collation: fs.coll.StringCompare()}); err != nil {
+	if fs.f, err = fs.fStorage.CompileWith(fs.filter, query.Options{Vars: vars, Collation: fs.coll.StringCompare()}); err != nil {
 		return nil, err
 	}
 	sortSpec, err := docField(cmd, "sort")

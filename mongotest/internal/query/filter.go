@@ -46,8 +46,28 @@ type Options struct {
 
 // CompileWith is [Compile] with variables and a collation.
 func CompileWith(filter bson.D, opts Options) (*Filter, error) {
+	return compileIn(nil, filter, opts)
+}
+
+// Storage holds a compiled filter in its owner's allocation (a parsed
+// find keeps one), for the commonest filter, {field: literal}. A filter
+// compiled in it lives as long as the Storage; compile one filter per
+// Storage.
+type Storage struct{ eq equalityFilter }
+
+// CompileWith is [CompileWith] compiling into s when the filter fits.
+func (s *Storage) CompileWith(filter bson.D, opts Options) (*Filter, error) {
+	return compileIn(s, filter, opts)
+}
+
+// compileIn is CompileWith, using s (nil: none) for an equality.
+func compileIn(s *Storage, filter bson.D, opts Options) (*Filter, error) {
 	if len(filter) == 1 && isLiteralEquality(filter[0]) {
-		return compileEquality(filter[0], opts), nil
+		var q *equalityFilter
+		if s != nil {
+			q = &s.eq
+		}
+		return compileEquality(q, filter[0], opts), nil
 	}
 	f := &Filter{vars: opts.Vars, str: opts.Collation}
 	root, err := f.parseDoc(filter, true)
@@ -85,9 +105,11 @@ type equalityFilter struct {
 }
 
 // compileEquality compiles e, a literal equality (isLiteralEquality), to
-// the same filter parseDoc makes of it.
-func compileEquality(e bson.E, opts Options) *Filter {
-	q := &equalityFilter{}
+// the same filter parseDoc makes of it, in q (nil: a new one).
+func compileEquality(q *equalityFilter, e bson.E, opts Options) *Filter {
+	if q == nil {
+		q = new(equalityFilter)
+	}
 	q.pred = cmpPred{op: opEQ, rhs: e.Value, str: opts.Collation}
 	q.leaf = leafExpr{pred: &q.pred, mode: leafTraverse}
 	q.node = fieldNode{path: newPath(e.Key), expr: &q.leaf}
