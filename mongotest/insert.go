@@ -26,8 +26,7 @@ func cmdInsert(o *op) (bson.D, error) {
 			return nil, err
 		}
 		doc = fill.fill(doc)
-		id, _ := bsonkit.Get(doc, "_id")
-		return insertRecord{id: id}, o.atomic(func(t *engine.Txn) error {
+		return recordInsert(doc), o.atomic(func(t *engine.Txn) error {
 			if err := o.validate(t, ns, nil, doc); err != nil {
 				return err
 			}
@@ -215,5 +214,19 @@ func fillReplacement(spec any, fill timestampFiller) any {
 }
 
 // insertRecord is the recorded result of an inserted document, for a
-// retry of its statement.
-type insertRecord struct{ id any }
+// retry of its statement: the document's own _id field. (A pointer, not a
+// copy of the id, so that recording it allocates nothing: stored
+// documents are never changed in place.)
+type insertRecord struct{ idField *bson.E }
+
+func (r insertRecord) id() any { return r.idField.Value }
+
+// recordInsert returns the record of inserting doc, which has an _id.
+func recordInsert(doc bson.D) insertRecord {
+	for i := range doc {
+		if doc[i].Key == "_id" {
+			return insertRecord{idField: &doc[i]}
+		}
+	}
+	return insertRecord{idField: &bson.E{Key: "_id"}}
+}
