@@ -473,7 +473,7 @@ func (dec *decoder) value(t bsoncore.Type, val []byte) (any, error) {
 	case bsoncore.TypeNull:
 		return nil, nil
 	case bsoncore.TypeInt32:
-		return int32(binary.LittleEndian.Uint32(val)), nil
+		return int32Value(int32(binary.LittleEndian.Uint32(val))), nil
 	case bsoncore.TypeTimestamp:
 		return bson.Timestamp{I: binary.LittleEndian.Uint32(val), T: binary.LittleEndian.Uint32(val[4:])}, nil
 	case bsoncore.TypeInt64:
