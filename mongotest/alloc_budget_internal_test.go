@@ -12,10 +12,12 @@ import (
 )
 
 // pairAllocBudget is what the server and its in-process transport may
-// allocate for one insert+find pair: issue 15 asks for the pair's
-// allocations halved (388 at its start, so 194), of which the driver
-// takes 176 (docs/mongotest.md, "Measured").
-const pairAllocBudget = 18
+// allocate for one insert+find pair. Issue 15 asks for the pair's
+// allocations halved, 388 at its start, so 194 with the driver's; the
+// driver and the benchmark's own documents take about 170 of them (see
+// docs/mongotest.md, "Measured"), and BenchmarkInsertFind/in-process
+// measures 193 with this much.
+const pairAllocBudget = 23
 
 // An insert and a find by _id, as the driver sends them, cost the server
 // and the in-process transport at most pairAllocBudget allocations: the
