@@ -65,6 +65,15 @@ var (
 	// transaction but cannot know when it commits, so it cannot run them.
 	ErrForeignTransaction = errors.New("tx: hooks need a transaction started by txkit, not one started with the driver")
 
+	// ErrOtherClient is returned by a scope that would join the
+	// transaction in ctx ([Required], [Mandatory], [Supports]) when that
+	// transaction belongs to another mongo.Client than the Runner's: a
+	// session of one client cannot carry another client's operations, and
+	// a transaction of its own would commit apart from the caller's,
+	// whatever the caller's then does. Nothing ran. Use one client for
+	// both, or ask to run apart ([RequiresNew], [NotSupported]).
+	ErrOtherClient = errors.New("tx: the transaction in context belongs to another mongo.Client and cannot be joined")
+
 	// ErrTxDone is returned by [Tx.Commit] on a Tx already committed or
 	// rolled back.
 	ErrTxDone = errors.New("tx: transaction already committed or rolled back")

@@ -25,7 +25,8 @@ import (
 // before its first transaction on it, and keeps a lease there while it
 // lives. Any process whose sweep finds a lease that stopped being renewed,
 // or, at its start, one left by an earlier process of its own instance
-// name, kills the sessions recorded under it.
+// name, kills the sessions recorded under it, and kills them again for a
+// while (rekillSchedule).
 
 // DefaultOrphanLease is the lease of [OrphanReaping] when none is given.
 const DefaultOrphanLease = 15 * time.Second
@@ -45,6 +46,28 @@ const (
 	// would keep every session the driver's pool ever dropped.
 	sessionIdle = 31 * time.Minute
 )
+
+// The re-kills of a reaped process's sessions. killSessions aborts what
+// runs on a session, but does not stop a statement that reaches the
+// server later from starting a transaction on it: a first statement of
+// the dead process that was still on its way (the database stalled, or
+// it waited in a socket buffer) would hold what it writes until
+// transactionLifetimeLimitSeconds. The runner's own reaper fences its
+// sessions with a higher transaction number; the registry cannot (the
+// driver sends a command on a session of its own, never on a chosen lsid
+// and txnNumber), so it kills a reaped process's sessions again, every
+// every, for window after the reap.
+var rekillSchedule = struct{ every, window time.Duration }{
+	// every: the longest a late statement holds its documents, once it
+	// reaches the server within the window. A killSessions of up to
+	// killBatch lsids costs the server little, even every second.
+	every: time.Second,
+	// window: half of the server's default transaction lifetime limit
+	// (60 s). A statement later than that needs the database stalled for
+	// longer than that, and is then held at most the lifetime limit, as
+	// without re-kills.
+	window: 30 * time.Second,
+}
 
 // OrphanReaping configures [WithOrphanReaping].
 type OrphanReaping struct {
@@ -83,8 +106,11 @@ type OrphanReaping struct {
 // pools server sessions, so in steady state no transaction pays for it. A
 // transaction whose session cannot be written down does not start: its
 // scope fails with the error. A goroutine renews the process's lease and
-// sweeps the registry every third of the lease; [Runner.Close] stops it
-// and, when the runner left no transaction open and none runs, removes the
+// sweeps the registry every third of the lease; another kills the
+// sessions a sweep reaped again, every second for 30 s, so that a
+// statement of the dead process that reaches the server late holds
+// nothing for longer than that second. [Runner.Close] stops them and,
+// when the runner left no transaction open and none runs, removes the
 // process's documents; after it, transactions fail with [ErrClosed].
 //
 // Killing uses killSessions, which kills only the sessions of the user
@@ -133,6 +159,10 @@ type registry struct {
 
 	seen map[string]leaseSeen // the goroutine's: the leases of others
 
+	rekillEvery, rekillWindow time.Duration          // rekillSchedule
+	rekill                    map[[16]byte]time.Time // under mu: reaped sessions to kill again, until when
+	rekillWake                chan struct{}          // a reap added sessions to rekill
+
 	ctx     context.Context // cancelled by close
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
@@ -178,6 +208,8 @@ func newRegistry(o OrphanReaping) *registry {
 		instance: o.Instance, incarnation: inc, lease: o.Lease,
 		log:      o.Logger.With(zap.String("instance", o.Instance), zap.String("incarnation", inc)),
 		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, idle: sessionIdle,
+		rekillEvery: rekillSchedule.every, rekillWindow: rekillSchedule.window,
+		rekill: map[[16]byte]time.Time{}, rekillWake: make(chan struct{}, 1),
 		ctx: ctx, stop: stop,
 	}
 }
@@ -323,7 +355,8 @@ func (r *registry) renew(ctx context.Context) error {
 	return nil
 }
 
-// start starts the goroutine that renews the lease and sweeps.
+// start starts the goroutines: one renews the lease and sweeps, the
+// other kills reaped sessions again.
 func (r *registry) start() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -331,8 +364,9 @@ func (r *registry) start() {
 		return
 	}
 	r.started = true
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.run()
+	go r.runRekills()
 }
 
 func (r *registry) run() {
@@ -436,17 +470,14 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 	for len(docs) > 0 {
 		batch := docs[:min(len(docs), killBatch)]
 		docs = docs[len(batch):]
-		lsids, ids := make(bson.A, len(batch)), make(bson.A, len(batch))
+		ids := make(bson.A, len(batch))
 		for i, d := range batch {
-			lsids[i] = bson.D{{Key: "id", Value: d.ID}}
 			ids[i] = d.ID
 		}
-		if err := r.admin.RunCommand(ctx, bson.D{{Key: "killSessions", Value: lsids}}).Err(); err != nil {
-			if refused(err) {
-				err = fmt.Errorf("%w (every process must connect as the same user, or have the killAnySession privilege)", err)
-			}
-			return 0, fmt.Errorf("killSessions: %w", err)
+		if err := r.kill(ctx, ids); err != nil {
+			return 0, err
 		}
+		r.killAgainLater(ids)
 		if _, err := r.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
 			return 0, fmt.Errorf("remove killed sessions: %w", err)
 		}
@@ -460,7 +491,102 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 	return n, nil
 }
 
-// close stops the goroutine (record refuses from then on) and removes the
+// kill kills the server sessions ids (UUIDs as bson.Binary), at most
+// killBatch of them.
+func (r *registry) kill(ctx context.Context, ids bson.A) error {
+	lsids := make(bson.A, len(ids))
+	for i, id := range ids {
+		lsids[i] = bson.D{{Key: "id", Value: id}}
+	}
+	if err := r.admin.RunCommand(ctx, bson.D{{Key: "killSessions", Value: lsids}}).Err(); err != nil {
+		if refused(err) {
+			err = fmt.Errorf("%w (every process must connect as the same user, or have the killAnySession privilege)", err)
+		}
+		return fmt.Errorf("killSessions: %w", err)
+	}
+	return nil
+}
+
+// killAgainLater has runRekills kill the reaped sessions ids (as kill's)
+// again until rekillWindow from now.
+func (r *registry) killAgainLater(ids bson.A) {
+	until := time.Now().Add(r.rekillWindow)
+	r.mu.Lock()
+	for _, v := range ids {
+		var id [16]byte
+		if b, ok := v.(bson.Binary); ok && len(b.Data) == len(id) {
+			copy(id[:], b.Data)
+			r.rekill[id] = until
+		}
+	}
+	r.mu.Unlock()
+	select {
+	case r.rekillWake <- struct{}{}:
+	default: // a wake is pending already
+	}
+}
+
+// runRekills kills the reaped sessions again every rekillEvery, as long
+// as some are within their window. A late statement of a dead process
+// that reached the server after the reap's kill started a transaction
+// that nothing else would end before the lifetime limit; the next kill
+// aborts it. Close stops it, a kill in flight included: the windows are
+// then forgotten, as the process's own duty ends with it.
+func (r *registry) runRekills() {
+	defer r.wg.Done()
+	for {
+		r.mu.Lock()
+		pending := len(r.rekill) > 0
+		r.mu.Unlock()
+		if !pending {
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-r.rekillWake:
+			}
+		}
+		t := time.NewTimer(r.rekillEvery)
+		select {
+		case <-r.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		r.killAgain()
+	}
+}
+
+// killAgain kills the reaped sessions whose window is not over, and
+// forgets the others. A kill that fails is retried at the next tick, if
+// the window is not over by then; it is logged at debug level only: the
+// sessions were killed once already, and a late statement is rare.
+func (r *registry) killAgain() {
+	now := time.Now()
+	var ids bson.A
+	r.mu.Lock()
+	for id, until := range r.rekill {
+		if now.After(until) {
+			delete(r.rekill, id)
+			continue
+		}
+		ids = append(ids, bson.Binary{Subtype: bson.TypeBinaryUUID, Data: append([]byte(nil), id[:]...)})
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(r.ctx, max(r.rekillEvery, killTimeout))
+	defer cancel()
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), killBatch)]
+		ids = ids[len(batch):]
+		if err := r.kill(ctx, batch); err != nil {
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.log.Debug("orphan reaping: kill reaped sessions again", zap.Int("sessions", len(batch)), zap.Error(err))
+		}
+	}
+}
+
+// close stops the goroutines (record refuses from then on) and removes the
 // process's documents if clean (the reaper's last kill succeeded), no
 // transaction runs on a recorded session and leftOpen (the sessions the
 // reaper left open for good) is 0: its sessions need no killing. A scope

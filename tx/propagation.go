@@ -3,7 +3,10 @@ package tx
 import "strconv"
 
 // Propagation says how a scope relates to a transaction already carried by
-// its ctx (one started by a [Runner] of the same client).
+// its ctx (one started by a [Runner] of the same client, or with the
+// driver on that client's session). A transaction of another client cannot
+// be joined: the scopes that would join it fail with [ErrOtherClient]
+// ([Never]: [ErrTransactionExists]); [RequiresNew] and [NotSupported] run.
 type Propagation uint8
 
 // The propagation modes. They follow Spring's, which most Java and Kotlin

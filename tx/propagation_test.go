@@ -128,7 +128,11 @@ func TestRunnerOfAnotherClientNeverJoins(t *testing.T) {
 		if _, err := a.coll.InsertOne(ctx, doc("a1")); err != nil {
 			return err
 		}
-		err := b.runner.Run(ctx, func(ctx context.Context) error {
+		// Required would join: another client's transaction is refused.
+		err := b.runner.Run(ctx, func(context.Context) error { return nil })
+		require.ErrorIs(t, err, tx.ErrOtherClient)
+		// Asked to run apart, b runs its own.
+		err = b.runner.Run(ctx, func(ctx context.Context) error {
 			if _, err := b.coll.InsertOne(ctx, doc("b")); err != nil {
 				return err
 			}
@@ -137,7 +141,7 @@ func TestRunnerOfAnotherClientNeverJoins(t *testing.T) {
 				_, err := a.coll.InsertOne(ctx, doc("a2"))
 				return err
 			})
-		})
+		}, tx.WithPropagation(tx.RequiresNew))
 		if err != nil {
 			return err
 		}

@@ -86,8 +86,9 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // as if there were no reaper.
 //
 // With [WithOrphanReaping], Close also stops the renewal of the process's
-// lease and the sweeps, and removes the process's registry documents if
-// nothing was left open and no transaction runs. It does not wait for
+// lease, the sweeps and the re-kills of the sessions they reaped, and
+// removes the process's registry documents if nothing was left open and
+// no transaction runs. It does not wait for
 // running transactions: while one runs, or if something was left open,
 // it keeps the lease and the records, so that if the process dies the
 // next process of its instance (at once) or another process (once the

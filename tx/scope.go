@@ -98,6 +98,9 @@ func (r *Runner) begin(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 		return nil, errNoClient
 	}
 	st, frame := find(ctx, r.client)
+	if err := refuseOtherClient(ctx, st, cfg, pc); err != nil {
+		return nil, err
+	}
 	switch cfg.propagation {
 	case Required:
 		if st != nil {
@@ -128,6 +131,30 @@ func (r *Runner) begin(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 	default:
 		return nil, fmt.Errorf("tx %s: unknown propagation %v", scopeName(cfg.name, pc), cfg.propagation)
 	}
+}
+
+// refuseOtherClient fails a scope whose propagation depends on the
+// transaction in ctx (joins it, or refuses to run in one) when the only
+// live transaction there, st being nil, is another client's: it cannot be
+// joined, and a transaction of the scope's own would commit apart from
+// it. Scopes that ask to run apart (RequiresNew, NotSupported) run.
+func refuseOtherClient(ctx context.Context, st *txState, cfg *config, pc uintptr) error {
+	if st != nil {
+		return nil
+	}
+	switch cfg.propagation {
+	case Required, Mandatory, Supports, Never:
+	default:
+		return nil
+	}
+	other, _ := find(ctx, nil)
+	if other == nil {
+		return nil
+	}
+	if cfg.propagation == Never {
+		return fmt.Errorf("%w (scope %s, transaction %s of another client)", ErrTransactionExists, scopeName(cfg.name, pc), other.name())
+	}
+	return fmt.Errorf("%w (scope %s, transaction %s)", ErrOtherClient, scopeName(cfg.name, pc), other.name())
 }
 
 // without starts a scope that runs without a transaction of its own.

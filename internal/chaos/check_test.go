@@ -205,6 +205,32 @@ func TestCheckFindsEachKindOfBrokenLedger(t *testing.T) {
 			},
 			want: nil,
 		},
+		{
+			name: "an empty placeholder left by a failed add is no account",
+			breakIt: func(s *Snapshot, ops *[]Op) {
+				*ops = append(*ops, op("add2", OpAdd, Failed, func(o *Op) { o.Account, o.Amount, o.Err = "c", 10, "context deadline exceeded" }))
+				s.Accounts = append(s.Accounts, AccountDoc{ID: "c", Placeholder: true})
+			},
+			want: nil,
+		},
+		{
+			name: "a placeholder that holds a position (the sum of its entries)",
+			breakIt: func(s *Snapshot, ops *[]Op) {
+				*ops = append(*ops, op("add2", OpAdd, Applied, func(o *Op) { o.Account, o.Amount, o.Entry = "c", 10, "e9" }))
+				s.Entries = append(s.Entries, entry("e9", "c", 10, "credit", "add2"))
+				s.Accounts = append(s.Accounts, AccountDoc{ID: "c", Balance: 10, Available: 10, Placeholder: true})
+			},
+			want: []string{InvBalance},
+		},
+		{
+			name: "entries of an account that is a placeholder",
+			breakIt: func(s *Snapshot, ops *[]Op) {
+				*ops = append(*ops, op("add2", OpAdd, Applied, func(o *Op) { o.Account, o.Amount, o.Entry = "c", 10, "e9" }))
+				s.Entries = append(s.Entries, entry("e9", "c", 10, "credit", "add2"))
+				s.Accounts = append(s.Accounts, AccountDoc{ID: "c", Placeholder: true})
+			},
+			want: []string{InvBalance},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,6 +240,15 @@ func TestCheckFindsEachKindOfBrokenLedger(t *testing.T) {
 			assert.Equal(t, tt.want, invariants(vs), "%v", vs)
 		})
 	}
+}
+
+// A placeholder is no account: the recount, as Reconcile, does not count
+// it.
+func TestRecountDoesNotCountAPlaceholder(t *testing.T) {
+	s, ops := ledger()
+	s.Accounts = append(s.Accounts, AccountDoc{ID: "c", Placeholder: true})
+	_, rc := Check(s, ops, cutoff)
+	assert.Equal(t, 2, rc.Accounts)
 }
 
 func TestRecountAgreesWithReconcileOnlyWhenTheyMatch(t *testing.T) {

@@ -21,6 +21,9 @@ type AccountDoc struct {
 	Held      int64      `bson:"held"`
 	Available int64      `bson:"available"`
 	Pending   []EntryDoc `bson:"pending"`
+	// Placeholder marks a document that is no account (yet): the ledger
+	// reads it as missing.
+	Placeholder bool `bson:"placeholder"`
 }
 
 // EntryDoc is a raw ledger entry, from the entries collection or embedded

@@ -49,9 +49,9 @@ func TestCutAddsOfDistinctBitsApplyExactlyAsReported(t *testing.T) {
 				defer cancel()
 				if i%5 == 4 {
 					// The caller's transaction is on the service's client:
-					// a service of another client does not join it but runs
-					// a transaction of its own (see the finding
-					// tx-cross-client-nesting-runs-apart).
+					// a service of another client refuses to run in it
+					// (tx.ErrOtherClient; TestAServiceOfAnotherClient-
+					// InsideATransactionAppliesNothing).
 					_, errs[i] = tx.Do(c, tx.NewRunner(client), func(c context.Context) (credits.Entry, error) { return svc.Add(c, acct, 1<<i) })
 					return
 				}

@@ -227,7 +227,7 @@ func (*againError) Is(target error) bool {
 }
 
 // write applies e alone, with its own guard. A credit creates its
-// account, as a new incarnation.
+// account, as a new incarnation, or makes a placeholder of it an account.
 func (w *hotWriter) write(ctx context.Context, e sent, ep epoch) error {
 	amount := e.Amount
 	filter := append(bson.D{
@@ -249,7 +249,7 @@ func (w *hotWriter) write(ctx context.Context, e sent, ep epoch) error {
 		update = append(update, bson.E{Key: "$setOnInsert", Value: bson.D{
 			{Key: "held", Value: int64(0)}, {Key: "flushes", Value: int64(0)}, {Key: "createdAt", Value: e.CreatedAt},
 			{Key: "incarnation", Value: created.incarnation},
-		}})
+		}}, clearPlaceholder)
 	} else {
 		filter = append(filter, bson.E{Key: "available", Value: bson.D{{Key: "$gte", Value: -amount}}})
 	}
@@ -290,6 +290,9 @@ func (w *hotWriter) explain(ctx context.Context, e sent) error {
 		return err
 	} else if copied {
 		return errAppliedByAnother // and already copied out
+	}
+	if acc.Placeholder && amount < 0 {
+		return ErrAccountNotFound // no credit has applied to it yet
 	}
 	// e was not applied when acc was read: acc's epoch is a safe one.
 	again := &againError{epoch: acc.epoch()}
@@ -378,10 +381,16 @@ const ResolveGrace = 500 * time.Millisecond
 // failed with cause, after which any of them may or may not have been
 // applied. It first fences the account, so that a send still on its way
 // can no longer apply (it raises the flush count), then looks for every
-// entry. A missing account is created by the fence only if es holds a
-// credit (whose send could create it later): it proves that no debit was
-// applied, and a debit still on its way cannot apply to an account
-// created later (a new incarnation). It returns, per entry, nil if this send applied it,
+// entry. A missing account proves that no debit was applied, and a debit
+// still on its way cannot apply to an account created later (a new
+// incarnation). But a credit's send still on its way could create it: if
+// es holds a credit, the fence inserts a placeholder of the account, a
+// document with an incarnation (which that send, demanding none, can
+// never match or insert again) that every reader takes for a missing
+// account until a credit applies to it (see accountDoc.Placeholder). So a
+// credit that then fails for good leaves no account behind, and debits
+// racing the resolution find the account missing, as they would have
+// before the credit. It returns, per entry, nil if this send applied it,
 // errAppliedByAnother if another did (see appliedBy), an againError if it
 // is certainly not applied, or an error matching ErrOutcomeUnknown.
 func (w *hotWriter) resolve(ctx context.Context, es []sent, cause error) []error {
@@ -410,7 +419,7 @@ func (w *hotWriter) resolve(ctx context.Context, es []sent, cause error) []error
 			{Key: "$setOnInsert", Value: bson.D{
 				{Key: "balance", Value: int64(0)}, {Key: "held", Value: int64(0)}, {Key: "available", Value: int64(0)},
 				{Key: "createdAt", Value: es[0].CreatedAt}, {Key: "updatedAt", Value: es[0].CreatedAt},
-				{Key: "incarnation", Value: bson.NewObjectID()},
+				{Key: "incarnation", Value: bson.NewObjectID()}, {Key: "placeholder", Value: true},
 			}},
 		},
 		options.FindOneAndUpdate().SetUpsert(credit).SetReturnDocument(options.After).

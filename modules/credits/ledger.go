@@ -31,9 +31,22 @@ type accountDoc struct {
 	// guards writes of this document only (see hotWriter). Accounts
 	// created before it existed have none.
 	Incarnation bson.ObjectID `bson:"incarnation,omitempty"`
-	CreatedAt   time.Time     `bson:"createdAt"`
-	UpdatedAt   time.Time     `bson:"updatedAt"`
+	// Placeholder marks a document that the fence of a credit's unknown
+	// outcome created (see hotWriter.resolve) and that no credit has
+	// applied to yet: it is no account. Every reader treats it as a
+	// missing account, and the write that applies a credit to it clears
+	// the mark (see clearPlaceholder). No debit can match it: its
+	// position stays 0, and a debit's filter demands an available (or
+	// held) amount of at least 1.
+	Placeholder bool      `bson:"placeholder,omitempty"`
+	CreatedAt   time.Time `bson:"createdAt"`
+	UpdatedAt   time.Time `bson:"updatedAt"`
 }
+
+// clearPlaceholder is the update operator that every write applying a
+// credit carries: the account it credits is an account from then on,
+// atomically with the credit.
+var clearPlaceholder = bson.E{Key: "$unset", Value: bson.D{{Key: "placeholder", Value: ""}}}
 
 // epoch is the epoch acc was read at (see hotWriter).
 func (acc accountDoc) epoch() epoch {
@@ -302,7 +315,7 @@ func (s *Service) insertEntries(ctx context.Context, es ...Entry) error {
 }
 
 // creditTx adds amount to account's balance in the transaction in ctx,
-// creating the account if it does not exist. The update is guarded
+// creating the account if it does not exist (or is a placeholder). The update is guarded
 // against overflow; only when it matches nothing is the account read, to
 // tell a missing account from an overflow. fence also raises the
 // account's flush count (see hotWriter).
@@ -316,6 +329,7 @@ func (s *Service) creditTx(ctx context.Context, account string, amount int64, no
 		bson.D{
 			{Key: "$inc", Value: inc},
 			{Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now}}},
+			clearPlaceholder,
 		})
 	if err != nil {
 		return fmt.Errorf("credit account: %w", err)
@@ -372,13 +386,14 @@ func (s *Service) debitTx(ctx context.Context, account string, amount int64, inc
 	}
 }
 
-// account reads an account without its embedded entries.
+// account reads an account without its embedded entries. A placeholder
+// is no account.
 func (s *Service) account(ctx context.Context, account string) (accountDoc, error) {
 	var acc accountDoc
 	err := s.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: account}},
 		options.FindOne().SetProjection(bson.D{{Key: "pending", Value: 0}})).Decode(&acc)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return acc, ErrAccountNotFound
+	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && acc.Placeholder {
+		return accountDoc{}, ErrAccountNotFound
 	}
 	if err != nil {
 		return acc, fmt.Errorf("read account: %w", err)

@@ -107,7 +107,8 @@ type Report struct {
 type Mismatch struct {
 	Account string
 	// Field is "balance", "held", "available" or "account" (entries or
-	// holds of an account document that does not exist).
+	// holds of an account that does not exist, or a placeholder document
+	// that holds a position).
 	Field    string
 	Stored   int64
 	Computed int64
