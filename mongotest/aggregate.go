@@ -282,7 +282,7 @@ func (o *op) mergeOne(t *engine.Txn, ns engine.Namespace, out *aggregate.Output,
 	if err != nil {
 		return err
 	}
-	matched, err := matching(t, ns, filter, f, 1)
+	matched, err := matching(t, ns, filter, f, 1, nil)
 	if err != nil {
 		return err
 	}

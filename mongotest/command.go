@@ -16,14 +16,18 @@ import (
 
 // op is one command being executed.
 type op struct {
-	s        *Server
-	ctx      context.Context
-	req      *request
-	cmd      bson.D
-	db       string
-	name     string
-	h        handler     // the registered command
-	sess     *sessionOp  // the command's attachment to its session (lsid), if any
+	s    *Server
+	ctx  context.Context
+	req  *request
+	cmd  bson.D
+	db   string
+	name string
+	h    handler    // the registered command
+	sess *sessionOp // the command's attachment to its session (lsid), if any
+	// sessOp is sess's storage, so that attaching allocates nothing.
+	sessOp sessionOp
+	// replies is the storage of the command's reply.
+	replies  replyStorage
 	txn      *engine.Txn // the session's open transaction, when the command runs in one
 	retry    *retryRecord
 	deadline time.Time
@@ -256,7 +260,8 @@ func (s *Server) run(ctx context.Context, req *request) (bson.D, error) {
 		// runs, rather than ignore it.
 		return nil, merr.New(merr.InvalidOptions, "Command does not support writeConcern")
 	}
-	o := &op{s: s, ctx: ctx, req: req, cmd: req.cmd, db: req.db, name: req.name, h: h}
+	o := &req.op
+	*o = op{s: s, ctx: ctx, req: req, cmd: req.cmd, db: req.db, name: req.name, h: h}
 	if ms, _ := maxTimeMS(req.cmd); ms > 0 {
 		o.deadline = time.Now().Add(time.Duration(ms) * time.Millisecond)
 		var cancel context.CancelFunc

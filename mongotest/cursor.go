@@ -119,7 +119,7 @@ func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, singl
 		return nil, 0, err
 	}
 	if single || len(rest) == 0 {
-		return o.withClusterTime(cursorDoc(ns, "firstBatch", first, 0)), 0, nil
+		return o.withClusterTime(cursorDoc(o.replies.cursor(), ns, "firstBatch", first, 0)), 0, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -135,7 +135,7 @@ func (c *cursors) openLive(o *op, ns string, docs []bson.D, batchSize int, singl
 		cur.txnNumber, _, _ = intField(o.cmd, "txnNumber")
 	}
 	c.m[id] = cur
-	return o.withClusterTime(cursorDoc(ns, "firstBatch", first, id)), id, nil
+	return o.withClusterTime(cursorDoc(o.replies.cursor(), ns, "firstBatch", first, id)), id, nil
 }
 
 // refresh passes docs through live, dropping the documents that are gone.
@@ -174,16 +174,59 @@ func withClusterTime(reply bson.D, at *bson.Timestamp) bson.D {
 	return reply
 }
 
-func cursorDoc(ns, key string, docs []bson.D, id int64) bson.D {
-	arr := make(bson.A, len(docs))
+// cursorReply is the storage of a cursor reply: both documents and, for a
+// batch of one document (a find by _id), the batch's array.
+type cursorReply struct {
+	e   [5]bson.E
+	one [1]any
+}
+
+// replyStorage is where a command builds its reply, in its op: a reply is
+// encoded before the connection reads its next request, and no command
+// keeps its reply (findAndModify, whose retry record keeps it, builds
+// its own), so the storage is reused with the op. Each part is handed out
+// once per command; a second reply of the same shape gets an allocation
+// of its own.
+type replyStorage struct {
+	cursorReply  cursorReply
+	cursorTaken  bool
+	insertFields [3]bson.E // n, writeErrors, ok
+	insertTaken  bool
+}
+
+func (s *replyStorage) cursor() *cursorReply {
+	if s.cursorTaken {
+		return new(cursorReply)
+	}
+	s.cursorTaken = true
+	return &s.cursorReply
+}
+
+// insert returns room for an insert's reply fields.
+func (s *replyStorage) insert() bson.D {
+	if s.insertTaken {
+		return make(bson.D, 0, len(s.insertFields))
+	}
+	s.insertTaken = true
+	return s.insertFields[:0]
+}
+
+// cursorDoc builds a cursor reply in r.
+func cursorDoc(r *cursorReply, ns, key string, docs []bson.D, id int64) bson.D {
+	var arr bson.A
+	if len(docs) <= len(r.one) {
+		arr = r.one[:len(docs):len(docs)]
+	} else {
+		arr = make(bson.A, len(docs))
+	}
 	for i, d := range docs {
 		arr[i] = d
 	}
-	// One allocation for both documents; the outer one is capped so that
-	// appending to it never writes over the cursor.
-	e := make([]bson.E, 5)
-	e[0], e[1] = bson.E{Key: "cursor", Value: bson.D(e[2:5])}, bson.E{Key: "ok", Value: 1.0}
-	e[2], e[3], e[4] = bson.E{Key: key, Value: arr}, bson.E{Key: "id", Value: id}, bson.E{Key: "ns", Value: ns}
+	// The documents are capped so that appending to one never writes
+	// over the other or the batch.
+	e := r.e[:]
+	e[0], e[1] = bson.E{Key: "cursor", Value: bson.D(e[2:5:5])}, bson.E{Key: "ok", Value: 1.0}
+	e[2], e[3], e[4] = bson.E{Key: key, Value: arr}, bson.E{Key: "id", Value: id}, bson.E{Key: "ns", Value: bsonkit.String(ns)}
 	return e[0:2:2]
 }
 
@@ -240,7 +283,7 @@ func cmdGetMore(o *op) (bson.D, error) {
 	}
 	// As getmore_cmd.cpp, which reports the read concern's atClusterTime
 	// the cursor restores (outside a transaction).
-	return withClusterTime(cursorDoc(cur.ns, "nextBatch", next, outID), cur.atClusterTime), nil
+	return withClusterTime(cursorDoc(o.replies.cursor(), cur.ns, "nextBatch", next, outID), cur.atClusterTime), nil
 }
 
 func cmdKillCursors(o *op) (bson.D, error) {

@@ -26,6 +26,10 @@ type findSpec struct {
 	limit      int64
 	vars       expr.Vars
 	coll       *collation.Collation
+	// one holds run's result when it is one document found by _id.
+	one [1]bson.D
+	// fStorage holds f when it is {field: literal}.
+	fStorage query.Storage
 }
 
 func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) {
@@ -37,7 +41,7 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 	if fs.filter, err = docField(cmd, filterKey); err != nil {
 		return nil, err
 	}
-	if fs.f, err = query.CompileWith(fs.filter, query.Options{Vars: vars, Collation: fs.coll.StringCompare()}); err != nil {
+	if fs.f, err = fs.fStorage.CompileWith(fs.filter, query.Options{Vars: vars, Collation: fs.coll.StringCompare()}); err != nil {
 		return nil, err
 	}
 	sortSpec, err := docField(cmd, "sort")
@@ -116,7 +120,7 @@ func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-	} else if docs, err = matching(t, ns, fs.filter, fs.f, limit); err != nil {
+	} else if docs, err = matching(t, ns, fs.filter, fs.f, limit, fs.one[:0:1]); err != nil {
 		return nil, err
 	}
 	if fs.sort != nil {

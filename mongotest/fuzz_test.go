@@ -33,7 +33,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		if m.body == nil {
 			t.Fatal("decoded message has no body")
 		}
-		cmd, err := m.command()
+		cmd, err := m.command(nil)
 		if err != nil {
 			if _, ok := err.(*wireError); !ok {
 				t.Fatalf("command returned %T, want *wireError", err)

@@ -25,9 +25,8 @@ func cmdInsert(o *op) (bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-		doc = fill(doc)
-		id, _ := bsonkit.Get(doc, "_id")
-		return insertRecord{id: id}, o.atomic(func(t *engine.Txn) error {
+		doc = fill.fill(doc)
+		return recordInsert(doc), o.atomic(func(t *engine.Txn) error {
 			if err := o.validate(t, ns, nil, doc); err != nil {
 				return err
 			}
@@ -40,7 +39,8 @@ func cmdInsert(o *op) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withWriteErrors(bson.D{{Key: "n", Value: n}}, werrs), nil
+	reply := append(o.replies.insert(), bson.E{Key: "n", Value: n})
+	return withWriteErrors(reply, werrs), nil
 }
 
 // parseInsert checks that an inserted document is a document, which
@@ -169,39 +169,64 @@ func dollarKey(d bson.D) string {
 // timestamp, Timestamp(0, 0), gets the current cluster time
 // (fixDocumentForInsert, ObjectReplaceExecutor). With the command's
 // bypassEmptyTsReplacement the document stays as it is.
-func (o *op) emptyTimestampFiller() (func(bson.D) bson.D, error) {
+func (o *op) emptyTimestampFiller() (timestampFiller, error) {
 	bypass, err := boolField(o.cmd, "bypassEmptyTsReplacement", false)
 	if err != nil || bypass {
-		return func(d bson.D) bson.D { return d }, err
+		return timestampFiller{}, err
 	}
-	return func(d bson.D) bson.D {
-		var out bson.D
-		for i, e := range d {
-			if ts, ok := e.Value.(bson.Timestamp); !ok || ts != (bson.Timestamp{}) || e.Key == "_id" {
-				continue
-			}
-			if out == nil {
-				out = bsonkit.CloneDoc(d)
-			}
-			out[i].Value = o.s.clock.tick()
+	return timestampFiller{clock: &o.s.clock}, nil
+}
+
+// timestampFiller fills a document's empty timestamps from clock; with no
+// clock it leaves documents as they are. (A value, not a closure: a
+// closure over the op would cost every insert an allocation.)
+type timestampFiller struct{ clock *clock }
+
+// fill returns d, or a copy of d with its empty timestamps filled.
+func (f timestampFiller) fill(d bson.D) bson.D {
+	if f.clock == nil {
+		return d
+	}
+	var out bson.D
+	for i, e := range d {
+		if ts, ok := e.Value.(bson.Timestamp); !ok || ts != (bson.Timestamp{}) || e.Key == "_id" {
+			continue
 		}
 		if out == nil {
-			return d
+			out = bsonkit.CloneDoc(d)
 		}
-		return out
-	}, nil
+		out[i].Value = f.clock.tick()
+	}
+	if out == nil {
+		return d
+	}
+	return out
 }
 
 // fillReplacement applies fill to an update that is a replacement
 // document; operator updates and pipelines are returned as they are.
-func fillReplacement(spec any, fill func(bson.D) bson.D) any {
+func fillReplacement(spec any, fill timestampFiller) any {
 	d, ok := spec.(bson.D)
 	if !ok || len(d) == 0 || strings.HasPrefix(d[0].Key, "$") {
 		return spec
 	}
-	return fill(d)
+	return fill.fill(d)
 }
 
 // insertRecord is the recorded result of an inserted document, for a
-// retry of its statement.
-type insertRecord struct{ id any }
+// retry of its statement: the document's own _id field. (A pointer, not a
+// copy of the id, so that recording it allocates nothing: stored
+// documents are never changed in place.)
+type insertRecord struct{ idField *bson.E }
+
+func (r insertRecord) id() any { return r.idField.Value }
+
+// recordInsert returns the record of inserting doc, which has an _id.
+func recordInsert(doc bson.D) insertRecord {
+	for i := range doc {
+		if doc[i].Key == "_id" {
+			return insertRecord{idField: &doc[i]}
+		}
+	}
+	return insertRecord{idField: &bson.E{Key: "_id"}}
+}

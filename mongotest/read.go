@@ -98,8 +98,9 @@ func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 }
 
 // matching returns the documents of ns that f matches, in natural order;
-// an _id equality is looked up directly. The error is one a $expr raised.
-func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter, limit int) ([]bson.D, error) {
+// an _id equality is looked up directly, its document returned in dst's
+// array if it has room (nil: a new one). The error is one a $expr raised.
+func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter, limit int, dst []bson.D) ([]bson.D, error) {
 	if f.Collated() {
 		// The indexes hold binary keys; a collation may equate others.
 		var docs []bson.D
@@ -114,7 +115,7 @@ func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter
 		if ok, err := f.Eval(d); !ok || err != nil {
 			return nil, err
 		}
-		return []bson.D{d}, nil
+		return append(dst[:0], d), nil
 	}
 	if eq := plainEqualities(filter); len(eq) > 0 {
 		if docs, used := t.ScanEqual(ns, eq); used {

@@ -63,7 +63,7 @@ func BenchmarkServeInsertFind(b *testing.B) {
 
 // captureInsertFind runs one driver insert and find by _id against srv and
 // returns the two wire messages the driver sent.
-func captureInsertFind(b *testing.B, srv *Server) (insert, find []byte) {
+func captureInsertFind(b testing.TB, srv *Server) (insert, find []byte) {
 	rec := &recordingDialer{d: srv.Dialer()}
 	client, err := mongo.Connect(srv.ClientOptions().SetDialer(rec))
 	require.NoError(b, err)

@@ -73,21 +73,22 @@ type sessionOp struct {
 // killed.
 var errSessionKilled = errors.New("session killed")
 
-// attach records that a command runs on s; it returns nil if s has
+// attach records in op, which the command owns (it lives in the
+// command's op), that the command runs on s; it returns false if s has
 // ended (the command must use a new record). Call detach when it ends.
-func (s *session) attach() *sessionOp {
+func (s *session) attach(op *sessionOp) bool {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
 	if s.ended {
-		return nil
+		return false
 	}
 	s.lastUse = time.Now()
-	op := &sessionOp{s: s}
+	*op = sessionOp{s: s}
 	if s.ops == nil {
 		s.ops = map[*sessionOp]struct{}{}
 	}
 	s.ops[op] = struct{}{}
-	return op
+	return true
 }
 
 func (op *sessionOp) detach() {
@@ -181,6 +182,7 @@ type retryRecord struct {
 	// stmts are the outcomes of the statements run so far: a list while
 	// they are few (most of the time one), a map (byStmt) beyond.
 	stmts  []stmtOutcome
+	first  [1]stmtOutcome // stmts' array while it holds one
 	byStmt map[int]any
 	reply  bson.D // whole reply, for single-statement commands (findAndModify)
 }
@@ -221,6 +223,9 @@ func (r *retryRecord) record(stmt int, result any) {
 				r.stmts[i].result = result
 				return
 			}
+		}
+		if r.stmts == nil {
+			r.stmts = r.first[:0]
 		}
 		r.stmts = append(r.stmts, stmtOutcome{stmt: stmt, result: result})
 		if len(r.stmts) > maxListedStmts {
@@ -369,21 +374,22 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	return s, nil
 }
 
-// attach attaches a command to lsid's session; with checkOut, the
-// session's lock is held too (the command carries a txnNumber). A session
-// that expired while this command waited for it is not used: its record
-// is forgotten and the command runs on a new session of the same lsid.
-func (ss *sessions) attach(lsid bson.D, checkOut bool) (*sessionOp, error) {
+// attach attaches a command to lsid's session, recording it in op; with
+// checkOut, the session's lock is held too (the command carries a
+// txnNumber). A session that expired while this command waited for it is
+// not used: its record is forgotten and the command runs on a new session
+// of the same lsid.
+func (ss *sessions) attach(lsid bson.D, checkOut bool, op *sessionOp) error {
 	for {
 		s, err := ss.get(lsid)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if checkOut {
 			s.mu.Lock()
 		}
-		if op := s.attach(); op != nil {
-			return op, nil
+		if s.attach(op) {
+			return nil
 		}
 		if checkOut {
 			s.mu.Unlock()

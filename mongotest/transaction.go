@@ -53,8 +53,8 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	// Only a command with a txnNumber checks its session out: any other
 	// runs beside it (and beside the lifetime reaper and kills), as on
 	// MongoDB.
-	sop, err := ss.attach(lsid, hasTxn)
-	if err != nil {
+	sop := &o.sessOp
+	if err := ss.attach(lsid, hasTxn, sop); err != nil {
 		return nil, err
 	}
 	defer sop.detach()
@@ -148,7 +148,13 @@ func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
 		s.txnNumber = n
 		s.state = txnNone
 		s.txn = nil
-		s.retry = &retryRecord{txnNumber: n}
+		if s.retry != nil {
+			// Only this command, which holds the session checked out,
+			// sees the record: the superseded write's is reused.
+			*s.retry = retryRecord{txnNumber: n}
+		} else {
+			s.retry = &retryRecord{txnNumber: n}
+		}
 	}
 	o.retry = s.retry
 	reply, err := o.runCommand()

@@ -60,7 +60,7 @@ func replayUpdate(i int, rec any) (any, error) {
 	case updateResult:
 		return r, nil
 	case insertRecord:
-		return updateResult{index: int32(i), n: 1, upserted: r.id, hasUpsert: true}, nil
+		return updateResult{index: int32(i), n: 1, upserted: r.id(), hasUpsert: true}, nil
 	}
 	return nil, merr.New(40638, "update retry request is not compatible with previous write in the transaction of type: d")
 }
@@ -174,7 +174,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 		if multi {
 			limit = 0
 		}
-		docs, err := matching(t, ns, filter, f, limit)
+		docs, err := matching(t, ns, filter, f, limit, nil)
 		if err != nil {
 			return err
 		}

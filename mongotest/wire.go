@@ -56,6 +56,9 @@ type request struct {
 	// but its reply is discarded.
 	moreToCome bool
 	requestID  int32
+	// op is the storage of the command's op (see Server.run): one
+	// allocation per request instead of two.
+	op op
 }
 
 // conn is one client connection. Its goroutine reads a request, dispatches
@@ -90,18 +93,37 @@ type conn struct {
 	// out is the last reply's buffer, reused for the next: a reply is
 	// written before the next request is read.
 	out []byte
+	// in is the last request's buffer, reused for the next: nothing keeps
+	// a request's bytes once it is answered (decoding copies every value
+	// out of them, so no stored document aliases in).
+	in []byte
+	// seqs is the array of a request's document sequences (at most two).
+	seqs [2]docSequence
+	// repeats shares the decoded lsid and $clusterTime of the
+	// connection's last command with the next that repeats their bytes.
+	repeats bsonkit.Repeats
+	// req is the request being served, reused for the next: nothing
+	// keeps a request, or the op in it, once it is answered (a cursor or
+	// session that outlives the command copies what it needs; a session
+	// drops its attachment, op.sessOp, before the command returns).
+	req request
 }
 
-// maxKeptReplyBuf bounds the reply buffer a connection keeps.
-const maxKeptReplyBuf = 1 << 20
+// maxKeptReplyBuf bounds the reply buffer a connection keeps, and
+// maxKeptRequestBuf the request buffer.
+const (
+	maxKeptReplyBuf   = 1 << 20
+	maxKeptRequestBuf = 1 << 20
+)
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.nextConnID.Add(1)
 	return &conn{
-		id:  id,
-		srv: s,
-		nc:  nc,
-		log: s.log.With(zap.Int64("conn", id), zap.String("remote", nc.RemoteAddr().String())),
+		id:      id,
+		srv:     s,
+		nc:      nc,
+		log:     s.log.With(zap.Int64("conn", id), zap.String("remote", nc.RemoteAddr().String())),
+		repeats: bsonkit.Repeats{Names: [2]string{"lsid", "$clusterTime"}},
 	}
 }
 
@@ -110,7 +132,7 @@ func (c *conn) serve(ctx context.Context) {
 	c.log.Debug("connection opened")
 	c.r = bufio.NewReaderSize(c.nc, 64<<10)
 	for {
-		wm, err := readMessage(c.r)
+		wm, err := readMessageInto(c.r, c.in)
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				c.log.Debug("connection closed")
@@ -120,6 +142,11 @@ func (c *conn) serve(ctx context.Context) {
 			return
 		}
 		out, keep := c.handle(ctx, wm)
+		if cap(wm) <= maxKeptRequestBuf {
+			c.in = wm[:0]
+		} else {
+			c.in = nil
+		}
 		if out != nil {
 			if _, err := c.nc.Write(out); err != nil {
 				c.log.Debug("write reply", zap.Error(err))
@@ -134,17 +161,26 @@ func (c *conn) serve(ctx context.Context) {
 }
 
 // readMessage reads one wire message, header included.
-func readMessage(r io.Reader) ([]byte, error) {
-	var lenBuf [4]byte
-	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+func readMessage(r io.Reader) ([]byte, error) { return readMessageInto(r, nil) }
+
+// readMessageInto is readMessage into buf's array when the message fits in
+// it, else into a new one.
+func readMessageInto(r io.Reader, buf []byte) ([]byte, error) {
+	if cap(buf) < headerLen {
+		buf = make([]byte, 0, 512)
+	}
+	wm := buf[:4]
+	if _, err := io.ReadFull(r, wm); err != nil {
 		return nil, err
 	}
-	n := int32(binary.LittleEndian.Uint32(lenBuf[:]))
+	n := int32(binary.LittleEndian.Uint32(wm))
 	if n < headerLen || n > maxMessageSize {
 		return nil, fmt.Errorf("invalid message length %d", n)
 	}
-	wm := make([]byte, n)
-	copy(wm, lenBuf[:])
+	if int(n) > cap(wm) {
+		wm = append(make([]byte, 0, n), wm...)
+	}
+	wm = wm[:n]
 	if _, err := io.ReadFull(r, wm[4:]); err != nil {
 		return nil, fmt.Errorf("read message body: %w", err)
 	}
@@ -156,10 +192,12 @@ func readMessage(r io.Reader) ([]byte, error) {
 func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 	var msg message // on the stack: decodeMessage's would escape
 	m := &msg
+	m.sequences = c.seqs[:0]
+	defer clear(c.seqs[:]) // they point into wm
 	usable, err := m.decode(wm)
 	var cmd bson.D
 	if err == nil {
-		cmd, err = m.command()
+		cmd, err = m.command(&c.repeats)
 	}
 	if err != nil {
 		var we *wireError
@@ -174,7 +212,8 @@ func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 		return c.encodeReply(m, merr.New(we.code, "%s", we.msg).Doc()), true
 	}
 
-	req := &request{
+	req := &c.req
+	*req = request{
 		db:         m.db,
 		name:       cmd[0].Key,
 		cmd:        cmd,
@@ -383,7 +422,8 @@ func (m *message) decode(wm []byte) (usable bool, err error) {
 	if int(length) != len(wm) || length > maxMessageSize {
 		return false, fatalf("message length %d does not match %d bytes received", length, len(wm))
 	}
-	*m = message{requestID: reqID, opCode: opCode}
+	// sequences' array, if the caller gave one, is kept for this message.
+	*m = message{requestID: reqID, opCode: opCode, sequences: m.sequences[:0]}
 	switch opCode {
 	case wiremessage.OpMsg:
 		return true, m.decodeMsg(wm, rem)
@@ -545,8 +585,9 @@ var opQueryAllowed = map[string]bool{
 }
 
 // command converts the body, with document sequences merged in, to a
-// bson.D and sets m.db from $db for OP_MSG.
-func (m *message) command() (bson.D, error) {
+// bson.D and sets m.db from $db for OP_MSG. repeats (nil: none) is the
+// connection's: see bsonkit.Repeats.
+func (m *message) command(repeats *bsonkit.Repeats) (bson.D, error) {
 	body := m.body
 	//lint:ignore SA1019 legacy handshake: drivers still send their first hello as OP_QUERY
 	if m.opCode == wiremessage.OpQuery {
@@ -562,25 +603,26 @@ func (m *message) command() (bson.D, error) {
 				msg: fmt.Sprintf("Unsupported OP_QUERY command: %s. The client driver may require an upgrade. For more details see https://dochub.mongodb.org/core/legacy-opcode-removal", e.Key())}
 		}
 	}
-	cmd, err := unmarshalDoc(body)
-	if err != nil {
+	if err := checkDoc(body); err != nil {
 		return nil, err
 	}
-	if len(cmd) == 0 {
+	if len(body) <= 5 {
 		return nil, parseErrorf("empty command document")
 	}
-	for _, seq := range m.sequences {
-		arr := make(bson.A, 0, seq.n)
+	var seqs [2]bsonkit.Sequence // decodeMsg allows two
+	for i, seq := range m.sequences {
 		for rem := seq.data; len(rem) > 0; {
 			var raw bsoncore.Document
 			raw, rem, _ = bsoncore.ReadDocument(rem) // whole: checked by readDocSequence
-			d, err := unmarshalDoc(raw)
-			if err != nil {
+			if err := checkDoc(raw); err != nil {
 				return nil, err
 			}
-			arr = append(arr, d)
 		}
-		cmd = append(cmd, bson.E{Key: seq.identifier, Value: arr})
+		seqs[i] = bsonkit.Sequence{Name: seq.identifier, Docs: seq.data, N: seq.n}
+	}
+	cmd, err := bsonkit.DecodeCommand(body, seqs[:len(m.sequences)], repeats)
+	if err != nil {
+		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
 	if m.opCode == wiremessage.OpMsg {
 		var dbVal any
@@ -600,16 +642,14 @@ func (m *message) command() (bson.D, error) {
 	return cmd, nil
 }
 
-func unmarshalDoc(raw bsoncore.Document) (bson.D, error) {
+// checkDoc refuses a document a command may not carry: nested too deep,
+// or invalid BSON.
+func checkDoc(raw bsoncore.Document) error {
 	if tooDeep(raw) {
-		return nil, &wireError{code: merr.Overflow, msg: fmt.Sprintf("BSONObj exceeded maximum nested object depth: %d", maxBSONDepth)}
+		return &wireError{code: merr.Overflow, msg: fmt.Sprintf("BSONObj exceeded maximum nested object depth: %d", maxBSONDepth)}
 	}
 	if err := raw.Validate(); err != nil {
-		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
+		return &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
 	}
-	d, err := bsonkit.Decode(raw)
-	if err != nil {
-		return nil, &wireError{code: merr.InvalidBSON, msg: "invalid BSON: " + err.Error()}
-	}
-	return d, nil
+	return nil
 }

@@ -57,7 +57,7 @@ func TestMalformedOpMsgCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := decodeMessage(tt.give)
 			if err == nil {
-				_, err = m.command()
+				_, err = m.command(nil)
 			}
 			require.Error(t, err, "MongoDB refuses this message")
 			var we *wireError
@@ -70,7 +70,7 @@ func TestMalformedOpMsgCodes(t *testing.T) {
 	// Two sequences, and a dotted name that reaches no body field, are fine.
 	m, err := decodeMessage(buildMsg(1, 0, nested, seq("a.c"), seq("b")))
 	require.NoError(t, err)
-	_, err = m.command()
+	_, err = m.command(nil)
 	require.NoError(t, err)
 }
 

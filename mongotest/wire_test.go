@@ -74,7 +74,7 @@ func TestDecodeMessageMergesDocumentSequences(t *testing.T) {
 
 	m, err := decodeMessage(buildMsg(5, 0, body, docs))
 	require.NoError(t, err)
-	cmd, err := m.command()
+	cmd, err := m.command(nil)
 	require.NoError(t, err)
 
 	assert.Equal(t, int32(5), m.requestID)
@@ -127,7 +127,7 @@ func TestDecodeMessageErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := decodeMessage(tt.give)
 			if err == nil {
-				_, err = m.command()
+				_, err = m.command(nil)
 			}
 			require.Error(t, err)
 			var we *wireError
@@ -150,7 +150,7 @@ func TestDecodeOpQueryUnwrapsQuery(t *testing.T) {
 
 	m, err := decodeMessage(buildQuery(9, "admin.$cmd", q))
 	require.NoError(t, err)
-	cmd, err := m.command()
+	cmd, err := m.command(nil)
 	require.NoError(t, err)
 
 	assert.Equal(t, "admin", m.db)

@@ -54,8 +54,7 @@ const maxDocSize = 16 * 1024 * 1024
 func (o *op) atomic(fn func(t *engine.Txn) error) error {
 	if o.txn != nil {
 		err := fn(o.txn)
-		var c *engine.Conflict
-		if errors.As(err, &c) {
+		if conflictIn(err) != nil {
 			return merr.NewWriteConflict()
 		}
 		return err
@@ -63,8 +62,7 @@ func (o *op) atomic(fn func(t *engine.Txn) error) error {
 	for {
 		t := o.s.core.engine.Begin()
 		err := o.runOrAbort(t, fn)
-		var c *engine.Conflict
-		if errors.As(err, &c) {
+		if c := conflictIn(err); c != nil {
 			t.Abort()
 			if err := o.waitOut(c); err != nil {
 				return err
@@ -82,6 +80,20 @@ func (o *op) atomic(fn func(t *engine.Txn) error) error {
 		t.Commit()
 		return nil
 	}
+}
+
+// conflictIn returns the conflict err reports, if any. It checks for nil
+// first: errors.As needs its target on the heap, which a write that
+// succeeded should not pay for.
+func conflictIn(err error) *engine.Conflict {
+	if err == nil {
+		return nil
+	}
+	var c *engine.Conflict
+	if errors.As(err, &c) {
+		return c
+	}
+	return nil
 }
 
 // waitOut waits for the transaction that holds what o needs to end. A
@@ -113,7 +125,7 @@ func (o *op) waitOut(c *engine.Conflict) error {
 // changed the document; it may run again on fresh data after a conflict.
 func (o *op) eachDocument(ns engine.Namespace, filter bson.D, f *query.Filter, fn func(t *engine.Txn, doc bson.D) (bool, error)) (matched, changed int32, err error) {
 	snap := o.s.core.engine.Begin()
-	docs, err := matching(snap, ns, filter, f, 0)
+	docs, err := matching(snap, ns, filter, f, 0, nil)
 	snap.Abort()
 	if err != nil {
 		return 0, 0, err

@@ -1,6 +1,7 @@
 package bsonkit
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -49,6 +50,98 @@ func Decode(raw []byte) (bson.D, error) {
 		return slow, nil
 	}
 	return d, nil
+}
+
+// Sequence is an OP_MSG document sequence: Docs holds N whole documents,
+// back to back, which a command receives as the array field Name.
+type Sequence struct {
+	Name string
+	Docs []byte
+	N    int
+}
+
+// DecodeCommand is Decode of an OP_MSG's body with its document sequences
+// appended as array fields, as a command sees them. The body, the
+// sequences' documents and their arrays share Decode's one allocation (one
+// for fields, one for array values), capped as Decode caps them.
+//
+// With repeats (nil: none), a top-level field that repeats the bytes of the
+// same field of the last command decoded with it shares that command's
+// decoded value.
+func DecodeCommand(body []byte, seqs []Sequence, repeats *Repeats) (bson.D, error) {
+	if len(body) < 4 || int(binary.LittleEndian.Uint32(body)) != len(body) {
+		return decodeCommandApart(body, seqs)
+	}
+	elems, vals, err := countTop(body, repeats)
+	if err != nil {
+		return decodeCommandApart(body, seqs)
+	}
+	elems += len(seqs)
+	for _, seq := range seqs {
+		vals += seq.N
+		for rem := seq.Docs; len(rem) > 0; {
+			doc, rest, ok := bsoncore.ReadDocument(rem)
+			if !ok {
+				return decodeCommandApart(body, seqs)
+			}
+			e, v, err := countTree(doc, false, 0)
+			if err != nil {
+				return decodeCommandApart(body, seqs)
+			}
+			elems, vals, rem = elems+e, vals+v, rest
+		}
+	}
+	dec := decoder{elems: make([]bson.E, elems)}
+	if vals > 0 {
+		dec.vals = make([]any, vals)
+	}
+	cmd, err := dec.docExtra(body, len(seqs), repeats)
+	if err != nil {
+		return decodeCommandApart(body, seqs)
+	}
+	for _, seq := range seqs {
+		if seq.N > len(dec.vals) {
+			return decodeCommandApart(body, seqs)
+		}
+		arr := bson.A(dec.vals[:seq.N:seq.N])
+		dec.vals = dec.vals[seq.N:]
+		rem := seq.Docs
+		for i := range arr {
+			var doc []byte
+			doc, rem, _ = bsoncore.ReadDocument(rem) // whole: counted above
+			if arr[i], err = dec.doc(doc); err != nil {
+				return decodeCommandApart(body, seqs)
+			}
+		}
+		cmd = append(cmd, bson.E{Key: seq.Name, Value: arr})
+	}
+	return cmd, nil
+}
+
+// decodeCommandApart is DecodeCommand decoding each document on its own,
+// for input the one-allocation path refuses: Decode then says what is
+// wrong.
+func decodeCommandApart(body []byte, seqs []Sequence) (bson.D, error) {
+	cmd, err := Decode(body)
+	if err != nil {
+		return nil, err
+	}
+	for _, seq := range seqs {
+		arr := make(bson.A, 0, seq.N)
+		for rem := seq.Docs; len(rem) > 0; {
+			doc, rest, ok := bsoncore.ReadDocument(rem)
+			if !ok {
+				return nil, bsoncore.NewInsufficientBytesError(rem, rem)
+			}
+			d, err := Decode(doc)
+			if err != nil {
+				return nil, err
+			}
+			arr, rem = append(arr, d), rest
+		}
+		cmd = append(cmd, bson.E{Key: seq.Name, Value: arr})
+	}
+	return cmd, nil
 }
 
 // docBody checks a document's length prefix and terminator and returns its
@@ -101,6 +194,79 @@ func countTree(raw []byte, array bool, depth int) (elems, vals int, err error) {
 	return elems, vals, nil
 }
 
+// countTop is countTree of a command's body, leaving out the fields
+// repeats will supply.
+func countTop(raw []byte, repeats *Repeats) (elems, vals int, err error) {
+	body, err := docBody(raw)
+	if err != nil {
+		return 0, 0, err
+	}
+	for len(body) > 0 {
+		t, key, val, rest, err := readElement(body)
+		if err != nil {
+			return 0, 0, err
+		}
+		elems++
+		if _, ok := repeats.lookup(t, key, val); !ok && (t == bsoncore.TypeEmbeddedDocument || t == bsoncore.TypeArray) {
+			e, v, err := countTree(val, t == bsoncore.TypeArray, 1)
+			if err != nil {
+				return 0, 0, err
+			}
+			elems, vals = elems+e, vals+v
+		}
+		body = rest
+	}
+	return elems, vals, nil
+}
+
+// Repeats remembers the decoded values of a command's top-level fields
+// Names, with their bytes: a driver sends its session id (lsid) and the
+// cluster time it last saw ($clusterTime) with every command, mostly
+// unchanged, so the next command carrying the same bytes shares the
+// decoded value instead of decoding it again. The values are shared
+// read-only, as decoded strings and binaries are; keep one Repeats per
+// connection (it is not safe for concurrent use), so that only commands
+// of one client share them. A remembered value keeps the allocation of
+// the command it was decoded with alive until it is replaced.
+type Repeats struct {
+	Names [2]string
+	seen  [2]repeated
+}
+
+type repeated struct {
+	raw []byte // the value's bytes, copied
+	v   any
+}
+
+// maxRepeated is the size of the largest value Repeats remembers.
+const maxRepeated = 256
+
+func (r *Repeats) slot(t bsoncore.Type, key []byte) *repeated {
+	if r == nil || t != bsoncore.TypeEmbeddedDocument {
+		return nil
+	}
+	for i, name := range r.Names {
+		if name != "" && name == string(key) {
+			return &r.seen[i]
+		}
+	}
+	return nil
+}
+
+func (r *Repeats) lookup(t bsoncore.Type, key, val []byte) (any, bool) {
+	s := r.slot(t, key)
+	if s == nil || s.v == nil || !bytes.Equal(s.raw, val) {
+		return nil, false
+	}
+	return s.v, true
+}
+
+func (r *Repeats) store(t bsoncore.Type, key, val []byte, v any) {
+	if s := r.slot(t, key); s != nil && len(val) <= maxRepeated {
+		s.raw, s.v = append(s.raw[:0], val...), v
+	}
+}
+
 // decoder carves the documents and arrays of one Decode out of elems and
 // vals.
 type decoder struct {
@@ -108,7 +274,12 @@ type decoder struct {
 	vals  []any
 }
 
-func (dec *decoder) doc(raw []byte) (bson.D, error) {
+func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0, nil) }
+
+// docExtra is doc with room for extra more fields, which a caller appends
+// without allocating, taking the fields repeats holds from it (a command's
+// top level only: countTop did not count them).
+func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats) (bson.D, error) {
 	body, err := docBody(raw)
 	if err != nil {
 		return nil, err
@@ -117,22 +288,25 @@ func (dec *decoder) doc(raw []byte) (bson.D, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > len(dec.elems) {
+	if n+extra > len(dec.elems) {
 		return nil, errMalformed
 	}
-	if n == 0 {
+	if n == 0 && extra == 0 {
 		return bson.D{}, nil // never nil: a nil bson.D encodes as null
 	}
-	d := bson.D(dec.elems[:n:n])
-	dec.elems = dec.elems[n:]
+	d := bson.D(dec.elems[: n : n+extra])
+	dec.elems = dec.elems[n+extra:]
 	for i := range d {
 		t, key, val, rest, err := readElement(body)
 		if err != nil {
 			return nil, err
 		}
-		v, err := dec.value(t, val)
-		if err != nil {
-			return nil, err
+		v, ok := repeats.lookup(t, key, val)
+		if !ok {
+			if v, err = dec.value(t, val); err != nil {
+				return nil, err
+			}
+			repeats.store(t, key, val, v)
 		}
 		d[i] = bson.E{Key: internKey(key), Value: v}
 		body = rest
@@ -299,7 +473,7 @@ func (dec *decoder) value(t bsoncore.Type, val []byte) (any, error) {
 	case bsoncore.TypeNull:
 		return nil, nil
 	case bsoncore.TypeInt32:
-		return int32(binary.LittleEndian.Uint32(val)), nil
+		return int32Value(int32(binary.LittleEndian.Uint32(val))), nil
 	case bsoncore.TypeTimestamp:
 		return bson.Timestamp{I: binary.LittleEndian.Uint32(val), T: binary.LittleEndian.Uint32(val[4:])}, nil
 	case bsoncore.TypeInt64:

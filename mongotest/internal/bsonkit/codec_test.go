@@ -1,6 +1,7 @@
 package bsonkit_test
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"strings"
@@ -283,5 +284,95 @@ func TestDecodeCachedValuesAreExact(t *testing.T) {
 	}
 	for range 4 {
 		<-done
+	}
+}
+
+// A command decoded with its document sequences is the body decoded, then
+// one array field per sequence holding its documents decoded, in order; and
+// appending to any decoded document or array never writes into another.
+func TestDecodeCommandAppendsSequencesAsArrays(t *testing.T) {
+	corpus := codecCorpus()
+	body, err := bson.Marshal(bson.D{{Key: "insert", Value: "c"}, {Key: "arr", Value: bson.A{int32(1), bson.D{}}}, {Key: "$db", Value: "d"}})
+	require.NoError(t, err)
+	var docs, updates []byte
+	var wantDocs, wantUpdates bson.A
+	for i, d := range corpus {
+		raw, err := bson.Marshal(d)
+		require.NoError(t, err)
+		want, err := bsonkit.Decode(raw)
+		require.NoError(t, err)
+		if i%2 == 0 {
+			docs, wantDocs = append(docs, raw...), append(wantDocs, want)
+		} else {
+			updates, wantUpdates = append(updates, raw...), append(wantUpdates, want)
+		}
+	}
+	want, err := bsonkit.Decode(body)
+	require.NoError(t, err)
+	want = append(want, bson.E{Key: "documents", Value: wantDocs}, bson.E{Key: "updates", Value: wantUpdates})
+
+	got, err := bsonkit.DecodeCommand(body, []bsonkit.Sequence{
+		{Name: "documents", Docs: docs, N: len(wantDocs)},
+		{Name: "updates", Docs: updates, N: len(wantUpdates)},
+	}, nil)
+	require.NoError(t, err)
+	require.Equal(t, bsonkit.FormatValue(want), bsonkit.FormatValue(got))
+
+	// Grow every document and array: nothing else may change.
+	before := bsonkit.FormatValue(got)
+	for _, e := range got[:len(got)-2] {
+		if a, ok := e.Value.(bson.A); ok {
+			_ = append(a, "x")
+		}
+	}
+	for _, v := range append(got[len(got)-2].Value.(bson.A), got[len(got)-1].Value.(bson.A)...) {
+		_ = append(v.(bson.D), bson.E{Key: "x", Value: "x"})
+	}
+	_ = append(got[len(got)-2].Value.(bson.A), "x")
+	require.Equal(t, before, bsonkit.FormatValue(got))
+}
+
+// A command decoded with Repeats is the command Decode returns, whether its
+// remembered fields repeat the last command's bytes (then their values are
+// shared), differ, or sit deeper than the top level.
+func TestDecodeCommandWithRepeatsDecodesAsDecode(t *testing.T) {
+	repeats := &bsonkit.Repeats{Names: [2]string{"lsid", "$clusterTime"}}
+	lsid := func(b byte) bson.D {
+		return bson.D{{Key: "id", Value: bson.Binary{Subtype: 4, Data: bytes.Repeat([]byte{b}, 16)}}}
+	}
+	cmd := func(id bson.D, ct uint32, filter bson.D) []byte {
+		raw, err := bson.Marshal(bson.D{
+			{Key: "find", Value: "c"}, {Key: "filter", Value: filter}, {Key: "lsid", Value: id},
+			{Key: "$clusterTime", Value: bson.D{{Key: "clusterTime", Value: bson.Timestamp{T: ct, I: 1}}}},
+			{Key: "$db", Value: "d"},
+		})
+		require.NoError(t, err)
+		return raw
+	}
+	tests := []struct {
+		give     []byte
+		wantSame bool // lsid shared with the previous command's
+	}{
+		{give: cmd(lsid(1), 1, bson.D{})},
+		{give: cmd(lsid(1), 1, bson.D{{Key: "lsid", Value: lsid(2)}}), wantSame: true},
+		{give: cmd(lsid(2), 1, bson.D{{Key: "lsid", Value: lsid(1)}})},
+		{give: cmd(lsid(2), 2, bson.D{}), wantSame: true},
+		{give: cmd(bson.D{}, 2, bson.D{})},
+	}
+	var prev bson.D
+	for i, tt := range tests {
+		want, err := bsonkit.Decode(tt.give)
+		require.NoError(t, err)
+		got, err := bsonkit.DecodeCommand(tt.give, nil, repeats)
+		require.NoError(t, err)
+		require.Equal(t, bsonkit.FormatValue(want), bsonkit.FormatValue(got), "command %d", i)
+		gotLsid, _ := bsonkit.Get(got, "lsid")
+		if prev != nil {
+			prevLsid, _ := bsonkit.Get(prev, "lsid")
+			d, p := gotLsid.(bson.D), prevLsid.(bson.D)
+			shared := len(d) > 0 && len(p) > 0 && &d[0] == &p[0]
+			require.Equal(t, tt.wantSame, shared, "command %d", i)
+		}
+		prev = got
 	}
 }

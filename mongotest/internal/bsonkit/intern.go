@@ -22,7 +22,10 @@ import (
 const maxCached = 32
 
 // cacheSlots is a power of two: a slot is picked by the low bits of a hash.
-const cacheSlots = 1024
+const (
+	cacheBits  = 10
+	cacheSlots = 1 << cacheBits
+)
 
 var cacheSeed = maphash.MakeSeed()
 
@@ -39,6 +42,7 @@ func (c *valueCache) slot(b []byte) *atomic.Value {
 
 var (
 	stringCache valueCache // strings
+	int32Cache  valueCache // int32s
 	binaryCache valueCache // bson.Binary values
 	keyCache    keyStrings
 )
@@ -59,6 +63,38 @@ func readStringValue(val []byte) (any, error) {
 	var v any = string(b)
 	slot.Store(v)
 	return v, nil
+}
+
+// String returns s boxed, shared with the decoded copies of it when it is
+// short (a namespace, a name): boxing it anew costs an allocation.
+func String(s string) any {
+	if len(s) > maxCached {
+		return s
+	}
+	slot := &stringCache.slots[maphash.String(cacheSeed, s)&(cacheSlots-1)]
+	if v := slot.Load(); v != nil && v.(string) == s {
+		return v
+	}
+	var v any = s
+	slot.Store(v)
+	return v
+}
+
+// int32Value returns n boxed, shared with the decoded copies of it seen
+// lately: a find or update by the _id just inserted decodes the same
+// number again.
+func int32Value(n int32) any {
+	if n >= 0 && n < 256 {
+		return n // Go boxes these without allocating
+	}
+	// The top bits of a multiplicative hash pick one of cacheSlots.
+	slot := &int32Cache.slots[uint32(n)*2654435761>>(32-cacheBits)]
+	if v := slot.Load(); v != nil && v.(int32) == n {
+		return v
+	}
+	var v any = n
+	slot.Store(v)
+	return v
 }
 
 // binaryValue returns the binary of subtype sub holding a copy of data

@@ -64,8 +64,27 @@ type record struct {
 	key      string
 	seq      uint64
 	versions []version // ascending ts; the last is the newest committed
-	owner    *Txn      // uncommitted writer, if any
-	removed  bool
+	// first is versions' array while it holds one version: most records
+	// never get a second.
+	first   [1]version
+	owner   *Txn // uncommitted writer, if any
+	removed bool
+}
+
+// addVersion appends v to r's versions.
+func (r *record) addVersion(v version) {
+	switch {
+	case r.versions == nil:
+		r.first[0] = v
+		r.versions = r.first[:1:1]
+	case len(r.versions) > 0 && &r.versions[0] == &r.first[0]:
+		// Moving to an array of its own (cap 1: append copies): clear
+		// first, so that it keeps no old document alive.
+		r.versions = append(r.versions, v)
+		r.first[0] = version{}
+	default:
+		r.versions = append(r.versions, v)
+	}
 }
 
 type version struct {

@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/big"
 	"strconv"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -22,93 +21,98 @@ func keyOf(v any) string {
 // for it: an index with a collation keys strings by their collation key,
 // as MongoDB's CollationIndexKey does. A nil str keeps strings as they are.
 func keyWith(v any, str func(string) string) string {
-	var b strings.Builder
-	writeKey(&b, v, str)
-	return b.String()
+	var arr [64]byte
+	return string(appendKey(arr[:0], v, str))
 }
 
-func writeKey(b *strings.Builder, v any, str func(string) string) {
-	b.WriteByte(byte(bsonkit.TypeRank(v)))
+// lookupKey returns the record of c keyed by keyOf(v), building the key
+// on the stack (a map lookup by string(bytes) does not allocate): a find
+// by _id costs no key.
+func (c *collection) lookupKey(v any) *record {
+	var arr [64]byte
+	return c.records[string(appendKey(arr[:0], v, nil))]
+}
+
+func appendKey(b []byte, v any, str func(string) string) []byte {
+	b = append(b, byte(bsonkit.TypeRank(v)))
 	switch x := v.(type) {
 	case bson.Undefined:
 		// Undefined ranks with null for queries but is a key of its own
 		// (BSON orders it before null): an empty array's index key.
-		b.WriteByte('u')
+		b = append(b, 'u')
 	case nil, bson.Null, bson.MinKey, bson.MaxKey:
 	case int32, int64, int, float64, bson.Decimal128:
-		writeNumberKey(b, x)
+		b = appendNumberKey(b, x)
 	case string:
 		if str != nil {
 			x = str(x)
 		}
-		writeString(b, x)
+		b = appendString(b, x)
 	case bson.Symbol:
-		writeString(b, string(x))
+		b = appendString(b, string(x))
 	case bson.D:
-		b.WriteByte('{')
+		b = append(b, '{')
 		for _, e := range x {
-			b.WriteString(e.Key)
-			b.WriteByte(0)
-			writeKey(b, e.Value, str)
+			b = append(b, e.Key...)
+			b = append(b, 0)
+			b = appendKey(b, e.Value, str)
 		}
-		b.WriteByte('}')
+		b = append(b, '}')
 	case bson.A:
-		b.WriteByte('[')
+		b = append(b, '[')
 		for _, e := range x {
-			writeKey(b, e, str)
+			b = appendKey(b, e, str)
 		}
-		b.WriteByte(']')
+		b = append(b, ']')
 	case bson.ObjectID:
-		b.Write(x[:])
+		b = append(b, x[:]...)
 	case bool:
 		if x {
-			b.WriteByte(1)
+			b = append(b, 1)
 		} else {
-			b.WriteByte(0)
+			b = append(b, 0)
 		}
 	case bson.DateTime:
 		var buf [8]byte
 		binary.BigEndian.PutUint64(buf[:], uint64(x))
-		b.Write(buf[:])
+		b = append(b, buf[:]...)
 	case bson.Binary:
-		b.WriteByte(x.Subtype)
-		b.WriteString(strconv.Itoa(len(x.Data)))
-		b.WriteByte(':')
-		b.Write(x.Data)
+		b = append(b, x.Subtype)
+		b = append(b, strconv.Itoa(len(x.Data))...)
+		b = append(b, ':')
+		b = append(b, x.Data...)
 	default:
 		// Rare types: their printed form is exact enough for equality.
 		raw, err := bson.Marshal(bson.D{{Key: "v", Value: x}})
 		if err == nil {
-			b.Write(raw)
+			b = append(b, raw...)
 		}
 	}
+	return b
 }
 
-// writeString writes s length-first: strings may hold any byte, NUL too,
+// appendString appends s length-first: strings may hold any byte, NUL too,
 // so no terminator could end them unambiguously.
-func writeString(b *strings.Builder, s string) {
-	b.WriteString(strconv.Itoa(len(s)))
-	b.WriteByte(':')
-	b.WriteString(s)
+func appendString(b []byte, s string) []byte {
+	b = append(b, strconv.Itoa(len(s))...)
+	b = append(b, ':')
+	return append(b, s...)
 }
 
-func writeNumberKey(b *strings.Builder, v any) {
+func appendNumberKey(b []byte, v any) []byte {
 	if i, ok := bsonkit.ToInt64(v); ok {
 		var buf [20]byte
-		b.WriteByte('i')
-		b.Write(strconv.AppendInt(buf[:0], i, 10))
-		return
+		b = append(b, 'i')
+		return append(b, strconv.AppendInt(buf[:0], i, 10)...)
 	}
 	if d, ok := v.(bson.Decimal128); ok {
 		// NaN and the infinities equal their double counterparts, as in
 		// MongoDB's KeyString, so a unique index sees them as duplicates.
 		switch {
 		case d.IsNaN():
-			writeFloatKey(b, math.NaN())
-			return
+			return appendFloatKey(b, math.NaN())
 		case d.IsInf() != 0:
-			writeFloatKey(b, math.Inf(d.IsInf()))
-			return
+			return appendFloatKey(b, math.Inf(d.IsInf()))
 		}
 		// Non-integral decimals equal a double only when exactly representable.
 		if bi, exp, err := d.BigInt(); err == nil {
@@ -120,33 +124,28 @@ func writeNumberKey(b *strings.Builder, v any) {
 				r.Mul(r, new(big.Rat).SetInt(scale))
 			}
 			if f, exact := r.Float64(); exact {
-				writeFloatKey(b, f)
-				return
+				return appendFloatKey(b, f)
 			}
-			b.WriteByte('r')
-			b.WriteString(r.RatString())
-			return
+			b = append(b, 'r')
+			return append(b, r.RatString()...)
 		}
-		b.WriteByte('d')
-		b.WriteString(d.String())
-		return
+		b = append(b, 'd')
+		return append(b, d.String()...)
 	}
 	f, _ := bsonkit.ToFloat(v)
-	writeFloatKey(b, f)
+	return appendFloatKey(b, f)
 }
 
-func writeFloatKey(b *strings.Builder, f float64) {
+func appendFloatKey(b []byte, f float64) []byte {
 	if math.IsNaN(f) {
-		b.WriteString("nan")
-		return
+		return append(b, "nan"...)
 	}
 	if f == math.Trunc(f) && f >= -9.223372036854776e18 && f < 9.223372036854776e18 {
-		b.WriteByte('i')
-		b.WriteString(strconv.FormatInt(int64(f), 10))
-		return
+		b = append(b, 'i')
+		return append(b, strconv.FormatInt(int64(f), 10)...)
 	}
-	b.WriteByte('f')
-	b.WriteString(strconv.FormatFloat(f, 'g', -1, 64))
+	b = append(b, 'f')
+	return append(b, strconv.FormatFloat(f, 'g', -1, 64)...)
 }
 
 func abs(n int) int {

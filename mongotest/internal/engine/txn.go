@@ -18,6 +18,7 @@ type Txn struct {
 	// writes indexes it by record once it is long (a linear search is
 	// cheaper than a map for the few writes of most transactions).
 	order  []pendingWrite
+	first  [1]pendingWrite // order's array while it holds one write
 	writes map[*record]int
 	// done is closed when the transaction ends; made (under e.mu) only
 	// when someone waits for that.
@@ -207,7 +208,7 @@ func (t *Txn) FindID(ns Namespace, id any) bson.D {
 	if c == nil {
 		return nil
 	}
-	r := c.records[keyOf(id)]
+	r := c.lookupKey(id)
 	if r == nil {
 		return nil
 	}
@@ -330,6 +331,9 @@ func (t *Txn) put(ns Namespace, c *collection, r *record, doc bson.D) error {
 	prev, seen := t.written(r)
 	switch {
 	case !seen:
+		if t.order == nil {
+			t.order = t.first[:0]
+		}
 		t.order = append(t.order, pendingWrite{c: c, r: r, doc: doc})
 		if t.writes != nil {
 			t.writes[r] = len(t.order) - 1
@@ -400,7 +404,7 @@ func (t *Txn) Commit() uint64 {
 		e.stamps = append(e.stamps, e.tick())
 		oldest := e.oldestSnapshot()
 		for _, w := range t.order {
-			w.r.versions = append(w.r.versions, version{ts: t.ts, doc: w.doc})
+			w.r.addVersion(version{ts: t.ts, doc: w.doc})
 			w.r.owner = nil
 			if !w.r.removed && w.c.records[w.r.key] == w.r {
 				e.prune(w.c, w.r, oldest)

@@ -46,6 +46,29 @@ type Options struct {
 
 // CompileWith is [Compile] with variables and a collation.
 func CompileWith(filter bson.D, opts Options) (*Filter, error) {
+	return compileIn(nil, filter, opts)
+}
+
+// Storage holds a compiled filter in its owner's allocation (a parsed
+// find keeps one), for the commonest filter, {field: literal}. A filter
+// compiled in it lives as long as the Storage; compile one filter per
+// Storage.
+type Storage struct{ eq equalityFilter }
+
+// CompileWith is [CompileWith] compiling into s when the filter fits.
+func (s *Storage) CompileWith(filter bson.D, opts Options) (*Filter, error) {
+	return compileIn(s, filter, opts)
+}
+
+// compileIn is CompileWith, using s (nil: none) for an equality.
+func compileIn(s *Storage, filter bson.D, opts Options) (*Filter, error) {
+	if len(filter) == 1 && isLiteralEquality(filter[0]) {
+		var q *equalityFilter
+		if s != nil {
+			q = &s.eq
+		}
+		return compileEquality(q, filter[0], opts), nil
+	}
 	f := &Filter{vars: opts.Vars, str: opts.Collation}
 	root, err := f.parseDoc(filter, true)
 	if err != nil {
@@ -53,6 +76,46 @@ func CompileWith(filter bson.D, opts Options) (*Filter, error) {
 	}
 	f.root = root
 	return f, nil
+}
+
+// isLiteralEquality reports whether e, a filter's only field, is the
+// commonest filter, `field: literal` (a find or update by _id): what
+// parseDoc and parseField compile to one field node with one equality.
+func isLiteralEquality(e bson.E) bool {
+	if strings.HasPrefix(e.Key, "$") {
+		return false
+	}
+	switch v := e.Value.(type) {
+	case bson.Regex, bson.Undefined:
+		return false
+	case bson.D:
+		return !isOperatorDoc(v)
+	}
+	return true
+}
+
+// equalityFilter holds the filter {field: literal}, its nodes and its
+// upsert equality in one allocation.
+type equalityFilter struct {
+	f    Filter
+	node fieldNode
+	leaf leafExpr
+	pred cmpPred
+	eqs  [1]equality
+}
+
+// compileEquality compiles e, a literal equality (isLiteralEquality), to
+// the same filter parseDoc makes of it, in q (nil: a new one).
+func compileEquality(q *equalityFilter, e bson.E, opts Options) *Filter {
+	if q == nil {
+		q = new(equalityFilter)
+	}
+	q.pred = cmpPred{op: opEQ, rhs: e.Value, str: opts.Collation}
+	q.leaf = leafExpr{pred: &q.pred, mode: leafTraverse}
+	q.node = fieldNode{path: newPath(e.Key), expr: &q.leaf}
+	q.eqs[0] = equality{path: e.Key, value: e.Value}
+	q.f = Filter{root: &q.node, eqs: q.eqs[:1:1], vars: opts.Vars, str: opts.Collation}
+	return &q.f
 }
 
 // Match reports whether doc satisfies the filter. A $expr that fails while
