@@ -20,24 +20,52 @@ func topScope(ctx context.Context) *scope {
 
 // find returns the innermost live transaction in ctx and the frame it was
 // found in. With a nil client, a transaction of any client matches; else
-// only client's (another client's session would be rejected). A running
-// transaction on ctx's session that no frame knows was started by the
-// caller with the driver: it is returned as a foreign state with a nil
-// frame. Inside a [NotSupported] scope nothing is found.
+// only client's (another client's session would be rejected). It looks
+// from the inside out: ctx's own session, then each frame's transaction
+// and the session its scope was called with. A running transaction on one
+// of those sessions that no frame started was started by the caller with
+// the driver: it is returned as a foreign state with a nil frame — also
+// when a frame of another client hides it from ctx (a scope of that
+// client running apart), or when the caller started it inside a
+// [NotSupported] scope. A NotSupported scope hides what is further out.
 func find(ctx context.Context, client *mongo.Client) (*txState, *scope) {
-	for sc := topScope(ctx); sc != nil; sc = sc.parent {
+	top := topScope(ctx)
+	if st := driverTxn(mongo.SessionFromContext(ctx), client, top); st != nil {
+		return st, nil
+	}
+	for sc := top; sc != nil; sc = sc.parent {
 		if sc.suspended {
 			return nil, nil
 		}
 		if st := sc.st; st != nil && (client == nil || st.client == client) && st.live() {
 			return st, sc
 		}
+		if st := driverTxn(mongo.SessionFromContext(sc.caller), client, top); st != nil {
+			return st, nil
+		}
 	}
-	sess := mongo.SessionFromContext(ctx)
-	if sess == nil || !sess.TransactionRunning() || (client != nil && sess.Client() != client) {
-		return nil, nil
+	return nil, nil
+}
+
+// driverTxn returns sess's running transaction as a foreign state if it
+// is client's (any client's if nil) and no frame from top outwards runs
+// its transaction on sess: then the caller started it with the driver.
+func driverTxn(sess *mongo.Session, client *mongo.Client, top *scope) *txState {
+	if sess == nil || (client != nil && sess.Client() != client) {
+		return nil
 	}
-	return &txState{client: sess.Client(), sess: sess, foreign: true}, nil
+	// A frame's session is not asked for its state: goroutines sharing
+	// the transaction's ctx use it concurrently (the driver's session
+	// state is not safe for that), and its frame knows its state.
+	for sc := top; sc != nil; sc = sc.parent {
+		if sc.st != nil && sc.st.sess == sess {
+			return nil
+		}
+	}
+	if !sess.TransactionRunning() {
+		return nil
+	}
+	return &txState{client: sess.Client(), sess: sess, foreign: true}
 }
 
 // idleSession returns ctx's session if the caller put one there that runs
