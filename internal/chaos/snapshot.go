@@ -24,6 +24,8 @@ type AccountDoc struct {
 	// Placeholder marks a document that is no account (yet): the ledger
 	// reads it as missing.
 	Placeholder bool `bson:"placeholder"`
+	// UpdatedAt is set by every write of the position; zero if none.
+	UpdatedAt time.Time `bson:"updatedAt"`
 }
 
 // EntryDoc is a raw ledger entry, from the entries collection or embedded
