@@ -202,7 +202,7 @@ func ledgerMoves(old, cur Snapshot) string {
 			es[e.ID] = e
 		}
 		for _, acc := range s.Accounts {
-			if !acc.Placeholder { // no account (yet): one that becomes an account counts
+			if !acc.noAccount() { // one that becomes an account counts
 				accs[acc.ID] = true
 			}
 			for _, e := range acc.Pending {

@@ -21,9 +21,23 @@ type AccountDoc struct {
 	Held      int64      `bson:"held"`
 	Available int64      `bson:"available"`
 	Pending   []EntryDoc `bson:"pending"`
-	// Placeholder marks a document that is no account (yet): the ledger
-	// reads it as missing.
+	// Placeholder marks a document that the fence of a credit's unknown
+	// outcome inserted; see noAccount.
 	Placeholder bool `bson:"placeholder"`
+	// UpdatedAt is set by every write of the position; zero if none.
+	UpdatedAt time.Time `bson:"updatedAt"`
+}
+
+// noAccount reports whether a is a placeholder as the fence left it,
+// which the ledger reads as a missing account: marked, never written
+// (the fence sets no updatedAt, every credit or debit of any release
+// does), empty. A credit by a release that does not know the mark leaves
+// it, and makes the document an account all the same, even once debits
+// have emptied it. The same rule as credits' Reconcile, written again:
+// the checker shares no code with the modules it checks.
+func (a AccountDoc) noAccount() bool {
+	return a.Placeholder && a.UpdatedAt.IsZero() &&
+		a.Balance == 0 && a.Held == 0 && a.Available == 0 && len(a.Pending) == 0
 }
 
 // EntryDoc is a raw ledger entry, from the entries collection or embedded

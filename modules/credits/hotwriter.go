@@ -228,6 +228,7 @@ func (*againError) Is(target error) bool {
 
 // write applies e alone, with its own guard. A credit creates its
 // account, as a new incarnation, or makes a placeholder of it an account.
+// Either write clears the mark (see clearPlaceholder).
 func (w *hotWriter) write(ctx context.Context, e sent, ep epoch) error {
 	amount := e.Amount
 	filter := append(bson.D{
@@ -249,10 +250,11 @@ func (w *hotWriter) write(ctx context.Context, e sent, ep epoch) error {
 		update = append(update, bson.E{Key: "$setOnInsert", Value: bson.D{
 			{Key: "held", Value: int64(0)}, {Key: "flushes", Value: int64(0)}, {Key: "createdAt", Value: e.CreatedAt},
 			{Key: "incarnation", Value: created.incarnation},
-		}}, clearPlaceholder)
+		}})
 	} else {
 		filter = append(filter, bson.E{Key: "available", Value: bson.D{{Key: "$gte", Value: -amount}}})
 	}
+	update = append(update, clearPlaceholder)
 	res, err := w.accounts.UpdateOne(ctx, filter, update, options.UpdateOne().SetUpsert(amount > 0))
 	if err == nil && res.UpsertedCount == 1 {
 		w.noteEpoch(ctx, e.Account, created)
@@ -291,7 +293,7 @@ func (w *hotWriter) explain(ctx context.Context, e sent) error {
 	} else if copied {
 		return errAppliedByAnother // and already copied out
 	}
-	if acc.Placeholder && amount < 0 {
+	if acc.isPlaceholder() && amount < 0 {
 		return ErrAccountNotFound // no credit has applied to it yet
 	}
 	// e was not applied when acc was read: acc's epoch is a safe one.
@@ -387,7 +389,7 @@ const ResolveGrace = 500 * time.Millisecond
 // es holds a credit, the fence inserts a placeholder of the account, a
 // document with an incarnation (which that send, demanding none, can
 // never match or insert again) that every reader takes for a missing
-// account until a credit applies to it (see accountDoc.Placeholder). So a
+// account until a credit applies to it (see isPlaceholder). So a
 // credit that then fails for good leaves no account behind, and debits
 // racing the resolution find the account missing, as they would have
 // before the credit. It returns, per entry, nil if this send applied it,
@@ -418,7 +420,7 @@ func (w *hotWriter) resolve(ctx context.Context, es []sent, cause error) []error
 			{Key: "$inc", Value: bson.D{{Key: "flushes", Value: int64(1)}}},
 			{Key: "$setOnInsert", Value: bson.D{
 				{Key: "balance", Value: int64(0)}, {Key: "held", Value: int64(0)}, {Key: "available", Value: int64(0)},
-				{Key: "createdAt", Value: es[0].CreatedAt}, {Key: "updatedAt", Value: es[0].CreatedAt},
+				{Key: "createdAt", Value: es[0].CreatedAt}, // no updatedAt: see isPlaceholder
 				{Key: "incarnation", Value: bson.NewObjectID()}, {Key: "placeholder", Value: true},
 			}},
 		},

@@ -367,11 +367,7 @@ func (w *hotWriter) writeCombined(ctx context.Context, posts []*post) (bool, err
 		{Key: "$push", Value: bson.D{{Key: "pending", Value: bson.D{{Key: "$each", Value: entries}}}}},
 		{Key: "$set", Value: bson.D{{Key: "updatedAt", Value: last}}},
 		{Key: "$min", Value: bson.D{{Key: "pendingSince", Value: posts[0].e.CreatedAt}}},
-	}
-	if credits > 0 {
-		// Credits first: a placeholder of the account becomes one, and
-		// the debits apply to it (the filter demands enough for them).
-		update = append(update, clearPlaceholder)
+		clearPlaceholder,
 	}
 	res, err := w.accounts.UpdateOne(ctx, filter, update, options.UpdateOne())
 	if err != nil {

@@ -32,21 +32,14 @@ type accountDoc struct {
 	// created before it existed have none.
 	Incarnation bson.ObjectID `bson:"incarnation,omitempty"`
 	// Placeholder marks a document that the fence of a credit's unknown
-	// outcome created (see hotWriter.resolve) and that no credit has
-	// applied to yet: it is no account. Every reader treats it as a
-	// missing account, and the write that applies a credit to it clears
-	// the mark (see clearPlaceholder). No debit can match it: its
-	// position stays 0, and a debit's filter demands an available (or
-	// held) amount of at least 1.
+	// outcome created (see hotWriter.resolve). It is no account only as
+	// long as nothing has written to it (see isPlaceholder).
 	Placeholder bool      `bson:"placeholder,omitempty"`
 	CreatedAt   time.Time `bson:"createdAt"`
-	UpdatedAt   time.Time `bson:"updatedAt"`
+	// UpdatedAt is set by every write of the position, in every release;
+	// the fence leaves it unset on the placeholder it inserts.
+	UpdatedAt time.Time `bson:"updatedAt"`
 }
-
-// clearPlaceholder is the update operator that every write applying a
-// credit carries: the account it credits is an account from then on,
-// atomically with the credit.
-var clearPlaceholder = bson.E{Key: "$unset", Value: bson.D{{Key: "placeholder", Value: ""}}}
 
 // epoch is the epoch acc was read at (see hotWriter).
 func (acc accountDoc) epoch() epoch {
@@ -315,10 +308,11 @@ func (s *Service) insertEntries(ctx context.Context, es ...Entry) error {
 }
 
 // creditTx adds amount to account's balance in the transaction in ctx,
-// creating the account if it does not exist (or is a placeholder). The update is guarded
-// against overflow; only when it matches nothing is the account read, to
-// tell a missing account from an overflow. fence also raises the
-// account's flush count (see hotWriter).
+// creating the account if it does not exist (or making a placeholder of
+// it one, see isPlaceholder). The update is guarded against overflow;
+// only when it matches nothing is the account read, to tell a missing
+// account from an overflow. fence also raises the account's flush count
+// (see hotWriter).
 func (s *Service) creditTx(ctx context.Context, account string, amount int64, now time.Time, fence bool) error {
 	inc := bson.D{{Key: "balance", Value: amount}, {Key: "available", Value: amount}}
 	if fence {
@@ -362,7 +356,7 @@ func (s *Service) debitTx(ctx context.Context, account string, amount int64, inc
 	for try := 0; ; try++ {
 		res, err := s.accounts.UpdateOne(ctx,
 			bson.D{{Key: "_id", Value: account}, {Key: "available", Value: bson.D{{Key: "$gte", Value: amount}}}},
-			bson.D{{Key: "$inc", Value: inc}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now}}}})
+			bson.D{{Key: "$inc", Value: inc}, {Key: "$set", Value: bson.D{{Key: "updatedAt", Value: now}}}, clearPlaceholder})
 		if err != nil {
 			return fmt.Errorf("debit account: %w", err)
 		}
@@ -386,13 +380,13 @@ func (s *Service) debitTx(ctx context.Context, account string, amount int64, inc
 	}
 }
 
-// account reads an account without its embedded entries. A placeholder
-// is no account.
+// account reads an account with at most one of its embedded entries
+// (enough to tell a placeholder, which is no account, see isPlaceholder).
 func (s *Service) account(ctx context.Context, account string) (accountDoc, error) {
 	var acc accountDoc
 	err := s.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: account}},
-		options.FindOne().SetProjection(bson.D{{Key: "pending", Value: 0}})).Decode(&acc)
-	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && acc.Placeholder {
+		options.FindOne().SetProjection(bson.D{{Key: "pending", Value: bson.D{{Key: "$slice", Value: 1}}}})).Decode(&acc)
+	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && acc.isPlaceholder() {
 		return accountDoc{}, ErrAccountNotFound
 	}
 	if err != nil {

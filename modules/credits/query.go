@@ -84,7 +84,7 @@ func (s *Service) history(ctx context.Context, account string, q HistoryQuery) (
 	// in the entries collection by the time that is read.
 	var acc accountDoc
 	err = s.accounts.FindOne(ctx, bson.D{{Key: "_id", Value: account}}).Decode(&acc)
-	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && acc.Placeholder {
+	if errors.Is(err, mongo.ErrNoDocuments) || err == nil && acc.isPlaceholder() {
 		return nil, "", ErrAccountNotFound
 	}
 	if err != nil {

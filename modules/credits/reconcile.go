@@ -75,13 +75,9 @@ func (s *Service) reconcile(ctx context.Context) (Report, error) {
 		if err := cur.Decode(&acc); err != nil {
 			return r, fmt.Errorf("decode account: %w", err)
 		}
-		if acc.Placeholder {
-			// No account (see accountDoc.Placeholder): entries or holds
-			// of it are reported below as of a missing account.
-			if acc.Balance != 0 || acc.Held != 0 || acc.Available != 0 || len(acc.Pending) > 0 {
-				r.Mismatches = append(r.Mismatches, Mismatch{Account: acc.ID, Field: "account", Stored: acc.Balance,
-					Detail: "a placeholder (no account) holds a position or entries"})
-			}
+		if acc.isPlaceholder() {
+			// No account: entries or holds of it are reported below as
+			// of a missing account.
 			continue
 		}
 		r.Accounts++

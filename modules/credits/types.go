@@ -107,8 +107,7 @@ type Report struct {
 type Mismatch struct {
 	Account string
 	// Field is "balance", "held", "available" or "account" (entries or
-	// holds of an account that does not exist, or a placeholder document
-	// that holds a position).
+	// holds of an account that does not exist).
 	Field    string
 	Stored   int64
 	Computed int64
