@@ -34,6 +34,13 @@ func newDyingProcess(t *testing.T, uri string, db *mongo.Database, opts ...tx.Op
 	cdb := client.Database(db.Name())
 	opts = append([]tx.Option{tx.WithOrphanReaping(tx.OrphanReaping{Collection: cdb.Collection("sessions"), Instance: "pod-0", Lease: time.Hour})}, opts...)
 	p := &dyingProcess{client: client, mon: mon, docs: cdb.Collection("docs"), runner: tx.NewRunner(client, opts...)}
+	// A test that fails before its process "dies" (Close) must not leave
+	// the registry's goroutines to the tests after it.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = p.runner.Close(ctx)
+	})
 	// The registry's first sweep (a find on the registry) is done, so that
 	// the fail points the test arms hit only its transactions.
 	require.Eventually(t, func() bool {
