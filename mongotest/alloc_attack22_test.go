@@ -1,6 +1,9 @@
 package mongotest_test
 
 import (
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/wiremessage"
 	"strings"
 	"testing"
 
@@ -217,4 +220,50 @@ func TestA22EmptyDocumentSequenceIsAnEmptyArray(t *testing.T) {
 	}
 	assert.Equal(t, map[string]any{"v1": bson.A{}, "v2": bson.A{}}, pipelines)
 	assert.Equal(t, bson.A{bson.D{{Key: "_id", Value: int32(1)}}}, findAll(t, s, "v1", nil))
+}
+
+// Unacknowledged writes (moreToCome), a legacy OP_QUERY hello, a document
+// near 16 MB and small commands, all on one connection: each command sees
+// its own bytes, and what was stored reads back unchanged.
+func TestA22MixedMessagesOnOneConnection(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	s.nc.SetDeadline(time.Now().Add(60 * time.Second))
+	var want bson.A
+	for i := 0; i < 3; i++ {
+		d := a22doc(int32(-20-i), 50*i+1)
+		want = append(want, d)
+		cmd := append(insertCmd("c", d), bson.E{Key: "writeConcern", Value: bson.D{{Key: "w", Value: 0}}}, bson.E{Key: "lsid", Value: s.lsid}, bson.E{Key: "$db", Value: "db"})
+		raw, err := bson.Marshal(cmd)
+		require.NoError(t, err)
+		s.reqID++
+		write(t, s.nc, opMsg(s.reqID, wiremessage.MoreToCome, raw))
+	}
+	hello, _ := bson.Marshal(bson.D{{Key: "isMaster", Value: 1}, {Key: "lsid", Value: s.lsid}})
+	write(t, s.nc, opQuery(99, "admin.$cmd", hello))
+	reply := read(t, s.nc)
+	_, _, responseTo, opcode, _, _ := wiremessage.ReadHeader(reply)
+	require.Equal(t, wiremessage.OpReply, opcode)
+	require.EqualValues(t, 99, responseTo)
+	big := a22doc(int32(-100), 16*1024*1024-200)
+	requireOK(t, s.run("db", insertCmd("c", big)))
+	small := a22doc(int32(-101), 3)
+	requireOK(t, s.run("db", insertCmd("c", small)))
+	want = append(want, big, small)
+	r := s.run("db", bson.D{{Key: "find", Value: "c"}, {Key: "filter", Value: bson.D{{Key: "_id", Value: int32(-100)}}}})
+	requireOK(t, r)
+	got := replyField(replyField(r, "cursor").(bson.D), "firstBatch").(bson.A)
+	require.Len(t, got, 1)
+	assert.True(t, assert.ObjectsAreEqual(big, got[0]), "the big document reads back")
+	r = s.run("db", bson.D{{Key: "find", Value: "c"}, {Key: "batchSize", Value: int32(2)}})
+	cur := replyField(r, "cursor").(bson.D)
+	all := append(bson.A{}, replyField(cur, "firstBatch").(bson.A)...)
+	for id := replyField(cur, "id").(int64); id != 0; {
+		r = s.run("db", bson.D{{Key: "getMore", Value: id}, {Key: "collection", Value: "c"}, {Key: "batchSize", Value: int32(1)}})
+		requireOK(t, r)
+		cur = replyField(r, "cursor").(bson.D)
+		all = append(all, replyField(cur, "nextBatch").(bson.A)...)
+		id = replyField(cur, "id").(int64)
+	}
+	assert.True(t, assert.ObjectsAreEqual(want, all), "every document reads back")
 }
