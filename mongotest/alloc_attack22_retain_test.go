@@ -50,3 +50,23 @@ func TestA22BigCommandNotRetainedBySessionRepeats(t *testing.T) {
 	assert.Less(t, int64(after)-int64(base), int64(4<<20), "heap grew by %d bytes after the big command was answered", int64(after)-int64(base))
 	runtime.KeepAlive(s)
 }
+
+// Once a command is answered, an idle connection keeps nothing of it: the
+// connection's reused request (conn.req: the decoded command, the raw
+// body pointing into the wire buffer, the op with its reply storage,
+// transaction and context) still holds the last command until the next
+// one arrives, so a pooled connection that goes idle after a 15 MB
+// command keeps it.
+func TestA22IdleConnectionKeepsNoCommand(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}}))
+	base := heapAlloc()
+	func() {
+		big := strings.Repeat("x", 15<<20)
+		requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}, {Key: "comment", Value: big}}))
+	}()
+	after := heapAlloc()
+	assert.Less(t, int64(after)-int64(base), int64(4<<20), "heap grew by %d bytes after the big command was answered", int64(after)-int64(base))
+	runtime.KeepAlive(s)
+}
