@@ -70,3 +70,30 @@ func TestA22IdleConnectionKeepsNoCommand(t *testing.T) {
 	assert.Less(t, int64(after)-int64(base), int64(4<<20), "heap grew by %d bytes after the big command was answered", int64(after)-int64(base))
 	runtime.KeepAlive(s)
 }
+
+// A retryable insert's record keeps the inserted document's _id, not the
+// whole command: once the document is deleted (and no snapshot history
+// keeps it), its 15 MB are not kept by the session's retry record, which
+// now points at the _id field inside the command's one allocation of
+// fields (and so keeps every field of every document of the command).
+func TestA22RetryRecordKeepsNoDeletedDocument(t *testing.T) {
+	srv := mongotest.Start(t)
+	s, other := newRandomSession(t, srv), newRawSession(t, srv)
+	requireOK(t, runWithoutLsid(t, other, "admin", bson.D{{Key: "setParameter", Value: 1}, {Key: "minSnapshotHistoryWindowInSeconds", Value: 0}}))
+	requireOK(t, s.run("db", bson.D{{Key: "ping", Value: 1}}))
+	base := heapAlloc()
+	func() {
+		big := strings.Repeat("x", 15<<20)
+		r := s.run("db", append(insertCmd("c", bson.D{{Key: "_id", Value: int32(1)}, {Key: "pad", Value: big}}), bson.E{Key: "txnNumber", Value: int64(1)}))
+		requireOK(t, r)
+		assert.EqualValues(t, 1, replyField(r, "n"))
+	}()
+	r := runWithoutLsid(t, other, "db", bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: int32(1)}}}, {Key: "limit", Value: 1}}}}})
+	requireOK(t, r)
+	assert.EqualValues(t, 1, replyField(r, "n"))
+	requireOK(t, s.run("db", bson.D{{Key: "ping", Value: 1}}))
+	requireOK(t, runWithoutLsid(t, other, "db", bson.D{{Key: "ping", Value: 1}}))
+	after := heapAlloc()
+	assert.Less(t, int64(after)-int64(base), int64(4<<20), "heap grew by %d bytes after the document was deleted", int64(after)-int64(base))
+	runtime.KeepAlive(s)
+}
