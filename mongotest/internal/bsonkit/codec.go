@@ -103,8 +103,11 @@ func DecodeCommand(body []byte, seqs []Sequence, repeats *Repeats) (bson.D, erro
 		if seq.N > len(dec.vals) {
 			return decodeCommandApart(body, seqs)
 		}
-		arr := bson.A(dec.vals[:seq.N:seq.N])
-		dec.vals = dec.vals[seq.N:]
+		arr := bson.A{} // never nil: a nil bson.A encodes as null
+		if seq.N > 0 {
+			arr = bson.A(dec.vals[:seq.N:seq.N])
+			dec.vals = dec.vals[seq.N:]
+		}
 		rem := seq.Docs
 		for i := range arr {
 			var doc []byte
