@@ -131,3 +131,27 @@ func TestA22RetryRecordKeepsNoDeletedDocument(t *testing.T) {
 		})
 	}
 }
+
+// A session's record does not keep the command that started the session:
+// it keeps its own copy of the lsid, not the big first command's decoded
+// one (a slice of that command's one allocation of fields), for the
+// session's lifetime (30 minutes idle) (finding
+// mongotest-repeats-retains-big-command, its older relative).
+func TestA22BigFirstCommandNotRetainedBySessionRecord(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}}))
+	base := heapAlloc()
+	func() {
+		big := strings.Repeat("x", a22Big)
+		s.lsid = bson.D{{Key: "id", Value: bson.Binary{Subtype: 4, Data: []byte("fedcba9876543210")}}}
+		requireOK(t, s.run("db", bson.D{{Key: "ping", Value: 1}, {Key: "comment", Value: big}}))
+	}()
+	requireOK(t, runWithoutLsid(t, s, "db", bson.D{{Key: "ping", Value: 1}}))
+	after := heapAlloc()
+	assert.Less(t, int64(after)-int64(base), int64(a22Slack), "heap grew by %d bytes after the big command was answered", int64(after)-int64(base))
+	r := runWithoutLsid(t, s, "admin", bson.D{{Key: "aggregate", Value: 1}, {Key: "pipeline", Value: bson.A{bson.D{{Key: "$listLocalSessions", Value: bson.D{}}}}}, {Key: "cursor", Value: bson.D{}}})
+	requireOK(t, r)
+	assert.Len(t, replyField(replyField(r, "cursor").(bson.D), "firstBatch"), 1, "the session exists")
+	runtime.KeepAlive(s)
+}
