@@ -368,7 +368,9 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	s := ss.m[string(id)] // no copy of the key for a session that exists
 	if s == nil {
 		key := string(id)
-		s = &session{key: key, id: lsid}
+		// A copy: the command's lsid is a slice of its one allocation,
+		// which would keep the whole command as long as the session.
+		s = &session{key: key, id: bsonkit.CloneDoc(lsid)}
 		ss.m[key] = s
 	}
 	return s, nil

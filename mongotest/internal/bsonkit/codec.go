@@ -77,8 +77,10 @@ func DecodeCommand(body []byte, seqs []Sequence, repeats *Repeats) (bson.D, erro
 		return decodeCommandApart(body, seqs)
 	}
 	elems += len(seqs)
+	size := len(body)
 	for _, seq := range seqs {
 		vals += seq.N
+		size += len(seq.Docs)
 		for rem := seq.Docs; len(rem) > 0; {
 			doc, rest, ok := bsoncore.ReadDocument(rem)
 			if !ok {
@@ -95,7 +97,7 @@ func DecodeCommand(body []byte, seqs []Sequence, repeats *Repeats) (bson.D, erro
 	if vals > 0 {
 		dec.vals = make([]any, vals)
 	}
-	cmd, err := dec.docExtra(body, len(seqs), repeats)
+	cmd, err := dec.docExtra(body, len(seqs), repeats, size > maxSharedCommand)
 	if err != nil {
 		return decodeCommandApart(body, seqs)
 	}
@@ -229,8 +231,14 @@ func countTop(raw []byte, repeats *Repeats) (elems, vals int, err error) {
 // decoded value instead of decoding it again. The values are shared
 // read-only, as decoded strings and binaries are; keep one Repeats per
 // connection (it is not safe for concurrent use), so that only commands
-// of one client share them. A remembered value keeps the allocation of
-// the command it was decoded with alive until it is replaced.
+// of one client share them.
+//
+// A value decoded with a small command (maxSharedCommand) is remembered
+// as the command got it, a slice of the command's one allocation, which
+// it keeps alive until it is replaced: at most a few kilobytes, and a
+// copy would cost the allocations Repeats saves. A bigger command's value
+// is remembered as a copy of its own, so that nothing keeps a big command
+// (its fields, documents and strings) once it is answered.
 type Repeats struct {
 	Names [2]string
 	seen  [2]repeated
@@ -243,6 +251,11 @@ type repeated struct {
 
 // maxRepeated is the size of the largest value Repeats remembers.
 const maxRepeated = 256
+
+// maxSharedCommand is the size of the largest command (body and document
+// sequences, in bytes) whose remembered values are slices of its own
+// allocation.
+const maxSharedCommand = 4 << 10
 
 func (r *Repeats) slot(t bsoncore.Type, key []byte) *repeated {
 	if r == nil || t != bsoncore.TypeEmbeddedDocument {
@@ -264,10 +277,22 @@ func (r *Repeats) lookup(t bsoncore.Type, key, val []byte) (any, bool) {
 	return s.v, true
 }
 
-func (r *Repeats) store(t bsoncore.Type, key, val []byte, v any) {
-	if s := r.slot(t, key); s != nil && len(val) <= maxRepeated {
-		s.raw, s.v = append(s.raw[:0], val...), v
+// store remembers v, decoded from val; with own, a copy of it decoded
+// apart from its command.
+func (r *Repeats) store(t bsoncore.Type, key, val []byte, v any, own bool) error {
+	s := r.slot(t, key)
+	if s == nil || len(val) > maxRepeated {
+		return nil
 	}
+	if own {
+		d, err := Decode(val)
+		if err != nil {
+			return err
+		}
+		v = d
+	}
+	s.raw, s.v = append(s.raw[:0], val...), v
+	return nil
 }
 
 // decoder carves the documents and arrays of one Decode out of elems and
@@ -277,12 +302,13 @@ type decoder struct {
 	vals  []any
 }
 
-func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0, nil) }
+func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0, nil, false) }
 
 // docExtra is doc with room for extra more fields, which a caller appends
 // without allocating, taking the fields repeats holds from it (a command's
-// top level only: countTop did not count them).
-func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats) (bson.D, error) {
+// top level only: countTop did not count them) and storing in it those it
+// decodes, copies of their own with ownRepeats.
+func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats, ownRepeats bool) (bson.D, error) {
 	body, err := docBody(raw)
 	if err != nil {
 		return nil, err
@@ -309,7 +335,9 @@ func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats) (bson.D, e
 			if v, err = dec.value(t, val); err != nil {
 				return nil, err
 			}
-			repeats.store(t, key, val, v)
+			if err := repeats.store(t, key, val, v, ownRepeats); err != nil {
+				return nil, err
+			}
 		}
 		d[i] = bson.E{Key: internKey(key), Value: v}
 		body = rest
