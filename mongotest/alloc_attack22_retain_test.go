@@ -155,3 +155,47 @@ func TestA22BigFirstCommandNotRetainedBySessionRecord(t *testing.T) {
 	assert.Len(t, replyField(replyField(r, "cursor").(bson.D), "firstBatch"), 1, "the session exists")
 	runtime.KeepAlive(s)
 }
+
+// A stored document keeps nothing else of the command that wrote it: not
+// the other documents of its insert's batch once they are deleted, not a
+// big field of the command's body. A command's documents decode into one
+// allocation of fields (bsonkit.DecodeCommand), so a stored document that
+// is a slice of it, or holds a value that is, keeps all of it (finding
+// mongotest-stored-doc-keeps-its-command).
+func TestA22StoredDocumentKeepsNothingElseOfItsCommand(t *testing.T) {
+	big := func() string { return strings.Repeat("x", a22Big) }
+	tests := []struct {
+		name string
+		give func(s *rawSession) // stores {_id: 2} with something big around it
+	}{
+		{"a batch-mate deleted", func(s *rawSession) {
+			requireOK(t, s.runSeq("db", bson.D{{Key: "insert", Value: "c"}}, docSeq("documents", bson.D{{Key: "_id", Value: 1}, {Key: "pad", Value: big()}}, bson.D{{Key: "_id", Value: 2}})))
+			requireOK(t, s.run("db", bson.D{{Key: "delete", Value: "c"}, {Key: "deletes", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "limit", Value: 1}}}}}))
+		}},
+		{"the insert's comment", func(s *rawSession) {
+			requireOK(t, s.runSeq("db", bson.D{{Key: "insert", Value: "c"}, {Key: "comment", Value: big()}}, docSeq("documents", bson.D{{Key: "_id", Value: 2}})))
+		}},
+		{"an update's comment, the stored value a document", func(s *rawSession) {
+			requireOK(t, s.run("db", bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 2}}}, {Key: "u", Value: bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: bson.D{{Key: "b", Value: 1}}}}}}}, {Key: "upsert", Value: true}}}}, {Key: "comment", Value: big()}}))
+		}},
+		{"a replacement's comment", func(s *rawSession) {
+			requireOK(t, s.run("db", bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 2}}}, {Key: "u", Value: bson.D{{Key: "a", Value: 1}}}, {Key: "upsert", Value: true}}}}, {Key: "comment", Value: big()}}))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := mongotest.Start(t)
+			s := newRawSession(t, srv)
+			requireOK(t, runWithoutLsid(t, s, "admin", bson.D{{Key: "setParameter", Value: 1}, {Key: "minSnapshotHistoryWindowInSeconds", Value: 0}}))
+			requireOK(t, s.run("db", bson.D{{Key: "ping", Value: 1}}))
+			base := heapAlloc()
+			tt.give(s)
+			requireOK(t, s.run("db", bson.D{{Key: "ping", Value: 1}}))
+			after := heapAlloc()
+			assert.Less(t, int64(after)-int64(base), int64(a22Slack), "heap grew by %d bytes after the command was answered", int64(after)-int64(base))
+			docs := findAll(t, s, "c", nil)
+			assert.Len(t, docs, 1)
+			runtime.KeepAlive(s)
+		})
+	}
+}
