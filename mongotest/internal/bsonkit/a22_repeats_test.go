@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -72,6 +73,10 @@ func TestA22DecodeCommandStreamIsDecode(t *testing.T) {
 			default:
 				body = append(body, bson.E{Key: fmt.Sprint("f", rng.IntN(3)), Value: a22Value(rng, 1)})
 			}
+		}
+		if rng.IntN(8) == 0 {
+			// over maxSharedCommand: decoded apart
+			body = append(body, bson.E{Key: "big", Value: strings.Repeat("b", 5000)})
 		}
 		raw, err := bson.Marshal(body)
 		require.NoError(t, err)

@@ -65,6 +65,13 @@ type Sequence struct {
 // sequences' documents and their arrays share Decode's one allocation (one
 // for fields, one for array values), capped as Decode caps them.
 //
+// A command over maxSharedCommand bytes (body and sequences) is decoded
+// instead with each document and array in an allocation of its own, as
+// bson.Unmarshal makes them: a value kept after the command (a stored
+// document, a remembered lsid) then keeps nothing else of it, and a few
+// allocations more are little next to its size. What a value of a small
+// command keeps alive is at most that small command.
+//
 // With repeats (nil: none), a top-level field that repeats the bytes of the
 // same field of the last command decoded with it shares that command's
 // decoded value.
@@ -93,22 +100,24 @@ func DecodeCommand(body []byte, seqs []Sequence, repeats *Repeats) (bson.D, erro
 			elems, vals, rem = elems+e, vals+v, rest
 		}
 	}
-	dec := decoder{elems: make([]bson.E, elems)}
-	if vals > 0 {
-		dec.vals = make([]any, vals)
+	dec := decoder{own: size > maxSharedCommand}
+	if !dec.own {
+		dec.elems = make([]bson.E, elems)
+		if vals > 0 {
+			dec.vals = make([]any, vals)
+		}
 	}
-	cmd, err := dec.docExtra(body, len(seqs), repeats, size > maxSharedCommand)
+	cmd, err := dec.docExtra(body, len(seqs), repeats)
 	if err != nil {
 		return decodeCommandApart(body, seqs)
 	}
 	for _, seq := range seqs {
-		if seq.N > len(dec.vals) {
-			return decodeCommandApart(body, seqs)
-		}
 		arr := bson.A{} // never nil: a nil bson.A encodes as null
 		if seq.N > 0 {
-			arr = bson.A(dec.vals[:seq.N:seq.N])
-			dec.vals = dec.vals[seq.N:]
+			var ok bool
+			if arr, ok = dec.values(seq.N); !ok {
+				return decodeCommandApart(body, seqs)
+			}
 		}
 		rem := seq.Docs
 		for i := range arr {
@@ -231,14 +240,9 @@ func countTop(raw []byte, repeats *Repeats) (elems, vals int, err error) {
 // decoded value instead of decoding it again. The values are shared
 // read-only, as decoded strings and binaries are; keep one Repeats per
 // connection (it is not safe for concurrent use), so that only commands
-// of one client share them.
-//
-// A value decoded with a small command (maxSharedCommand) is remembered
-// as the command got it, a slice of the command's one allocation, which
-// it keeps alive until it is replaced: at most a few kilobytes, and a
-// copy would cost the allocations Repeats saves. A bigger command's value
-// is remembered as a copy of its own, so that nothing keeps a big command
-// (its fields, documents and strings) once it is answered.
+// of one client share them. A remembered value keeps the allocation of
+// the command it was decoded with alive until it is replaced: a small
+// command, as DecodeCommand decodes a big one apart.
 type Repeats struct {
 	Names [2]string
 	seen  [2]repeated
@@ -253,8 +257,7 @@ type repeated struct {
 const maxRepeated = 256
 
 // maxSharedCommand is the size of the largest command (body and document
-// sequences, in bytes) whose remembered values are slices of its own
-// allocation.
+// sequences, in bytes) that DecodeCommand decodes into one allocation.
 const maxSharedCommand = 4 << 10
 
 func (r *Repeats) slot(t bsoncore.Type, key []byte) *repeated {
@@ -277,38 +280,52 @@ func (r *Repeats) lookup(t bsoncore.Type, key, val []byte) (any, bool) {
 	return s.v, true
 }
 
-// store remembers v, decoded from val; with own, a copy of it decoded
-// apart from its command.
-func (r *Repeats) store(t bsoncore.Type, key, val []byte, v any, own bool) error {
-	s := r.slot(t, key)
-	if s == nil || len(val) > maxRepeated {
-		return nil
+func (r *Repeats) store(t bsoncore.Type, key, val []byte, v any) {
+	if s := r.slot(t, key); s != nil && len(val) <= maxRepeated {
+		s.raw, s.v = append(s.raw[:0], val...), v
 	}
-	if own {
-		d, err := Decode(val)
-		if err != nil {
-			return err
-		}
-		v = d
-	}
-	s.raw, s.v = append(s.raw[:0], val...), v
-	return nil
 }
 
 // decoder carves the documents and arrays of one Decode out of elems and
-// vals.
+// vals; with own, it gives each an allocation of its own instead.
 type decoder struct {
 	elems []bson.E
 	vals  []any
+	own   bool
 }
 
-func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0, nil, false) }
+// fields returns a document of n fields with room for extra more.
+func (dec *decoder) fields(n, extra int) (bson.D, bool) {
+	if dec.own {
+		return make(bson.D, n, n+extra), true
+	}
+	if n+extra > len(dec.elems) {
+		return nil, false
+	}
+	d := bson.D(dec.elems[: n : n+extra])
+	dec.elems = dec.elems[n+extra:]
+	return d, true
+}
+
+// values returns an array of n values.
+func (dec *decoder) values(n int) (bson.A, bool) {
+	if dec.own {
+		return make(bson.A, n), true
+	}
+	if n > len(dec.vals) {
+		return nil, false
+	}
+	a := bson.A(dec.vals[:n:n])
+	dec.vals = dec.vals[n:]
+	return a, true
+}
+
+func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0, nil) }
 
 // docExtra is doc with room for extra more fields, which a caller appends
 // without allocating, taking the fields repeats holds from it (a command's
-// top level only: countTop did not count them) and storing in it those it
-// decodes, copies of their own with ownRepeats.
-func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats, ownRepeats bool) (bson.D, error) {
+// top level only: countTop did not count them).
+func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats) (bson.D, error) {
 	body, err := docBody(raw)
 	if err != nil {
 		return nil, err
@@ -317,14 +334,13 @@ func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats, ownRepeats
 	if err != nil {
 		return nil, err
 	}
-	if n+extra > len(dec.elems) {
-		return nil, errMalformed
-	}
 	if n == 0 && extra == 0 {
 		return bson.D{}, nil // never nil: a nil bson.D encodes as null
 	}
-	d := bson.D(dec.elems[: n : n+extra])
-	dec.elems = dec.elems[n+extra:]
+	d, ok := dec.fields(n, extra)
+	if !ok {
+		return nil, errMalformed
+	}
 	for i := range d {
 		t, key, val, rest, err := readElement(body)
 		if err != nil {
@@ -335,9 +351,7 @@ func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats, ownRepeats
 			if v, err = dec.value(t, val); err != nil {
 				return nil, err
 			}
-			if err := repeats.store(t, key, val, v, ownRepeats); err != nil {
-				return nil, err
-			}
+			repeats.store(t, key, val, v)
 		}
 		d[i] = bson.E{Key: internKey(key), Value: v}
 		body = rest
@@ -354,14 +368,13 @@ func (dec *decoder) array(raw []byte) (bson.A, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > len(dec.vals) {
-		return nil, errMalformed
-	}
 	if n == 0 {
 		return bson.A{}, nil // never nil: a nil bson.A encodes as null
 	}
-	a := bson.A(dec.vals[:n:n])
-	dec.vals = dec.vals[n:]
+	a, ok := dec.values(n)
+	if !ok {
+		return nil, errMalformed
+	}
 	for i := range a {
 		t, _, val, rest, err := readElement(body)
 		if err != nil {
