@@ -25,7 +25,7 @@ func TestAttack23RequiresNewFromASharedTransactionCtxIsNoDataRace(t *testing.T) 
 			var wg sync.WaitGroup
 			for g := 0; g < 4; g++ {
 				wg.Add(1)
-				go func() {
+				go func() { //txcheck:ignore scopes entered from goroutines sharing the ctx are serialised by txkit (docs/transactions.md, Concurrency): what this test checks
 					defer wg.Done()
 					prop := tx.Required
 					if g%2 == 1 {
