@@ -58,6 +58,12 @@ func (sc *scope) commit() (again bool, err error) {
 		}
 		if hasLabel(err, labelTransient) {
 			st.active = false
+			// Refused before it ran (a fail point, a connection pool
+			// cleared under the send), the transaction may still be
+			// open, holding its documents, and the driver allows no
+			// abort after a commit: its session goes to the reaper
+			// (see scope.endLeftOpen and endSession).
+			st.leftOpen = true
 			return true, err
 		}
 		said := hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err) // the server said it may have applied

@@ -189,6 +189,13 @@ func (r *reaper) kill(ctx context.Context, batch []*reapee) error {
 	return r.client.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: ids}}).Err()
 }
 
+// killNow sends killSessions for sess at once, outside the reaper's
+// goroutine: for a runner's attempt that must not wait for what the last
+// attempt on sess left open (see scope.endLeftOpen).
+func (r *reaper) killNow(ctx context.Context, sess *mongo.Session) error {
+	return r.client.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: bson.A{sess.ID()}}}).Err()
+}
+
 // fenceParallel is how many fences of one round run at a time.
 const fenceParallel = 16
 

@@ -239,6 +239,9 @@ func (r *Runner) run(ctx context.Context, cfg *config, pc uintptr, fn func(conte
 		}
 		sc.st.attempt++
 		sc.st.resetAttempt()
+		if err := sc.endLeftOpen(); err != nil {
+			return err
+		}
 		if err := sc.startTransaction(); err != nil {
 			return err
 		}

@@ -246,6 +246,59 @@ func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 	return sc, nil
 }
 
+// endLeftOpen ends, before the owner's next attempt, the transaction the
+// last one may have left open on the server (see txState.leftOpen). Left
+// to the next attempt's first statement, which supersedes it only once it
+// reaches the server, it would hold its documents while the callback
+// waits for anything before that statement (credits' lanes wait for this
+// process's writers of the same accounts, which wait on the server for
+// those very documents): until the server's lifetime limit. So the
+// session is killed at once (bounded by the clean-up timeout), and the
+// next attempt runs on it, superseding a late statement of the last one
+// (leftOpen stays set: a next attempt that does not commit leaves its
+// session to the reaper, which fences it). If the kill fails, the session
+// goes to the reaper, which kills it as soon as the database answers, and
+// the next attempt runs on another. A session borrowed from ctx stays
+// (the caller owns it), as does one the reaper refuses (closed or full):
+// the next attempt supersedes its transaction, as before.
+func (sc *scope) endLeftOpen() error {
+	st := sc.st
+	if !st.leftOpen || st.borrowed || st.reaper == nil {
+		return nil
+	}
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(sc.caller), sc.cfg.cleanup)
+	err := st.reaper.killNow(kctx, st.sess)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	next := st.reaper.take()
+	if next == nil {
+		if next, err = st.client.StartSession(); err != nil {
+			return nil
+		}
+	}
+	if !st.reaper.add(st.sess) {
+		endSessions([]*mongo.Session{next})
+		return nil
+	}
+	// Reaped before the registry hears that the transaction ended, as in
+	// endSession.
+	orphans := st.orphans
+	st.unrecord()
+	st.sess, st.leftOpen = next, false
+	sc.ctx = mongo.NewSessionContext(sc.ctx, next)
+	if orphans != nil {
+		if err := orphans.record(sc.ctx, next); err != nil {
+			err = fmt.Errorf("tx %s: record the session for orphan reaping: %w", sc.name(), err)
+			sc.endAborted(err, true)
+			return err
+		}
+		st.orphans = orphans
+	}
+	return nil
+}
+
 // startTransaction starts the owner's next attempt.
 func (sc *scope) startTransaction() error {
 	st := sc.st

@@ -36,7 +36,9 @@ type txState struct {
 
 	// leftOpen is set when the session's transaction may still be open on
 	// the server (an abort that could not be confirmed, a commit whose
-	// outcome is unknown): the session then goes to reaper, not the pool.
+	// outcome is unknown or that was refused before it ran): the session
+	// then goes to reaper, not the pool, and is killed before a next
+	// attempt (see scope.endLeftOpen).
 	leftOpen bool
 	reaper   *reaper
 	// orphans is the registry that recorded the session for this
