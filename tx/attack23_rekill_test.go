@@ -142,3 +142,56 @@ func TestAttack23ALiveProcessWhoseReapWasAbandonedIsNotKilledByTheRekills(t *tes
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
 }
+
+// A live process taken for dead finds its lease gone, records its session
+// again and starts a transaction on it, while a re-kill that read the
+// registry before that record is on its way (the database is slow to run
+// the killSessions: the process's stall and the reaper's slowness are one
+// overloaded database). The re-kill reads the registry, then kills what it
+// read as not recorded again: the kill lands on the live process's
+// transaction (attack23, finding tx-rekill-stale-read-kills-rerecorded-session).
+func TestAttack23ARekillThatReadTheRegistryBeforeTheRecordDoesNotKillTheLiveProcess(t *testing.T) {
+	uri, client := orphanServer(t)
+	db := testenv.NewDB(t, client)
+	seedDocs(t, db)
+	sessions := db.Collection("sessions")
+
+	p := newLiveProcess(t, uri, db)
+	mon := &monitor{}
+	rc := testenv.Connect(t, uri, options.Client().SetMonitor(mon.commandMonitor()))
+	reapingRunner(t, rc, rc.Database(db.Name()), "pod-0", time.Second)
+	(&dyingProcess{runner: p.runner, docs: p.docs}).warm(t, 8)
+	testenv.FailCommand(t, p.client, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"update"}}, {Key: "errorCode", Value: 2}}},
+	})
+	awaitReaped(t, sessions)
+	// The process is back (its renewals succeed: it finds its lease gone);
+	// the reaper's re-kills take 1.5 s to run.
+	testenv.FailCommand(t, rc, bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: "alwaysOn"},
+		{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"killSessions"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1500}}},
+	})
+	require.Eventually(t, func() bool {
+		n, err := sessions.CountDocuments(context.Background(), bson.D{{Key: "kind", Value: "lease"}})
+		require.NoError(t, err)
+		return n == 2
+	}, 5*time.Second, 5*time.Millisecond, "the process taken for dead renews its lease")
+	// A re-kill reads the registry and sends its kill.
+	mark := len(mon.started("killSessions"))
+	require.Eventually(t, func() bool { return len(mon.started("killSessions")) > mark }, 5*time.Second, 2*time.Millisecond)
+
+	err := p.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+		// The database holds the insert 2.5 s.
+		testenv.FailCommand(t, p.client, bson.D{
+			{Key: "configureFailPoint", Value: "failCommand"}, {Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+			{Key: "data", Value: bson.D{{Key: "failCommands", Value: bson.A{"insert"}}, {Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2500}}},
+		})
+		_, err := p.docs.InsertOne(ctx, bson.D{{Key: "_id", Value: "live"}})
+		return err
+	})
+	require.NoError(t, err, "a re-kill interrupted the live process's transaction")
+	n, err := db.Collection("docs").CountDocuments(context.Background(), bson.D{{Key: "_id", Value: "live"}})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+}
