@@ -63,6 +63,11 @@ func TestAttack23ALiveProcessWhoseRenewalFailsAtTransactionStartIsNotKilledMidwa
 		assert.NotEqual(t, int32(codeInterrupted), ce.Code,
 			"a re-kill interrupted the live process's transaction midway (first statement sent: %v): %v", firstStatement, err)
 	}
+	// Refused before its first statement, with the renewal's error.
+	assert.False(t, firstStatement, "the transaction started on a session that may be re-killed")
+	assert.ErrorContains(t, err, "record the session for orphan reaping")
+	assert.ErrorContains(t, err, "renew lease")
+	assert.Equal(t, int32(2), ce.Code, "the registry's own error, wrapped")
 }
 
 // A live process taken for dead (its renewals fail: a stall) is reaped by

@@ -252,9 +252,15 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session) (err error) 
 		// Another process may have taken this one for dead and reaped
 		// its sessions (it stalled), and re-kills them: a renewal finds
 		// out, and the session is recorded again, which spares it. A
-		// renewal that fails is the goroutine's to log.
+		// renewal that fails leaves the cache untrusted: the transaction
+		// would start on a session that may be killed midway, so it does
+		// not start (finding
+		// tx-rekill-renewal-failure-starts-killable-transaction).
 		r.mu.Unlock()
-		_ = r.renewIfLapsed(mongo.NewSessionContext(ctx, nil))
+		if err := r.renewIfLapsed(mongo.NewSessionContext(ctx, nil)); err != nil {
+			r.release()
+			return fmt.Errorf("the lease may have lapsed and could not be renewed: %w", err)
+		}
 		r.mu.Lock()
 	}
 	rec, done := r.recorded[id]
