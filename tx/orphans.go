@@ -161,6 +161,10 @@ type registry struct {
 	idle     time.Duration
 
 	seen map[string]leaseSeen // the goroutine's: the leases of others
+	// abandoned holds, by incarnation, the sessions that a reap killed
+	// before it failed (the goroutine's): they are re-killed once a
+	// later reap of the process completes.
+	abandoned map[string][]sessionDoc
 
 	rekillEvery, rekillWindow time.Duration           // rekillSchedule
 	rekill                    map[[16]byte]rekillWait // under mu: reaped sessions to kill again
@@ -218,7 +222,7 @@ func newRegistry(o OrphanReaping) *registry {
 		coll: coll, admin: coll.Database().Client().Database("admin"),
 		instance: o.Instance, incarnation: inc, lease: o.Lease,
 		log:      o.Logger.With(zap.String("instance", o.Instance), zap.String("incarnation", inc)),
-		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, idle: sessionIdle,
+		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, abandoned: map[string][]sessionDoc{}, idle: sessionIdle,
 		rekillEvery: rekillSchedule.every, rekillWindow: rekillSchedule.window,
 		rekill: map[[16]byte]rekillWait{}, rekillWake: make(chan struct{}, 1),
 		ctx: ctx, stop: stop,
@@ -482,6 +486,7 @@ func (r *registry) sweep(ctx context.Context, sameName bool) error {
 			switch {
 			case !ok || s.beat != l.Beat:
 				r.seen[l.ID] = leaseSeen{beat: l.Beat, since: now}
+				delete(r.abandoned, l.ID) // alive: it may use them
 			case now.Sub(s.since) > lease:
 				dead = true
 			}
@@ -501,6 +506,11 @@ func (r *registry) sweep(ctx context.Context, sameName bool) error {
 	for id := range r.seen {
 		if !present[id] {
 			delete(r.seen, id)
+		}
+	}
+	for id := range r.abandoned {
+		if !present[id] {
+			delete(r.abandoned, id) // another process completed the reap
 		}
 	}
 	return errors.Join(errs...)
@@ -529,7 +539,7 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 		if err := r.kill(ctx, ids); err != nil {
 			return 0, err
 		}
-		r.killAgainLater(incarnation, batch)
+		r.abandoned[incarnation] = append(r.abandoned[incarnation], batch...)
 		if _, err := r.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
 			return 0, fmt.Errorf("remove killed sessions: %w", err)
 		}
@@ -540,6 +550,15 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 	if _, err := r.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: incarnation}}); err != nil {
 		return n, fmt.Errorf("remove lease: %w", err)
 	}
+	// Only now are the sessions re-killed, those an abandoned reap of the
+	// same process killed included: until the lease is gone, a process
+	// that was alive renews onto it, never learns it was reaped and does
+	// not record its sessions again, so a re-kill would interrupt its
+	// transactions (finding tx-rekill-abandoned-reap-kills-live-process).
+	// An abandoned reap is retried by the next sweep if the process still
+	// looks dead; if it renews meanwhile, sweep forgets the abandoned kills.
+	r.killAgainLater(incarnation, r.abandoned[incarnation])
+	delete(r.abandoned, incarnation)
 	return n, nil
 }
 
