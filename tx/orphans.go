@@ -160,6 +160,14 @@ type registry struct {
 	running  int       // transactions on recorded sessions that have not ended
 	idle     time.Duration
 
+	// quarantined holds, until when, the sessions this process held when
+	// a renewal found its lease gone: another process reaped them and may
+	// kill them again until then (see quarantine). parked holds the
+	// sessions record refused for it, kept out of the driver's pool,
+	// which would hand them out again at once (it is LIFO). Under mu.
+	quarantined map[[16]byte]time.Time
+	parked      []parkedSession
+
 	seen map[string]leaseSeen // the goroutine's: the leases of others
 	// abandoned holds, by incarnation, the sessions that a reap killed
 	// before it failed (the goroutine's): they are re-killed once a
@@ -183,6 +191,16 @@ type recorded struct {
 	seq  int64
 	used time.Time // when its last transaction began
 }
+
+// parkedSession is a session kept out of use until its quarantine ends.
+type parkedSession struct {
+	sess  *mongo.Session
+	until time.Time
+}
+
+// errParked is record's refusal of a quarantined session: the registry
+// keeps it, and the transaction starts on another one.
+var errParked = errors.New("session killed in a reap of this process: parked")
 
 // rekillWait is a reaped session that runRekills kills again: the
 // record the reap removed, and the end of its window.
@@ -225,7 +243,7 @@ func newRegistry(o OrphanReaping) *registry {
 		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, abandoned: map[string][]sessionDoc{}, idle: sessionIdle,
 		rekillEvery: rekillSchedule.every, rekillWindow: rekillSchedule.window,
 		rekill: map[[16]byte]rekillWait{}, rekillWake: make(chan struct{}, 1),
-		ctx: ctx, stop: stop,
+		ctx: ctx, stop: stop, quarantined: map[[16]byte]time.Time{},
 	}
 }
 
@@ -237,13 +255,17 @@ func randomID() string {
 
 // record writes sess's server session down unless it already did, for a
 // transaction about to start on it. On success the transaction counts as
-// running until release; after close, record refuses with ErrClosed.
-func (r *registry) record(ctx context.Context, sess *mongo.Session) (err error) {
+// running until release; after close, record refuses with ErrClosed. A
+// replaceable session (the runner's own, not the caller's) that a reap of
+// this process killed and may still kill again is refused with errParked:
+// record keeps it, and the caller starts another one.
+func (r *registry) record(ctx context.Context, sess *mongo.Session, replaceable bool) (err error) {
 	id, err := lsidOf(sess)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
+	r.unpark(now)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -266,6 +288,15 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session) (err error) 
 			return fmt.Errorf("the lease may have lapsed and could not be renewed: %w", err)
 		}
 		r.mu.Lock()
+	}
+	if until, ok := r.quarantined[id]; ok && replaceable {
+		if now.Before(until) {
+			r.parked = append(r.parked, parkedSession{sess: sess, until: until})
+			r.running--
+			r.mu.Unlock()
+			return errParked
+		}
+		delete(r.quarantined, id)
 	}
 	rec, done := r.recorded[id]
 	if done {
@@ -406,11 +437,56 @@ func (r *registry) renewLocked(ctx context.Context) error {
 	defer r.mu.Unlock()
 	if res.UpsertedCount > 0 && r.leased {
 		r.log.Warn("orphan reaping: another process took this process for dead and killed its sessions; check that instance names are unique and the lease long enough")
+		r.quarantine(sent)
 		clear(r.recorded)
 	}
 	r.leased = true
 	r.renewed = sent
 	return nil
+}
+
+// quarantine keeps the sessions this process recorded out of use for as
+// long as the reap that removed its lease may kill them again (finding
+// tx-rekill-stale-read-kills-rerecorded-session). Recording such a session
+// again spares it only from the re-kills that read the registry after the
+// record: one that read it before kills it regardless, and a kill may take
+// the reaping process's killTimeout to run. The reap scheduled its
+// re-kills once the lease was gone, so before found: they stop at the end
+// of their window, or, while they fail, a window later, and the last one
+// runs at most killTimeout (every process shares rekillSchedule). Under
+// mu.
+func (r *registry) quarantine(found time.Time) {
+	until := found.Add(2*r.rekillWindow + r.rekillEvery + killTimeout)
+	for id := range r.recorded {
+		r.quarantined[id] = until
+	}
+}
+
+// unpark gives the parked sessions whose quarantine ended back to the
+// driver's pool (no transaction ran on them: no I/O), and forgets the
+// quarantines that ended.
+func (r *registry) unpark(now time.Time) {
+	r.mu.Lock()
+	var done []*mongo.Session
+	kept := r.parked[:0]
+	for _, p := range r.parked {
+		if now.Before(p.until) {
+			kept = append(kept, p)
+		} else {
+			done = append(done, p.sess)
+		}
+	}
+	clear(r.parked[len(kept):])
+	r.parked = kept
+	for id, until := range r.quarantined {
+		if !now.Before(until) {
+			delete(r.quarantined, id)
+		}
+	}
+	r.mu.Unlock()
+	for _, sess := range done {
+		sess.EndSession(context.Background())
+	}
 }
 
 // start starts the goroutines: one renews the lease and sweeps, the
@@ -758,6 +834,7 @@ func (r *registry) close(ctx context.Context, clean bool, leftOpen func() int) {
 	if first {
 		r.stop()
 		r.wg.Wait()
+		r.unpark(time.Now().Add(2*r.rekillWindow + r.rekillEvery + killTimeout)) // all of them
 	}
 	if removed {
 		return
