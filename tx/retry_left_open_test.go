@@ -60,7 +60,7 @@ func TestTheNextAttemptDoesNotWaitForTheTransactionTheLastOneLeftOpen(t *testing
 
 			attempts := 0
 			err := e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
-				attempts++
+				attempts++ //txcheck:ignore counts the attempts
 				if attempts == 1 {
 					if _, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "attempt 1"}}}}); err != nil {
 						return err
@@ -70,11 +70,13 @@ func TestTheNextAttemptDoesNotWaitForTheTransactionTheLastOneLeftOpen(t *testing
 					}
 					return nil
 				}
-				// Outside the transaction, bounded far below the
-				// server's lifetime limit (60 s).
-				wctx, cancel := context.WithTimeout(context.WithoutCancel(context.Background()), 5*time.Second)
+				// Outside the transaction, as another writer the attempt
+				// waits for, bounded far below the server's lifetime
+				// limit (60 s).
+				wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if _, err := e.coll.UpdateOne(wctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "w", Value: "writer"}}}}); err != nil {
+				if _, err := e.coll.UpdateOne(wctx, //txcheck:ignore a writer outside the transaction, on purpose
+					bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "w", Value: "writer"}}}}); err != nil {
 					return fmt.Errorf("the writer waited for the transaction attempt 1 left open: %w", err)
 				}
 				_, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "attempt 2"}}}})

@@ -300,15 +300,24 @@ func (sc *scope) endLeftOpen() error {
 	orphans := st.orphans
 	st.unrecord()
 	st.sess, st.leftOpen = next, false
-	sc.ctx = mongo.NewSessionContext(sc.ctx, next)
 	if orphans != nil {
-		if err := orphans.record(sc.ctx, next); err != nil {
+		err := orphans.record(sc.ctx, st.sess, true)
+		for errors.Is(err, errParked) {
+			// As in start: the registry keeps it, take another.
+			if st.sess, err = st.client.StartSession(); err != nil {
+				err = fmt.Errorf("start session: %w", err)
+				break
+			}
+			err = orphans.record(sc.ctx, st.sess, true)
+		}
+		if err != nil {
 			err = fmt.Errorf("tx %s: record the session for orphan reaping: %w", sc.name(), err)
 			sc.endAborted(err, true)
 			return err
 		}
 		st.orphans = orphans
 	}
+	sc.ctx = mongo.NewSessionContext(sc.ctx, st.sess)
 	return nil
 }
 
