@@ -2,6 +2,7 @@ package idempotency_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -264,5 +265,20 @@ func TestClaimBatch(t *testing.T) {
 		}
 		retries.Wait()
 		assert.Equal(t, int64(len(keys)), e.count(t, keys...), "each key once")
+	})
+	t.Run("a write concern error is every caller's, shaped as InsertOne's", func(t *testing.T) {
+		e := newClaimEnv(t)
+		testenv.FailCommand(t, e.db.Client(), bson.D{
+			{Key: "configureFailPoint", Value: "failCommand"},
+			{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+			{Key: "data", Value: bson.D{
+				{Key: "failCommands", Value: bson.A{"insert"}},
+				{Key: "writeConcernError", Value: bson.D{{Key: "code", Value: int32(100)}, {Key: "codeName", Value: "UnsatisfiableWriteConcern"}, {Key: "errmsg", Value: "injected"}}},
+			}},
+		})
+		_, _, err := e.claim(ctx, t, "k", "entry-1")
+		we, ok := errors.AsType[mongo.WriteException](err)
+		require.True(t, ok, "%v", err)
+		assert.NotNil(t, we.WriteConcernError)
 	})
 }
