@@ -26,7 +26,8 @@ import (
 // claim resent by the driver's retryable write) or another write error.
 // An error of the whole insert (network, write concern, deadline) is every
 // caller's: some of their claims may have been written, which a claim
-// allows (it can land after its caller gave up).
+// allows (it can land after its caller gave up). Each caller's error has
+// the shape of InsertOne's, so that callers classify it as before.
 //
 // A caller whose ctx ends while its claim is still queued leaves with
 // ctx's error and nothing written. Once its claim is taken into a batch,
@@ -214,12 +215,16 @@ func claimContext(ctx context.Context, batch []*claimReq) (context.Context, cont
 }
 
 // claimErrors splits the error of an unordered insert of n documents into
-// each document's: its own write error, if the server reported write
-// errors only, else err for every one.
+// each document's, shaped as InsertOne's would be: its own write error and
+// the batch's write concern error, as a [mongo.WriteException]. Any other
+// error (network, deadline) is every document's.
 func claimErrors(err error, n int) []error {
 	errs := make([]error, n)
+	if err == nil {
+		return errs
+	}
 	var bwe mongo.BulkWriteException
-	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 ||
+	if !errors.As(err, &bwe) || bwe.WriteConcernError == nil && len(bwe.WriteErrors) == 0 ||
 		slices.ContainsFunc(bwe.WriteErrors, func(we mongo.BulkWriteError) bool { return we.Index < 0 || we.Index >= n }) {
 		for i := range errs {
 			errs[i] = err
@@ -228,6 +233,13 @@ func claimErrors(err error, n int) []error {
 	}
 	for _, we := range bwe.WriteErrors {
 		errs[we.Index] = mongo.WriteException{WriteErrors: mongo.WriteErrors{we.WriteError}, Labels: bwe.Labels}
+	}
+	if bwe.WriteConcernError != nil {
+		for i, e := range errs {
+			we, _ := e.(mongo.WriteException)
+			we.WriteConcernError, we.Labels = bwe.WriteConcernError, bwe.Labels
+			errs[i] = we
+		}
 	}
 	return errs
 }
