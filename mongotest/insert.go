@@ -214,9 +214,11 @@ func fillReplacement(spec any, fill timestampFiller) any {
 }
 
 // insertRecord is the recorded result of an inserted document, for a
-// retry of its statement: the document's own _id field. (A pointer, not a
-// copy of the id, so that recording it allocates nothing: stored
-// documents are never changed in place.)
+// retry of its statement: its _id field. (A pointer, not the id, so that
+// boxing it allocates nothing. While the command runs, it points at the
+// inserted document's own field; the session's retry record keeps it as
+// a copy of its own, not a pointer into the command's allocation: see
+// [retryRecord.record].)
 type insertRecord struct{ idField *bson.E }
 
 func (r insertRecord) id() any { return r.idField.Value }

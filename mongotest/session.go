@@ -189,7 +189,22 @@ type retryRecord struct {
 
 type stmtOutcome struct {
 	stmt   int
-	result any
+	result any // inserted{}: an insert, whose record is id
+	// id is an inserted document's _id field, a copy: the record must
+	// keep nothing of its command (see [retryRecord.record]).
+	id bson.E
+}
+
+// inserted marks the outcome of an insert, kept in stmtOutcome.id.
+type inserted struct{}
+
+// outcome returns the recorded result; an insert's record points at the
+// outcome's own _id field.
+func (s *stmtOutcome) outcome() any {
+	if _, ok := s.result.(inserted); ok {
+		return insertRecord{idField: &s.id}
+	}
+	return s.result
 }
 
 // maxListedStmts is the number of outcomes a retryRecord lists before it
@@ -204,38 +219,71 @@ func (r *retryRecord) done(stmt int) (any, bool) {
 		v, ok := r.byStmt[stmt]
 		return v, ok
 	}
-	for _, s := range r.stmts {
-		if s.stmt == stmt {
-			return s.result, true
+	for i := range r.stmts {
+		if s := &r.stmts[i]; s.stmt == stmt {
+			return s.outcome(), true
 		}
 	}
 	return nil, false
 }
 
+// record remembers result as stmt's outcome.
+//
+// The record outlives its command (until the session's next retryable
+// write, or its expiry) and keeps nothing of it: the command's documents
+// share one allocation (bsonkit.DecodeCommand), which a pointer into any
+// of them keeps whole, with every value of every document. An insert's
+// record is a copy of its _id field, a document or array _id a deep copy.
 func (r *retryRecord) record(stmt int, result any) {
-	switch {
-	case r == nil:
-	case r.byStmt != nil:
-		r.byStmt[stmt] = result
-	default:
-		for i := range r.stmts {
-			if r.stmts[i].stmt == stmt {
-				r.stmts[i].result = result
-				return
-			}
-		}
-		if r.stmts == nil {
-			r.stmts = r.first[:0]
-		}
-		r.stmts = append(r.stmts, stmtOutcome{stmt: stmt, result: result})
-		if len(r.stmts) > maxListedStmts {
-			r.byStmt = make(map[int]any, 2*len(r.stmts))
-			for _, s := range r.stmts {
-				r.byStmt[s.stmt] = s.result
-			}
-			r.stmts = nil
+	if r == nil {
+		return
+	}
+	out := stmtOutcome{stmt: stmt, result: result}
+	switch res := result.(type) {
+	case insertRecord:
+		id, _ := detachedID(res.id())
+		out.result, out.id = inserted{}, bson.E{Key: "_id", Value: id}
+	case updateResult:
+		if id, copied := detachedID(res.upserted); copied {
+			res.upserted = id
+			out.result = res
 		}
 	}
+	if r.byStmt != nil {
+		if _, ok := out.result.(inserted); ok {
+			// Past maxListedStmts: an _id field of its own.
+			out.result = insertRecord{idField: &bson.E{Key: "_id", Value: out.id.Value}}
+		}
+		r.byStmt[stmt] = out.result
+		return
+	}
+	for i := range r.stmts {
+		if r.stmts[i].stmt == stmt {
+			r.stmts[i] = out
+			return
+		}
+	}
+	if r.stmts == nil {
+		r.stmts = r.first[:0]
+	}
+	r.stmts = append(r.stmts, out)
+	if len(r.stmts) > maxListedStmts {
+		r.byStmt = make(map[int]any, 2*len(r.stmts))
+		for i := range r.stmts {
+			r.byStmt[r.stmts[i].stmt] = r.stmts[i].outcome()
+		}
+		r.stmts = nil
+	}
+}
+
+// detachedID returns id, or a copy of it (copied) when it is a document
+// or array, which may be a slice of its command's allocation.
+func detachedID(id any) (_ any, copied bool) {
+	switch id.(type) {
+	case bson.D, bson.A:
+		return bsonkit.Clone(id), true
+	}
+	return id, false
 }
 
 type sessions struct {
@@ -368,7 +416,9 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 	s := ss.m[string(id)] // no copy of the key for a session that exists
 	if s == nil {
 		key := string(id)
-		s = &session{key: key, id: lsid}
+		// A copy: the command's lsid is a slice of its one allocation,
+		// which would keep the whole command as long as the session.
+		s = &session{key: key, id: bsonkit.CloneDoc(lsid)}
 		ss.m[key] = s
 	}
 	return s, nil

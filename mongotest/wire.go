@@ -105,7 +105,8 @@ type conn struct {
 	// req is the request being served, reused for the next: nothing
 	// keeps a request, or the op in it, once it is answered (a cursor or
 	// session that outlives the command copies what it needs; a session
-	// drops its attachment, op.sessOp, before the command returns).
+	// drops its attachment, op.sessOp, before the command returns), and
+	// handle clears it once the reply is encoded.
 	req request
 }
 
@@ -193,7 +194,14 @@ func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 	var msg message // on the stack: decodeMessage's would escape
 	m := &msg
 	m.sequences = c.seqs[:0]
-	defer clear(c.seqs[:]) // they point into wm
+	defer func() {
+		clear(c.seqs[:]) // they point into wm
+		// The reply is encoded (out is the connection's own buffer): an
+		// idle connection keeps nothing of the command, its raw body
+		// (wm, maybe bigger than the buffer the connection keeps) nor
+		// what its op points at.
+		c.req = request{}
+	}()
 	usable, err := m.decode(wm)
 	var cmd bson.D
 	if err == nil {

@@ -231,12 +231,23 @@ func TestDispatchCanCloseConnection(t *testing.T) {
 	}
 }
 
+// seenRequest is what a test reads of a request, copied while it is
+// served: the connection reuses the request, and clears it once answered.
+type seenRequest struct {
+	db, appName, rawDB string
+	connID             int64
+	moreToCome         bool
+}
+
 func TestRequestCarriesConnectionAndAppName(t *testing.T) {
-	got := make(chan *request, 1)
+	got := make(chan seenRequest, 1)
 	var s *Server
 	s, _ = startServer(t, func(ctx context.Context, req *request) bson.D {
 		if req.name == "whoAmI" {
-			got <- req
+			got <- seenRequest{
+				db: req.db, appName: req.conn.appName, connID: req.conn.id, moreToCome: req.moreToCome,
+				rawDB: bsoncore.Document(req.raw).Lookup("$db").StringValue(),
+			}
 		}
 		return s.dispatch(ctx, req)
 	})
@@ -248,17 +259,17 @@ func TestRequestCarriesConnectionAndAppName(t *testing.T) {
 	defer cancel()
 	_ = client.Database("shop").RunCommand(ctx, bson.D{{Key: "whoAmI", Value: 1}}).Err()
 
-	var req *request
+	var req seenRequest
 	select {
 	case req = <-got:
 	default:
 		t.Fatal("command never reached dispatch")
 	}
 	assert.Equal(t, "shop", req.db)
-	assert.Equal(t, "my-app", req.conn.appName)
-	assert.Positive(t, req.conn.id)
+	assert.Equal(t, "my-app", req.appName)
+	assert.Positive(t, req.connID)
 	assert.False(t, req.moreToCome)
-	assert.Equal(t, "shop", bsoncore.Document(req.raw).Lookup("$db").StringValue())
+	assert.Equal(t, "shop", req.rawDB)
 }
 
 func TestAwaitableHelloDoesNotSpin(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	//lint:ignore SA1019 only its ErrAbortAfterCommit tells a session the callback committed from one it aborted; TestACallbackThatEndsTheTransactionItselfIsNotCommittedAgain pins it
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/session"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 )
 
 // commit commits the owner's transaction and carries the commit to a
@@ -22,14 +23,18 @@ import (
 // transaction may be run again (TransientTransactionError): it is then
 // already over for the driver.
 //
-// The outcome is unknown once a send may have applied (commitOutcomeUnknown),
-// and stays so until a later send proves it: by success, or by an answer
-// that MongoDB gives only when the transaction has no persistent effect
-// (TransientTransactionError: on a commit, NoSuchTransaction without a
-// write concern error). Any other answer to a resend (Interrupted: a
-// killSessions or killOp came; an authorization or server selection
-// failure) says nothing about what the earlier send did: the commit is
-// sent again, after a backoff, or the outcome is reported unknown.
+// One rule holds for every send: an answer proves the outcome only if it is
+// success, or an answer that MongoDB gives only when the transaction has no
+// persistent effect (TransientTransactionError: on a commit,
+// NoSuchTransaction without a write concern error). Any other error, the
+// first send's included, may hide an applied send: the driver resends a
+// commit by itself after a retryable error (a retryable write concern
+// error comes from a primary that applied the commit and is going away)
+// and returns only the resend's answer, which may be an unlabelled
+// Interrupted from a killSessions. The commit is then sent again, after a
+// backoff (commitTransaction is idempotent), or the outcome is reported
+// unknown. Only a client-side error that proves nothing was sent
+// (sentNothing) ends the first send as a failure.
 func (sc *scope) commit() (again bool, err error) {
 	st := sc.st
 	// Like the driver's WithTransaction, the commit's ctx has no deadline
@@ -61,8 +66,8 @@ func (sc *scope) commit() (again bool, err error) {
 			return true, err
 		}
 		said := hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err) // the server said it may have applied
-		if !mayHaveApplied && !commitOutcomeUnknown(err) {
-			// The server answered the only send: nothing was applied.
+		if !mayHaveApplied && sentNothing(err) {
+			// No send went out for this transaction's commit.
 			st.active = false
 			err = fmt.Errorf("tx %s: commit: %w", sc.name(), err)
 			sc.endAborted(err, true)
@@ -128,12 +133,15 @@ func (sc *scope) endUnknown(err error) error {
 	return err
 }
 
-// commitOutcomeUnknown reports whether a failed commit may have applied:
-// MongoDB said so (UnknownTransactionCommitResult), or no answer arrived
-// (network error, timeout, cancellation).
-func commitOutcomeUnknown(err error) bool {
-	return hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err) ||
-		mongo.IsNetworkError(err) || mongo.IsTimeout(err) || isContextError(err)
+// sentNothing reports whether CommitTransaction failed before any send:
+// the session had no transaction to commit (checked before any I/O), or no
+// server was selected. The driver returns a selection error only when no
+// send preceded it; a failed reselection for its own resend returns the
+// earlier send's error instead.
+func sentNothing(err error) bool {
+	var sse topology.ServerSelectionError
+	return errors.Is(err, session.ErrNoTransactStarted) || errors.Is(err, session.ErrCommitAfterAbort) || //lint:ignore SA1019 see the import
+		errors.As(err, &sse)
 }
 
 // hasWriteConcernError reports whether a commit's reply carried a write

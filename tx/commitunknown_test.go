@@ -44,10 +44,26 @@ func TestACommitWhoseOutcomeStaysUnknownSaysSo(t *testing.T) {
 	}
 }
 
+// Only TransientTransactionError proves that a commit applied nothing: the
+// transaction is then over on the server, and is not unknown.
 func TestADefiniteCommitFailureIsNotUnknown(t *testing.T) {
 	e := newEnv(t, fastBackoff)
-	e.failCommand(t, 1, failData("commitTransaction", codeInternalError))
-	err := e.runner.Run(ctxTimeout(t), insertAndUpdate(e.coll, 1))
+	e.failCommand(t, -1, failData("commitTransaction", codeNoSuchTransaction, "TransientTransactionError"))
+	err := e.runner.Run(ctxTimeout(t), insertAndUpdate(e.coll, 1), tx.WithMaxAttempts(1))
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, tx.ErrCommitUnknown)
+	assert.Zero(t, e.count(t, doc(1)))
+}
+
+// Any other answer to a commit, an unlabelled InternalError included, may
+// be the answer to the driver's own resend of a commit that applied
+// (finding tx-commit-driver-resend-hides-applied-send): the runner sends
+// the commit again, which commits it here, where the failed send applied
+// nothing. Until this finding, the first send's unlabelled error was
+// reported as a plain failure.
+func TestAnUnlabelledCommitFailureIsSentAgain(t *testing.T) {
+	e := newEnv(t, fastBackoff)
+	e.failCommand(t, 1, failData("commitTransaction", codeInternalError))
+	require.NoError(t, e.runner.Run(ctxTimeout(t), insertAndUpdate(e.coll, 1)))
+	assert.Equal(t, int64(1), e.count(t, doc(1)), "committed by the resend")
 }

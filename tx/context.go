@@ -69,19 +69,24 @@ func driverTxn(sess *mongo.Session, client *mongo.Client, top *scope) *txState {
 }
 
 // idleSession returns ctx's session if the caller put one there that runs
-// no transaction, for the outermost scope to run its transaction on.
+// no transaction, for the outermost scope to run its transaction on. A
+// frame's session is recognised before the driver is asked for its state
+// (see driverTxn).
 func idleSession(ctx context.Context, client *mongo.Client) *mongo.Session {
 	sess := mongo.SessionFromContext(ctx)
-	if sess == nil || sess.Client() != client || sess.TransactionRunning() {
+	if sess == nil || sess.Client() != client {
 		return nil
 	}
 	for sc := topScope(ctx); sc != nil; sc = sc.parent {
 		if sc.suspended {
 			return nil
 		}
-		if sc.st != nil && sc.st.sess == sess && !sc.st.borrowed {
-			return nil // txkit's own, ended with its scope
+		if sc.st != nil && sc.st.sess == sess && (!sc.st.borrowed || sc.st.live()) {
+			return nil // txkit's own, ended with its scope, or running
 		}
+	}
+	if sess.TransactionRunning() {
+		return nil
 	}
 	return sess
 }
@@ -89,10 +94,23 @@ func idleSession(ctx context.Context, client *mongo.Client) *mongo.Session {
 // InTransaction reports whether collection calls made with ctx are part of
 // a running transaction: one started by a [Runner], or one the caller
 // started with the driver (sess.StartTransaction, then
-// mongo.NewSessionContext). Inside a [NotSupported] scope it is false.
+// mongo.NewSessionContext). It answers for ctx's session, the one those
+// calls use: inside a [NotSupported] scope (no session) it is false, and
+// so it is for a session without a transaction that the caller put in a
+// transaction's ctx. (A [Required] scope called with such a ctx still
+// joins the transaction of its frame, and its callback's ctx carries that
+// transaction's session.)
 func InTransaction(ctx context.Context) bool {
-	st, _ := find(ctx, nil)
-	return st != nil
+	sess := mongo.SessionFromContext(ctx)
+	if sess == nil {
+		return false
+	}
+	for sc := topScope(ctx); sc != nil; sc = sc.parent {
+		if sc.st != nil && sc.st.sess == sess {
+			return sc.st.live() // not sess's state: goroutines share it
+		}
+	}
+	return sess.TransactionRunning()
 }
 
 // suspend returns a ctx in which no transaction is visible: it carries no

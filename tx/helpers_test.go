@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -213,6 +216,20 @@ func (m *monitor) reset() {
 }
 
 // named returns the recorded commands called name, in order.
+// dump describes the recorded commands called one of names, for a
+// failure message.
+func (m *monitor) dump(names ...string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	for _, c := range m.cmds {
+		if slices.Contains(names, c.Name) {
+			fmt.Fprintf(&b, "\n  %s lsid=%.8s txn=%d start=%v ok=%v failed=%v notSent=%v %s", c.Name, c.LSID, c.TxnNumber, c.StartTxn, c.Succeeded, c.Failed, c.NotSent, c.Err)
+		}
+	}
+	return b.String()
+}
+
 func (m *monitor) named(name string) []command {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -79,15 +79,18 @@ func TestAfterCommitNeverRunsAfterAnAbort(t *testing.T) {
 	})
 	require.ErrorIs(t, err, tx.ErrUnexpectedRollback)
 
-	e.failCommand(t, 1, failData("commitTransaction", codeInternalError))
+	// A commit that the server refused as transient (an unlabelled
+	// failure is sent again: it may hide an applied send).
+	e.failCommand(t, -1, failData("commitTransaction", codeNoSuchTransaction, "TransientTransactionError"))
 	err = e.runner.Run(ctx, func(ctx context.Context) error {
 		if err := insertAndUpdate(e.coll, 1)(ctx); err != nil {
 			return err
 		}
 		tx.AfterCommit(ctx, log.add("failed commit"))
 		return nil
-	})
+	}, tx.WithMaxAttempts(1))
 	require.Error(t, err)
+	assert.Zero(t, e.count(t, doc(1)))
 	assert.Empty(t, log.get())
 }
 

@@ -151,7 +151,8 @@ func TestZapObserverLevels(t *testing.T) {
 
 	t.Run("an infrastructure failure is an error", func(t *testing.T) {
 		logs.TakeAll()
-		e.failCommand(t, 1, failData("commitTransaction", codeInternalError))
+		// A statement's: an unlabelled commit failure is sent again.
+		e.failCommand(t, 1, failData("insert", codeInternalError))
 		require.Error(t, e.runner.Run(ctx, insertAndUpdate(e.coll, 3)))
 		assert.Equal(t, []zapcore.Level{zapcore.ErrorLevel}, levelsOf("transaction aborted"))
 	})

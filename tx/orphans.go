@@ -160,7 +160,19 @@ type registry struct {
 	running  int       // transactions on recorded sessions that have not ended
 	idle     time.Duration
 
+	// quarantined holds, until when, the sessions this process held when
+	// a renewal found its lease gone: another process reaped them and may
+	// kill them again until then (see quarantine). parked holds the
+	// sessions record refused for it, kept out of the driver's pool,
+	// which would hand them out again at once (it is LIFO). Under mu.
+	quarantined map[[16]byte]time.Time
+	parked      []parkedSession
+
 	seen map[string]leaseSeen // the goroutine's: the leases of others
+	// abandoned holds, by incarnation, the sessions that a reap killed
+	// before it failed (the goroutine's): they are re-killed once a
+	// later reap of the process completes.
+	abandoned map[string][]sessionDoc
 
 	rekillEvery, rekillWindow time.Duration           // rekillSchedule
 	rekill                    map[[16]byte]rekillWait // under mu: reaped sessions to kill again
@@ -179,6 +191,16 @@ type recorded struct {
 	seq  int64
 	used time.Time // when its last transaction began
 }
+
+// parkedSession is a session kept out of use until its quarantine ends.
+type parkedSession struct {
+	sess  *mongo.Session
+	until time.Time
+}
+
+// errParked is record's refusal of a quarantined session: the registry
+// keeps it, and the transaction starts on another one.
+var errParked = errors.New("session killed in a reap of this process: parked")
 
 // rekillWait is a reaped session that runRekills kills again: the
 // record the reap removed, and the end of its window.
@@ -218,10 +240,10 @@ func newRegistry(o OrphanReaping) *registry {
 		coll: coll, admin: coll.Database().Client().Database("admin"),
 		instance: o.Instance, incarnation: inc, lease: o.Lease,
 		log:      o.Logger.With(zap.String("instance", o.Instance), zap.String("incarnation", inc)),
-		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, idle: sessionIdle,
+		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, abandoned: map[string][]sessionDoc{}, idle: sessionIdle,
 		rekillEvery: rekillSchedule.every, rekillWindow: rekillSchedule.window,
 		rekill: map[[16]byte]rekillWait{}, rekillWake: make(chan struct{}, 1),
-		ctx: ctx, stop: stop,
+		ctx: ctx, stop: stop, quarantined: map[[16]byte]time.Time{},
 	}
 }
 
@@ -233,13 +255,17 @@ func randomID() string {
 
 // record writes sess's server session down unless it already did, for a
 // transaction about to start on it. On success the transaction counts as
-// running until release; after close, record refuses with ErrClosed.
-func (r *registry) record(ctx context.Context, sess *mongo.Session) (err error) {
+// running until release; after close, record refuses with ErrClosed. A
+// replaceable session (the runner's own, not the caller's) that a reap of
+// this process killed and may still kill again is refused with errParked:
+// record keeps it, and the caller starts another one.
+func (r *registry) record(ctx context.Context, sess *mongo.Session, replaceable bool) (err error) {
 	id, err := lsidOf(sess)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
+	r.unpark(now)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -252,10 +278,25 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session) (err error) 
 		// Another process may have taken this one for dead and reaped
 		// its sessions (it stalled), and re-kills them: a renewal finds
 		// out, and the session is recorded again, which spares it. A
-		// renewal that fails is the goroutine's to log.
+		// renewal that fails leaves the cache untrusted: the transaction
+		// would start on a session that may be killed midway, so it does
+		// not start (finding
+		// tx-rekill-renewal-failure-starts-killable-transaction).
 		r.mu.Unlock()
-		_ = r.renewIfLapsed(mongo.NewSessionContext(ctx, nil))
+		if err := r.renewIfLapsed(mongo.NewSessionContext(ctx, nil)); err != nil {
+			r.release()
+			return fmt.Errorf("the lease may have lapsed and could not be renewed: %w", err)
+		}
 		r.mu.Lock()
+	}
+	if until, ok := r.quarantined[id]; ok && replaceable {
+		if now.Before(until) {
+			r.parked = append(r.parked, parkedSession{sess: sess, until: until})
+			r.running--
+			r.mu.Unlock()
+			return errParked
+		}
+		delete(r.quarantined, id)
 	}
 	rec, done := r.recorded[id]
 	if done {
@@ -396,11 +437,56 @@ func (r *registry) renewLocked(ctx context.Context) error {
 	defer r.mu.Unlock()
 	if res.UpsertedCount > 0 && r.leased {
 		r.log.Warn("orphan reaping: another process took this process for dead and killed its sessions; check that instance names are unique and the lease long enough")
+		r.quarantine(sent)
 		clear(r.recorded)
 	}
 	r.leased = true
 	r.renewed = sent
 	return nil
+}
+
+// quarantine keeps the sessions this process recorded out of use for as
+// long as the reap that removed its lease may kill them again (finding
+// tx-rekill-stale-read-kills-rerecorded-session). Recording such a session
+// again spares it only from the re-kills that read the registry after the
+// record: one that read it before kills it regardless, and a kill may take
+// the reaping process's killTimeout to run. The reap scheduled its
+// re-kills once the lease was gone, so before found: they stop at the end
+// of their window, or, while they fail, a window later, and the last one
+// runs at most killTimeout (every process shares rekillSchedule). Under
+// mu.
+func (r *registry) quarantine(found time.Time) {
+	until := found.Add(2*r.rekillWindow + r.rekillEvery + killTimeout)
+	for id := range r.recorded {
+		r.quarantined[id] = until
+	}
+}
+
+// unpark gives the parked sessions whose quarantine ended back to the
+// driver's pool (no transaction ran on them: no I/O), and forgets the
+// quarantines that ended.
+func (r *registry) unpark(now time.Time) {
+	r.mu.Lock()
+	var done []*mongo.Session
+	kept := r.parked[:0]
+	for _, p := range r.parked {
+		if now.Before(p.until) {
+			kept = append(kept, p)
+		} else {
+			done = append(done, p.sess)
+		}
+	}
+	clear(r.parked[len(kept):])
+	r.parked = kept
+	for id, until := range r.quarantined {
+		if !now.Before(until) {
+			delete(r.quarantined, id)
+		}
+	}
+	r.mu.Unlock()
+	for _, sess := range done {
+		sess.EndSession(context.Background())
+	}
 }
 
 // start starts the goroutines: one renews the lease and sweeps, the
@@ -476,6 +562,7 @@ func (r *registry) sweep(ctx context.Context, sameName bool) error {
 			switch {
 			case !ok || s.beat != l.Beat:
 				r.seen[l.ID] = leaseSeen{beat: l.Beat, since: now}
+				delete(r.abandoned, l.ID) // alive: it may use them
 			case now.Sub(s.since) > lease:
 				dead = true
 			}
@@ -495,6 +582,11 @@ func (r *registry) sweep(ctx context.Context, sameName bool) error {
 	for id := range r.seen {
 		if !present[id] {
 			delete(r.seen, id)
+		}
+	}
+	for id := range r.abandoned {
+		if !present[id] {
+			delete(r.abandoned, id) // another process completed the reap
 		}
 	}
 	return errors.Join(errs...)
@@ -523,7 +615,7 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 		if err := r.kill(ctx, ids); err != nil {
 			return 0, err
 		}
-		r.killAgainLater(incarnation, batch)
+		r.abandoned[incarnation] = append(r.abandoned[incarnation], batch...)
 		if _, err := r.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
 			return 0, fmt.Errorf("remove killed sessions: %w", err)
 		}
@@ -534,6 +626,15 @@ func (r *registry) reap(ctx context.Context, incarnation string) (int, error) {
 	if _, err := r.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: incarnation}}); err != nil {
 		return n, fmt.Errorf("remove lease: %w", err)
 	}
+	// Only now are the sessions re-killed, those an abandoned reap of the
+	// same process killed included: until the lease is gone, a process
+	// that was alive renews onto it, never learns it was reaped and does
+	// not record its sessions again, so a re-kill would interrupt its
+	// transactions (finding tx-rekill-abandoned-reap-kills-live-process).
+	// An abandoned reap is retried by the next sweep if the process still
+	// looks dead; if it renews meanwhile, sweep forgets the abandoned kills.
+	r.killAgainLater(incarnation, r.abandoned[incarnation])
+	delete(r.abandoned, incarnation)
 	return n, nil
 }
 
@@ -733,6 +834,7 @@ func (r *registry) close(ctx context.Context, clean bool, leftOpen func() int) {
 	if first {
 		r.stop()
 		r.wg.Wait()
+		r.unpark(time.Now().Add(2*r.rekillWindow + r.rekillEvery + killTimeout)) // all of them
 	}
 	if removed {
 		return

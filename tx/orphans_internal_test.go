@@ -32,8 +32,8 @@ func TestTheRegistryForgetsIdleSessionsOnly(t *testing.T) {
 	require.NoError(t, err)
 	defer busy.EndSession(ctx)
 
-	require.NoError(t, r.record(ctx, idle))
-	require.NoError(t, r.record(ctx, busy))
+	require.NoError(t, r.record(ctx, idle, true))
+	require.NoError(t, r.record(ctx, busy, true))
 	require.Equal(t, int64(2), sessions())
 
 	// The idle session's last transaction began longer ago than r.idle.
@@ -52,7 +52,7 @@ func TestTheRegistryForgetsIdleSessionsOnly(t *testing.T) {
 	_, known := r.recorded[id]
 	r.mu.Unlock()
 	require.False(t, known)
-	require.NoError(t, r.record(ctx, idle))
+	require.NoError(t, r.record(ctx, idle, true))
 	assert.Equal(t, int64(2), sessions())
 
 	// A prune that took the old record (an older seq) before the session

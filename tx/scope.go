@@ -232,7 +232,20 @@ func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 	if r.orphans != nil {
 		// Before the transaction's first statement: a process killed
 		// after it must have left the session's id behind.
-		if err := r.orphans.record(base, st.sess); err != nil {
+		err := r.orphans.record(base, st.sess, !st.borrowed)
+		for errors.Is(err, errParked) {
+			// The registry keeps the session: another process may
+			// still kill it. The driver hands out another one.
+			var sess *mongo.Session
+			if sess, err = r.client.StartSession(); err != nil {
+				// st.sess is parked: ending it twice is harmless.
+				err = fmt.Errorf("start session: %w", err)
+				break
+			}
+			st.sess = sess
+			err = r.orphans.record(base, st.sess, true)
+		}
+		if err != nil {
 			err = fmt.Errorf("tx %s: record the session for orphan reaping: %w", sc.name(), err)
 			sc.endAborted(err, true)
 			return nil, err

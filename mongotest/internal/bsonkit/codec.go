@@ -65,6 +65,13 @@ type Sequence struct {
 // sequences' documents and their arrays share Decode's one allocation (one
 // for fields, one for array values), capped as Decode caps them.
 //
+// A command over maxSharedCommand bytes (body and sequences) is decoded
+// instead with each document and array in an allocation of its own, as
+// bson.Unmarshal makes them: a value kept after the command (a stored
+// document, a remembered lsid) then keeps nothing else of it, and a few
+// allocations more are little next to its size. What a value of a small
+// command keeps alive is at most that small command.
+//
 // With repeats (nil: none), a top-level field that repeats the bytes of the
 // same field of the last command decoded with it shares that command's
 // decoded value.
@@ -77,8 +84,10 @@ func DecodeCommand(body []byte, seqs []Sequence, repeats *Repeats) (bson.D, erro
 		return decodeCommandApart(body, seqs)
 	}
 	elems += len(seqs)
+	size := len(body)
 	for _, seq := range seqs {
 		vals += seq.N
+		size += len(seq.Docs)
 		for rem := seq.Docs; len(rem) > 0; {
 			doc, rest, ok := bsoncore.ReadDocument(rem)
 			if !ok {
@@ -91,20 +100,25 @@ func DecodeCommand(body []byte, seqs []Sequence, repeats *Repeats) (bson.D, erro
 			elems, vals, rem = elems+e, vals+v, rest
 		}
 	}
-	dec := decoder{elems: make([]bson.E, elems)}
-	if vals > 0 {
-		dec.vals = make([]any, vals)
+	dec := decoder{own: size > maxSharedCommand}
+	if !dec.own {
+		dec.elems = make([]bson.E, elems)
+		if vals > 0 {
+			dec.vals = make([]any, vals)
+		}
 	}
 	cmd, err := dec.docExtra(body, len(seqs), repeats)
 	if err != nil {
 		return decodeCommandApart(body, seqs)
 	}
 	for _, seq := range seqs {
-		if seq.N > len(dec.vals) {
-			return decodeCommandApart(body, seqs)
+		arr := bson.A{} // never nil: a nil bson.A encodes as null
+		if seq.N > 0 {
+			var ok bool
+			if arr, ok = dec.values(seq.N); !ok {
+				return decodeCommandApart(body, seqs)
+			}
 		}
-		arr := bson.A(dec.vals[:seq.N:seq.N])
-		dec.vals = dec.vals[seq.N:]
 		rem := seq.Docs
 		for i := range arr {
 			var doc []byte
@@ -227,7 +241,8 @@ func countTop(raw []byte, repeats *Repeats) (elems, vals int, err error) {
 // read-only, as decoded strings and binaries are; keep one Repeats per
 // connection (it is not safe for concurrent use), so that only commands
 // of one client share them. A remembered value keeps the allocation of
-// the command it was decoded with alive until it is replaced.
+// the command it was decoded with alive until it is replaced: a small
+// command, as DecodeCommand decodes a big one apart.
 type Repeats struct {
 	Names [2]string
 	seen  [2]repeated
@@ -240,6 +255,10 @@ type repeated struct {
 
 // maxRepeated is the size of the largest value Repeats remembers.
 const maxRepeated = 256
+
+// maxSharedCommand is the size of the largest command (body and document
+// sequences, in bytes) that DecodeCommand decodes into one allocation.
+const maxSharedCommand = 4 << 10
 
 func (r *Repeats) slot(t bsoncore.Type, key []byte) *repeated {
 	if r == nil || t != bsoncore.TypeEmbeddedDocument {
@@ -268,10 +287,37 @@ func (r *Repeats) store(t bsoncore.Type, key, val []byte, v any) {
 }
 
 // decoder carves the documents and arrays of one Decode out of elems and
-// vals.
+// vals; with own, it gives each an allocation of its own instead.
 type decoder struct {
 	elems []bson.E
 	vals  []any
+	own   bool
+}
+
+// fields returns a document of n fields with room for extra more.
+func (dec *decoder) fields(n, extra int) (bson.D, bool) {
+	if dec.own {
+		return make(bson.D, n, n+extra), true
+	}
+	if n+extra > len(dec.elems) {
+		return nil, false
+	}
+	d := bson.D(dec.elems[: n : n+extra])
+	dec.elems = dec.elems[n+extra:]
+	return d, true
+}
+
+// values returns an array of n values.
+func (dec *decoder) values(n int) (bson.A, bool) {
+	if dec.own {
+		return make(bson.A, n), true
+	}
+	if n > len(dec.vals) {
+		return nil, false
+	}
+	a := bson.A(dec.vals[:n:n])
+	dec.vals = dec.vals[n:]
+	return a, true
 }
 
 func (dec *decoder) doc(raw []byte) (bson.D, error) { return dec.docExtra(raw, 0, nil) }
@@ -288,14 +334,13 @@ func (dec *decoder) docExtra(raw []byte, extra int, repeats *Repeats) (bson.D, e
 	if err != nil {
 		return nil, err
 	}
-	if n+extra > len(dec.elems) {
-		return nil, errMalformed
-	}
 	if n == 0 && extra == 0 {
 		return bson.D{}, nil // never nil: a nil bson.D encodes as null
 	}
-	d := bson.D(dec.elems[: n : n+extra])
-	dec.elems = dec.elems[n+extra:]
+	d, ok := dec.fields(n, extra)
+	if !ok {
+		return nil, errMalformed
+	}
 	for i := range d {
 		t, key, val, rest, err := readElement(body)
 		if err != nil {
@@ -323,14 +368,13 @@ func (dec *decoder) array(raw []byte) (bson.A, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > len(dec.vals) {
-		return nil, errMalformed
-	}
 	if n == 0 {
 		return bson.A{}, nil // never nil: a nil bson.A encodes as null
 	}
-	a := bson.A(dec.vals[:n:n])
-	dec.vals = dec.vals[n:]
+	a, ok := dec.values(n)
+	if !ok {
+		return nil, errMalformed
+	}
 	for i := range a {
 		t, _, val, rest, err := readElement(body)
 		if err != nil {
