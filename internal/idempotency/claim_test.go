@@ -281,4 +281,34 @@ func TestClaimBatch(t *testing.T) {
 		require.True(t, ok, "%v", err)
 		assert.NotNil(t, we.WriteConcernError)
 	})
+	t.Run("an insert applied but unanswered is resent, and every claim in it is its caller's", func(t *testing.T) {
+		e := newClaimEnv(t)
+		e.holdInserts(t, 1, 200*time.Millisecond)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		results := []chan claimResult{e.claimAsync(ctx, t, &wg, "lead", "entry-lead")}
+		e.waitQueued(t, 0)
+		// The next insert (the batch) is applied, then its connection
+		// closes without a reply: the driver resends it.
+		testenv.FailCommand(t, e.db.Client(), bson.D{
+			{Key: "configureFailPoint", Value: "onPrimaryTransactionalWrite"},
+			{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+			{Key: "data", Value: bson.D{{Key: "closeConnection", Value: true}}},
+		})
+		const callers = 6
+		keys := []string{"lead"}
+		for i := range callers {
+			key := fmt.Sprint("k", i)
+			keys = append(keys, key)
+			results = append(results, e.claimAsync(ctx, t, &wg, key, "entry-"+key))
+		}
+		e.waitQueued(t, callers)
+		for i, ch := range results {
+			r := <-ch
+			require.NoError(t, r.err, "caller %d", i)
+			assert.True(t, r.mine, "caller %d", i)
+		}
+		assert.Equal(t, int64(3), e.inserts.Load(), "the leader's insert, the batch's, one resend")
+		assert.Equal(t, int64(len(keys)), e.count(t, keys...))
+	})
 }
