@@ -73,7 +73,7 @@ func a22Differential(t *testing.T, seed uint64, steps int) {
 		case 0:
 			return int32(rng.IntN(600) - 300)
 		case 1:
-			return int32(rng.Int32()) - int32(rng.Int32())
+			return int32(rng.Uint32()) // any int32, negatives included
 		case 2:
 			return fmt.Sprintf("s%d", rng.IntN(50))
 		}

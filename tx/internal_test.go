@@ -60,6 +60,7 @@ func TestACommitReplyWithAWriteConcernErrorIsNotAFailure(t *testing.T) {
 		// tx-commit-driver-resend-hides-applied-send).
 		{name: "a plain command error", give: mongo.CommandError{Code: 1, Name: "InternalError"}, want: true},
 		{name: "a write command error without one", give: driver.WriteCommandError{}, want: true},
+		//lint:ignore SA1019 the driver's own "no transaction" error, which commit takes for "nothing sent"
 		{name: "no transaction to commit", give: session.ErrNoTransactStarted, want: false},
 		{name: "no server selected", give: topology.ServerSelectionError{Wrapped: errors.New("no server")}, want: false},
 	}
