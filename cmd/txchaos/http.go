@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,11 @@ func startApp(ctx context.Context, bin, uri, db string) (*chaos.HTTP, func(), er
 		}
 	}
 	token, secret := secretHex(), secretHex()
+	// As connect does for txchaos's own clients: a ShutdownInProgress the
+	// injector sends marks the server unknown until the app's next
+	// heartbeat, 10 s by default, during which every request waits for
+	// server selection and most reach their timeout.
+	uri = withHeartbeat(uri)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"MONGODB_URI="+uri, "TXKIT_DB="+db, "TXKIT_ADDR=127.0.0.1:0",
@@ -99,4 +105,16 @@ func secretHex() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// withHeartbeat returns uri asking for the shortest heartbeat (500 ms).
+func withHeartbeat(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return uri
+	}
+	q := u.Query()
+	q.Set("heartbeatFrequencyMS", "500")
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -495,15 +495,30 @@ func (c *checker) checkPayments() {
 			byRef[p.ProviderRef] = p
 		}
 	}
+	// A create and its repeats (with its key, through -http) share the
+	// provider reference: one of them may create the payment, so "not
+	// created" binds only when every one of them said so.
+	groups := map[string][]Op{}
 	for _, o := range c.creates {
-		p, ok := byRef[o.Ref]
-		switch {
-		case c.settled(o) && o.Outcome == Applied && !ok:
-			c.failOps(InvAppliedOnce, o.Account, []Op{o}, "payment %s was reported created but does not exist", o.Ref)
-		case c.settled(o) && o.Outcome == Applied && o.Payment != p.ID:
-			c.failOps(InvAppliedOnce, o.Account, []Op{o}, "payment %s was reported created as %s but is %s", o.Ref, o.Payment, p.ID)
-		case c.settled(o) && o.Outcome.NotApplied() && ok:
-			c.failOps(InvNotApplied, o.Account, []Op{o}, "payment %s was reported not created (%s) but exists as %s", o.Ref, o.Err, p.ID)
+		groups[o.Ref] = append(groups[o.Ref], o)
+	}
+	for _, ref := range sortedKeys(groups) {
+		g := groups[ref]
+		p, ok := byRef[ref]
+		allNot := true
+		for _, o := range g {
+			switch {
+			case c.settled(o) && o.Outcome == Applied && !ok:
+				c.failOps(InvAppliedOnce, o.Account, []Op{o}, "payment %s was reported created but does not exist", o.Ref)
+			case c.settled(o) && o.Outcome == Applied && o.Payment != p.ID:
+				c.failOps(InvAppliedOnce, o.Account, []Op{o}, "payment %s was reported created as %s but is %s", o.Ref, o.Payment, p.ID)
+			}
+			if !c.settled(o) || !o.Outcome.NotApplied() {
+				allNot = false
+			}
+		}
+		if allNot && ok {
+			c.failOps(InvNotApplied, g[0].Account, g, "payment %s was reported not created (%s) but exists as %s", ref, firstErr(g), p.ID)
 		}
 	}
 	for _, id := range sortedKeys(c.payments) {

@@ -206,6 +206,39 @@ func TestCheckFindsEachKindOfBrokenLedger(t *testing.T) {
 			want: nil,
 		},
 		{
+			// Through -http every payment create is keyed, and a failed one
+			// is repeated with its key and provider reference: the repeat
+			// creates the payment that the first call truly did not
+			// (txchaos -http -seed 403 on 7b90697, finding
+			// chaos-http-repeated-create-blamed-on-first).
+			name: "a payment create that failed, created by its repeat",
+			breakIt: func(s *Snapshot, ops *[]Op) {
+				*ops = append(*ops,
+					op("pc2", OpPayCreate, Failed, func(o *Op) {
+						o.Account, o.Amount, o.Key, o.Err = "b", 10, "k-pc2", "HTTP 503 database_unavailable"
+					}),
+					op("pc3", OpPayCreate, Applied, func(o *Op) {
+						o.Account, o.Amount, o.Key, o.Ref, o.Repeat, o.Payment = "b", 10, "k-pc2", "pc2", "pc2", "p2"
+					}))
+				s.Payments = append(s.Payments, PaymentDoc{ID: "p2", Account: "b", Credits: 10, Provider: Provider, ProviderRef: "pc2", Status: "pending"})
+			},
+			want: nil,
+		},
+		{
+			name: "a payment create that failed, and every repeat of it, but it exists",
+			breakIt: func(s *Snapshot, ops *[]Op) {
+				*ops = append(*ops,
+					op("pc2", OpPayCreate, Failed, func(o *Op) {
+						o.Account, o.Amount, o.Key, o.Err = "b", 10, "k-pc2", "HTTP 503 database_unavailable"
+					}),
+					op("pc3", OpPayCreate, Failed, func(o *Op) {
+						o.Account, o.Amount, o.Key, o.Ref, o.Repeat, o.Err = "b", 10, "k-pc2", "pc2", "pc2", "HTTP 503 database_unavailable"
+					}))
+				s.Payments = append(s.Payments, PaymentDoc{ID: "p2", Account: "b", Credits: 10, Provider: Provider, ProviderRef: "pc2", Status: "pending"})
+			},
+			want: []string{InvNotApplied},
+		},
+		{
 			name: "an empty placeholder left by a failed add is no account",
 			breakIt: func(s *Snapshot, ops *[]Op) {
 				*ops = append(*ops, op("add2", OpAdd, Failed, func(o *Op) { o.Account, o.Amount, o.Err = "c", 10, "context deadline exceeded" }))

@@ -103,8 +103,9 @@ type Config struct {
 // Store keeps the records of one collection. It is safe for concurrent
 // use.
 type Store struct {
-	coll *mongo.Collection
-	cfg  Config
+	coll   *mongo.Collection
+	cfg    Config
+	claims claimQueue // see insertClaim
 }
 
 // NewStore returns the store of the records in coll.
@@ -252,9 +253,18 @@ const maxClaimTries = 8
 // must look for, and apply if it is not applied: the call that claimed it
 // may have failed, its claim written after it gave up. An expired record
 // is replaced.
+//
+// Concurrent claims share one insert (see insertClaim): an error of the
+// whole insert is every caller's, and a claim may then be written, as
+// after any failed claim. A call whose ctx ends while its claim is queued
+// returns ctx's error with nothing sent.
 func (s *Store) Claim(ctx context.Context, rec Record, resent func(old Record) bool) (got Record, mine bool, err error) {
+	doc, err := bson.Marshal(rec)
+	if err != nil {
+		return rec, false, fmt.Errorf("encode idempotency record: %w", err)
+	}
 	for range maxClaimTries {
-		_, err := s.coll.InsertOne(ctx, rec)
+		err := s.insertClaim(ctx, doc)
 		if err == nil {
 			return rec, true, nil
 		}

@@ -28,7 +28,8 @@ var optUpsert = options.UpdateOne().SetUpsert(true)
 //   - txkit: Deduct, which takes the fast path (one guarded
 //     single-document write that embeds the entry);
 //   - txkit-keyed: Deduct with an idempotency key, which takes the same
-//     path after claiming its key (one insert into the records);
+//     path after claiming its key (its claim shares one insert with
+//     concurrent claims);
 //   - naive: the seed's design, in one transaction: read the account,
 //     check, save it, insert the entry.
 //

@@ -117,10 +117,18 @@ func (w *hotWriter) hold(ctx context.Context, accounts ...string) (release func(
 	accounts = slices.Clone(accounts)
 	slices.Sort(accounts)
 	accounts = slices.Compact(accounts)
-	var held []string
+	// The lanes taken, not the accounts: the lane an account maps to may
+	// be another by release (one idle when it was looked up is dropped,
+	// and the next caller makes a new one), and handing that one off would
+	// give its lead to a second caller while this one stays busy.
+	type turn struct {
+		account string
+		l       *lane
+	}
+	var held []turn
 	release = func() {
-		for _, a := range slices.Backward(held) {
-			w.handOff(a, w.lane(a))
+		for _, h := range slices.Backward(held) {
+			w.handOff(h.account, h.l)
 		}
 		held = nil
 	}
@@ -134,7 +142,7 @@ func (w *hotWriter) hold(ctx context.Context, accounts ...string) (release func(
 		l.mu.Lock()
 		l.take(r)
 		l.mu.Unlock()
-		held = append(held, a)
+		held = append(held, turn{a, l})
 	}
 	return release, nil
 }
