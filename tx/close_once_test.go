@@ -289,7 +289,9 @@ func TestCloseKeepsTheRecordsOfASpareSessionWhoseFenceFailed(t *testing.T) {
 			}
 		}
 		return n >= 2
-	}, 10*time.Second, 10*time.Millisecond, "the reaper kills and fences the session: %s", a.mon.dump("killSessions", "find", "abortTransaction", "findAndModify"))
+		// A kill that meets the driver still blind after the fence's
+		// closed connection fails at its 5 s bound and is sent again.
+	}, 30*time.Second, 10*time.Millisecond, "the reaper kills and fences the session: %s", a.mon.dump("killSessions", "find", "abortTransaction", "findAndModify"))
 	reply := deliverLate(t, uri, updates[0].Body)
 	require.EqualValues(t, 1, reply.Lookup("ok").Double(), "the late statement started the transaction and wrote: %v", reply)
 
