@@ -213,6 +213,41 @@ func TestClaimBatch(t *testing.T) {
 		assert.True(t, mine, "a retry of the same claim finds it its own")
 	})
 
+	t.Run("a leader whose ctx ends once its batch is sent returns at once too", func(t *testing.T) {
+		// A request's deadline bounds its claim, even when later requests'
+		// claims share its insert (issue 13: a request never outlives its
+		// timeout by more than a small margin).
+		e := newClaimEnv(t)
+		e.holdInserts(t, 2, 400*time.Millisecond)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		lead := e.claimAsync(ctx, t, &wg, "lead", "entry-0")
+		e.waitQueued(t, 0)
+		cctx, cancel := context.WithCancel(ctx)
+		cut := e.claimAsync(cctx, t, &wg, "cut", "entry-1") // leads the second batch
+		e.waitQueued(t, 1)
+		after := e.claimAsync(ctx, t, &wg, "after", "entry-2")
+		e.waitQueued(t, 2)
+		require.NoError(t, (<-lead).err)
+		e.waitQueued(t, 0) // the second batch is on the wire, held
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+		cancelled := time.Now()
+		rc := <-cut
+		require.ErrorIs(t, rc.err, context.Canceled)
+		ra := <-after
+		require.NoError(t, ra.err)
+		assert.True(t, ra.mine, "the leader's cancel does not cut the others' claims")
+		assert.Less(t, rc.at.Sub(cancelled), 250*time.Millisecond, "the leader returns at its cancel, not when the insert it sent (held 400 ms) does")
+		assert.Equal(t, int64(1), e.count(t, "cut"), "its claim was written after it gave up")
+		assert.Equal(t, int64(1), e.count(t, "after"))
+
+		// The lead went on: a next claim is sent.
+		_, mine, err := e.claim(ctx, t, "later", "entry-3")
+		require.NoError(t, err)
+		assert.True(t, mine)
+	})
+
 	t.Run("an error of the whole insert is every caller's, and a retry applies once", func(t *testing.T) {
 		e := newClaimEnv(t)
 		// Every insert (and the driver's retries): held, then the
