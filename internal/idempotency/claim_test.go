@@ -26,6 +26,7 @@ type claimEnv struct {
 	db      *mongo.Database
 	store   *idempotency.Store
 	inserts atomic.Int64
+	waited  int64 // inserts seen by waitTaken
 }
 
 func newClaimEnv(t *testing.T) *claimEnv {
@@ -38,6 +39,9 @@ func newClaimEnv(t *testing.T) *claimEnv {
 	e.db = testenv.NewDB(t, testenv.Client(t, options.Client().SetMonitor(mon)))
 	e.store = idempotency.NewStore(e.db.Collection("keys"), idempotency.Config{Retention: time.Hour})
 	require.NoError(t, e.store.EnsureSchema(context.Background()))
+	// An insert whose leader gave up must not meet the next test's fail
+	// points.
+	t.Cleanup(func() { idempotency.WaitClaimSends(e.store) })
 	return e
 }
 
@@ -126,6 +130,16 @@ func (e *claimEnv) claimAsync(ctx context.Context, t *testing.T, wg *sync.WaitGr
 	return ch
 }
 
+// waitTaken waits until a leader sends and no claim is queued: the claims
+// made so far are taken into a batch (a queue merely still empty would
+// not tell).
+func (e *claimEnv) waitTaken(t *testing.T) {
+	require.Eventually(t, func() bool {
+		return idempotency.ClaimsSending(e.store) && idempotency.QueuedClaims(e.store) == 0 && e.inserts.Load() > e.waited
+	}, 5*time.Second, time.Millisecond, "a batch's insert is on the wire")
+	e.waited = e.inserts.Load()
+}
+
 // waitQueued waits until n claims are queued (and not yet sent).
 func (e *claimEnv) waitQueued(t *testing.T, n int) {
 	require.Eventually(t, func() bool { return idempotency.QueuedClaims(e.store) == n }, 5*time.Second, time.Millisecond)
@@ -142,7 +156,7 @@ func TestClaimBatch(t *testing.T) {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		lead := e.claimAsync(ctx, t, &wg, "lead", "entry-0")
-		e.waitQueued(t, 0) // taken, held
+		e.waitTaken(t) // taken, held
 		first := e.claimAsync(ctx, t, &wg, "k", "entry-1")
 		e.waitQueued(t, 1)
 		second := e.claimAsync(ctx, t, &wg, "k", "entry-2")
@@ -166,7 +180,7 @@ func TestClaimBatch(t *testing.T) {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		lead := e.claimAsync(ctx, t, &wg, "lead", "entry-0")
-		e.waitQueued(t, 0)
+		e.waitTaken(t)
 		cctx, cancel := context.WithCancel(ctx)
 		cut := e.claimAsync(cctx, t, &wg, "cut", "entry-1")
 		e.waitQueued(t, 1)
@@ -190,14 +204,14 @@ func TestClaimBatch(t *testing.T) {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		lead := e.claimAsync(ctx, t, &wg, "lead", "entry-0")
-		e.waitQueued(t, 0)
+		e.waitTaken(t)
 		next := e.claimAsync(ctx, t, &wg, "next", "entry-1") // leads the second batch
 		e.waitQueued(t, 1)
 		cctx, cancel := context.WithCancel(ctx)
 		cut := e.claimAsync(cctx, t, &wg, "cut", "entry-2")
 		e.waitQueued(t, 2)
 		require.NoError(t, (<-lead).err)
-		e.waitQueued(t, 0) // the second batch is on the wire, held
+		e.waitTaken(t) // the second batch is on the wire, held
 		time.Sleep(20 * time.Millisecond)
 		cancel()
 		rc := <-cut
@@ -222,14 +236,14 @@ func TestClaimBatch(t *testing.T) {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		lead := e.claimAsync(ctx, t, &wg, "lead", "entry-0")
-		e.waitQueued(t, 0)
+		e.waitTaken(t)
 		cctx, cancel := context.WithCancel(ctx)
 		cut := e.claimAsync(cctx, t, &wg, "cut", "entry-1") // leads the second batch
 		e.waitQueued(t, 1)
 		after := e.claimAsync(ctx, t, &wg, "after", "entry-2")
 		e.waitQueued(t, 2)
 		require.NoError(t, (<-lead).err)
-		e.waitQueued(t, 0) // the second batch is on the wire, held
+		e.waitTaken(t) // the second batch is on the wire, held
 		time.Sleep(20 * time.Millisecond)
 		cancel()
 		cancelled := time.Now()
@@ -271,7 +285,7 @@ func TestClaimBatch(t *testing.T) {
 		defer cancel()
 		keys := []string{"lead"}
 		results := []chan claimResult{e.claimAsync(lctx, t, &wg, "lead", "entry-lead")}
-		e.waitQueued(t, 0)
+		e.waitTaken(t)
 		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		const callers = 8
@@ -322,7 +336,7 @@ func TestClaimBatch(t *testing.T) {
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		results := []chan claimResult{e.claimAsync(ctx, t, &wg, "lead", "entry-lead")}
-		e.waitQueued(t, 0)
+		e.waitTaken(t)
 		// The next insert (the batch) is applied, then its connection
 		// closes without a reply: the driver resends it.
 		testenv.FailCommand(t, e.db.Client(), bson.D{

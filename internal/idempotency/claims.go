@@ -18,8 +18,8 @@ import (
 // as ONE unordered insert, hands each caller its own document's outcome,
 // then hands the lead to the next queued caller (the leader/queue pattern
 // of modules/credits' write lanes). Callers that queued while an insert
-// was in flight share the next one. No goroutine is started: the leader
-// sends from its own.
+// was in flight share the next one. Each insert runs on a goroutine of
+// its own, which its leader waits for unless the leader's ctx ends.
 //
 // Each document's outcome is its own: inserted, a duplicate key (another
 // claim of the key, perhaps an earlier one of the same batch, or this
@@ -31,8 +31,9 @@ import (
 //
 // A caller whose ctx ends while its claim is still queued leaves with
 // ctx's error and nothing written. Once its claim is taken into a batch,
-// ctx ending returns ctx's error at once (the claim may be written),
-// except for the leader, which returns when its insert does.
+// ctx ending returns ctx's error at once (the claim may be written), the
+// leader's too: the leader sends from a goroutine that ends with the
+// insert, which claimContext bounds, and that hands the lead on.
 
 // Bounds of one combined insert. Far below the server's 100,000 writes per
 // command; the byte bound keeps a batch one command of at most one
@@ -53,7 +54,8 @@ const claimSendBound = 90 * time.Second
 type claimQueue struct {
 	mu    sync.Mutex
 	queue []*claimReq
-	busy  bool // a leader is sending
+	busy  bool           // a leader is sending
+	sends sync.WaitGroup // the inserts in flight (see insertClaim)
 }
 
 type claimReq struct {
@@ -87,13 +89,29 @@ func (s *Store) insertClaim(ctx context.Context, doc bson.Raw) error {
 	q.mu.Lock()
 	batch := q.take()
 	q.mu.Unlock()
-	if len(batch) > 0 {
-		s.sendClaims(ctx, batch)
+	if len(batch) == 0 {
+		q.handOff()
+		return <-r.done // ctx's error: take dropped it unsent
 	}
-	q.handOff()
+	// The send, and the lead's hand-off after it, are the batch's, not
+	// this caller's: they go on if its ctx ends, on a goroutine that ends
+	// with the insert (bounded by claimContext).
+	sent := make(chan struct{})
+	q.sends.Add(1)
+	go func() {
+		defer q.sends.Done()
+		defer close(sent)
+		s.sendClaims(ctx, batch)
+		q.handOff()
+	}()
+	select {
+	case <-sent:
+	case <-ctx.Done():
+		return ctx.Err() // as a follower's: its claim may be written
+	}
 	err := <-r.done
 	if ctx.Err() != nil {
-		return ctx.Err() // as a follower's: its claim may be written
+		return ctx.Err()
 	}
 	return err
 }
