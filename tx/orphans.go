@@ -645,7 +645,7 @@ func (r *registry) kill(ctx context.Context, ids bson.A) error {
 	for i, id := range ids {
 		lsids[i] = bson.D{{Key: "id", Value: id}}
 	}
-	if err := r.admin.RunCommand(ctx, bson.D{{Key: "killSessions", Value: lsids}}).Err(); err != nil {
+	if err := killSessions(ctx, r.admin, lsids); err != nil {
 		if refused(err) {
 			err = fmt.Errorf("%w (every process must connect as the same user, or have the killAnySession privilege)", err)
 		}

@@ -182,18 +182,25 @@ func (r *reaper) run() {
 
 // kill sends one killSessions for batch.
 func (r *reaper) kill(ctx context.Context, batch []*reapee) error {
-	ids := make(bson.A, len(batch))
+	lsids := make(bson.A, len(batch))
 	for i, x := range batch {
-		ids[i] = x.sess.ID()
+		lsids[i] = x.sess.ID()
 	}
-	return r.client.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: ids}}).Err()
+	return killSessions(ctx, r.client.Database("admin"), lsids)
 }
 
 // killNow sends killSessions for sess at once, outside the reaper's
 // goroutine: for a runner's attempt that must not wait for what the last
 // attempt on sess left open (see scope.endLeftOpen).
 func (r *reaper) killNow(ctx context.Context, sess *mongo.Session) error {
-	return r.client.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: bson.A{sess.ID()}}}).Err()
+	return killSessions(ctx, r.client.Database("admin"), bson.A{sess.ID()})
+}
+
+// killSessions sends one killSessions of lsids (session ids, {id: UUID})
+// to admin: the one command txkit kills sessions with, for its own
+// sessions and for a dead process's.
+func killSessions(ctx context.Context, admin *mongo.Database, lsids bson.A) error {
+	return admin.RunCommand(ctx, bson.D{{Key: "killSessions", Value: lsids}}).Err()
 }
 
 // fenceParallel is how many fences of one round run at a time.
