@@ -62,7 +62,9 @@ func cmdAggregate(o *op) (bson.D, error) {
 		return nil, err
 	}
 	// Compile once before reading, so parse errors come first.
-	p, err := aggregate.CompileWith(stages, aggregate.Options{Vars: vars, Source: reader{db: o.db, vars: vars}, Collation: coll, LocalSessions: o.s.core.sessions.list})
+	adminCollectionless := !isColl && o.db == "admin"
+	p, err := aggregate.CompileWith(stages, aggregate.Options{Vars: vars, Source: reader{db: o.db, vars: vars}, Collation: coll, LocalSessions: o.s.core.sessions.list,
+		CurrentOp: o.s.currentOps, AdminCollectionless: adminCollectionless})
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +104,8 @@ func cmdAggregate(o *op) (bson.D, error) {
 			}
 			t.Scan(v.base, func(d bson.D) bool { input = append(input, d); return true })
 		}
-		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src, Collation: coll, LocalSessions: o.s.core.sessions.list})
+		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src, Collation: coll, LocalSessions: o.s.core.sessions.list,
+			CurrentOp: o.s.currentOps, AdminCollectionless: adminCollectionless})
 		if err != nil {
 			return err
 		}

@@ -49,6 +49,7 @@ func (s *Server) hello(ctx context.Context, req *request) bson.D {
 				req.conn.appName = name
 			}
 		}
+		req.conn.setClient(app)
 		s.joinClient(req.conn, app)
 	}
 

@@ -41,6 +41,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	nextConnID atomic.Int64
+	nextOpID   atomic.Int32
 	nextReqID  atomic.Int32
 
 	mu     sync.Mutex

@@ -58,6 +58,9 @@ type session struct {
 	// pinned at pinnedAt for the history window.
 	unpin    func()
 	pinnedAt time.Time
+	// info is what $currentOp shows of the open transaction, under opMu
+	// (the command running in the transaction holds mu).
+	info txnInfo
 }
 
 // sessionOp is a command attached to a session. Its wait context is made
@@ -468,6 +471,9 @@ func (ss *sessions) abortOpen(s *session, reason string) {
 		s.txn.Abort()
 		s.state = txnAborted
 		s.abortedReason = reason
+		s.opMu.Lock()
+		s.info.open = false
+		s.opMu.Unlock()
 	}
 }
 

@@ -157,6 +157,7 @@ func (ss *sessions) retryableWrite(o *op, s *session, n int64) (bson.D, error) {
 		}
 	}
 	o.retry = s.retry
+	o.runsRetryableWrite(n)
 	reply, err := o.runCommand()
 	if err != nil {
 		var me *merr.Error
@@ -207,6 +208,7 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 		s.txn = txn
 		s.started = time.Now()
 		s.abortedReason = ""
+		o.beginTxnInfo(s, n, ss.c.txnLifetime())
 		ss.mu.Lock()
 		ss.started++
 		ss.mu.Unlock()
@@ -243,7 +245,9 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 		}
 	}
 	o.txn = s.txn
+	o.enterTxn(s)
 	reply, err = o.runCommand()
+	defer o.leaveTxn(s)
 	switch {
 	case isCommit:
 		if err == nil {

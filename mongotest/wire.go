@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
@@ -73,6 +74,13 @@ type conn struct {
 	// appName is the handshake's client.application.name, set by hello.
 	appName string
 
+	// mu guards what $currentOp reads of the connection from other
+	// goroutines: cur, the command in flight, and client. The
+	// connection's own goroutine, their only writer, reads them freely.
+	mu     sync.Mutex
+	cur    inflight
+	client *clientInfo
+
 	// closeAfter, when dispatch sets it, closes the connection once the
 	// current request's reply is written. Together with a nil reply from
 	// dispatch (which sends nothing) it emulates failCommand's
@@ -119,12 +127,14 @@ const (
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	id := s.nextConnID.Add(1)
+	remote := nc.RemoteAddr().String()
 	return &conn{
 		id:      id,
 		srv:     s,
 		nc:      nc,
-		log:     s.log.With(zap.Int64("conn", id), zap.String("remote", nc.RemoteAddr().String())),
+		log:     s.log.With(zap.Int64("conn", id), zap.String("remote", remote)),
 		repeats: bsonkit.Repeats{Names: [2]string{"lsid", "$clusterTime"}},
+		client:  &clientInfo{connID: id, remote: remote},
 	}
 }
 
@@ -230,7 +240,9 @@ func (c *conn) handle(ctx context.Context, wm []byte) (out []byte, keep bool) {
 		moreToCome: m.moreToCome(),
 		requestID:  m.requestID,
 	}
+	c.begin(req)
 	reply := c.srv.serveRequest(ctx, req)
+	c.end()
 	if reply == nil || req.moreToCome {
 		return nil, true
 	}

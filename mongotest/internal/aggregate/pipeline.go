@@ -64,6 +64,12 @@ type Options struct {
 	// LocalSessions lists the server's sessions for $listLocalSessions;
 	// without it the stage is refused.
 	LocalSessions func() []bson.D
+	// CurrentOp lists the server's operations for $currentOp; without it
+	// the stage is refused.
+	CurrentOp func(CurrentOpOptions) []bson.D
+	// AdminCollectionless: the pipeline is an {aggregate: 1} on the admin
+	// database, the only place $currentOp runs.
+	AdminCollectionless bool
 	// nested is set for $facet and $lookup sub-pipelines.
 	nested string
 }
@@ -105,6 +111,7 @@ func init() {
 		"$unionWith":         parseUnionWith,
 		"$documents":         parseDocuments,
 		"$listLocalSessions": parseListLocalSessions,
+		"$currentOp":         parseCurrentOp,
 	}
 }
 
@@ -112,7 +119,7 @@ func init() {
 var unsupported = []string{
 	"$graphLookup", "$bucket",
 	"$bucketAuto", "$sortByCount", "$sample",
-	"$geoNear", "$collStats", "$indexStats", "$currentOp", "$listSessions",
+	"$geoNear", "$collStats", "$indexStats", "$listSessions",
 	"$redact", "$setWindowFields", "$densify", "$fill", "$changeStream",
 	"$search", "$searchMeta", "$planCacheStats",
 }
@@ -154,6 +161,15 @@ func CompileWith(pipeline bson.A, opts Options) (*Pipeline, error) {
 		if (name == "$documents" || name == "$listLocalSessions") && i != 0 {
 			return nil, merr.New(codeFirstStageOnly, "$documents is only valid as the first stage in a pipeline")
 		}
+		if name == "$currentOp" && i != 0 {
+			// MongoDB parses every stage before it checks positions
+			// (Pipeline::validateCommon), so the stage's own errors come
+			// first.
+			if _, err := parseCurrentOp(c, d[0].Value); err != nil {
+				return nil, err
+			}
+			return nil, merr.New(codeFirstStageOnly, "%s is only valid as the first stage in a pipeline.", name)
+		}
 		parse, ok := stageParsers[name]
 		if !ok {
 			if slices.Contains(unsupported, name) {
@@ -177,7 +193,7 @@ func (p *Pipeline) Output() *Output { return p.out }
 // StartsWithDocuments reports whether the first stage is $documents, which
 // a database-level aggregate requires.
 func (p *Pipeline) StartsWithDocuments() bool {
-	return p.first == "$documents" || p.first == "$listLocalSessions"
+	return p.first == "$documents" || p.first == "$listLocalSessions" || p.first == "$currentOp"
 }
 
 // Run passes docs, the input collection in natural order, through the
