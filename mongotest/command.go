@@ -155,6 +155,7 @@ func init() {
 		"commitTransaction":       {run: cmdCommitTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsCommit, fields: txnEndFields},
 		"abortTransaction":        {run: cmdAbortTransaction, inTxn: true, admin: true, writeConcern: true, ends: endsAbort, fields: txnEndFields},
 		"configureFailPoint":      {run: cmdConfigureFailPoint, admin: true},
+		"killOp":                  {run: cmdKillOp, admin: true},
 		"getLastError":            {run: cmdPing},
 		"hostInfo":                {run: cmdHostInfo},
 		"connectionStatus":        {run: cmdConnectionStatus},

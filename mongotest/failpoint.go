@@ -451,13 +451,15 @@ func (s *Server) applyFailPoint(o *op, fp *failPoint, inTxn, commitOrAbort, retr
 			ctx, stop = s.core.sessions.block(ctx, lsid)
 			defer stop()
 		}
+		ctx, stop := o.killable(ctx)
+		defer stop()
 		t := time.NewTimer(fp.block)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			if errors.Is(context.Cause(ctx), errSessionKilled) {
-				// killSessions interrupts the block (an interruptible
+			if interrupted(ctx) {
+				// killSessions and killOp interrupt the block (an interruptible
 				// sleepFor in evaluateFailCommandFailPoint, commands.cpp).
 				e := merr.New(merr.Interrupted, "operation was interrupted")
 				e.Labels = serverLabels(e.Code, inTxn, commitOrAbort, retryableWrite)

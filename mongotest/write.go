@@ -1,7 +1,6 @@
 package mongotest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -106,10 +105,12 @@ func (o *op) waitOut(c *engine.Conflict) error {
 		ctx, stop = o.sess.waitContext(ctx)
 		defer stop()
 	}
+	ctx, stop := o.killable(ctx)
+	defer stop()
 	if c.Wait(ctx) == nil {
 		return nil
 	}
-	if errors.Is(context.Cause(ctx), errSessionKilled) {
+	if interrupted(ctx) {
 		return merr.New(merr.Interrupted, "operation was interrupted")
 	}
 	return merr.New(merr.MaxTimeMSExpired, "operation exceeded time limit")
