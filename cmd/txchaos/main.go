@@ -50,6 +50,7 @@ type flags struct {
 	rates      chaos.Rates
 	checkEvery time.Duration
 	lateAfter  time.Duration
+	maxOpen    time.Duration
 	progress   time.Duration
 	jsonPath   string
 	crash      bool
@@ -105,6 +106,7 @@ func flagSet(f *flags) *flag.FlagSet {
 	fs.Float64Var(&f.rates.Cancel, "cancel", 0.05, "probability that an operation's context is cancelled or expires at a random point")
 	fs.DurationVar(&f.checkEvery, "check-every", 2*time.Second, "period of the continuous invariant checks")
 	fs.DurationVar(&f.lateAfter, "late", chaos.DefaultLateAfter, "how long an operation may run on after its context ended before it is a violation")
+	fs.DurationVar(&f.maxOpen, "max-open", 0, "the longest a workload transaction may stay open on the server before it is a violation (0: 3/4 of the server's transactionLifetimeLimitSeconds; negative: not watched; never with -crash, whose killed workers leave theirs to the limit)")
 	fs.DurationVar(&f.progress, "progress", 5*time.Second, "period of the progress line (0: none)")
 	fs.StringVar(&f.jsonPath, "json", "", "write a JSON report to this file")
 	fs.BoolVar(&f.crash, "crash", false, "run the workload in a child process that is killed and restarted; the server outlives it")
@@ -225,10 +227,18 @@ func runInProcess(ctx context.Context, f *flags, uri string, stdout io.Writer) (
 	if err := checker.Database(f.db).Drop(ctx); err != nil {
 		return nil, err
 	}
+	maxOpen := f.maxOpen
+	if maxOpen == 0 {
+		limit, err := chaos.LifetimeLimit(ctx, checker.Database("admin"))
+		if err != nil {
+			return nil, fmt.Errorf("%w (set -max-open, or -max-open=-1s not to watch open transactions)", err)
+		}
+		maxOpen = chaos.DefaultMaxOpen(limit)
+	}
 	cfg := chaos.Config{
 		Seed: f.seed, Duration: f.duration, Workers: f.workers, Accounts: f.accounts, Hot: f.hot,
 		Rates: f.rates, CheckEvery: f.checkEvery, Progress: f.progress, LateAfter: f.lateAfter,
-		Client: client, Checker: checker, AppName: appName, DB: f.db, Out: stdout,
+		MaxOpen: max(maxOpen, 0), Client: client, Checker: checker, AppName: appName, DB: f.db, Out: stdout,
 	}
 	if f.http {
 		// Schema first: the app's own start would race the drop above.

@@ -33,6 +33,10 @@ type Config struct {
 	// LateAfter is how long an operation may run on after its caller's
 	// context ended before it breaks InvBounded (0: DefaultLateAfter).
 	LateAfter time.Duration
+	// MaxOpen, if set, is the longest a workload transaction may stay open
+	// on the server before it breaks InvNotLeftOpen (see [OpenWatch];
+	// [DefaultMaxOpen] of the server's lifetime limit is the usual bound).
+	MaxOpen time.Duration
 
 	// Client runs the workload; its app name is AppName, which the fail
 	// points aim at, and it should carry [Monitor]. Checker reads the
@@ -61,8 +65,12 @@ type Report struct {
 	FaultsByKind map[string]int           `json:"faults_by_kind"`
 	Checks       int64                    `json:"checks"`
 	Latency      map[Kind]Latency         `json:"latency"`
-	Violations   []Violation              `json:"violations"`
-	Errors       []string                 `json:"errors,omitempty"`
+	// OpenReads counts the reads of the open transactions (see
+	// [OpenWatch]), MaxOpen their bound; 0 when they were not watched.
+	OpenReads  int64       `json:"open_reads"`
+	MaxOpen    string      `json:"max_open,omitempty"`
+	Violations []Violation `json:"violations"`
+	Errors     []string    `json:"errors,omitempty"`
 }
 
 // DefaultLateAfter is how long an operation may run on after its caller's
@@ -235,6 +243,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}()
+	var open *OpenWatch
+	if cfg.MaxOpen > 0 {
+		open = &OpenWatch{Admin: cfg.Checker.Database("admin"), MaxOpen: cfg.MaxOpen,
+			App: cfg.AppName, Report: aud.Report}
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := open.Run(runCtx); err != nil {
+				noteErr(err)
+			}
+		}()
+	}
 	if cfg.Progress > 0 && cfg.Out != nil {
 		bg.Add(1)
 		go func() { // the progress line, on time even while a check runs
@@ -269,6 +289,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		noteErr(fmt.Errorf("final check: %w", err))
 	}
 	rep := NewReport(cfg, h, aud, time.Since(start))
+	if open != nil {
+		rep.OpenReads, rep.MaxOpen = open.Reads(), cfg.MaxOpen.String()
+	}
 	rep.Errors = errs
 	return rep, nil
 }
@@ -367,6 +390,9 @@ func (r *Report) Print(w io.Writer) {
 	fk := sortedKeys(r.FaultsByKind)
 	for _, k := range fk {
 		fmt.Fprintf(w, "  %-13s %6d\n", k, r.FaultsByKind[k])
+	}
+	if r.MaxOpen != "" {
+		fmt.Fprintf(w, "open transactions: %d reads of $currentOp, each open at most %s\n", r.OpenReads, r.MaxOpen)
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)

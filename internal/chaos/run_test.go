@@ -26,6 +26,13 @@ import (
 // checker's database and an auditor over the run's history.
 func run(t *testing.T) (*Report, *mongo.Database, *History) {
 	t.Helper()
+	return runLeaving(t, false)
+}
+
+// runLeaving is run; with leave, the workload's client leaves a
+// transaction open on the server through the run.
+func runLeaving(t *testing.T, leave bool) (*Report, *mongo.Database, *History) {
+	t.Helper()
 	uri := testenv.URI(t)
 	client := testenv.Connect(t, uri, options.Client().SetAppName("chaos-test-workload").SetMonitor(Monitor()).SetHeartbeatInterval(500*time.Millisecond))
 	checker := testenv.Connect(t, uri)
@@ -33,8 +40,12 @@ func run(t *testing.T) (*Report, *mongo.Database, *History) {
 	var out bytes.Buffer
 	cfg := Config{
 		Seed: 7, Duration: 1500 * time.Millisecond, Workers: 3, Accounts: 6, Hot: 1,
-		CheckEvery: 300 * time.Millisecond, Client: client, Checker: checker,
+		CheckEvery: 300 * time.Millisecond, MaxOpen: 700 * time.Millisecond, Client: client, Checker: checker,
 		AppName: "chaos-test-workload", DB: db.Name(), Out: &out,
+	}
+	if leave {
+		_, abort := openTxn(t, client, db.Name())
+		defer abort()
 	}
 	rep, h, err := run1(context.Background(), cfg)
 	require.NoError(t, err)
@@ -55,10 +66,26 @@ func TestRunWithoutFaultsFindsNothing(t *testing.T) {
 	assert.Empty(t, rep.Errors)
 	assert.Greater(t, rep.Ops, 6, "the workload ran beyond funding the 6 accounts")
 	assert.Greater(t, rep.Checks, int64(2))
+	assert.Greater(t, rep.OpenReads, int64(2), "open transactions were watched")
 	var out bytes.Buffer
 	rep.Print(&out)
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	assert.Regexp(t, regexp.MustCompile(`^txchaos: \d+ ops, 0 faults, \d+ checks, 0 violations$`), lines[len(lines)-1])
+}
+
+// TestRunReportsATransactionLeftOpen: a transaction of the workload's
+// client left open on the server through the run breaks InvNotLeftOpen.
+func TestRunReportsATransactionLeftOpen(t *testing.T) {
+	rep, _, _ := runLeaving(t, true)
+	var left []Violation
+	for _, v := range rep.Violations {
+		if v.Invariant == InvNotLeftOpen {
+			left = append(left, v)
+		}
+	}
+	require.Len(t, left, 1, "%v", rep.Violations)
+	assert.Contains(t, left[0].Detail, `app "chaos-test-workload"`)
+	assert.Len(t, rep.Violations, 1, "nothing else broke")
 }
 
 // TestAuditFindsATamperedLedger breaks the stored ledger of a clean run in
