@@ -384,3 +384,34 @@ func TestKillOpErrors(t *testing.T) {
 	requireOK(t, reply)
 	assert.Equal(t, "attempting to kill op", replyField(reply, "info"))
 }
+
+// A transaction's expiry is fixed when it starts, at start +
+// transactionLifetimeLimitSeconds, as MongoDB's transactionExpireDate
+// (TransactionParticipant::Observer::expiredAsOf): lowering the limit
+// later does not reap the transactions already open, and $currentOp's
+// expiryTime says when each really ends.
+func TestTheLifetimeLimitOfATransactionIsFixedAtItsStart(t *testing.T) {
+	srv := mongotest.Start(t)
+	client := connect(t, srv)
+	old, young := newRawSession(t, srv), newRawSession(t, srv)
+	young.lsid[0].Value.(bson.Binary).Data[1] ^= 0xff
+	requireOK(t, old.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 0}})))
+	requireOK(t, old.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 1}}), 1, true)))
+	requireOK(t, old.run("admin", bson.D{{Key: "setParameter", Value: 1}, {Key: "transactionLifetimeLimitSeconds", Value: 1}}))
+	requireOK(t, young.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 2}}), 1, true)))
+
+	idle := idleSessions(t, client)
+	require.Len(t, idle, 2)
+	limits := []time.Duration{60 * time.Second, time.Second} // oldest first
+	for i, d := range idle {
+		start := isoTime(t, path(d, "transaction.startWallClockTime"))
+		assert.Equal(t, start.Add(limits[i]), isoTime(t, path(d, "transaction.expiryTime")))
+	}
+
+	require.Eventually(t, func() bool {
+		return replyField(young.run("db", txnCmd(bson.D{{Key: "find", Value: "c"}}, 1, false)), "code") == int32(251)
+	}, 10*time.Second, 100*time.Millisecond, "the transaction started under the 1 s limit is reaped")
+	requireOK(t, old.run("db", txnCmd(bson.D{{Key: "find", Value: "c"}}, 1, false)))
+	require.Len(t, idleSessions(t, client), 1, "the one started under the 60 s limit is still open")
+	requireOK(t, old.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false)))
+}
