@@ -172,14 +172,14 @@ type txnInfo struct {
 	last        *clientInfo   // the client of its last statement
 }
 
-// beginTxnInfo records the start of s's transaction n; s.mu is held.
-func (o *op) beginTxnInfo(s *session, n int64, lifetime time.Duration) {
+// beginTxnInfo records the start of s's transaction; s.mu is held.
+func (o *op) beginTxnInfo(s *session) {
 	rc, _ := docField(o.cmd, "readConcern")
 	if rc != nil {
 		rc = bsonkit.CloneDoc(rc)
 	}
 	s.opMu.Lock()
-	s.info = txnInfo{open: true, number: n, readConcern: rc, start: s.started, expiry: s.started.Add(lifetime), last: o.clientInfo()}
+	s.info = txnInfo{open: true, number: s.txnNumber, readConcern: rc, start: s.started, expiry: s.expires, last: o.clientInfo()}
 	s.opMu.Unlock()
 }
 
