@@ -415,3 +415,18 @@ func TestTheLifetimeLimitOfATransactionIsFixedAtItsStart(t *testing.T) {
 	require.Len(t, idleSessions(t, client), 1, "the one started under the 60 s limit is still open")
 	requireOK(t, old.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false)))
 }
+
+// $currentOp is not allowed in a transaction: its lite parse refuses it
+// (LiteParsedDocumentSource::assertSupportsMultiDocumentTransaction).
+func TestCurrentOpInATransactionIsRefused(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	agg := bson.D{
+		{Key: "aggregate", Value: 1},
+		{Key: "pipeline", Value: bson.A{bson.D{{Key: "$currentOp", Value: bson.D{}}}}},
+		{Key: "cursor", Value: bson.D{}},
+	}
+	reply := s.run("admin", txnCmd(agg, 1, true))
+	requireCode(t, reply, 263, "OperationNotSupportedInTransaction")
+	assert.Equal(t, "Operation not permitted in transaction :: caused by :: Aggregation stage $currentOp cannot run within a multi-document transaction.", replyField(reply, "errmsg"))
+}
