@@ -44,6 +44,14 @@ func cmdAggregate(o *op) (bson.D, error) {
 	if !ok {
 		return nil, merr.New(codeMissingField, "BSON field 'aggregate.pipeline' is missing but a required field")
 	}
+	if o.txn != nil {
+		for _, st := range stages {
+			if d, ok := st.(bson.D); ok && len(d) > 0 && d[0].Key == "$currentOp" {
+				// LiteParsedDocumentSource::assertSupportsMultiDocumentTransaction.
+				return nil, merr.New(merr.OperationNotSupportedInTransaction, "Operation not permitted in transaction :: caused by :: Aggregation stage $currentOp cannot run within a multi-document transaction.")
+			}
+		}
+	}
 	cur, err := docField(o.cmd, "cursor")
 	if err != nil {
 		return nil, err

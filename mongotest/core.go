@@ -88,7 +88,7 @@ func (c *core) parameters() bson.D {
 // housekeep aborts transactions past their lifetime and forgets idle
 // sessions; the server runs it periodically until Close.
 func (c *core) housekeep(now time.Time) {
-	c.sessions.reap(now, c.txnLifetime(), logicalSessionTimeoutMinutes*time.Minute, c.historyWindow())
+	c.sessions.reap(now, logicalSessionTimeoutMinutes*time.Minute, c.historyWindow())
 	c.sessions.refresh(now)
 	c.cursors.reap(now)
 	c.mu.Lock()

@@ -319,68 +319,48 @@ func TestCurrentOpIdleConnections(t *testing.T) {
 	}
 }
 
-// killOp with an opid from $currentOp interrupts that command: a find
-// held by blockConnection fails at once with Interrupted, as MongoDB's
-// interruptible sleep in evaluateFailCommandFailPoint does.
-func TestKillOpInterruptsABlockedCommand(t *testing.T) {
+// A transaction's expiry is fixed when it starts, at start +
+// transactionLifetimeLimitSeconds, as MongoDB's transactionExpireDate
+// (TransactionParticipant::Observer::expiredAsOf): lowering the limit
+// later does not reap the transactions already open, and $currentOp's
+// expiryTime says when each really ends.
+func TestTheLifetimeLimitOfATransactionIsFixedAtItsStart(t *testing.T) {
 	srv := mongotest.Start(t)
 	client := connect(t, srv)
-	ctx := testContext(t)
-	require.NoError(t, srv.FailCommand(bson.D{{Key: "times", Value: 1}}, bson.D{
-		{Key: "failCommands", Value: bson.A{"find"}},
-		{Key: "blockConnection", Value: true},
-		{Key: "blockTimeMS", Value: 8000},
-	}))
-	done := make(chan error, 1)
-	go func() {
-		done <- client.Database("db").Collection("c").FindOne(ctx, bson.D{{Key: "x", Value: "kill me"}}).Err()
-	}()
-	var ops []bson.D
-	require.Eventually(t, func() bool {
-		ops = currentOp(t, client, bson.D{}, bson.D{{Key: "$match", Value: bson.D{{Key: "command.filter.x", Value: "kill me"}}}})
-		return len(ops) == 1
-	}, 5*time.Second, 5*time.Millisecond)
-	start := time.Now()
-	var reply bson.D
-	require.NoError(t, client.Database("admin").RunCommand(ctx, bson.D{{Key: "killOp", Value: 1}, {Key: "op", Value: replyField(ops[0], "opid")}}).Decode(&reply))
-	assert.Equal(t, "attempting to kill op", replyField(reply, "info"))
+	old, young := newRawSession(t, srv), newRawSession(t, srv)
+	young.lsid[0].Value.(bson.Binary).Data[1] ^= 0xff
+	requireOK(t, old.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 0}})))
+	requireOK(t, old.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 1}}), 1, true)))
+	requireOK(t, old.run("admin", bson.D{{Key: "setParameter", Value: 1}, {Key: "transactionLifetimeLimitSeconds", Value: 1}}))
+	requireOK(t, young.run("db", txnCmd(insertCmd("c", bson.D{{Key: "_id", Value: 2}}), 1, true)))
 
-	err := <-done
-	var se mongo.ServerError
-	require.ErrorAs(t, err, &se)
-	assert.True(t, se.HasErrorCode(11601), "want Interrupted, got %v", err)
-	assert.Less(t, time.Since(start), 4*time.Second, "the block was cut short")
+	idle := idleSessions(t, client)
+	require.Len(t, idle, 2)
+	limits := []time.Duration{60 * time.Second, time.Second} // oldest first
+	for i, d := range idle {
+		start := isoTime(t, path(d, "transaction.startWallClockTime"))
+		assert.Equal(t, start.Add(limits[i]), isoTime(t, path(d, "transaction.expiryTime")))
+	}
+
+	require.Eventually(t, func() bool {
+		return replyField(young.run("db", txnCmd(bson.D{{Key: "find", Value: "c"}}, 1, false)), "code") == int32(251)
+	}, 10*time.Second, 100*time.Millisecond, "the transaction started under the 1 s limit is reaped")
+	requireOK(t, old.run("db", txnCmd(bson.D{{Key: "find", Value: "c"}}, 1, false)))
+	require.Len(t, idleSessions(t, client), 1, "the one started under the 60 s limit is still open")
+	requireOK(t, old.run("admin", txnCmd(bson.D{{Key: "commitTransaction", Value: 1}}, 1, false)))
 }
 
-func TestKillOpErrors(t *testing.T) {
+// $currentOp is not allowed in a transaction: its lite parse refuses it
+// (LiteParsedDocumentSource::assertSupportsMultiDocumentTransaction).
+func TestCurrentOpInATransactionIsRefused(t *testing.T) {
 	srv := mongotest.Start(t)
 	s := newRawSession(t, srv)
-	tests := []struct {
-		name     string
-		db       string
-		give     any
-		code     int32
-		codeName string
-		msg      string
-	}{
-		{"not on admin", "db", int32(1), 13, "Unauthorized", "killOp may only be run against the admin database."},
-		{"no op", "admin", nil, 4, "NoSuchKey", `Missing expected field "op"`},
-		{"op not a number", "admin", "x", 14, "TypeMismatch", `Expected field "op" to have numeric type, but found string`},
-		{"op not integral", "admin", 1.5, 2, "BadValue", `Expected field "op" to have a value exactly representable as a 64-bit integer, but found op: 1.5`},
-		{"op out of range", "admin", int64(1) << 40, 2, "BadValue", "opid out of range"},
+	agg := bson.D{
+		{Key: "aggregate", Value: 1},
+		{Key: "pipeline", Value: bson.A{bson.D{{Key: "$currentOp", Value: bson.D{}}}}},
+		{Key: "cursor", Value: bson.D{}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cmd := bson.D{{Key: "killOp", Value: 1}}
-			if tt.give != nil {
-				cmd = append(cmd, bson.E{Key: "op", Value: tt.give})
-			}
-			reply := runWithoutLsid(t, s, tt.db, cmd)
-			requireCode(t, reply, tt.code, tt.codeName)
-			assert.Equal(t, tt.msg, replyField(reply, "errmsg"))
-		})
-	}
-	reply := runWithoutLsid(t, s, "admin", bson.D{{Key: "killOp", Value: 1}, {Key: "op", Value: int32(123456)}})
-	requireOK(t, reply)
-	assert.Equal(t, "attempting to kill op", replyField(reply, "info"))
+	reply := s.run("admin", txnCmd(agg, 1, true))
+	requireCode(t, reply, 263, "OperationNotSupportedInTransaction")
+	assert.Equal(t, "Operation not permitted in transaction :: caused by :: Aggregation stage $currentOp cannot run within a multi-document transaction.", replyField(reply, "errmsg"))
 }

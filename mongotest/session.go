@@ -41,6 +41,10 @@ type session struct {
 	state     txnState
 	txn       *engine.Txn
 	started   time.Time
+	// expires is when the lifetime reaper aborts the transaction: fixed
+	// at its start, started + transactionLifetimeLimitSeconds, as
+	// MongoDB's transactionExpireDate.
+	expires time.Time
 	// abortedReason explains a server-side abort (lifetime limit).
 	abortedReason string
 	retry         *retryRecord
@@ -477,9 +481,9 @@ func (ss *sessions) abortOpen(s *session, reason string) {
 	}
 }
 
-// reap aborts transactions older than lifetime, releases snapshots older
+// reap aborts transactions past their expiry, releases snapshots older
 // than the history window and forgets idle sessions.
-func (ss *sessions) reap(now time.Time, lifetime, idle, window time.Duration) {
+func (ss *sessions) reap(now time.Time, idle, window time.Duration) {
 	ss.mu.Lock()
 	all := make([]*session, 0, len(ss.m))
 	for _, s := range ss.m {
@@ -490,7 +494,7 @@ func (ss *sessions) reap(now time.Time, lifetime, idle, window time.Duration) {
 		if !s.mu.TryLock() {
 			continue // a command is running on it; check next time
 		}
-		if s.state == txnInProgress && now.Sub(s.started) > lifetime {
+		if s.state == txnInProgress && now.After(s.expires) {
 			ss.abortOpen(s, "transaction lifetime limit exceeded")
 		}
 		s.unpinOlder(now, window)

@@ -207,8 +207,9 @@ func (ss *sessions) inTransaction(o *op, s *session, n int64) (reply bson.D, err
 		s.state = txnInProgress
 		s.txn = txn
 		s.started = time.Now()
+		s.expires = s.started.Add(ss.c.txnLifetime())
 		s.abortedReason = ""
-		o.beginTxnInfo(s, n, ss.c.txnLifetime())
+		o.beginTxnInfo(s)
 		ss.mu.Lock()
 		ss.started++
 		ss.mu.Unlock()

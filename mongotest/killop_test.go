@@ -1,0 +1,79 @@
+package mongotest_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/txkit/txkit/mongotest"
+)
+
+// killOp with an opid from $currentOp interrupts that command: a find
+// held by blockConnection fails at once with Interrupted, as MongoDB's
+// interruptible sleep in evaluateFailCommandFailPoint does.
+func TestKillOpInterruptsABlockedCommand(t *testing.T) {
+	srv := mongotest.Start(t)
+	client := connect(t, srv)
+	ctx := testContext(t)
+	require.NoError(t, srv.FailCommand(bson.D{{Key: "times", Value: 1}}, bson.D{
+		{Key: "failCommands", Value: bson.A{"find"}},
+		{Key: "blockConnection", Value: true},
+		{Key: "blockTimeMS", Value: 8000},
+	}))
+	done := make(chan error, 1)
+	go func() {
+		done <- client.Database("db").Collection("c").FindOne(ctx, bson.D{{Key: "x", Value: "kill me"}}).Err()
+	}()
+	var ops []bson.D
+	require.Eventually(t, func() bool {
+		ops = currentOp(t, client, bson.D{}, bson.D{{Key: "$match", Value: bson.D{{Key: "command.filter.x", Value: "kill me"}}}})
+		return len(ops) == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	start := time.Now()
+	var reply bson.D
+	require.NoError(t, client.Database("admin").RunCommand(ctx, bson.D{{Key: "killOp", Value: 1}, {Key: "op", Value: replyField(ops[0], "opid")}}).Decode(&reply))
+	assert.Equal(t, "attempting to kill op", replyField(reply, "info"))
+
+	err := <-done
+	var se mongo.ServerError
+	require.ErrorAs(t, err, &se)
+	assert.True(t, se.HasErrorCode(11601), "want Interrupted, got %v", err)
+	assert.Less(t, time.Since(start), 4*time.Second, "the block was cut short")
+}
+
+func TestKillOpErrors(t *testing.T) {
+	srv := mongotest.Start(t)
+	s := newRawSession(t, srv)
+	tests := []struct {
+		name     string
+		db       string
+		give     any
+		code     int32
+		codeName string
+		msg      string
+	}{
+		{"not on admin", "db", int32(1), 13, "Unauthorized", "killOp may only be run against the admin database."},
+		{"no op", "admin", nil, 4, "NoSuchKey", `Missing expected field "op"`},
+		{"op not a number", "admin", "x", 14, "TypeMismatch", `Expected field "op" to have numeric type, but found string`},
+		{"op not integral", "admin", 1.5, 2, "BadValue", `Expected field "op" to have a value exactly representable as a 64-bit integer, but found op: 1.5`},
+		{"op out of range", "admin", int64(1) << 40, 2, "BadValue", "opid out of range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := bson.D{{Key: "killOp", Value: 1}}
+			if tt.give != nil {
+				cmd = append(cmd, bson.E{Key: "op", Value: tt.give})
+			}
+			reply := runWithoutLsid(t, s, tt.db, cmd)
+			requireCode(t, reply, tt.code, tt.codeName)
+			assert.Equal(t, tt.msg, replyField(reply, "errmsg"))
+		})
+	}
+	reply := runWithoutLsid(t, s, "admin", bson.D{{Key: "killOp", Value: 1}, {Key: "op", Value: int32(123456)}})
+	requireOK(t, reply)
+	assert.Equal(t, "attempting to kill op", replyField(reply, "info"))
+}
