@@ -36,7 +36,7 @@ type session struct {
 
 	// mu is held by the command that checked the session out; it guards
 	// the transaction state below.
-	mu        sync.Mutex
+	mu        checkoutLock
 	txnNumber int64 // highest txnNumber seen (transactions and retryable writes)
 	state     txnState
 	txn       *engine.Txn
@@ -425,33 +425,83 @@ func (ss *sessions) get(lsid bson.D) (*session, error) {
 		key := string(id)
 		// A copy: the command's lsid is a slice of its one allocation,
 		// which would keep the whole command as long as the session.
-		s = &session{key: key, id: bsonkit.CloneDoc(lsid)}
+		s = &session{key: key, id: bsonkit.CloneDoc(lsid), mu: newCheckoutLock()}
 		ss.m[key] = s
 	}
 	return s, nil
 }
 
-// attach attaches a command to lsid's session, recording it in op; with
-// checkOut, the session's lock is held too (the command carries a
-// txnNumber). A session that expired while this command waited for it is
-// not used: its record is forgotten and the command runs on a new session
-// of the same lsid.
-func (ss *sessions) attach(lsid bson.D, checkOut bool, op *sessionOp) error {
+// attach attaches o to lsid's session, recording it in o.sessOp; with
+// checkOut, o checks the session out too (it carries a txnNumber). A
+// session that expired is not used: its record is forgotten and the
+// command runs on a new session of the same lsid. o attaches before it
+// waits to check the session out, so that a kill of the session finds
+// it, and an attached session does not expire.
+func (ss *sessions) attach(o *op, lsid bson.D, checkOut bool) error {
+	op := &o.sessOp
 	for {
 		s, err := ss.get(lsid)
 		if err != nil {
 			return err
 		}
-		if checkOut {
-			s.mu.Lock()
-		}
-		if s.attach(op) {
-			return nil
+		if !s.attach(op) {
+			ss.forget(s)
+			continue
 		}
 		if checkOut {
-			s.mu.Unlock()
+			if err := o.checkOut(s); err != nil {
+				op.detach()
+				return err
+			}
 		}
-		ss.forget(s)
+		return nil
+	}
+}
+
+// checkOut checks s out for o, waiting while another command has it. As
+// SessionCatalog::checkOutSession's waitForConditionOrInterrupt, the wait
+// ends, failing o unrun, at a killOp of o, a kill of s or o's maxTimeMS.
+// Only a wait pays for its contexts.
+func (o *op) checkOut(s *session) error {
+	if s.mu.TryLock() {
+		return nil
+	}
+	ctx, stop := o.sessOp.waitContext(o.ctx)
+	defer stop()
+	ctx, stopKill := o.killable(ctx)
+	defer stopKill()
+	if s.mu.lockContext(ctx) == nil {
+		return nil
+	}
+	return waitError(ctx)
+}
+
+// checkoutLock is a session's check-out: a mutex whose wait can be cut
+// short (lockContext), which sync.Mutex's cannot.
+type checkoutLock struct{ ch chan struct{} }
+
+func newCheckoutLock() checkoutLock { return checkoutLock{ch: make(chan struct{}, 1)} }
+
+func (l checkoutLock) Lock() { l.ch <- struct{}{} }
+
+func (l checkoutLock) Unlock() { <-l.ch }
+
+func (l checkoutLock) TryLock() bool {
+	select {
+	case l.ch <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// lockContext locks l, or returns ctx's error if ctx ends first.
+func (l checkoutLock) lockContext(ctx context.Context) error {
+	select {
+	case l.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

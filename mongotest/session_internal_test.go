@@ -5,16 +5,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 )
 
-// A command that looked its session up just before the session expired
-// does not run on the ended record: it runs on a new session of the same
-// lsid, which the server then knows. (killSessions ends no session: the
-// session keeps its history, see TestRetryableWriteHistorySurvivesKillSessions.)
-func TestACommandOnAJustExpiredSessionRunsOnANewSession(t *testing.T) {
+// A command waiting to check its session out is attached to it, so the
+// session does not expire under it (the reaper's endIdle skips a session
+// with a command attached), and the command runs on it once it is free. (A
+// session that expired before the command attached is replaced: see
+// [sessions.attach].)
+func TestACommandWaitingForItsSessionKeepsItFromExpiring(t *testing.T) {
 	s, nc := startServer(t, nil)
 	lsid := bson.D{{Key: "id", Value: bson.Binary{Subtype: 4, Data: make([]byte, 16)}}}
 	insert := func(nc net.Conn, reqID int32, id int) {
@@ -39,23 +41,22 @@ func TestACommandOnAJustExpiredSessionRunsOnANewSession(t *testing.T) {
 		defer close(done)
 		insert(other, 2, 2)
 	}()
-	time.Sleep(100 * time.Millisecond) // let it wait on the session (if not, it finds no session: the test passes vacuously)
-	// Expiry: ended under the session's lock and forgotten.
-	ss.mu.Lock()
-	delete(ss.m, old.key)
-	ss.mu.Unlock()
-	require.True(t, old.endIdle(time.Now().Add(time.Hour), time.Minute))
-	ss.release(old, "session expired")
+	require.Eventually(t, func() bool {
+		old.opMu.Lock()
+		defer old.opMu.Unlock()
+		return len(old.ops) == 1
+	}, 5*time.Second, time.Millisecond, "the command attaches before it waits")
+	assert.False(t, old.endIdle(time.Now().Add(time.Hour), time.Minute), "a session a command waits for does not expire")
 	old.mu.Unlock()
 	<-done
 
-	require.Equal(t, 1, ss.count(), "the command's session is not known to the server: it ran on the expired record")
+	require.Equal(t, 1, ss.count())
 	now, err := ss.get(lsid)
 	require.NoError(t, err)
-	require.NotSame(t, old, now)
+	require.Same(t, old, now)
 	now.mu.Lock()
 	defer now.mu.Unlock()
-	require.EqualValues(t, 2, now.txnNumber, "the retryable write is recorded on the live session")
+	require.EqualValues(t, 2, now.txnNumber, "the retryable write is recorded on the session")
 }
 
 // A retryable write remembers each statement's outcome, listed while few,

@@ -54,7 +54,7 @@ func (ss *sessions) execute(o *op) (bson.D, error) {
 	// runs beside it (and beside the lifetime reaper and kills), as on
 	// MongoDB.
 	sop := &o.sessOp
-	if err := ss.attach(lsid, hasTxn, sop); err != nil {
+	if err := ss.attach(o, lsid, hasTxn); err != nil {
 		return nil, err
 	}
 	defer sop.detach()

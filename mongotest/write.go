@@ -1,6 +1,7 @@
 package mongotest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -110,6 +111,13 @@ func (o *op) waitOut(c *engine.Conflict) error {
 	if c.Wait(ctx) == nil {
 		return nil
 	}
+	return waitError(ctx)
+}
+
+// waitError is the error of a command whose wait ctx cut short: its
+// session or the command was killed (Interrupted), or its maxTimeMS passed
+// or the server is closing (MaxTimeMSExpired).
+func waitError(ctx context.Context) error {
 	if interrupted(ctx) {
 		return merr.New(merr.Interrupted, "operation was interrupted")
 	}
