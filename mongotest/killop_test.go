@@ -77,3 +77,28 @@ func TestKillOpErrors(t *testing.T) {
 	requireOK(t, reply)
 	assert.Equal(t, "attempting to kill op", replyField(reply, "info"))
 }
+
+// An awaitable hello waits interruptibly on MongoDB (awaitHelloResponse's
+// futureGetNoThrowWithDeadline): killOp of it ends it at once with
+// Interrupted, which a driver's monitor then sees as a failed check.
+func TestKillOpInterruptsAnAwaitableHello(t *testing.T) {
+	srv := mongotest.Start(t)
+	client := connect(t, srv)
+	s := newRawSession(t, srv)
+	first := runWithoutLsid(t, s, "admin", bson.D{{Key: "hello", Value: 1}})
+	requireOK(t, first)
+	done := make(chan bson.D, 1)
+	go func() {
+		done <- runWithoutLsid(t, s, "admin", bson.D{{Key: "hello", Value: 1}, {Key: "topologyVersion", Value: replyField(first, "topologyVersion")}, {Key: "maxAwaitTimeMS", Value: int64(4321)}})
+	}()
+	var ops []bson.D
+	require.Eventually(t, func() bool {
+		ops = currentOp(t, client, bson.D{}, bson.D{{Key: "$match", Value: bson.D{{Key: "command.maxAwaitTimeMS", Value: int64(4321)}}}})
+		return len(ops) == 1
+	}, 3*time.Second, 5*time.Millisecond)
+	start := time.Now()
+	requireOK(t, runWithoutLsid(t, newRawSession(t, srv), "admin", bson.D{{Key: "killOp", Value: 1}, {Key: "op", Value: replyField(ops[0], "opid")}}))
+	reply := <-done
+	requireCode(t, reply, 11601, "Interrupted")
+	assert.Less(t, time.Since(start), 2*time.Second, "the wait was cut short")
+}
