@@ -40,7 +40,8 @@ func isHello(name string) bool {
 // never changes, and a connection opening or closing is no change either,
 // so the wait ends early only when the client closes this very connection
 // (MongoDB kills a waiting hello when its client disconnects), when the
-// server closes, or once when the client says goodbye (see clientGroup).
+// server closes, at a killOp of it (Interrupted), or once when the client
+// says goodbye (see clientGroup).
 func (s *Server) hello(ctx context.Context, req *request) bson.D {
 	cmd := req.cmd
 	if app, ok := field(cmd, "client").(bson.D); ok {
@@ -62,7 +63,14 @@ func (s *Server) hello(ctx context.Context, req *request) bson.D {
 		return me.Doc()
 	}
 	if same && wait > 0 {
-		req.conn.awaitHello(ctx, wait)
+		// killOp interrupts the wait, as awaitHelloResponse's
+		// futureGetNoThrowWithDeadline: the hello fails.
+		kctx, stop := (&op{s: s, req: req}).killable(ctx)
+		req.conn.awaitHello(kctx, wait)
+		stop()
+		if interrupted(kctx) {
+			return merr.New(merr.Interrupted, "operation was interrupted").Doc()
+		}
 	}
 
 	reply := s.helloReply(req.conn)
@@ -316,7 +324,7 @@ var closedChan = func() chan struct{} {
 	return ch
 }()
 
-// awaitHello waits for d to pass, ctx to end (the server closing), the
+// awaitHello waits for d to pass, ctx to end (the server closing, a killOp), the
 // client to close the connection or its farewell (see clientGroup),
 // whichever comes first. MongoDB's hello marks its
 // operation killable on client disconnect (CmdHello::runWithReplyBuilder
