@@ -102,3 +102,61 @@ func TestKillOpInterruptsAnAwaitableHello(t *testing.T) {
 	requireCode(t, reply, 11601, "Interrupted")
 	assert.Less(t, time.Since(start), 2*time.Second, "the wait was cut short")
 }
+
+// A retryable write killed while a statement waits for a document a
+// transaction holds fails the whole batch with Interrupted (MongoDB's
+// handleError rethrows an interruption), the statements before it applied
+// and recorded: its retry applies only the rest, none twice. A killed
+// multi-document update outside a transaction stays partial, as MongoDB's.
+func TestKillOpOfAWaitingWrite(t *testing.T) {
+	srv := mongotest.Start(t)
+	client := connect(t, srv)
+	holder, writer := otherSession(t, srv, 0), otherSession(t, srv, 0xff)
+	requireOK(t, writer.run("db", insertCmd("c", bson.D{{Key: "_id", Value: 1}, {Key: "n", Value: 0}}, bson.D{{Key: "_id", Value: 2}, {Key: "n", Value: 0}}, bson.D{{Key: "_id", Value: 3}, {Key: "n", Value: 0}})))
+	requireOK(t, holder.run("db", txnCmd(incCmd(2), 1, true)))
+	kill := func(match bson.D) {
+		t.Helper()
+		var ops []bson.D
+		require.Eventually(t, func() bool {
+			ops = currentOp(t, client, bson.D{}, bson.D{{Key: "$match", Value: match}})
+			return len(ops) == 1
+		}, 5*time.Second, 5*time.Millisecond)
+		requireOK(t, runWithoutLsid(t, newRawSession(t, srv), "admin", bson.D{{Key: "killOp", Value: 1}, {Key: "op", Value: replyField(ops[0], "opid")}}))
+	}
+	n := func(id int) int {
+		var doc struct {
+			N int `bson:"n"`
+		}
+		require.NoError(t, client.Database("db").Collection("c").FindOne(testContext(t), bson.D{{Key: "_id", Value: id}}).Decode(&doc))
+		return doc.N
+	}
+
+	both := bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 1}}}, {Key: "u", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}}},
+		bson.D{{Key: "q", Value: bson.D{{Key: "_id", Value: 2}}}, {Key: "u", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}}},
+	}}, {Key: "txnNumber", Value: int64(7)}}
+	done := make(chan bson.D, 1)
+	go func() { done <- writer.run("db", both) }()
+	kill(bson.D{{Key: "command.txnNumber", Value: int64(7)}})
+	requireCode(t, <-done, 11601, "Interrupted")
+	assert.Equal(t, 1, n(1), "the statement before the wait is applied")
+
+	multi := bson.D{{Key: "update", Value: "c"}, {Key: "updates", Value: bson.A{
+		bson.D{{Key: "q", Value: bson.D{}}, {Key: "u", Value: bson.D{{Key: "$inc", Value: bson.D{{Key: "m", Value: 1}}}}}, {Key: "multi", Value: true}},
+	}}}
+	go func() { done <- writer.run("db", multi) }()
+	kill(bson.D{{Key: "command.updates.multi", Value: true}})
+	requireCode(t, <-done, 11601, "Interrupted")
+
+	requireOK(t, holder.run("admin", txnCmd(bson.D{{Key: "abortTransaction", Value: 1}}, 1, false)))
+	reply := writer.run("db", both)
+	requireOK(t, reply)
+	assert.EqualValues(t, 2, replyField(reply, "nModified"))
+	assert.Equal(t, 1, n(1), "the retry does not apply the first statement again")
+	assert.Equal(t, 1, n(2), "the retry applies the statement that was killed")
+	var docs []bson.D
+	cur, err := client.Database("db").Collection("c").Find(testContext(t), bson.D{{Key: "m", Value: 1}})
+	require.NoError(t, err)
+	require.NoError(t, cur.All(testContext(t), &docs))
+	assert.Len(t, docs, 1, "the killed multi-document update is partial: %v", docs)
+}
