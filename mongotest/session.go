@@ -477,7 +477,8 @@ func (o *op) checkOut(s *session) error {
 }
 
 // checkoutLock is a session's check-out: a mutex whose wait can be cut
-// short (lockContext), which sync.Mutex's cannot.
+// short (lockContext), which sync.Mutex's cannot. Make it with
+// newCheckoutLock (sessions.get does): the zero value never locks.
 type checkoutLock struct{ ch chan struct{} }
 
 func newCheckoutLock() checkoutLock { return checkoutLock{ch: make(chan struct{}, 1)} }
