@@ -184,18 +184,25 @@ func plainEqualities(filter bson.D) bson.D {
 	return eq
 }
 
-// idEquality recognises {_id: <plain value>}.
+// idEquality finds a top-level `_id: <plain value>` in filter, beside
+// any other fields: the one document with that _id is the only candidate,
+// on which the caller evaluates the whole filter (MongoDB's IXSCAN on
+// _id_ plus FETCH). Not an operator document, array or regex, which an
+// _id lookup cannot serve.
 func idEquality(filter bson.D) (any, bool) {
-	if len(filter) != 1 || filter[0].Key != "_id" {
-		return nil, false
-	}
-	switch v := filter[0].Value.(type) {
-	case bson.D:
-		if len(v) > 0 && len(v[0].Key) > 0 && v[0].Key[0] == '$' {
-			return nil, false
+	for _, e := range filter {
+		if e.Key != "_id" {
+			continue
 		}
-	case bson.A, bson.Regex:
-		return nil, false
+		switch v := e.Value.(type) {
+		case bson.D:
+			if len(v) > 0 && len(v[0].Key) > 0 && v[0].Key[0] == '$' {
+				continue
+			}
+		case bson.A, bson.Regex:
+			continue
+		}
+		return e.Value, true
 	}
-	return filter[0].Value, true
+	return nil, false
 }

@@ -92,3 +92,85 @@ func TestServerStatusCountsWhatQueriesExamine(t *testing.T) {
 		require.Equal(t, examined{keys: 0, docs: 10}, got)
 	})
 }
+
+// Credits and payments guard every update with a filter on _id and the
+// expected state; MongoDB plans it as an _id index lookup and evaluates
+// the rest on the one document it fetches
+// (finding mongotest-compound-id-filter-scans).
+func TestIDEqualityWithOtherFieldsExaminesOneDocument(t *testing.T) {
+	ctx := context.Background()
+	client, coll := seeded(t, 500)
+	open := func(id string) bson.D {
+		return bson.D{{Key: "_id", Value: id}, {Key: "status", Value: "open"}}
+	}
+
+	t.Run("UpdateOne", func(t *testing.T) {
+		got := examinedBy(t, client, func() {
+			res, err := coll.UpdateOne(ctx, open("d100"), bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "held"}}}})
+			require.NoError(t, err)
+			require.Equal(t, int64(1), res.ModifiedCount)
+		})
+		require.Equal(t, int64(1), got.docs)
+	})
+	t.Run("Find", func(t *testing.T) {
+		got := examinedBy(t, client, func() {
+			cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: "d200"}, {Key: "n", Value: bson.D{{Key: "$lte", Value: 200}}}})
+			require.NoError(t, err)
+			var docs []bson.D
+			require.NoError(t, cur.All(ctx, &docs))
+			require.Len(t, docs, 1)
+		})
+		require.Equal(t, int64(1), got.docs)
+	})
+	t.Run("DeleteOne", func(t *testing.T) {
+		got := examinedBy(t, client, func() {
+			res, err := coll.DeleteOne(ctx, open("d300"))
+			require.NoError(t, err)
+			require.Equal(t, int64(1), res.DeletedCount)
+		})
+		require.Equal(t, int64(1), got.docs)
+	})
+	t.Run("FindOneAndUpdate", func(t *testing.T) {
+		got := examinedBy(t, client, func() {
+			err := coll.FindOneAndUpdate(ctx, open("d400"), bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}).Err()
+			require.NoError(t, err)
+		})
+		require.Equal(t, int64(1), got.docs)
+	})
+	t.Run("UpdateOne of a missing _id", func(t *testing.T) {
+		got := examinedBy(t, client, func() {
+			res, err := coll.UpdateOne(ctx, open("nope"), bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "held"}}}})
+			require.NoError(t, err)
+			require.Equal(t, int64(0), res.MatchedCount)
+		})
+		require.Equal(t, int64(0), got.docs)
+	})
+}
+
+// BenchmarkUpdateByIDAndField is the guarded update credits and payments
+// send, {_id, status}, in a small and a large collection: with an _id
+// lookup the two cost the same.
+func BenchmarkUpdateByIDAndField(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			coll := connect(b, mongotest.Start(b, mongotest.WithoutListener())).Database("db").Collection("c")
+			docs := make([]any, n)
+			for i := range docs {
+				docs[i] = bson.D{{Key: "_id", Value: fmt.Sprintf("d%05d", i)}, {Key: "status", Value: "open"}, {Key: "n", Value: i}}
+			}
+			_, err := coll.InsertMany(ctx, docs)
+			require.NoError(b, err)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				filter := bson.D{{Key: "_id", Value: fmt.Sprintf("d%05d", i%n)}, {Key: "status", Value: "open"}}
+				res, err := coll.UpdateOne(ctx, filter, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}})
+				if err != nil || res.ModifiedCount != 1 {
+					b.Fatalf("update %v: %+v %v", filter, res, err)
+				}
+			}
+		})
+	}
+}
