@@ -77,7 +77,7 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	loop := func(name string, fn func(r *rand.Rand)) {
+	loop := func(name string, fn func(ctx context.Context, r *rand.Rand)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -88,7 +88,12 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 					return
 				default:
 				}
-				fn(r)
+				// Each call has its own bound: a client whose monitor's
+				// hello was killed (a guessed opid) waits for the server
+				// to be selectable again, and must not look like a hang.
+				octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+				fn(octx, r)
+				ocancel()
 			}
 		}()
 	}
@@ -106,7 +111,7 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 	var transfers, commitsOK atomic.Int64
 	for w := range 4 {
 		c := clients[w%2]
-		loop("txn"+strconv.Itoa(w), func(r *rand.Rand) {
+		loop("txn"+strconv.Itoa(w), func(ctx context.Context, r *rand.Rand) {
 			sess, err := c.StartSession()
 			if err != nil {
 				return
@@ -136,7 +141,7 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 	var incSent, incAcked atomic.Int64
 	for w := range 2 {
 		c := clients[w%2]
-		loop("retry"+strconv.Itoa(w), func(*rand.Rand) {
+		loop("retry"+strconv.Itoa(w), func(ctx context.Context, _ *rand.Rand) {
 			incSent.Add(1)
 			_, err := c.Database("db").Collection("ctr").UpdateOne(ctx, bson.D{{Key: "_id", Value: "c"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}})
 			if err == nil {
@@ -144,7 +149,7 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 			}
 		})
 	}
-	loop("cursor", func(r *rand.Rand) {
+	loop("cursor", func(ctx context.Context, r *rand.Rand) {
 		c := clients[r.IntN(2)]
 		cur, err := c.Database("db").Collection("docs").Find(ctx, bson.D{}, options.Find().SetBatchSize(3))
 		if err != nil {
@@ -154,7 +159,7 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 		}
 		_ = cur.Close(ctx)
 	})
-	loop("kill-sessions", func(r *rand.Rand) {
+	loop("kill-sessions", func(ctx context.Context, r *rand.Rand) {
 		time.Sleep(time.Duration(20+r.IntN(60)) * time.Millisecond)
 		if r.IntN(5) == 0 {
 			_ = admin.Database("admin").RunCommand(ctx, bson.D{{Key: "killAllSessions", Value: bson.A{}}}).Err()
@@ -171,7 +176,7 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 		id := path(idle[r.IntN(len(idle))], "lsid.id")
 		_ = admin.Database("admin").RunCommand(ctx, bson.D{{Key: "killSessions", Value: bson.A{bson.D{{Key: "id", Value: id}}}}}).Err()
 	})
-	loop("fail-points", func(r *rand.Rand) {
+	loop("fail-points", func(ctx context.Context, r *rand.Rand) {
 		time.Sleep(time.Duration(50+r.IntN(100)) * time.Millisecond)
 		cmds := bson.A{"update", "find", "getMore", "commitTransaction", "abortTransaction", "insert"}
 		cmd := cmds[r.IntN(len(cmds))]
@@ -186,7 +191,7 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 		}
 		_ = srv.FailCommand(bson.D{{Key: "times", Value: int32(1 + r.IntN(3))}}, data)
 	})
-	loop("disconnects", func(r *rand.Rand) {
+	loop("disconnects", func(ctx context.Context, r *rand.Rand) {
 		c := newClient()
 		_, _ = c.Database("db").Collection("docs").Find(ctx, bson.D{}, options.Find().SetBatchSize(2))
 		sess, err := c.StartSession()
@@ -202,7 +207,7 @@ func TestCurrentOpAndKillOpUnderChaos(t *testing.T) {
 	var badMu sync.Mutex
 	var bad []string
 	for w := range 2 {
-		loop("poller"+strconv.Itoa(w), func(r *rand.Rand) {
+		loop("poller"+strconv.Itoa(w), func(ctx context.Context, r *rand.Rand) {
 			spec := currentOpSpecs[r.IntN(len(currentOpSpecs))]
 			rest := currentOpRests[r.IntN(len(currentOpRests))]
 			pipeline := mongo.Pipeline{{{Key: "$currentOp", Value: spec}}}
