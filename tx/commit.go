@@ -188,7 +188,9 @@ func committedByCallback(sess *mongo.Session) bool {
 // statement whose reply was not awaited may still reach the server after
 // the abort, and if it was the first one, start the transaction there.
 // Its session then goes to the reaper instead of the driver's pool (see
-// endSession and reaper).
+// endSession and reaper). So does a session the reaper kept (see
+// txState.spare), which the driver would discard with what a refused
+// abort left open.
 func (st *txState) abort(ctx context.Context, cause error) {
 	if !st.active {
 		return
@@ -201,7 +203,7 @@ func (st *txState) abort(ctx context.Context, cause error) {
 	defer cancel()
 	_ = st.sess.AbortTransaction(actx)
 	if time.Until(st.cleanupBy) < st.owner.cfg.cleanup/10 || mongo.IsNetworkError(cause) ||
-		mongo.IsTimeout(cause) || isContextError(cause) {
+		mongo.IsTimeout(cause) || isContextError(cause) || st.spare {
 		st.leftOpen = true
 	}
 }
