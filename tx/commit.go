@@ -187,6 +187,9 @@ func committedByCallback(sess *mongo.Session) bool {
 // met the same broken connection), a timeout or the end of ctx: a
 // statement whose reply was not awaited may still reach the server after
 // the abort, and if it was the first one, start the transaction there.
+// The scope's ctx having ended says the same when cause does not (a
+// manual scope's Rollback is not given the statement's error, and a
+// callback may return another one).
 // Its session then goes to the reaper instead of the driver's pool (see
 // endSession and reaper). So does a session the reaper kept (see
 // txState.spare), which the driver would discard with what a refused
@@ -203,7 +206,7 @@ func (st *txState) abort(ctx context.Context, cause error) {
 	defer cancel()
 	_ = st.sess.AbortTransaction(actx)
 	if time.Until(st.cleanupBy) < st.owner.cfg.cleanup/10 || mongo.IsNetworkError(cause) ||
-		mongo.IsTimeout(cause) || isContextError(cause) || st.spare {
+		mongo.IsTimeout(cause) || isContextError(cause) || st.owner.ctx != nil && st.owner.ctx.Err() != nil || st.spare {
 		st.leftOpen = true
 	}
 }
