@@ -73,8 +73,10 @@ func (sc *scope) commit() (again bool, err error) {
 		}
 		said := hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err) // the server said it may have applied
 		if !mayHaveApplied && sentNothing(err) {
-			// No send went out for this transaction's commit.
-			st.active = false
+			// No send went out for this transaction's commit. When no
+			// server was selected the driver still runs the
+			// transaction: the abort ends it, and if it finds no server
+			// either, leaves the session to the reaper (see abort).
 			err = fmt.Errorf("tx %s: commit: %w", sc.name(), err)
 			sc.endAborted(err, true)
 			return false, err
