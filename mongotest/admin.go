@@ -125,6 +125,7 @@ func cmdServerStatus(o *op) (bson.D, error) {
 		bson.E{Key: "logicalSessionRecordCache", Value: bson.D{{Key: "activeSessionsCount", Value: int32(c.sessions.count())}}},
 		bson.E{Key: "transactions", Value: c.sessions.txnStats()},
 		bson.E{Key: "storageEngine", Value: bson.D{{Key: "name", Value: "mongotest"}, {Key: "supportsCommittedReads", Value: true}}},
+		bson.E{Key: "metrics", Value: bson.D{{Key: "queryExecutor", Value: c.scans.queryExecutor()}}},
 	), nil
 }
 

@@ -99,7 +99,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 	}
 	var out []bson.D
 	if err := o.readErr(func(t *engine.Txn) error {
-		src := reader{t: t, db: o.db, vars: vars}
+		src := reader{t: t, db: o.db, vars: vars, scans: &o.s.core.scans}
 		var input []bson.D
 		pipeline := stages
 		if isColl {
@@ -111,6 +111,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 				pipeline = append(slices.Clone(v.pipeline), stages...)
 			}
 			t.Scan(v.base, func(d bson.D) bool { input = append(input, d); return true })
+			o.s.core.scans.add(0, len(input))
 		}
 		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src, Collation: coll, LocalSessions: o.s.core.sessions.list,
 			CurrentOp: o.s.currentOps, AdminCollectionless: adminCollectionless})
@@ -293,7 +294,7 @@ func (o *op) mergeOne(t *engine.Txn, ns engine.Namespace, out *aggregate.Output,
 	if err != nil {
 		return err
 	}
-	matched, err := matching(t, ns, filter, f, 1, nil)
+	matched, err := matching(t, &o.s.core.scans, ns, filter, f, 1, nil)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ type core struct {
 	cursors    *cursors
 	failpoints *failpoints
 	started    time.Time
+	scans      scanStats // serverStatus metrics.queryExecutor
 
 	mu       sync.Mutex
 	lifetime time.Duration // transactionLifetimeLimitSeconds

@@ -96,7 +96,7 @@ func (o *op) deleteOne(ns engine.Namespace, v any) (int32, error) {
 	var n int32
 	err = o.atomic(func(t *engine.Txn) error {
 		n = 0
-		docs, err := matching(t, ns, filter, f, int(limit), nil)
+		docs, err := matching(t, &o.s.core.scans, ns, filter, f, int(limit), nil)
 		if err != nil {
 			return err
 		}

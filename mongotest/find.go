@@ -100,8 +100,8 @@ func parseFind(cmd bson.D, filterKey string, vars expr.Vars) (*findSpec, error) 
 }
 
 // run evaluates the find against t: on ns's documents, or on what its
-// pipeline makes of them when ns is a view.
-func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
+// pipeline makes of them when ns is a view. st counts what it examines.
+func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace, st *scanStats) ([]bson.D, error) {
 	limit := 0
 	if fs.sort == nil && !fs.reverse && fs.limit != 0 {
 		limit = int(fs.skip + abs64(fs.limit))
@@ -112,7 +112,7 @@ func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 	}
 	var docs []bson.D
 	if isView {
-		all, err := reader{t: t, db: ns.DB, vars: fs.vars}.Documents(ns.Coll)
+		all, err := reader{t: t, db: ns.DB, vars: fs.vars, scans: st}.Documents(ns.Coll)
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +120,7 @@ func (fs *findSpec) run(t *engine.Txn, ns engine.Namespace) ([]bson.D, error) {
 		if err != nil {
 			return nil, err
 		}
-	} else if docs, err = matching(t, ns, fs.filter, fs.f, limit, fs.one[:0:1]); err != nil {
+	} else if docs, err = matching(t, st, ns, fs.filter, fs.f, limit, fs.one[:0:1]); err != nil {
 		return nil, err
 	}
 	if fs.sort != nil {
@@ -251,7 +251,7 @@ func cmdFind(o *op) (bson.D, error) {
 		proj, fs.projection = fs.projection, nil
 	}
 	var docs []bson.D
-	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns, &o.s.core.scans); return err }); err != nil {
 		return nil, err
 	}
 	if o.txn == nil && fs.sort == nil && !o.isView(ns) {
@@ -362,7 +362,7 @@ func cmdCount(o *op) (bson.D, error) {
 	}
 	fs.sort, fs.projection = nil, nil
 	var docs []bson.D
-	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns, &o.s.core.scans); return err }); err != nil {
 		return nil, err
 	}
 	return ok1(bson.E{Key: "n", Value: int32(len(docs))}), nil
@@ -386,7 +386,7 @@ func cmdDistinct(o *op) (bson.D, error) {
 		return nil, err
 	}
 	var docs []bson.D
-	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns); return err }); err != nil {
+	if err := o.readErr(func(t *engine.Txn) (err error) { docs, err = fs.run(t, ns, &o.s.core.scans); return err }); err != nil {
 		return nil, err
 	}
 	values := []any{}

@@ -74,7 +74,7 @@ func cmdFindAndModify(o *op) (bson.D, error) {
 		if srt != nil {
 			limit = 0
 		}
-		docs, err := matching(t, ns, filter, f, limit, nil)
+		docs, err := matching(t, &o.s.core.scans, ns, filter, f, limit, nil)
 		if err != nil {
 			return err
 		}

@@ -99,32 +99,35 @@ func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 
 // matching returns the documents of ns that f matches, in natural order;
 // an _id equality is looked up directly, its document returned in dst's
-// array if it has room (nil: a new one). The error is one a $expr raised.
-func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter, limit int, dst []bson.D) ([]bson.D, error) {
-	if f.Collated() {
-		// The indexes hold binary keys; a collation may equate others.
-		var docs []bson.D
-		t.Scan(ns, func(d bson.D) bool { docs = append(docs, d); return true })
-		return filterDocs(docs, f, limit)
-	}
-	if id, ok := idEquality(filter); ok {
-		d := t.FindID(ns, id)
-		if d == nil {
-			return nil, nil
+// array if it has room (nil: a new one). It counts the index keys and
+// documents it examines in st. The error is one a $expr raised.
+func matching(t *engine.Txn, st *scanStats, ns engine.Namespace, filter bson.D, f *query.Filter, limit int, dst []bson.D) ([]bson.D, error) {
+	// The indexes hold binary keys; a collation may equate others, so a
+	// collated filter scans.
+	if !f.Collated() {
+		if id, ok := idEquality(filter); ok {
+			d := t.FindID(ns, id)
+			if d == nil {
+				return nil, nil
+			}
+			st.add(1, 1)
+			if ok, err := f.Eval(d); !ok || err != nil {
+				return nil, err
+			}
+			return append(dst[:0], d), nil
 		}
-		if ok, err := f.Eval(d); !ok || err != nil {
-			return nil, err
-		}
-		return append(dst[:0], d), nil
-	}
-	if eq := plainEqualities(filter); len(eq) > 0 {
-		if docs, used := t.ScanEqual(ns, eq); used {
-			return filterDocs(docs, f, limit)
+		if eq := plainEqualities(filter); len(eq) > 0 {
+			if docs, used := t.ScanEqual(ns, eq); used {
+				st.add(len(docs), len(docs))
+				return filterDocs(docs, f, limit)
+			}
 		}
 	}
 	var out []bson.D
 	var err error
+	examined := 0
 	t.Scan(ns, func(d bson.D) bool {
+		examined++
 		var ok bool
 		if ok, err = f.Eval(d); err != nil {
 			return false
@@ -134,6 +137,7 @@ func matching(t *engine.Txn, ns engine.Namespace, filter bson.D, f *query.Filter
 		}
 		return limit <= 0 || len(out) < limit
 	})
+	st.add(0, examined)
 	if err != nil {
 		return nil, err
 	}
@@ -180,18 +184,25 @@ func plainEqualities(filter bson.D) bson.D {
 	return eq
 }
 
-// idEquality recognises {_id: <plain value>}.
+// idEquality finds a top-level `_id: <plain value>` in filter, beside
+// any other fields: the one document with that _id is the only candidate,
+// on which the caller evaluates the whole filter (MongoDB's IXSCAN on
+// _id_ plus FETCH). Not an operator document, array or regex, which an
+// _id lookup cannot serve.
 func idEquality(filter bson.D) (any, bool) {
-	if len(filter) != 1 || filter[0].Key != "_id" {
-		return nil, false
-	}
-	switch v := filter[0].Value.(type) {
-	case bson.D:
-		if len(v) > 0 && len(v[0].Key) > 0 && v[0].Key[0] == '$' {
-			return nil, false
+	for _, e := range filter {
+		if e.Key != "_id" {
+			continue
 		}
-	case bson.A, bson.Regex:
-		return nil, false
+		switch v := e.Value.(type) {
+		case bson.D:
+			if len(v) > 0 && len(v[0].Key) > 0 && v[0].Key[0] == '$' {
+				continue
+			}
+		case bson.A, bson.Regex:
+			continue
+		}
+		return e.Value, true
 	}
-	return filter[0].Value, true
+	return nil, false
 }

@@ -174,7 +174,7 @@ func (o *op) updateOne(ns engine.Namespace, v any) (updateResult, error) {
 		if multi {
 			limit = 0
 		}
-		docs, err := matching(t, ns, filter, f, limit, nil)
+		docs, err := matching(t, &o.s.core.scans, ns, filter, f, limit, nil)
 		if err != nil {
 			return err
 		}

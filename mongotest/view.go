@@ -143,11 +143,13 @@ func (o *op) writeNS() (engine.Namespace, error) {
 }
 
 // reader reads the collections and views of one database in one
-// snapshot; it is the aggregate.Source of $lookup and $unionWith.
+// snapshot; it is the aggregate.Source of $lookup and $unionWith. It
+// counts the documents it reads in scans (nil: not counted).
 type reader struct {
-	t    *engine.Txn
-	db   string
-	vars expr.Vars
+	t     *engine.Txn
+	db    string
+	vars  expr.Vars
+	scans *scanStats
 }
 
 var _ aggregate.Source = reader{}
@@ -165,12 +167,13 @@ func (r reader) Documents(coll string) ([]bson.D, error) {
 	}
 	var docs []bson.D
 	r.t.Scan(v.base, func(d bson.D) bool { docs = append(docs, d); return true })
+	r.scans.add(0, len(docs))
 	if !isView {
 		return docs, nil
 	}
 	// A view's pipeline runs with the simple collation: mongotest refuses
 	// views with a default collation.
-	p, err := aggregate.CompileWith(v.pipeline, aggregate.Options{Vars: r.vars, Source: reader{t: r.t, db: r.db, vars: r.vars}})
+	p, err := aggregate.CompileWith(v.pipeline, aggregate.Options{Vars: r.vars, Source: reader{t: r.t, db: r.db, vars: r.vars, scans: r.scans}})
 	if err != nil {
 		return nil, err
 	}

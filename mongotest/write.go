@@ -126,7 +126,7 @@ func (o *op) waitOut(c *engine.Conflict) error {
 // changed the document; it may run again on fresh data after a conflict.
 func (o *op) eachDocument(ns engine.Namespace, filter bson.D, f *query.Filter, fn func(t *engine.Txn, doc bson.D) (bool, error)) (matched, changed int32, err error) {
 	snap := o.s.core.engine.Begin()
-	docs, err := matching(snap, ns, filter, f, 0, nil)
+	docs, err := matching(snap, &o.s.core.scans, ns, filter, f, 0, nil)
 	snap.Abort()
 	if err != nil {
 		return 0, 0, err
