@@ -73,8 +73,10 @@ func (sc *scope) commit() (again bool, err error) {
 		}
 		said := hasLabel(err, labelUnknownCommit) || hasWriteConcernError(err) // the server said it may have applied
 		if !mayHaveApplied && sentNothing(err) {
-			// No send went out for this transaction's commit.
-			st.active = false
+			// No send went out for this transaction's commit. When no
+			// server was selected the driver still runs the
+			// transaction: the abort ends it, and if it finds no server
+			// either, leaves the session to the reaper (see abort).
 			err = fmt.Errorf("tx %s: commit: %w", sc.name(), err)
 			sc.endAborted(err, true)
 			return false, err
@@ -187,8 +189,13 @@ func committedByCallback(sess *mongo.Session) bool {
 // met the same broken connection), a timeout or the end of ctx: a
 // statement whose reply was not awaited may still reach the server after
 // the abort, and if it was the first one, start the transaction there.
+// The scope's ctx having ended says the same when cause does not (a
+// manual scope's Rollback is not given the statement's error, and a
+// callback may return another one).
 // Its session then goes to the reaper instead of the driver's pool (see
-// endSession and reaper).
+// endSession and reaper). So does a session the reaper kept (see
+// txState.spare), which the driver would discard with what a refused
+// abort left open.
 func (st *txState) abort(ctx context.Context, cause error) {
 	if !st.active {
 		return
@@ -201,7 +208,7 @@ func (st *txState) abort(ctx context.Context, cause error) {
 	defer cancel()
 	_ = st.sess.AbortTransaction(actx)
 	if time.Until(st.cleanupBy) < st.owner.cfg.cleanup/10 || mongo.IsNetworkError(cause) ||
-		mongo.IsTimeout(cause) || isContextError(cause) {
+		mongo.IsTimeout(cause) || isContextError(cause) || st.owner.ctx != nil && st.owner.ctx.Err() != nil || st.spare {
 		st.leftOpen = true
 	}
 }

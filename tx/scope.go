@@ -218,7 +218,7 @@ func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 	if sess := idleSession(ctx, r.client); sess != nil {
 		st.sess, st.borrowed = sess, true
 	} else if sess := r.reaper.take(); sess != nil {
-		st.sess = sess
+		st.sess, st.spare = sess, true
 	} else {
 		sess, err := r.client.StartSession()
 		if err != nil {
@@ -242,7 +242,7 @@ func (r *Runner) start(ctx context.Context, cfg *config, pc uintptr) (*scope, er
 				err = fmt.Errorf("start session: %w", err)
 				break
 			}
-			st.sess = sess
+			st.sess, st.spare = sess, false
 			err = r.orphans.record(base, st.sess, true)
 		}
 		if err != nil {
@@ -286,6 +286,7 @@ func (sc *scope) endLeftOpen() error {
 		return nil
 	}
 	next := st.reaper.take()
+	spare := next != nil
 	if next == nil {
 		if next, err = st.client.StartSession(); err != nil {
 			return nil
@@ -299,7 +300,7 @@ func (sc *scope) endLeftOpen() error {
 	// endSession.
 	orphans := st.orphans
 	st.unrecord()
-	st.sess, st.leftOpen = next, false
+	st.sess, st.leftOpen, st.spare = next, false, spare
 	if orphans != nil {
 		err := orphans.record(sc.ctx, st.sess, true)
 		for errors.Is(err, errParked) {
@@ -308,6 +309,7 @@ func (sc *scope) endLeftOpen() error {
 				err = fmt.Errorf("start session: %w", err)
 				break
 			}
+			st.spare = false
 			err = orphans.record(sc.ctx, st.sess, true)
 		}
 		if err != nil {

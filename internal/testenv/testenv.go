@@ -116,6 +116,14 @@ func Connect(tb testing.TB, uri string, opts ...*options.ClientOptions) *mongo.C
 	return client
 }
 
+// AppName returns the app name [Connect] gave client ("" for another
+// client): what the server reports as its appName, in $currentOp say.
+func AppName(client *mongo.Client) string {
+	app, _ := appNames.Load(client)
+	s, _ := app.(string)
+	return s
+}
+
 // DB returns a new database with a unique name on a new [Client]. Against
 // $MONGODB_URI it is dropped when the test ends, after the client has
 // disconnected: ending its sessions aborts any transaction a test left
