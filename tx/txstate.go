@@ -41,12 +41,13 @@ type txState struct {
 	// attempt (see scope.endLeftOpen).
 	leftOpen bool
 	// spare marks a session the reaper killed and kept (see reaper.take).
-	// A network error made it dirty, so the driver discards it when it
-	// ends: a transaction its abort may have left open (the server
-	// refused the abort at once, which the driver does not report) would
-	// not be superseded by the pool's next transaction, as on a clean
-	// session, and would hold its documents until the lifetime limit. So
-	// an abort on it leaves the session to the reaper (see abort).
+	// Most are dirty (a network error marked them), and the driver
+	// discards a dirty session when it ends: a transaction its abort may
+	// have left open (the server refused the abort at once, which the
+	// driver does not report) would not be superseded by the pool's next
+	// transaction, as on a clean session, and would hold its documents
+	// until the lifetime limit. So an abort on it leaves the session to
+	// the reaper (see abort).
 	spare  bool
 	reaper *reaper
 	// orphans is the registry that recorded the session for this
