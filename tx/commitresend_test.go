@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/txkit/txkit/tx"
 )
@@ -56,6 +57,58 @@ func TestAResentCommitAnsweredWithoutALabelIsNotReportedAsNothingApplied(t *test
 			}, tx.WithObserver(obs), tx.WithMaxAttempts(3))
 			require.True(t, armed, "the commit was sent again")
 			assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "paid"}}), "the first send committed")
+			if tt.wantErr == nil {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, tt.wantErr)
+			}
+			assert.Equal(t, tt.wantOutcome, outcome, "the outcome the hooks were told")
+		})
+	}
+}
+
+// A send of the commit refused before it ran (TransientTransactionError:
+// a fail point, or the driver's own label for a send it could not make)
+// says nothing about an earlier send, which may have applied: the
+// transaction must not be run again (it would apply twice), and its
+// outcome is learned by sending the commit again, or stays unknown
+// (finding tx-attack24-chaos-453-dup-hold: a Reserve's second attempt
+// inserted its hold again and failed on E11000; the first had committed).
+func TestAResentCommitRefusedAsTransientDoesNotRunTheTransactionAgain(t *testing.T) {
+	tests := []struct {
+		name        string
+		give        int // sends after the first refused as transient; < 0: all
+		wantErr     error
+		wantOutcome tx.Outcome
+	}{
+		{name: "a later send learns that it committed", give: 1, wantOutcome: tx.Committed},
+		{name: "no send learns it: the outcome stays unknown", give: -1, wantErr: tx.ErrCommitUnknown, wantOutcome: tx.Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, fastBackoff)
+			armed := false
+			obs := observerFunc(func(ev tx.Event) {
+				if ev.Kind != tx.EventRetry || !ev.CommitOnly || armed {
+					return
+				}
+				armed = true
+				e.failCommand(t, tt.give, failData("commitTransaction", 112, "TransientTransactionError"))
+			})
+			// The first send applies; its reply has a write concern error.
+			e.failCommand(t, 1, bson.D{
+				{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+				{Key: "writeConcernError", Value: wce(codeWriteConcernFailed)},
+			})
+			var outcome tx.Outcome
+			err := e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
+				tx.AfterCompletion(ctx, func(_ context.Context, o tx.Outcome) { outcome = o })
+				_, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: "acct"}},
+					bson.D{{Key: "$inc", Value: bson.D{{Key: "balance", Value: 10}}}}, options.UpdateOne().SetUpsert(true))
+				return err
+			}, tx.WithObserver(obs), tx.WithMaxAttempts(3))
+			require.True(t, armed, "the commit was sent again")
+			assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "acct"}, {Key: "balance", Value: 10}}), "applied once: the first send committed, and nothing ran again")
 			if tt.wantErr == nil {
 				assert.NoError(t, err)
 			} else {
