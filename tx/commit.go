@@ -61,13 +61,17 @@ func (sc *scope) commit() (again bool, err error) {
 			sc.close()
 			return false, nil
 		}
-		if hasLabel(err, labelTransient) {
+		if hasLabel(err, labelTransient) && (!mayHaveApplied || noSuchTransaction(err)) {
 			st.active = false
 			// Refused before it ran (a fail point, a connection pool
 			// cleared under the send), the transaction may still be
 			// open, holding its documents, and the driver allows no
 			// abort after a commit: its session goes to the reaper
-			// (see scope.endLeftOpen and endSession).
+			// (see scope.endLeftOpen and endSession). Once a send may
+			// have applied, a later send refused before it ran says
+			// nothing of that one: only the server's NoSuchTransaction
+			// (the transaction is not there, committed or open) proves
+			// it did not commit; anything else is sent again below.
 			st.leftOpen = true
 			return true, err
 		}
@@ -150,6 +154,14 @@ func sentNothing(err error) bool {
 	var sse topology.ServerSelectionError
 	return errors.Is(err, session.ErrNoTransactStarted) || errors.Is(err, session.ErrCommitAfterAbort) || //lint:ignore SA1019 see the import
 		errors.As(err, &sse)
+}
+
+// noSuchTransaction reports whether the server answered NoSuchTransaction
+// with no write concern error: the transaction is neither committed nor
+// open there.
+func noSuchTransaction(err error) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(codeNoSuchTransaction) && !hasWriteConcernError(err)
 }
 
 // hasWriteConcernError reports whether a commit's reply carried a write

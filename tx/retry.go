@@ -18,7 +18,10 @@ const (
 // codeMaxTimeMSExpired is the server's MaxTimeMSExpired code: a commit that
 // ran out of its own time limit is not retried, even when labelled
 // UnknownTransactionCommitResult.
-const codeMaxTimeMSExpired = 50
+const (
+	codeMaxTimeMSExpired  = 50
+	codeNoSuchTransaction = 251
+)
 
 // hasLabel reports whether any error in err's tree carries label. Unlike a
 // single errors.As, it does not stop at the first labelled error, so a
