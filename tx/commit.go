@@ -61,17 +61,19 @@ func (sc *scope) commit() (again bool, err error) {
 			sc.close()
 			return false, nil
 		}
-		if hasLabel(err, labelTransient) && (!mayHaveApplied || noSuchTransaction(err)) {
+		if hasLabel(err, labelTransient) && (noSuchTransaction(err) || !mayHaveApplied && checkoutRefused(err)) {
 			st.active = false
-			// Refused before it ran (a fail point, a connection pool
-			// cleared under the send), the transaction may still be
-			// open, holding its documents, and the driver allows no
-			// abort after a commit: its session goes to the reaper
-			// (see scope.endLeftOpen and endSession). Once a send may
-			// have applied, a later send refused before it ran says
-			// nothing of that one: only the server's NoSuchTransaction
-			// (the transaction is not there, committed or open) proves
-			// it did not commit; anything else is sent again below.
+			// Refused before it ran (a connection pool cleared under
+			// the send), the transaction may still be open, holding
+			// its documents, and the driver allows no abort after a
+			// commit: its session goes to the reaper (see
+			// scope.endLeftOpen and endSession). Any other send
+			// refused before it ran (a fail point) says nothing of an
+			// earlier send, which may have applied: the driver's own,
+			// before it resent the first one by itself, included. Only
+			// the server's NoSuchTransaction (the transaction is not
+			// there, committed or open) proves it did not commit;
+			// anything else is sent again below.
 			st.leftOpen = true
 			return true, err
 		}
@@ -154,6 +156,14 @@ func sentNothing(err error) bool {
 	var sse topology.ServerSelectionError
 	return errors.Is(err, session.ErrNoTransactStarted) || errors.Is(err, session.ErrCommitAfterAbort) || //lint:ignore SA1019 see the import
 		errors.As(err, &sse)
+}
+
+// checkoutRefused reports whether CommitTransaction got no connection for
+// its send (the pool was cleared): the driver returns that error only when
+// no send of its own preceded it, else the earlier send's error.
+func checkoutRefused(err error) bool {
+	var pe driver.RetryablePoolError
+	return errors.As(err, &pe)
 }
 
 // noSuchTransaction reports whether the server answered NoSuchTransaction
