@@ -173,13 +173,14 @@ func (d *demo) paymentWithFailedCommit(ctx context.Context) {
 	})
 	id, _ := p["id"].(string)
 	// MongoDB's own fault injection: the next commitTransaction fails with
-	// a WriteConflict labelled TransientTransactionError.
+	// NoSuchTransaction labelled TransientTransactionError, the one refusal
+	// of a commit that proves it did not commit (any other is sent again).
 	err := d.client.Database("admin").RunCommand(ctx, bson.D{
 		{Key: "configureFailPoint", Value: "failCommand"},
 		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
 		{Key: "data", Value: bson.D{
 			{Key: "failCommands", Value: bson.A{"commitTransaction"}},
-			{Key: "errorCode", Value: 112},
+			{Key: "errorCode", Value: 251},
 			{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}},
 		}},
 	}).Err()

@@ -32,10 +32,12 @@ func TestTheNextAttemptDoesNotWaitForTheTransactionTheLastOneLeftOpen(t *testing
 		read bool   // attempt 1 fails on a read (else it commits)
 	}{
 		{
+			// NoSuchTransaction: the one refusal of a commit that proves
+			// it did not commit, so the function is run again.
 			name: "the commit is refused with TransientTransactionError before it runs",
 			give: bson.D{
 				{Key: "failCommands", Value: bson.A{"commitTransaction"}},
-				{Key: "errorCode", Value: codeWriteConflict},
+				{Key: "errorCode", Value: codeNoSuchTransaction},
 				{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}},
 			},
 		},

@@ -131,7 +131,17 @@ func TestACommittedTransactionAfterARetry(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	parentCtx, parent := e.tp.Tracer("test").Start(ctx, "request")
-	testenv.FailTransient(t, e.runner.Client(), "commitTransaction", 1)
+	// NoSuchTransaction: a commit refused so did not commit, and the
+	// whole function is run again.
+	testenv.FailCommand(t, e.runner.Client(), bson.D{
+		{Key: "configureFailPoint", Value: "failCommand"},
+		{Key: "mode", Value: bson.D{{Key: "times", Value: 1}}},
+		{Key: "data", Value: bson.D{
+			{Key: "failCommands", Value: bson.A{"commitTransaction"}},
+			{Key: "errorCode", Value: 251},
+			{Key: "errorLabels", Value: bson.A{"TransientTransactionError"}},
+		}},
+	})
 
 	id := "a-" + time.Now().Format(time.RFC3339Nano)
 	require.NoError(t, e.runner.Run(parentCtx, func(ctx context.Context) error {
