@@ -71,7 +71,7 @@ func TestACommitWhoseDriverResendIsRefusedAsTransientIsNotRunAgain(t *testing.T)
 			var outcome tx.Outcome
 			runs := 0
 			work := func(ctx context.Context) error {
-				runs++
+				runs++ //txcheck:ignore counts the runs
 				tx.AfterCompletion(ctx, func(_ context.Context, o tx.Outcome) { outcome = o })
 				_, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: "acct"}},
 					bson.D{{Key: "$inc", Value: bson.D{{Key: "balance", Value: 10}}}}, options.UpdateOne().SetUpsert(true))
