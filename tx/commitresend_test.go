@@ -24,47 +24,7 @@ const codeInterrupted = 11601
 // learns the outcome, or the outcome stays unknown (finding
 // tx-rekill-resent-commit-reported-rolled-back).
 func TestAResentCommitAnsweredWithoutALabelIsNotReportedAsNothingApplied(t *testing.T) {
-	tests := []struct {
-		name        string
-		give        int // sends after the first answered Interrupted; < 0: all
-		wantErr     error
-		wantOutcome tx.Outcome
-	}{
-		{name: "a later send learns that it committed", give: 1, wantOutcome: tx.Committed},
-		{name: "no send learns it: the outcome stays unknown", give: -1, wantErr: tx.ErrCommitUnknown, wantOutcome: tx.Unknown},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, fastBackoff)
-			armed := false
-			obs := observerFunc(func(ev tx.Event) {
-				if ev.Kind != tx.EventRetry || !ev.CommitOnly || armed {
-					return
-				}
-				armed = true
-				e.failCommand(t, tt.give, failData("commitTransaction", codeInterrupted))
-			})
-			// The first send applies; its reply has a write concern error.
-			e.failCommand(t, 1, bson.D{
-				{Key: "failCommands", Value: bson.A{"commitTransaction"}},
-				{Key: "writeConcernError", Value: wce(codeWriteConcernFailed)},
-			})
-			var outcome tx.Outcome
-			err := e.runner.Run(ctxTimeout(t), func(ctx context.Context) error {
-				tx.AfterCompletion(ctx, func(_ context.Context, o tx.Outcome) { outcome = o })
-				_, err := e.coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "paid"}})
-				return err
-			}, tx.WithObserver(obs), tx.WithMaxAttempts(3))
-			require.True(t, armed, "the commit was sent again")
-			assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "paid"}}), "the first send committed")
-			if tt.wantErr == nil {
-				assert.NoError(t, err)
-			} else {
-				assert.ErrorIs(t, err, tt.wantErr)
-			}
-			assert.Equal(t, tt.wantOutcome, outcome, "the outcome the hooks were told")
-		})
-	}
+	checkResentCommit(t, failData("commitTransaction", codeInterrupted))
 }
 
 // A send of the commit refused before it ran (TransientTransactionError:
@@ -75,9 +35,18 @@ func TestAResentCommitAnsweredWithoutALabelIsNotReportedAsNothingApplied(t *test
 // (finding tx-attack24-chaos-453-dup-hold: a Reserve's second attempt
 // inserted its hold again and failed on E11000; the first had committed).
 func TestAResentCommitRefusedAsTransientDoesNotRunTheTransactionAgain(t *testing.T) {
+	checkResentCommit(t, failData("commitTransaction", 112, "TransientTransactionError"))
+}
+
+// checkResentCommit commits a transaction whose first send of the commit
+// applies with a write concern error, and whose later sends get resend
+// (once, then every time): its write must be applied exactly once, and
+// Run must report it committed once a send learns it, else unknown, with
+// the hooks told the same.
+func checkResentCommit(t *testing.T, resend bson.D) {
 	tests := []struct {
 		name        string
-		give        int // sends after the first refused as transient; < 0: all
+		give        int // sends after the first answered resend; < 0: all
 		wantErr     error
 		wantOutcome tx.Outcome
 	}{
@@ -93,7 +62,7 @@ func TestAResentCommitRefusedAsTransientDoesNotRunTheTransactionAgain(t *testing
 					return
 				}
 				armed = true
-				e.failCommand(t, tt.give, failData("commitTransaction", 112, "TransientTransactionError"))
+				e.failCommand(t, tt.give, resend)
 			})
 			// The first send applies; its reply has a write concern error.
 			e.failCommand(t, 1, bson.D{
@@ -108,7 +77,8 @@ func TestAResentCommitRefusedAsTransientDoesNotRunTheTransactionAgain(t *testing
 				return err
 			}, tx.WithObserver(obs), tx.WithMaxAttempts(3))
 			require.True(t, armed, "the commit was sent again")
-			assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "acct"}, {Key: "balance", Value: 10}}), "applied once: the first send committed, and nothing ran again")
+			assert.Equal(t, int64(1), e.count(t, bson.D{{Key: "_id", Value: "acct"}, {Key: "balance", Value: 10}}),
+				"applied once: the first send committed, and nothing ran again")
 			if tt.wantErr == nil {
 				assert.NoError(t, err)
 			} else {
