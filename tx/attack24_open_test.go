@@ -2,8 +2,6 @@ package tx_test
 
 import (
 	"context"
-	"encoding/hex"
-	"fmt"
 	"testing"
 	"time"
 
@@ -11,45 +9,26 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/txkit/txkit/internal/currentop"
 	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
 )
 
-// openTxn is a transaction $currentOp lists open on the server.
-type openTxn struct {
-	Type    string `bson:"type"`
-	AppName string `bson:"appName"`
-	Op      string `bson:"op"`
-	LSID    struct {
-		ID bson.Binary `bson:"id"`
-	} `bson:"lsid"`
-	Transaction struct {
-		Parameters struct {
-			TxnNumber int64 `bson:"txnNumber"`
-		} `bson:"parameters"`
-		TimeOpenMicros int64 `bson:"timeOpenMicros"`
-	} `bson:"transaction"`
-}
-
-func (o openTxn) String() string {
-	return fmt.Sprintf("txn %d of session %s (%s %s, open %s)", o.Transaction.Parameters.TxnNumber,
-		hex.EncodeToString(o.LSID.ID.Data), o.Type, o.Op, time.Duration(o.Transaction.TimeOpenMicros)*time.Microsecond)
-}
-
 // openTxns lists, with $currentOp (idle sessions included), the
 // transactions of app open on the server, read by admin (another client,
 // which no fail point aims at).
-func openTxns(t *testing.T, admin *mongo.Client, app string) []openTxn {
+func openTxns(t *testing.T, admin *mongo.Client, app string) []currentop.Txn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cur, err := admin.Database("admin").Aggregate(ctx, bson.A{
-		bson.D{{Key: "$currentOp", Value: bson.D{{Key: "allUsers", Value: true}, {Key: "idleSessions", Value: true}}}},
-		bson.D{{Key: "$match", Value: bson.D{{Key: "appName", Value: app}, {Key: "transaction", Value: bson.D{{Key: "$exists", Value: true}}}}}},
-	})
+	all, err := currentop.Open(ctx, admin.Database("admin"), 0)
 	require.NoError(t, err)
-	var out []openTxn
-	require.NoError(t, cur.All(ctx, &out))
+	var out []currentop.Txn
+	for _, o := range all {
+		if o.AppName == app {
+			out = append(out, o)
+		}
+	}
 	return out
 }
 
@@ -61,7 +40,7 @@ func requireNothingLeftOpen(t *testing.T, e *env, admin *mongo.Client, grace tim
 	t.Helper()
 	app := testenv.AppName(e.client)
 	require.NotEmpty(t, app)
-	var open []openTxn
+	var open []currentop.Txn
 	deadline := time.Now().Add(grace)
 	for {
 		open = openTxns(t, admin, app)

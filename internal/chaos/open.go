@@ -2,13 +2,14 @@ package chaos
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/txkit/txkit/internal/currentop"
 )
 
 // InvNotLeftOpen is broken by a transaction that stays open on the server
@@ -93,37 +94,11 @@ func (w *OpenWatch) Run(ctx context.Context) error {
 	}
 }
 
-// currentTxn is what the watch reads of a $currentOp document.
-type currentTxn struct {
-	Type    string `bson:"type"`
-	AppName string `bson:"appName"`
-	Op      string `bson:"op"`
-	NS      string `bson:"ns"`
-	LSID    struct {
-		ID bson.Binary `bson:"id"`
-	} `bson:"lsid"`
-	Transaction struct {
-		Parameters struct {
-			TxnNumber int64 `bson:"txnNumber"`
-		} `bson:"parameters"`
-		TimeOpenMicros int64  `bson:"timeOpenMicros"`
-		ExpiryTime     string `bson:"expiryTime"`
-	} `bson:"transaction"`
-}
-
 // Check reads the open transactions once and reports those open longer
 // than MaxOpen, each once.
 func (w *OpenWatch) Check(ctx context.Context) error {
-	pipeline := bson.A{
-		bson.D{{Key: "$currentOp", Value: bson.D{{Key: "allUsers", Value: true}, {Key: "idleSessions", Value: true}}}},
-		bson.D{{Key: "$match", Value: bson.D{{Key: "transaction.timeOpenMicros", Value: bson.D{{Key: "$gt", Value: w.MaxOpen.Microseconds()}}}}}},
-	}
-	cur, err := w.Admin.Aggregate(ctx, pipeline)
+	txns, err := currentop.Open(ctx, w.Admin, w.MaxOpen)
 	if err != nil {
-		return err
-	}
-	var txns []currentTxn
-	if err := cur.All(ctx, &txns); err != nil {
 		return err
 	}
 	w.mu.Lock()
@@ -133,8 +108,11 @@ func (w *OpenWatch) Check(ctx context.Context) error {
 		if w.App != "" && c.AppName != "" && c.AppName != w.App {
 			continue
 		}
-		id := hex.EncodeToString(c.LSID.ID.Data)
-		key := fmt.Sprintf("%s/%d", id, c.Transaction.Parameters.TxnNumber)
+		if c.Open() <= w.MaxOpen {
+			continue
+		}
+		id := c.Session()
+		key := fmt.Sprintf("%s/%d", id, c.Number())
 		w.mu.Lock()
 		if w.seen == nil {
 			w.seen = map[string]bool{}
@@ -151,8 +129,7 @@ func (w *OpenWatch) Check(ctx context.Context) error {
 		}
 		w.Report(Violation{Invariant: InvNotLeftOpen, Detail: fmt.Sprintf(
 			"transaction %d of session %s (app %q) open %s on the server, %s (limit for this run %s; the server aborts it at %s)",
-			c.Transaction.Parameters.TxnNumber, id, c.AppName,
-			(time.Duration(c.Transaction.TimeOpenMicros) * time.Microsecond).Round(time.Millisecond),
+			c.Number(), id, c.AppName, c.Open().Round(time.Millisecond),
 			doing, w.MaxOpen, c.Transaction.ExpiryTime)})
 	}
 	return nil
