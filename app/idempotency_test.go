@@ -64,9 +64,10 @@ func (ta *testApp) count(coll string, filter bson.D) int {
 
 // sendConcurrently sends r from many goroutines at once, then once more,
 // and requires every 2xx to carry the same body, at most one of them
-// not replayed, and every other answer to be a 503 of the fault
-// (outcome_unknown, or database_unavailable: not sent), which the final
-// repeat resolves.
+// (the final repeat included) not replayed, and every other answer to be
+// a 503 of the fault (outcome_unknown, or database_unavailable: not
+// sent), which the final repeat resolves. The callers check the database
+// holds one effect.
 func (ta *testApp) sendConcurrently(r req, wantStatus int) response {
 	ta.t.Helper()
 	const workers = 12
@@ -77,8 +78,13 @@ func (ta *testApp) sendConcurrently(r req, wantStatus int) response {
 	}
 	wg.Wait()
 	last := ta.mustStatus(wantStatus, r)
-	assert.Equal(ta.t, "true", last.Header.Get(api.HeaderReplayed), "a repeat after the others is replayed")
+	// The repeat is replayed when one of the others applied; when every
+	// other was a 503 of a fault that applied nothing (a shared claim
+	// insert failing for all of them), the repeat is the one that applies.
 	applied := 0
+	if last.Header.Get(api.HeaderReplayed) != "true" {
+		applied++
+	}
 	for _, got := range res {
 		if got.Status == http.StatusServiceUnavailable {
 			// The fault: applied or not (the final repeat tells), or not
@@ -94,7 +100,7 @@ func (ta *testApp) sendConcurrently(r req, wantStatus int) response {
 			applied++
 		}
 	}
-	assert.LessOrEqual(ta.t, applied, 1, "answers that say they applied")
+	assert.LessOrEqual(ta.t, applied, 1, "answers that say they applied, the repeat included")
 	return last
 }
 
