@@ -72,18 +72,9 @@ func cmdAggregate(o *op) (bson.D, error) {
 	// Compile once before reading, so parse errors come first.
 	adminCollectionless := !isColl && o.db == "admin"
 	p, err := aggregate.CompileWith(stages, aggregate.Options{Vars: vars, Source: reader{db: o.db, vars: vars}, Collation: coll, LocalSessions: o.s.core.sessions.list,
-		CurrentOp: o.s.currentOps, AdminCollectionless: adminCollectionless})
+		CurrentOp: o.s.currentOps, Collectionless: !isColl, AdminCollectionless: adminCollectionless})
 	if err != nil {
 		return nil, err
-	}
-	if !isColl && !p.StartsWithDocuments() {
-		first := "an empty pipeline"
-		if len(stages) > 0 {
-			if d, ok := stages[0].(bson.D); ok && len(d) > 0 {
-				first = "'" + d[0].Key + "'"
-			}
-		}
-		return nil, merr.New(merr.InvalidNamespace, "{aggregate: 1} is not valid for %s; a collection is required.", first)
 	}
 	output := p.Output()
 	o.writes = output != nil
@@ -113,7 +104,7 @@ func cmdAggregate(o *op) (bson.D, error) {
 			input = pipelineInput(t, &o.s.core.scans, v.base, pipeline, coll)
 		}
 		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src, Collation: coll, LocalSessions: o.s.core.sessions.list,
-			CurrentOp: o.s.currentOps, AdminCollectionless: adminCollectionless})
+			CurrentOp: o.s.currentOps, Collectionless: !isColl, AdminCollectionless: adminCollectionless})
 		if err != nil {
 			return err
 		}
