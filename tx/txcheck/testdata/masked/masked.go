@@ -85,6 +85,19 @@ func nilAfterLogging(ctx context.Context) error {
 	})
 }
 
+func nilFirst(ctx context.Context) error {
+	return runner.Run(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := coll.InsertMany(ctx, []bson.D{{}}) // want `the error of Collection.InsertMany`
+		if nil != err {
+			log.Print(err)
+			return errFailed
+		}
+		return nil
+	})
+}
+
 func stringOfTheError(ctx context.Context) error {
 	return runner.Run(ctx, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)

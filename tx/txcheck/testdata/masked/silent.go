@@ -111,7 +111,26 @@ func deferredCancel(ctx context.Context) error {
 		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil {
 			return errFailed
 		}
+		cctx, stop := context.WithCancelCause(ctx)
+		defer func() { stop(nil) }()
+		if _, err := coll.InsertOne(cctx, bson.D{}); err != nil {
+			return errFailed
+		}
+		stop(errFailed)
 		return nil
+	})
+}
+
+// bareReturn: a bare return of named results is not read (here it
+// returns the error).
+func bareReturn(ctx context.Context) error {
+	return runner.Run(ctx, func(ctx context.Context) (err error) {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err = coll.InsertOne(ctx, bson.D{}); err != nil {
+			return
+		}
+		return
 	})
 }
 
