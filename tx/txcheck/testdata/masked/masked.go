@@ -202,6 +202,33 @@ func onSomePath(ctx context.Context, slow bool) error {
 	})
 }
 
+// reassigned: the callback's own ctx, cut from a statement on; in a loop,
+// the cut of an earlier iteration reaches the call.
+func reassigned(ctx context.Context, docs []bson.D) error {
+	return runner.Run(ctx, func(ctx context.Context) error {
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil {
+			return errFailed
+		}
+		c := ctx
+		for i, doc := range docs {
+			if _, err := coll.InsertOne(c, doc); err != nil { // want `cut by the ctx of context.WithTimeout`
+				return errFailed
+			}
+			if i == 0 {
+				var cancel context.CancelFunc
+				c, cancel = context.WithTimeout(c, time.Second)
+				defer cancel()
+			}
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil { // want `cut by the ctx of context.WithTimeout`
+			return errFailed
+		}
+		return nil
+	})
+}
+
 // Every callback of a transaction counts.
 
 func do(ctx context.Context) (int64, error) {
