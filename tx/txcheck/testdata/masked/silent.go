@@ -242,3 +242,38 @@ func noTransaction(ctx context.Context) {
 	defer cancel()
 	coll.InsertOne(ctx, bson.D{})
 }
+
+// reachesTheReturn (txcheck-attack28): the error reaches the return
+// through an indexed %w, a constant format, errors.Is before a return of
+// it, a helper closure or a later branch.
+func reachesTheReturn(ctx context.Context) error {
+	const insertFailed = "insert: %w"
+	return runner.Run(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil {
+			return fmt.Errorf("insert %[1]w (%[1]v)", err)
+		}
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil {
+			return fmt.Errorf(insertFailed, err)
+		}
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				log.Print("slow insert")
+			}
+			return err
+		}
+		wrap := func(err error) error { return fmt.Errorf("in tx: %w", err) }
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil {
+			return wrap(err)
+		}
+		_, err := coll.InsertOne(ctx, bson.D{})
+		if err != nil {
+			log.Print(err)
+		}
+		if err != nil {
+			return err
+		}
+		return nil
+	})
+}
