@@ -43,16 +43,24 @@ func returnsError(info *types.Info, lit *ast.FuncLit) bool {
 // ctx variable reach a call.
 type masking struct {
 	*checker
-	s       *scope
-	graph   *cfg.CFG
-	preds   map[*cfg.Block][]*cfg.Block
-	ranged  map[*ast.Ident]bool   // range keys and values: assigned, untraceably
-	unsure  map[types.Object]bool // assigned in a nested function literal, or addressed
-	visited map[maskVisit]bool    // (variable, assignment) pairs being followed
-	early   map[types.Object]bool // cancel functions looked at: may they cut a statement in flight?
+	s      *scope
+	graph  *cfg.CFG
+	preds  map[*cfg.Block][]*cfg.Block
+	ranged map[*ast.Ident]bool   // range keys and values: assigned, untraceably
+	unsure map[types.Object]bool // assigned in a nested function literal, or addressed
+	early  map[types.Object]bool // cancel functions looked at: may they cut a statement in flight?
+
+	// What is known of each assignment of a ctx variable, grown in rounds
+	// up to a fixed point (see assigned).
+	known   map[maskDef]derivation
+	done    map[maskDef]int  // the round that last derived it
+	busy    map[maskDef]bool // being derived: round a loop
+	round   int
+	changed bool // something known grew in this round
 }
 
-type maskVisit struct {
+// A maskDef is an assignment (or declaration, or range) of a variable.
+type maskDef struct {
 	obj  types.Object
 	node ast.Node
 }
@@ -83,6 +91,13 @@ func (m *masking) check() {
 // list checks the calls that are statements of stmts, or assigned by one.
 func (m *masking) list(stmts []ast.Stmt) {
 	for i, st := range stmts {
+		for {
+			l, ok := st.(*ast.LabeledStmt)
+			if !ok {
+				break
+			}
+			st = l.Stmt
+		}
 		switch st := st.(type) {
 		case *ast.ExprStmt:
 			if call, name, _, ok := m.driverCall(st.X); ok {
@@ -150,7 +165,8 @@ func (m *masking) ifAfter(as *ast.AssignStmt, next *ast.IfStmt) {
 // driverCall returns the driver call whose error e is: a call of a method
 // of the driver's Client, Database, Collection, IndexView or
 // SearchIndexView whose last result is an error, or a method of the
-// SingleResult such a call returns (FindOne(…).Decode(&v)). A cursor's
+// SingleResult or DistinctResult such a call returns
+// (FindOne(…).Decode(&v), Distinct(…).Decode(&v)). A cursor's
 // calls follow the statement that opened the cursor: they never start a
 // transaction and are left out. results is how many results e has.
 func (m *masking) driverCall(e ast.Expr) (call *ast.CallExpr, name string, results int, ok bool) {
@@ -173,7 +189,7 @@ func (m *masking) driverCall(e ast.Expr) (call *ast.CallExpr, name string, resul
 	if !ok {
 		return nil, "", 0, false
 	}
-	if t := m.pass.TypesInfo.TypeOf(inner); t == nil || !isNamed(t, mongoPath, "SingleResult") {
+	if t := m.pass.TypesInfo.TypeOf(inner); t == nil || (!isNamed(t, mongoPath, "SingleResult") && !isNamed(t, mongoPath, "DistinctResult")) {
 		return nil, "", 0, false
 	}
 	if name, ok := m.isDriver(inner); ok {
@@ -221,7 +237,7 @@ func (m *masking) isDriver(call *ast.CallExpr) (string, bool) {
 }
 
 func (m *masking) maybeReport(call *ast.CallExpr, name string) {
-	cut := m.derive(call.Args[0], 0).cut
+	cut := m.deriveFully(call.Args[0]).cut
 	if cut == "" {
 		return
 	}
@@ -451,6 +467,19 @@ func (d derivation) or(o derivation) derivation {
 	return d
 }
 
+// deriveFully tells how the ctx e is derived from the callback's, once
+// what is known of the assignments it depends on no longer grows.
+func (m *masking) deriveFully(e ast.Expr) derivation {
+	for {
+		m.round++
+		m.changed = false
+		d := m.derive(e, 0)
+		if !m.changed {
+			return d
+		}
+	}
+}
+
 // derive tells how the ctx e is derived from the callback's.
 func (m *masking) derive(e ast.Expr, depth int) derivation {
 	if depth > maxDepth || e == nil {
@@ -540,13 +569,30 @@ func (m *masking) deriveVar(obj *types.Var, pos token.Pos, depth int) derivation
 		d.plain = true
 	}
 	for _, def := range defs {
-		key := maskVisit{obj, def}
-		if m.visited[key] {
-			continue // round a loop: the other assignments decide
-		}
-		m.visited[key] = true
-		d = d.or(m.deriveDef(obj, def, depth+1))
-		delete(m.visited, key)
+		d = d.or(m.assigned(maskDef{obj, def}, depth+1))
+	}
+	return d
+}
+
+// assigned tells how the assignment def derives the ctx it gives its
+// variable. An assignment is derived once a round and what it gave is kept:
+// round a loop, or derived earlier in the round, it counts for what is
+// known of it so far, and deriveFully runs rounds until that no longer
+// grows. Following every path on its own instead took time exponential in
+// the assignments a loop brings back (finding
+// txcheck-attack28-loop-blowup). What is known only grows (a cut, once
+// known, stays), so the rounds end.
+func (m *masking) assigned(def maskDef, depth int) derivation {
+	if m.busy[def] || m.done[def] == m.round {
+		return m.known[def]
+	}
+	m.busy[def] = true
+	d := m.known[def].or(m.deriveDef(def.obj, def.node, depth))
+	delete(m.busy, def)
+	m.done[def] = m.round
+	if d != m.known[def] {
+		m.known[def] = d
+		m.changed = true
 	}
 	return d
 }
@@ -566,16 +612,8 @@ func (m *masking) deriveDef(obj types.Object, def ast.Node, depth int) derivatio
 			lhs = append(lhs, id)
 		}
 		rhs = def.Rhs
-	case *ast.DeclStmt:
-		gen, ok := def.Decl.(*ast.GenDecl)
-		if !ok {
-			return derivation{}
-		}
-		for _, spec := range gen.Specs {
-			if vs, ok := spec.(*ast.ValueSpec); ok && specDefines(info, vs, obj) {
-				lhs, rhs = vs.Names, vs.Values
-			}
-		}
+	case *ast.ValueSpec: // the graph holds a var declaration's specs
+		lhs, rhs = def.Names, def.Values
 	default:
 		return derivation{}
 	}
@@ -588,8 +626,10 @@ func (m *masking) deriveDef(obj types.Object, def ast.Node, depth int) derivatio
 			return m.derive(rhs[i], depth)
 		case len(rhs) == 1 && i == 0:
 			d := m.derive(rhs[0], depth)
-			if len(lhs) > 1 && d.fromScope() && m.cancelledEarly(rhs[0], lhs[1]) {
-				return derivation{cut: "context." + callee(info, rhs[0].(*ast.CallExpr)).Name()}
+			if len(lhs) > 1 && d.fromScope() {
+				if name := m.cancelledEarly(rhs[0], lhs[1]); name != "" {
+					return derivation{cut: "context." + name}
+				}
 			}
 			return d
 		}
@@ -607,26 +647,30 @@ func specDefines(info *types.Info, vs *ast.ValueSpec, obj types.Object) bool {
 	return false
 }
 
-// cancelledEarly reports whether rhs is context.WithCancel (or
+// cancelledEarly tells whether rhs is context.WithCancel (or
 // WithCancelCause) whose cancel function, cancel, may be called while a
 // statement of the callback runs: in a function literal (a goroutine,
-// context.AfterFunc) or passed on as a value. The callback's own calls of
-// it, deferred or not, cannot cut a statement in flight.
-func (m *masking) cancelledEarly(rhs ast.Expr, cancel *ast.Ident) bool {
+// context.AfterFunc) or passed on as a value. It names the function if
+// so, else returns "". The callback's own calls of cancel, deferred or
+// not, cannot cut a statement in flight.
+func (m *masking) cancelledEarly(rhs ast.Expr, cancel *ast.Ident) string {
 	call, ok := ast.Unparen(rhs).(*ast.CallExpr)
 	if !ok || cancel == nil || cancel.Name == "_" {
-		return false
+		return ""
 	}
 	fn := callee(m.pass.TypesInfo, call)
 	if fn == nil || fn.Pkg() == nil || fn.Pkg().Path() != "context" || (fn.Name() != "WithCancel" && fn.Name() != "WithCancelCause") {
-		return false
+		return ""
 	}
 	obj := m.pass.TypesInfo.ObjectOf(cancel)
 	if obj == nil || !m.s.contains(obj.Pos()) {
-		return false // declared outside the callback: its uses are not all here
+		return "" // declared outside the callback: its uses are not all here
 	}
-	if early, ok := m.early[obj]; ok {
-		return early
+	if m.early[obj] {
+		return fn.Name()
+	}
+	if _, ok := m.early[obj]; ok {
+		return ""
 	}
 	early := false
 	var stack []ast.Node
@@ -659,7 +703,10 @@ func (m *masking) cancelledEarly(rhs ast.Expr, cancel *ast.Ident) bool {
 		return true
 	})
 	m.early[obj] = early
-	return early
+	if early {
+		return fn.Name()
+	}
+	return ""
 }
 
 // insideLit reports whether a function literal is on stack, other than
@@ -697,7 +744,9 @@ func (m *masking) build() {
 	}
 	m.ranged = make(map[*ast.Ident]bool)
 	m.unsure = make(map[types.Object]bool)
-	m.visited = make(map[maskVisit]bool)
+	m.known = make(map[maskDef]derivation)
+	m.done = make(map[maskDef]int)
+	m.busy = make(map[maskDef]bool)
 	m.early = make(map[types.Object]bool)
 	info := m.pass.TypesInfo
 	lits := 0
