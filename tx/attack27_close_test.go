@@ -82,6 +82,7 @@ func TestAttack27CloseWhoseOwnFenceReadBreaksLeavesNothingOpen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	closeErr := e.runner.Close(ctx)
+	t.Logf("Close: %v", closeErr)
 	require.GreaterOrEqual(t, len(fenceReads(e)), 2, "Close fences again: %s", e.mon.dump("find", "killSessions"))
 	if closeErr != nil {
 		return // Close said so: left to the lifetime limit, by its word
@@ -126,6 +127,7 @@ func TestAttack27CloseFencesAgainASpareSessionWhoseFenceReadBroke(t *testing.T) 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	closeErr := e.runner.Close(ctx)
+	t.Logf("Close: %v", closeErr)
 	reply := deliverLate(t, e.uri, updates[0].Body)
 	if closeErr != nil {
 		return
