@@ -180,3 +180,30 @@ func TestAttack27ACloseReturnsWithinItsCtxWhileAnotherCloseRetries(t *testing.T)
 	require.NoError(t, e.runner.Close(cctx))
 	writeAfter(t, e)
 }
+
+// Without killSessions (no privilege, Atlas's shared tiers) the reaper's
+// fence is what aborts the transaction left open: it sends
+// abortTransaction for its own. Close's last attempt only tried the kill:
+// refused, it reported the failure and left document 1 held to the
+// lifetime limit, though a fence would have ended it.
+func TestAttack27CloseWithoutKillSessionsFencesWithAnAbort(t *testing.T) {
+	e := newEnv(t, tx.WithCleanupTimeout(reapCleanup), tx.WithMaxAttempts(1))
+	seedDoc(t, e)
+	// The runner's abort, the reaper's kill and Close's kill are held
+	// 1 s, then refused (Unauthorized): the abort past the clean-up time,
+	// the reaper's kill cut by Close.
+	e.failCommand(t, 3, bson.D{
+		{Key: "failCommands", Value: bson.A{"abortTransaction", "killSessions"}},
+		{Key: "errorCode", Value: 13},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1000},
+	})
+	require.ErrorIs(t, e.runner.Run(ctxTimeout(t), holdAndFail(e, false)), errBusiness)
+	require.Eventually(t, func() bool { return len(e.mon.started("killSessions")) > 0 }, 10*time.Second, time.Millisecond, "the reaper's kill is sent")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.runner.Close(ctx), "Close's fence aborts what the kill could not: %s", e.mon.dump("find", "killSessions", "abortTransaction"))
+	open, _ := serverStatus(t, e.client)
+	assert.Zero(t, open, "a transaction left open on the server")
+	writeAfter(t, e)
+}
