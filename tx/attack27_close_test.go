@@ -48,7 +48,7 @@ func fenceReads(e *env) []command {
 func deliverCutFences(t *testing.T, e *env) {
 	t.Helper()
 	for _, c := range fenceReads(e) {
-		if c.Succeeded {
+		if c.Succeeded || c.Refused {
 			continue
 		}
 		reply := deliverLate(t, e.uri, c.Body)
@@ -206,4 +206,53 @@ func TestAttack27CloseWithoutKillSessionsFencesWithAnAbort(t *testing.T) {
 	open, _ := serverStatus(t, e.client)
 	assert.Zero(t, open, "a transaction left open on the server")
 	writeAfter(t, e)
+}
+
+// Close's own fence refused by the server (an error answer, not a broken
+// connection): the server started nothing for it, and the reaper's cut
+// fence read, still on its way, then starts a transaction after Close.
+// Close reported nil. It must say that something may be left open (a
+// later Close fences again), whether the refusal lasts or not.
+func TestAttack27CloseWhoseOwnFenceIsRefusedSaysSo(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("delivers a statement on a raw connection")
+	}
+	tests := []struct {
+		name  string
+		times int
+		give  bson.D
+	}{
+		{name: "refused once", times: 1, give: failData("find", codeInternalError)},
+		{name: "refused with a transient label", times: 1, give: failData("find", codeWriteConflict, "TransientTransactionError")},
+		{name: "refused always (no privilege)", times: -1, give: failData("find", 13)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tx.WithMaxAttempts(1))
+			seedDoc(t, e)
+			e.failCommand(t, 1, bson.D{
+				{Key: "failCommands", Value: bson.A{"find"}},
+				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
+			})
+			reapCut(t, e)
+			require.Eventually(t, func() bool { return len(fenceReads(e)) > 0 }, 10*time.Second, time.Millisecond, "the fence's read is sent")
+			time.Sleep(100 * time.Millisecond)
+			e.failCommand(t, tt.times, tt.give)
+
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			closeErr := e.runner.Close(ctx)
+			t.Logf("Close: %v", closeErr)
+			turnOff(t, e)
+			if closeErr != nil {
+				// Said so: a later Close fences again.
+				require.NoError(t, e.runner.Close(ctx))
+			}
+			time.Sleep(2 * time.Second) // the held read is done
+			deliverCutFences(t, e)
+			open, _ := serverStatus(t, e.client)
+			assert.Zero(t, open, "Close reported nil, and a transaction is open on the server: %s", e.mon.dump("find", "killSessions"))
+			writeAfter(t, e)
+		})
+	}
 }
