@@ -3,6 +3,7 @@ package tx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -103,10 +104,17 @@ type reapee struct {
 	// earlier transaction can start one on the session any more. Written
 	// by the fence's goroutine, read after fenceAll waited for it.
 	fenceOK bool
-	// fenceCut: the fence's read got no answer (a connection that broke,
-	// ctx, no connection): it may still reach the server, or never did,
-	// and close fences the session again. Written as fenceOK.
-	fenceCut bool
+	// fenceErr: the error of the fence's read, when it was sent and not
+	// answered. No answer (see fenceCut): it may still reach the server,
+	// or never did, and close fences the session again; an answer of the
+	// server (a refusal): close reports it. Written as fenceOK.
+	fenceErr error
+}
+
+// fenceCut reports whether x's fence's read got no answer (a connection
+// that broke, ctx, no connection).
+func (x *reapee) fenceCut() bool {
+	return x.fenceErr != nil && !serverAnswered(x.fenceErr)
 }
 
 // newReaper returns a reaper for client whose fences read fence.
@@ -255,8 +263,7 @@ func (r *reaper) fenceAll(ctx context.Context, batch []*reapee, abort bool) (aga
 			defer wg.Done()
 			defer func() { <-slots }()
 			tried, err := r.fenceOne(ctx, x.sess, abort)
-			x.fenceOK = tried && err == nil
-			x.fenceCut = tried && err != nil && !serverAnswered(err)
+			x.fenceOK, x.fenceErr = tried && err == nil, err
 			if tried && !abort {
 				mu.Lock()
 				sent = true
@@ -454,7 +461,7 @@ func (r *reaper) close(ctx context.Context) error {
 		again := r.fenceAll(ctx, batch, err != nil)
 		cut := false
 		for _, x := range batch {
-			if x.fenceCut {
+			if x.fenceCut() {
 				// Close's own fence got no answer: its read, too, may
 				// reach the server after the last kill. Fence again,
 				// within ctx; when ctx ends, the next kill says so.
@@ -472,6 +479,14 @@ func (r *reaper) close(ctx context.Context) error {
 			}
 			t.Stop()
 			wait = min(2*wait, reapBackoffMax)
+		}
+	}
+	for _, x := range batch {
+		if x.fenceErr != nil {
+			// The server refused the fence: a late statement of the cut
+			// transaction may still start one. The sessions stay
+			// pending, for the next close to fence again.
+			return fmt.Errorf("fence refused (a late statement may still start a transaction): %w", x.fenceErr)
 		}
 	}
 	r.done(batch)
