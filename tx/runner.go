@@ -80,11 +80,14 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // ends the sessions kept.
 //
 // Close makes one last attempt, bounded by ctx, to kill (and fence) the
-// sessions still waiting: it tries the kill again while it gets no answer
-// (a broken connection, a cleared pool), and fences again a session whose
-// fence's read it cut, since that read may still reach the server. It
-// returns the error if that failed (the server then ends their
-// transactions at its lifetime limit). Call it
+// sessions still waiting, and those kept whose fence did not take (no
+// next transaction will supersede their cut one): it tries the kill again
+// while it gets no answer (a broken connection, a cleared pool), and
+// fences again a session whose fence's read got no answer, its own
+// included, since that read may still reach the server. It returns the
+// error if that failed, or if the server refused a fence (the server then
+// ends their transactions at its lifetime limit; a later Close tries
+// again). Call it
 // before disconnecting the client; [Module] does, when the application
 // stops. Transactions run after Close leave such sessions to the server,
 // as if there were no reaper.
