@@ -230,18 +230,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	bg.Add(1)
 	go func() { // continuous checks
 		defer bg.Done()
-		check := time.NewTicker(cfg.CheckEvery)
-		defer check.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-check.C:
-				cctx, cancel := context.WithTimeout(runCtx, time.Minute)
-				_ = aud.Audit(cctx, false) // a check that cannot read now runs again later
-				cancel()
-			}
-		}
+		runChecks(runCtx, cfg.CheckEvery, wallClock{}, func(ctx context.Context) {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_ = aud.Audit(cctx, false) // a check that cannot read now runs again later
+			cancel()
+		})
 	}()
 	var open *OpenWatch
 	if cfg.MaxOpen > 0 {
