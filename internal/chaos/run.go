@@ -26,7 +26,8 @@ type Config struct {
 	Accounts int
 	Hot      int
 	Rates    Rates
-	// CheckEvery is the period of the continuous checks.
+	// CheckEvery is the period of the continuous checks; an expensive
+	// check spaces them more (see runChecks).
 	CheckEvery time.Duration
 	// Progress is the period of the progress line (0: none).
 	Progress time.Duration
