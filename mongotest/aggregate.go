@@ -72,18 +72,9 @@ func cmdAggregate(o *op) (bson.D, error) {
 	// Compile once before reading, so parse errors come first.
 	adminCollectionless := !isColl && o.db == "admin"
 	p, err := aggregate.CompileWith(stages, aggregate.Options{Vars: vars, Source: reader{db: o.db, vars: vars}, Collation: coll, LocalSessions: o.s.core.sessions.list,
-		CurrentOp: o.s.currentOps, AdminCollectionless: adminCollectionless})
+		CurrentOp: o.s.currentOps, Collectionless: !isColl, AdminCollectionless: adminCollectionless})
 	if err != nil {
 		return nil, err
-	}
-	if !isColl && !p.StartsWithDocuments() {
-		first := "an empty pipeline"
-		if len(stages) > 0 {
-			if d, ok := stages[0].(bson.D); ok && len(d) > 0 {
-				first = "'" + d[0].Key + "'"
-			}
-		}
-		return nil, merr.New(merr.InvalidNamespace, "{aggregate: 1} is not valid for %s; a collection is required.", first)
 	}
 	output := p.Output()
 	o.writes = output != nil
@@ -110,11 +101,10 @@ func cmdAggregate(o *op) (bson.D, error) {
 			if isView {
 				pipeline = append(slices.Clone(v.pipeline), stages...)
 			}
-			t.Scan(v.base, func(d bson.D) bool { input = append(input, d); return true })
-			o.s.core.scans.add(0, len(input))
+			input = pipelineInput(t, &o.s.core.scans, v.base, pipeline, coll)
 		}
 		run, err := aggregate.CompileWith(pipeline, aggregate.Options{Vars: vars, Source: src, Collation: coll, LocalSessions: o.s.core.sessions.list,
-			CurrentOp: o.s.currentOps, AdminCollectionless: adminCollectionless})
+			CurrentOp: o.s.currentOps, Collectionless: !isColl, AdminCollectionless: adminCollectionless})
 		if err != nil {
 			return err
 		}
@@ -138,6 +128,37 @@ func cmdAggregate(o *op) (bson.D, error) {
 	}
 	reply, _ := o.s.core.cursors.open(o, cursorNS, out, bs, false)
 	return reply, nil
+}
+
+// pipelineInput reads the documents of ns that pipeline starts from, in
+// natural order. A leading $match that names its _ids (idLookup) reads
+// only those documents, which the $match then filters, as MongoDB pushes
+// such a $match into an IXSCAN on _id_; anything else reads the whole
+// collection. st counts what it examines.
+func pipelineInput(t *engine.Txn, st *scanStats, ns engine.Namespace, pipeline bson.A, coll *collation.Collation) []bson.D {
+	if first, ok := firstStage(pipeline); ok && first.Key == "$match" && coll == nil {
+		if filter, ok := first.Value.(bson.D); ok {
+			if docs, ok := idLookup(t, st, ns, filter, nil); ok {
+				return docs
+			}
+		}
+	}
+	var docs []bson.D
+	t.Scan(ns, func(d bson.D) bool { docs = append(docs, d); return true })
+	st.add(0, len(docs))
+	return docs
+}
+
+// firstStage is the pipeline's first stage as its one field ($match: …).
+func firstStage(pipeline bson.A) (bson.E, bool) {
+	if len(pipeline) == 0 {
+		return bson.E{}, false
+	}
+	d, ok := pipeline[0].(bson.D)
+	if !ok || len(d) != 1 {
+		return bson.E{}, false
+	}
+	return d[0], true
 }
 
 // checkResultSizes refuses a pipeline result that cannot be turned into

@@ -272,6 +272,12 @@ func TestCurrentOpErrors(t *testing.T) {
 		{"not on admin", "db", agg(1, stage(bson.D{})), 73, "InvalidNamespace", "$currentOp must be run against the 'admin' database with {aggregate: 1}"},
 		{"on a collection", "admin", agg("c", stage(bson.D{})), 73, "InvalidNamespace", "$currentOp must be run against the 'admin' database with {aggregate: 1}"},
 		{"not the first stage", "admin", agg(1, stage(bson.D{}), stage(bson.D{})), 40602, "Location40602", "$currentOp is only valid as the first stage in a pipeline."},
+		// MongoDB checks the first stage against {aggregate: 1}
+		// (validateTopLevelPipeline) before any stage's position
+		// (validateCommon): src/mongo/db/pipeline/pipeline.cpp parseCommon.
+		{"after a stage that needs a collection", "admin", agg(1, bson.D{{Key: "$match", Value: bson.D{}}}, stage(bson.D{})), 73, "InvalidNamespace", "{aggregate: 1} is not valid for '$match'; a collection is required."},
+		{"after a stage, on a collection", "admin", agg("c", bson.D{{Key: "$match", Value: bson.D{}}}, stage(bson.D{})), 73, "InvalidNamespace", "$currentOp must be run against the 'admin' database with {aggregate: 1}"},
+		{"an empty pipeline", "admin", agg(1), 73, "InvalidNamespace", "{aggregate: 1} is not valid for an empty pipeline."},
 		{"options not an object", "admin", agg(1, stage("x")), 14, "TypeMismatch", "$currentOp options must be specified in an object, but found: string"},
 		{"allUsers not a boolean", "admin", agg(1, stage(bson.D{{Key: "allUsers", Value: 1}})), 14, "TypeMismatch", "The 'allUsers' parameter of the $currentOp stage must be a boolean value, but found: int"},
 		{"localOps not a boolean", "admin", agg(1, stage(bson.D{{Key: "localOps", Value: "yes"}})), 14, "TypeMismatch", "The 'localOps' parameter of the $currentOp stage must be a boolean value, but found: string"},

@@ -1,6 +1,8 @@
 package mongotest
 
 import (
+	"slices"
+
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/txkit/txkit/mongotest/internal/bsonkit"
@@ -98,23 +100,15 @@ func (o *op) beginSnapshot(pin bool) (*engine.Txn, error) {
 }
 
 // matching returns the documents of ns that f matches, in natural order;
-// an _id equality is looked up directly, its document returned in dst's
+// the _ids a filter names are looked up directly (idLookup), into dst's
 // array if it has room (nil: a new one). It counts the index keys and
 // documents it examines in st. The error is one a $expr raised.
 func matching(t *engine.Txn, st *scanStats, ns engine.Namespace, filter bson.D, f *query.Filter, limit int, dst []bson.D) ([]bson.D, error) {
 	// The indexes hold binary keys; a collation may equate others, so a
 	// collated filter scans.
 	if !f.Collated() {
-		if id, ok := idEquality(filter); ok {
-			d := t.FindID(ns, id)
-			if d == nil {
-				return nil, nil
-			}
-			st.add(1, 1)
-			if ok, err := f.Eval(d); !ok || err != nil {
-				return nil, err
-			}
-			return append(dst[:0], d), nil
+		if docs, ok := idLookup(t, st, ns, filter, dst); ok {
+			return filterDocs(docs, f, limit)
 		}
 		if eq := plainEqualities(filter); len(eq) > 0 {
 			if docs, used := t.ScanEqual(ns, eq); used {
@@ -144,9 +138,35 @@ func matching(t *engine.Txn, st *scanStats, ns engine.Namespace, filter bson.D, 
 	return out, nil
 }
 
-// filterDocs keeps the documents f matches, up to limit (0: all).
+// idLookup returns the documents of ns whose _id filter names, by a
+// top-level equality (idEquality) or $in (idIn), in natural order, each
+// once: the only candidates for filter's matches, on which the caller
+// evaluates the whole filter (MongoDB's IXSCAN on _id_ plus FETCH). It
+// counts one index key and one document per document found, and uses
+// dst's array for a single document. It reports false when filter names
+// no _id that way; the caller then scans. Binary comparison only: the
+// caller scans under a collation.
+func idLookup(t *engine.Txn, st *scanStats, ns engine.Namespace, filter bson.D, dst []bson.D) ([]bson.D, bool) {
+	if id, ok := idEquality(filter); ok {
+		d := t.FindID(ns, id)
+		if d == nil {
+			return nil, true
+		}
+		st.add(1, 1)
+		return append(dst[:0], d), true
+	}
+	if ids, ok := idIn(filter); ok {
+		docs := t.FindIDs(ns, ids)
+		st.add(len(docs), len(docs))
+		return docs, true
+	}
+	return nil, false
+}
+
+// filterDocs keeps the documents f matches, up to limit (0: all), in
+// docs' array.
 func filterDocs(docs []bson.D, f *query.Filter, limit int) ([]bson.D, error) {
-	out := make([]bson.D, 0, len(docs))
+	out := docs[:0]
 	for _, d := range docs {
 		ok, err := f.Eval(d)
 		if err != nil {
@@ -185,24 +205,53 @@ func plainEqualities(filter bson.D) bson.D {
 }
 
 // idEquality finds a top-level `_id: <plain value>` in filter, beside
-// any other fields: the one document with that _id is the only candidate,
-// on which the caller evaluates the whole filter (MongoDB's IXSCAN on
-// _id_ plus FETCH). Not an operator document, array or regex, which an
-// _id lookup cannot serve.
+// any other fields: the one document with that _id is the only candidate.
 func idEquality(filter bson.D) (any, bool) {
 	for _, e := range filter {
-		if e.Key != "_id" {
-			continue
+		if e.Key == "_id" && idLookupValue(e.Value) {
+			return e.Value, true
 		}
-		switch v := e.Value.(type) {
-		case bson.D:
-			if len(v) > 0 && len(v[0].Key) > 0 && v[0].Key[0] == '$' {
-				continue
-			}
-		case bson.A, bson.Regex:
-			continue
-		}
-		return e.Value, true
 	}
 	return nil, false
+}
+
+// idIn finds a top-level `_id: {$in: [<plain value>, …]}` in filter,
+// beside any other fields or operators: the documents with those _ids are
+// the only candidates. Not when a value is one idLookupValue refuses.
+func idIn(filter bson.D) ([]any, bool) {
+	for _, e := range filter {
+		ops, isDoc := e.Value.(bson.D)
+		if e.Key != "_id" || !isDoc || !isOperators(ops) {
+			continue
+		}
+		for _, op := range ops {
+			if op.Key != "$in" {
+				continue
+			}
+			if values, ok := op.Value.(bson.A); ok && !slices.ContainsFunc(values, func(v any) bool { return !idLookupValue(v) }) {
+				return values, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// idLookupValue reports whether the documents an _id condition on v
+// matches are exactly those whose _id key equals v's: not an operator
+// document, array (an array matches its elements too) or regex (which
+// matches strings), nor undefined (keyed apart from null).
+func idLookupValue(v any) bool {
+	switch x := v.(type) {
+	case bson.D:
+		return !isOperators(x)
+	case bson.A, bson.Regex, bson.Undefined:
+		return false
+	}
+	return true
+}
+
+// isOperators reports whether d is an operator document ({$in: …}) rather
+// than a value to compare with.
+func isOperators(d bson.D) bool {
+	return len(d) > 0 && len(d[0].Key) > 0 && d[0].Key[0] == '$'
 }

@@ -21,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
+	"github.com/txkit/txkit/internal/currentop"
 	"github.com/txkit/txkit/internal/testenv"
 	"github.com/txkit/txkit/tx"
 	"github.com/txkit/txkit/tx/txtest"
@@ -72,7 +73,10 @@ func newEnvAt(t *testing.T, uri string, opts ...tx.Option) *env {
 		// A shared deployment has other tests' transactions.
 		if !testenv.Real() && !e.commitFaults.Load() {
 			open, _ := serverStatus(t, client)
-			assert.Zero(t, open, "transactions left open on the server")
+			if !assert.Zero(t, open, "transactions left open on the server") {
+				txns, err := currentop.Open(context.Background(), client.Database("admin"), 0)
+				t.Logf("open: %v (%v); commands: %s", txns, err, mon.dump("insert", "update", "find", "commitTransaction", "abortTransaction", "killSessions", "endSessions"))
+			}
 		}
 	})
 	mon.reset()

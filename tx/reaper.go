@@ -404,22 +404,54 @@ func (r *reaper) close(ctx context.Context) error {
 	}
 
 	// The goroutine has stopped: what is pending is close's alone. A
-	// session whose kill fails stays pending, for the next close to try
-	// again (Runner.Close runs one at a time).
+	// session whose kill fails (an answer of the server, or no answer
+	// within ctx) stays pending, for the next close to try again
+	// (Runner.Close runs one at a time).
 	r.mu.Lock()
 	batch := append([]*reapee(nil), r.pending...)
 	r.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := r.kill(ctx, batch); err != nil {
+	for _, x := range batch {
+		if x.fenced && !x.fenceOK {
+			// Its fence's read was cut (by stop, or the database): it
+			// may still reach the server, after the kill below, and
+			// start a transaction there. Fence again, with a higher
+			// transaction number, which makes the server refuse it.
+			x.fenced = false
+		}
+	}
+	if err := r.killAgain(ctx, batch); err != nil {
 		return err
 	}
 	if r.fenceAll(ctx, batch, false) {
-		if err := r.kill(ctx, batch); err != nil {
+		if err := r.killAgain(ctx, batch); err != nil {
 			return err
 		}
 	}
 	r.done(batch)
 	return nil
+}
+
+// killAgain kills batch for close, trying again within ctx while the kill
+// got no answer (a connection that broke, a pool cleared under it): one
+// dropped connection at shutdown must not leave what the sessions hold to
+// the lifetime limit. Any answer of the server ends it.
+func (r *reaper) killAgain(ctx context.Context, batch []*reapee) error {
+	wait := reapBackoffInitial
+	for {
+		err := r.kill(ctx, batch)
+		if err == nil || !mongo.IsNetworkError(err) && !checkoutRefused(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, reapBackoffMax)
+	}
 }

@@ -377,3 +377,82 @@ func TestAFenceHeldByTheDatabaseDoesNotHoldUpClose(t *testing.T) {
 	assert.Less(t, time.Since(start), 2*time.Second, "Close waited for the fence")
 	writeAfter(t, e)
 }
+
+// A fence whose read Close cut (the database held it) may still reach
+// the server after Close, as any cut statement may: its transaction must
+// not stay open to the lifetime limit. Close fences such a session again,
+// with a higher transaction number, so that the late read is refused.
+// The test delivers the cut read late itself, once Close returned (flake
+// of TestAbortWhenContextIsCancelled in a full -race run: Close came while
+// the reaper's fence was in flight, and one transaction was left open).
+func TestAFenceReadCutByCloseLeavesNothingOpen(t *testing.T) {
+	if testenv.Real() {
+		t.Skip("delivers a statement on a raw connection")
+	}
+	e := newEnv(t, tx.WithMaxAttempts(1))
+	seedDoc(t, e)
+	// The fence's read is held 2 s: Close comes while it is in flight
+	// (and its kill interrupts it on the server).
+	e.failCommand(t, 1, bson.D{
+		{Key: "failCommands", Value: bson.A{"find"}},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	require.Error(t, e.runner.Run(ctx, func(ctx context.Context) error {
+		if _, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "cut"}}}}); err != nil {
+			return err
+		}
+		cancel() // the scope ends: the attempt is reaped (kill, then fence)
+		return nil
+	}))
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(e.mon.started("find"), func(c command) bool { return c.StartTxn })
+	}, 10*time.Second, time.Millisecond, "the fence's read is sent")
+	time.Sleep(100 * time.Millisecond) // and held by the database
+
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	require.NoError(t, e.runner.Close(cctx))
+	fence := e.mon.started("find")[0]
+	require.True(t, fence.StartTxn)
+	reply := deliverLate(t, e.uri, fence.Body)
+	assert.Zero(t, reply.Lookup("ok").AsFloat64(), "the cut fence's late read is refused: %v", reply)
+	open, _ := serverStatus(t, e.client)
+	assert.Zero(t, open, "a transaction left open on the server")
+	writeAfter(t, e)
+}
+
+// Close's kill that meets a broken connection or a cleared pool (the
+// database answered nothing) is tried again within Close's ctx: one
+// dropped connection at shutdown must not leave what the reaper holds to
+// the lifetime limit (flake of TestACommitThatFoundNoServerLeavesNothingOpen
+// under load: "kill sessions left open: connection pool ... was cleared").
+func TestCloseKillsAgainAfterABrokenConnection(t *testing.T) {
+	e := newEnv(t, tx.WithMaxAttempts(1))
+	seedDoc(t, e)
+	// The fence's read is held: Close finds the session still pending.
+	e.failCommand(t, 1, bson.D{
+		{Key: "failCommands", Value: bson.A{"find"}},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	require.Error(t, e.runner.Run(ctx, func(ctx context.Context) error {
+		if _, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "cut"}}}}); err != nil {
+			return err
+		}
+		cancel() // the scope ends: the attempt is reaped (kill, then fence)
+		return nil
+	}))
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(e.mon.started("find"), func(c command) bool { return c.StartTxn })
+	}, 10*time.Second, time.Millisecond, "the fence's read is sent")
+	// Close's first kill meets a closed connection.
+	e.failCommand(t, 1, bson.D{{Key: "failCommands", Value: bson.A{"killSessions"}}, {Key: "closeConnection", Value: true}})
+
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	require.NoError(t, e.runner.Close(cctx))
+	open, _ := serverStatus(t, e.client)
+	assert.Zero(t, open, "a transaction left open on the server")
+	writeAfter(t, e)
+}

@@ -79,8 +79,11 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // ends the sessions kept.
 //
 // Close makes one last attempt, bounded by ctx, to kill (and fence) the
-// sessions still waiting, and returns its error if that failed (the
-// server then ends their transactions at its lifetime limit). Call it
+// sessions still waiting: it tries the kill again while it gets no answer
+// (a broken connection, a cleared pool), and fences again a session whose
+// fence's read it cut, since that read may still reach the server. It
+// returns the error if that failed (the server then ends their
+// transactions at its lifetime limit). Call it
 // before disconnecting the client; [Module] does, when the application
 // stops. Transactions run after Close leave such sessions to the server,
 // as if there were no reaper.

@@ -206,8 +206,20 @@ func FailCommand(tb testing.TB, client *mongo.Client, fp bson.D) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		off := bson.D{{Key: "configureFailPoint", Value: name}, {Key: "mode", Value: "off"}}
-		if err := client.Database("admin").RunCommand(ctx, off).Err(); err != nil && !errors.Is(err, mongo.ErrClientDisconnected) {
-			tb.Errorf("testenv: turn off fail point %v: %v", name, err)
+		// The fail point may have cleared the client's pool (a
+		// shutdown code, a closed connection) just before: turning it
+		// off is idempotent, so try again until the clean-up's bound.
+		for {
+			err := client.Database("admin").RunCommand(ctx, off).Err()
+			if err == nil || errors.Is(err, mongo.ErrClientDisconnected) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				tb.Errorf("testenv: turn off fail point %v: %v", name, err)
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	})
 }

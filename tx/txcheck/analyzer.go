@@ -11,11 +11,12 @@ import (
 )
 
 // Analyzer reports outer contexts in transactions, effects in re-runnable
-// callbacks and manual scopes that are not ended. See the package
+// callbacks, manual scopes that are not ended and errors of statements cut
+// by the callback's own ctx that do not reach its return. See the package
 // documentation.
 var Analyzer = &analysis.Analyzer{
 	Name: "txcheck",
-	Doc: "report MongoDB transaction bugs: outer ctx in a transaction, effects in a re-runnable callback, unended manual scopes\n\n" +
+	Doc: "report MongoDB transaction bugs: outer ctx in a transaction, effects in a re-runnable callback, unended manual scopes, masked errors of statements cut by a derived ctx\n\n" +
 		"See https://github.com/txkit/txkit/blob/main/docs/txcheck.md.",
 	URL: "https://github.com/txkit/txkit/blob/main/docs/txcheck.md",
 	Run: run,
@@ -73,6 +74,7 @@ func run(pass *analysis.Pass) (any, error) {
 	c.checkContexts()
 	c.checkEffects()
 	c.checkManual()
+	c.checkMasked()
 	return nil, nil
 }
 

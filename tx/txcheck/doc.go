@@ -26,6 +26,15 @@
 // to Rollback nor committed or rolled back on every path, and a Commit
 // whose error is ignored.
 //
+// Masked cuts: in a re-runnable callback, a driver call whose ctx the
+// callback derived with a cancel or a deadline (context.WithTimeout,
+// WithCancel…) and whose error does not reach the callback's return: it is
+// discarded, or the err != nil branch after the call returns another error
+// (or wraps it without %w). If that ctx cuts the transaction's first
+// statement after it was sent, the statement may start the transaction on
+// the server after the runner's abort; the runner reaps the session only
+// when the callback's error shows the cut.
+//
 // # Precision
 //
 // txcheck reports only what it can prove from the source of one package:
@@ -34,6 +43,9 @@
 // through functions that take a ctx and return one (context.WithTimeout,
 // context.WithValue, a tracer's Start), and through calls to functions and
 // methods of the same package, to any depth, but not across packages.
+// The masked-cut check follows a ctx through the callback's control flow
+// and an error only to the if err != nil right after its call; an error
+// given to a helper, stored or tested is trusted.
 //
 // A line that must do what txcheck reports can say so with a comment
 // "//txcheck:ignore" and a reason, on that line or the line above.

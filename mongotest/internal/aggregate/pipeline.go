@@ -67,6 +67,9 @@ type Options struct {
 	// CurrentOp lists the server's operations for $currentOp; without it
 	// the stage is refused.
 	CurrentOp func(CurrentOpOptions) []bson.D
+	// Collectionless: the pipeline is an {aggregate: 1}, which must start
+	// with a stage that reads no collection ($documents, $currentOp, …).
+	Collectionless bool
 	// AdminCollectionless: the pipeline is an {aggregate: 1} on the admin
 	// database, the only place $currentOp runs.
 	AdminCollectionless bool
@@ -132,6 +135,11 @@ func Compile(pipeline bson.A) (*Pipeline, error) { return CompileWith(pipeline, 
 func CompileWith(pipeline bson.A, opts Options) (*Pipeline, error) {
 	c := &compiler{opts: opts}
 	p := &Pipeline{stages: make([]stage, 0, len(pipeline))}
+	// misplaced is the first stage out of place. MongoDB checks positions
+	// (Pipeline::validateCommon) after it has parsed every stage and
+	// checked the first against {aggregate: 1} (validateTopLevelPipeline),
+	// so their errors come first.
+	var misplaced error
 	for i, s := range pipeline {
 		d, ok := s.(bson.D)
 		if !ok {
@@ -148,8 +156,8 @@ func CompileWith(pipeline bson.A, opts Options) (*Pipeline, error) {
 			if opts.nested != "" {
 				return nil, merr.New(codeOutNested, "%s is not allowed to be used within a %s stage", name, opts.nested)
 			}
-			if i != len(pipeline)-1 {
-				return nil, merr.New(codeOutNotLast, "%s can only be the final stage in the pipeline", name)
+			if i != len(pipeline)-1 && misplaced == nil {
+				misplaced = merr.New(codeOutNotLast, "%s can only be the final stage in the pipeline", name)
 			}
 			out, err := parseOutput(name, d[0].Value)
 			if err != nil {
@@ -162,13 +170,13 @@ func CompileWith(pipeline bson.A, opts Options) (*Pipeline, error) {
 			return nil, merr.New(codeFirstStageOnly, "$documents is only valid as the first stage in a pipeline")
 		}
 		if name == "$currentOp" && i != 0 {
-			// MongoDB parses every stage before it checks positions
-			// (Pipeline::validateCommon), so the stage's own errors come
-			// first.
 			if _, err := parseCurrentOp(c, d[0].Value); err != nil {
 				return nil, err
 			}
-			return nil, merr.New(codeFirstStageOnly, "%s is only valid as the first stage in a pipeline.", name)
+			if misplaced == nil {
+				misplaced = merr.New(codeFirstStageOnly, "%s is only valid as the first stage in a pipeline.", name)
+			}
+			continue
 		}
 		parse, ok := stageParsers[name]
 		if !ok {
@@ -182,6 +190,15 @@ func CompileWith(pipeline bson.A, opts Options) (*Pipeline, error) {
 			return nil, err
 		}
 		p.stages = append(p.stages, st)
+	}
+	if opts.Collectionless && opts.nested == "" && !p.StartsWithDocuments() {
+		if len(pipeline) == 0 {
+			return nil, merr.New(merr.InvalidNamespace, "{aggregate: 1} is not valid for an empty pipeline.")
+		}
+		return nil, merr.New(merr.InvalidNamespace, "{aggregate: 1} is not valid for '%s'; a collection is required.", p.first)
+	}
+	if misplaced != nil {
+		return nil, misplaced
 	}
 	return p, nil
 }

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -213,6 +215,35 @@ func (t *Txn) FindID(ns Namespace, id any) bson.D {
 		return nil
 	}
 	return t.visible(r)
+}
+
+// FindIDs returns the documents visible to t whose _id is one of ids, in
+// natural order, each once: ids that are equal (1, 1.0, int64(1)) or
+// repeated name one document. It examines only those documents.
+func (t *Txn) FindIDs(ns Namespace, ids []any) []bson.D {
+	t.e.mu.Lock()
+	defer t.e.mu.Unlock()
+	c := t.e.collFor(ns, t)
+	t.touch(c)
+	if c == nil {
+		return nil
+	}
+	recs := make([]*record, 0, len(ids))
+	for _, id := range ids {
+		if r := c.lookupKey(id); r != nil {
+			recs = append(recs, r)
+		}
+	}
+	// A record's seq is its place in c.order, which Scan follows.
+	slices.SortFunc(recs, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
+	recs = slices.Compact(recs)
+	docs := make([]bson.D, 0, len(recs))
+	for _, r := range recs {
+		if d := t.visible(r); d != nil {
+			docs = append(docs, d)
+		}
+	}
+	return docs
 }
 
 // Insert adds doc (which must carry _id), creating ns if needed. It fails

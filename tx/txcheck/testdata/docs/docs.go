@@ -7,6 +7,8 @@ package docs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -14,7 +16,10 @@ import (
 	"github.com/txkit/txkit/tx"
 )
 
-var errNoFunds = errors.New("insufficient funds")
+var (
+	errNoFunds     = errors.New("insufficient funds")
+	errOrderFailed = errors.New("order not placed")
+)
 
 func debitWrong(ctx context.Context, runner *tx.Runner, accounts *mongo.Collection) error {
 	return runner.Run(ctx, func(txCtx context.Context) error {
@@ -88,4 +93,26 @@ func placeRight(ctx context.Context, runner *tx.Runner, orders *mongo.Collection
 		return err
 	}
 	return t.Commit(ctx)
+}
+
+func placeTimedWrong(ctx context.Context, runner *tx.Runner, orders *mongo.Collection) error {
+	return runner.Run(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil { // want `the error of Collection.InsertOne, cut by the ctx of context.WithTimeout, does not reach the Runner.Run callback's return`
+			return errOrderFailed // the runner cannot tell that ctx cut the insert
+		}
+		return nil
+	})
+}
+
+func placeTimedRight(ctx context.Context, runner *tx.Runner, orders *mongo.Collection) error {
+	return runner.Run(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := orders.InsertOne(ctx, bson.D{{Key: "_id", Value: "o1"}}); err != nil {
+			return fmt.Errorf("%w: %w", errOrderFailed, err)
+		}
+		return nil
+	})
 }
