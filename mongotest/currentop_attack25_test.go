@@ -375,7 +375,10 @@ func mustMarshal(t *testing.T, d bson.D) []byte {
 func TestCurrentOpOfAHugeCommand(t *testing.T) {
 	srv := mongotest.Start(t)
 	client := connect(t, srv)
-	ctx := testContext(t)
+	// 16 MB messages under -race on a loaded machine take seconds each:
+	// the bounds are for a hang, not a speed.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	require.NoError(t, srv.FailCommand(bson.D{{Key: "times", Value: 2}}, bson.D{
 		{Key: "failCommands", Value: bson.A{"insert"}},
 		{Key: "blockConnection", Value: true},
@@ -391,7 +394,7 @@ func TestCurrentOpOfAHugeCommand(t *testing.T) {
 	require.Eventually(t, func() bool {
 		ops = currentOp(t, client, bson.D{}, bson.D{{Key: "$match", Value: bson.D{{Key: "op", Value: "insert"}}}})
 		return len(ops) == 1
-	}, 5*time.Second, 5*time.Millisecond)
+	}, time.Minute, 5*time.Millisecond)
 	cmd, _ := replyField(ops[0], "command").(bson.D)
 	assert.Nil(t, replyField(cmd, "documents"), "the document sequence is not in the command")
 	require.NoError(t, <-done)
@@ -408,7 +411,7 @@ func TestCurrentOpOfAHugeCommand(t *testing.T) {
 		}
 		var se mongo.ServerError
 		return errors.As(err, &se) && se.HasErrorCode(10334)
-	}, 5*time.Second, 5*time.Millisecond)
+	}, time.Minute, 5*time.Millisecond)
 	var reply bson.D
 	require.NoError(t, bson.Unmarshal(readMsgReply(t, nc, 1), &reply))
 }

@@ -20,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 
 	"github.com/txkit/txkit/internal/currentop"
 	"github.com/txkit/txkit/internal/testenv"
@@ -155,6 +156,9 @@ type command struct {
 	// NotSent marks a command the driver gave up on before writing it:
 	// it checks its ctx after publishing the started event.
 	NotSent bool
+	// Refused marks a command the server answered with an error: it
+	// cannot reach the server again.
+	Refused bool
 }
 
 // monitor records the commands a client sends, skipping the driver's
@@ -208,6 +212,8 @@ func (m *monitor) commandMonitor() *event.CommandMonitor {
 			if c := m.byReqID[ev.RequestID]; c != nil {
 				c.Failed, c.Err = true, ev.Failure.Error()
 				c.NotSent = errors.Is(ev.Failure, context.Canceled) // tests never cancel a commit on the wire
+				var de driver.Error
+				c.Refused = errors.As(ev.Failure, &de) && de.Code != 0 && !de.NetworkError()
 			}
 		},
 	}

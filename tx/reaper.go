@@ -3,6 +3,7 @@ package tx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -103,6 +104,17 @@ type reapee struct {
 	// earlier transaction can start one on the session any more. Written
 	// by the fence's goroutine, read after fenceAll waited for it.
 	fenceOK bool
+	// fenceErr: the error of the fence's read, when it was sent and not
+	// answered. No answer (see fenceCut): it may still reach the server,
+	// or never did, and close fences the session again; an answer of the
+	// server (a refusal): close reports it. Written as fenceOK.
+	fenceErr error
+}
+
+// fenceCut reports whether x's fence's read got no answer (a connection
+// that broke, ctx, no connection).
+func (x *reapee) fenceCut() bool {
+	return x.fenceErr != nil && !serverAnswered(x.fenceErr)
 }
 
 // newReaper returns a reaper for client whose fences read fence.
@@ -250,8 +262,8 @@ func (r *reaper) fenceAll(ctx context.Context, batch []*reapee, abort bool) (aga
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			tried, ok := r.fenceOne(ctx, x.sess, abort)
-			x.fenceOK = ok
+			tried, err := r.fenceOne(ctx, x.sess, abort)
+			x.fenceOK, x.fenceErr = tried && err == nil, err
 			if tried && !abort {
 				mu.Lock()
 				sent = true
@@ -272,17 +284,19 @@ func (r *reaper) fenceAll(ctx context.Context, batch []*reapee, abort bool) (aga
 // can no longer start it. The next kill aborts the fence's transaction:
 // the driver reports killSessions's answer, not abortTransaction's. With
 // abort, fenceOne sends abortTransaction itself. It reports whether the
-// read was sent, and whether the server answered it.
-func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session, abort bool) (sent, answered bool) {
+// read was sent, and its error (nil when the read was answered).
+func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session, abort bool) (sent bool, err error) {
 	// A session whose commit was cut still runs its transaction for the
 	// driver, which refuses to start another: a late commit finds nothing
 	// to commit after the kill anyway.
 	if sess.StartTransaction(fenceTxn) != nil {
-		return false, false
+		return false, nil
 	}
 	sctx := mongo.NewSessionContext(ctx, sess)
-	err := r.fence.FindOne(sctx, bson.D{}).Err()
-	answered = err == nil || errors.Is(err, mongo.ErrNoDocuments)
+	err = r.fence.FindOne(sctx, bson.D{}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		err = nil
+	}
 	actx, cancel := context.WithCancel(context.Background())
 	if abort {
 		// Even if ctx ended during the read, which may have reached the
@@ -293,7 +307,15 @@ func (r *reaper) fenceOne(ctx context.Context, sess *mongo.Session, abort bool) 
 	}
 	defer cancel()
 	_ = sess.AbortTransaction(actx)
-	return true, answered
+	return true, err
+}
+
+// serverAnswered reports whether err is the server's answer (it refused
+// the command), rather than no answer: a connection that broke, a ctx
+// that ended, no connection or no server for the send.
+func serverAnswered(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && ce.Code != 0 && !mongo.IsNetworkError(err)
 }
 
 // refused reports whether the server refused killSessions for good: the
@@ -380,8 +402,9 @@ func (r *reaper) expire() {
 }
 
 // close stops the reaper: it makes one last attempt, bounded by ctx, to kill
-// the sessions still pending. Those it could not kill are dropped, not
-// ended: that kill may still reach the server.
+// and fence the sessions still pending, and the spare ones whose fence did
+// not take. Those it could not kill are dropped, not ended: that kill may
+// still reach the server.
 func (r *reaper) close(ctx context.Context) error {
 	r.mu.Lock()
 	first := !r.closed
@@ -390,8 +413,10 @@ func (r *reaper) close(ctx context.Context) error {
 	for _, x := range r.spare {
 		if !x.fenceOK {
 			// Only the runner's next transaction on it would have
-			// superseded a late statement of its cut attempt.
-			r.refused++
+			// superseded a late statement of its cut attempt, and none
+			// comes: it is pending again, for close to fence.
+			r.pending = append(r.pending, x)
+			continue
 		}
 		spare = append(spare, x.sess)
 	}
@@ -414,20 +439,54 @@ func (r *reaper) close(ctx context.Context) error {
 		return nil
 	}
 	for _, x := range batch {
-		if x.fenced && !x.fenceOK {
-			// Its fence's read was cut (by stop, or the database): it
-			// may still reach the server, after the kill below, and
-			// start a transaction there. Fence again, with a higher
-			// transaction number, which makes the server refuse it.
+		if !x.fenceOK {
+			// Its fence's read was cut (by stop, or the database), or
+			// refused: a cut read may still reach the server, after the
+			// kill below, and start a transaction there. Fence again,
+			// with a higher transaction number, which makes the server
+			// refuse it.
 			x.fenced = false
 		}
 	}
-	if err := r.killAgain(ctx, batch); err != nil {
-		return err
-	}
-	if r.fenceAll(ctx, batch, false) {
-		if err := r.killAgain(ctx, batch); err != nil {
+	wait := reapBackoffInitial
+	for {
+		// The kill also ends the fences' transactions of the round
+		// before.
+		err := r.killAgain(ctx, batch)
+		if err != nil && !refused(err) {
 			return err
+		}
+		// Without killSessions the fence is what aborts the transaction
+		// left open, as in run.
+		again := r.fenceAll(ctx, batch, err != nil)
+		cut := false
+		for _, x := range batch {
+			if x.fenceCut() {
+				// Close's own fence got no answer: its read, too, may
+				// reach the server after the last kill. Fence again,
+				// within ctx; when ctx ends, the next kill says so.
+				x.fenced, cut = false, true
+			}
+		}
+		if !again && !cut {
+			break
+		}
+		if cut {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			wait = min(2*wait, reapBackoffMax)
+		}
+	}
+	for _, x := range batch {
+		if x.fenceErr != nil {
+			// The server refused the fence: a late statement of the cut
+			// transaction may still start one. The sessions stay
+			// pending, for the next close to fence again.
+			return fmt.Errorf("fence refused (a late statement may still start a transaction): %w", x.fenceErr)
 		}
 	}
 	r.done(batch)

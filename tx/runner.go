@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -24,7 +23,9 @@ type Runner struct {
 	reaper  *reaper
 	orphans *registry // nil without WithOrphanReaping
 
-	closeMu sync.Mutex // one Close at a time; see Close
+	// closing holds a token while a Close runs: one at a time, and one
+	// that waits gives up when its ctx ends (see Close).
+	closing chan struct{}
 }
 
 // errNoClient is returned by a Runner that has no client, such as a zero
@@ -50,7 +51,7 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 		}
 	}
 	cfg.set = 0 // only a call's own options count as its wishes when joining
-	r := &Runner{client: client, cfg: cfg, txnOpts: cfg.transactionOptions()}
+	r := &Runner{client: client, cfg: cfg, txnOpts: cfg.transactionOptions(), closing: make(chan struct{}, 1)}
 	if client != nil {
 		fenceDB := fenceDatabase
 		if cfg.orphans != nil && cfg.err == nil {
@@ -79,11 +80,14 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // ends the sessions kept.
 //
 // Close makes one last attempt, bounded by ctx, to kill (and fence) the
-// sessions still waiting: it tries the kill again while it gets no answer
-// (a broken connection, a cleared pool), and fences again a session whose
-// fence's read it cut, since that read may still reach the server. It
-// returns the error if that failed (the server then ends their
-// transactions at its lifetime limit). Call it
+// sessions still waiting, and those kept whose fence did not take (no
+// next transaction will supersede their cut one): it tries the kill again
+// while it gets no answer (a broken connection, a cleared pool), and
+// fences again a session whose fence's read got no answer, its own
+// included, since that read may still reach the server. It returns the
+// error if that failed, or if the server refused a fence (the server then
+// ends their transactions at its lifetime limit; a later Close tries
+// again). Call it
 // before disconnecting the client; [Module] does, when the application
 // stops. Transactions run after Close leave such sessions to the server,
 // as if there were no reaper.
@@ -101,13 +105,20 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // Calls of Close run one at a time, each on what the calls before it
 // left: a Close that finds sessions a previous one could not kill tries
 // to kill them again, and reports the failure again if it fails; the
-// records are removed only by a Close that leaves nothing open.
+// records are removed only by a Close that leaves nothing open. A Close
+// whose ctx ends while it waits for another returns ctx's error.
 func (r *Runner) Close(ctx context.Context) error {
 	if r == nil || r.reaper == nil {
 		return nil
 	}
-	r.closeMu.Lock()
-	defer r.closeMu.Unlock()
+	select {
+	case r.closing <- struct{}{}:
+	case <-ctx.Done():
+		// Another Close is still at it (it tries the kill again until
+		// its own ctx ends): this one made no attempt of its own.
+		return fmt.Errorf("tx: close: waiting for another Close: %w", ctx.Err())
+	}
+	defer func() { <-r.closing }()
 	err := r.reaper.close(ctx)
 	if r.orphans != nil {
 		r.orphans.close(ctx, err == nil, r.reaper.leftOpen)

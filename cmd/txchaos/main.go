@@ -104,7 +104,7 @@ func flagSet(f *flags) *flag.FlagSet {
 	fs.Float64Var(&f.rates.Close, "close", 1, "closeConnection faults armed per second")
 	fs.Float64Var(&f.rates.Block, "block", 1, "blockConnection faults armed per second")
 	fs.Float64Var(&f.rates.Cancel, "cancel", 0.05, "probability that an operation's context is cancelled or expires at a random point")
-	fs.DurationVar(&f.checkEvery, "check-every", 2*time.Second, "period of the continuous invariant checks")
+	fs.DurationVar(&f.checkEvery, "check-every", 2*time.Second, "period of the continuous invariant checks (a check that took d is followed by the next no sooner than 5·d after it began)")
 	fs.DurationVar(&f.lateAfter, "late", chaos.DefaultLateAfter, "how long an operation may run on after its context ended before it is a violation")
 	fs.DurationVar(&f.maxOpen, "max-open", 0, "the longest a workload transaction may stay open on the server before it is a violation (0: 3/4 of the server's transactionLifetimeLimitSeconds; negative: not watched; never with -crash, whose killed workers leave theirs to the limit)")
 	fs.DurationVar(&f.progress, "progress", 5*time.Second, "period of the progress line (0: none)")

@@ -26,7 +26,8 @@ type Config struct {
 	Accounts int
 	Hot      int
 	Rates    Rates
-	// CheckEvery is the period of the continuous checks.
+	// CheckEvery is the period of the continuous checks; an expensive
+	// check spaces them more (see runChecks).
 	CheckEvery time.Duration
 	// Progress is the period of the progress line (0: none).
 	Progress time.Duration
@@ -230,18 +231,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	bg.Add(1)
 	go func() { // continuous checks
 		defer bg.Done()
-		check := time.NewTicker(cfg.CheckEvery)
-		defer check.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-check.C:
-				cctx, cancel := context.WithTimeout(runCtx, time.Minute)
-				_ = aud.Audit(cctx, false) // a check that cannot read now runs again later
-				cancel()
-			}
-		}
+		runChecks(runCtx, cfg.CheckEvery, wallClock{}, func(ctx context.Context) {
+			cctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_ = aud.Audit(cctx, false) // a check that cannot read now runs again later
+			cancel()
+		})
 	}()
 	var open *OpenWatch
 	if cfg.MaxOpen > 0 {
