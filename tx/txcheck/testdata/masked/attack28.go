@@ -124,3 +124,18 @@ func manyReassignments(ctx context.Context, n int) error {
 		return nil
 	})
 }
+
+// everyReturnDrops: each return of the branch drops the error.
+func everyReturnDrops(ctx context.Context, strict bool) error {
+	return runner.Run(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil { // want `the error of Collection.InsertOne`
+			if strict {
+				return errFailed
+			}
+			return nil
+		}
+		return nil
+	})
+}

@@ -277,3 +277,22 @@ func reachesTheReturn(ctx context.Context) error {
 		return nil
 	})
 }
+
+// ctxErrReturned (txcheck-attack28-ctx-err): a branch that returns the
+// ctx's own error when it is done returns the cut to the runner.
+func ctxErrReturned(ctx context.Context) error {
+	return runner.Run(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return errFailed
+		}
+		if _, err := coll.InsertOne(ctx, bson.D{}); err != nil {
+			return fmt.Errorf("insert (%v): %w", err, context.Cause(ctx))
+		}
+		return nil
+	})
+}
