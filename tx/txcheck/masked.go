@@ -265,11 +265,12 @@ func (m *masking) isNotNil(cond ast.Expr, errObj types.Object) bool {
 }
 
 // drops reports whether the branch body, run when errObj is not nil, ends
-// in a return of the callback that does not carry errObj. It says no when
-// it cannot tell: errObj tested, assigned, stored or shadowed in the
-// branch, or a return whose error it cannot read. errObj may be passed to
-// calls that are statements (logging); then the return must not mention a
-// local variable, which such a call might have set.
+// in a return of the callback and none of its returns carries errObj (nor
+// a ctx's own error: finding txcheck-attack28-ctx-err). It says no when it
+// cannot tell: errObj tested, assigned, stored or shadowed in the branch,
+// or a return whose error it cannot read. errObj may be passed to calls
+// that are statements (logging); then no return may mention a local
+// variable, which such a call might have set.
 func (m *masking) drops(body *ast.BlockStmt, errObj types.Object) bool {
 	if len(body.List) == 0 {
 		return false
@@ -311,11 +312,25 @@ func (m *masking) drops(body *ast.BlockStmt, errObj types.Object) bool {
 	if !clear {
 		return false
 	}
-	last := ret.Results[len(ret.Results)-1]
-	if m.carries(last, errObj) {
-		return false
-	}
-	return !logged || !m.mentionsLocal(last, errObj)
+	dropped := true
+	ast.Inspect(body, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.FuncLit:
+			return false
+		case *ast.ReturnStmt:
+			if len(n.Results) != sig.Results().Len() {
+				dropped = false
+				return false
+			}
+			last := n.Results[len(n.Results)-1]
+			if m.carries(last, errObj) || (logged && m.mentionsLocal(last, errObj)) {
+				dropped = false
+			}
+			return false
+		}
+		return dropped
+	})
+	return dropped
 }
 
 type place uint8
@@ -356,7 +371,8 @@ func where(stack []ast.Node) place {
 
 // carries reports whether the error expression e may carry errObj in its
 // chain: it mentions it, other than formatted without %w by fmt.Errorf or
-// as err.Error().
+// as err.Error(). A ctx's own error (ctx.Err(), context.Cause(ctx)) counts
+// too: if that ctx cut the statement, the runner sees the cut.
 func (m *masking) carries(e ast.Expr, errObj types.Object) bool {
 	info := m.pass.TypesInfo
 	found := false
@@ -381,10 +397,35 @@ func (m *masking) carries(e ast.Expr, errObj types.Object) bool {
 					return false // a string, not the error
 				}
 			}
+			if ctxError(info, n) {
+				found = true
+				return false
+			}
 		}
 		return true
 	})
 	return found
+}
+
+// ctxError reports whether call is ctx.Err() or context.Cause(ctx) of a
+// context.Context.
+func ctxError(info *types.Info, call *ast.CallExpr) bool {
+	fn := callee(info, call)
+	if fn == nil || fn.Pkg() == nil || fn.Pkg().Path() != "context" {
+		return false
+	}
+	switch fn.Name() {
+	case "Cause":
+		return recvName(fn) == ""
+	case "Err":
+		sel, ok := ast.Unparen(call.Fun).(*ast.SelectorExpr)
+		if !ok {
+			return false
+		}
+		t := info.TypeOf(sel.X)
+		return t != nil && isContext(t)
+	}
+	return false
 }
 
 // errorfWraps tells, for a call of fmt.Errorf with a constant format, which
