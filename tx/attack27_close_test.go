@@ -74,7 +74,7 @@ func TestAttack27CloseWhoseOwnFenceReadBreaksLeavesNothingOpen(t *testing.T) {
 		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
 	})
 	reapCut(t, e)
-	require.Eventually(t, func() bool { return len(fenceReads(e)) > 0 }, 10*time.Second, time.Millisecond, "the fence's read is sent")
+	waitFenceSent(t, e)
 	time.Sleep(100 * time.Millisecond) // and held by the database
 	// Close's fence read breaks its connection.
 	e.failCommand(t, 1, bson.D{{Key: "failCommands", Value: bson.A{"find"}}, {Key: "closeConnection", Value: true}})
@@ -152,7 +152,7 @@ func TestAttack27ACloseReturnsWithinItsCtxWhileAnotherCloseRetries(t *testing.T)
 		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
 	})
 	reapCut(t, e)
-	require.Eventually(t, func() bool { return len(fenceReads(e)) > 0 }, 10*time.Second, time.Millisecond, "the fence's read is sent")
+	waitFenceSent(t, e)
 	// Every kill breaks its connection.
 	e.failCommand(t, -1, bson.D{{Key: "failCommands", Value: bson.A{"killSessions"}}, {Key: "closeConnection", Value: true}})
 
@@ -235,7 +235,7 @@ func TestAttack27CloseWhoseOwnFenceIsRefusedSaysSo(t *testing.T) {
 				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
 			})
 			reapCut(t, e)
-			require.Eventually(t, func() bool { return len(fenceReads(e)) > 0 }, 10*time.Second, time.Millisecond, "the fence's read is sent")
+			waitFenceSent(t, e)
 			time.Sleep(100 * time.Millisecond)
 			e.failCommand(t, tt.times, tt.give)
 

@@ -125,7 +125,7 @@ func TestAttack27CloseWhoseCtxEndsDuringEachStep(t *testing.T) {
 				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1500},
 			})
 			reapCut(t, e)
-			require.Eventually(t, func() bool { return len(fenceReads(e)) > 0 }, 10*time.Second, time.Millisecond, "the fence's read is sent")
+			waitFenceSent(t, e)
 			e.failCommand(t, tt.times, tt.give)
 			require.Error(t, closeWithin(t, e, time.Second), "Close's ctx ended before its work was done: %s", e.mon.dump("find", "killSessions"))
 			turnOff(t, e)

@@ -397,26 +397,14 @@ func TestAFenceReadCutByCloseLeavesNothingOpen(t *testing.T) {
 		{Key: "failCommands", Value: bson.A{"find"}},
 		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	require.Error(t, e.runner.Run(ctx, func(ctx context.Context) error {
-		if _, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "cut"}}}}); err != nil {
-			return err
-		}
-		cancel() // the scope ends: the attempt is reaped (kill, then fence)
-		return nil
-	}))
-	require.Eventually(t, func() bool {
-		return slices.ContainsFunc(e.mon.started("find"), func(c command) bool { return c.StartTxn })
-	}, 10*time.Second, time.Millisecond, "the fence's read is sent")
+	reapCut(t, e)
+	waitFenceSent(t, e)
 	time.Sleep(100 * time.Millisecond) // and held by the database
 
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
 	require.NoError(t, e.runner.Close(cctx))
-	fence := e.mon.started("find")[0]
-	require.True(t, fence.StartTxn)
-	reply := deliverLate(t, e.uri, fence.Body)
-	assert.Zero(t, reply.Lookup("ok").AsFloat64(), "the cut fence's late read is refused: %v", reply)
+	deliverCutFences(t, e)
 	open, _ := serverStatus(t, e.client)
 	assert.Zero(t, open, "a transaction left open on the server")
 	writeAfter(t, e)
@@ -435,17 +423,8 @@ func TestCloseKillsAgainAfterABrokenConnection(t *testing.T) {
 		{Key: "failCommands", Value: bson.A{"find"}},
 		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	require.Error(t, e.runner.Run(ctx, func(ctx context.Context) error {
-		if _, err := e.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "v", Value: "cut"}}}}); err != nil {
-			return err
-		}
-		cancel() // the scope ends: the attempt is reaped (kill, then fence)
-		return nil
-	}))
-	require.Eventually(t, func() bool {
-		return slices.ContainsFunc(e.mon.started("find"), func(c command) bool { return c.StartTxn })
-	}, 10*time.Second, time.Millisecond, "the fence's read is sent")
+	reapCut(t, e)
+	waitFenceSent(t, e)
 	// Close's first kill meets a closed connection.
 	e.failCommand(t, 1, bson.D{{Key: "failCommands", Value: bson.A{"killSessions"}}, {Key: "closeConnection", Value: true}})
 
@@ -455,4 +434,10 @@ func TestCloseKillsAgainAfterABrokenConnection(t *testing.T) {
 	open, _ := serverStatus(t, e.client)
 	assert.Zero(t, open, "a transaction left open on the server")
 	writeAfter(t, e)
+}
+
+// waitFenceSent waits until the reaper sent a fence's read.
+func waitFenceSent(t *testing.T, e *env) {
+	t.Helper()
+	require.Eventually(t, func() bool { return len(fenceReads(e)) > 0 }, 10*time.Second, time.Millisecond, "the fence's read is sent")
 }
