@@ -178,12 +178,18 @@ type registry struct {
 	rekill                    map[[16]byte]rekillWait // under mu: reaped sessions to kill again
 	rekillWake                chan struct{}           // a reap added sessions to rekill
 
-	ctx     context.Context // cancelled by close
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	started bool
-	closed  bool
-	removed bool // close removed the process's records
+	ctx  context.Context // cancelled by close: cuts sweeps, prunes and re-kills
+	stop context.CancelFunc
+	// renewCtx bounds the lease's renewals. close does not cut one in
+	// flight (cut, it could still reach the server after close removed
+	// the lease, and create it again) unless close's own ctx ends.
+	renewCtx  context.Context
+	stopRenew context.CancelFunc
+	quit      chan struct{} // closed by close: no renewal starts after it
+	wg        sync.WaitGroup
+	started   bool
+	closed    bool
+	removed   bool // close removed the process's records
 }
 
 // recorded is a session the registry holds.
@@ -236,6 +242,7 @@ func newRegistry(o OrphanReaping) *registry {
 	}
 	coll := o.Collection.Database().Collection(o.Collection.Name(), options.Collection().SetWriteConcern(writeconcern.Majority()))
 	ctx, stop := context.WithCancel(context.Background())
+	renewCtx, stopRenew := context.WithCancel(context.Background())
 	return &registry{
 		coll: coll, admin: coll.Database().Client().Database("admin"),
 		instance: o.Instance, incarnation: inc, lease: o.Lease,
@@ -243,7 +250,8 @@ func newRegistry(o OrphanReaping) *registry {
 		recorded: map[[16]byte]recorded{}, seen: map[string]leaseSeen{}, abandoned: map[string][]sessionDoc{}, idle: sessionIdle,
 		rekillEvery: rekillSchedule.every, rekillWindow: rekillSchedule.window,
 		rekill: map[[16]byte]rekillWait{}, rekillWake: make(chan struct{}, 1),
-		ctx: ctx, stop: stop, quarantined: map[[16]byte]time.Time{},
+		ctx: ctx, stop: stop, renewCtx: renewCtx, stopRenew: stopRenew, quit: make(chan struct{}),
+		quarantined: map[[16]byte]time.Time{},
 	}
 }
 
@@ -508,10 +516,18 @@ func (r *registry) run() {
 	every := r.lease / 3
 	first := true // the earlier processes of this instance are still to reap
 	for {
-		ctx, cancel := context.WithTimeout(r.ctx, max(every, killTimeout))
-		if err := r.renew(ctx); err != nil && r.ctx.Err() == nil {
+		select {
+		case <-r.quit:
+			return
+		default:
+		}
+		rctx, rcancel := context.WithTimeout(r.renewCtx, max(every, killTimeout))
+		err := r.renew(rctx)
+		rcancel()
+		if err != nil && r.ctx.Err() == nil {
 			r.log.Warn("orphan reaping: renew lease", zap.Error(err))
 		}
+		ctx, cancel := context.WithTimeout(r.ctx, max(every, killTimeout))
 		if err := r.sweep(ctx, first); err != nil {
 			if r.ctx.Err() == nil {
 				r.log.Warn("orphan reaping: sweep", zap.Error(err))
@@ -832,8 +848,15 @@ func (r *registry) close(ctx context.Context, clean bool, leftOpen func() int) {
 	running, removed := r.running, r.removed
 	r.mu.Unlock()
 	if first {
+		close(r.quit)
+		// Sweeps, prunes and re-kills are cut at once: late, they are
+		// harmless. A renewal in flight is not (see renewCtx): close
+		// waits for it, within its own ctx.
 		r.stop()
+		cut := context.AfterFunc(ctx, r.stopRenew)
 		r.wg.Wait()
+		cut()
+		r.stopRenew()
 		r.unpark(time.Now().Add(2*r.rekillWindow + r.rekillEvery + killTimeout)) // all of them
 	}
 	if removed {

@@ -243,3 +243,26 @@ func TestCloseRemovesTheProcessesRegistryDocuments(t *testing.T) {
 	assert.Zero(t, n)
 	assert.Equal(t, int64(1), e.count(t, nil))
 }
+
+// Close stops the registry's goroutine without cutting the write it has
+// in flight: a lease renewal cut by Close may still reach the server
+// after Close removed the lease, and create it again (flake of
+// TestCloseRemovesTheProcessesRegistryDocuments in CI: one document left).
+// Here the goroutine's first renewal is held by the database while
+// Close runs.
+func TestCloseLeavesNoLeaseBehindWhenARenewalIsInFlight(t *testing.T) {
+	e := newEnv(t)
+	sessions := e.db.Collection("sessions")
+	e.failCommand(t, 1, bson.D{
+		{Key: "failCommands", Value: bson.A{"update"}},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 1000},
+	})
+	runner := tx.NewRunner(e.client, tx.WithOrphanReaping(tx.OrphanReaping{Collection: sessions, Instance: "pod-0"}))
+	require.Eventually(t, func() bool { return len(e.mon.started("update")) > 0 }, 10*time.Second, time.Millisecond, "the renewal is sent")
+	time.Sleep(100 * time.Millisecond) // and held by the database
+	require.NoError(t, runner.Close(ctxTimeout(t)))
+	time.Sleep(1500 * time.Millisecond) // past the hold
+	n, err := sessions.CountDocuments(context.Background(), bson.D{})
+	require.NoError(t, err)
+	assert.Zero(t, n, "the registry's documents after Close")
+}

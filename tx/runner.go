@@ -93,7 +93,9 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // as if there were no reaper.
 //
 // With [WithOrphanReaping], Close also stops the renewal of the process's
-// lease, the sweeps and the re-kills of the sessions they reaped, and
+// lease (waiting, within ctx, for a renewal in flight, which cut could
+// still reach the server and create the lease again after Close removed
+// it), the sweeps and the re-kills of the sessions they reaped, and
 // removes the process's registry documents if nothing was left open and
 // no transaction runs. It does not wait for
 // running transactions: while one runs, or if something was left open,
