@@ -159,6 +159,10 @@ type registry struct {
 	renewed  time.Time // when the last renewal that succeeded was sent
 	running  int       // transactions on recorded sessions that have not ended
 	idle     time.Duration
+	// unsure: a write of the lease or of a record got no answer (cut, or
+	// its connection broke): it may still run on the server, after close
+	// removed the process's documents, and create one again. Under mu.
+	unsure bool
 
 	// quarantined holds, until when, the sessions this process held when
 	// a renewal found its lease gone: another process reaped them and may
@@ -336,12 +340,26 @@ func (r *registry) record(ctx context.Context, sess *mongo.Session, replaceable 
 		}}},
 		options.UpdateOne().SetUpsert(true))
 	if err != nil {
+		r.unanswered(err)
 		return err
 	}
 	r.mu.Lock()
 	r.recorded[id] = recorded{seq: seq, used: now}
 	r.mu.Unlock()
 	return nil
+}
+
+// unanswered notes a registry write that failed without the server's
+// answer: it may still run on the server (finding
+// tx-attack29-record-cut-lands-after-close). A ctx with a deadline gives
+// the server maxTimeMS, but one cancelled without a deadline gives none,
+// and a write held in a network buffer is not on the server's clock yet.
+func (r *registry) unanswered(err error) {
+	if mongo.IsNetworkError(err) || mongo.IsTimeout(err) || isContextError(err) {
+		r.mu.Lock()
+		r.unsure = true
+		r.mu.Unlock()
+	}
 }
 
 // release ends what record began: the transaction ended, and its session
@@ -439,6 +457,7 @@ func (r *registry) renewLocked(ctx context.Context) error {
 		},
 		options.UpdateOne().SetUpsert(true))
 	if err != nil {
+		r.unanswered(err)
 		return fmt.Errorf("renew lease: %w", err)
 	}
 	r.mu.Lock()
@@ -841,7 +860,15 @@ func (r *registry) recordedAgain(ctx context.Context, ids bson.A) (map[[16]byte]
 // expires: another process then kills the sessions, or the next process
 // of the instance at its start, if this one died first. A later close
 // (Runner.Close again) removes them once it is clean.
-func (r *registry) close(ctx context.Context, clean bool, leftOpen func() int) {
+//
+// It returns an error if it could not remove the documents, or if a
+// write of the registry got no answer (a renewal it cut when ctx ended,
+// a record cut by its caller): that write may still reach the server
+// after the removal and create a document again (findings
+// tx-attack29-renewal-cut-lands-after-close,
+// tx-attack29-record-cut-lands-after-close). A later close removes
+// again what reached it.
+func (r *registry) close(ctx context.Context, clean bool, leftOpen func() int) error {
 	r.mu.Lock()
 	first := !r.closed
 	r.closed = true
@@ -860,27 +887,36 @@ func (r *registry) close(ctx context.Context, clean bool, leftOpen func() int) {
 		r.unpark(time.Now().Add(2*r.rekillWindow + r.rekillEvery + killTimeout)) // all of them
 	}
 	if removed {
-		return
+		return nil
 	}
 	if !clean || running > 0 || leftOpen() > 0 {
 		if running > 0 {
 			r.log.Info("orphan reaping: transactions still run at Close; their sessions stay recorded until the lease expires", zap.Int("running", running))
 		}
-		return
+		return nil
 	}
+	// Read before the removal: a write that fails after it started before
+	// closed was set, and close found running > 0.
+	r.mu.Lock()
+	unsure := r.unsure
+	r.unsure = false
+	r.mu.Unlock()
 	ctx = mongo.NewSessionContext(ctx, nil)
 	_, err := r.coll.DeleteMany(ctx, bson.D{{Key: "kind", Value: kindSession}, {Key: "incarnation", Value: r.incarnation}})
 	if err == nil {
 		_, err = r.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: r.incarnation}})
 	}
-	if err == nil {
-		r.mu.Lock()
-		r.removed = true
-		r.mu.Unlock()
+	switch {
+	case err != nil:
+		// Removed last, the lease stays with them: it expires and a
+		// sweep removes them, killing sessions that hold nothing.
+		return fmt.Errorf("remove this process's registry documents (Close again, later, removes them): %w", err)
+	case unsure:
+		// Reported once: a later close removes what reached the server.
+		return errors.New("removed this process's registry documents, but a write of them got no answer and may still reach the server and create one again (Close again, later, removes it)")
 	}
-	if err != nil {
-		// Harmless: the lease expires and a sweep kills sessions that
-		// hold nothing.
-		r.log.Info("orphan reaping: remove this process's records", zap.Error(err))
-	}
+	r.mu.Lock()
+	r.removed = true
+	r.mu.Unlock()
+	return nil
 }

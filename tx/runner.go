@@ -97,7 +97,11 @@ func newRunner(client *mongo.Client, opts []Option) *Runner {
 // still reach the server and create the lease again after Close removed
 // it), the sweeps and the re-kills of the sessions they reaped, and
 // removes the process's registry documents if nothing was left open and
-// no transaction runs. It does not wait for
+// no transaction runs. It returns an error if it could not remove them,
+// or if a write of them got no answer (a renewal cut when ctx ended, a
+// record cut by its Run's ctx): that write may still reach the server
+// and create a document again; a later Close removes it. It does not
+// wait for
 // running transactions: while one runs, or if something was left open,
 // it keeps the lease and the records, so that if the process dies the
 // next process of its instance (at once) or another process (once the
@@ -122,13 +126,17 @@ func (r *Runner) Close(ctx context.Context) error {
 	}
 	defer func() { <-r.closing }()
 	err := r.reaper.close(ctx)
+	var rerr error
 	if r.orphans != nil {
-		r.orphans.close(ctx, err == nil, r.reaper.leftOpen)
+		rerr = r.orphans.close(ctx, err == nil, r.reaper.leftOpen)
 	}
 	if err != nil {
-		return fmt.Errorf("tx: kill sessions left open: %w", err)
+		err = fmt.Errorf("tx: kill sessions left open: %w", err)
 	}
-	return nil
+	if rerr != nil {
+		rerr = fmt.Errorf("tx: close: orphan reaping: %w", rerr)
+	}
+	return errors.Join(err, rerr)
 }
 
 // Client returns the client the Runner starts sessions on.
