@@ -92,3 +92,58 @@ func TestAttack29CloseAfterARecordCutByItsCallerSaysTheRecordMayStay(t *testing.
 	assert.Zero(t, registryDocs(t, e), "the registry's documents after the later Close")
 	assert.Zero(t, e.count(t, nil), "the cut transaction wrote nothing")
 }
+
+// Two concurrent Closes while the database holds the lease's renewal,
+// which then runs, breaks or fails: each Close returns within its ctx;
+// after the hold, the registry holds no document of the process unless a
+// Close said so, a later Close leaves none, and no goroutine of the
+// registry is left.
+func TestAttack29ConcurrentClosesDuringAHeldRenewal(t *testing.T) {
+	tests := []struct {
+		name      string
+		give      bson.D // added to the hold
+		hold, ctx time.Duration
+	}{
+		{name: "the renewal then runs", hold: 700 * time.Millisecond, ctx: 3 * time.Second},
+		{name: "its connection then breaks", give: bson.D{{Key: "closeConnection", Value: true}}, hold: 700 * time.Millisecond, ctx: 3 * time.Second},
+		{name: "it then fails with a code and no label", give: bson.D{{Key: "errorCode", Value: 2}}, hold: 700 * time.Millisecond, ctx: 3 * time.Second},
+		{name: "it then fails with a retryable label", give: bson.D{{Key: "errorCode", Value: 91}, {Key: "errorLabels", Value: bson.A{"RetryableWriteError"}}}, hold: 700 * time.Millisecond, ctx: 3 * time.Second},
+		{name: "it then gets a write concern error", give: bson.D{{Key: "writeConcernError", Value: bson.D{{Key: "code", Value: 64}, {Key: "errmsg", Value: "held"}}}}, hold: 700 * time.Millisecond, ctx: 3 * time.Second},
+		{name: "it is held past the Closes' ctx", hold: 2500 * time.Millisecond, ctx: 800 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := registryGoroutines()
+			e := newEnv(t)
+			data := bson.D{
+				{Key: "failCommands", Value: bson.A{"update"}},
+				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: tt.hold.Milliseconds()},
+			}
+			e.failCommand(t, 1, append(data, tt.give...))
+			held := time.Now()
+			runner := tx.NewRunner(e.client, tx.WithOrphanReaping(tx.OrphanReaping{Collection: e.db.Collection("sessions"), Instance: "pod-0"}))
+			require.Eventually(t, func() bool { return len(e.mon.started("update")) > 0 }, 10*time.Second, time.Millisecond, "the renewal is sent")
+			errs := make(chan error, 2)
+			for range 2 {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), tt.ctx)
+					defer cancel()
+					start := time.Now()
+					err := runner.Close(ctx)
+					assert.Less(t, time.Since(start), tt.ctx+1500*time.Millisecond, "Close outlived its ctx")
+					t.Logf("Close: %v", err)
+					errs <- err
+				}()
+			}
+			err1, err2 := <-errs, <-errs
+			said := err1 != nil || err2 != nil
+			time.Sleep(time.Until(held.Add(tt.hold + time.Second))) // past the hold
+			if n := registryDocs(t, e); n > 0 {
+				assert.True(t, said, "both Closes reported nil, and the registry holds %d document(s) of the process", n)
+			}
+			require.NoError(t, runner.Close(ctxTimeout(t)), "a later Close")
+			assert.Zero(t, registryDocs(t, e), "the registry's documents after the later Close")
+			assert.LessOrEqual(t, registryGoroutines(), before, "a goroutine of the registry is left after Close:\n%s", goroutines())
+		})
+	}
+}
