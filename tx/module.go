@@ -57,10 +57,11 @@ func New(p Params) *Runner {
 			return nil
 		},
 		OnStop: func(ctx context.Context) error {
-			// Not a failed stop: the server ends those transactions at its
-			// lifetime limit.
+			// Not a failed stop: the server ends transactions left open
+			// at its lifetime limit, and a sweep of another process
+			// removes registry documents left behind.
 			if err := r.Close(ctx); err != nil {
-				log.Warn("transactions left open on the server", zap.Error(err))
+				log.Warn("tx: Close left work to the server (transactions open, or registry documents)", zap.Error(err))
 			}
 			return nil
 		},
