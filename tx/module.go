@@ -58,8 +58,8 @@ func New(p Params) *Runner {
 		},
 		OnStop: func(ctx context.Context) error {
 			// Not a failed stop: the server ends transactions left open
-			// at its lifetime limit, and a sweep of another process
-			// removes registry documents left behind.
+			// at its lifetime limit; a registry document written late
+			// holds nothing (see registry.close).
 			if err := r.Close(ctx); err != nil {
 				log.Warn("tx: Close left work to the server (transactions open, or registry documents)", zap.Error(err))
 			}
