@@ -69,12 +69,7 @@ func TestAttack27CloseWhoseOwnFenceReadBreaksLeavesNothingOpen(t *testing.T) {
 	e := newEnv(t, tx.WithMaxAttempts(1))
 	seedDoc(t, e)
 	// The reaper's fence read is held: Close comes while it is in flight.
-	e.failCommand(t, 1, bson.D{
-		{Key: "failCommands", Value: bson.A{"find"}},
-		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
-	})
-	reapCut(t, e)
-	waitFenceSent(t, e)
+	reapWithFenceHeld(t, e)
 	time.Sleep(100 * time.Millisecond) // and held by the database
 	// Close's fence read breaks its connection.
 	e.failCommand(t, 1, bson.D{{Key: "failCommands", Value: bson.A{"find"}}, {Key: "closeConnection", Value: true}})
@@ -147,12 +142,7 @@ func TestAttack27CloseFencesAgainASpareSessionWhoseFenceReadBroke(t *testing.T) 
 func TestAttack27ACloseReturnsWithinItsCtxWhileAnotherCloseRetries(t *testing.T) {
 	e := newEnv(t, tx.WithMaxAttempts(1))
 	seedDoc(t, e)
-	e.failCommand(t, 1, bson.D{
-		{Key: "failCommands", Value: bson.A{"find"}},
-		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
-	})
-	reapCut(t, e)
-	waitFenceSent(t, e)
+	reapWithFenceHeld(t, e)
 	// Every kill breaks its connection.
 	e.failCommand(t, -1, bson.D{{Key: "failCommands", Value: bson.A{"killSessions"}}, {Key: "closeConnection", Value: true}})
 
@@ -230,12 +220,7 @@ func TestAttack27CloseWhoseOwnFenceIsRefusedSaysSo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tx.WithMaxAttempts(1))
 			seedDoc(t, e)
-			e.failCommand(t, 1, bson.D{
-				{Key: "failCommands", Value: bson.A{"find"}},
-				{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
-			})
-			reapCut(t, e)
-			waitFenceSent(t, e)
+			reapWithFenceHeld(t, e)
 			time.Sleep(100 * time.Millisecond)
 			e.failCommand(t, tt.times, tt.give)
 

@@ -393,12 +393,7 @@ func TestAFenceReadCutByCloseLeavesNothingOpen(t *testing.T) {
 	seedDoc(t, e)
 	// The fence's read is held 2 s: Close comes while it is in flight
 	// (and its kill interrupts it on the server).
-	e.failCommand(t, 1, bson.D{
-		{Key: "failCommands", Value: bson.A{"find"}},
-		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
-	})
-	reapCut(t, e)
-	waitFenceSent(t, e)
+	reapWithFenceHeld(t, e)
 	time.Sleep(100 * time.Millisecond) // and held by the database
 
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -419,12 +414,7 @@ func TestCloseKillsAgainAfterABrokenConnection(t *testing.T) {
 	e := newEnv(t, tx.WithMaxAttempts(1))
 	seedDoc(t, e)
 	// The fence's read is held: Close finds the session still pending.
-	e.failCommand(t, 1, bson.D{
-		{Key: "failCommands", Value: bson.A{"find"}},
-		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
-	})
-	reapCut(t, e)
-	waitFenceSent(t, e)
+	reapWithFenceHeld(t, e)
 	// Close's first kill meets a closed connection.
 	e.failCommand(t, 1, bson.D{{Key: "failCommands", Value: bson.A{"killSessions"}}, {Key: "closeConnection", Value: true}})
 
@@ -440,4 +430,17 @@ func TestCloseKillsAgainAfterABrokenConnection(t *testing.T) {
 func waitFenceSent(t *testing.T, e *env) {
 	t.Helper()
 	require.Eventually(t, func() bool { return len(fenceReads(e)) > 0 }, 10*time.Second, time.Millisecond, "the fence's read is sent")
+}
+
+// reapWithFenceHeld reaps a cut transaction (reapCut) while the database
+// holds the reaper's fence read 2 s, and returns once that read is sent:
+// a Close then comes while it is in flight.
+func reapWithFenceHeld(t *testing.T, e *env) {
+	t.Helper()
+	e.failCommand(t, 1, bson.D{
+		{Key: "failCommands", Value: bson.A{"find"}},
+		{Key: "blockConnection", Value: true}, {Key: "blockTimeMS", Value: 2000},
+	})
+	reapCut(t, e)
+	waitFenceSent(t, e)
 }
