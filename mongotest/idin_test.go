@@ -239,13 +239,7 @@ func BenchmarkFindByIDIn(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
 			ctx := context.Background()
-			coll := connect(b, mongotest.Start(b, mongotest.WithoutListener())).Database("db").Collection("c")
-			docs := make([]any, n)
-			for i := range docs {
-				docs[i] = bson.D{{Key: "_id", Value: fmt.Sprintf("d%05d", i)}, {Key: "status", Value: "open"}, {Key: "n", Value: i}}
-			}
-			_, err := coll.InsertMany(ctx, docs)
-			require.NoError(b, err)
+			coll := seededIDs(b, n)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {

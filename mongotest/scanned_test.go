@@ -154,13 +154,7 @@ func BenchmarkUpdateByIDAndField(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
 			ctx := context.Background()
-			coll := connect(b, mongotest.Start(b, mongotest.WithoutListener())).Database("db").Collection("c")
-			docs := make([]any, n)
-			for i := range docs {
-				docs[i] = bson.D{{Key: "_id", Value: fmt.Sprintf("d%05d", i)}, {Key: "status", Value: "open"}, {Key: "n", Value: i}}
-			}
-			_, err := coll.InsertMany(ctx, docs)
-			require.NoError(b, err)
+			coll := seededIDs(b, n)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -173,4 +167,19 @@ func BenchmarkUpdateByIDAndField(b *testing.B) {
 			}
 		})
 	}
+}
+
+// seededIDs returns a collection of an in-memory server holding n
+// documents {_id: "d00000"…, status: "open", n}, for the _id lookup
+// benchmarks.
+func seededIDs(b *testing.B, n int) *mongo.Collection {
+	b.Helper()
+	coll := connect(b, mongotest.Start(b, mongotest.WithoutListener())).Database("db").Collection("c")
+	docs := make([]any, n)
+	for i := range docs {
+		docs[i] = bson.D{{Key: "_id", Value: fmt.Sprintf("d%05d", i)}, {Key: "status", Value: "open"}, {Key: "n", Value: i}}
+	}
+	_, err := coll.InsertMany(context.Background(), docs)
+	require.NoError(b, err)
+	return coll
 }
